@@ -1,0 +1,154 @@
+//! `tributary serve` settings: command-line flags, each also read from a `TRIBUTARY_*`
+//! environment variable. Defaults make `tributary serve` useful on a laptop.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::storage::StorageConfig;
+use crate::streams::StreamsConfig;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address of the AWS API listener (Kinesis; HTTP/1.1 and h2c).
+    #[arg(long, env = "TRIBUTARY_LISTEN", default_value = "127.0.0.1:4567")]
+    pub listen: String,
+
+    /// Address of the metrics and health listener (/metrics, /healthz, /readyz).
+    #[arg(long, env = "TRIBUTARY_METRICS_LISTEN", default_value = "127.0.0.1:9567")]
+    pub metrics_listen: String,
+
+    /// Directory where stream data and metadata are kept.
+    #[arg(long, env = "TRIBUTARY_DATA_DIR", default_value = "./tributary-data")]
+    pub data_dir: PathBuf,
+
+    /// Keep everything in memory (nothing survives a restart).
+    #[arg(long, env = "TRIBUTARY_IN_MEMORY")]
+    pub in_memory: bool,
+
+    /// Create the Stream resources described by the YAML files in this directory.
+    #[arg(long, env = "TRIBUTARY_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+
+    /// Turn off Kinesis's throughput and control-plane limits.
+    #[arg(long, env = "TRIBUTARY_NO_LIMITS")]
+    pub no_limits: bool,
+
+    /// Region reported in ARNs.
+    #[arg(long, env = "TRIBUTARY_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// Account id reported in ARNs and messages.
+    #[arg(long, env = "TRIBUTARY_ACCOUNT_ID", default_value = "000000000000")]
+    pub account_id: String,
+
+    /// YAML file of access keys; when given, requests must carry a valid SigV4 signature.
+    #[arg(long, env = "TRIBUTARY_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Acknowledge writes without waiting for fsync (faster; a power loss may lose the last
+    /// writes, a killed process does not).
+    #[arg(long, env = "TRIBUTARY_NO_FSYNC")]
+    pub no_fsync: bool,
+
+    /// Size at which a shard's segment file is sealed and a new one started.
+    #[arg(long, env = "TRIBUTARY_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub segment_bytes: u64,
+
+    /// Open shards allowed across all streams.
+    #[arg(long, env = "TRIBUTARY_SHARD_LIMIT", default_value_t = 20_000)]
+    pub shard_limit: u64,
+
+    /// Milliseconds a new stream stays CREATING.
+    #[arg(long, env = "TRIBUTARY_CREATE_DELAY_MS", default_value_t = 0)]
+    pub create_delay_ms: u64,
+
+    /// Milliseconds a deleted stream stays DELETING.
+    #[arg(long, env = "TRIBUTARY_DELETE_DELAY_MS", default_value_t = 0)]
+    pub delete_delay_ms: u64,
+
+    /// Milliseconds a resharded stream stays UPDATING.
+    #[arg(long, env = "TRIBUTARY_UPDATE_DELAY_MS", default_value_t = 0)]
+    pub update_delay_ms: u64,
+
+    /// Enable test hooks on the metrics listener (POST /test/advance-clock?ms=N).
+    #[arg(long, env = "TRIBUTARY_TEST_HOOKS", hide = true)]
+    pub test_hooks: bool,
+
+    /// How often retention is applied, in seconds.
+    #[arg(long = "retention-check-seconds", env = "TRIBUTARY_RETENTION_CHECK_SECONDS", default_value = "60", value_parser = parse_secs)]
+    pub retention_check_interval: Duration,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| e.to_string())
+}
+
+impl ServeConfig {
+    /// Checks settings that flags alone cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("--account-id must be 12 digits, got {:?}", self.account_id));
+        }
+        if self.segment_bytes < 64 * 1024 {
+            return Err("--segment-bytes must be at least 65536".into());
+        }
+        Ok(())
+    }
+
+    pub fn streams_config(&self) -> StreamsConfig {
+        StreamsConfig {
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            data_dir: (!self.in_memory).then(|| self.data_dir.clone()),
+            storage: StorageConfig {
+                dir: None,
+                fsync: !self.no_fsync && !self.in_memory,
+                segment_bytes: self.segment_bytes,
+                ..StorageConfig::default()
+            },
+            limits: !self.no_limits,
+            shard_limit: self.shard_limit,
+            create_delay_ms: self.create_delay_ms,
+            delete_delay_ms: self.delete_delay_ms,
+            update_delay_ms: self.update_delay_ms,
+            ..StreamsConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn documented_defaults_parse_and_validate() {
+        let cli = Cli::try_parse_from(["tributary"]).unwrap();
+        let c = cli.serve;
+        assert_eq!(c.listen, "127.0.0.1:4567");
+        assert_eq!(c.metrics_listen, "127.0.0.1:9567");
+        assert_eq!(c.data_dir, PathBuf::from("./tributary-data"));
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.account_id, "000000000000");
+        assert!(!c.no_limits && !c.in_memory);
+        c.validate().unwrap();
+        let s = c.streams_config();
+        assert!(s.limits && s.storage.fsync);
+    }
+
+    #[test]
+    fn bad_account_id_is_rejected() {
+        let cli = Cli::try_parse_from(["tributary", "--account-id", "12"]).unwrap();
+        assert!(cli.serve.validate().is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! Tributary's data plane: the AWS wire APIs of Kinesis Data Streams (and, in time, Firehose
+//! and Kinesis Data Analytics) over a durable shard log.
+//!
+//! Layers, each in its own module: `protocol` (wire only) → `services` (one folder per AWS
+//! API, no HTTP types) → engines (`streams` for stream and shard state, `storage` for the
+//! segment log) → `metrics`. `server` binds it all to listeners; [`app`] builds the whole
+//! server so tests can drive it in-process.
+
+pub mod clock;
+pub mod config;
+pub mod manifests;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod services;
+pub mod storage;
+pub mod streams;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::ServeConfig;
+use server::{AppState, Bound};
+use streams::Streams;
+
+/// A running server.
+pub struct App {
+    pub bound: Bound,
+    pub state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// Stops accepting requests, lets open ones finish (bounded), then flushes and fsyncs
+    /// every shard log.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.state.engine.shutdown().await;
+    }
+}
+
+/// Builds the engine, applies manifests and starts both listeners.
+pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
+    let clock = clock::Clock::default();
+    let engine = Streams::open(cfg.streams_config(), clock).await?;
+    for s in engine.list() {
+        metrics::global().init_stream(&s.name);
+    }
+    if let Some(dir) = &cfg.manifests {
+        let n = manifests::apply_dir(dir, &engine).await?;
+        tracing::info!(dir = %dir.display(), created = n, "Applied manifests.");
+    }
+    let auth = match &cfg.auth_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)?;
+            Some(protocol::sigv4::KeyStore::from_yaml(&text)?)
+        }
+        None => None,
+    };
+    let state = AppState::new(engine.clone(), auth, cfg.test_hooks);
+    let api = TcpListener::bind(&cfg.listen).await?;
+    let metrics_listener = TcpListener::bind(&cfg.metrics_listen).await?;
+    let bound = Bound {
+        api: api.local_addr()?,
+        metrics: metrics_listener.local_addr()?,
+    };
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = vec![
+        tokio::spawn(server::serve_api(api, state.clone(), rx.clone())),
+        tokio::spawn(server::serve_metrics(metrics_listener, state.clone(), rx.clone())),
+    ];
+    let retention_engine = engine.clone();
+    let mut stop = rx.clone();
+    let interval = cfg.retention_check_interval;
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => retention_engine.enforce_retention().await,
+                _ = stop.changed() => break,
+            }
+        }
+    }));
+    tracing::info!(api = %bound.api, metrics = %bound.metrics, "Tributary is serving.");
+    Ok(App {
+        bound,
+        state,
+        shutdown: tx,
+        tasks,
+    })
+}
+
+/// How often retention runs by default.
+pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);

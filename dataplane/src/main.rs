@@ -1,0 +1,67 @@
+//! The `tributary` binary.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use tributary::ServeConfig;
+
+#[derive(Parser)]
+#[command(name = "tributary", version, about = "Kinesis-compatible streaming data plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the AWS APIs (Kinesis Data Streams) on a durable shard log.
+    Serve(ServeConfig),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(cfg) => {
+            cfg.validate().map_err(anyhow::Error::msg)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve(cfg))
+        }
+    }
+}
+
+async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    let app = tributary::app(cfg).await?;
+    // Machine-readable line for harnesses that start the binary on port 0.
+    println!(
+        "listening api={} metrics={}",
+        app.bound.api, app.bound.metrics
+    );
+    wait_for_signal().await;
+    tracing::info!("Shutting down: finishing requests and syncing data.");
+    app.shutdown().await;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

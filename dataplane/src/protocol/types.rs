@@ -1,0 +1,168 @@
+//! Shapes whose encoding differs between JSON 1.1 and CBOR 1.1.
+//!
+//! serde's `is_human_readable` tells the codecs apart: serde_json is human-readable, ciborium
+//! is not. So one set of request and response structs serves both protocols.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A binary member (`Data`): a base64 string in JSON, a byte string in CBOR.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Blob(pub Bytes);
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Blob({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&STANDARD.encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Blob;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a base64 string or a byte string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
+                // AWS decodes strictly: canonical padding, standard alphabet.
+                STANDARD
+                    .decode(v)
+                    .map(|b| Blob(Bytes::from(b)))
+                    .map_err(|_| E::custom(BASE64_ERROR))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(Bytes::copy_from_slice(v)))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(Bytes::from(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Marker for the SerializationException message of bad base64 (see `codec`).
+pub const BASE64_ERROR: &str = "base64 value invalid";
+
+/// A timestamp in epoch milliseconds. JSON carries epoch seconds as a number with a fraction
+/// (written without an exponent); CBOR carries tag 1 around integer epoch *milliseconds*, as
+/// the AWS Java SDK does (not RFC 8949's seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            // Millisecond precision; f64 holds every such value exactly enough that the
+            // shortest round-trip rendering is `1764140000.123` (never exponent form at
+            // these magnitudes).
+            s.serialize_f64(self.0 as f64 / 1000.0)
+        } else {
+            ciborium::tag::Required::<i64, 1>(self.0).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V(bool);
+        impl<'de> Visitor<'de> for V {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a timestamp")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
+                // Seconds in both protocols when fractional.
+                Ok(Timestamp((v * 1000.0).round() as i64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(if self.0 { v.saturating_mul(1000) } else { v }))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                self.visit_i64(v.min(i64::MAX as u64) as i64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                v.trim()
+                    .parse::<f64>()
+                    .map(|f| Timestamp((f * 1000.0).round() as i64))
+                    .map_err(|_| E::custom("invalid timestamp"))
+            }
+        }
+        if d.is_human_readable() {
+            return d.deserialize_any(V(true));
+        }
+        // CBOR: tag 1 around integer milliseconds (AWS SDKs) or float seconds (RFC 8949).
+        match ciborium::Value::deserialize(d)? {
+            ciborium::Value::Tag(_, inner) => cbor_timestamp(*inner),
+            other => cbor_timestamp(other),
+        }
+        .ok_or_else(|| de::Error::custom("invalid timestamp"))
+    }
+}
+
+fn cbor_timestamp(v: ciborium::Value) -> Option<Timestamp> {
+    match v {
+        ciborium::Value::Integer(i) => i64::try_from(i128::from(i)).ok().map(Timestamp),
+        ciborium::Value::Float(f) => Some(Timestamp((f * 1000.0).round() as i64)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct S {
+        data: Blob,
+        at: Timestamp,
+    }
+
+    #[test]
+    fn json_uses_base64_and_fractional_seconds() {
+        let v = S {
+            data: Blob(Bytes::from_static(b"hi")),
+            at: Timestamp(1_764_140_000_123),
+        };
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"data":"aGk=","at":1764140000.123}"#);
+        assert_eq!(serde_json::from_str::<S>(&json).unwrap(), v);
+        let int: S = serde_json::from_str(r#"{"data":"","at":1764140000}"#).unwrap();
+        assert_eq!(int.at, Timestamp(1_764_140_000_000));
+        assert!(serde_json::from_str::<S>(r#"{"data":"a","at":1}"#).is_err());
+    }
+
+    #[test]
+    fn cbor_uses_byte_strings_and_tagged_milliseconds() {
+        let v = S {
+            data: Blob(Bytes::from_static(b"hi")),
+            at: Timestamp(1_764_140_000_123),
+        };
+        let mut buf = Vec::new();
+        ciborium::into_writer(&v, &mut buf).unwrap();
+        let raw: ciborium::Value = ciborium::from_reader(&buf[..]).unwrap();
+        let map = raw.as_map().unwrap();
+        assert_eq!(map[0].1, ciborium::Value::Bytes(b"hi".to_vec()));
+        assert_eq!(
+            map[1].1,
+            ciborium::Value::Tag(1, Box::new(ciborium::Value::Integer(1_764_140_000_123i64.into())))
+        );
+        assert_eq!(ciborium::from_reader::<S, _>(&buf[..]).unwrap(), v);
+    }
+}

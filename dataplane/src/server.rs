@@ -1,0 +1,409 @@
+//! HTTP front door: HTTP/1.1 and h2c (prior knowledge) on one port, the AWS request pipeline
+//! (size, CORS, method, content type, target, auth) in AWS's order, and the metrics/health
+//! listener.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::clock::Clock;
+use crate::protocol::error::codes;
+use crate::protocol::sigv4::{self, KeyStore};
+use crate::protocol::{AwsError, Protocol, Service, Target};
+use crate::services::kinesis::Kinesis;
+use crate::services::Reply;
+use crate::streams::Streams;
+
+pub type RespBody = BoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted: a PutRecord of a 10 MiB record, base64-encoded, with room
+/// for the envelope. Larger bodies are refused before being read.
+pub const MAX_BODY_BYTES: usize = 15 * 1024 * 1024;
+
+/// Shared state of the API listener.
+pub struct AppState {
+    pub kinesis: Kinesis,
+    pub engine: Arc<Streams>,
+    pub auth: Option<KeyStore>,
+    pub clock: Clock,
+    /// Bytes of request bodies being held at once, in KiB; over it, requests get 503 and
+    /// SDKs retry, instead of memory growing with the number of connections.
+    pub inflight_kib: Arc<Semaphore>,
+    pub test_hooks: bool,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Streams>, auth: Option<KeyStore>, test_hooks: bool) -> Arc<AppState> {
+        Arc::new(AppState {
+            kinesis: Kinesis::new(engine.clone()),
+            clock: engine.clock.clone(),
+            engine,
+            auth,
+            inflight_kib: Arc::new(Semaphore::new(512 * 1024)),
+            test_hooks,
+        })
+    }
+}
+
+fn full(body: impl Into<Bytes>) -> RespBody {
+    Full::new(body.into()).boxed()
+}
+
+/// A response body fed from a channel (event streams).
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn request_id() -> String {
+    let b: [u8; 16] = rand::random();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]),
+        u16::from_be_bytes([b[8], b[9]]),
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+fn with_ids(mut resp: Response<RespBody>) -> Response<RespBody> {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    let id2: [u8; 72] = std::array::from_fn(|_| rand::random());
+    if let Ok(v) = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(id2)) {
+        h.insert("x-amz-id-2", v);
+    }
+    resp
+}
+
+fn respond(status: u16, content_type: Option<&'static str>, body: Bytes) -> Response<RespBody> {
+    let mut b = Response::builder().status(status);
+    if let Some(ct) = content_type {
+        b = b.header(header::CONTENT_TYPE, ct);
+    }
+    b = b.header(header::CONTENT_LENGTH, body.len());
+    with_ids(b.body(full(body)).unwrap_or_else(|_| Response::new(full(Bytes::new()))))
+}
+
+fn error_response(e: &AwsError, protocol: Protocol) -> Response<RespBody> {
+    let mut r = respond(e.status, Some(protocol.content_type()), e.body(protocol));
+    if let Ok(v) = HeaderValue::from_str(e.code) {
+        r.headers_mut().insert("x-amzn-ErrorType", v);
+    }
+    r
+}
+
+const ACCESS_DENIED_XML: &str = "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n";
+
+fn cors(resp: &mut Response<RespBody>, preflight: bool, req_headers: &http::HeaderMap) {
+    let h = resp.headers_mut();
+    h.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
+    if preflight {
+        h.insert("Access-Control-Max-Age", HeaderValue::from_static("172800"));
+        if let Some(v) = req_headers.get("access-control-request-headers") {
+            h.insert("Access-Control-Allow-Headers", v.clone());
+        }
+        if let Some(v) = req_headers.get("access-control-request-method") {
+            h.insert("Access-Control-Allow-Methods", v.clone());
+        }
+    } else {
+        h.insert(
+            "Access-Control-Expose-Headers",
+            HeaderValue::from_static(
+                "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date",
+            ),
+        );
+    }
+}
+
+/// Handles one API request.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBody> {
+    let origin = req.headers().contains_key(header::ORIGIN);
+    let req_headers = if origin { req.headers().clone() } else { http::HeaderMap::new() };
+    let preflight = origin && req.method() == Method::OPTIONS;
+    let mut resp = if preflight {
+        respond(200, None, Bytes::new())
+    } else {
+        pipeline(state, req).await
+    };
+    if origin {
+        cors(&mut resp, preflight, &req_headers);
+    }
+    resp
+}
+
+async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBody> {
+    let started = Instant::now();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return respond(413, None, Bytes::new());
+    }
+    if req.method() != Method::POST {
+        return respond(403, None, Bytes::from_static(ACCESS_DENIED_XML.as_bytes()));
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let protocol = Protocol::from_content_type(&content_type);
+    let target_header = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let target = Target::parse(&target_header).filter(|t| match t.service {
+        Service::Kinesis => crate::services::kinesis::OPERATIONS.contains(&t.operation),
+        _ => false,
+    });
+
+    // Hold a share of the in-flight budget while the body is read and handled.
+    let kib = (declared.unwrap_or(64 * 1024) / 1024).max(1) as u32;
+    let permit = match tokio::time::timeout(
+        Duration::from_secs(2),
+        state.inflight_kib.clone().acquire_many_owned(kib),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => return error_response(&AwsError::unavailable(), protocol.unwrap_or(Protocol::Json)),
+    };
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return respond(413, None, Bytes::new());
+            }
+            return respond(400, None, Bytes::new());
+        }
+    };
+
+    // An empty body is reported before the content type and auth are looked at.
+    if body.is_empty() {
+        let reply_protocol = if protocol == Some(Protocol::Json) {
+            Protocol::Json
+        } else {
+            Protocol::Cbor
+        };
+        let code = if target.is_some() {
+            codes::SERIALIZATION
+        } else {
+            codes::UNKNOWN_OPERATION
+        };
+        return error_response(&AwsError::new(code, ""), reply_protocol);
+    }
+    let Some(protocol) = protocol else {
+        let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if ct == "application/json" {
+            let json = serde_json::from_slice::<serde_json::Value>(&body);
+            let name = if json.as_ref().is_ok_and(|v| v.is_object()) {
+                "UnknownOperationException"
+            } else {
+                "SerializationException"
+            };
+            let status = if name == "SerializationException" { 400 } else { 404 };
+            let envelope = format!(
+                "{{\"Output\":{{\"__type\":\"com.amazon.coral.service#{name}\"}},\"Version\":\"1.0\"}}"
+            );
+            return respond(status, Some("application/json"), Bytes::from(envelope));
+        }
+        let has_op = target_header
+            .split_once('.')
+            .is_some_and(|(s, o)| !s.is_empty() && !o.is_empty());
+        return if has_op {
+            respond(404, None, Bytes::from_static(b"<UnknownOperationException/>\n"))
+        } else {
+            respond(403, None, Bytes::from_static(ACCESS_DENIED_XML.as_bytes()))
+        };
+    };
+    let Some(target) = target else {
+        return error_response(&AwsError::new(codes::UNKNOWN_OPERATION, ""), protocol);
+    };
+    if let Some(keys) = &state.auth {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(state.clock.now_ms().max(0) as u64);
+        if let Err(e) = sigv4::verify(&parts, &body, keys, now) {
+            let err = AwsError::new(e.error_type(), e.message()).with_status(e.status());
+            return error_response(&err, protocol);
+        }
+    }
+
+    let operation = target.operation.to_string();
+    let span = tracing::debug_span!("request", operation = %operation);
+    let _enter = span.enter();
+    drop(_enter);
+    let result = state.kinesis.call(&operation, protocol, &body).await;
+    drop(body);
+    let elapsed = started.elapsed().as_secs_f64();
+    let m = crate::metrics::global();
+    match result {
+        Ok(Reply::Body(out)) => {
+            drop(permit);
+            m.request(&operation, "success", elapsed);
+            let ct = if out.is_empty() {
+                protocol.content_type()
+            } else {
+                protocol.content_type()
+            };
+            respond(200, Some(ct), out)
+        }
+        Ok(Reply::EventStream(rx)) => {
+            drop(permit);
+            m.request(&operation, "success", elapsed);
+            let resp = Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
+                .body(ChannelBody(rx).boxed())
+                .unwrap_or_else(|_| Response::new(full(Bytes::new())));
+            with_ids(resp)
+        }
+        Err(e) => {
+            drop(permit);
+            let outcome = match e.status {
+                500.. => "server_error",
+                _ if e.code == crate::streams::errors::THROUGHPUT_EXCEEDED
+                    || e.code == crate::streams::errors::LIMIT_EXCEEDED =>
+                {
+                    "throttled"
+                }
+                _ => "client_error",
+            };
+            m.request(&operation, outcome, elapsed);
+            tracing::debug!(operation = %operation, code = e.code, message = %e.message, "Request failed.");
+            error_response(&e, protocol)
+        }
+    }
+}
+
+/// Serves `listener` until `shutdown` turns true, then waits (bounded) for open connections.
+pub async fn serve_api(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .keep_alive(true)
+        .http2()
+        .max_concurrent_streams(1000);
+    let builder = Arc::new(builder);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(state, req).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// The metrics and health listener: `/metrics`, `/healthz`, `/readyz`, and test hooks.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let state = state.clone();
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(admin(state, req).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn admin(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBody> {
+    let text = |status: StatusCode, body: &str| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(full(Bytes::from(body.to_string())))
+            .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+    };
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/metrics") => Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(full(Bytes::from(crate::metrics::global().render())))
+            .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
+        (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
+        // Test hooks: move the clock forward and run retention, so tests need not wait hours.
+        (Method::POST, "/test/advance-clock") if state.test_hooks => {
+            let ms = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("ms="))
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            state.clock.advance(ms);
+            state.engine.enforce_retention().await;
+            text(StatusCode::OK, "ok\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Addresses the server ended up listening on.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub api: SocketAddr,
+    pub metrics: SocketAddr,
+}

@@ -1,0 +1,140 @@
+//! The Kinesis Data Streams API (`Kinesis_20131202`).
+//!
+//! One file per operation family: `streams.rs` (lifecycle and description), `records.rs`
+//! (puts, iterators, reads), `shards.rs` (listing and resharding), `tags.rs`, `settings.rs`
+//! (retention, monitoring, encryption, limits), `consumers.rs` (enhanced fan-out).
+
+pub mod consumers;
+pub mod model;
+pub mod records;
+pub mod settings;
+pub mod shards;
+pub mod streams;
+pub mod tags;
+
+use std::sync::Arc;
+
+use crate::protocol::error::codes;
+use crate::protocol::{AwsError, Protocol};
+use crate::run_op;
+use crate::services::CallResult;
+use crate::streams::Streams;
+
+/// The Kinesis service over the streams engine.
+#[derive(Clone)]
+pub struct Kinesis {
+    pub engine: Arc<Streams>,
+}
+
+/// Every operation this service answers, for routing and metrics labels.
+pub const OPERATIONS: &[&str] = &[
+    "AddTagsToStream",
+    "CreateStream",
+    "DecreaseStreamRetentionPeriod",
+    "DeleteStream",
+    "DeregisterStreamConsumer",
+    "DescribeLimits",
+    "DescribeStream",
+    "DescribeStreamConsumer",
+    "DescribeStreamSummary",
+    "DisableEnhancedMonitoring",
+    "EnableEnhancedMonitoring",
+    "GetRecords",
+    "GetShardIterator",
+    "IncreaseStreamRetentionPeriod",
+    "ListShards",
+    "ListStreamConsumers",
+    "ListStreams",
+    "ListTagsForResource",
+    "ListTagsForStream",
+    "MergeShards",
+    "PutRecord",
+    "PutRecords",
+    "RegisterStreamConsumer",
+    "RemoveTagsFromStream",
+    "SplitShard",
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "SubscribeToShard",
+    "TagResource",
+    "UntagResource",
+    "UpdateMaxRecordSize",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+];
+
+impl Kinesis {
+    pub fn new(engine: Arc<Streams>) -> Self {
+        Kinesis { engine }
+    }
+
+    /// Calls `operation` with a request body in `protocol`.
+    pub async fn call(&self, operation: &str, protocol: Protocol, body: &[u8]) -> CallResult {
+        let k = self;
+        match operation {
+            "CreateStream" => run_op!(protocol, body, |i| streams::create_stream(k, i)),
+            "DeleteStream" => run_op!(protocol, body, |i| streams::delete_stream(k, i)),
+            "DescribeStream" => run_op!(protocol, body, |i| streams::describe_stream(k, i)),
+            "DescribeStreamSummary" => {
+                run_op!(protocol, body, |i| streams::describe_stream_summary(k, i))
+            }
+            "ListStreams" => run_op!(protocol, body, |i| streams::list_streams(k, i)),
+            "ListShards" => run_op!(protocol, body, |i| shards::list_shards(k, i)),
+            "SplitShard" => run_op!(protocol, body, |i| shards::split_shard(k, i)),
+            "MergeShards" => run_op!(protocol, body, |i| shards::merge_shards(k, i)),
+            "UpdateShardCount" => run_op!(protocol, body, |i| shards::update_shard_count(k, i)),
+            "UpdateStreamMode" => run_op!(protocol, body, |i| shards::update_stream_mode(k, i)),
+            "PutRecord" => run_op!(protocol, body, |i| records::put_record(k, i)),
+            "PutRecords" => run_op!(protocol, body, |i| records::put_records(k, i)),
+            "GetShardIterator" => run_op!(protocol, body, |i| records::get_shard_iterator(k, i)),
+            "GetRecords" => run_op!(protocol, body, |i| records::get_records(k, i)),
+            "IncreaseStreamRetentionPeriod" => {
+                run_op!(protocol, body, |i| settings::increase_retention(k, i))
+            }
+            "DecreaseStreamRetentionPeriod" => {
+                run_op!(protocol, body, |i| settings::decrease_retention(k, i))
+            }
+            "DescribeLimits" => run_op!(protocol, body, |i| settings::describe_limits(k, i)),
+            "EnableEnhancedMonitoring" => {
+                run_op!(protocol, body, |i| settings::enable_monitoring(k, i))
+            }
+            "DisableEnhancedMonitoring" => {
+                run_op!(protocol, body, |i| settings::disable_monitoring(k, i))
+            }
+            "StartStreamEncryption" => {
+                run_op!(protocol, body, |i| settings::start_encryption(k, i))
+            }
+            "StopStreamEncryption" => run_op!(protocol, body, |i| settings::stop_encryption(k, i)),
+            "UpdateMaxRecordSize" => {
+                run_op!(protocol, body, |i| settings::update_max_record_size(k, i))
+            }
+            "AddTagsToStream" => run_op!(protocol, body, |i| tags::add_tags_to_stream(k, i)),
+            "RemoveTagsFromStream" => {
+                run_op!(protocol, body, |i| tags::remove_tags_from_stream(k, i))
+            }
+            "ListTagsForStream" => run_op!(protocol, body, |i| tags::list_tags_for_stream(k, i)),
+            "TagResource" => run_op!(protocol, body, |i| tags::tag_resource(k, i)),
+            "UntagResource" => run_op!(protocol, body, |i| tags::untag_resource(k, i)),
+            "ListTagsForResource" => {
+                run_op!(protocol, body, |i| tags::list_tags_for_resource(k, i))
+            }
+            "RegisterStreamConsumer" => {
+                run_op!(protocol, body, |i| consumers::register_stream_consumer(k, i))
+            }
+            "DeregisterStreamConsumer" => {
+                run_op!(protocol, body, |i| consumers::deregister_stream_consumer(k, i))
+            }
+            "DescribeStreamConsumer" => {
+                run_op!(protocol, body, |i| consumers::describe_stream_consumer(k, i))
+            }
+            "ListStreamConsumers" => {
+                run_op!(protocol, body, |i| consumers::list_stream_consumers(k, i))
+            }
+            _ => Err(AwsError::new(codes::UNKNOWN_OPERATION, "")),
+        }
+    }
+
+    pub fn account(&self) -> &str {
+        self.engine.account()
+    }
+}

@@ -1,0 +1,434 @@
+//! PutRecord, PutRecords, GetShardIterator, GetRecords.
+
+use super::model::*;
+use super::Kinesis;
+use crate::metrics;
+use crate::protocol::{AwsError, Blob, Timestamp};
+use crate::services::validate::{self, Validator, HASH_KEY_PATTERN, SEQUENCE_PATTERN};
+use crate::streams::{
+    errors, hash, parse_shard_id, seq, PutEntry, PutOutcome, StartPosition, Stream,
+};
+
+/// PutRecords takes at most 500 records and 5 MiB (data and partition keys) per call.
+pub const PUT_RECORDS_MAX_RECORDS: usize = 500;
+pub const PUT_RECORDS_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+fn is_hash_key(s: &str) -> bool {
+    validate::is_decimal(s, 39)
+}
+
+fn is_sequence(s: &str) -> bool {
+    validate::is_decimal(s, 129)
+}
+
+/// The hash key a record routes by: its ExplicitHashKey, else MD5 of the partition key.
+fn route_key(explicit: Option<&str>, partition_key: &str) -> Result<u128, AwsError> {
+    match explicit {
+        Some(e) => e.parse::<u128>().map_err(|_| {
+            errors::invalid_argument(format!(
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
+            ))
+        }),
+        None => Ok(hash::hash_key(partition_key)),
+    }
+}
+
+fn encryption_type(stream: &Stream) -> &'static str {
+    if stream.state().encryption_key.is_some() {
+        "KMS"
+    } else {
+        "NONE"
+    }
+}
+
+/// Largest record (data + partition key) the stream accepts.
+fn max_record_bytes(stream: &Stream) -> usize {
+    stream.state().max_record_kib as usize * 1024
+}
+
+fn record_metrics(stream: &Stream, outcomes: &[PutOutcome], entries: &[PutEntry]) {
+    let m = metrics::global();
+    let (mut ok, mut throttled, mut failed, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    let enhanced = stream.state().enhanced_metrics.clone();
+    for (o, e) in outcomes.iter().zip(entries) {
+        match o {
+            PutOutcome::Ok { shard_id, .. } => {
+                ok += 1;
+                let size = (e.data.len() + e.partition_key.len()) as u64;
+                bytes += size;
+                if enhanced.contains("IncomingBytes") {
+                    m.shard_incoming_bytes
+                        .with_label_values(&[&stream.name, shard_id])
+                        .inc_by(size);
+                }
+                if enhanced.contains("IncomingRecords") {
+                    m.shard_incoming_records
+                        .with_label_values(&[&stream.name, shard_id])
+                        .inc();
+                }
+            }
+            PutOutcome::Failed { code, .. } if *code == errors::THROUGHPUT_EXCEEDED => {
+                throttled += 1
+            }
+            PutOutcome::Failed { .. } => failed += 1,
+        }
+    }
+    m.incoming_records
+        .with_label_values(&[&stream.name])
+        .inc_by(ok);
+    m.incoming_bytes
+        .with_label_values(&[&stream.name])
+        .inc_by(bytes);
+    let entries_metric = &m.put_records_entries;
+    entries_metric
+        .with_label_values(&[&stream.name, "success"])
+        .inc_by(ok);
+    entries_metric
+        .with_label_values(&[&stream.name, "throttled"])
+        .inc_by(throttled);
+    entries_metric
+        .with_label_values(&[&stream.name, "failed"])
+        .inc_by(failed);
+}
+
+pub async fn put_record(k: &Kinesis, i: PutRecordInput) -> Result<PutRecordOutput, AwsError> {
+    let mut v = Validator::new();
+    v.string(
+        "sequenceNumberForOrdering",
+        i.sequence_number_for_ordering.as_deref(),
+        Some((SEQUENCE_PATTERN, is_sequence)),
+        0,
+        usize::MAX,
+    );
+    v.not_null("partitionKey", &i.partition_key);
+    v.string("partitionKey", i.partition_key.as_deref(), None, 1, 256);
+    v.string(
+        "explicitHashKey",
+        i.explicit_hash_key.as_deref(),
+        Some((HASH_KEY_PATTERN, is_hash_key)),
+        0,
+        usize::MAX,
+    );
+    v.not_null("data", &i.data);
+    if let Some(d) = &i.data {
+        v.blob("data", d.0.len(), 10 * 1024 * 1024);
+    }
+    v.stream_name("streamName", i.stream_name.as_deref());
+    v.stream_arn("streamARN", i.stream_arn.as_deref());
+    v.finish()?;
+    let stream = k
+        .engine
+        .resolve_for_data(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    let pk = i.partition_key.unwrap_or_default();
+    let data = i.data.unwrap_or_default().0;
+    let max = max_record_bytes(&stream);
+    if data.len() + pk.len() > max {
+        return Err(record_too_large(&stream, data.len() + pk.len(), max));
+    }
+    if let Some(s) = &i.sequence_number_for_ordering {
+        check_ordering_sequence(k, &stream, s, "PutRecord")?;
+    }
+    let hash = route_key(i.explicit_hash_key.as_deref(), &pk)?;
+    let entries = vec![PutEntry {
+        partition_key: pk,
+        data,
+        hash,
+    }];
+    let outcomes = k.engine.put(&stream, entries.clone()).await;
+    record_metrics(&stream, &outcomes, &entries);
+    match outcomes.into_iter().next() {
+        Some(PutOutcome::Ok { shard_id, sequence }) => Ok(PutRecordOutput {
+            shard_id,
+            sequence_number: sequence.to_string(),
+            encryption_type: encryption_type(&stream),
+        }),
+        Some(PutOutcome::Failed { code, message }) if code == errors::THROUGHPUT_EXCEEDED => {
+            Err(AwsError::new(errors::THROUGHPUT_EXCEEDED, message))
+        }
+        _ => Err(AwsError::internal("")),
+    }
+}
+
+fn record_too_large(stream: &Stream, size: usize, max: usize) -> AwsError {
+    errors::invalid_argument(format!(
+        "Record size {size} bytes exceeds the maximum record size of {max} bytes for stream {}.",
+        stream.name
+    ))
+}
+
+/// SequenceNumberForOrdering must be a sequence number this stream could have issued.
+fn check_ordering_sequence(k: &Kinesis, stream: &Stream, s: &str, op: &str) -> Result<(), AwsError> {
+    let ok = seq::parse(s)
+        .and_then(seq::decode)
+        .is_some_and(|(inc, _, _)| inc == stream.incarnation as u32);
+    if ok || s == "0" {
+        Ok(())
+    } else {
+        Err(errors::invalid_argument(format!(
+            "ExclusiveMinimumSequenceNumber {s} used in {op} on stream {} under account {} is invalid.",
+            stream.name,
+            k.account()
+        )))
+    }
+}
+
+pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOutput, AwsError> {
+    let mut v = Validator::new();
+    v.not_null("records", &i.records);
+    if let Some(records) = &i.records {
+        let rendered = || {
+            let items: Vec<String> = records
+                .iter()
+                .map(|_| "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310".to_string())
+                .collect();
+            format!("[{}]", items.join(", "))
+        };
+        if records.is_empty() || records.len() > PUT_RECORDS_MAX_RECORDS {
+            v.count("records", &rendered(), records.len(), 1, PUT_RECORDS_MAX_RECORDS);
+        }
+        for (n, r) in records.iter().enumerate() {
+            let p = |f: &str| format!("records.{}.member.{f}", n + 1);
+            v.not_null(&p("partitionKey"), &r.partition_key);
+            v.string(&p("partitionKey"), r.partition_key.as_deref(), None, 1, 256);
+            v.string(
+                &p("explicitHashKey"),
+                r.explicit_hash_key.as_deref(),
+                Some((HASH_KEY_PATTERN, is_hash_key)),
+                0,
+                usize::MAX,
+            );
+            v.not_null(&p("data"), &r.data);
+            if let Some(d) = &r.data {
+                v.blob(&p("data"), d.0.len(), 10 * 1024 * 1024);
+            }
+        }
+    }
+    v.stream_name("streamName", i.stream_name.as_deref());
+    v.stream_arn("streamARN", i.stream_arn.as_deref());
+    v.finish()?;
+    let stream = k
+        .engine
+        .resolve_for_data(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+    let records = i.records.unwrap_or_default();
+    let max = max_record_bytes(&stream);
+    let mut total = 0usize;
+    let mut entries = Vec::with_capacity(records.len());
+    for r in records {
+        let pk = r.partition_key.unwrap_or_default();
+        let data = r.data.unwrap_or_default().0;
+        let size = data.len() + pk.len();
+        if size > max {
+            return Err(record_too_large(&stream, size, max));
+        }
+        total += size;
+        let hash = route_key(r.explicit_hash_key.as_deref(), &pk)?;
+        entries.push(PutEntry {
+            partition_key: pk,
+            data,
+            hash,
+        });
+    }
+    // The 5 MiB request limit grows with the stream's maximum record size (a single 10 MiB
+    // record must fit in a request).
+    let limit = PUT_RECORDS_MAX_BYTES.max(max);
+    if total > limit {
+        return Err(errors::invalid_argument(format!(
+            "Records size {total} bytes exceeds the maximum request size of {limit} bytes."
+        )));
+    }
+    let outcomes = k.engine.put(&stream, entries.clone()).await;
+    record_metrics(&stream, &outcomes, &entries);
+    let mut failed = 0;
+    let results = outcomes
+        .into_iter()
+        .map(|o| match o {
+            PutOutcome::Ok { shard_id, sequence } => PutRecordsResultEntry {
+                sequence_number: Some(sequence.to_string()),
+                shard_id: Some(shard_id),
+                error_code: None,
+                error_message: None,
+            },
+            PutOutcome::Failed { code, message } => {
+                failed += 1;
+                PutRecordsResultEntry {
+                    sequence_number: None,
+                    shard_id: None,
+                    error_code: Some(code),
+                    error_message: Some(message),
+                }
+            }
+        })
+        .collect();
+    Ok(PutRecordsOutput {
+        failed_record_count: failed,
+        records: results,
+        encryption_type: encryption_type(&stream),
+    })
+}
+
+const ITERATOR_TYPES: [&str; 5] = [
+    "AT_SEQUENCE_NUMBER",
+    "AFTER_SEQUENCE_NUMBER",
+    "TRIM_HORIZON",
+    "LATEST",
+    "AT_TIMESTAMP",
+];
+
+pub async fn get_shard_iterator(
+    k: &Kinesis,
+    i: GetShardIteratorInput,
+) -> Result<GetShardIteratorOutput, AwsError> {
+    let mut v = Validator::new();
+    v.not_null("shardId", &i.shard_id);
+    v.stream_name("shardId", i.shard_id.as_deref());
+    v.not_null("shardIteratorType", &i.shard_iterator_type);
+    v.enumeration("shardIteratorType", i.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
+    v.string(
+        "startingSequenceNumber",
+        i.starting_sequence_number.as_deref(),
+        Some((SEQUENCE_PATTERN, is_sequence)),
+        0,
+        usize::MAX,
+    );
+    v.stream_name("streamName", i.stream_name.as_deref());
+    v.stream_arn("streamARN", i.stream_arn.as_deref());
+    v.finish()?;
+    let account = k.account().to_string();
+    let raw_shard = i.shard_id.clone().unwrap_or_default();
+    let display_name = i
+        .stream_name
+        .clone()
+        .or_else(|| i.stream_arn.as_deref().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()))
+        .unwrap_or_default();
+    let index = parse_shard_id(&raw_shard)
+        .ok_or_else(|| errors::could_not_find_shard(&raw_shard, &display_name, &account))?;
+    let shard_name = crate::streams::shard_id(index);
+    let stream = k
+        .engine
+        .resolve_for_data(i.stream_name.as_deref(), i.stream_arn.as_deref())
+        .map_err(|e| {
+            if e.code == errors::RESOURCE_NOT_FOUND {
+                errors::shard_does_not_exist(&shard_name, &display_name, &account)
+            } else {
+                e
+            }
+        })?;
+    let shard = stream
+        .shard(index)
+        .ok_or_else(|| errors::shard_does_not_exist(&shard_name, &stream.name, &account))?;
+    let ty = i.shard_iterator_type.as_deref().unwrap_or_default();
+    let seq_raw = i.starting_sequence_number.as_deref();
+    let must_either = |suffix: &str| {
+        errors::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {ty} and {suffix}."
+        ))
+    };
+    let parse_seq = |s: &str| {
+        seq::parse(s).ok_or_else(|| {
+            errors::invalid_argument(format!(
+                "StartingSequenceNumber {s} used in GetShardIterator on shard {} in stream {} under account {account} is invalid.",
+                shard.id, stream.name
+            ))
+        })
+    };
+    let position = match ty {
+        "TRIM_HORIZON" | "LATEST" if seq_raw.is_some() => {
+            return Err(must_either("also a StartingSequenceNumber"))
+        }
+        "TRIM_HORIZON" => StartPosition::TrimHorizon,
+        "LATEST" => StartPosition::Latest,
+        "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
+            let s = seq_raw.ok_or_else(|| must_either("no StartingSequenceNumber"))?;
+            let n = parse_seq(s)?;
+            if ty == "AT_SEQUENCE_NUMBER" {
+                StartPosition::AtSequence(n)
+            } else {
+                StartPosition::AfterSequence(n)
+            }
+        }
+        _ => match i.timestamp {
+            Some(Timestamp(ms)) => StartPosition::AtTimestamp(ms),
+            None => {
+                return Err(errors::invalid_argument(
+                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
+                ))
+            }
+        },
+    };
+    let iterator = k.engine.shard_iterator(&stream, &shard, position, seq_raw)?;
+    Ok(GetShardIteratorOutput {
+        shard_iterator: iterator,
+    })
+}
+
+pub async fn get_records(k: &Kinesis, i: GetRecordsInput) -> Result<GetRecordsOutput, AwsError> {
+    let mut v = Validator::new();
+    v.range("limit", i.limit, 1, 10_000);
+    v.not_null("shardIterator", &i.shard_iterator);
+    v.string("shardIterator", i.shard_iterator.as_deref(), None, 1, 512);
+    v.stream_arn("streamARN", i.stream_arn.as_deref());
+    v.finish()?;
+    let limit = i.limit.unwrap_or(10_000) as usize;
+    let out = k
+        .engine
+        .get_records(i.shard_iterator.as_deref().unwrap_or_default(), limit)
+        .await?;
+    get_records_metrics(&out);
+    let records = out
+        .records
+        .into_iter()
+        .map(|(sequence, r)| RecordOut {
+            sequence_number: sequence.to_string(),
+            approximate_arrival_timestamp: Timestamp(r.arrival_ms),
+            data: Blob(r.data),
+            partition_key: r.partition_key,
+            encryption_type: Some(if r.encrypted { "KMS" } else { "NONE" }),
+        })
+        .collect::<Vec<_>>();
+    Ok(GetRecordsOutput {
+        records,
+        next_shard_iterator: out.next_iterator,
+        millis_behind_latest: out.millis_behind_latest,
+        child_shards: out.child_shards.map(|cs| {
+            cs.into_iter()
+                .map(|c| ChildShardOut {
+                    shard_id: c.shard_id,
+                    parent_shards: c.parents,
+                    hash_key_range: HashKeyRange {
+                        starting_hash_key: c.start_hash.to_string(),
+                        ending_hash_key: c.end_hash.to_string(),
+                    },
+                })
+                .collect()
+        }),
+    })
+}
+
+fn get_records_metrics(out: &crate::streams::RecordsOut) {
+    let m = metrics::global();
+    let name = out.stream.name.as_str();
+    let shard = out.shard.id.as_str();
+    let n = out.records.len() as u64;
+    let age = out.millis_behind_latest;
+    m.get_records_records.with_label_values(&[name]).inc_by(n);
+    m.get_records_bytes
+        .with_label_values(&[name])
+        .inc_by(out.bytes as u64);
+    m.iterator_age_ms.with_label_values(&[name]).set(age);
+    let enhanced = out.stream.state().enhanced_metrics.clone();
+    if enhanced.contains("OutgoingBytes") {
+        m.shard_outgoing_bytes
+            .with_label_values(&[name, shard])
+            .inc_by(out.bytes as u64);
+    }
+    if enhanced.contains("OutgoingRecords") {
+        m.shard_outgoing_records
+            .with_label_values(&[name, shard])
+            .inc_by(n);
+    }
+    if enhanced.contains("IteratorAgeMilliseconds") {
+        m.shard_iterator_age_ms
+            .with_label_values(&[name, shard])
+            .set(age);
+    }
+}

@@ -1,0 +1,456 @@
+//! Segments: the files (or memory buffers) a shard log is made of.
+//!
+//! A segment is writable while it is the shard's active segment and read-only once sealed.
+//! Only the writer task appends, and only at the durable end, so readers can read any byte
+//! below `durable_len` without locks on the data itself.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use bytes::{Bytes, BytesMut};
+
+use super::format::{self, BatchHeader, BATCH_HEADER_LEN};
+use super::StorageError;
+
+/// One entry of the sparse index: the first offset of a batch, where the batch starts in the
+/// segment, and its arrival time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IndexEntry {
+    pub offset: u64,
+    pub position: u64,
+    pub arrival_ms: i64,
+}
+
+const INDEX_ENTRY_LEN: usize = 24;
+
+enum Store {
+    File { path: PathBuf, file: File },
+    Memory(RwLock<Vec<u8>>),
+}
+
+/// A segment of a shard log.
+pub struct Segment {
+    pub base_offset: u64,
+    store: Store,
+    /// Bytes that are written and durable; readers never look past this.
+    durable_len: AtomicU64,
+    /// Offset after the last record in the segment.
+    end_offset: AtomicU64,
+    sealed: AtomicBool,
+    meta: Mutex<SegmentMeta>,
+}
+
+#[derive(Debug, Default)]
+struct SegmentMeta {
+    index: Vec<IndexEntry>,
+    /// Position of the last index entry, to space entries `index_interval` apart.
+    last_indexed_position: Option<u64>,
+    first_arrival_ms: Option<i64>,
+    last_arrival_ms: i64,
+}
+
+fn segment_name(base_offset: u64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+impl Segment {
+    /// Creates a new empty segment in `dir` (or in memory).
+    /// 1. create the file exclusively; 2. fsync the directory so the new name is durable before
+    ///    any record acknowledged into it relies on it.
+    pub fn create(dir: Option<&Path>, base_offset: u64) -> Result<Segment, StorageError> {
+        let store = match dir {
+            None => Store::Memory(RwLock::new(Vec::new())),
+            Some(dir) => {
+                let path = dir.join(segment_name(base_offset));
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(|e| StorageError::io(&path, e))?;
+                sync_dir(dir)?;
+                Store::File { path, file }
+            }
+        };
+        Ok(Segment::new(base_offset, store, 0))
+    }
+
+    fn new(base_offset: u64, store: Store, len: u64) -> Segment {
+        Segment {
+            base_offset,
+            store,
+            durable_len: AtomicU64::new(len),
+            end_offset: AtomicU64::new(base_offset),
+            sealed: AtomicBool::new(false),
+            meta: Mutex::new(SegmentMeta::default()),
+        }
+    }
+
+    /// Lists the segment files of `dir`, oldest first.
+    pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<u64>() {
+                    out.push((base, entry.path()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Opens an existing segment file and recovers it.
+    ///
+    /// 1. Load the `.idx` file if the segment was sealed cleanly and the index agrees with the
+    ///    file's length; then trust the sealed segment as written.
+    /// 2. Otherwise scan every batch from the start, checking magic, length, CRC and offset
+    ///    continuity. The first batch that fails is a torn tail from a crash: truncate the file
+    ///    there and fsync. Every acknowledged batch was fsynced whole before its ack, so a
+    ///    truncated batch was never acknowledged.
+    pub fn open(
+        path: &Path,
+        base_offset: u64,
+        index_interval: u64,
+        trust_index: bool,
+    ) -> Result<Segment, StorageError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| StorageError::io(path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io(path, e))?
+            .len();
+        let seg = Segment::new(
+            base_offset,
+            Store::File {
+                path: path.to_path_buf(),
+                file,
+            },
+            len,
+        );
+        if trust_index && seg.load_index(len)? {
+            seg.sealed.store(true, Ordering::Release);
+            return Ok(seg);
+        }
+        seg.scan_and_truncate(len, index_interval)?;
+        Ok(seg)
+    }
+
+    fn index_path(&self) -> Option<PathBuf> {
+        match &self.store {
+            Store::File { path, .. } => Some(path.with_extension("idx")),
+            Store::Memory(_) => None,
+        }
+    }
+
+    fn load_index(&self, len: u64) -> Result<bool, StorageError> {
+        let Some(ipath) = self.index_path() else {
+            return Ok(false);
+        };
+        let mut raw = Vec::new();
+        match File::open(&ipath) {
+            Ok(mut f) => f
+                .read_to_end(&mut raw)
+                .map_err(|e| StorageError::io(&ipath, e))?,
+            Err(_) => return Ok(false),
+        };
+        // Trailer: end offset u64, file length u64, first/last arrival i64 — then entries.
+        if raw.len() < 32 || (raw.len() - 32) % INDEX_ENTRY_LEN != 0 {
+            return Ok(false);
+        }
+        let rd = |i: usize| u64::from_be_bytes(raw[i..i + 8].try_into().unwrap_or_default());
+        let (end_offset, file_len) = (rd(0), rd(8));
+        let (first, last) = (rd(16) as i64, rd(24) as i64);
+        if file_len != len {
+            return Ok(false);
+        }
+        let index: Vec<IndexEntry> = raw[32..]
+            .chunks_exact(INDEX_ENTRY_LEN)
+            .map(|c| IndexEntry {
+                offset: u64::from_be_bytes(c[0..8].try_into().unwrap_or_default()),
+                position: u64::from_be_bytes(c[8..16].try_into().unwrap_or_default()),
+                arrival_ms: i64::from_be_bytes(c[16..24].try_into().unwrap_or_default()),
+            })
+            .collect();
+        if index.first().map(|e| e.offset) != Some(self.base_offset) {
+            return Ok(false);
+        }
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.last_indexed_position = index.last().map(|e| e.position);
+        meta.index = index;
+        meta.first_arrival_ms = Some(first);
+        meta.last_arrival_ms = last;
+        self.end_offset.store(end_offset, Ordering::Release);
+        Ok(true)
+    }
+
+    fn scan_and_truncate(&self, len: u64, index_interval: u64) -> Result<(), StorageError> {
+        let mut pos = 0u64;
+        let mut expected = self.base_offset;
+        let mut header_buf = [0u8; BATCH_HEADER_LEN];
+        while pos + BATCH_HEADER_LEN as u64 <= len {
+            if self.read_exact_at(pos, &mut header_buf).is_err() {
+                break;
+            }
+            let Some(h) = BatchHeader::parse(&header_buf) else {
+                break;
+            };
+            if h.base_offset != expected || pos + u64::from(h.len) > len {
+                break;
+            }
+            let mut batch = vec![0u8; h.len as usize];
+            if self.read_exact_at(pos, &mut batch).is_err() || !format::verify(&h, &batch) {
+                break;
+            }
+            self.note_batch(&h, pos, index_interval);
+            pos += u64::from(h.len);
+            expected = h.next_offset();
+        }
+        if pos < len {
+            tracing::warn!(
+                segment = %self.describe(),
+                valid_bytes = pos,
+                file_bytes = len,
+                "Truncating a torn or corrupt tail found during recovery."
+            );
+            self.truncate(pos)?;
+        }
+        self.durable_len.store(pos, Ordering::Release);
+        self.end_offset.store(expected, Ordering::Release);
+        Ok(())
+    }
+
+    /// Records a batch written at `position` in the in-memory index and bounds.
+    pub fn note_batch(&self, h: &BatchHeader, position: u64, index_interval: u64) {
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let due = match meta.last_indexed_position {
+            None => true,
+            Some(p) => position >= p + index_interval,
+        };
+        if due {
+            meta.index.push(IndexEntry {
+                offset: h.base_offset,
+                position,
+                arrival_ms: h.arrival_ms,
+            });
+            meta.last_indexed_position = Some(position);
+        }
+        if meta.first_arrival_ms.is_none() {
+            meta.first_arrival_ms = Some(h.arrival_ms);
+        }
+        meta.last_arrival_ms = meta.last_arrival_ms.max(h.arrival_ms);
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.store {
+            Store::File { path, .. } => path.display().to_string(),
+            Store::Memory(_) => format!("memory segment {}", self.base_offset),
+        }
+    }
+
+    pub fn durable_len(&self) -> u64 {
+        self.durable_len.load(Ordering::Acquire)
+    }
+
+    pub fn end_offset(&self) -> u64 {
+        self.end_offset.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end_offset() == self.base_offset
+    }
+
+    pub fn first_arrival_ms(&self) -> Option<i64> {
+        self.meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_arrival_ms
+    }
+
+    pub fn last_arrival_ms(&self) -> i64 {
+        self.meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_arrival_ms
+    }
+
+    /// Appends bytes at the durable end (writer task only) and, when `fsync`, makes them
+    /// durable. The new length becomes visible to readers only through `publish`.
+    pub fn write(&self, data: &[u8], fsync: bool) -> Result<(), StorageError> {
+        let pos = self.durable_len();
+        match &self.store {
+            Store::File { path, file } => {
+                file.write_all_at(data, pos)
+                    .map_err(|e| StorageError::io(path, e))?;
+                if fsync {
+                    file.sync_data().map_err(|e| StorageError::io(path, e))?;
+                }
+            }
+            Store::Memory(buf) => {
+                let mut buf = buf.write().unwrap_or_else(|e| e.into_inner());
+                buf.truncate(pos as usize);
+                buf.extend_from_slice(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `len` bytes and records up to `end_offset` visible to readers.
+    pub fn publish(&self, len: u64, end_offset: u64) {
+        self.end_offset.store(end_offset, Ordering::Release);
+        self.durable_len.store(len, Ordering::Release);
+    }
+
+    /// Drops bytes past `len` (recovery, or a failed write).
+    pub fn truncate(&self, len: u64) -> Result<(), StorageError> {
+        match &self.store {
+            Store::File { path, file } => {
+                file.set_len(len).map_err(|e| StorageError::io(path, e))?;
+                file.sync_all().map_err(|e| StorageError::io(path, e))?;
+            }
+            Store::Memory(buf) => buf
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .truncate(len as usize),
+        }
+        Ok(())
+    }
+
+    /// Seals the segment: fsync its data, then write and fsync its index so recovery need not
+    /// rescan it.
+    pub fn seal(&self) -> Result<(), StorageError> {
+        self.sealed.store(true, Ordering::Release);
+        let Store::File { path, file } = &self.store else {
+            return Ok(());
+        };
+        file.sync_all().map_err(|e| StorageError::io(path, e))?;
+        let ipath = path.with_extension("idx");
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut raw = BytesMut::with_capacity(32 + meta.index.len() * INDEX_ENTRY_LEN);
+        raw.extend_from_slice(&self.end_offset().to_be_bytes());
+        raw.extend_from_slice(&self.durable_len().to_be_bytes());
+        raw.extend_from_slice(&meta.first_arrival_ms.unwrap_or(0).to_be_bytes());
+        raw.extend_from_slice(&meta.last_arrival_ms.to_be_bytes());
+        for e in &meta.index {
+            raw.extend_from_slice(&e.offset.to_be_bytes());
+            raw.extend_from_slice(&e.position.to_be_bytes());
+            raw.extend_from_slice(&e.arrival_ms.to_be_bytes());
+        }
+        let mut f = File::create(&ipath).map_err(|e| StorageError::io(&ipath, e))?;
+        f.write_all(&raw).map_err(|e| StorageError::io(&ipath, e))?;
+        f.sync_all().map_err(|e| StorageError::io(&ipath, e))?;
+        Ok(())
+    }
+
+    /// Deletes the segment's files (retention, stream deletion).
+    pub fn remove(&self) -> Result<(), StorageError> {
+        if let Store::File { path, .. } = &self.store {
+            std::fs::remove_file(path).map_err(|e| StorageError::io(path, e))?;
+            let _ = std::fs::remove_file(path.with_extension("idx"));
+        }
+        Ok(())
+    }
+
+    fn read_exact_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        match &self.store {
+            Store::File { file, .. } => file.read_exact_at(buf, pos),
+            Store::Memory(data) => {
+                let data = data.read().unwrap_or_else(|e| e.into_inner());
+                let start = pos as usize;
+                let src = data
+                    .get(start..start + buf.len())
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+
+    /// The position to start reading from to find `offset`: the last index entry at or before it.
+    pub fn position_for_offset(&self, offset: u64) -> u64 {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let i = meta.index.partition_point(|e| e.offset <= offset);
+        if i == 0 {
+            0
+        } else {
+            meta.index[i - 1].position
+        }
+    }
+
+    /// The position to start reading from to find the first record that arrived at or after
+    /// `ts`, and the offset there.
+    pub fn position_for_timestamp(&self, ts: i64) -> (u64, u64) {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let i = meta.index.partition_point(|e| e.arrival_ms < ts);
+        if i == 0 {
+            (0, self.base_offset)
+        } else {
+            let e = meta.index[i - 1];
+            (e.position, e.offset)
+        }
+    }
+
+    /// Reads whole batches starting at `position`, up to about `max_bytes` (at least one batch),
+    /// never past the durable length. Returns the verified batches with their positions.
+    pub fn read_batches(
+        &self,
+        mut position: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(BatchHeader, Bytes)>, StorageError> {
+        let end = self.durable_len();
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        let mut header_buf = [0u8; BATCH_HEADER_LEN];
+        while position + BATCH_HEADER_LEN as u64 <= end && (out.is_empty() || total < max_bytes) {
+            self.read_exact_at(position, &mut header_buf)
+                .map_err(|e| self.io_err(e))?;
+            let h = BatchHeader::parse(&header_buf).ok_or_else(|| self.corrupt(position))?;
+            if position + u64::from(h.len) > end {
+                return Err(self.corrupt(position));
+            }
+            let mut batch = vec![0u8; h.len as usize];
+            self.read_exact_at(position, &mut batch)
+                .map_err(|e| self.io_err(e))?;
+            if !format::verify(&h, &batch) {
+                return Err(self.corrupt(position));
+            }
+            total += batch.len();
+            position += u64::from(h.len);
+            out.push((h, Bytes::from(batch)));
+        }
+        Ok(out)
+    }
+
+    fn io_err(&self, e: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: self.describe(),
+            source: e,
+        }
+    }
+
+    fn corrupt(&self, position: u64) -> StorageError {
+        StorageError::Corrupt {
+            path: self.describe(),
+            position,
+        }
+    }
+}
+
+/// fsyncs a directory so that entries created or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))
+}

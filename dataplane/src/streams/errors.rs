@@ -1,0 +1,156 @@
+//! Kinesis error names and AWS's exact messages, in one place. Published texts never change.
+
+use crate::protocol::AwsError;
+
+pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+pub const RESOURCE_IN_USE: &str = "ResourceInUseException";
+pub const INVALID_ARGUMENT: &str = "InvalidArgumentException";
+pub const LIMIT_EXCEEDED: &str = "LimitExceededException";
+pub const EXPIRED_ITERATOR: &str = "ExpiredIteratorException";
+pub const EXPIRED_NEXT_TOKEN: &str = "ExpiredNextTokenException";
+pub const THROUGHPUT_EXCEEDED: &str = "ProvisionedThroughputExceededException";
+pub const INTERNAL_FAILURE: &str = "InternalFailure";
+
+pub fn stream_not_found(stream: &str, account: &str) -> AwsError {
+    AwsError::new(
+        RESOURCE_NOT_FOUND,
+        format!("Stream {stream} under account {account} not found."),
+    )
+}
+
+pub fn stream_exists(stream: &str, account: &str) -> AwsError {
+    AwsError::new(
+        RESOURCE_IN_USE,
+        format!("Stream {stream} under account {account} already exists."),
+    )
+}
+
+pub fn not_active(stream: &str, account: &str, status: &str) -> AwsError {
+    AwsError::new(
+        RESOURCE_IN_USE,
+        format!("Stream {stream} under account {account} not ACTIVE, instead in state {status}"),
+    )
+}
+
+/// GetShardIterator / GetRecords on a missing shard (no trailing period, as AWS).
+pub fn shard_does_not_exist(shard: &str, stream: &str, account: &str) -> AwsError {
+    AwsError::new(
+        RESOURCE_NOT_FOUND,
+        format!("Shard {shard} in stream {stream} under account {account} does not exist"),
+    )
+}
+
+/// Split/Merge/ListShards on a missing shard.
+pub fn could_not_find_shard(shard: &str, stream: &str, account: &str) -> AwsError {
+    AwsError::new(
+        RESOURCE_NOT_FOUND,
+        format!("Could not find shard {shard} in stream {stream} under account {account}."),
+    )
+}
+
+pub fn shard_limit(account: &str, region: &str, open: u64, limit: u64, extra: u64) -> AwsError {
+    AwsError::new(
+        LIMIT_EXCEEDED,
+        format!(
+            "This request would exceed the shard limit for the account {account} in {region}. \
+             Current shard count for the account: {open}. Limit: {limit}. Number of additional \
+             shards that would have resulted from this request: {extra}. Refer to the AWS Service \
+             Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) \
+             for current limits and how to request higher limits."
+        ),
+    )
+}
+
+pub fn invalid_argument(message: impl Into<String>) -> AwsError {
+    AwsError::new(INVALID_ARGUMENT, message)
+}
+
+pub fn limit_exceeded(message: impl Into<String>) -> AwsError {
+    AwsError::new(LIMIT_EXCEEDED, message)
+}
+
+pub fn in_use(message: impl Into<String>) -> AwsError {
+    AwsError::new(RESOURCE_IN_USE, message)
+}
+
+pub fn rate_exceeded_for_shard(shard: &str, stream: &str, account: &str) -> String {
+    format!("Rate exceeded for shard {shard} in stream {stream} under account {account}.")
+}
+
+pub fn throughput_exceeded(shard: &str, stream: &str, account: &str) -> AwsError {
+    AwsError::new(
+        THROUGHPUT_EXCEEDED,
+        rate_exceeded_for_shard(shard, stream, account),
+    )
+}
+
+/// Control-plane calls over their per-account rate.
+pub fn rate_limited(operation: &str, account: &str) -> AwsError {
+    AwsError::new(
+        LIMIT_EXCEEDED,
+        format!("Rate exceeded for {operation} under account {account}."),
+    )
+}
+
+pub fn invalid_iterator() -> AwsError {
+    invalid_argument("Invalid ShardIterator.")
+}
+
+/// Renders epoch milliseconds the way AWS's (Java) messages do: `Thu Jan 22 01:22:02 UTC 2015`.
+pub fn java_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        y
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn expired_iterator(created_ms: i64, now_ms: i64) -> AwsError {
+    AwsError::new(
+        EXPIRED_ITERATOR,
+        format!(
+            "Iterator expired. The iterator was created at time {} while right now it is {} \
+             which is further in the future than the tolerated delay of 300000 milliseconds.",
+            java_date(created_ms),
+            java_date(now_ms)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_dates_render_like_aws_messages() {
+        assert_eq!(java_date(1_421_889_722_000), "Thu Jan 22 01:22:02 UTC 2015");
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+    }
+}

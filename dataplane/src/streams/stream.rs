@@ -1,0 +1,354 @@
+//! A stream, its shards, and the metadata persisted for them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::limits::{PairBucket, TokenBucket};
+use super::seq;
+use crate::storage::{ShardLog, StorageError};
+
+/// Stream status as Kinesis reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamStatus {
+    Creating,
+    Active,
+    Updating,
+    Deleting,
+}
+
+impl StreamStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Creating => "CREATING",
+            StreamStatus::Active => "ACTIVE",
+            StreamStatus::Updating => "UPDATING",
+            StreamStatus::Deleting => "DELETING",
+        }
+    }
+
+    /// Reads and writes are served while ACTIVE and while UPDATING (resharding).
+    pub fn serves_data(self) -> bool {
+        matches!(self, StreamStatus::Active | StreamStatus::Updating)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamMode {
+    Provisioned,
+    OnDemand,
+}
+
+impl StreamMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Provisioned => "PROVISIONED",
+            StreamMode::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+/// A registered enhanced fan-out consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub name: String,
+    pub arn: String,
+    pub created_ms: i64,
+    pub status: ConsumerStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsumerStatus {
+    Creating,
+    Active,
+    Deleting,
+}
+
+impl ConsumerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerStatus::Creating => "CREATING",
+            ConsumerStatus::Active => "ACTIVE",
+            ConsumerStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+/// Mutable stream settings, guarded by the stream's mutex and persisted on every change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamState {
+    pub status: StreamStatus,
+    pub retention_hours: u32,
+    pub mode: StreamMode,
+    pub tags: BTreeMap<String, String>,
+    /// KMS key id while server-side encryption is on.
+    pub encryption_key: Option<String>,
+    pub enhanced_metrics: BTreeSet<String>,
+    pub max_record_kib: u32,
+    pub consumers: Vec<Consumer>,
+    /// Times of recent UpdateShardCount calls (AWS allows 10 per rolling 24 hours).
+    #[serde(default)]
+    pub shard_count_updates: Vec<i64>,
+    /// Next shard index to hand out; indexes are never reused.
+    pub next_shard_index: u32,
+}
+
+/// What is persisted per shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardMeta {
+    pub index: u32,
+    pub start_hash: String,
+    pub end_hash: String,
+    pub parent: Option<String>,
+    pub adjacent_parent: Option<String>,
+    pub created_ms: i64,
+    /// End offset and time when the shard was closed by a reshard.
+    pub closed: Option<(u64, i64)>,
+}
+
+/// The persisted form of a stream (`stream.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamMeta {
+    pub name: String,
+    pub incarnation: u64,
+    pub created_ms: i64,
+    pub state: StreamState,
+    pub shards: Vec<ShardMeta>,
+}
+
+pub fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+/// Resolves a shard id as Kinesis does: the part after the first `-` (or the whole string),
+/// all digits, at most 2147483647. `shardId-000000000001`, `shard-1` and `1` all name index 1.
+pub fn parse_shard_id(s: &str) -> Option<u32> {
+    let digits = s.split_once('-').map(|(_, d)| d).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u64 = digits.trim_start_matches('0').parse().unwrap_or(0);
+    if digits.len() > 20 || v > i32::MAX as u64 {
+        return None;
+    }
+    Some(v as u32)
+}
+
+/// One shard: its place in the key space, its lineage, its log and its rate limits.
+pub struct Shard {
+    pub index: u32,
+    pub id: String,
+    pub start_hash: u128,
+    pub end_hash: u128,
+    pub parent: Option<String>,
+    pub adjacent_parent: Option<String>,
+    pub created_ms: i64,
+    pub log: ShardLog,
+    closed: Mutex<Option<(u64, i64)>>,
+    /// 1 MiB/s and 1000 records/s in.
+    pub write_limit: PairBucket,
+    /// 5 GetRecords calls/s.
+    pub read_calls: TokenBucket,
+    /// 2 MiB/s out through GetRecords.
+    pub read_bytes: TokenBucket,
+    /// 5 GetShardIterator calls/s.
+    pub iterator_calls: TokenBucket,
+}
+
+pub const MIB: f64 = 1024.0 * 1024.0;
+
+impl Shard {
+    pub fn new(meta: &ShardMeta, log: ShardLog, now_ms: i64) -> Shard {
+        Shard {
+            index: meta.index,
+            id: shard_id(meta.index),
+            start_hash: meta.start_hash.parse().unwrap_or(0),
+            end_hash: meta.end_hash.parse().unwrap_or(u128::MAX),
+            parent: meta.parent.clone(),
+            adjacent_parent: meta.adjacent_parent.clone(),
+            created_ms: meta.created_ms,
+            log,
+            closed: Mutex::new(meta.closed),
+            write_limit: PairBucket {
+                bytes: TokenBucket::new(MIB, MIB, now_ms),
+                records: TokenBucket::new(1000.0, 1000.0, now_ms),
+            },
+            read_calls: TokenBucket::new(5.0, 5.0, now_ms),
+            read_bytes: TokenBucket::new(2.0 * MIB, 2.0 * MIB, now_ms),
+            iterator_calls: TokenBucket::new(5.0, 5.0, now_ms),
+        }
+    }
+
+    pub fn meta(&self) -> ShardMeta {
+        ShardMeta {
+            index: self.index,
+            start_hash: self.start_hash.to_string(),
+            end_hash: self.end_hash.to_string(),
+            parent: self.parent.clone(),
+            adjacent_parent: self.adjacent_parent.clone(),
+            created_ms: self.created_ms,
+            closed: self.closed(),
+        }
+    }
+
+    /// End offset and close time, once closed by a reshard.
+    pub fn closed(&self) -> Option<(u64, i64)> {
+        *self.closed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.closed().is_none()
+    }
+
+    pub fn set_closed(&self, end_offset: u64, at_ms: i64) {
+        *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = Some((end_offset, at_ms));
+    }
+
+    pub fn contains(&self, hash: u128) -> bool {
+        self.start_hash <= hash && hash <= self.end_hash
+    }
+}
+
+/// The shards of a stream: every shard still listed, and the open ones sorted by hash range.
+#[derive(Default)]
+pub struct ShardSet {
+    pub all: Vec<Arc<Shard>>,
+    pub open: Vec<Arc<Shard>>,
+}
+
+impl ShardSet {
+    pub fn rebuild_open(&mut self) {
+        let mut open: Vec<Arc<Shard>> = self.all.iter().filter(|s| s.is_open()).cloned().collect();
+        open.sort_by_key(|s| s.start_hash);
+        self.open = open;
+    }
+
+    /// The open shard whose hash range contains `hash`.
+    pub fn route(&self, hash: u128) -> Option<&Arc<Shard>> {
+        let i = self.open.partition_point(|s| s.start_hash <= hash);
+        let s = self.open.get(i.checked_sub(1)?)?;
+        s.contains(hash).then_some(s)
+    }
+
+    pub fn by_index(&self, index: u32) -> Option<&Arc<Shard>> {
+        let i = self.all.binary_search_by_key(&index, |s| s.index).ok()?;
+        self.all.get(i)
+    }
+}
+
+/// A Kinesis data stream.
+pub struct Stream {
+    pub name: String,
+    pub arn: String,
+    pub incarnation: u64,
+    pub created_ms: i64,
+    pub dir: Option<PathBuf>,
+    pub state: Mutex<StreamState>,
+    pub shards: RwLock<ShardSet>,
+    /// Serialises control-plane changes of this stream (reshards, settings) with persistence.
+    pub control: tokio::sync::Mutex<()>,
+}
+
+impl Stream {
+    pub fn state(&self) -> std::sync::MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn shard_set(&self) -> std::sync::RwLockReadGuard<'_, ShardSet> {
+        self.shards.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn status(&self) -> StreamStatus {
+        self.state().status
+    }
+
+    pub fn all_shards(&self) -> Vec<Arc<Shard>> {
+        self.shard_set().all.clone()
+    }
+
+    pub fn open_shard_count(&self) -> usize {
+        self.shard_set().open.len()
+    }
+
+    pub fn shard(&self, index: u32) -> Option<Arc<Shard>> {
+        self.shard_set().by_index(index).cloned()
+    }
+
+    pub fn sequence(&self, shard_index: u32, offset: u64) -> u128 {
+        seq::encode(self.incarnation, shard_index, offset)
+    }
+
+    /// The sequence number ranges Kinesis reports for a shard.
+    pub fn sequence_range(&self, shard: &Shard) -> (u128, Option<u128>) {
+        let start = self.sequence(shard.index, 0);
+        let end = shard.closed().map(|(end, _)| {
+            if end == 0 {
+                start
+            } else {
+                self.sequence(shard.index, end - 1)
+            }
+        });
+        (start, end)
+    }
+
+    pub fn meta(&self) -> StreamMeta {
+        StreamMeta {
+            name: self.name.clone(),
+            incarnation: self.incarnation,
+            created_ms: self.created_ms,
+            state: self.state().clone(),
+            shards: self.shard_set().all.iter().map(|s| s.meta()).collect(),
+        }
+    }
+
+    /// Writes `stream.json` atomically: temporary file, fsync, rename, fsync of the directory.
+    pub fn persist(&self) -> Result<(), StorageError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let meta = self.meta();
+        write_atomic(&dir.join("stream.json"), &serde_json::to_vec_pretty(&meta).unwrap_or_default())
+    }
+
+    pub fn shard_dir(&self, index: u32) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|d| d.join("shards").join(format!("{index:06}")))
+    }
+}
+
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+    f.write_all(data).map_err(|e| StorageError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_ids_resolve_like_kinesis() {
+        assert_eq!(parse_shard_id("shardId-000000000001"), Some(1));
+        assert_eq!(parse_shard_id("shard-5"), Some(5));
+        assert_eq!(parse_shard_id("7"), Some(7));
+        assert_eq!(parse_shard_id("-00002147483647"), Some(2147483647));
+        assert_eq!(parse_shard_id("2147483648"), None);
+        assert_eq!(parse_shard_id("ABKLFD8"), None);
+        assert_eq!(parse_shard_id("shardId-"), None);
+        assert_eq!(shard_id(3), "shardId-000000000003");
+    }
+}

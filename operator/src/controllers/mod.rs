@@ -1,0 +1,163 @@
+//! Controllers, one file per kind: the reconcile (apply) and cleanup of each, plus what they
+//! share: the context, the finalizer, the pause annotation, events and the field manager.
+
+pub mod consumer;
+pub mod stream;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::{future::BoxFuture, FutureExt, StreamExt};
+use k8s_openapi::jiff::Timestamp;
+use kube::{
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        watcher, Controller,
+    },
+    Api, Client, Resource, ResourceExt,
+};
+use tracing::{info, warn};
+use tributary_api::{Stream, StreamConsumer};
+
+use crate::{config::Settings, dataplane::DataPlaneClient, error::Error, metrics::Metrics};
+
+/// The one field manager of every server-side apply the controllers make.
+pub const FIELD_MANAGER: &str = "tributary-operator";
+/// Finalizer on Streams and StreamConsumers, removed once cleanup (per `deletionPolicy`) ran.
+pub const FINALIZER: &str = "tributary.dev/cleanup";
+/// Annotation that pauses reconciliation of a resource while `"true"`.
+pub const PAUSE_ANNOTATION: &str = "tributary.dev/pause-reconciliation";
+
+/// What every reconcile gets.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes events.
+    pub recorder: Recorder,
+    /// Kinesis API client for the data planes.
+    pub dataplane: DataPlaneClient,
+    /// Validated settings.
+    pub settings: Settings,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    /// A context for `client`.
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(settings.config.identity.clone()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            dataplane: DataPlaneClient::new(settings.dataplane_timeout()),
+            client,
+            settings,
+            metrics,
+        }
+    }
+
+    /// Publishes an event about `obj`. A failure to publish is logged, never fatal: events are
+    /// for humans, and a reconcile must not fail because of one.
+    pub async fn publish<K>(&self, obj: &K, type_: EventType, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            warn!(error = %e, reason, "Could not publish an event.");
+        }
+    }
+}
+
+/// Whether `obj` carries the pause annotation.
+pub fn is_paused<K: ResourceExt>(obj: &K) -> bool {
+    obj.annotations().get(PAUSE_ANNOTATION).map(String::as_str) == Some("true")
+}
+
+/// Now, as an RFC 3339 timestamp (condition transition times).
+pub fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+/// Requeue policy after a failed reconcile: transient errors retry soon, terminal ones at the
+/// resync interval (their status already says `Stalled`).
+pub fn error_policy(err: &Error, settings: &Settings) -> Action {
+    if err.is_transient() {
+        Action::requeue(Duration::from_secs(5))
+    } else {
+        Action::requeue(settings.sync_interval())
+    }
+}
+
+/// Runs the Stream and StreamConsumer controllers until `shutdown` resolves: one pair per
+/// watched namespace, or one pair for the whole cluster.
+pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
+    let shutdown = shutdown.shared();
+    let scopes: Vec<Option<String>> = match ctx.settings.namespaces() {
+        Some(ns) => ns.into_iter().map(Some).collect(),
+        None => vec![None],
+    };
+    let mut tasks = Vec::new();
+    for scope in scopes {
+        let api = |c: &Client| -> (Api<Stream>, Api<StreamConsumer>) {
+            match &scope {
+                Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
+                None => (Api::all(c.clone()), Api::all(c.clone())),
+            }
+        };
+        let (streams, consumers) = api(&ctx.client);
+        let cfg = watcher::Config::default().any_semantic();
+        let owned = |c: &Client| -> (
+            Api<k8s_openapi::api::apps::v1::StatefulSet>,
+            Api<k8s_openapi::api::core::v1::Service>,
+            Api<k8s_openapi::api::core::v1::ConfigMap>,
+        ) {
+            match &scope {
+                Some(ns) => (
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                ),
+                None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
+            }
+        };
+        let (sts, svc, cms) = owned(&ctx.client);
+        let labelled = watcher::Config::default().labels("app.kubernetes.io/managed-by=tributary-operator");
+        let stream_ctl = Controller::new(streams, cfg.clone())
+            .owns(sts, labelled.clone())
+            .owns(svc, labelled.clone())
+            .owns(cms, labelled)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(stream::reconcile, stream::error_policy, ctx.clone())
+            .for_each(|r| async move {
+                match r {
+                    Ok((obj, _)) => tracing::debug!(stream = %obj.name, "Reconciled."),
+                    Err(e) => warn!(error = %e, "Stream reconcile failed."),
+                }
+            });
+        let consumer_ctl = Controller::new(consumers, cfg)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(consumer::reconcile, consumer::error_policy, ctx.clone())
+            .for_each(|r| async move {
+                match r {
+                    Ok((obj, _)) => tracing::debug!(consumer = %obj.name, "Reconciled."),
+                    Err(e) => warn!(error = %e, "StreamConsumer reconcile failed."),
+                }
+            });
+        info!(namespace = scope.as_deref().unwrap_or("<all>"), "Starting controllers.");
+        tasks.push(tokio::spawn(async move {
+            futures::join!(stream_ctl, consumer_ctl);
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}

@@ -1,0 +1,159 @@
+//! Test builders (controller-rs style): resources, data-plane answers and a mocked API server.
+
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::{client::Body, Client};
+use serde_json::{json, Value};
+use tributary_api::{Stream, StreamConsumer, StreamConsumerSpec, StreamRef, StreamSpec};
+
+use crate::dataplane::{StreamModeDetails, StreamSummary};
+
+/// A Stream `name` in namespace `default` with `shards` shards, generation 1, its finalizer
+/// already added.
+pub fn stream(name: &str, shards: i32) -> Stream {
+    let spec: StreamSpec = serde_json::from_value(json!({"shardCount": shards})).unwrap();
+    let mut s = Stream::new(name, spec);
+    s.metadata.namespace = Some("default".into());
+    s.metadata.uid = Some(format!("uid-{name}"));
+    s.metadata.generation = Some(1);
+    s.metadata.finalizers = Some(vec![crate::controllers::FINALIZER.into()]);
+    s
+}
+
+/// A StreamConsumer `name` on stream `stream`, finalizer added.
+pub fn consumer(name: &str, stream: &str) -> StreamConsumer {
+    let spec = StreamConsumerSpec {
+        stream_ref: StreamRef { name: stream.into() },
+        consumer_name: None,
+        deletion_policy: Default::default(),
+    };
+    let mut c = StreamConsumer::new(name, spec);
+    c.metadata.namespace = Some("default".into());
+    c.metadata.uid = Some(format!("uid-{name}"));
+    c.metadata.generation = Some(1);
+    c.metadata.finalizers = Some(vec![crate::controllers::FINALIZER.into()]);
+    c
+}
+
+/// A DescribeStreamSummary answer.
+pub fn summary(name: &str, shards: i32, status: &str) -> StreamSummary {
+    StreamSummary {
+        stream_name: name.into(),
+        stream_arn: format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}"),
+        stream_status: status.into(),
+        stream_mode_details: Some(StreamModeDetails { stream_mode: "PROVISIONED".into() }),
+        retention_period_hours: 24,
+        open_shard_count: shards,
+        consumer_count: Some(0),
+        encryption_type: Some("NONE".into()),
+        key_id: None,
+        max_record_size_in_kib: None,
+    }
+}
+
+/// One request the mocked API server received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Content type.
+    pub content_type: String,
+    /// JSON body (Null when empty).
+    pub body: Value,
+}
+
+impl Seen {
+    /// `METHOD path` without the query string.
+    pub fn line(&self) -> String {
+        format!("{} {}", self.method, self.uri.split('?').next().unwrap_or_default())
+    }
+}
+
+/// A mocked API server (kube-rs `tower-test`): answers every request with `respond` and records
+/// it. Tests call the reconciler, then assert the exact sequence of calls.
+pub struct ApiServer {
+    /// Requests so far.
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// A client talking to a mock that answers with `respond(&seen) -> (status, body)`.
+    pub fn start<F>(respond: F) -> (Client, ApiServer)
+    where
+        F: Fn(&Seen) -> (u16, Value) + Send + 'static,
+    {
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(svc, "default");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Some((req, send)) = handle.next_request().await {
+                let method = req.method().to_string();
+                let uri = req.uri().to_string();
+                let content_type = req
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let bytes = req.into_body().collect().await.unwrap().to_bytes();
+                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let s = Seen { method, uri, content_type, body };
+                let (status, out) = respond(&s);
+                log.lock().unwrap().push(s);
+                send.send_response(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&out).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        (client, ApiServer { seen, task })
+    }
+
+    /// `METHOD path` of every request so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.seen.lock().unwrap().iter().map(Seen::line).collect()
+    }
+
+    /// The requests so far.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// The usual answer of an API server: the object sent (for PATCH/POST), with metadata filled,
+/// or a 404 for GETs unless `objects` has the path.
+pub fn echo(objects: Vec<(String, Value)>) -> impl Fn(&Seen) -> (u16, Value) + Send + 'static {
+    move |s: &Seen| {
+        let path = s.uri.split('?').next().unwrap_or_default();
+        match s.method.as_str() {
+            "GET" => match objects.iter().find(|(p, _)| p == path) {
+                Some((_, v)) => (200, v.clone()),
+                None => (
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+                ),
+            },
+            // JSON patches (finalizers) answer with the patched object, which tests provide.
+            _ if s.body.is_array() => (200, objects.first().map(|o| o.1.clone()).unwrap_or(json!({}))),
+            _ => {
+                let mut v = s.body.clone();
+                if v.is_object() {
+                    v["metadata"]["resourceVersion"] = json!("2");
+                    if v["metadata"]["name"].is_null() {
+                        v["metadata"]["name"] = json!(path.rsplit('/').find(|p| *p != "status").unwrap_or("x"));
+                    }
+                }
+                (200, v)
+            }
+        }
+    }
+}

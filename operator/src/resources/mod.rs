@@ -1,0 +1,111 @@
+//! Pure manifest builders: the Kubernetes objects a `Stream` runs on, as functions of the
+//! Stream and the operator settings. No client, no I/O; snapshot-tested.
+//!
+//! How shards map to pods: today a Stream runs in **one** data-plane pod (StatefulSet replicas
+//! 1) that owns every shard of the stream, so `shardCount` changes reshard inside that pod
+//! through UpdateShardCount and never restart it. Spreading shards over several pods (with a
+//! pod forwarding requests for shards it does not own) is planned; the StatefulSet, the
+//! headless Service (stable pod DNS names) and the PodDisruptionBudget are already shaped for
+//! it.
+
+pub mod configmap;
+pub mod pdb;
+pub mod service;
+pub mod statefulset;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+use tributary_api::Stream;
+
+/// Port of the Kinesis, Firehose and Analytics APIs in a data-plane pod.
+pub const API_PORT: i32 = 4567;
+/// Port of `/metrics`, `/healthz` and `/readyz` in a data-plane pod.
+pub const METRICS_PORT: i32 = 9567;
+/// Where the Stream manifest is mounted (`tributary serve --manifests`).
+pub const MANIFESTS_DIR: &str = "/etc/tributary/manifests";
+/// Where the shard logs live (the pod's persistent volume).
+pub const DATA_DIR: &str = "/var/lib/tributary";
+/// Name of the data-plane container.
+pub const CONTAINER: &str = "tributary";
+
+/// Name of the headless Service that gives each pod a stable DNS name.
+pub fn headless_service_name(stream: &Stream) -> String {
+    format!("{}-pods", stream.name_any())
+}
+
+/// Name of the ConfigMap holding the Stream manifest.
+pub fn configmap_name(stream: &Stream) -> String {
+    format!("{}-config", stream.name_any())
+}
+
+/// Labels that select a stream's pods. They are part of the StatefulSet's immutable selector,
+/// so they never change.
+pub fn selector_labels(stream: &Stream) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "tributary".to_string()),
+        ("app.kubernetes.io/instance".to_string(), stream.name_any()),
+        ("app.kubernetes.io/component".to_string(), "stream".to_string()),
+    ])
+}
+
+/// The selector as a label-selector string, published in `status.selector` for `/scale`.
+pub fn selector_string(stream: &Stream) -> String {
+    selector_labels(stream)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Labels of every object made for a stream.
+pub fn labels(stream: &Stream) -> BTreeMap<String, String> {
+    let mut l = selector_labels(stream);
+    l.insert("app.kubernetes.io/managed-by".into(), "tributary-operator".into());
+    l.insert("app.kubernetes.io/part-of".into(), "tributary".into());
+    l.insert("tributary.dev/stream".into(), stream.name_any());
+    l
+}
+
+/// Metadata of a child object: name, the stream's namespace, labels and a controller owner
+/// reference, so Kubernetes garbage-collects children with their Stream and the controller
+/// is woken when they drift.
+pub fn child_meta(stream: &Stream, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: stream.namespace(),
+        labels: Some(labels(stream)),
+        owner_references: owner_reference(stream).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+fn owner_reference(stream: &Stream) -> Option<OwnerReference> {
+    stream.controller_owner_ref(&())
+}
+
+#[cfg(test)]
+pub(crate) mod snapshot {
+    //! Golden-file checks of builder output. `UPDATE_SNAPSHOTS=1 cargo test` rewrites them.
+
+    use std::path::PathBuf;
+
+    /// Compares `value` as YAML with `src/resources/snapshots/<name>.yaml`.
+    pub fn assert_snapshot<T: serde::Serialize>(name: &str, value: &T) {
+        let yaml = serde_yaml::to_string(value).unwrap();
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("src/resources/snapshots")
+            .join(format!("{name}.yaml"));
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &yaml).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("missing snapshot {}; run with UPDATE_SNAPSHOTS=1", path.display()));
+        assert!(
+            expected == yaml,
+            "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept):\n--- expected\n{expected}\n--- actual\n{yaml}"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The StatefulSet running a stream's data-plane pods.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{
+            StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+            StatefulSetUpdateStrategy,
+        },
+        core::v1::{
+            Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+            HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+            PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Volume, VolumeMount,
+            VolumeResourceRequirements,
+        },
+    },
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+use kube::ResourceExt;
+use tributary_api::{DeletionPolicy, ResourceRequirements, Stream};
+
+use super::{
+    child_meta, configmap_name, headless_service_name, labels, selector_labels, API_PORT, CONTAINER,
+    DATA_DIR, MANIFESTS_DIR, METRICS_PORT,
+};
+use crate::config::Settings;
+
+/// UID and GID of the data-plane process (the distroless `nonroot` user).
+const RUN_AS: i64 = 65532;
+
+/// The StatefulSet of a stream: one pod (see the module docs of [`super`] for how shards map
+/// to pods) running `tributary serve` with:
+///
+/// 1. the Kinesis API on 4567 and metrics/health on 9567, bound to all interfaces;
+/// 2. the Stream manifest mounted from the ConfigMap as `--manifests`, so a pod on a fresh
+///    volume creates its stream before it serves;
+/// 3. the shard logs on a PersistentVolumeClaim per pod, deleted with the Stream only when
+///    `deletionPolicy: Delete`;
+/// 4. startup, liveness and readiness probes on `/healthz` and `/readyz` (the startup probe
+///    allows minutes of log recovery before liveness applies);
+/// 5. the Pod Security Standards "restricted" profile, with a read-only root file system.
+pub fn statefulset(stream: &Stream, settings: &Settings) -> StatefulSet {
+    let cfg = &settings.config;
+    let storage = stream.spec.storage.clone().unwrap_or_default();
+    let size = storage
+        .size
+        .map(|q| q.0)
+        .unwrap_or_else(|| cfg.default_storage_size.clone());
+    let resources = stream
+        .spec
+        .resources
+        .clone()
+        .unwrap_or_else(|| settings.default_resources());
+    let when_deleted = match stream.spec.deletion_policy {
+        DeletionPolicy::Delete => "Delete",
+        DeletionPolicy::Retain => "Retain",
+    };
+
+    let args = vec![
+        "serve".to_string(),
+        "--listen".into(),
+        format!("0.0.0.0:{API_PORT}"),
+        "--metrics-listen".into(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+        "--data-dir".into(),
+        format!("{DATA_DIR}/data"),
+        "--manifests".into(),
+        MANIFESTS_DIR.into(),
+        "--region".into(),
+        cfg.region.clone(),
+        "--account-id".into(),
+        cfg.account_id.clone(),
+    ];
+
+    let probe = |path: &str, period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("metrics".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    };
+
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(cfg.dataplane_image.clone()),
+        image_pull_policy: Some(cfg.dataplane_pull_policy.clone()),
+        args: Some(args),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("kinesis".into()),
+                container_port: API_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("metrics".into()),
+                container_port: METRICS_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+        ]),
+        env: Some(vec![k8s_openapi::api::core::v1::EnvVar {
+            name: "RUST_LOG".into(),
+            value: Some("info".into()),
+            ..Default::default()
+        }]),
+        resources: Some(container_resources(&resources)),
+        // Recovery of a large log on start-up may take minutes: up to 5 minutes before the
+        // liveness probe may restart the pod.
+        startup_probe: Some(probe("/healthz", 5, 60)),
+        liveness_probe: Some(probe("/healthz", 10, 3)),
+        readiness_probe: Some(probe("/readyz", 5, 2)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "manifests".into(),
+                mount_path: MANIFESTS_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+
+    let pod = PodSpec {
+        containers: vec![container],
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            fs_group: Some(RUN_AS),
+            fs_group_change_policy: Some("OnRootMismatch".into()),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        // Enough for the data plane to finish in-flight requests and fsync.
+        termination_grace_period_seconds: Some(30),
+        volumes: Some(vec![
+            Volume {
+                name: "manifests".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: configmap_name(stream),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Volume {
+                name: "tmp".into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    size_limit: Some(Quantity("64Mi".into())),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(selector_labels(stream)),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: storage.storage_class_name.filter(|c| !c.is_empty()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    StatefulSet {
+        metadata: child_meta(stream, stream.name_any()),
+        spec: StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(headless_service_name(stream)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(stream)),
+                ..Default::default()
+            },
+            // Pods of a stream are independent shard owners: start them together.
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                ..Default::default()
+            }),
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some(when_deleted.into()),
+                when_scaled: Some("Retain".into()),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(stream)),
+                    annotations: Some(BTreeMap::from([(
+                        "kubectl.kubernetes.io/default-container".to_string(),
+                        CONTAINER.to_string(),
+                    )])),
+                    ..Default::default()
+                }),
+                spec: Some(pod),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn container_resources(r: &ResourceRequirements) -> k8s_openapi::api::core::v1::ResourceRequirements {
+    let conv = |m: &BTreeMap<String, tributary_api::Quantity>| {
+        (!m.is_empty()).then(|| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), Quantity(v.0.clone())))
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    k8s_openapi::api::core::v1::ResourceRequirements {
+        limits: conv(&r.limits),
+        requests: conv(&r.requests),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::stream;
+    use crate::resources::snapshot::assert_snapshot;
+    use tributary_api::{StorageSpec, StreamSpec};
+
+    #[test]
+    fn statefulset_matches_snapshot() {
+        assert_snapshot("statefulset", &statefulset(&stream("orders", 2), &Settings::test()));
+    }
+
+    #[test]
+    fn storage_and_resources_from_the_spec_win_over_defaults() {
+        let mut s = stream("orders", 2);
+        s.spec = StreamSpec {
+            storage: Some(StorageSpec {
+                size: Some("50Gi".into()),
+                storage_class_name: Some("fast".into()),
+            }),
+            resources: Some(ResourceRequirements {
+                limits: [("cpu".to_string(), "2".into())].into(),
+                requests: Default::default(),
+            }),
+            ..s.spec
+        };
+        let sts = statefulset(&s, &Settings::test());
+        let spec = sts.spec;
+        let claim = spec.volume_claim_templates.unwrap().remove(0).spec.unwrap();
+        assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(claim.resources.unwrap().requests.unwrap()["storage"].0, "50Gi");
+        let c = &spec.template.spec.unwrap().containers[0];
+        let res = c.resources.clone().unwrap();
+        assert_eq!(res.limits.unwrap()["cpu"].0, "2");
+        assert!(res.requests.is_none());
+    }
+
+    #[test]
+    fn retained_streams_keep_their_volumes_when_deleted() {
+        let mut s = stream("orders", 2);
+        s.spec.deletion_policy = DeletionPolicy::Retain;
+        let policy = statefulset(&s, &Settings::test())
+            .spec
+            .persistent_volume_claim_retention_policy
+            .unwrap();
+        assert_eq!(policy.when_deleted.as_deref(), Some("Retain"));
+    }
+
+    #[test]
+    fn pods_serve_the_manifest_directory_the_configmap_is_mounted_at() {
+        let sts = statefulset(&stream("orders", 2), &Settings::test());
+        let pod = sts.spec.template.spec.unwrap();
+        let c = &pod.containers[0];
+        let args = c.args.clone().unwrap();
+        let i = args.iter().position(|a| a == "--manifests").unwrap();
+        let mount = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.mount_path == args[i + 1])
+            .unwrap();
+        let vol = pod.volumes.unwrap().into_iter().find(|v| v.name == mount.name).unwrap();
+        assert_eq!(vol.config_map.unwrap().name, "orders-config");
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs what the tests need (Python packages in a venv under
+# tests/python/.venv, npm packages under tests/node), then runs lints, unit tests, black-box
+# tests with real AWS clients, and the crash test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+# Keep builds warm across runs with a target directory outside the checkout.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  export CARGO_TARGET_DIR="${TRIBUTARY_CACHE_DIR:-$HOME/.cache/tributary}/target"
+fi
+mkdir -p "$CARGO_TARGET_DIR"
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build"
+cargo build --workspace --bins
+export TRIBUTARY_BIN="$CARGO_TARGET_DIR/debug/tributary"
+
+step "Python test environment (boto3, AWS CLI, pytest)"
+VENV="$ROOT/tests/python/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+step "cargo test (unit tests, Rust AWS SDK black-box tests, crash test)"
+cargo test --workspace -- --test-threads=2
+
+step "pytest (boto3 and AWS CLI black-box tests)"
+PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest -q tests/python
+
+if [ -x tests/chart/run.sh ]; then
+  step "Helm chart checks"
+  tests/chart/run.sh
+fi
+
+step "All tests passed."

@@ -1,0 +1,110 @@
+//! Shared helpers for the black-box tests: start the real `tributary` binary on port 0, find
+//! its addresses, kill it, restart it on the same data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Path of the `tributary` binary: `$TRIBUTARY_BIN`, else the workspace's debug build (built
+/// on demand).
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("TRIBUTARY_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let bin = target.join("debug").join("tributary");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "tributary"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo build runs");
+        assert!(status.success(), "building tributary failed");
+    }
+    bin
+}
+
+/// A running `tributary serve` process.
+pub struct Server {
+    pub child: Child,
+    pub api: String,
+    pub metrics: String,
+    pub data_dir: Option<PathBuf>,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// Starts the server with `args` (plus ports 0) and waits until it listens.
+    pub async fn start(args: &[&str]) -> anyhow::Result<Server> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let data_dir = args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
+        Self::spawn(args, data_dir).await
+    }
+
+    async fn spawn(args: Vec<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Server> {
+        let mut child = Command::new(binary())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(&args)
+            .env("TRIBUTARY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await??
+            .ok_or_else(|| anyhow::anyhow!("server exited before listening"))?;
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_string)
+                .ok_or_else(|| anyhow::anyhow!("unexpected start line: {line}"))
+        };
+        let api = format!("http://{}", field("api=")?);
+        let metrics = format!("http://{}", field("metrics=")?);
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Server {
+            child,
+            api,
+            metrics,
+            data_dir,
+            args,
+        })
+    }
+
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub async fn kill9(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts a new process with the same arguments (and data directory).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill9().await;
+        let fresh = Self::spawn(self.args.clone(), self.data_dir.clone()).await?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub async fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        Ok(tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??)
+    }
+}
