@@ -16,7 +16,11 @@ pub struct ServeConfig {
     pub listen: String,
 
     /// Address of the metrics and health listener (/metrics, /healthz, /readyz).
-    #[arg(long, env = "TRIBUTARY_METRICS_LISTEN", default_value = "127.0.0.1:9567")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_METRICS_LISTEN",
+        default_value = "127.0.0.1:9567"
+    )]
     pub metrics_listen: String,
 
     /// Directory where stream data and metadata are kept.
@@ -91,7 +95,10 @@ impl ServeConfig {
     /// Checks settings that flags alone cannot express.
     pub fn validate(&self) -> Result<(), String> {
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("--account-id must be 12 digits, got {:?}", self.account_id));
+            return Err(format!(
+                "--account-id must be 12 digits, got {:?}",
+                self.account_id
+            ));
         }
         if self.segment_bytes < 64 * 1024 {
             return Err("--segment-bytes must be at least 65536".into());

@@ -74,7 +74,11 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let (tx, rx) = watch::channel(false);
     let mut tasks = vec![
         tokio::spawn(server::serve_api(api, state.clone(), rx.clone())),
-        tokio::spawn(server::serve_metrics(metrics_listener, state.clone(), rx.clone())),
+        tokio::spawn(server::serve_metrics(
+            metrics_listener,
+            state.clone(),
+            rx.clone(),
+        )),
     ];
     let retention_engine = engine.clone();
     let mut stop = rx.clone();

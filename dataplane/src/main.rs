@@ -6,7 +6,11 @@ use tracing_subscriber::EnvFilter;
 use tributary::ServeConfig;
 
 #[derive(Parser)]
-#[command(name = "tributary", version, about = "Kinesis-compatible streaming data plane")]
+#[command(
+    name = "tributary",
+    version,
+    about = "Kinesis-compatible streaming data plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -99,7 +99,9 @@ async fn apply_stream(
         tributary_api::StreamMode::OnDemand => StreamMode::OnDemand,
     };
     if !(24..=8760).contains(&spec.retention_period_hours) {
-        return Err(rejected("retentionPeriodHours must be between 24 and 8760".into()));
+        return Err(rejected(
+            "retentionPeriodHours must be between 24 and 8760".into(),
+        ));
     }
     let shard_count = match mode {
         StreamMode::Provisioned => Some(spec.shard_count.unwrap_or(1).clamp(1, 100_000) as u32),
@@ -111,7 +113,9 @@ async fn apply_stream(
             shard_count,
             mode,
             tags: spec.tags.clone(),
-            max_record_kib: spec.max_record_size_in_ki_b.map(|v| v.clamp(1024, 10240) as u32),
+            max_record_kib: spec
+                .max_record_size_in_ki_b
+                .map(|v| v.clamp(1024, 10240) as u32),
             retention_hours: Some(spec.retention_period_hours as u32),
         })
         .await
@@ -119,7 +123,10 @@ async fn apply_stream(
     if let Some(enc) = &spec.encryption {
         if enc.encryption_type == tributary_api::EncryptionType::Kms {
             if let Some(stream) = engine.find(&name) {
-                let key = enc.key_id.clone().unwrap_or_else(|| "alias/aws/kinesis".into());
+                let key = enc
+                    .key_id
+                    .clone()
+                    .unwrap_or_else(|| "alias/aws/kinesis".into());
                 let _ = engine
                     .update_state(&stream, |st| {
                         st.encryption_key = Some(key);

@@ -107,7 +107,10 @@ fn respond(status: u16, content_type: Option<&'static str>, body: Bytes) -> Resp
         b = b.header(header::CONTENT_TYPE, ct);
     }
     b = b.header(header::CONTENT_LENGTH, body.len());
-    with_ids(b.body(full(body)).unwrap_or_else(|_| Response::new(full(Bytes::new()))))
+    with_ids(
+        b.body(full(body))
+            .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
+    )
 }
 
 fn error_response(e: &AwsError, protocol: Protocol) -> Response<RespBody> {
@@ -144,7 +147,11 @@ fn cors(resp: &mut Response<RespBody>, preflight: bool, req_headers: &http::Head
 /// Handles one API request.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBody> {
     let origin = req.headers().contains_key(header::ORIGIN);
-    let req_headers = if origin { req.headers().clone() } else { http::HeaderMap::new() };
+    let req_headers = if origin {
+        req.headers().clone()
+    } else {
+        http::HeaderMap::new()
+    };
     let preflight = origin && req.method() == Method::OPTIONS;
     let mut resp = if preflight {
         respond(200, None, Bytes::new())
@@ -203,7 +210,9 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return respond(413, None, Bytes::new());
             }
             return respond(400, None, Bytes::new());
@@ -225,7 +234,12 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         return error_response(&AwsError::new(code, ""), reply_protocol);
     }
     let Some(protocol) = protocol else {
-        let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let ct = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if ct == "application/json" {
             let json = serde_json::from_slice::<serde_json::Value>(&body);
             let name = if json.as_ref().is_ok_and(|v| v.is_object()) {
@@ -233,7 +247,11 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             } else {
                 "SerializationException"
             };
-            let status = if name == "SerializationException" { 400 } else { 404 };
+            let status = if name == "SerializationException" {
+                400
+            } else {
+                404
+            };
             let envelope = format!(
                 "{{\"Output\":{{\"__type\":\"com.amazon.coral.service#{name}\"}},\"Version\":\"1.0\"}}"
             );
@@ -243,7 +261,11 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             .split_once('.')
             .is_some_and(|(s, o)| !s.is_empty() && !o.is_empty());
         return if has_op {
-            respond(404, None, Bytes::from_static(b"<UnknownOperationException/>\n"))
+            respond(
+                404,
+                None,
+                Bytes::from_static(b"<UnknownOperationException/>\n"),
+            )
         } else {
             respond(403, None, Bytes::from_static(ACCESS_DENIED_XML.as_bytes()))
         };
@@ -252,7 +274,8 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         return error_response(&AwsError::new(codes::UNKNOWN_OPERATION, ""), protocol);
     };
     if let Some(keys) = &state.auth {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(state.clock.now_ms().max(0) as u64);
+        let now =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(state.clock.now_ms().max(0) as u64);
         if let Err(e) = sigv4::verify(&parts, &body, keys, now) {
             let err = AwsError::new(e.error_type(), e.message()).with_status(e.status());
             return error_response(&err, protocol);

@@ -22,7 +22,9 @@ fn client(endpoint: &str) -> Client {
 }
 
 async fn start() -> (Server, Client) {
-    let server = Server::start(&["--in-memory", "--no-limits"]).await.unwrap();
+    let server = Server::start(&["--in-memory", "--no-limits"])
+        .await
+        .unwrap();
     let c = client(&server.api);
     (server, c)
 }
@@ -44,7 +46,8 @@ fn md5_digest(input: &[u8]) -> [u8; 16] {
     let k: Vec<u32> = (0..64)
         .map(|i| ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32)
         .collect();
-    let (mut a0, mut b0, mut c0, mut d0) = (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
+    let (mut a0, mut b0, mut c0, mut d0) =
+        (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
     let mut msg = input.to_vec();
     let bit_len = (input.len() as u64).wrapping_mul(8);
     msg.push(0x80);
@@ -106,7 +109,13 @@ async fn read_shard(c: &Client, stream: &str, shard: &str) -> Vec<(String, Vec<u
         .shard_iterator;
     let mut out = Vec::new();
     while let Some(i) = it {
-        let r = c.get_records().shard_iterator(i).limit(1000).send().await.unwrap();
+        let r = c
+            .get_records()
+            .shard_iterator(i)
+            .limit(1000)
+            .send()
+            .await
+            .unwrap();
         let n = r.records().len();
         for rec in r.records() {
             out.push((
@@ -126,7 +135,12 @@ async fn read_shard(c: &Client, stream: &str, shard: &str) -> Vec<(String, Vec<u
 #[tokio::test]
 async fn put_records_route_by_md5_and_read_back_intact_in_order() {
     let (_server, c) = start().await;
-    c.create_stream().stream_name("orders").shard_count(4).send().await.unwrap();
+    c.create_stream()
+        .stream_name("orders")
+        .shard_count(4)
+        .send()
+        .await
+        .unwrap();
     let shard_list = shards(&c, "orders").await;
     assert_eq!(shard_list.len(), 4);
     let ranges: HashMap<String, (u128, u128)> = shard_list
@@ -176,7 +190,10 @@ async fn put_records_route_by_md5_and_read_back_intact_in_order() {
     for s in &shard_list {
         let recs = read_shard(&c, "orders", s.shard_id()).await;
         let seqs: Vec<u128> = recs.iter().map(|r| r.0.parse().unwrap()).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence numbers increase");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "sequence numbers increase"
+        );
         for (_, data, pk) in recs {
             got.insert(pk, data);
         }
@@ -207,7 +224,12 @@ async fn missing_stream_is_resource_not_found() {
 #[tokio::test]
 async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
     let (_server, c) = start().await;
-    c.create_stream().stream_name("r").shard_count(1).send().await.unwrap();
+    c.create_stream()
+        .stream_name("r")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
     let mut written = Vec::new();
     let mut put = |n: usize, tag: &str| {
         let entries: Vec<_> = (0..n)
@@ -268,13 +290,28 @@ async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
         .send()
         .await
         .unwrap();
-    assert_eq!(summary.stream_description_summary().unwrap().open_shard_count(), 2);
+    assert_eq!(
+        summary
+            .stream_description_summary()
+            .unwrap()
+            .open_shard_count(),
+        2
+    );
 
     let all = shards(&c, "r").await;
-    let parent = all.iter().find(|s| s.shard_id() == "shardId-000000000001").unwrap();
+    let parent = all
+        .iter()
+        .find(|s| s.shard_id() == "shardId-000000000001")
+        .unwrap();
     assert_eq!(parent.parent_shard_id(), Some("shardId-000000000000"));
-    let merged = all.iter().find(|s| s.shard_id() == "shardId-000000000003").unwrap();
-    assert_eq!(merged.adjacent_parent_shard_id(), Some("shardId-000000000002"));
+    let merged = all
+        .iter()
+        .find(|s| s.shard_id() == "shardId-000000000003")
+        .unwrap();
+    assert_eq!(
+        merged.adjacent_parent_shard_id(),
+        Some("shardId-000000000002")
+    );
     assert!(all[0]
         .sequence_number_range()
         .unwrap()
@@ -297,7 +334,12 @@ async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
 #[tokio::test]
 async fn closed_shard_read_to_its_end_names_its_children() {
     let (_server, c) = start().await;
-    c.create_stream().stream_name("kids").shard_count(1).send().await.unwrap();
+    c.create_stream()
+        .stream_name("kids")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
     c.put_record()
         .stream_name("kids")
         .partition_key("k")
@@ -327,7 +369,10 @@ async fn closed_shard_read_to_its_end_names_its_children() {
     assert!(r.next_shard_iterator().is_none());
     let kids: Vec<&str> = r.child_shards().iter().map(|k| k.shard_id()).collect();
     assert_eq!(kids, vec!["shardId-000000000001", "shardId-000000000002"]);
-    assert_eq!(r.child_shards()[0].parent_shards(), ["shardId-000000000000"]);
+    assert_eq!(
+        r.child_shards()[0].parent_shards(),
+        ["shardId-000000000000"]
+    );
 }
 
 #[tokio::test]
@@ -346,7 +391,13 @@ async fn streams_list_with_pagination_and_summaries() {
     assert!(first.has_more_streams());
     assert_eq!(first.stream_summaries().len(), 2);
     let token = first.next_token().unwrap().to_string();
-    let second = c.list_streams().next_token(token).limit(10).send().await.unwrap();
+    let second = c
+        .list_streams()
+        .next_token(token)
+        .limit(10)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.stream_names(), ["s2", "s3", "s4"]);
     assert!(!second.has_more_streams());
 }
@@ -354,14 +405,24 @@ async fn streams_list_with_pagination_and_summaries() {
 #[tokio::test]
 async fn settings_round_trip_through_the_sdk() {
     let (_server, c) = start().await;
-    c.create_stream().stream_name("cfg").shard_count(1).send().await.unwrap();
+    c.create_stream()
+        .stream_name("cfg")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
     c.add_tags_to_stream()
         .stream_name("cfg")
         .tags("team", "data")
         .send()
         .await
         .unwrap();
-    let tags = c.list_tags_for_stream().stream_name("cfg").send().await.unwrap();
+    let tags = c
+        .list_tags_for_stream()
+        .stream_name("cfg")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tags.tags()[0].key(), "team");
     c.increase_stream_retention_period()
         .stream_name("cfg")

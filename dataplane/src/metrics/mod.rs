@@ -75,7 +75,8 @@ impl Metrics {
             &["operation"],
         )
         .expect("valid metric");
-        r.register(Box::new(request_duration.clone())).expect("unique metric");
+        r.register(Box::new(request_duration.clone()))
+            .expect("unique metric");
         Metrics {
             requests: counter(&r, "kinesis_requests_total", "API calls by operation and outcome (success, client_error, throttled, server_error).", &["operation", "outcome"]),
             request_duration,
@@ -115,7 +116,8 @@ impl Metrics {
             c.with_label_values(&[stream]);
         }
         for outcome in ["success", "failed", "throttled"] {
-            self.put_records_entries.with_label_values(&[stream, outcome]);
+            self.put_records_entries
+                .with_label_values(&[stream, outcome]);
         }
         self.iterator_age_ms.with_label_values(&[stream]);
     }
@@ -134,9 +136,15 @@ impl Metrics {
             let _ = c.remove_label_values(&[stream]);
         }
         for outcome in ["success", "failed", "throttled"] {
-            let _ = self.put_records_entries.remove_label_values(&[stream, outcome]);
+            let _ = self
+                .put_records_entries
+                .remove_label_values(&[stream, outcome]);
         }
-        for g in [&self.iterator_age_ms, &self.open_shards, &self.closed_shards] {
+        for g in [
+            &self.iterator_age_ms,
+            &self.open_shards,
+            &self.closed_shards,
+        ] {
             let _ = g.remove_label_values(&[stream]);
         }
         for shard in shards {
@@ -150,7 +158,9 @@ impl Metrics {
             ] {
                 let _ = c.remove_label_values(&[stream, shard]);
             }
-            let _ = self.shard_iterator_age_ms.remove_label_values(&[stream, shard]);
+            let _ = self
+                .shard_iterator_age_ms
+                .remove_label_values(&[stream, shard]);
         }
     }
 
@@ -163,7 +173,9 @@ impl Metrics {
     }
 
     pub fn write_throttled(&self, stream: &crate::streams::Stream, shard: &str) {
-        self.write_throttled.with_label_values(&[&stream.name]).inc();
+        self.write_throttled
+            .with_label_values(&[&stream.name])
+            .inc();
         if stream
             .state()
             .enhanced_metrics

@@ -170,7 +170,10 @@ mod tests {
             "class com.amazon.coral.value.json.numbers.TruncatingBigNumber can not be converted to an String"
         );
         let e = decode::<Req>(Protocol::Json, br#"{"StreamName": true}"#).unwrap_err();
-        assert_eq!(e.message, "class java.lang.Boolean can not be converted to an String");
+        assert_eq!(
+            e.message,
+            "class java.lang.Boolean can not be converted to an String"
+        );
     }
 
     #[test]

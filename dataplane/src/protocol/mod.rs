@@ -3,9 +3,9 @@
 //! event-stream framing. Nothing here knows about streams or storage.
 
 pub mod codec;
+pub mod error;
 pub mod eventstream;
 pub mod sigv4;
-pub mod error;
 pub mod types;
 
 pub use codec::Protocol;

@@ -161,7 +161,10 @@ mod tests {
         assert_eq!(map[0].1, ciborium::Value::Bytes(b"hi".to_vec()));
         assert_eq!(
             map[1].1,
-            ciborium::Value::Tag(1, Box::new(ciborium::Value::Integer(1_764_140_000_123i64.into())))
+            ciborium::Value::Tag(
+                1,
+                Box::new(ciborium::Value::Integer(1_764_140_000_123i64.into()))
+            )
         );
         assert_eq!(ciborium::from_reader::<S, _>(&buf[..]).unwrap(), v);
     }

@@ -25,7 +25,9 @@ macro_rules! run_op {
     ($proto:expr, $body:expr, $handler:expr) => {{
         let input = $crate::protocol::codec::decode($proto, $body)?;
         let output = $handler(input).await?;
-        Ok($crate::services::Reply::Body($crate::services::Encode::encode(&output, $proto)))
+        Ok($crate::services::Reply::Body(
+            $crate::services::Encode::encode(&output, $proto),
+        ))
     }};
 }
 

@@ -22,8 +22,7 @@ pub const STREAM_ARN_PATTERN: &str = "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+";
 
 pub fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
@@ -195,10 +194,7 @@ impl Validator {
             )),
             n => Err(AwsError::new(
                 codes::VALIDATION,
-                format!(
-                    "{n} validation errors detected: {}",
-                    self.errors.join("; ")
-                ),
+                format!("{n} validation errors detected: {}", self.errors.join("; ")),
             )),
         }
     }
@@ -240,7 +236,9 @@ mod tests {
         assert!(!is_decimal("01", 39));
         assert!(!is_decimal("", 39));
         assert!(!is_decimal("1a", 39));
-        assert!(is_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/s"));
+        assert!(is_stream_arn(
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+        ));
         assert!(!is_stream_arn("arn:aws:kinesis:us-east-1:0:stream/s"));
     }
 }

@@ -169,7 +169,13 @@ mod tests {
     #[test]
     fn batch_round_trips_and_detects_corruption() {
         let mut buf = BytesMut::new();
-        encode_batch(&mut buf, 7, 1234, FLAG_ENCRYPTED, &[rec("a", b"one"), rec("bb", b"")]);
+        encode_batch(
+            &mut buf,
+            7,
+            1234,
+            FLAG_ENCRYPTED,
+            &[rec("a", b"one"), rec("bb", b"")],
+        );
         let bytes = buf.freeze();
         let h = BatchHeader::parse(&bytes).unwrap();
         assert_eq!((h.base_offset, h.count, h.arrival_ms), (7, 2, 1234));

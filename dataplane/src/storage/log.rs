@@ -209,7 +209,12 @@ impl ShardLog {
     ) -> Result<ReadBatch, StorageError> {
         let (segments, start, end, last_arrival_ms) = {
             let v = self.view();
-            (v.segments.clone(), v.start_offset, v.end_offset, v.last_arrival_ms)
+            (
+                v.segments.clone(),
+                v.start_offset,
+                v.end_offset,
+                v.last_arrival_ms,
+            )
         };
         let from = from.max(start);
         let mut out = ReadBatch {
@@ -448,7 +453,9 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         if !active.is_empty() && (roll || ((too_big || too_old) && !buf.is_empty())) {
             match roll_segment(&inner, &active).await {
                 Ok(seg) => active = seg,
-                Err(e) => tracing::error!(error = %e, "Could not seal a segment; continuing in it."),
+                Err(e) => {
+                    tracing::error!(error = %e, "Could not seal a segment; continuing in it.")
+                }
             }
         }
 
@@ -510,7 +517,10 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
 }
 
 /// Seals `active` and starts a new segment after it.
-async fn roll_segment(inner: &Arc<Inner>, active: &Arc<Segment>) -> Result<Arc<Segment>, StorageError> {
+async fn roll_segment(
+    inner: &Arc<Inner>,
+    active: &Arc<Segment>,
+) -> Result<Arc<Segment>, StorageError> {
     let sealed = active.clone();
     let dir = inner.dir.clone();
     let base = active.end_offset();
@@ -556,8 +566,13 @@ mod tests {
     #[tokio::test]
     async fn appended_records_read_back_in_order_across_segments() {
         for tmp in [Some(tempfile::tempdir().unwrap()), None] {
-            let log = ShardLog::open(cfg(tmp.as_ref().map(|t| t.path())), Clock::default(), 0, false)
-                .unwrap();
+            let log = ShardLog::open(
+                cfg(tmp.as_ref().map(|t| t.path())),
+                Clock::default(),
+                0,
+                false,
+            )
+            .unwrap();
             for i in 0..50u64 {
                 let out = log.append(recs(3, 100), 0).await.unwrap();
                 assert_eq!(out.first_offset, i * 3);

@@ -30,7 +30,11 @@ pub fn even_ranges_within(start: u128, end: u128, n: u32) -> Vec<(u128, u128)> {
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
         let s = start + step * i;
-        let e = if i == n - 1 { end } else { start + step * (i + 1) - 1 };
+        let e = if i == n - 1 {
+            end
+        } else {
+            start + step * (i + 1) - 1
+        };
         out.push((s, e));
     }
     out

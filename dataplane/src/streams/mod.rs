@@ -5,8 +5,8 @@ pub mod errors;
 pub mod hash;
 pub mod iterator;
 pub mod limits;
-pub mod seq;
 mod reshard;
+pub mod seq;
 mod stream;
 
 pub use stream::{
@@ -22,7 +22,9 @@ use bytes::Bytes;
 
 use crate::clock::Clock;
 use crate::protocol::AwsError;
-use crate::storage::{RecordIn, ShardLog, StorageConfig, StorageError, StoredRecord, FLAG_ENCRYPTED};
+use crate::storage::{
+    RecordIn, ShardLog, StorageConfig, StorageError, StoredRecord, FLAG_ENCRYPTED,
+};
 use iterator::{IteratorKey, IteratorToken, ITERATOR_TTL_MS};
 use limits::TokenBucket;
 use stream::{write_atomic, ShardSet, StreamMeta};
@@ -182,7 +184,10 @@ impl Streams {
                 continue;
             };
             let meta: StreamMeta = serde_json::from_slice(&raw).map_err(|e| {
-                StorageError::io(&meta_path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                StorageError::io(
+                    &meta_path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
             })?;
             if meta.state.status == StreamStatus::Deleting {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -199,7 +204,8 @@ impl Streams {
                         c.status = ConsumerStatus::Active;
                     }
                 }
-                st.consumers.retain(|c| c.status != ConsumerStatus::Deleting);
+                st.consumers
+                    .retain(|c| c.status != ConsumerStatus::Deleting);
             }
             tracing::info!(stream = %stream.name, shards = stream.all_shards().len(), "Recovered stream.");
             self.insert(stream);
@@ -207,7 +213,11 @@ impl Streams {
         Ok(())
     }
 
-    fn build_stream(&self, meta: StreamMeta, dir: Option<PathBuf>) -> Result<Arc<Stream>, StorageError> {
+    fn build_stream(
+        &self,
+        meta: StreamMeta,
+        dir: Option<PathBuf>,
+    ) -> Result<Arc<Stream>, StorageError> {
         let now = self.clock.now_ms();
         let stream = Stream {
             arn: self.stream_arn(&meta.name),
@@ -230,7 +240,12 @@ impl Streams {
         Ok(Arc::new(stream))
     }
 
-    fn open_log(&self, stream: &Stream, index: u32, closed: bool) -> Result<ShardLog, StorageError> {
+    fn open_log(
+        &self,
+        stream: &Stream,
+        index: u32,
+        closed: bool,
+    ) -> Result<ShardLog, StorageError> {
         let mut cfg = self.cfg.storage.clone();
         cfg.dir = stream.shard_dir(index);
         ShardLog::open(cfg, self.clock.clone(), 0, closed)
@@ -332,7 +347,11 @@ impl Streams {
     }
 
     /// A stream that serves reads and writes (ACTIVE or UPDATING); otherwise not found, as AWS.
-    pub fn resolve_for_data(&self, name: Option<&str>, arn: Option<&str>) -> Result<Arc<Stream>, AwsError> {
+    pub fn resolve_for_data(
+        &self,
+        name: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<Arc<Stream>, AwsError> {
         let s = self.resolve(name, arn)?;
         if !s.status().serves_data() {
             return Err(errors::stream_not_found(&s.name, &self.cfg.account_id));
@@ -341,7 +360,10 @@ impl Streams {
     }
 
     fn open_shards_total(&self) -> u64 {
-        self.list().iter().map(|s| s.open_shard_count() as u64).sum()
+        self.list()
+            .iter()
+            .map(|s| s.open_shard_count() as u64)
+            .sum()
     }
 
     pub fn on_demand_count(&self) -> u64 {
@@ -393,7 +415,13 @@ impl Streams {
         let now = self.clock.now_ms();
         let incarnation = loop {
             let v: u64 = rand::random();
-            if v != 0 && !self.by_incarnation.read().unwrap_or_else(|e| e.into_inner()).contains_key(&v) {
+            if v != 0
+                && !self
+                    .by_incarnation
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(&v)
+            {
                 break v;
             }
         };
@@ -432,7 +460,9 @@ impl Streams {
             },
             shards,
         };
-        let dir = self.streams_dir().map(|d| d.join(format!("{incarnation:016x}")));
+        let dir = self
+            .streams_dir()
+            .map(|d| d.join(format!("{incarnation:016x}")));
         let stream = self.build_stream(meta, dir).map_err(storage_error)?;
         stream.persist().map_err(storage_error)?;
         self.insert(stream.clone());
@@ -496,7 +526,10 @@ impl Streams {
     async fn remove(&self, stream: &Arc<Stream>) {
         {
             let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
-            if map.get(&stream.name).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+            if map
+                .get(&stream.name)
+                .is_some_and(|s| Arc::ptr_eq(s, stream))
+            {
                 map.remove(&stream.name);
             }
         }
@@ -626,7 +659,11 @@ impl Streams {
     ) -> Result<String, AwsError> {
         let now = self.clock.now_ms();
         if self.cfg.limits && !shard.iterator_calls.try_take(1.0, now) {
-            return Err(errors::throughput_exceeded(&shard.id, &stream.name, &self.cfg.account_id));
+            return Err(errors::throughput_exceeded(
+                &shard.id,
+                &stream.name,
+                &self.cfg.account_id,
+            ));
         }
         let offset_of = |seq_num: u128| -> Result<u64, AwsError> {
             let raw = raw_sequence.unwrap_or_default();
@@ -675,8 +712,14 @@ impl Streams {
     }
 
     /// Decodes an iterator, checking authenticity and expiry; returns its stream and shard.
-    pub fn open_iterator(&self, token: &str) -> Result<(Arc<Stream>, Arc<Shard>, IteratorToken), AwsError> {
-        let t = self.key.decode(token).ok_or_else(errors::invalid_iterator)?;
+    pub fn open_iterator(
+        &self,
+        token: &str,
+    ) -> Result<(Arc<Stream>, Arc<Shard>, IteratorToken), AwsError> {
+        let t = self
+            .key
+            .decode(token)
+            .ok_or_else(errors::invalid_iterator)?;
         let now = self.clock.now_ms();
         if t.issued_ms > now + 1000 {
             return Err(errors::invalid_iterator());
@@ -701,7 +744,11 @@ impl Streams {
                 )
             })?;
         let shard = stream.shard(t.shard_index).ok_or_else(|| {
-            errors::shard_does_not_exist(&shard_id(t.shard_index), &stream.name, &self.cfg.account_id)
+            errors::shard_does_not_exist(
+                &shard_id(t.shard_index),
+                &stream.name,
+                &self.cfg.account_id,
+            )
         })?;
         Ok((stream, shard, t))
     }
@@ -710,20 +757,29 @@ impl Streams {
     pub async fn get_records(&self, token: &str, limit: usize) -> Result<RecordsOut, AwsError> {
         let (stream, shard, t) = self.open_iterator(token)?;
         if !stream.status().serves_data() {
-            return Err(errors::shard_does_not_exist(&shard.id, &stream.name, &self.cfg.account_id));
+            return Err(errors::shard_does_not_exist(
+                &shard.id,
+                &stream.name,
+                &self.cfg.account_id,
+            ));
         }
         let now = self.clock.now_ms();
         if self.cfg.limits
             && (!shard.read_bytes.has_tokens(now) || !shard.read_calls.try_take(1.0, now))
         {
             crate::metrics::global().read_throttled(&stream, &shard.id);
-            return Err(errors::throughput_exceeded(&shard.id, &stream.name, &self.cfg.account_id));
+            return Err(errors::throughput_exceeded(
+                &shard.id,
+                &stream.name,
+                &self.cfg.account_id,
+            ));
         }
         let log = shard.log.clone();
-        let batch = tokio::task::spawn_blocking(move || log.read(t.offset, limit, GET_RECORDS_MAX_BYTES))
-            .await
-            .map_err(|_| AwsError::internal(""))?
-            .map_err(storage_error)?;
+        let batch =
+            tokio::task::spawn_blocking(move || log.read(t.offset, limit, GET_RECORDS_MAX_BYTES))
+                .await
+                .map_err(|_| AwsError::internal(""))?
+                .map_err(storage_error)?;
         let bytes: usize = batch
             .records
             .iter()
@@ -743,7 +799,9 @@ impl Streams {
         };
         let closed_end = shard.closed().map(|(end, _)| end);
         let (next_iterator, child_shards) = match closed_end {
-            Some(end) if batch.next_offset >= end => (None, Some(self.children_of(&stream, &shard))),
+            Some(end) if batch.next_offset >= end => {
+                (None, Some(self.children_of(&stream, &shard)))
+            }
             _ => (
                 Some(self.key.encode(&IteratorToken {
                     incarnation: stream.incarnation,
@@ -775,10 +833,18 @@ impl Streams {
         stream
             .all_shards()
             .iter()
-            .filter(|c| c.parent.as_deref() == Some(&shard.id) || c.adjacent_parent.as_deref() == Some(&shard.id))
+            .filter(|c| {
+                c.parent.as_deref() == Some(&shard.id)
+                    || c.adjacent_parent.as_deref() == Some(&shard.id)
+            })
             .map(|c| ChildShard {
                 shard_id: c.id.clone(),
-                parents: c.parent.iter().chain(c.adjacent_parent.iter()).cloned().collect(),
+                parents: c
+                    .parent
+                    .iter()
+                    .chain(c.adjacent_parent.iter())
+                    .cloned()
+                    .collect(),
                 start_hash: c.start_hash,
                 end_hash: c.end_hash,
             })
@@ -827,7 +893,8 @@ impl Streams {
             let _c = stream.control.lock().await;
             {
                 let mut set = stream.shards.write().unwrap_or_else(|e| e.into_inner());
-                set.all.retain(|s| !expired.iter().any(|x| x.index == s.index));
+                set.all
+                    .retain(|s| !expired.iter().any(|x| x.index == s.index));
                 set.rebuild_open();
             }
             let _ = stream.persist();
@@ -854,14 +921,17 @@ impl Streams {
         let now = self.clock.now_ms();
         let mut new_shards = Vec::new();
         for meta in &children {
-            let log = self.open_log(stream, meta.index, false).map_err(storage_error)?;
+            let log = self
+                .open_log(stream, meta.index, false)
+                .map_err(storage_error)?;
             new_shards.push(Arc::new(Shard::new(meta, log, now)));
         }
         {
             let mut set = stream.shards.write().unwrap_or_else(|e| e.into_inner());
             set.all.extend(new_shards.iter().cloned());
             set.all.sort_by_key(|s| s.index);
-            set.open.retain(|s| !parents.iter().any(|p| p.index == s.index));
+            set.open
+                .retain(|s| !parents.iter().any(|p| p.index == s.index));
             set.open.extend(new_shards.iter().cloned());
             set.open.sort_by_key(|s| s.start_hash);
         }

@@ -93,23 +93,38 @@ impl Streams {
         }
     }
 
-    async fn split_inner(&self, stream: &Arc<Stream>, parent: &Arc<Shard>, key: u128) -> Result<(), AwsError> {
+    async fn split_inner(
+        &self,
+        stream: &Arc<Stream>,
+        parent: &Arc<Shard>,
+        key: u128,
+    ) -> Result<(), AwsError> {
         let left = self.child(stream, parent.start_hash, key - 1, &[parent]);
         let right = self.child(stream, key, parent.end_hash, &[parent]);
         self.reshard(stream, std::slice::from_ref(parent), vec![left, right])
             .await
     }
 
-    async fn merge_inner(&self, stream: &Arc<Stream>, a: &Arc<Shard>, b: &Arc<Shard>) -> Result<(), AwsError> {
+    async fn merge_inner(
+        &self,
+        stream: &Arc<Stream>,
+        a: &Arc<Shard>,
+        b: &Arc<Shard>,
+    ) -> Result<(), AwsError> {
         let child = self.child(stream, a.start_hash, b.end_hash, &[a, b]);
-        self.reshard(stream, &[a.clone(), b.clone()], vec![child]).await
+        self.reshard(stream, &[a.clone(), b.clone()], vec![child])
+            .await
     }
 
     fn open_shard(&self, stream: &Stream, raw: &str) -> Result<Arc<Shard>, AwsError> {
         let not_found = || errors::could_not_find_shard(raw, &stream.name, &self.cfg.account_id);
         let index = super::parse_shard_id(raw).ok_or_else(not_found)?;
         let shard = stream.shard(index).ok_or_else(|| {
-            errors::could_not_find_shard(&super::shard_id(index), &stream.name, &self.cfg.account_id)
+            errors::could_not_find_shard(
+                &super::shard_id(index),
+                &stream.name,
+                &self.cfg.account_id,
+            )
         })?;
         if !shard.is_open() {
             return Err(errors::invalid_argument(format!(
@@ -121,10 +136,19 @@ impl Streams {
     }
 
     /// SplitShard.
-    pub async fn split_shard(&self, stream: &Arc<Stream>, shard: &str, key: u128) -> Result<(), AwsError> {
+    pub async fn split_shard(
+        &self,
+        stream: &Arc<Stream>,
+        shard: &str,
+        key: u128,
+    ) -> Result<(), AwsError> {
         let _c = stream.control.lock().await;
         if stream.status() != StreamStatus::Active {
-            return Err(errors::not_active(&stream.name, &self.cfg.account_id, stream.status().as_str()));
+            return Err(errors::not_active(
+                &stream.name,
+                &self.cfg.account_id,
+                stream.status().as_str(),
+            ));
         }
         let parent = self.open_shard(stream, shard)?;
         self.check_shard_quota(1)?;
@@ -141,10 +165,19 @@ impl Streams {
     }
 
     /// MergeShards: `a` must end exactly where `b` begins.
-    pub async fn merge_shards(&self, stream: &Arc<Stream>, a: &str, b: &str) -> Result<(), AwsError> {
+    pub async fn merge_shards(
+        &self,
+        stream: &Arc<Stream>,
+        a: &str,
+        b: &str,
+    ) -> Result<(), AwsError> {
         let _c = stream.control.lock().await;
         if stream.status() != StreamStatus::Active {
-            return Err(errors::not_active(&stream.name, &self.cfg.account_id, stream.status().as_str()));
+            return Err(errors::not_active(
+                &stream.name,
+                &self.cfg.account_id,
+                stream.status().as_str(),
+            ));
         }
         let first = self.open_shard(stream, a)?;
         let second = self.open_shard(stream, b)?;
@@ -170,10 +203,18 @@ impl Streams {
     ///    rolling 24 hours.
     /// 2. Split every open shard that contains a target boundary at that boundary.
     /// 3. Merge, left to right, the pieces that make up each target range.
-    pub async fn update_shard_count(&self, stream: &Arc<Stream>, target: u32) -> Result<usize, AwsError> {
+    pub async fn update_shard_count(
+        &self,
+        stream: &Arc<Stream>,
+        target: u32,
+    ) -> Result<usize, AwsError> {
         let _c = stream.control.lock().await;
         if stream.status() != StreamStatus::Active {
-            return Err(errors::not_active(&stream.name, &self.cfg.account_id, stream.status().as_str()));
+            return Err(errors::not_active(
+                &stream.name,
+                &self.cfg.account_id,
+                stream.status().as_str(),
+            ));
         }
         let current = stream.open_shard_count();
         let t = target as usize;

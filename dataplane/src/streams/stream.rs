@@ -312,7 +312,10 @@ impl Stream {
             return Ok(());
         };
         let meta = self.meta();
-        write_atomic(&dir.join("stream.json"), &serde_json::to_vec_pretty(&meta).unwrap_or_default())
+        write_atomic(
+            &dir.join("stream.json"),
+            &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
+        )
     }
 
     pub fn shard_dir(&self, index: u32) -> Option<PathBuf> {

@@ -149,17 +149,24 @@ fn find(k: &Kinesis, i: &ConsumerRef) -> Result<(std::sync::Arc<Stream>, Consume
     let account = k.account();
     if let Some(arn) = &i.consumer_arn {
         let stream_arn = arn.split("/consumer/").next().unwrap_or_default();
-        let stream = k
-            .engine
-            .resolve(None, Some(stream_arn))
-            .map_err(|_| AwsError::new(errors::RESOURCE_NOT_FOUND, format!("Consumer {arn} under account {account} not found.")))?;
+        let stream = k.engine.resolve(None, Some(stream_arn)).map_err(|_| {
+            AwsError::new(
+                errors::RESOURCE_NOT_FOUND,
+                format!("Consumer {arn} under account {account} not found."),
+            )
+        })?;
         let c = stream
             .state()
             .consumers
             .iter()
             .find(|c| &c.arn == arn)
             .cloned()
-            .ok_or_else(|| AwsError::new(errors::RESOURCE_NOT_FOUND, format!("Consumer {arn} under account {account} not found.")))?;
+            .ok_or_else(|| {
+                AwsError::new(
+                    errors::RESOURCE_NOT_FOUND,
+                    format!("Consumer {arn} under account {account} not found."),
+                )
+            })?;
         return Ok((stream, c));
     }
     match (&i.stream_arn, &i.consumer_name) {
@@ -174,7 +181,10 @@ fn find(k: &Kinesis, i: &ConsumerRef) -> Result<(std::sync::Arc<Stream>, Consume
                 .ok_or_else(|| {
                     AwsError::new(
                         errors::RESOURCE_NOT_FOUND,
-                        format!("Consumer {name} under stream {} not found for account {account}.", stream.name),
+                        format!(
+                            "Consumer {name} under stream {} not found for account {account}.",
+                            stream.name
+                        ),
                     )
                 })?;
             Ok((stream, c))
@@ -193,7 +203,10 @@ fn validate_ref(i: &ConsumerRef) -> Result<(), AwsError> {
     v.finish()
 }
 
-pub async fn describe_stream_consumer(k: &Kinesis, i: ConsumerRef) -> Result<DescribeOutput, AwsError> {
+pub async fn describe_stream_consumer(
+    k: &Kinesis,
+    i: ConsumerRef,
+) -> Result<DescribeOutput, AwsError> {
     validate_ref(&i)?;
     let (stream, c) = find(k, &i)?;
     Ok(DescribeOutput {

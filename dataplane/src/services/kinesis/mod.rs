@@ -119,13 +119,19 @@ impl Kinesis {
                 run_op!(protocol, body, |i| tags::list_tags_for_resource(k, i))
             }
             "RegisterStreamConsumer" => {
-                run_op!(protocol, body, |i| consumers::register_stream_consumer(k, i))
+                run_op!(protocol, body, |i| consumers::register_stream_consumer(
+                    k, i
+                ))
             }
             "DeregisterStreamConsumer" => {
-                run_op!(protocol, body, |i| consumers::deregister_stream_consumer(k, i))
+                run_op!(protocol, body, |i| consumers::deregister_stream_consumer(
+                    k, i
+                ))
             }
             "DescribeStreamConsumer" => {
-                run_op!(protocol, body, |i| consumers::describe_stream_consumer(k, i))
+                run_op!(protocol, body, |i| consumers::describe_stream_consumer(
+                    k, i
+                ))
             }
             "ListStreamConsumers" => {
                 run_op!(protocol, body, |i| consumers::list_stream_consumers(k, i))

@@ -157,7 +157,12 @@ fn record_too_large(stream: &Stream, size: usize, max: usize) -> AwsError {
 }
 
 /// SequenceNumberForOrdering must be a sequence number this stream could have issued.
-fn check_ordering_sequence(k: &Kinesis, stream: &Stream, s: &str, op: &str) -> Result<(), AwsError> {
+fn check_ordering_sequence(
+    k: &Kinesis,
+    stream: &Stream,
+    s: &str,
+    op: &str,
+) -> Result<(), AwsError> {
     let ok = seq::parse(s)
         .and_then(seq::decode)
         .is_some_and(|(inc, _, _)| inc == stream.incarnation as u32);
@@ -179,12 +184,20 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOu
         let rendered = || {
             let items: Vec<String> = records
                 .iter()
-                .map(|_| "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310".to_string())
+                .map(|_| {
+                    "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310".to_string()
+                })
                 .collect();
             format!("[{}]", items.join(", "))
         };
         if records.is_empty() || records.len() > PUT_RECORDS_MAX_RECORDS {
-            v.count("records", &rendered(), records.len(), 1, PUT_RECORDS_MAX_RECORDS);
+            v.count(
+                "records",
+                &rendered(),
+                records.len(),
+                1,
+                PUT_RECORDS_MAX_RECORDS,
+            );
         }
         for (n, r) in records.iter().enumerate() {
             let p = |f: &str| format!("records.{}.member.{f}", n + 1);
@@ -282,7 +295,11 @@ pub async fn get_shard_iterator(
     v.not_null("shardId", &i.shard_id);
     v.stream_name("shardId", i.shard_id.as_deref());
     v.not_null("shardIteratorType", &i.shard_iterator_type);
-    v.enumeration("shardIteratorType", i.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
+    v.enumeration(
+        "shardIteratorType",
+        i.shard_iterator_type.as_deref(),
+        &ITERATOR_TYPES,
+    );
     v.string(
         "startingSequenceNumber",
         i.starting_sequence_number.as_deref(),
@@ -298,7 +315,11 @@ pub async fn get_shard_iterator(
     let display_name = i
         .stream_name
         .clone()
-        .or_else(|| i.stream_arn.as_deref().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()))
+        .or_else(|| {
+            i.stream_arn
+                .as_deref()
+                .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        })
         .unwrap_or_default();
     let index = parse_shard_id(&raw_shard)
         .ok_or_else(|| errors::could_not_find_shard(&raw_shard, &display_name, &account))?;
@@ -355,7 +376,9 @@ pub async fn get_shard_iterator(
             }
         },
     };
-    let iterator = k.engine.shard_iterator(&stream, &shard, position, seq_raw)?;
+    let iterator = k
+        .engine
+        .shard_iterator(&stream, &shard, position, seq_raw)?;
     Ok(GetShardIteratorOutput {
         shard_iterator: iterator,
     })

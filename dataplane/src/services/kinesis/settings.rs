@@ -21,7 +21,11 @@ fn validate_retention(i: &RetentionInput) -> Result<(), AwsError> {
     v.finish()
 }
 
-async fn change_retention(k: &Kinesis, i: RetentionInput, increase: bool) -> Result<Void, AwsError> {
+async fn change_retention(
+    k: &Kinesis,
+    i: RetentionInput,
+    increase: bool,
+) -> Result<Void, AwsError> {
     validate_retention(&i)?;
     let stream = k
         .engine
@@ -177,7 +181,11 @@ pub async fn disable_monitoring(
 async fn encryption(k: &Kinesis, i: EncryptionInput, start: bool) -> Result<Void, AwsError> {
     let mut v = Validator::new();
     v.not_null("encryptionType", &i.encryption_type);
-    v.enumeration("encryptionType", i.encryption_type.as_deref(), &["NONE", "KMS"]);
+    v.enumeration(
+        "encryptionType",
+        i.encryption_type.as_deref(),
+        &["NONE", "KMS"],
+    );
     v.not_null("keyId", &i.key_id);
     v.string("keyId", i.key_id.as_deref(), None, 1, 2048);
     v.stream_name("streamName", i.stream_name.as_deref());

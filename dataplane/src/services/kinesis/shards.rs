@@ -74,7 +74,10 @@ fn filter_shards(
 
 pub async fn list_shards(k: &Kinesis, i: ListShardsInput) -> Result<ListShardsOutput, AwsError> {
     let mut v = Validator::new();
-    v.stream_name("exclusiveStartShardId", i.exclusive_start_shard_id.as_deref());
+    v.stream_name(
+        "exclusiveStartShardId",
+        i.exclusive_start_shard_id.as_deref(),
+    );
     v.range("maxResults", i.max_results, 1, 10_000);
     v.string("nextToken", i.next_token.as_deref(), None, 1, 1_048_576);
     v.stream_name("streamName", i.stream_name.as_deref());
@@ -88,77 +91,76 @@ pub async fn list_shards(k: &Kinesis, i: ListShardsInput) -> Result<ListShardsOu
     let named = i.stream_name.is_some() || i.stream_arn.is_some();
     let now = k.engine.clock.now_ms();
     let limit = i.max_results.unwrap_or(1000) as usize;
-    let (stream, after, filter) = match (&i.next_token, named) {
-        (Some(_), true) => {
-            return Err(errors::invalid_argument(
-                "NextToken and StreamName cannot be provided together.",
-            ))
-        }
-        (None, false) => {
-            return Err(errors::invalid_argument(
-                "Either NextToken or StreamName should be provided.",
-            ))
-        }
-        (Some(token), false) => {
-            let t: ShardsToken = URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|raw| serde_json::from_slice(&raw).ok())
-                .ok_or_else(|| errors::invalid_argument("Invalid NextToken."))?;
-            if now - t.issued_ms > TOKEN_TTL_MS {
-                return Err(AwsError::new(
-                    errors::EXPIRED_NEXT_TOKEN,
-                    "The NextToken has expired. Call ListShards again without a NextToken.",
-                ));
+    let (stream, after, filter) =
+        match (&i.next_token, named) {
+            (Some(_), true) => {
+                return Err(errors::invalid_argument(
+                    "NextToken and StreamName cannot be provided together.",
+                ))
             }
-            let stream = k.engine.get(&t.stream)?;
-            if stream.incarnation != t.incarnation {
-                return Err(errors::invalid_argument("Invalid NextToken."));
+            (None, false) => {
+                return Err(errors::invalid_argument(
+                    "Either NextToken or StreamName should be provided.",
+                ))
             }
-            (stream, Some(t.after), t.filter)
-        }
-        (None, true) => {
-            let stream = k
-                .engine
-                .resolve(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-            if let Some(Timestamp(ts)) = i.stream_creation_timestamp {
-                if ts / 1000 != stream.created_ms / 1000 {
-                    return Err(errors::stream_not_found(&stream.name, k.account()));
+            (Some(token), false) => {
+                let t: ShardsToken = URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice(&raw).ok())
+                    .ok_or_else(|| errors::invalid_argument("Invalid NextToken."))?;
+                if now - t.issued_ms > TOKEN_TTL_MS {
+                    return Err(AwsError::new(
+                        errors::EXPIRED_NEXT_TOKEN,
+                        "The NextToken has expired. Call ListShards again without a NextToken.",
+                    ));
                 }
+                let stream = k.engine.get(&t.stream)?;
+                if stream.incarnation != t.incarnation {
+                    return Err(errors::invalid_argument("Invalid NextToken."));
+                }
+                (stream, Some(t.after), t.filter)
             }
-            let after = match &i.exclusive_start_shard_id {
-                Some(s) => Some(parse_shard_id(s).ok_or_else(|| {
-                    errors::could_not_find_shard(s, &stream.name, k.account())
-                })?),
-                None => None,
-            };
-            let filter = match &i.shard_filter {
-                None => None,
-                Some(f) => {
-                    let ty = f.filter_type.clone().unwrap_or_default();
-                    let shard = match (&f.shard_id, ty.as_str()) {
-                        (Some(s), _) => Some(parse_shard_id(s).ok_or_else(|| {
-                            errors::could_not_find_shard(s, &stream.name, k.account())
-                        })?),
-                        (None, "AFTER_SHARD_ID") => {
-                            return Err(errors::invalid_argument(
-                                "ShardId must be provided when ShardFilter Type is AFTER_SHARD_ID.",
-                            ))
-                        }
-                        (None, _) => None,
-                    };
-                    let ts = f.timestamp.map(|t| t.0);
-                    if ts.is_none() && (ty == "AT_TIMESTAMP" || ty == "FROM_TIMESTAMP") {
-                        return Err(errors::invalid_argument(format!(
-                            "Timestamp must be provided when ShardFilter Type is {ty}."
-                        )));
+            (None, true) => {
+                let stream = k
+                    .engine
+                    .resolve(i.stream_name.as_deref(), i.stream_arn.as_deref())?;
+                if let Some(Timestamp(ts)) = i.stream_creation_timestamp {
+                    if ts / 1000 != stream.created_ms / 1000 {
+                        return Err(errors::stream_not_found(&stream.name, k.account()));
                     }
-                    Some((ty, shard, ts))
                 }
-            };
-            (stream, after, filter)
-        }
-    };
+                let after = match &i.exclusive_start_shard_id {
+                    Some(s) => Some(parse_shard_id(s).ok_or_else(|| {
+                        errors::could_not_find_shard(s, &stream.name, k.account())
+                    })?),
+                    None => None,
+                };
+                let filter = match &i.shard_filter {
+                    None => None,
+                    Some(f) => {
+                        let ty = f.filter_type.clone().unwrap_or_default();
+                        let shard = match (&f.shard_id, ty.as_str()) {
+                            (Some(s), _) => Some(parse_shard_id(s).ok_or_else(|| {
+                                errors::could_not_find_shard(s, &stream.name, k.account())
+                            })?),
+                            (None, "AFTER_SHARD_ID") => return Err(errors::invalid_argument(
+                                "ShardId must be provided when ShardFilter Type is AFTER_SHARD_ID.",
+                            )),
+                            (None, _) => None,
+                        };
+                        let ts = f.timestamp.map(|t| t.0);
+                        if ts.is_none() && (ty == "AT_TIMESTAMP" || ty == "FROM_TIMESTAMP") {
+                            return Err(errors::invalid_argument(format!(
+                                "Timestamp must be provided when ShardFilter Type is {ty}."
+                            )));
+                        }
+                        Some((ty, shard, ts))
+                    }
+                };
+                (stream, after, filter)
+            }
+        };
     k.engine.admit("ListShards", 1000.0)?;
     let retention_cutoff = now - i64::from(stream.state().retention_hours) * 3_600_000;
     let mut shards = stream.all_shards();
@@ -236,7 +238,11 @@ pub async fn split_shard(k: &Kinesis, i: SplitShardInput) -> Result<Void, AwsErr
         ))
     })?;
     k.engine
-        .split_shard(&stream, i.shard_to_split.as_deref().unwrap_or_default(), key)
+        .split_shard(
+            &stream,
+            i.shard_to_split.as_deref().unwrap_or_default(),
+            key,
+        )
         .await?;
     Ok(Void)
 }
@@ -271,7 +277,11 @@ pub async fn update_shard_count(
 ) -> Result<UpdateShardCountOutput, AwsError> {
     let mut v = Validator::new();
     v.not_null("scalingType", &i.scaling_type);
-    v.enumeration("scalingType", i.scaling_type.as_deref(), &["UNIFORM_SCALING"]);
+    v.enumeration(
+        "scalingType",
+        i.scaling_type.as_deref(),
+        &["UNIFORM_SCALING"],
+    );
     v.stream_name("streamName", i.stream_name.as_deref());
     v.not_null("targetShardCount", &i.target_shard_count);
     v.range("targetShardCount", i.target_shard_count, 1, 100_000);

@@ -20,7 +20,10 @@ pub(super) fn enhanced_out(stream: &Stream) -> Vec<EnhancedMetrics> {
     }]
 }
 
-pub(super) fn parse_mode(v: &mut Validator, details: &Option<StreamModeDetails>) -> Option<StreamMode> {
+pub(super) fn parse_mode(
+    v: &mut Validator,
+    details: &Option<StreamModeDetails>,
+) -> Option<StreamMode> {
     let d = details.as_ref()?;
     v.not_null("streamModeDetails.streamMode", &d.stream_mode);
     v.enumeration(
@@ -123,7 +126,10 @@ pub async fn describe_stream(
 ) -> Result<DescribeStreamOutput, AwsError> {
     let mut v = Validator::new();
     v.range("limit", i.limit, 1, 10_000);
-    v.stream_name("exclusiveStartShardId", i.exclusive_start_shard_id.as_deref());
+    v.stream_name(
+        "exclusiveStartShardId",
+        i.exclusive_start_shard_id.as_deref(),
+    );
     v.stream_name("streamName", i.stream_name.as_deref());
     v.stream_arn("streamARN", i.stream_arn.as_deref());
     v.finish()?;
@@ -150,7 +156,11 @@ pub async fn describe_stream(
     let has_more = shards.len() > limit;
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
-            encryption_type: if st.encryption_key.is_some() { "KMS" } else { "NONE" },
+            encryption_type: if st.encryption_key.is_some() {
+                "KMS"
+            } else {
+                "NONE"
+            },
             enhanced_monitoring: enhanced_out(&stream),
             has_more_shards: has_more,
             key_id: st.encryption_key.clone(),
@@ -190,7 +200,11 @@ pub(super) fn summary(stream: &Arc<Stream>) -> StreamDescriptionSummary {
     let st = stream.state().clone();
     StreamDescriptionSummary {
         consumer_count: st.consumers.len(),
-        encryption_type: if st.encryption_key.is_some() { "KMS" } else { "NONE" },
+        encryption_type: if st.encryption_key.is_some() {
+            "KMS"
+        } else {
+            "NONE"
+        },
         enhanced_monitoring: enhanced_out(stream),
         key_id: st.encryption_key.clone(),
         max_record_size_in_kib: st.max_record_kib,
@@ -207,7 +221,10 @@ pub(super) fn summary(stream: &Arc<Stream>) -> StreamDescriptionSummary {
 pub async fn list_streams(k: &Kinesis, i: ListStreamsInput) -> Result<ListStreamsOutput, AwsError> {
     let mut v = Validator::new();
     v.range("limit", i.limit, 1, 10_000);
-    v.stream_name("exclusiveStartStreamName", i.exclusive_start_stream_name.as_deref());
+    v.stream_name(
+        "exclusiveStartStreamName",
+        i.exclusive_start_stream_name.as_deref(),
+    );
     v.string("nextToken", i.next_token.as_deref(), None, 1, 1_048_576);
     v.finish()?;
     k.engine.admit("ListStreams", 5.0)?;

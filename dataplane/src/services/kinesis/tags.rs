@@ -52,7 +52,11 @@ fn validate_tags(v: &mut Validator, tags: &Option<BTreeMap<String, String>>) {
     }
 }
 
-async fn add_tags(k: &Kinesis, stream: &Arc<Stream>, tags: BTreeMap<String, String>) -> Result<(), AwsError> {
+async fn add_tags(
+    k: &Kinesis,
+    stream: &Arc<Stream>,
+    tags: BTreeMap<String, String>,
+) -> Result<(), AwsError> {
     check_tag_chars(&tags)?;
     let account = k.account().to_string();
     let name = stream.name.clone();
@@ -99,7 +103,13 @@ pub async fn add_tags_to_stream(k: &Kinesis, i: AddTagsInput) -> Result<Void, Aw
 fn validate_keys(v: &mut Validator, keys: &Option<Vec<String>>) {
     v.not_null("tagKeys", keys);
     if let Some(keys) = keys {
-        v.count("tagKeys", &format!("[{}]", keys.join(", ")), keys.len(), 1, MAX_TAGS);
+        v.count(
+            "tagKeys",
+            &format!("[{}]", keys.join(", ")),
+            keys.len(),
+            1,
+            MAX_TAGS,
+        );
     }
 }
 
@@ -123,7 +133,13 @@ pub async fn list_tags_for_stream(
 ) -> Result<ListTagsForStreamOutput, AwsError> {
     let mut v = Validator::new();
     v.range("limit", i.limit, 1, 50);
-    v.string("exclusiveStartTagKey", i.exclusive_start_tag_key.as_deref(), None, 1, 128);
+    v.string(
+        "exclusiveStartTagKey",
+        i.exclusive_start_tag_key.as_deref(),
+        None,
+        1,
+        128,
+    );
     v.stream_name("streamName", i.stream_name.as_deref());
     v.stream_arn("streamARN", i.stream_arn.as_deref());
     v.finish()?;

@@ -1,0 +1,290 @@
+//! Wire-level behaviour with hand-built requests: h2c with prior knowledge, CBOR bodies and
+//! timestamps, body limits, and a graceful shutdown that keeps unsynced writes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ciborium::Value;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tributary_tests::Server;
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+fn h1() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+fn h2c() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+async fn call(
+    client: &HttpClient,
+    endpoint: &str,
+    op: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, Bytes) {
+    let req = http::Request::post(format!("{endpoint}/"))
+        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, body)
+}
+
+fn json(v: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap()
+}
+
+const JSON: &str = "application/x-amz-json-1.1";
+const CBOR: &str = "application/x-amz-cbor-1.1";
+
+#[tokio::test]
+async fn h2c_prior_knowledge_serves_every_call() {
+    let server = Server::start(&["--in-memory", "--no-limits"])
+        .await
+        .unwrap();
+    let c = h2c();
+    let (s, _, _) = call(
+        &c,
+        &server.api,
+        "CreateStream",
+        JSON,
+        json(serde_json::json!({"StreamName": "h2", "ShardCount": 1})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, h, body) = call(
+        &c,
+        &server.api,
+        "PutRecord",
+        JSON,
+        json(serde_json::json!({"StreamName": "h2", "PartitionKey": "k", "Data": "aGVsbG8="})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["content-type"], JSON);
+    assert!(h.contains_key("x-amzn-requestid"));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["ShardId"], "shardId-000000000000");
+    let (_, _, body) = call(&c, &server.api, "GetShardIterator", JSON, json(serde_json::json!({"StreamName": "h2", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}))).await;
+    let it: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let (s, _, body) = call(
+        &c,
+        &server.api,
+        "GetRecords",
+        JSON,
+        json(serde_json::json!({"ShardIterator": it["ShardIterator"]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["Records"][0]["Data"], "aGVsbG8=");
+    // JSON timestamps are epoch seconds with a fraction, never in exponent form.
+    let raw = String::from_utf8(body.to_vec()).unwrap();
+    let ts = raw
+        .split("\"ApproximateArrivalTimestamp\":")
+        .nth(1)
+        .unwrap();
+    let ts: String = ts
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    assert!(
+        ts.len() >= 10 && !ts.contains('e') && !ts.contains('E'),
+        "timestamp {ts}"
+    );
+}
+
+fn cbor(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).unwrap();
+    out
+}
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Text(k.into()), v))
+            .collect(),
+    )
+}
+
+fn get<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v.as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some(key))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("missing {key}"))
+}
+
+#[tokio::test]
+async fn cbor_requests_get_cbor_responses_with_millisecond_timestamps() {
+    let server = Server::start(&["--in-memory", "--no-limits"])
+        .await
+        .unwrap();
+    let c = h1();
+    let (s, _, _) = call(
+        &c,
+        &server.api,
+        "CreateStream",
+        CBOR,
+        cbor(&map(vec![
+            ("StreamName", Value::Text("cb".into())),
+            ("ShardCount", Value::Integer(1.into())),
+        ])),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (s, h, _) = call(
+        &c,
+        &server.api,
+        "PutRecord",
+        CBOR,
+        cbor(&map(vec![
+            ("StreamName", Value::Text("cb".into())),
+            ("PartitionKey", Value::Text("k".into())),
+            ("Data", Value::Bytes(vec![0, 1, 2, 255])),
+        ])),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["content-type"], CBOR);
+    // AT_TIMESTAMP with a tag-1 millisecond timestamp, as the Java SDK sends it.
+    let (s, _, body) = call(
+        &c,
+        &server.api,
+        "GetShardIterator",
+        CBOR,
+        cbor(&map(vec![
+            ("StreamName", Value::Text("cb".into())),
+            ("ShardId", Value::Text("shardId-000000000000".into())),
+            ("ShardIteratorType", Value::Text("AT_TIMESTAMP".into())),
+            (
+                "Timestamp",
+                Value::Tag(1, Box::new(Value::Integer((before_ms - 60_000).into()))),
+            ),
+        ])),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let v: Value = ciborium::from_reader(&body[..]).unwrap();
+    let it = get(&v, "ShardIterator").clone();
+    let (_, _, body) = call(
+        &c,
+        &server.api,
+        "GetRecords",
+        CBOR,
+        cbor(&map(vec![("ShardIterator", it)])),
+    )
+    .await;
+    let v: Value = ciborium::from_reader(&body[..]).unwrap();
+    let rec = &get(&v, "Records").as_array().unwrap()[0];
+    assert_eq!(get(rec, "Data"), &Value::Bytes(vec![0, 1, 2, 255]));
+    match get(rec, "ApproximateArrivalTimestamp") {
+        Value::Tag(1, inner) => {
+            let ms = i128::from(inner.as_integer().unwrap()) as i64;
+            assert!(
+                (ms - before_ms).abs() < 60_000,
+                "arrival {ms} is epoch milliseconds near {before_ms}"
+            );
+        }
+        other => panic!("timestamp is not tag 1: {other:?}"),
+    }
+    // Errors come back as CBOR maps too.
+    let (s, _, body) = call(
+        &c,
+        &server.api,
+        "DescribeStream",
+        CBOR,
+        cbor(&map(vec![("StreamName", Value::Text("missing".into()))])),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let v: Value = ciborium::from_reader(&body[..]).unwrap();
+    assert_eq!(
+        get(&v, "__type"),
+        &Value::Text("ResourceNotFoundException".into())
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_and_the_server_keeps_serving() {
+    let server = Server::start(&["--in-memory", "--no-limits"])
+        .await
+        .unwrap();
+    let c = h1();
+    // Announce a 20 MiB body and send none of it: the refusal comes before any body is read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.api.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(
+        b"POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: Kinesis_20131202.PutRecord\r\n\
+          content-type: application/x-amz-json-1.1\r\ncontent-length: 20971520\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = [0u8; 12];
+    sock.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    let (s, _, body) = call(&c, &server.api, "ListStreams", JSON, b"{}".to_vec()).await;
+    assert_eq!(s, 200, "{body:?}");
+    let (s, _, body) = call(&c, &server.api, "ListStreams", JSON, b"{not json".to_vec()).await;
+    assert_eq!(s, 400);
+    assert_eq!(&body[..], br#"{"__type":"SerializationException"}"#);
+}
+
+#[tokio::test]
+async fn sigterm_flushes_unsynced_writes_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let server = Server::start(&["--data-dir", &data, "--no-limits", "--no-fsync"])
+        .await
+        .unwrap();
+    let c = h1();
+    call(
+        &c,
+        &server.api,
+        "CreateStream",
+        JSON,
+        json(serde_json::json!({"StreamName": "t", "ShardCount": 1})),
+    )
+    .await;
+    for i in 0..100 {
+        let (s, _, _) = call(&c, &server.api, "PutRecord", JSON, json(serde_json::json!({"StreamName": "t", "PartitionKey": format!("k{i}"), "Data": "eA=="}))).await;
+        assert_eq!(s, 200);
+    }
+    let status = server.stop().await.unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let server = Server::start(&["--data-dir", &data, "--no-limits"])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, _, body) = call(&c, &server.api, "GetShardIterator", JSON, json(serde_json::json!({"StreamName": "t", "ShardId": "0", "ShardIteratorType": "TRIM_HORIZON"}))).await;
+    let it: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let (_, _, body) = call(
+        &c,
+        &server.api,
+        "GetRecords",
+        JSON,
+        json(serde_json::json!({"ShardIterator": it["ShardIterator"]})),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["Records"].as_array().unwrap().len(), 100);
+}
