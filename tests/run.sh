@@ -32,15 +32,25 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+step "Node test environment (@aws-sdk/client-kinesis)"
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  step "promtool (Debian prometheus) for the alert rule checks"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+    || echo "promtool could not be installed; the chart's rule check will say so"
+fi
+
 step "cargo test (unit tests, Rust AWS SDK black-box tests, crash test)"
 cargo test --workspace -- --test-threads=2
 
 step "pytest (boto3 and AWS CLI black-box tests)"
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest -q tests/python
 
-if [ -x tests/chart/run.sh ]; then
-  step "Helm chart checks"
-  tests/chart/run.sh
-fi
+step "node --test (JavaScript v3 SDK: HTTP/2, SubscribeToShard)"
+(cd tests/node && node --test --test-concurrency=1 .)
+
+step "Helm chart checks (helm-python-sdk, kubernetes-validate, promtool)"
+tests/chart/run.sh
 
 step "All tests passed."

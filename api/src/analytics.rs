@@ -29,7 +29,11 @@ use crate::stream::DeletionPolicy;
         shortname = "kaa",
         category = "tributary",
         doc = "A Kinesis Data Analytics SQL application run by Tributary.",
-        printcolumn(name = "App", type_ = "string", json_path = ".status.applicationStatus"),
+        printcolumn(
+            name = "App",
+            type_ = "string",
+            json_path = ".status.applicationStatus"
+        ),
         printcolumn(
             name = "Ready",
             type_ = "string",
@@ -40,7 +44,11 @@ use crate::stream::DeletionPolicy;
             type_ = "string",
             json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
         ),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        printcolumn(
+            name = "Age",
+            type_ = "date",
+            json_path = ".metadata.creationTimestamp"
+        )
     )
 )]
 #[cfg_attr(
@@ -155,7 +163,11 @@ pub struct StreamSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_ref: Option<StreamRef>,
     /// ARN of the stream or delivery stream.
-    #[serde(rename = "resourceARN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "resourceARN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource_arn: Option<String>,
     /// IAM role the application would assume; recorded, not enforced.
     #[serde(rename = "roleARN", default, skip_serializing_if = "Option::is_none")]
@@ -207,10 +219,18 @@ pub struct RecordFormat {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MappingParameters {
     /// JSON records: the JSONPath of a row, usually `$`.
-    #[serde(rename = "jsonMappingParameters", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "jsonMappingParameters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub json_mapping_parameters: Option<JsonMappingParameters>,
     /// CSV records: the delimiters.
-    #[serde(rename = "csvMappingParameters", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "csvMappingParameters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub csv_mapping_parameters: Option<CsvMappingParameters>,
 }
 
@@ -308,7 +328,11 @@ pub struct S3ReferenceDataSource {
     /// Key of the object.
     pub file_key: String,
     /// IAM role the application would assume; recorded, not enforced.
-    #[serde(rename = "referenceRoleARN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "referenceRoleARN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reference_role_arn: Option<String>,
 }
 

@@ -22,7 +22,11 @@ use crate::stream::DeletionPolicy;
         category = "tributary",
         doc = "An enhanced fan-out consumer registered on a Tributary Stream.",
         printcolumn(name = "Stream", type_ = "string", json_path = ".spec.streamRef.name"),
-        printcolumn(name = "Consumer", type_ = "string", json_path = ".status.consumerStatus"),
+        printcolumn(
+            name = "Consumer",
+            type_ = "string",
+            json_path = ".status.consumerStatus"
+        ),
         printcolumn(
             name = "Ready",
             type_ = "string",
@@ -33,8 +37,17 @@ use crate::stream::DeletionPolicy;
             type_ = "string",
             json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
         ),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-        printcolumn(name = "ARN", type_ = "string", json_path = ".status.consumerArn", priority = 1)
+        printcolumn(
+            name = "Age",
+            type_ = "date",
+            json_path = ".metadata.creationTimestamp"
+        ),
+        printcolumn(
+            name = "ARN",
+            type_ = "string",
+            json_path = ".status.consumerArn",
+            priority = 1
+        )
     )
 )]
 #[cfg_attr(

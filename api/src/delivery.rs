@@ -28,7 +28,11 @@ use crate::stream::DeletionPolicy;
         shortname = "kds",
         category = "tributary",
         doc = "A Firehose delivery stream run by Tributary.",
-        printcolumn(name = "Type", type_ = "string", json_path = ".spec.deliveryStreamType"),
+        printcolumn(
+            name = "Type",
+            type_ = "string",
+            json_path = ".spec.deliveryStreamType"
+        ),
         printcolumn(
             name = "Ready",
             type_ = "string",
@@ -39,7 +43,11 @@ use crate::stream::DeletionPolicy;
             type_ = "string",
             json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
         ),
-        printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        printcolumn(
+            name = "Age",
+            type_ = "date",
+            json_path = ".metadata.creationTimestamp"
+        )
     )
 )]
 #[cfg_attr(
@@ -136,7 +144,11 @@ pub struct KinesisStreamSourceConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_ref: Option<StreamRef>,
     /// ARN of the source stream, for a stream not managed here.
-    #[serde(rename = "kinesisStreamARN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "kinesisStreamARN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kinesis_stream_arn: Option<String>,
     /// IAM role Firehose would assume; recorded, not enforced.
     #[serde(rename = "roleARN", default, skip_serializing_if = "Option::is_none")]
@@ -300,7 +312,11 @@ pub struct ExtendedS3DestinationConfiguration {
     pub s3_backup_configuration: Option<S3DestinationConfiguration>,
     /// Endpoint of the S3-compatible store, for example `http://garage.storage.svc:3900`
     /// (Tributary extension; AWS S3 when empty).
-    #[serde(rename = "endpointURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "endpointURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub endpoint_url: Option<String>,
     /// Credentials for the store (Tributary extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,7 +351,11 @@ pub struct S3DestinationConfiguration {
     #[serde(default)]
     pub compression_format: CompressionFormat,
     /// Endpoint of the S3-compatible store (Tributary extension).
-    #[serde(rename = "endpointURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "endpointURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub endpoint_url: Option<String>,
     /// Credentials for the store (Tributary extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,10 @@
 //!
 //! Field doc comments are written for users: they become the descriptions `kubectl explain` shows.
 
+// kube-derive's `printcolumn(name = .., type_ = "string", ..)` repeats keys across columns,
+// which clippy mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod analytics;
 pub mod consumer;
 pub mod delivery;
@@ -37,7 +41,8 @@ pub use stream::Stream;
 
 /// Every CustomResourceDefinition of the group, in a stable order (for `crds/` and the chart).
 #[cfg(feature = "kube")]
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+pub fn crds(
+) -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
     vec![

@@ -85,7 +85,12 @@ pub struct Condition {
 
 impl Condition {
     /// A condition without a transition time; [`set_condition`] fills it in.
-    pub fn new(type_: &str, status: ConditionStatus, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_: type_.to_string(),
             status,

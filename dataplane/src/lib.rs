@@ -60,7 +60,17 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let auth = match &cfg.auth_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
-            Some(protocol::sigv4::KeyStore::from_yaml(&text)?)
+            let keys = protocol::sigv4::KeyStore::from_yaml(&text)?;
+            // One server serves one account: a key for another account would see this
+            // account's streams under the wrong ARNs.
+            if let Some(other) = keys.account_ids().find(|a| *a != cfg.account_id) {
+                anyhow::bail!(
+                    "{} lists account {other}, but this server serves account {} (--account-id)",
+                    path.display(),
+                    cfg.account_id
+                );
+            }
+            Some(keys)
         }
         None => None,
     };

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::protocol::error::codes;
@@ -283,10 +284,11 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     }
 
     let operation = target.operation.to_string();
-    let span = tracing::debug_span!("request", operation = %operation);
-    let _enter = span.enter();
-    drop(_enter);
-    let result = state.kinesis.call(&operation, protocol, &body).await;
+    let result = state
+        .kinesis
+        .call(&operation, protocol, &body)
+        .instrument(tracing::debug_span!("request", operation = %operation))
+        .await;
     drop(body);
     let elapsed = started.elapsed().as_secs_f64();
     let m = crate::metrics::global();
@@ -294,12 +296,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         Ok(Reply::Body(out)) => {
             drop(permit);
             m.request(&operation, "success", elapsed);
-            let ct = if out.is_empty() {
-                protocol.content_type()
-            } else {
-                protocol.content_type()
-            };
-            respond(200, Some(ct), out)
+            respond(200, Some(protocol.content_type()), out)
         }
         Ok(Reply::EventStream(rx)) => {
             drop(permit);

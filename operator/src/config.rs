@@ -9,23 +9,43 @@ use tributary_api::{Quantity, ResourceRequirements};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Data-plane image run by each Stream's StatefulSet.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_DATAPLANE_IMAGE", default_value = "ghcr.io/tributary-dev/tributary:latest")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DATAPLANE_IMAGE",
+        default_value = "ghcr.io/tributary-dev/tributary:latest"
+    )]
     pub dataplane_image: String,
 
     /// Pull policy of the data-plane image.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_DATAPLANE_PULL_POLICY", default_value = "IfNotPresent")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DATAPLANE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
     pub dataplane_pull_policy: String,
 
     /// Volume size of a data-plane pod when the Stream does not set `storage.size`.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_DEFAULT_STORAGE_SIZE", default_value = "10Gi")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DEFAULT_STORAGE_SIZE",
+        default_value = "10Gi"
+    )]
     pub default_storage_size: String,
 
     /// CPU request of a data-plane pod when the Stream does not set `resources`.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_DEFAULT_CPU_REQUEST", default_value = "100m")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DEFAULT_CPU_REQUEST",
+        default_value = "100m"
+    )]
     pub default_cpu_request: String,
 
     /// Memory request (and limit) of a data-plane pod when the Stream does not set `resources`.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_DEFAULT_MEMORY", default_value = "256Mi")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DEFAULT_MEMORY",
+        default_value = "256Mi"
+    )]
     pub default_memory: String,
 
     /// AWS region the data plane reports in ARNs.
@@ -33,7 +53,11 @@ pub struct Config {
     pub region: String,
 
     /// AWS account id the data plane reports in ARNs.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_ACCOUNT_ID", default_value = "000000000000")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_ACCOUNT_ID",
+        default_value = "000000000000"
+    )]
     pub account_id: String,
 
     /// How the operator reaches a stream's Kinesis API; `{name}` and `{namespace}` are replaced
@@ -46,28 +70,53 @@ pub struct Config {
     pub dataplane_endpoint: String,
 
     /// Timeout of one data-plane call, in seconds.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_DATAPLANE_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DATAPLANE_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
     pub dataplane_timeout_seconds: u64,
 
     /// Namespaces to watch, comma-separated; empty watches all namespaces.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     pub watch_namespaces: Vec<String>,
 
     /// Seconds between resyncs of a converged resource (drift in the data plane is reverted on
     /// resync).
-    #[arg(long, env = "TRIBUTARY_OPERATOR_SYNC_INTERVAL_SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_SYNC_INTERVAL_SECONDS",
+        default_value_t = 60
+    )]
     pub sync_interval_seconds: u64,
 
     /// Address of `/metrics`, `/healthz` and `/readyz`.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_METRICS_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     pub metrics_listen: SocketAddr,
 
     /// Run only while holding the Lease `--lease-name` (needed when more than one replica runs).
-    #[arg(long, env = "TRIBUTARY_OPERATOR_LEADER_ELECTION", default_value_t = false)]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_LEADER_ELECTION",
+        default_value_t = false
+    )]
     pub leader_election: bool,
 
     /// Name of the leader-election Lease.
-    #[arg(long, env = "TRIBUTARY_OPERATOR_LEASE_NAME", default_value = "tributary-operator")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_LEASE_NAME",
+        default_value = "tributary-operator"
+    )]
     pub lease_name: String,
 
     /// Namespace of the Lease (the operator's own namespace; `POD_NAMESPACE` in the chart).
@@ -100,7 +149,10 @@ impl Config {
     /// Checks the values once, at start-up.
     pub fn validate(self) -> Result<Settings, ConfigError> {
         if self.dataplane_image.trim().is_empty() {
-            return Err(ConfigError { flag: "--dataplane-image", message: "must not be empty".into() });
+            return Err(ConfigError {
+                flag: "--dataplane-image",
+                message: "must not be empty".into(),
+            });
         }
         if !self.dataplane_endpoint.starts_with("http://") {
             return Err(ConfigError {
@@ -108,14 +160,26 @@ impl Config {
                 message: "must be an http:// URL template".into(),
             });
         }
-        if !matches!(self.dataplane_pull_policy.as_str(), "Always" | "IfNotPresent" | "Never") {
+        if !matches!(
+            self.dataplane_pull_policy.as_str(),
+            "Always" | "IfNotPresent" | "Never"
+        ) {
             return Err(ConfigError {
                 flag: "--dataplane-pull-policy",
                 message: "must be Always, IfNotPresent or Never".into(),
             });
         }
-        if self.sync_interval_seconds == 0 || self.dataplane_timeout_seconds == 0 {
-            return Err(ConfigError { flag: "--sync-interval-seconds", message: "must be positive".into() });
+        if self.sync_interval_seconds == 0 {
+            return Err(ConfigError {
+                flag: "--sync-interval-seconds",
+                message: "must be positive".into(),
+            });
+        }
+        if self.dataplane_timeout_seconds == 0 {
+            return Err(ConfigError {
+                flag: "--dataplane-timeout-seconds",
+                message: "must be positive".into(),
+            });
         }
         Ok(Settings { config: self })
     }
@@ -157,11 +221,21 @@ impl Settings {
         let c = &self.config;
         ResourceRequirements {
             requests: [
-                ("cpu".to_string(), Quantity::from(c.default_cpu_request.as_str())),
-                ("memory".to_string(), Quantity::from(c.default_memory.as_str())),
+                (
+                    "cpu".to_string(),
+                    Quantity::from(c.default_cpu_request.as_str()),
+                ),
+                (
+                    "memory".to_string(),
+                    Quantity::from(c.default_memory.as_str()),
+                ),
             ]
             .into(),
-            limits: [("memory".to_string(), Quantity::from(c.default_memory.as_str()))].into(),
+            limits: [(
+                "memory".to_string(),
+                Quantity::from(c.default_memory.as_str()),
+            )]
+            .into(),
         }
     }
 

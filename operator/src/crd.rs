@@ -45,3 +45,385 @@ pub async fn install(client: Client) -> Result<Vec<String>, kube::Error> {
     }
     Ok(names)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use kube::core::cel::Validator;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn repo() -> PathBuf {
+        // Canonical, so a symlinked checkout still finds the repository's folders.
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .canonicalize()
+            .unwrap();
+        manifest.parent().unwrap().to_path_buf()
+    }
+
+    /// Where generated CRDs are committed: `crds/` for `kubectl apply -f crds/`, and the chart's
+    /// copy that its CRD template renders.
+    fn crd_dirs() -> [PathBuf; 2] {
+        [
+            repo().join("crds"),
+            repo().join("charts/tributary/files/crds"),
+        ]
+    }
+
+    #[test]
+    fn committed_crds_match_the_rust_types() {
+        let update = std::env::var_os("UPDATE_CRDS").is_some();
+        for dir in crd_dirs() {
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+            }
+            let mut expected_files = Vec::new();
+            for crd in crds() {
+                let path = dir.join(file_name(&crd));
+                let yaml = to_yaml(&crd);
+                if update {
+                    std::fs::write(&path, &yaml).unwrap();
+                }
+                let committed = std::fs::read_to_string(&path).unwrap_or_default();
+                assert!(
+                    committed == yaml,
+                    "{} drifted from the Rust types in api/; regenerate with `UPDATE_CRDS=1 cargo test -p tributary-operator committed_crds`",
+                    path.display()
+                );
+                expected_files.push(file_name(&crd));
+            }
+            let mut present: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".yaml"))
+                .collect();
+            present.sort();
+            expected_files.sort();
+            assert_eq!(
+                present,
+                expected_files,
+                "stale CRD files in {}",
+                dir.display()
+            );
+        }
+    }
+
+    #[test]
+    fn crd_print_is_every_crd_as_one_yaml_stream() {
+        let text = all_yaml();
+        let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let names: Vec<&str> = docs
+            .iter()
+            .map(|d| d["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "streams.tributary.dev",
+                "streamconsumers.tributary.dev",
+                "deliverystreams.tributary.dev",
+                "analyticsapps.tributary.dev"
+            ]
+        );
+    }
+
+    /// Kubernetes rejects non-structural schemas: every node needs a type (or int-or-string),
+    /// and `additionalProperties` cannot sit beside `properties`.
+    fn assert_structural(path: &str, s: &Value) {
+        let obj = s.as_object().unwrap();
+        assert!(
+            obj.contains_key("type") || obj.contains_key("x-kubernetes-int-or-string"),
+            "{path} has no type"
+        );
+        assert!(
+            !(obj.contains_key("properties") && obj.contains_key("additionalProperties")),
+            "{path} has both properties and additionalProperties"
+        );
+        for key in ["anyOf", "oneOf", "allOf"] {
+            assert!(!obj.contains_key(key), "{path} uses {key}");
+        }
+        if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+            for (k, v) in props {
+                assert_structural(&format!("{path}.{k}"), v);
+            }
+        }
+        if let Some(items) = obj.get("items") {
+            assert_structural(&format!("{path}[]"), items);
+        }
+        if let Some(ap) = obj.get("additionalProperties").filter(|v| v.is_object()) {
+            assert_structural(&format!("{path}{{}}"), ap);
+        }
+    }
+
+    fn schema(kind: &str) -> Value {
+        let crd = crds()
+            .into_iter()
+            .find(|c| c.spec.names.kind == kind)
+            .unwrap();
+        serde_json::to_value(
+            crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_schema_is_structural() {
+        for crd in crds() {
+            let kind = crd.spec.names.kind.clone();
+            assert_structural(&kind, &schema(&kind));
+        }
+    }
+
+    #[test]
+    fn every_kind_has_status_scale_printer_columns_and_the_category() {
+        for crd in crds() {
+            let v = &crd.spec.versions[0];
+            assert!(
+                v.subresources.as_ref().unwrap().status.is_some(),
+                "{}",
+                crd.spec.names.kind
+            );
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&["tributary".to_string()][..])
+            );
+            let cols = v.additional_printer_columns.as_ref().unwrap();
+            assert!(cols.iter().any(|c| c.name == "Ready"));
+            assert!(cols.iter().any(|c| c.name == "Age"));
+            let status = &schema(&crd.spec.names.kind)["properties"]["status"];
+            assert_eq!(status["default"]["observedGeneration"], 0);
+            assert_eq!(status["default"]["conditions"].as_array().unwrap().len(), 3);
+            assert_eq!(
+                status["properties"]["conditions"]["x-kubernetes-list-type"],
+                "map"
+            );
+        }
+        let stream = crds().remove(0);
+        let scale = stream.spec.versions[0]
+            .subresources
+            .clone()
+            .unwrap()
+            .scale
+            .unwrap();
+        assert_eq!(scale.spec_replicas_path, ".spec.shardCount");
+        assert_eq!(scale.status_replicas_path, ".status.openShardCount");
+        assert_eq!(
+            scale.label_selector_path.as_deref(),
+            Some(".status.selector")
+        );
+    }
+
+    fn object(kind: &str, name: &str, spec: Value) -> Value {
+        json!({"apiVersion": "tributary.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+    }
+
+    /// The CEL messages a create (or, with `old`, an update) of `obj` fails with.
+    fn cel(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<String> {
+        match Validator::new().validate(&schema(kind), obj, old) {
+            Ok(()) => vec![],
+            Err(errs) => errs.into_vec().into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    #[test]
+    fn cel_accepts_a_plain_provisioned_stream() {
+        assert_eq!(
+            cel(
+                "Stream",
+                &object("Stream", "orders", json!({"shardCount": 2})),
+                None
+            ),
+            Vec::<String>::new()
+        );
+        let on_demand = object("Stream", "clicks", json!({"streamMode": "ON_DEMAND"}));
+        assert_eq!(cel("Stream", &on_demand, None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cel_rejects_shard_count_on_on_demand_streams_and_its_absence_on_provisioned_ones() {
+        let bad = object(
+            "Stream",
+            "s",
+            json!({"streamMode": "ON_DEMAND", "shardCount": 2}),
+        );
+        assert_eq!(
+            cel("Stream", &bad, None),
+            ["shardCount is only allowed for PROVISIONED streams: ON_DEMAND streams size themselves"]
+        );
+        assert_eq!(
+            cel("Stream", &object("Stream", "s", json!({})), None),
+            ["a PROVISIONED stream needs shardCount"]
+        );
+    }
+
+    #[test]
+    fn cel_keeps_stream_names_and_storage_immutable() {
+        let old = object("Stream", "s", json!({"shardCount": 1, "streamName": "a"}));
+        let renamed = object("Stream", "s", json!({"shardCount": 1, "streamName": "b"}));
+        assert_eq!(
+            cel("Stream", &renamed, Some(&old)),
+            ["streamName is immutable"]
+        );
+        let unnamed = object("Stream", "s", json!({"shardCount": 1}));
+        assert_eq!(
+            cel("Stream", &unnamed, Some(&old)),
+            ["streamName is immutable"]
+        );
+        let resharded = object("Stream", "s", json!({"shardCount": 4, "streamName": "a"}));
+        assert!(cel("Stream", &resharded, Some(&old)).is_empty());
+        let old = object(
+            "Stream",
+            "s",
+            json!({"shardCount": 1, "storage": {"size": "1Gi"}}),
+        );
+        let grown = object(
+            "Stream",
+            "s",
+            json!({"shardCount": 1, "storage": {"size": "2Gi"}}),
+        );
+        assert_eq!(cel("Stream", &grown, Some(&old)).len(), 1);
+    }
+
+    #[test]
+    fn cel_rejects_names_that_cannot_name_a_statefulset() {
+        let long = object("Stream", &"s".repeat(53), json!({"shardCount": 1}));
+        assert_eq!(cel("Stream", &long, None).len(), 1);
+        let digit = object("Stream", "1orders", json!({"shardCount": 1}));
+        assert_eq!(cel("Stream", &digit, None).len(), 1);
+    }
+
+    #[test]
+    fn cel_requires_a_key_for_kms_and_caps_tags() {
+        let kms = object(
+            "Stream",
+            "s",
+            json!({"shardCount": 1, "encryption": {"type": "KMS"}}),
+        );
+        assert_eq!(cel("Stream", &kms, None), ["KMS encryption needs a keyId"]);
+        let tags: serde_json::Map<String, Value> =
+            (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let many = object("Stream", "s", json!({"shardCount": 1, "tags": tags}));
+        assert_eq!(cel("Stream", &many, None), ["a stream has at most 50 tags"]);
+    }
+
+    #[test]
+    fn cel_keeps_a_consumer_on_its_stream() {
+        let old = object("StreamConsumer", "c", json!({"streamRef": {"name": "a"}}));
+        let moved = object("StreamConsumer", "c", json!({"streamRef": {"name": "b"}}));
+        assert_eq!(
+            cel("StreamConsumer", &moved, Some(&old)),
+            ["streamRef is immutable"]
+        );
+    }
+
+    #[test]
+    fn cel_requires_exactly_one_delivery_destination() {
+        let s3 = json!({"bucketARN": "arn:aws:s3:::raw"});
+        let http = json!({"endpointConfiguration": {"url": "http://sink"}});
+        let none = object("DeliveryStream", "d", json!({}));
+        assert_eq!(
+            cel("DeliveryStream", &none, None),
+            ["exactly one destination configuration is required"]
+        );
+        let two = object(
+            "DeliveryStream",
+            "d",
+            json!({"extendedS3DestinationConfiguration": s3, "httpEndpointDestinationConfiguration": http}),
+        );
+        assert_eq!(
+            cel("DeliveryStream", &two, None),
+            ["exactly one destination configuration is required"]
+        );
+        let sourced = object(
+            "DeliveryStream",
+            "d",
+            json!({"deliveryStreamType": "KinesisStreamAsSource", "extendedS3DestinationConfiguration": s3}),
+        );
+        assert_eq!(cel("DeliveryStream", &sourced, None).len(), 1);
+        let ok = object(
+            "DeliveryStream",
+            "d",
+            json!({"deliveryStreamType": "KinesisStreamAsSource",
+                   "kinesisStreamSourceConfiguration": {"streamRef": {"name": "orders"}},
+                   "extendedS3DestinationConfiguration": s3}),
+        );
+        assert_eq!(cel("DeliveryStream", &ok, None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cel_requires_one_source_per_analytics_input() {
+        let input = |src: Value| {
+            object(
+                "AnalyticsApp",
+                "a",
+                json!({"inputs": [{"namePrefix": "SOURCE_SQL_STREAM", "inputSchema": {
+                    "recordFormat": {"recordFormatType": "JSON"},
+                    "recordColumns": [{"name": "x", "sqlType": "INTEGER"}]}, "kinesisStreamsInput": src}]}),
+            )
+        };
+        assert!(cel(
+            "AnalyticsApp",
+            &input(json!({"resourceRef": {"name": "orders"}})),
+            None
+        )
+        .is_empty());
+        let both = input(json!({"resourceRef": {"name": "orders"}, "resourceARN": "arn:x"}));
+        assert_eq!(
+            cel("AnalyticsApp", &both, None),
+            ["set exactly one of resourceRef and resourceARN"]
+        );
+    }
+
+    /// Every example a user may `kubectl apply`: typed (unknown fields rejected, as
+    /// `kubectl apply --validate=strict` would) and CEL-valid.
+    #[test]
+    fn examples_parse_strictly_and_pass_cel() {
+        use tributary_api::{AnalyticsApp, DeliveryStream, Stream, StreamConsumer};
+        let dir = repo().join("examples/streams");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+                if v.is_null() {
+                    continue;
+                }
+                let kind = v["kind"].as_str().unwrap().to_string();
+                let typed = match kind.as_str() {
+                    "Stream" => serde_json::from_value::<Stream>(v.clone()).map(drop),
+                    "StreamConsumer" => {
+                        serde_json::from_value::<StreamConsumer>(v.clone()).map(drop)
+                    }
+                    "DeliveryStream" => {
+                        serde_json::from_value::<DeliveryStream>(v.clone()).map(drop)
+                    }
+                    "AnalyticsApp" => serde_json::from_value::<AnalyticsApp>(v.clone()).map(drop),
+                    other => panic!("{}: unexpected kind {other}", path.display()),
+                };
+                typed.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(
+                    cel(&kind, &v, None),
+                    Vec::<String>::new(),
+                    "{}",
+                    path.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "expected examples in {}", dir.display());
+    }
+}

@@ -178,7 +178,9 @@ pub struct DataPlaneClient {
 
 impl std::fmt::Debug for DataPlaneClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataPlaneClient").field("timeout", &self.timeout).finish()
+        f.debug_struct("DataPlaneClient")
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -226,7 +228,11 @@ impl DataPlaneClient {
         if status >= 300 {
             return Err(aws_error(status, &bytes));
         }
-        let bytes = if bytes.is_empty() { Bytes::from_static(b"{}") } else { bytes };
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             op,
             detail: e.to_string(),
@@ -234,7 +240,11 @@ impl DataPlaneClient {
     }
 
     /// CreateStream.
-    pub async fn create_stream(&self, endpoint: &str, req: &CreateStream<'_>) -> Result<(), ClientError> {
+    pub async fn create_stream(
+        &self,
+        endpoint: &str,
+        req: &CreateStream<'_>,
+    ) -> Result<(), ClientError> {
         let mut body = json!({
             "StreamName": req.name,
             "StreamModeDetails": {"StreamMode": req.mode},
@@ -245,37 +255,67 @@ impl DataPlaneClient {
         if !req.tags.is_empty() {
             body["Tags"] = json!(req.tags);
         }
-        self.call::<Value>(endpoint, "CreateStream", &body).await.map(drop)
+        self.call::<Value>(endpoint, "CreateStream", &body)
+            .await
+            .map(drop)
     }
 
     /// DescribeStreamSummary.
-    pub async fn describe_stream_summary(&self, endpoint: &str, name: &str) -> Result<StreamSummary, ClientError> {
+    pub async fn describe_stream_summary(
+        &self,
+        endpoint: &str,
+        name: &str,
+    ) -> Result<StreamSummary, ClientError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Out {
             stream_description_summary: StreamSummary,
         }
         let out: Out = self
-            .call(endpoint, "DescribeStreamSummary", &json!({"StreamName": name}))
+            .call(
+                endpoint,
+                "DescribeStreamSummary",
+                &json!({"StreamName": name}),
+            )
             .await?;
         Ok(out.stream_description_summary)
     }
 
     /// UpdateShardCount with uniform scaling.
-    pub async fn update_shard_count(&self, endpoint: &str, name: &str, target: i32) -> Result<(), ClientError> {
+    pub async fn update_shard_count(
+        &self,
+        endpoint: &str,
+        name: &str,
+        target: i32,
+    ) -> Result<(), ClientError> {
         let body = json!({"StreamName": name, "TargetShardCount": target, "ScalingType": "UNIFORM_SCALING"});
-        self.call::<Value>(endpoint, "UpdateShardCount", &body).await.map(drop)
+        self.call::<Value>(endpoint, "UpdateShardCount", &body)
+            .await
+            .map(drop)
     }
 
     /// UpdateStreamMode.
-    pub async fn update_stream_mode(&self, endpoint: &str, arn: &str, mode: &str) -> Result<(), ClientError> {
+    pub async fn update_stream_mode(
+        &self,
+        endpoint: &str,
+        arn: &str,
+        mode: &str,
+    ) -> Result<(), ClientError> {
         let body = json!({"StreamARN": arn, "StreamModeDetails": {"StreamMode": mode}});
-        self.call::<Value>(endpoint, "UpdateStreamMode", &body).await.map(drop)
+        self.call::<Value>(endpoint, "UpdateStreamMode", &body)
+            .await
+            .map(drop)
     }
 
     /// IncreaseStreamRetentionPeriod or DecreaseStreamRetentionPeriod, whichever moves
     /// `current` to `target`.
-    pub async fn set_retention(&self, endpoint: &str, name: &str, current: i32, target: i32) -> Result<(), ClientError> {
+    pub async fn set_retention(
+        &self,
+        endpoint: &str,
+        name: &str,
+        current: i32,
+        target: i32,
+    ) -> Result<(), ClientError> {
         let op = if target > current {
             "IncreaseStreamRetentionPeriod"
         } else {
@@ -286,7 +326,11 @@ impl DataPlaneClient {
     }
 
     /// ListTagsForStream (all pages).
-    pub async fn list_tags(&self, endpoint: &str, name: &str) -> Result<BTreeMap<String, String>, ClientError> {
+    pub async fn list_tags(
+        &self,
+        endpoint: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, ClientError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Tag {
@@ -321,15 +365,29 @@ impl DataPlaneClient {
     }
 
     /// AddTagsToStream.
-    pub async fn add_tags(&self, endpoint: &str, name: &str, tags: &BTreeMap<String, String>) -> Result<(), ClientError> {
+    pub async fn add_tags(
+        &self,
+        endpoint: &str,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), ClientError> {
         let body = json!({"StreamName": name, "Tags": tags});
-        self.call::<Value>(endpoint, "AddTagsToStream", &body).await.map(drop)
+        self.call::<Value>(endpoint, "AddTagsToStream", &body)
+            .await
+            .map(drop)
     }
 
     /// RemoveTagsFromStream.
-    pub async fn remove_tags(&self, endpoint: &str, name: &str, keys: &[String]) -> Result<(), ClientError> {
+    pub async fn remove_tags(
+        &self,
+        endpoint: &str,
+        name: &str,
+        keys: &[String],
+    ) -> Result<(), ClientError> {
         let body = json!({"StreamName": name, "TagKeys": keys});
-        self.call::<Value>(endpoint, "RemoveTagsFromStream", &body).await.map(drop)
+        self.call::<Value>(endpoint, "RemoveTagsFromStream", &body)
+            .await
+            .map(drop)
     }
 
     /// StartStreamEncryption (KMS) or StopStreamEncryption.
@@ -343,25 +401,38 @@ impl DataPlaneClient {
         match kms_key {
             Some(key) => {
                 let body = json!({"StreamName": name, "EncryptionType": "KMS", "KeyId": key});
-                self.call::<Value>(endpoint, "StartStreamEncryption", &body).await.map(drop)
+                self.call::<Value>(endpoint, "StartStreamEncryption", &body)
+                    .await
+                    .map(drop)
             }
             None => {
                 let body = json!({"StreamName": name, "EncryptionType": "KMS", "KeyId": current_key.unwrap_or_default()});
-                self.call::<Value>(endpoint, "StopStreamEncryption", &body).await.map(drop)
+                self.call::<Value>(endpoint, "StopStreamEncryption", &body)
+                    .await
+                    .map(drop)
             }
         }
     }
 
     /// UpdateMaxRecordSize.
-    pub async fn update_max_record_size(&self, endpoint: &str, arn: &str, kib: i32) -> Result<(), ClientError> {
+    pub async fn update_max_record_size(
+        &self,
+        endpoint: &str,
+        arn: &str,
+        kib: i32,
+    ) -> Result<(), ClientError> {
         let body = json!({"StreamARN": arn, "MaxRecordSizeInKiB": kib});
-        self.call::<Value>(endpoint, "UpdateMaxRecordSize", &body).await.map(drop)
+        self.call::<Value>(endpoint, "UpdateMaxRecordSize", &body)
+            .await
+            .map(drop)
     }
 
     /// DeleteStream, also deregistering its consumers.
     pub async fn delete_stream(&self, endpoint: &str, name: &str) -> Result<(), ClientError> {
         let body = json!({"StreamName": name, "EnforceConsumerDeletion": true});
-        self.call::<Value>(endpoint, "DeleteStream", &body).await.map(drop)
+        self.call::<Value>(endpoint, "DeleteStream", &body)
+            .await
+            .map(drop)
     }
 
     /// RegisterStreamConsumer.
@@ -399,9 +470,16 @@ impl DataPlaneClient {
     }
 
     /// DeregisterStreamConsumer.
-    pub async fn deregister_consumer(&self, endpoint: &str, stream_arn: &str, name: &str) -> Result<(), ClientError> {
+    pub async fn deregister_consumer(
+        &self,
+        endpoint: &str,
+        stream_arn: &str,
+        name: &str,
+    ) -> Result<(), ClientError> {
         let body = json!({"StreamARN": stream_arn, "ConsumerName": name});
-        self.call::<Value>(endpoint, "DeregisterStreamConsumer", &body).await.map(drop)
+        self.call::<Value>(endpoint, "DeregisterStreamConsumer", &body)
+            .await
+            .map(drop)
     }
 }
 
@@ -423,7 +501,12 @@ fn aws_error(status: u16, body: &[u8]) -> ClientError {
         },
         _ => ClientError::Aws {
             status,
-            type_: if status >= 500 { "InternalFailure" } else { "UnknownError" }.to_string(),
+            type_: if status >= 500 {
+                "InternalFailure"
+            } else {
+                "UnknownError"
+            }
+            .to_string(),
             message: String::from_utf8_lossy(body).chars().take(200).collect(),
         },
     }
@@ -490,7 +573,9 @@ pub(crate) mod fake {
         let st = state.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));
@@ -523,7 +608,10 @@ pub(crate) mod fake {
             .to_string();
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
-        let op = target.strip_prefix("Kinesis_20131202.").unwrap_or("").to_string();
+        let op = target
+            .strip_prefix("Kinesis_20131202.")
+            .unwrap_or("")
+            .to_string();
         let (status, out) = dispatch(&mut state.lock().unwrap(), &op, &input);
         Ok(Response::builder()
             .status(status)
@@ -536,7 +624,11 @@ pub(crate) mod fake {
         input["StreamName"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| input["StreamARN"].as_str().map(|a| a.rsplit('/').next().unwrap().to_string()))
+            .or_else(|| {
+                input["StreamARN"]
+                    .as_str()
+                    .map(|a| a.rsplit('/').next().unwrap().to_string())
+            })
             .unwrap_or_default()
     }
 
@@ -552,7 +644,10 @@ pub(crate) mod fake {
                 name,
                 FakeStream {
                     status: "ACTIVE".into(),
-                    mode: input["StreamModeDetails"]["StreamMode"].as_str().unwrap_or("PROVISIONED").into(),
+                    mode: input["StreamModeDetails"]["StreamMode"]
+                        .as_str()
+                        .unwrap_or("PROVISIONED")
+                        .into(),
                     shards: input["ShardCount"].as_i64().unwrap_or(4) as i32,
                     retention: 24,
                     tags,
@@ -562,7 +657,11 @@ pub(crate) mod fake {
             return (200, json!({}));
         }
         let Some(s) = st.streams.get_mut(&name) else {
-            return err(400, "ResourceNotFoundException", &format!("Stream {name} under account 000000000000 not found."));
+            return err(
+                400,
+                "ResourceNotFoundException",
+                &format!("Stream {name} under account 000000000000 not found."),
+            );
         };
         match op {
             "DescribeStreamSummary" => (
@@ -578,16 +677,30 @@ pub(crate) mod fake {
             "UpdateShardCount" => {
                 let target = input["TargetShardCount"].as_i64().unwrap() as i32;
                 if target > 100 {
-                    return err(400, "InvalidArgumentException", "TargetShardCount exceeds the shard limit of 100");
+                    return err(
+                        400,
+                        "InvalidArgumentException",
+                        "TargetShardCount exceeds the shard limit of 100",
+                    );
                 }
                 if target > s.shards * 2 || target * 2 < s.shards {
-                    return err(400, "InvalidArgumentException", "UpdateShardCount cannot scale more than double or below half");
+                    return err(
+                        400,
+                        "InvalidArgumentException",
+                        "UpdateShardCount cannot scale more than double or below half",
+                    );
                 }
                 s.shards = target;
-                (200, json!({"StreamName": name, "CurrentShardCount": s.shards, "TargetShardCount": target}))
+                (
+                    200,
+                    json!({"StreamName": name, "CurrentShardCount": s.shards, "TargetShardCount": target}),
+                )
             }
             "UpdateStreamMode" => {
-                s.mode = input["StreamModeDetails"]["StreamMode"].as_str().unwrap().into();
+                s.mode = input["StreamModeDetails"]["StreamMode"]
+                    .as_str()
+                    .unwrap()
+                    .into();
                 (200, json!({}))
             }
             "IncreaseStreamRetentionPeriod" | "DecreaseStreamRetentionPeriod" => {
@@ -595,11 +708,16 @@ pub(crate) mod fake {
                 (200, json!({}))
             }
             "ListTagsForStream" => {
-                let tags: Vec<Value> = s.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+                let tags: Vec<Value> = s
+                    .tags
+                    .iter()
+                    .map(|(k, v)| json!({"Key": k, "Value": v}))
+                    .collect();
                 (200, json!({"Tags": tags, "HasMoreTags": false}))
             }
             "AddTagsToStream" => {
-                let tags: BTreeMap<String, String> = serde_json::from_value(input["Tags"].clone()).unwrap();
+                let tags: BTreeMap<String, String> =
+                    serde_json::from_value(input["Tags"].clone()).unwrap();
                 s.tags.extend(tags);
                 (200, json!({}))
             }
@@ -620,12 +738,18 @@ pub(crate) mod fake {
                 }
                 let carn = format!("{}/consumer/{c}:1700000000", arn(&name));
                 s.consumers.insert(c.clone(), carn.clone());
-                (200, json!({"Consumer": {"ConsumerName": c, "ConsumerARN": carn, "ConsumerStatus": "CREATING", "ConsumerCreationTimestamp": 1.7e9}}))
+                (
+                    200,
+                    json!({"Consumer": {"ConsumerName": c, "ConsumerARN": carn, "ConsumerStatus": "CREATING", "ConsumerCreationTimestamp": 1.7e9}}),
+                )
             }
             "DescribeStreamConsumer" => {
                 let c = input["ConsumerName"].as_str().unwrap();
                 match s.consumers.get(c) {
-                    Some(carn) => (200, json!({"ConsumerDescription": {"ConsumerName": c, "ConsumerARN": carn, "ConsumerStatus": "ACTIVE", "ConsumerCreationTimestamp": 1.7e9, "StreamARN": arn(&name)}})),
+                    Some(carn) => (
+                        200,
+                        json!({"ConsumerDescription": {"ConsumerName": c, "ConsumerARN": carn, "ConsumerStatus": "ACTIVE", "ConsumerCreationTimestamp": 1.7e9, "StreamARN": arn(&name)}}),
+                    ),
                     None => err(400, "ResourceNotFoundException", "consumer not found"),
                 }
             }
@@ -652,24 +776,41 @@ mod tests {
         let (ep, _state) = fake::start().await;
         let tags = BTreeMap::from([("team".to_string(), "data".to_string())]);
         let c = client();
-        c.create_stream(&ep, &CreateStream { name: "orders", shard_count: Some(2), mode: "PROVISIONED", tags: &tags })
-            .await
-            .unwrap();
+        c.create_stream(
+            &ep,
+            &CreateStream {
+                name: "orders",
+                shard_count: Some(2),
+                mode: "PROVISIONED",
+                tags: &tags,
+            },
+        )
+        .await
+        .unwrap();
         let s = c.describe_stream_summary(&ep, "orders").await.unwrap();
         assert_eq!(s.open_shard_count, 2);
         assert_eq!(s.stream_status, "ACTIVE");
         assert_eq!(s.mode(), "PROVISIONED");
-        assert_eq!(s.stream_arn, "arn:aws:kinesis:us-east-1:000000000000:stream/orders");
+        assert_eq!(
+            s.stream_arn,
+            "arn:aws:kinesis:us-east-1:000000000000:stream/orders"
+        );
         assert_eq!(c.list_tags(&ep, "orders").await.unwrap(), tags);
     }
 
     #[tokio::test]
     async fn aws_errors_come_back_typed() {
         let (ep, _state) = fake::start().await;
-        let e = client().describe_stream_summary(&ep, "missing").await.unwrap_err();
+        let e = client()
+            .describe_stream_summary(&ep, "missing")
+            .await
+            .unwrap_err();
         assert!(e.is_not_found(), "{e:?}");
         assert_eq!(e.reason(), "ResourceNotFound");
-        let e = client().update_shard_count(&ep, "missing", 2).await.unwrap_err();
+        let e = client()
+            .update_shard_count(&ep, "missing", 2)
+            .await
+            .unwrap_err();
         assert!(e.is_not_found());
     }
 
@@ -678,15 +819,33 @@ mod tests {
         let (ep, state) = fake::start().await;
         let c = client();
         let tags = BTreeMap::new();
-        c.create_stream(&ep, &CreateStream { name: "s", shard_count: Some(1), mode: "PROVISIONED", tags: &tags })
-            .await
-            .unwrap();
+        c.create_stream(
+            &ep,
+            &CreateStream {
+                name: "s",
+                shard_count: Some(1),
+                mode: "PROVISIONED",
+                tags: &tags,
+            },
+        )
+        .await
+        .unwrap();
         c.update_shard_count(&ep, "s", 2).await.unwrap();
         c.set_retention(&ep, "s", 24, 48).await.unwrap();
-        let arn = c.describe_stream_summary(&ep, "s").await.unwrap().stream_arn;
+        let arn = c
+            .describe_stream_summary(&ep, "s")
+            .await
+            .unwrap()
+            .stream_arn;
         let consumer = c.register_consumer(&ep, &arn, "app").await.unwrap();
         assert!(consumer.consumer_arn.starts_with(&arn));
-        assert_eq!(c.describe_consumer(&ep, &arn, "app").await.unwrap().consumer_status, "ACTIVE");
+        assert_eq!(
+            c.describe_consumer(&ep, &arn, "app")
+                .await
+                .unwrap()
+                .consumer_status,
+            "ACTIVE"
+        );
         c.deregister_consumer(&ep, &arn, "app").await.unwrap();
         c.delete_stream(&ep, "s").await.unwrap();
         let calls = state.lock().unwrap().calls.clone();
@@ -708,14 +867,20 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_data_plane_is_a_transient_error() {
         // Port 9 (discard) on localhost is closed on any sane test machine.
-        let e = client().describe_stream_summary("http://127.0.0.1:9", "s").await.unwrap_err();
+        let e = client()
+            .describe_stream_summary("http://127.0.0.1:9", "s")
+            .await
+            .unwrap_err();
         assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
         assert!(e.is_transient());
     }
 
     #[test]
     fn namespaced_error_types_are_stripped() {
-        let e = aws_error(400, br#"{"__type":"com.amazonaws.kinesis#LimitExceededException","message":"slow down"}"#);
+        let e = aws_error(
+            400,
+            br#"{"__type":"com.amazonaws.kinesis#LimitExceededException","message":"slow down"}"#,
+        );
         assert_eq!(e.reason(), "LimitExceeded");
         assert!(e.is_transient());
         let e = aws_error(500, b"oops");

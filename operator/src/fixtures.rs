@@ -25,7 +25,9 @@ pub fn stream(name: &str, shards: i32) -> Stream {
 /// A StreamConsumer `name` on stream `stream`, finalizer added.
 pub fn consumer(name: &str, stream: &str) -> StreamConsumer {
     let spec = StreamConsumerSpec {
-        stream_ref: StreamRef { name: stream.into() },
+        stream_ref: StreamRef {
+            name: stream.into(),
+        },
         consumer_name: None,
         deletion_policy: Default::default(),
     };
@@ -43,7 +45,9 @@ pub fn summary(name: &str, shards: i32, status: &str) -> StreamSummary {
         stream_name: name.into(),
         stream_arn: format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}"),
         stream_status: status.into(),
-        stream_mode_details: Some(StreamModeDetails { stream_mode: "PROVISIONED".into() }),
+        stream_mode_details: Some(StreamModeDetails {
+            stream_mode: "PROVISIONED".into(),
+        }),
         retention_period_hours: 24,
         open_shard_count: shards,
         consumer_count: Some(0),
@@ -69,7 +73,11 @@ pub struct Seen {
 impl Seen {
     /// `METHOD path` without the query string.
     pub fn line(&self) -> String {
-        format!("{} {}", self.method, self.uri.split('?').next().unwrap_or_default())
+        format!(
+            "{} {}",
+            self.method,
+            self.uri.split('?').next().unwrap_or_default()
+        )
     }
 }
 
@@ -78,8 +86,8 @@ impl Seen {
 pub struct ApiServer {
     /// Requests so far.
     pub seen: Arc<Mutex<Vec<Seen>>>,
-    /// The server task.
-    pub task: tokio::task::JoinHandle<()>,
+    /// The server task (ends with the client).
+    _task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -104,7 +112,12 @@ impl ApiServer {
                     .to_string();
                 let bytes = req.into_body().collect().await.unwrap().to_bytes();
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let s = Seen { method, uri, content_type, body };
+                let s = Seen {
+                    method,
+                    uri,
+                    content_type,
+                    body,
+                };
                 let (status, out) = respond(&s);
                 log.lock().unwrap().push(s);
                 send.send_response(
@@ -115,7 +128,7 @@ impl ApiServer {
                 );
             }
         });
-        (client, ApiServer { seen, task })
+        (client, ApiServer { seen, _task: task })
     }
 
     /// `METHOD path` of every request so far.
@@ -129,28 +142,34 @@ impl ApiServer {
     }
 }
 
-/// The usual answer of an API server: the object sent (for PATCH/POST), with metadata filled,
-/// or a 404 for GETs unless `objects` has the path.
+/// The usual answer of an API server, for the objects it holds (`(path, object)`):
+///
+/// - GET: the object, or 404;
+/// - PATCH of `.../status`: the object with the patched status;
+/// - JSON patches (finalizers): the object;
+/// - other PATCH and POST: the body sent, with a resourceVersion.
 pub fn echo(objects: Vec<(String, Value)>) -> impl Fn(&Seen) -> (u16, Value) + Send + 'static {
     move |s: &Seen| {
         let path = s.uri.split('?').next().unwrap_or_default();
+        let find = |p: &str| objects.iter().find(|(o, _)| o == p).map(|(_, v)| v.clone());
+        let not_found = (
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+        );
         match s.method.as_str() {
-            "GET" => match objects.iter().find(|(p, _)| p == path) {
-                Some((_, v)) => (200, v.clone()),
-                None => (
-                    404,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-                ),
+            "GET" => find(path).map(|v| (200, v)).unwrap_or(not_found),
+            _ if path.ends_with("/status") => match find(path.trim_end_matches("/status")) {
+                Some(mut v) => {
+                    v["status"] = s.body["status"].clone();
+                    (200, v)
+                }
+                None => not_found,
             },
-            // JSON patches (finalizers) answer with the patched object, which tests provide.
-            _ if s.body.is_array() => (200, objects.first().map(|o| o.1.clone()).unwrap_or(json!({}))),
+            _ if s.body.is_array() => find(path).map(|v| (200, v)).unwrap_or(not_found),
             _ => {
                 let mut v = s.body.clone();
                 if v.is_object() {
                     v["metadata"]["resourceVersion"] = json!("2");
-                    if v["metadata"]["name"].is_null() {
-                        v["metadata"]["name"] = json!(path.rsplit('/').find(|p| *p != "status").unwrap_or("x"));
-                    }
                 }
                 (200, v)
             }

@@ -32,10 +32,20 @@ pub struct HealthState {
 /// Answers one request.
 pub fn respond(state: &HealthState, path: &str) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match path {
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", state.metrics.render()),
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            state.metrics.render(),
+        ),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        "/readyz" if state.ready.load(Ordering::Relaxed) => (StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n".into()),
+        "/readyz" if state.ready.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "text/plain", "ok\n".into())
+        }
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "starting\n".into(),
+        ),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     };
     Response::builder()
@@ -83,15 +93,22 @@ mod tests {
 
     #[tokio::test]
     async fn readiness_follows_the_flag_and_metrics_render() {
-        let state = HealthState { metrics: Arc::new(Metrics::new()), ready: Arc::new(AtomicBool::new(false)) };
-        let (addr, fut) = serve("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+        let state = HealthState {
+            metrics: Arc::new(Metrics::new()),
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        let (addr, fut) = serve("127.0.0.1:0".parse().unwrap(), state.clone())
+            .await
+            .unwrap();
         let server = tokio::spawn(fut);
         let get = |path: &'static str| async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).await.unwrap();
             out
@@ -100,7 +117,9 @@ mod tests {
         assert!(get("/readyz").await.starts_with("HTTP/1.1 503"));
         state.ready.store(true, Ordering::Relaxed);
         assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
-        assert!(get("/metrics").await.contains("tributary_operator_reconcile_runs_total"));
+        assert!(get("/metrics")
+            .await
+            .contains("tributary_operator_reconcile_runs_total"));
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
         server.abort();
     }

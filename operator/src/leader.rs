@@ -15,7 +15,10 @@ const LEASE_SECONDS: u64 = 15;
 const GRACE_SECONDS: u64 = 5;
 
 /// Starts competing for the Lease. The receiver says whether this replica leads.
-pub async fn elect(client: Client, settings: &Settings) -> Result<watch::Receiver<bool>, LeaseManagerError> {
+pub async fn elect(
+    client: Client,
+    settings: &Settings,
+) -> Result<watch::Receiver<bool>, LeaseManagerError> {
     let cfg = &settings.config;
     let manager = LeaseManagerBuilder::new(client, cfg.lease_name.clone())
         .with_namespace(cfg.lease_namespace.clone())
@@ -45,5 +48,32 @@ pub async fn until_lost(mut rx: watch::Receiver<bool>) {
         if rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn controllers_start_only_once_the_lease_is_held_and_stop_when_it_is_lost() {
+        let (tx, mut rx) = watch::channel(false);
+        let waiting = tokio::time::timeout(Duration::from_millis(50), until_leader(&mut rx)).await;
+        assert!(waiting.is_err(), "a standby replica must not lead");
+        tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), until_leader(&mut rx))
+            .await
+            .unwrap();
+
+        let lost = tokio::spawn(until_lost(rx.clone()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!lost.is_finished(), "still leading");
+        tx.send(false).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), lost)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -44,15 +44,23 @@ enum CrdAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     match Cli::parse().command {
-        Command::Crd { action: CrdAction::Print } => {
+        Command::Crd {
+            action: CrdAction::Print,
+        } => {
             print!("{}", crd::all_yaml());
             Ok(())
         }
-        Command::Crd { action: CrdAction::Install } => {
-            let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
+        Command::Crd {
+            action: CrdAction::Install,
+        } => {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to Kubernetes")?;
             for name in crd::install(client).await.context("applying CRDs")? {
                 info!(crd = %name, "Applied CRD.");
             }
@@ -64,10 +72,15 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let settings = config.validate()?;
-    let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes")?;
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
-    let state = http::HealthState { metrics: metrics.clone(), ready: ready.clone() };
+    let state = http::HealthState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
     let (_, server) = http::serve(settings.config.metrics_listen, state)
         .await
         .context("binding the metrics port")?;
@@ -96,7 +109,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut rx = leader::elect(client, &settings).await.context("starting leader election")?;
+    let mut rx = leader::elect(client, &settings)
+        .await
+        .context("starting leader election")?;
     // A standby replica is healthy and ready: it serves its purpose by waiting.
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::select! {

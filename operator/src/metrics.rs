@@ -2,11 +2,7 @@
 //! readiness. Every label set a dashboard shows is initialised to zero at start-up, so panels
 //! never show "No data" for a counter that has not moved yet.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::Instant,
-};
+use std::{collections::HashMap, sync::Mutex, time::Instant};
 
 use prometheus::{
     exponential_buckets, histogram_opts, opts, Encoder, HistogramVec, IntCounterVec, IntGaugeVec,
@@ -46,7 +42,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let runs = IntCounterVec::new(
-            opts!("tributary_operator_reconcile_runs_total", "Reconciles started, by kind."),
+            opts!(
+                "tributary_operator_reconcile_runs_total",
+                "Reconciles started, by kind."
+            ),
             &["kind"],
         )
         .unwrap();
@@ -106,7 +105,11 @@ impl Metrics {
     /// Counts a reconcile and returns a guard that observes its duration when dropped.
     pub fn reconcile(&self, kind: &'static str) -> ReconcileTimer<'_> {
         self.runs.with_label_values(&[kind]).inc();
-        ReconcileTimer { metrics: self, kind, start: Instant::now() }
+        ReconcileTimer {
+            metrics: self,
+            kind,
+            start: Instant::now(),
+        }
     }
 
     /// Counts a failed reconcile.
@@ -127,15 +130,22 @@ impl Metrics {
             }
         }
         for ready in ["True", "False", "Unknown"] {
-            let n = map.iter().filter(|((k, _), r)| *k == kind && **r == ready).count();
-            self.resources.with_label_values(&[kind, ready]).set(n as i64);
+            let n = map
+                .iter()
+                .filter(|((k, _), r)| *k == kind && **r == ready)
+                .count();
+            self.resources
+                .with_label_values(&[kind, ready])
+                .set(n as i64);
         }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).unwrap();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .unwrap();
         String::from_utf8(buf).unwrap_or_default()
     }
 }
@@ -181,9 +191,13 @@ mod tests {
         m.set_ready("Stream", "ns/a".into(), Some("True"));
         m.set_ready("Stream", "ns/b".into(), Some("False"));
         m.set_ready("Stream", "ns/b".into(), Some("True"));
-        assert!(m.render().contains("tributary_operator_resources{kind=\"Stream\",ready=\"True\"} 2"));
+        assert!(m
+            .render()
+            .contains("tributary_operator_resources{kind=\"Stream\",ready=\"True\"} 2"));
         m.set_ready("Stream", "ns/a".into(), None);
-        assert!(m.render().contains("tributary_operator_resources{kind=\"Stream\",ready=\"True\"} 1"));
+        assert!(m
+            .render()
+            .contains("tributary_operator_resources{kind=\"Stream\",ready=\"True\"} 1"));
     }
 
     #[test]
@@ -193,7 +207,9 @@ mod tests {
         m.failure("Stream", "DataPlaneError");
         let text = m.render();
         assert!(text.contains("tributary_operator_reconcile_runs_total{kind=\"Stream\"} 1"));
-        assert!(text.contains("tributary_operator_reconcile_duration_seconds_count{kind=\"Stream\"} 1"));
+        assert!(
+            text.contains("tributary_operator_reconcile_duration_seconds_count{kind=\"Stream\"} 1")
+        );
         assert!(text.contains("reason=\"DataPlaneError\"} 1"));
     }
 }

@@ -45,13 +45,22 @@ pub struct Verdict {
 impl Verdict {
     /// A verdict.
     pub fn new(health: Health, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { health, reason, message: message.into() }
+        Self {
+            health,
+            reason,
+            message: message.into(),
+        }
     }
 }
 
 /// The three kstatus conditions for `verdict`, keeping transition times of conditions whose
 /// status did not change.
-pub fn conditions(old: &[Condition], generation: Option<i64>, verdict: &Verdict, now: &str) -> Vec<Condition> {
+pub fn conditions(
+    old: &[Condition],
+    generation: Option<i64>,
+    verdict: &Verdict,
+    now: &str,
+) -> Vec<Condition> {
     use ConditionStatus::{False, True, Unknown};
     let (ready, reconciling, stalled) = match verdict.health {
         Health::Ready => (True, False, False),
@@ -60,7 +69,11 @@ pub fn conditions(old: &[Condition], generation: Option<i64>, verdict: &Verdict,
         Health::Paused => (Unknown, False, False),
     };
     let mut out = old.to_vec();
-    for (type_, status) in [(READY, ready), (RECONCILING, reconciling), (STALLED, stalled)] {
+    for (type_, status) in [
+        (READY, ready),
+        (RECONCILING, reconciling),
+        (STALLED, stalled),
+    ] {
         let mut c = Condition::new(type_, status, verdict.reason, verdict.message.clone());
         c.observed_generation = generation;
         set_condition(&mut out, c, now);
@@ -69,7 +82,11 @@ pub fn conditions(old: &[Condition], generation: Option<i64>, verdict: &Verdict,
 }
 
 /// `observedGeneration` after a reconcile with `verdict` (see the module docs).
-pub fn observed_generation(old: Option<i64>, generation: Option<i64>, verdict: &Verdict) -> Option<i64> {
+pub fn observed_generation(
+    old: Option<i64>,
+    generation: Option<i64>,
+    verdict: &Verdict,
+) -> Option<i64> {
     match verdict.health {
         Health::Ready | Health::Stalled => generation,
         Health::Progressing | Health::Paused => Some(old.unwrap_or(0)),
@@ -124,16 +141,20 @@ impl StreamPhase {
                 "Paused",
                 "Reconciliation is paused by the tributary.dev/pause-reconciliation annotation",
             ),
-            StreamPhase::WaitingForPods(m) => {
-                Verdict::new(Progressing, "WaitingForPods", format!("Waiting for the data-plane pods: {m}"))
-            }
+            StreamPhase::WaitingForPods(m) => Verdict::new(
+                Progressing,
+                "WaitingForPods",
+                format!("Waiting for the data-plane pods: {m}"),
+            ),
             StreamPhase::Creating => Verdict::new(Progressing, "Creating", "Creating the stream"),
             StreamPhase::Resharding { from, target, step } => Verdict::new(
                 Progressing,
                 "Resharding",
                 format!("Resharding from {from} to {target} open shards (this step: {step})"),
             ),
-            StreamPhase::Updating(what) => Verdict::new(Progressing, what, format!("{what} in the data plane")),
+            StreamPhase::Updating(what) => {
+                Verdict::new(Progressing, what, format!("{what} in the data plane"))
+            }
             StreamPhase::Active => Verdict::new(
                 Ready,
                 "Active",
@@ -142,8 +163,12 @@ impl StreamPhase {
                     None => "Stream is ACTIVE".into(),
                 },
             ),
-            StreamPhase::Retrying { reason, message } => Verdict::new(Progressing, reason, message.clone()),
-            StreamPhase::Stalled { reason, message } => Verdict::new(Stalled, reason, message.clone()),
+            StreamPhase::Retrying { reason, message } => {
+                Verdict::new(Progressing, reason, message.clone())
+            }
+            StreamPhase::Stalled { reason, message } => {
+                Verdict::new(Stalled, reason, message.clone())
+            }
         }
     }
 }
@@ -172,7 +197,10 @@ pub fn stream_status(obs: &StreamObservation<'_>, phase: &StreamPhase, now: &str
     let resharding = match phase {
         StreamPhase::Resharding { from, target, step } => {
             // The same change continuing keeps its start time and original count.
-            let previous = old.resharding.as_ref().filter(|r| r.target_count == *target);
+            let previous = old
+                .resharding
+                .as_ref()
+                .filter(|r| r.target_count == *target);
             Some(ReshardingStatus {
                 from_count: previous.map(|r| r.from_count).unwrap_or(*from),
                 target_count: *target,
@@ -191,17 +219,26 @@ pub fn stream_status(obs: &StreamObservation<'_>, phase: &StreamPhase, now: &str
         }
         _ => None,
     };
-    let open = obs.summary.map(|s| s.open_shard_count).or(old.open_shard_count);
+    let open = obs
+        .summary
+        .map(|s| s.open_shard_count)
+        .or(old.open_shard_count);
     StreamStatus {
         observed_generation: observed_generation(old.observed_generation, obs.generation, &verdict),
         conditions: conditions(&old.conditions, obs.generation, &verdict, now),
-        stream_status: obs.summary.map(|s| s.stream_status.clone()).or(old.stream_status),
+        stream_status: obs
+            .summary
+            .map(|s| s.stream_status.clone())
+            .or(old.stream_status),
         stream_arn: obs.summary.map(|s| s.stream_arn.clone()).or(old.stream_arn),
         // ON_DEMAND streams have no /scale semantics, but the count is still worth showing.
         open_shard_count: match obs.mode {
             StreamMode::Provisioned | StreamMode::OnDemand => open,
         },
-        retention_period_hours: obs.summary.map(|s| s.retention_period_hours).or(old.retention_period_hours),
+        retention_period_hours: obs
+            .summary
+            .map(|s| s.retention_period_hours)
+            .or(old.retention_period_hours),
         selector: Some(obs.selector.clone()),
         endpoint: Some(obs.endpoint.clone()),
         resharding,
@@ -245,11 +282,19 @@ impl ConsumerPhase {
                 "Paused",
                 "Reconciliation is paused by the tributary.dev/pause-reconciliation annotation",
             ),
-            ConsumerPhase::WaitingForStream(m) => Verdict::new(Progressing, "WaitingForStream", m.clone()),
-            ConsumerPhase::Registering => Verdict::new(Progressing, "Registering", "Registering the consumer"),
+            ConsumerPhase::WaitingForStream(m) => {
+                Verdict::new(Progressing, "WaitingForStream", m.clone())
+            }
+            ConsumerPhase::Registering => {
+                Verdict::new(Progressing, "Registering", "Registering the consumer")
+            }
             ConsumerPhase::Active => Verdict::new(Ready, "Active", "Consumer is ACTIVE"),
-            ConsumerPhase::Retrying { reason, message } => Verdict::new(Progressing, reason, message.clone()),
-            ConsumerPhase::Stalled { reason, message } => Verdict::new(Stalled, reason, message.clone()),
+            ConsumerPhase::Retrying { reason, message } => {
+                Verdict::new(Progressing, reason, message.clone())
+            }
+            ConsumerPhase::Stalled { reason, message } => {
+                Verdict::new(Stalled, reason, message.clone())
+            }
         }
     }
 }
@@ -268,8 +313,12 @@ pub fn consumer_status(
     StreamConsumerStatus {
         observed_generation: observed_generation(old.observed_generation, generation, &verdict),
         conditions: conditions(&old.conditions, generation, &verdict, now),
-        consumer_arn: described.map(|d| d.consumer_arn.clone()).or(old.consumer_arn),
-        consumer_status: described.map(|d| d.consumer_status.clone()).or(old.consumer_status),
+        consumer_arn: described
+            .map(|d| d.consumer_arn.clone())
+            .or(old.consumer_arn),
+        consumer_status: described
+            .map(|d| d.consumer_status.clone())
+            .or(old.consumer_status),
         stream_arn: stream_arn.map(str::to_string).or(old.stream_arn),
     }
 }
@@ -285,7 +334,11 @@ mod tests {
     use crate::fixtures::summary;
     use tributary_api::status::{find_condition, initial_conditions};
 
-    fn obs<'a>(old: Option<&'a StreamStatus>, summary: Option<&'a StreamSummary>, generation: i64) -> StreamObservation<'a> {
+    fn obs<'a>(
+        old: Option<&'a StreamStatus>,
+        summary: Option<&'a StreamSummary>,
+        generation: i64,
+    ) -> StreamObservation<'a> {
         StreamObservation {
             old,
             generation: Some(generation),
@@ -302,9 +355,17 @@ mod tests {
 
     #[test]
     fn an_active_stream_is_ready_and_observes_its_generation() {
-        let default = StreamStatus { observed_generation: Some(0), conditions: initial_conditions(), ..Default::default() };
+        let default = StreamStatus {
+            observed_generation: Some(0),
+            conditions: initial_conditions(),
+            ..Default::default()
+        };
         let sum = summary("orders", 2, "ACTIVE");
-        let s = stream_status(&obs(Some(&default), Some(&sum), 3), &StreamPhase::Active, "t1");
+        let s = stream_status(
+            &obs(Some(&default), Some(&sum), 3),
+            &StreamPhase::Active,
+            "t1",
+        );
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(cond(&s, READY).status, ConditionStatus::True);
         assert_eq!(cond(&s, READY).reason, "Active");
@@ -320,22 +381,36 @@ mod tests {
     fn a_resharding_stream_keeps_the_old_generation_and_reports_progress() {
         let sum = summary("orders", 2, "ACTIVE");
         let ready = stream_status(&obs(None, Some(&sum), 1), &StreamPhase::Active, "t1");
-        let phase = StreamPhase::Resharding { from: 2, target: 8, step: 4 };
+        let phase = StreamPhase::Resharding {
+            from: 2,
+            target: 8,
+            step: 4,
+        };
         let s = stream_status(&obs(Some(&ready), Some(&sum), 2), &phase, "t2");
         assert_eq!(s.observed_generation, Some(1));
         assert_eq!(cond(&s, READY).status, ConditionStatus::False);
         assert_eq!(cond(&s, RECONCILING).status, ConditionStatus::True);
         assert_eq!(cond(&s, RECONCILING).reason, "Resharding");
         let r = s.resharding.clone().unwrap();
-        assert_eq!((r.from_count, r.target_count, r.started_at.as_deref()), (2, 8, Some("t2")));
+        assert_eq!(
+            (r.from_count, r.target_count, r.started_at.as_deref()),
+            (2, 8, Some("t2"))
+        );
 
         // The next step of the same change keeps where and when it started.
         let sum4 = summary("orders", 4, "UPDATING");
-        let phase = StreamPhase::Resharding { from: 4, target: 8, step: 8 };
+        let phase = StreamPhase::Resharding {
+            from: 4,
+            target: 8,
+            step: 8,
+        };
         let s2 = stream_status(&obs(Some(&s), Some(&sum4), 2), &phase, "t3");
         let r2 = s2.resharding.clone().unwrap();
         assert_eq!((r2.from_count, r2.started_at.as_deref()), (2, Some("t2")));
-        assert_eq!(cond(&s2, RECONCILING).last_transition_time.as_deref(), Some("t2"));
+        assert_eq!(
+            cond(&s2, RECONCILING).last_transition_time.as_deref(),
+            Some("t2")
+        );
 
         // Done: the block disappears and the new generation is observed.
         let sum8 = summary("orders", 8, "ACTIVE");
@@ -346,7 +421,10 @@ mod tests {
 
     #[test]
     fn a_stalled_stream_observes_its_generation_so_kstatus_reports_failure() {
-        let phase = StreamPhase::Stalled { reason: "InvalidArgument", message: "too many shards".into() };
+        let phase = StreamPhase::Stalled {
+            reason: "InvalidArgument",
+            message: "too many shards".into(),
+        };
         let s = stream_status(&obs(None, None, 4), &phase, "t1");
         assert_eq!(s.observed_generation, Some(4));
         assert_eq!(cond(&s, STALLED).status, ConditionStatus::True);
@@ -380,12 +458,26 @@ mod tests {
             consumer_arn: "arn:c".into(),
             consumer_status: "ACTIVE".into(),
         };
-        let s = consumer_status(None, Some(1), Some(&d), Some("arn:s"), &ConsumerPhase::Active, "t");
+        let s = consumer_status(
+            None,
+            Some(1),
+            Some(&d),
+            Some("arn:s"),
+            &ConsumerPhase::Active,
+            "t",
+        );
         assert_eq!(s.consumer_arn.as_deref(), Some("arn:c"));
         assert_eq!(s.stream_arn.as_deref(), Some("arn:s"));
         assert_eq!(ready_reason(&s.conditions), Some("Active"));
         assert_eq!(s.observed_generation, Some(1));
-        let w = consumer_status(None, Some(1), None, None, &ConsumerPhase::WaitingForStream("no stream".into()), "t");
+        let w = consumer_status(
+            None,
+            Some(1),
+            None,
+            None,
+            &ConsumerPhase::WaitingForStream("no stream".into()),
+            "t",
+        );
         assert_eq!(w.observed_generation, Some(0));
         assert_eq!(ready_reason(&w.conditions), Some("WaitingForStream"));
     }

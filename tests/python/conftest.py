@@ -163,7 +163,9 @@ def auth_server(tmp_path_factory):
         f"    secretAccessKey: {AUTH_SECRET}\n"
         f'    accountId: "{AUTH_ACCOUNT}"\n'
     )
-    s = Server("--no-limits", "--auth-file", str(auth), name="auth", tmp_path=d)
+    s = Server(
+        "--no-limits", "--auth-file", str(auth), "--account-id", AUTH_ACCOUNT, name="auth", tmp_path=d
+    )
     yield s
     s.stop()
 

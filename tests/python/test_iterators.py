@@ -274,3 +274,39 @@ def test_an_iterator_expires_after_five_minutes(clock_kinesis, clock_server, str
         StreamName=stream_name, ShardId=SHARD0, ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
     assert clock_kinesis.get_records(ShardIterator=it2)["Records"] == []
+
+
+def test_a_starting_sequence_number_this_stream_never_issued_is_invalid_argument(kinesis, stream):
+    with pytest.raises(ClientError) as e:
+        kinesis.get_shard_iterator(
+            StreamName=stream,
+            ShardId=SHARD0,
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StartingSequenceNumber="123",
+        )
+    assert error_code(e) == "InvalidArgumentException"
+    assert error_message(e) == (
+        f"StartingSequenceNumber 123 used in GetShardIterator on shard {SHARD0} in stream "
+        f"{stream} under account {ACCOUNT} is invalid."
+    )
+
+
+def test_a_sequence_number_from_a_deleted_and_recreated_stream_is_refused(kinesis, stream):
+    seq = kinesis.put_record(StreamName=stream, Data=b"x", PartitionKey="k")["SequenceNumber"]
+    kinesis.delete_stream(StreamName=stream)
+    for _ in range(200):
+        try:
+            kinesis.describe_stream_summary(StreamName=stream)
+        except ClientError:
+            break
+        time.sleep(0.05)
+    create_stream(kinesis, stream, 1)
+    with pytest.raises(ClientError) as e:
+        kinesis.get_shard_iterator(
+            StreamName=stream,
+            ShardId=SHARD0,
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StartingSequenceNumber=seq,
+        )
+    assert error_code(e) == "InvalidArgumentException"
+    assert error_message(e).endswith("is invalid because it did not come from this stream.")

@@ -306,3 +306,48 @@ def test_put_record_on_a_missing_stream_names_the_stream_and_account(kinesis):
         kinesis.put_record(StreamName="nope-records", Data=b"x", PartitionKey="k")
     assert error_code(e) == "ResourceNotFoundException"
     assert error_message(e) == f"Stream nope-records under account {ACCOUNT} not found."
+
+
+def test_sequence_number_for_ordering_keeps_a_partition_keys_records_in_order(kinesis, stream):
+    first = kinesis.put_record(StreamName=stream, Data=b"1", PartitionKey="k")["SequenceNumber"]
+    second = kinesis.put_record(
+        StreamName=stream, Data=b"2", PartitionKey="k", SequenceNumberForOrdering=first
+    )["SequenceNumber"]
+    assert int(second) > int(first)
+
+
+def test_an_invalid_sequence_number_for_ordering_is_invalid_argument(kinesis, stream):
+    with pytest.raises(ClientError) as e:
+        kinesis.put_record(StreamName=stream, Data=b"x", PartitionKey="k", SequenceNumberForOrdering="123")
+    assert error_code(e) == "InvalidArgumentException"
+    assert error_message(e) == (
+        f"ExclusiveMinimumSequenceNumber 123 used in PutRecord on stream {stream} under account "
+        f"{ACCOUNT} is invalid."
+    )
+
+
+def test_put_records_with_one_out_of_range_explicit_hash_key_fails_the_whole_call(kinesis, stream):
+    with pytest.raises(ClientError) as e:
+        kinesis.put_records(
+            StreamName=stream,
+            Records=[
+                {"Data": b"ok", "PartitionKey": "k"},
+                {"Data": b"bad", "PartitionKey": "k", "ExplicitHashKey": str(2**128)},
+            ],
+        )
+    assert error_code(e) == "InvalidArgumentException"
+    assert trim_horizon_records(kinesis, stream)["Records"] == []
+
+
+def test_a_get_records_response_carries_at_most_10_mebibytes(kinesis, stream):
+    mib = 1024 * 1024 - 64
+    for i in range(11):
+        kinesis.put_record(StreamName=stream, Data=bytes([i]) * mib, PartitionKey="k")
+    it = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    first = kinesis.get_records(ShardIterator=it)
+    assert 1 <= len(first["Records"]) <= 10
+    assert sum(len(r["Data"]) for r in first["Records"]) <= 10 * 1024 * 1024
+    rest = kinesis.get_records(ShardIterator=first["NextShardIterator"])["Records"]
+    assert [r["Data"][0] for r in first["Records"] + rest] == list(range(11))

@@ -184,7 +184,7 @@ def test_a_deleted_stream_is_gone_from_describe_and_list(kinesis, stream):
             break
         assert time.time() < deadline, "stream never went away"
         time.sleep(0.05)
-    names = kinesis.list_streams(Limit=10000)["StreamNames"]
+    names = kinesis.list_streams(ExclusiveStartStreamName=stream[:-1])["StreamNames"]
     assert stream not in names
 
 
@@ -307,3 +307,60 @@ def test_list_streams_next_token_walks_every_stream_exactly_once(kinesis):
     assert len(seen) == len(set(seen))
     assert names <= set(seen)
     assert seen == sorted(seen)
+
+
+def test_list_streams_returns_at_most_100_names_per_call(kinesis):
+    prefix = unique("many")
+    for i in range(101):
+        kinesis.create_stream(StreamName=f"{prefix}-{i:03d}", ShardCount=1)
+    page = kinesis.list_streams(Limit=10000, ExclusiveStartStreamName=f"{prefix}-")
+    assert len(page["StreamNames"]) == 100
+    assert page["HasMoreStreams"] is True
+    assert page["StreamNames"][0] == f"{prefix}-000"
+
+
+def test_describe_stream_returns_at_most_100_shards_per_call(kinesis, stream_name):
+    create_stream(kinesis, stream_name, 101)
+    d = kinesis.describe_stream(StreamName=stream_name)["StreamDescription"]
+    assert len(d["Shards"]) == 100
+    assert d["HasMoreShards"] is True
+    rest = kinesis.describe_stream(StreamName=stream_name, ExclusiveStartShardId=d["Shards"][-1]["ShardId"])
+    assert [s["ShardId"] for s in rest["StreamDescription"]["Shards"]] == ["shardId-000000000100"]
+
+
+def test_streams_and_records_survive_a_restart_with_a_data_dir(tmp_path):
+    from conftest import Server
+
+    data = tmp_path / "data"
+    s = Server("--no-limits", "--data-dir", str(data), name="durable", tmp_path=tmp_path)
+    try:
+        k = make_client(s.url)
+        create_stream(k, "durable", 2)
+        k.add_tags_to_stream(StreamName="durable", Tags={"keep": "me"})
+        sent = k.put_records(
+            StreamName="durable",
+            Records=[{"Data": f"r{i}".encode(), "PartitionKey": str(i)} for i in range(20)],
+        )["Records"]
+    finally:
+        assert s.stop() == 0, "SIGTERM did not stop the server cleanly"
+    s = Server("--no-limits", "--data-dir", str(data), name="durable2", tmp_path=tmp_path)
+    try:
+        k = make_client(s.url)
+        summary = k.describe_stream_summary(StreamName="durable")["StreamDescriptionSummary"]
+        assert summary["StreamStatus"] == "ACTIVE"
+        assert summary["OpenShardCount"] == 2
+        assert k.list_tags_for_stream(StreamName="durable")["Tags"] == [{"Key": "keep", "Value": "me"}]
+        got = {}
+        for shard in ("shardId-000000000000", "shardId-000000000001"):
+            it = k.get_shard_iterator(
+                StreamName="durable", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            for r in k.get_records(ShardIterator=it)["Records"]:
+                got[r["SequenceNumber"]] = r["Data"]
+        assert got == {e["SequenceNumber"]: f"r{i}".encode() for i, e in enumerate(sent)}
+        # New writes continue after the old ones.
+        new = k.put_record(StreamName="durable", Data=b"after", PartitionKey="0")
+        old_max = max(int(e["SequenceNumber"]) for e in sent if e["ShardId"] == new["ShardId"])
+        assert int(new["SequenceNumber"]) > old_max
+    finally:
+        s.stop()

@@ -48,7 +48,7 @@ async fn produce(
             .collect();
         n += 10;
         attempted.lock().unwrap().extend(batch.iter().cloned());
-        let result = if producer % 3 == 0 {
+        let result = if producer.is_multiple_of(3) {
             // Single-record puts, one after another.
             let mut out = Vec::new();
             for d in &batch {

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub shard_iterator_age_ms: IntGaugeVec,
     pub shard_write_throttled: IntCounterVec,
     pub shard_read_throttled: IntCounterVec,
+    pub subscribe_to_shard_active: prometheus::IntGauge,
+    pub subscribe_to_shard_event_records: IntCounterVec,
+    pub subscribe_to_shard_event_bytes: IntCounterVec,
+    pub subscribe_to_shard_millis_behind: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -98,6 +102,14 @@ impl Metrics {
             shard_iterator_age_ms: gauge(&r, "kinesis_shard_iterator_age_milliseconds", "Shard-level IteratorAgeMilliseconds (enhanced monitoring).", ss),
             shard_write_throttled: counter(&r, "kinesis_shard_write_provisioned_throughput_exceeded_total", "Shard-level WriteProvisionedThroughputExceeded (enhanced monitoring).", ss),
             shard_read_throttled: counter(&r, "kinesis_shard_read_provisioned_throughput_exceeded_total", "Shard-level ReadProvisionedThroughputExceeded (enhanced monitoring).", ss),
+            subscribe_to_shard_active: {
+                let g = prometheus::IntGauge::new("kinesis_subscribe_to_shard_active", "Live SubscribeToShard subscriptions.").expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            subscribe_to_shard_event_records: counter(&r, "kinesis_subscribe_to_shard_event_records_total", "Records pushed to enhanced fan-out consumers (CloudWatch SubscribeToShardEvent.Records).", &["stream", "consumer"]),
+            subscribe_to_shard_event_bytes: counter(&r, "kinesis_subscribe_to_shard_event_bytes_total", "Bytes pushed to enhanced fan-out consumers (CloudWatch SubscribeToShardEvent.Bytes).", &["stream", "consumer"]),
+            subscribe_to_shard_millis_behind: gauge(&r, "kinesis_subscribe_to_shard_millis_behind_latest", "How far behind the tip a consumer's last event was (CloudWatch SubscribeToShardEvent.MillisBehindLatest).", &["stream", "consumer"]),
             registry: r,
         }
     }

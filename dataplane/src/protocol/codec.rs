@@ -48,11 +48,8 @@ pub fn decode<T: DeserializeOwned>(protocol: Protocol, body: &[u8]) -> Result<T,
         Protocol::Json => serde_json::from_slice(body).map_err(|e| json_error(&e)),
         Protocol::Cbor => ciborium::from_reader(body).map_err(|e| {
             let text = e.to_string();
-            if text.contains(BASE64_ERROR) {
-                AwsError::serialization(BASE64_ERROR)
-            } else {
-                AwsError::serialization(format!("Invalid CBOR: {text}"))
-            }
+            blob_error(&text)
+                .unwrap_or_else(|| AwsError::serialization(format!("Invalid CBOR: {text}")))
         }),
     }
 }
@@ -60,8 +57,8 @@ pub fn decode<T: DeserializeOwned>(protocol: Protocol, body: &[u8]) -> Result<T,
 fn json_error(e: &serde_json::Error) -> AwsError {
     use serde_json::error::Category;
     let text = e.to_string();
-    if text.contains(BASE64_ERROR) {
-        return AwsError::serialization(BASE64_ERROR);
+    if let Some(err) = blob_error(&text) {
+        return err;
     }
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => AwsError {
@@ -71,6 +68,16 @@ fn json_error(e: &serde_json::Error) -> AwsError {
         },
         Category::Data => AwsError::serialization(coral_type_message(&text)),
     }
+}
+
+/// The SerializationException for bad base64, if `text` carries one.
+fn blob_error(text: &str) -> Option<AwsError> {
+    let (_, rest) = text.split_once(BASE64_ERROR)?;
+    let message = match rest.rfind(" at line ") {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    Some(AwsError::serialization(message.to_string()))
 }
 
 /// Turns serde's "invalid type: string \"x\", expected i64" into the message AWS's (Coral's)

@@ -91,6 +91,11 @@ pub enum KeyStoreError {
 }
 
 impl KeyStore {
+    /// The account ids named by the keys (keys without one are left out).
+    pub fn account_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.values().filter_map(|k| k.account_id.as_deref())
+    }
+
     /// An empty store.
     pub fn new() -> KeyStore {
         KeyStore::default()
@@ -772,7 +777,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes
@@ -876,7 +881,9 @@ fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, s: u64) -> Opti
 
 fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,

@@ -44,7 +44,7 @@ impl<'de> Deserialize<'de> for Blob {
                 STANDARD
                     .decode(v)
                     .map(|b| Blob(Bytes::from(b)))
-                    .map_err(|_| E::custom(BASE64_ERROR))
+                    .map_err(|_| E::custom(format!("{BASE64_ERROR}{}", base64_problem(v))))
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
                 Ok(Blob(Bytes::copy_from_slice(v)))
@@ -57,8 +57,36 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
-/// Marker for the SerializationException message of bad base64 (see `codec`).
-pub const BASE64_ERROR: &str = "base64 value invalid";
+/// Marks the SerializationException message of bad base64; `codec` strips it and keeps the rest.
+pub const BASE64_ERROR: &str = "\u{1}blob:";
+
+/// AWS's message for a string that is not canonical base64, checked in AWS's order: length,
+/// alphabet (and `=` only as trailing padding), then non-canonical trailing bits.
+fn base64_problem(v: &str) -> String {
+    let prefix = format!("'{v}' can not be converted to a Blob: ");
+    if !v.len().is_multiple_of(4) {
+        return format!(
+            "{prefix}Base64 encoded length is expected a multiple of 4 bytes but found: {}",
+            v.len()
+        );
+    }
+    let mut seen_pad = false;
+    for c in v.chars() {
+        let ok = match c {
+            '=' => {
+                seen_pad = true;
+                true
+            }
+            _ if seen_pad => false,
+            c => c.is_ascii_alphanumeric() || c == '+' || c == '/',
+        };
+        if !ok {
+            let shown = if seen_pad && c != '=' { '=' } else { c };
+            return format!("{prefix}Invalid Base64 character: '{shown}'");
+        }
+    }
+    format!("{prefix}Invalid last non-pad Base64 character dectected")
+}
 
 /// A timestamp in epoch milliseconds. JSON carries epoch seconds as a number with a fraction
 /// (written without an exponent); CBOR carries tag 1 around integer epoch *milliseconds*, as

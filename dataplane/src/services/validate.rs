@@ -9,6 +9,9 @@ use crate::protocol::AwsError;
 
 const MAX_ERRORS: usize = 10;
 
+/// A pattern as AWS prints it, with the check that implements it.
+pub type Pattern<'a> = (&'a str, fn(&str) -> bool);
+
 #[derive(Default)]
 pub struct Validator {
     errors: Vec<String>,
@@ -103,7 +106,7 @@ impl Validator {
         &mut self,
         path: &str,
         v: Option<&str>,
-        pattern: Option<(&str, fn(&str) -> bool)>,
+        pattern: Option<Pattern<'_>>,
         min: usize,
         max: usize,
     ) {

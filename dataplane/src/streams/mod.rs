@@ -2,12 +2,13 @@
 //! top of the shard logs in `storage`. Services call this; it knows nothing of HTTP or codecs.
 
 pub mod errors;
+pub mod fanout;
 pub mod hash;
 pub mod iterator;
 pub mod limits;
 mod reshard;
 pub mod seq;
-mod stream;
+pub mod stream;
 
 pub use stream::{
     parse_shard_id, shard_id, Consumer, ConsumerStatus, Shard, ShardMeta, Stream, StreamMode,
@@ -136,6 +137,8 @@ pub struct Streams {
     control_rates: Mutex<HashMap<&'static str, TokenBucket>>,
     /// Serialises stream creation and deletion (names, quotas).
     lifecycle: tokio::sync::Mutex<()>,
+    /// Live SubscribeToShard calls.
+    pub subscriptions: fanout::Subscriptions,
 }
 
 /// GetRecords returns at most 10 MiB per call.
@@ -156,6 +159,7 @@ impl Streams {
             key: IteratorKey::new(key),
             control_rates: Mutex::new(HashMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
+            subscriptions: fanout::Subscriptions::default(),
         });
         engine.load().await?;
         Ok(engine)
@@ -665,6 +669,25 @@ impl Streams {
                 &self.cfg.account_id,
             ));
         }
+        let offset = self.start_offset(stream, shard, position, raw_sequence)?;
+        Ok(self.key.encode(&IteratorToken {
+            incarnation: stream.incarnation,
+            shard_index: shard.index,
+            offset,
+            issued_ms: now,
+        }))
+    }
+
+    /// The offset a reader starting at `position` begins at (GetShardIterator and
+    /// SubscribeToShard share these rules).
+    pub fn start_offset(
+        &self,
+        stream: &Arc<Stream>,
+        shard: &Arc<Shard>,
+        position: StartPosition,
+        raw_sequence: Option<&str>,
+    ) -> Result<u64, AwsError> {
+        let now = self.clock.now_ms();
         let offset_of = |seq_num: u128| -> Result<u64, AwsError> {
             let raw = raw_sequence.unwrap_or_default();
             let invalid = || {
@@ -690,8 +713,9 @@ impl Streams {
             Ok(off)
         };
         let offset = match position {
-            StartPosition::AtSequence(s) => offset_of(s)?,
-            StartPosition::AfterSequence(s) => offset_of(s)?.saturating_add(1),
+            // Record k has number position(k + 1); the shard's starting number is position 0.
+            StartPosition::AtSequence(s) => offset_of(s)?.saturating_sub(1),
+            StartPosition::AfterSequence(s) => offset_of(s)?,
             StartPosition::TrimHorizon => shard.log.start_offset(),
             StartPosition::Latest => shard.log.end_offset(),
             StartPosition::AtTimestamp(ts) => {
@@ -703,12 +727,7 @@ impl Streams {
                 shard.log.offset_for_timestamp(ts).map_err(storage_error)?
             }
         };
-        Ok(self.key.encode(&IteratorToken {
-            incarnation: stream.incarnation,
-            shard_index: shard.index,
-            offset,
-            issued_ms: now,
-        }))
+        Ok(offset)
     }
 
     /// Decodes an iterator, checking authenticity and expiry; returns its stream and shard.

@@ -279,20 +279,25 @@ impl Stream {
         self.shard_set().by_index(index).cloned()
     }
 
+    /// The sequence number of the record at `offset`. Record numbers start one above the
+    /// shard's StartingSequenceNumber, so "after the starting number" is the first record and a
+    /// continuation point can always be written as a sequence number.
     pub fn sequence(&self, shard_index: u32, offset: u64) -> u128 {
+        seq::encode(self.incarnation, shard_index, offset + 1)
+    }
+
+    /// The sequence number just before the record at `offset` (a continuation point:
+    /// AFTER_SEQUENCE_NUMBER with it resumes at `offset`).
+    pub fn position(&self, shard_index: u32, offset: u64) -> u128 {
         seq::encode(self.incarnation, shard_index, offset)
     }
 
     /// The sequence number ranges Kinesis reports for a shard.
     pub fn sequence_range(&self, shard: &Shard) -> (u128, Option<u128>) {
-        let start = self.sequence(shard.index, 0);
-        let end = shard.closed().map(|(end, _)| {
-            if end == 0 {
-                start
-            } else {
-                self.sequence(shard.index, end - 1)
-            }
-        });
+        let start = self.position(shard.index, 0);
+        let end = shard
+            .closed()
+            .map(|(end, _)| self.position(shard.index, end));
         (start, end)
     }
 

@@ -32,7 +32,9 @@ const WAIT_REQUEUE: Duration = Duration::from_secs(5);
 #[instrument(skip_all, fields(consumer = %consumer.name_any(), namespace = consumer.namespace().unwrap_or_default()))]
 pub async fn reconcile(consumer: Arc<StreamConsumer>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(KIND);
-    let ns = consumer.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let ns = consumer
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<StreamConsumer> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, consumer, |event| async {
         match event {
@@ -54,8 +56,13 @@ pub fn error_policy(_c: Arc<StreamConsumer>, err: &Error, ctx: Arc<Context>) -> 
 }
 
 /// Where the consumer's stream is: its ARN and endpoint, once the Stream reports an ARN.
-async fn locate_stream(consumer: &StreamConsumer, ctx: &Context) -> Result<Result<(String, String), String>> {
-    let ns = consumer.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+async fn locate_stream(
+    consumer: &StreamConsumer,
+    ctx: &Context,
+) -> Result<Result<(String, String), String>> {
+    let ns = consumer
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
     let stream_name = &consumer.spec.stream_ref.name;
     let streams: Api<Stream> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(stream) = streams.get_opt(stream_name).await? else {
@@ -69,7 +76,9 @@ async fn locate_stream(consumer: &StreamConsumer, ctx: &Context) -> Result<Resul
 
 /// Registers the consumer if needed and reports its state.
 async fn apply(consumer: Arc<StreamConsumer>, ctx: &Context) -> Result<Action> {
-    let ns = consumer.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let ns = consumer
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<StreamConsumer> = Api::namespaced(ctx.client.clone(), &ns);
     if is_paused(consumer.as_ref()) {
         write_status(&api, &consumer, None, None, &ConsumerPhase::Paused, ctx).await?;
@@ -78,11 +87,22 @@ async fn apply(consumer: Arc<StreamConsumer>, ctx: &Context) -> Result<Action> {
     let (stream_arn, ep) = match locate_stream(&consumer, ctx).await? {
         Ok(found) => found,
         Err(why) => {
-            write_status(&api, &consumer, None, None, &ConsumerPhase::WaitingForStream(why), ctx).await?;
+            write_status(
+                &api,
+                &consumer,
+                None,
+                None,
+                &ConsumerPhase::WaitingForStream(why),
+                ctx,
+            )
+            .await?;
             return Ok(Action::requeue(WAIT_REQUEUE));
         }
     };
-    let name = consumer.spec.effective_name(&consumer.name_any()).to_string();
+    let name = consumer
+        .spec
+        .effective_name(&consumer.name_any())
+        .to_string();
     let dp = &ctx.dataplane;
     let outcome = match dp.describe_consumer(&ep, &stream_arn, &name).await {
         Ok(d) => Ok(d),
@@ -96,19 +116,43 @@ async fn apply(consumer: Arc<StreamConsumer>, ctx: &Context) -> Result<Action> {
         Err(e) => {
             let e = Error::from(e);
             if e.is_transient() {
-                (ConsumerPhase::Retrying { reason: e.reason(), message: e.to_string() }, None, Some(e))
+                (
+                    ConsumerPhase::Retrying {
+                        reason: e.reason(),
+                        message: e.to_string(),
+                    },
+                    None,
+                    Some(e),
+                )
             } else {
                 ctx.metrics.failure(KIND, e.reason());
-                (ConsumerPhase::Stalled { reason: e.reason(), message: e.to_string() }, None, None)
+                (
+                    ConsumerPhase::Stalled {
+                        reason: e.reason(),
+                        message: e.to_string(),
+                    },
+                    None,
+                    None,
+                )
             }
         }
     };
-    write_status(&api, &consumer, described.as_ref(), Some(&stream_arn), &phase, ctx).await?;
+    write_status(
+        &api,
+        &consumer,
+        described.as_ref(),
+        Some(&stream_arn),
+        &phase,
+        ctx,
+    )
+    .await?;
     if let Some(e) = err {
         return Err(e);
     }
     Ok(match phase {
-        ConsumerPhase::Active | ConsumerPhase::Stalled { .. } => Action::requeue(ctx.settings.sync_interval()),
+        ConsumerPhase::Active | ConsumerPhase::Stalled { .. } => {
+            Action::requeue(ctx.settings.sync_interval())
+        }
         _ => Action::requeue(WAIT_REQUEUE),
     })
 }
@@ -131,7 +175,11 @@ async fn write_status(
         &now(),
     );
     let verdict = phase.verdict();
-    let key = format!("{}/{}", consumer.namespace().unwrap_or_default(), consumer.name_any());
+    let key = format!(
+        "{}/{}",
+        consumer.namespace().unwrap_or_default(),
+        consumer.name_any()
+    );
     let ready = match verdict.health {
         Health::Ready => "True",
         Health::Paused => "Unknown",
@@ -146,16 +194,24 @@ async fn write_status(
         "kind": KIND,
         "status": new,
     });
-    api.patch_status(&consumer.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
-    let old_reason = consumer.status.as_ref().and_then(|s| ready_reason(&s.conditions));
+    api.patch_status(
+        &consumer.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    let old_reason = consumer
+        .status
+        .as_ref()
+        .and_then(|s| ready_reason(&s.conditions));
     if old_reason != Some(verdict.reason) {
         let type_ = match verdict.health {
             Health::Stalled => EventType::Warning,
             _ => EventType::Normal,
         };
         info!(reason = verdict.reason, message = %verdict.message, "StreamConsumer changed state.");
-        ctx.publish(consumer, type_, verdict.reason, verdict.message).await;
+        ctx.publish(consumer, type_, verdict.reason, verdict.message)
+            .await;
     }
     Ok(())
 }
@@ -163,17 +219,27 @@ async fn write_status(
 /// Deregisters the consumer (`deletionPolicy: Delete`), then lets the finalizer go. A stream
 /// that is gone took its consumers with it, so that never blocks deletion.
 async fn cleanup(consumer: Arc<StreamConsumer>, ctx: &Context) -> Result<Action> {
-    let key = format!("{}/{}", consumer.namespace().unwrap_or_default(), consumer.name_any());
+    let key = format!(
+        "{}/{}",
+        consumer.namespace().unwrap_or_default(),
+        consumer.name_any()
+    );
     ctx.metrics.set_ready(KIND, key, None);
     if consumer.spec.deletion_policy == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }
-    let name = consumer.spec.effective_name(&consumer.name_any()).to_string();
+    let name = consumer
+        .spec
+        .effective_name(&consumer.name_any())
+        .to_string();
     let stream_arn = consumer.status.as_ref().and_then(|s| s.stream_arn.clone());
     let located = match stream_arn {
         Some(arn) => {
             let ns = consumer.namespace().unwrap_or_default();
-            Some((arn, ctx.settings.endpoint(&consumer.spec.stream_ref.name, &ns)))
+            Some((
+                arn,
+                ctx.settings.endpoint(&consumer.spec.stream_ref.name, &ns),
+            ))
         }
         None => locate_stream(&consumer, ctx).await?.ok(),
     };
@@ -206,7 +272,8 @@ mod tests {
         metrics::Metrics,
     };
 
-    const CONSUMER_PATH: &str = "/apis/tributary.dev/v1alpha1/namespaces/default/streamconsumers/app";
+    const CONSUMER_PATH: &str =
+        "/apis/tributary.dev/v1alpha1/namespaces/default/streamconsumers/app";
     const STREAM_PATH: &str = "/apis/tributary.dev/v1alpha1/namespaces/default/streams/orders";
     const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
 
@@ -225,7 +292,16 @@ mod tests {
         serde_json::to_value(s).unwrap()
     }
 
-    async fn data_plane_with_stream() -> (String, std::sync::Arc<std::sync::Mutex<fake::FakeState>>) {
+    fn api_with_stream() -> (kube::Client, ApiServer) {
+        let c = serde_json::to_value(consumer("app", "orders")).unwrap();
+        ApiServer::start(echo(vec![
+            (STREAM_PATH.into(), ready_stream()),
+            (CONSUMER_PATH.into(), c),
+        ]))
+    }
+
+    async fn data_plane_with_stream() -> (String, std::sync::Arc<std::sync::Mutex<fake::FakeState>>)
+    {
         let (ep, dp) = fake::start().await;
         dp.lock().unwrap().streams.insert(
             "orders".into(),
@@ -254,8 +330,12 @@ mod tests {
     #[tokio::test]
     async fn a_consumer_waits_for_its_stream() {
         let (ep, dp) = data_plane_with_stream().await;
-        let (client, server) = ApiServer::start(echo(vec![]));
-        let action = reconcile(Arc::new(consumer("app", "orders")), context(client, &ep)).await.unwrap();
+        let c = consumer("app", "orders");
+        let (client, server) = ApiServer::start(echo(vec![(
+            CONSUMER_PATH.into(),
+            serde_json::to_value(&c).unwrap(),
+        )]));
+        let action = reconcile(Arc::new(c), context(client, &ep)).await.unwrap();
         assert_eq!(action, Action::requeue(WAIT_REQUEUE));
         assert_eq!(server.lines()[0], format!("GET {STREAM_PATH}"));
         let status = status_of(&server);
@@ -266,12 +346,20 @@ mod tests {
     #[tokio::test]
     async fn a_consumer_is_registered_and_publishes_its_arn() {
         let (ep, dp) = data_plane_with_stream().await;
-        let (client, server) = ApiServer::start(echo(vec![(STREAM_PATH.into(), ready_stream())]));
-        reconcile(Arc::new(consumer("app", "orders")), context(client, &ep)).await.unwrap();
-        assert_eq!(dp.lock().unwrap().calls, ["DescribeStreamConsumer", "RegisterStreamConsumer"]);
+        let (client, server) = api_with_stream();
+        reconcile(Arc::new(consumer("app", "orders")), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(
+            dp.lock().unwrap().calls,
+            ["DescribeStreamConsumer", "RegisterStreamConsumer"]
+        );
         let status = status_of(&server);
         assert_eq!(status["consumerStatus"], "CREATING");
-        assert!(status["consumerArn"].as_str().unwrap().starts_with(STREAM_ARN));
+        assert!(status["consumerArn"]
+            .as_str()
+            .unwrap()
+            .starts_with(STREAM_ARN));
         assert_eq!(status["streamArn"], STREAM_ARN);
         assert_eq!(
             server.lines(),
@@ -283,11 +371,18 @@ mod tests {
         );
 
         // The next pass sees it ACTIVE: Ready.
-        let (client, server) = ApiServer::start(echo(vec![(STREAM_PATH.into(), ready_stream())]));
-        reconcile(Arc::new(consumer("app", "orders")), context(client, &ep)).await.unwrap();
+        let (client, server) = api_with_stream();
+        reconcile(Arc::new(consumer("app", "orders")), context(client, &ep))
+            .await
+            .unwrap();
         let status = status_of(&server);
         assert_eq!(status["consumerStatus"], "ACTIVE");
-        let ready = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+        let ready = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
         assert_eq!(ready["status"], "True");
         assert_eq!(status["observedGeneration"], 1);
     }
@@ -314,7 +409,10 @@ mod tests {
         let (client, server) = ApiServer::start(echo(vec![(CONSUMER_PATH.into(), obj)]));
         reconcile(Arc::new(c), context(client, &ep)).await.unwrap();
         assert!(dp.lock().unwrap().streams["orders"].consumers.is_empty());
-        assert_eq!(server.lines().last().unwrap(), &format!("PATCH {CONSUMER_PATH}"));
+        assert_eq!(
+            server.lines().last().unwrap(),
+            &format!("PATCH {CONSUMER_PATH}")
+        );
     }
 
     #[tokio::test]
@@ -325,10 +423,15 @@ mod tests {
         ));
         let obj = serde_json::to_value(&c).unwrap();
         let (client, server) = ApiServer::start(echo(vec![(CONSUMER_PATH.into(), obj)]));
-        reconcile(Arc::new(c), context(client, "http://127.0.0.1:9")).await.unwrap();
+        reconcile(Arc::new(c), context(client, "http://127.0.0.1:9"))
+            .await
+            .unwrap();
         assert_eq!(
             server.lines(),
-            [format!("GET {STREAM_PATH}"), format!("PATCH {CONSUMER_PATH}")]
+            [
+                format!("GET {STREAM_PATH}"),
+                format!("PATCH {CONSUMER_PATH}")
+            ]
         );
     }
 }

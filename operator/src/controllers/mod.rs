@@ -109,7 +109,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
     for scope in scopes {
         let api = |c: &Client| -> (Api<Stream>, Api<StreamConsumer>) {
             match &scope {
-                Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
+                Some(ns) => (
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                ),
                 None => (Api::all(c.clone()), Api::all(c.clone())),
             }
         };
@@ -126,11 +129,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
                     Api::namespaced(c.clone(), ns),
                     Api::namespaced(c.clone(), ns),
                 ),
-                None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
+                None => (
+                    Api::all(c.clone()),
+                    Api::all(c.clone()),
+                    Api::all(c.clone()),
+                ),
             }
         };
         let (sts, svc, cms) = owned(&ctx.client);
-        let labelled = watcher::Config::default().labels("app.kubernetes.io/managed-by=tributary-operator");
+        let labelled =
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=tributary-operator");
         let stream_ctl = Controller::new(streams, cfg.clone())
             .owns(sts, labelled.clone())
             .owns(svc, labelled.clone())
@@ -152,7 +160,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
                     Err(e) => warn!(error = %e, "StreamConsumer reconcile failed."),
                 }
             });
-        info!(namespace = scope.as_deref().unwrap_or("<all>"), "Starting controllers.");
+        info!(
+            namespace = scope.as_deref().unwrap_or("<all>"),
+            "Starting controllers."
+        );
         tasks.push(tokio::spawn(async move {
             futures::join!(stream_ctl, consumer_ctl);
         }));

@@ -20,13 +20,17 @@ use kube::{
 };
 use serde_json::json;
 use tracing::{info, instrument};
-use tributary_api::{DeletionPolicy, EncryptionType, Stream, StreamMode, StreamStatus, API_GROUP, API_VERSION};
+use tributary_api::{
+    DeletionPolicy, EncryptionType, Stream, StreamMode, StreamStatus, API_GROUP, API_VERSION,
+};
 
 use super::{is_paused, now, Context, FIELD_MANAGER, FINALIZER};
 use crate::{
     dataplane::{next_shard_step, ClientError, CreateStream, StreamSummary},
     error::{Error, Result},
-    resources::{configmap::configmap, pdb::pdb, selector_string, service, statefulset::statefulset},
+    resources::{
+        configmap::configmap, pdb::pdb, selector_string, service, statefulset::statefulset,
+    },
     status::{ready_reason, stream_status, Health, StreamObservation, StreamPhase},
 };
 
@@ -41,7 +45,9 @@ const PODS_REQUEUE: Duration = Duration::from_secs(5);
 #[instrument(skip_all, fields(stream = %stream.name_any(), namespace = stream.namespace().unwrap_or_default()))]
 pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(KIND);
-    let ns = stream.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let ns = stream
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, stream, |event| async {
         match event {
@@ -64,9 +70,14 @@ pub fn error_policy(_stream: Arc<Stream>, err: &Error, ctx: Arc<Context>) -> Act
 
 /// The stream name in the Kinesis API and the endpoint of its pods.
 fn target(stream: &Stream, ctx: &Context) -> Result<(String, String)> {
-    let ns = stream.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let ns = stream
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
     let name = stream.name_any();
-    Ok((stream.spec.effective_name(&name).to_string(), ctx.settings.endpoint(&name, &ns)))
+    Ok((
+        stream.spec.effective_name(&name).to_string(),
+        ctx.settings.endpoint(&name, &ns),
+    ))
 }
 
 /// Applies the spec:
@@ -77,7 +88,9 @@ fn target(stream: &Stream, ctx: &Context) -> Result<(String, String)> {
 /// 3. converge the stream in the data plane, one change per pass;
 /// 4. write the status if it changed, with an event when the Ready reason changes.
 async fn apply(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
-    let ns = stream.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let ns = stream
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &ns);
 
     if is_paused(stream.as_ref()) {
@@ -91,10 +104,16 @@ async fn apply(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
         Ok((phase, summary)) => (phase, summary, None),
         Err(e) => {
             let phase = if e.is_transient() {
-                StreamPhase::Retrying { reason: e.reason(), message: e.to_string() }
+                StreamPhase::Retrying {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                }
             } else {
                 ctx.metrics.failure(KIND, e.reason());
-                StreamPhase::Stalled { reason: e.reason(), message: e.to_string() }
+                StreamPhase::Stalled {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                }
             };
             let transient = e.is_transient();
             (phase, None, transient.then_some(e))
@@ -105,7 +124,9 @@ async fn apply(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
         return Err(e);
     }
     Ok(match phase {
-        StreamPhase::Active | StreamPhase::Stalled { .. } => Action::requeue(ctx.settings.sync_interval()),
+        StreamPhase::Active | StreamPhase::Stalled { .. } => {
+            Action::requeue(ctx.settings.sync_interval())
+        }
         StreamPhase::WaitingForPods(_) => Action::requeue(PODS_REQUEUE),
         _ => Action::requeue(PROGRESS_REQUEUE),
     })
@@ -120,8 +141,13 @@ async fn apply_children(stream: &Stream, ns: &str, ctx: &Context) -> Result<()> 
         .patch(&cm.name_any(), &pp, &Patch::Apply(&cm))
         .await?;
     let services: Api<Service> = Api::namespaced(c.clone(), ns);
-    for svc in [service::headless_service(stream), service::client_service(stream)] {
-        services.patch(&svc.name_any(), &pp, &Patch::Apply(&svc)).await?;
+    for svc in [
+        service::headless_service(stream),
+        service::client_service(stream),
+    ] {
+        services
+            .patch(&svc.name_any(), &pp, &Patch::Apply(&svc))
+            .await?;
     }
     let sts = statefulset(stream, &ctx.settings);
     Api::<StatefulSet>::namespaced(c.clone(), ns)
@@ -208,8 +234,13 @@ async fn converge(stream: &Stream, ctx: &Context) -> Result<(StreamPhase, Option
     }
 
     if summary.retention_period_hours != spec.retention_period_hours {
-        dp.set_retention(&ep, &name, summary.retention_period_hours, spec.retention_period_hours)
-            .await?;
+        dp.set_retention(
+            &ep,
+            &name,
+            summary.retention_period_hours,
+            spec.retention_period_hours,
+        )
+        .await?;
         return Ok((StreamPhase::Updating("ChangingRetention"), Some(summary)));
     }
 
@@ -218,18 +249,23 @@ async fn converge(stream: &Stream, ctx: &Context) -> Result<(StreamPhase, Option
         .as_ref()
         .filter(|e| e.encryption_type == EncryptionType::Kms)
         .and_then(|e| e.key_id.clone());
-    let have_kms = (summary.encryption_type.as_deref() == Some("KMS")).then(|| summary.key_id.clone().unwrap_or_default());
+    let have_kms = (summary.encryption_type.as_deref() == Some("KMS"))
+        .then(|| summary.key_id.clone().unwrap_or_default());
     if want_kms != have_kms {
         dp.set_encryption(&ep, &name, want_kms.as_deref(), have_kms.as_deref())
             .await?;
         return Ok((StreamPhase::Updating("ChangingEncryption"), Some(summary)));
     }
 
-    if let (Some(want), Some(have)) = (spec.max_record_size_in_ki_b, summary.max_record_size_in_kib) {
+    if let (Some(want), Some(have)) = (spec.max_record_size_in_ki_b, summary.max_record_size_in_kib)
+    {
         if want != have {
             dp.update_max_record_size(&ep, &summary.stream_arn, want)
                 .await?;
-            return Ok((StreamPhase::Updating("ChangingMaxRecordSize"), Some(summary)));
+            return Ok((
+                StreamPhase::Updating("ChangingMaxRecordSize"),
+                Some(summary),
+            ));
         }
     }
 
@@ -238,14 +274,23 @@ async fn converge(stream: &Stream, ctx: &Context) -> Result<(StreamPhase, Option
 }
 
 /// Makes the stream's tags exactly the spec's: the Stream resource is the one source of truth.
-async fn sync_tags(ctx: &Context, ep: &str, name: &str, want: &BTreeMap<String, String>) -> Result<()> {
+async fn sync_tags(
+    ctx: &Context,
+    ep: &str,
+    name: &str,
+    want: &BTreeMap<String, String>,
+) -> Result<()> {
     let have = ctx.dataplane.list_tags(ep, name).await?;
     let add: BTreeMap<String, String> = want
         .iter()
         .filter(|(k, v)| have.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let remove: Vec<String> = have.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
+    let remove: Vec<String> = have
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
     if !add.is_empty() {
         ctx.dataplane.add_tags(ep, name, &add).await?;
     }
@@ -275,7 +320,11 @@ async fn write_status(
     };
     let new: StreamStatus = stream_status(&obs, phase, &now());
     let verdict = phase.verdict(summary);
-    let key = format!("{}/{}", stream.namespace().unwrap_or_default(), stream.name_any());
+    let key = format!(
+        "{}/{}",
+        stream.namespace().unwrap_or_default(),
+        stream.name_any()
+    );
     let ready = match verdict.health {
         Health::Ready => "True",
         Health::Paused => "Unknown",
@@ -290,9 +339,16 @@ async fn write_status(
         "kind": KIND,
         "status": new,
     });
-    api.patch_status(&stream.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
-    let old_reason = stream.status.as_ref().and_then(|s| ready_reason(&s.conditions));
+    api.patch_status(
+        &stream.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    let old_reason = stream
+        .status
+        .as_ref()
+        .and_then(|s| ready_reason(&s.conditions));
     if old_reason != Some(verdict.reason) {
         let type_ = match verdict.health {
             Health::Stalled => EventType::Warning,
@@ -300,7 +356,8 @@ async fn write_status(
             _ => EventType::Normal,
         };
         info!(reason = verdict.reason, message = %verdict.message, "Stream changed state.");
-        ctx.publish(stream, type_, verdict.reason, verdict.message).await;
+        ctx.publish(stream, type_, verdict.reason, verdict.message)
+            .await;
     }
     Ok(())
 }
@@ -311,7 +368,11 @@ async fn write_status(
 /// terminating) there is nothing left to delete, so the finalizer is released with a warning
 /// event. Only a stream that is busy (UPDATING) makes it wait and retry.
 async fn cleanup(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
-    let key = format!("{}/{}", stream.namespace().unwrap_or_default(), stream.name_any());
+    let key = format!(
+        "{}/{}",
+        stream.namespace().unwrap_or_default(),
+        stream.name_any()
+    );
     ctx.metrics.set_ready(KIND, key, None);
     let (name, ep) = target(&stream, ctx)?;
     if stream.spec.deletion_policy == DeletionPolicy::Retain {
@@ -326,8 +387,13 @@ async fn cleanup(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
     }
     match ctx.dataplane.delete_stream(&ep, &name).await {
         Ok(()) => {
-            ctx.publish(stream.as_ref(), EventType::Normal, "Deleted", format!("Deleted stream {name}"))
-                .await
+            ctx.publish(
+                stream.as_ref(),
+                EventType::Normal,
+                "Deleted",
+                format!("Deleted stream {name}"),
+            )
+            .await
         }
         Err(e) if e.is_not_found() => {}
         Err(e) if e.is_in_use() => return Err(e.into()),
@@ -336,7 +402,9 @@ async fn cleanup(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
                 stream.as_ref(),
                 EventType::Warning,
                 "CleanupSkipped",
-                format!("Could not delete stream {name} ({e}); its volumes go with its StatefulSet"),
+                format!(
+                    "Could not delete stream {name} ({e}); its volumes go with its StatefulSet"
+                ),
             )
             .await
         }
@@ -362,6 +430,14 @@ mod tests {
         let mut settings = Settings::test();
         settings.config.dataplane_endpoint = ep.to_string();
         Arc::new(Context::new(client, settings, Arc::new(Metrics::new())))
+    }
+
+    /// A mocked API server holding `s`.
+    fn api_with(s: &Stream) -> (kube::Client, ApiServer) {
+        ApiServer::start(echo(vec![(
+            STREAM_PATH.into(),
+            serde_json::to_value(s).unwrap(),
+        )]))
     }
 
     fn fake_stream(shards: i32) -> FakeStream {
@@ -391,15 +467,27 @@ mod tests {
             .iter()
             .find(|s| s.uri.starts_with(&format!("{STREAM_PATH}/status")))
             .expect("a status patch");
-        assert!(p.uri.contains("fieldManager=tributary-operator"), "{}", p.uri);
+        assert!(
+            p.uri.contains("fieldManager=tributary-operator"),
+            "{}",
+            p.uri
+        );
         assert!(p.uri.contains("force=true"));
         assert_eq!(p.content_type, "application/apply-patch+yaml");
         p.body["status"].clone()
     }
 
     fn cond(status: &serde_json::Value, t: &str) -> (String, String) {
-        let c = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == t).unwrap();
-        (c["status"].as_str().unwrap().into(), c["reason"].as_str().unwrap().into())
+        let c = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .unwrap();
+        (
+            c["status"].as_str().unwrap().into(),
+            c["reason"].as_str().unwrap().into(),
+        )
     }
 
     #[tokio::test]
@@ -420,20 +508,27 @@ mod tests {
     #[tokio::test]
     async fn a_new_stream_gets_its_children_and_is_created_in_the_data_plane() {
         let (ep, dp) = fake::start().await;
-        let (client, server) = ApiServer::start(echo(vec![]));
-        let action = reconcile(Arc::new(stream("orders", 2)), context(client, &ep)).await.unwrap();
+        let s = stream("orders", 2);
+        let (client, server) = api_with(&s);
+        let action = reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
         assert_eq!(action, Action::requeue(PROGRESS_REQUEUE));
 
         let mut expected: Vec<String> = children().into_iter().map(String::from).collect();
         expected.push(format!("PATCH {STREAM_PATH}/status"));
         expected.push("POST /apis/events.k8s.io/v1/namespaces/default/events".into());
         assert_eq!(server.lines(), expected);
-        assert_eq!(dp.lock().unwrap().calls, ["DescribeStreamSummary", "CreateStream"]);
+        assert_eq!(
+            dp.lock().unwrap().calls,
+            ["DescribeStreamSummary", "CreateStream"]
+        );
         assert_eq!(dp.lock().unwrap().streams["orders"].shards, 2);
 
         let status = status_patch(&server);
         assert_eq!(cond(&status, READY), ("False".into(), "Creating".into()));
-        assert_eq!(cond(&status, RECONCILING), ("True".into(), "Creating".into()));
+        assert_eq!(
+            cond(&status, RECONCILING),
+            ("True".into(), "Creating".into())
+        );
         assert_eq!(status["observedGeneration"], 0);
         assert_eq!(status["endpoint"], ep.as_str());
         let event = &server.requests()[6].body;
@@ -444,34 +539,49 @@ mod tests {
     #[tokio::test]
     async fn an_active_stream_that_matches_its_spec_becomes_ready() {
         let (ep, dp) = fake::start().await;
-        dp.lock().unwrap().streams.insert("orders".into(), fake_stream(2));
-        let (client, server) = ApiServer::start(echo(vec![]));
-        let action = reconcile(Arc::new(stream("orders", 2)), context(client, &ep)).await.unwrap();
+        dp.lock()
+            .unwrap()
+            .streams
+            .insert("orders".into(), fake_stream(2));
+        let s = stream("orders", 2);
+        let (client, server) = api_with(&s);
+        let action = reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
         assert_eq!(action, Action::requeue(Duration::from_secs(60)));
         let status = status_patch(&server);
         assert_eq!(cond(&status, READY), ("True".into(), "Active".into()));
         assert_eq!(cond(&status, STALLED).0, "False");
         assert_eq!(status["observedGeneration"], 1);
         assert_eq!(status["openShardCount"], 2);
-        assert_eq!(status["streamArn"], "arn:aws:kinesis:us-east-1:000000000000:stream/orders");
+        assert_eq!(
+            status["streamArn"],
+            "arn:aws:kinesis:us-east-1:000000000000:stream/orders"
+        );
         assert_eq!(
             status["selector"],
             "app.kubernetes.io/component=stream,app.kubernetes.io/instance=orders,app.kubernetes.io/name=tributary"
         );
-        assert_eq!(dp.lock().unwrap().calls, ["DescribeStreamSummary", "ListTagsForStream"]);
+        assert_eq!(
+            dp.lock().unwrap().calls,
+            ["DescribeStreamSummary", "ListTagsForStream"]
+        );
     }
 
     #[tokio::test]
     async fn a_converged_stream_writes_no_status_and_publishes_no_event() {
         let (ep, dp) = fake::start().await;
-        dp.lock().unwrap().streams.insert("orders".into(), fake_stream(2));
+        dp.lock()
+            .unwrap()
+            .streams
+            .insert("orders".into(), fake_stream(2));
         // First pass computes the status; the second starts from it.
-        let (client, server) = ApiServer::start(echo(vec![]));
         let mut s = stream("orders", 2);
-        reconcile(Arc::new(s.clone()), context(client, &ep)).await.unwrap();
+        let (client, server) = api_with(&s);
+        reconcile(Arc::new(s.clone()), context(client, &ep))
+            .await
+            .unwrap();
         s.status = Some(serde_json::from_value(status_patch(&server)).unwrap());
 
-        let (client, server) = ApiServer::start(echo(vec![]));
+        let (client, server) = api_with(&s);
         reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
         assert_eq!(server.lines(), children());
     }
@@ -479,15 +589,24 @@ mod tests {
     #[tokio::test]
     async fn a_larger_shard_count_reshards_in_steps_of_at_most_double() {
         let (ep, dp) = fake::start().await;
-        dp.lock().unwrap().streams.insert("orders".into(), fake_stream(2));
-        let (client, server) = ApiServer::start(echo(vec![]));
+        dp.lock()
+            .unwrap()
+            .streams
+            .insert("orders".into(), fake_stream(2));
         let mut s = stream("orders", 8);
         s.metadata.generation = Some(2);
+        let (client, server) = api_with(&s);
         reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
-        assert_eq!(dp.lock().unwrap().calls, ["DescribeStreamSummary", "UpdateShardCount"]);
+        assert_eq!(
+            dp.lock().unwrap().calls,
+            ["DescribeStreamSummary", "UpdateShardCount"]
+        );
         assert_eq!(dp.lock().unwrap().streams["orders"].shards, 4);
         let status = status_patch(&server);
-        assert_eq!(cond(&status, RECONCILING), ("True".into(), "Resharding".into()));
+        assert_eq!(
+            cond(&status, RECONCILING),
+            ("True".into(), "Resharding".into())
+        );
         assert_eq!(status["resharding"]["fromCount"], 2);
         assert_eq!(status["resharding"]["targetCount"], 8);
         assert_eq!(status["observedGeneration"], 0);
@@ -502,7 +621,7 @@ mod tests {
         dp.lock().unwrap().streams.insert("orders".into(), drifted);
         let mut s = stream("orders", 2);
         s.spec.tags.insert("team".into(), "data".into());
-        let ctx = context(ApiServer::start(echo(vec![])).0, &ep);
+        let ctx = context(api_with(&s).0, &ep);
         reconcile(Arc::new(s.clone()), ctx.clone()).await.unwrap();
         reconcile(Arc::new(s), ctx).await.unwrap();
         let st = dp.lock().unwrap();
@@ -511,23 +630,31 @@ mod tests {
             st.streams["orders"].tags,
             BTreeMap::from([("team".to_string(), "data".to_string())])
         );
-        assert!(st.calls.contains(&"DecreaseStreamRetentionPeriod".to_string()));
+        assert!(st
+            .calls
+            .contains(&"DecreaseStreamRetentionPeriod".to_string()));
         assert!(st.calls.contains(&"RemoveTagsFromStream".to_string()));
     }
 
     #[tokio::test]
     async fn a_reshard_the_data_plane_rejects_stalls_the_stream() {
         let (ep, dp) = fake::start().await;
-        dp.lock().unwrap().streams.insert("orders".into(), fake_stream(60));
-        let (client, server) = ApiServer::start(echo(vec![]));
+        dp.lock()
+            .unwrap()
+            .streams
+            .insert("orders".into(), fake_stream(60));
         // The fake, like an account's shard quota, refuses more than 100 shards.
         let mut s = stream("orders", 120);
         s.metadata.generation = Some(5);
+        let (client, server) = api_with(&s);
         let ctx = context(client, &ep);
         let action = reconcile(Arc::new(s), ctx.clone()).await.unwrap();
         assert_eq!(action, Action::requeue(Duration::from_secs(60)));
         let status = status_patch(&server);
-        assert_eq!(cond(&status, STALLED), ("True".into(), "ReshardRejected".into()));
+        assert_eq!(
+            cond(&status, STALLED),
+            ("True".into(), "ReshardRejected".into())
+        );
         assert_eq!(cond(&status, READY).0, "False");
         assert_eq!(status["observedGeneration"], 5);
         let event = server.requests().last().unwrap().body.clone();
@@ -537,22 +664,32 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_data_plane_means_waiting_for_pods_not_failure() {
-        let (client, server) = ApiServer::start(echo(vec![]));
-        let action = reconcile(Arc::new(stream("orders", 2)), context(client, "http://127.0.0.1:9"))
+        let s = stream("orders", 2);
+        let (client, server) = api_with(&s);
+        let action = reconcile(Arc::new(s), context(client, "http://127.0.0.1:9"))
             .await
             .unwrap();
         assert_eq!(action, Action::requeue(PODS_REQUEUE));
         let status = status_patch(&server);
-        assert_eq!(cond(&status, READY), ("False".into(), "WaitingForPods".into()));
+        assert_eq!(
+            cond(&status, READY),
+            ("False".into(), "WaitingForPods".into())
+        );
         assert_eq!(cond(&status, RECONCILING).0, "True");
     }
 
     #[tokio::test]
     async fn a_paused_stream_only_reports_that_it_is_paused() {
         let (ep, dp) = fake::start().await;
-        let (client, server) = ApiServer::start(echo(vec![]));
         let mut s = stream("orders", 2);
-        s.metadata.annotations = Some([(super::super::PAUSE_ANNOTATION.to_string(), "true".to_string())].into());
+        s.metadata.annotations = Some(
+            [(
+                super::super::PAUSE_ANNOTATION.to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
+        let (client, server) = api_with(&s);
         let action = reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
         assert_eq!(action, Action::await_change());
         assert_eq!(
@@ -577,7 +714,10 @@ mod tests {
     #[tokio::test]
     async fn deleting_a_stream_deletes_it_in_the_data_plane_and_releases_the_finalizer() {
         let (ep, dp) = fake::start().await;
-        dp.lock().unwrap().streams.insert("orders".into(), fake_stream(2));
+        dp.lock()
+            .unwrap()
+            .streams
+            .insert("orders".into(), fake_stream(2));
         let s = deleted(stream("orders", 2));
         let obj = serde_json::to_value(&s).unwrap();
         let (client, server) = ApiServer::start(echo(vec![(STREAM_PATH.into(), obj)]));
@@ -599,7 +739,10 @@ mod tests {
     #[tokio::test]
     async fn a_retained_stream_is_left_in_the_data_plane() {
         let (ep, dp) = fake::start().await;
-        dp.lock().unwrap().streams.insert("orders".into(), fake_stream(2));
+        dp.lock()
+            .unwrap()
+            .streams
+            .insert("orders".into(), fake_stream(2));
         let mut s = deleted(stream("orders", 2));
         s.spec.deletion_policy = DeletionPolicy::Retain;
         let obj = serde_json::to_value(&s).unwrap();
@@ -614,7 +757,9 @@ mod tests {
         let s = deleted(stream("orders", 2));
         let obj = serde_json::to_value(&s).unwrap();
         let (client, server) = ApiServer::start(echo(vec![(STREAM_PATH.into(), obj)]));
-        reconcile(Arc::new(s), context(client, "http://127.0.0.1:9")).await.unwrap();
+        reconcile(Arc::new(s), context(client, "http://127.0.0.1:9"))
+            .await
+            .unwrap();
         let seen = server.requests();
         assert_eq!(seen[0].body["reason"], "CleanupSkipped");
         assert_eq!(seen.last().unwrap().line(), format!("PATCH {STREAM_PATH}"));
@@ -622,9 +767,17 @@ mod tests {
 
     #[test]
     fn the_status_condition_types_are_the_kstatus_ones() {
-        let s = crate::status::conditions(&[], Some(1), &crate::status::Verdict::new(Health::Ready, "Active", ""), "t");
+        let s = crate::status::conditions(
+            &[],
+            Some(1),
+            &crate::status::Verdict::new(Health::Ready, "Active", ""),
+            "t",
+        );
         let types: Vec<_> = s.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, [READY, RECONCILING, STALLED]);
-        assert_eq!(find_condition(&s, READY).unwrap().status, ConditionStatus::True);
+        assert_eq!(
+            find_condition(&s, READY).unwrap().status,
+            ConditionStatus::True
+        );
     }
 }

@@ -1,12 +1,12 @@
 //! Pure manifest builders: the Kubernetes objects a `Stream` runs on, as functions of the
 //! Stream and the operator settings. No client, no I/O; snapshot-tested.
 //!
-//! How shards map to pods: today a Stream runs in **one** data-plane pod (StatefulSet replicas
-//! 1) that owns every shard of the stream, so `shardCount` changes reshard inside that pod
-//! through UpdateShardCount and never restart it. Spreading shards over several pods (with a
-//! pod forwarding requests for shards it does not own) is planned; the StatefulSet, the
-//! headless Service (stable pod DNS names) and the PodDisruptionBudget are already shaped for
-//! it.
+//! How shards map to pods: today a Stream runs in **one** data-plane pod (a StatefulSet with
+//! one replica) that owns every shard of the stream, so `shardCount` changes reshard inside
+//! that pod through UpdateShardCount and never restart it. Spreading shards over several pods
+//! (with a pod forwarding requests for shards it does not own) is planned; the StatefulSet,
+//! the headless Service (stable pod DNS names) and the PodDisruptionBudget are already shaped
+//! for it.
 
 pub mod configmap;
 pub mod pdb;
@@ -44,9 +44,15 @@ pub fn configmap_name(stream: &Stream) -> String {
 /// so they never change.
 pub fn selector_labels(stream: &Stream) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "tributary".to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "tributary".to_string(),
+        ),
         ("app.kubernetes.io/instance".to_string(), stream.name_any()),
-        ("app.kubernetes.io/component".to_string(), "stream".to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "stream".to_string(),
+        ),
     ])
 }
 
@@ -62,7 +68,10 @@ pub fn selector_string(stream: &Stream) -> String {
 /// Labels of every object made for a stream.
 pub fn labels(stream: &Stream) -> BTreeMap<String, String> {
     let mut l = selector_labels(stream);
-    l.insert("app.kubernetes.io/managed-by".into(), "tributary-operator".into());
+    l.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "tributary-operator".into(),
+    );
     l.insert("app.kubernetes.io/part-of".into(), "tributary".into());
     l.insert("tributary.dev/stream".into(), stream.name_any());
     l
@@ -101,8 +110,12 @@ pub(crate) mod snapshot {
             std::fs::write(&path, &yaml).unwrap();
             return;
         }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("missing snapshot {}; run with UPDATE_SNAPSHOTS=1", path.display()));
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!(
+                "missing snapshot {}; run with UPDATE_SNAPSHOTS=1",
+                path.display()
+            )
+        });
         assert!(
             expected == yaml,
             "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept):\n--- expected\n{expected}\n--- actual\n{yaml}"

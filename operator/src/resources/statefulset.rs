@@ -25,8 +25,8 @@ use kube::ResourceExt;
 use tributary_api::{DeletionPolicy, ResourceRequirements, Stream};
 
 use super::{
-    child_meta, configmap_name, headless_service_name, labels, selector_labels, API_PORT, CONTAINER,
-    DATA_DIR, MANIFESTS_DIR, METRICS_PORT,
+    child_meta, configmap_name, headless_service_name, labels, selector_labels, API_PORT,
+    CONTAINER, DATA_DIR, MANIFESTS_DIR, METRICS_PORT,
 };
 use crate::config::Settings;
 
@@ -228,10 +228,12 @@ pub fn statefulset(stream: &Stream, settings: &Settings) -> StatefulSet {
                 type_: Some("RollingUpdate".into()),
                 ..Default::default()
             }),
-            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
-                when_deleted: Some(when_deleted.into()),
-                when_scaled: Some("Retain".into()),
-            }),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(when_deleted.into()),
+                    when_scaled: Some("Retain".into()),
+                },
+            ),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(stream)),
@@ -250,7 +252,9 @@ pub fn statefulset(stream: &Stream, settings: &Settings) -> StatefulSet {
     }
 }
 
-fn container_resources(r: &ResourceRequirements) -> k8s_openapi::api::core::v1::ResourceRequirements {
+fn container_resources(
+    r: &ResourceRequirements,
+) -> k8s_openapi::api::core::v1::ResourceRequirements {
     let conv = |m: &BTreeMap<String, tributary_api::Quantity>| {
         (!m.is_empty()).then(|| {
             m.iter()
@@ -274,7 +278,10 @@ mod tests {
 
     #[test]
     fn statefulset_matches_snapshot() {
-        assert_snapshot("statefulset", &statefulset(&stream("orders", 2), &Settings::test()));
+        assert_snapshot(
+            "statefulset",
+            &statefulset(&stream("orders", 2), &Settings::test()),
+        );
     }
 
     #[test]
@@ -295,7 +302,10 @@ mod tests {
         let spec = sts.spec;
         let claim = spec.volume_claim_templates.unwrap().remove(0).spec.unwrap();
         assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(claim.resources.unwrap().requests.unwrap()["storage"].0, "50Gi");
+        assert_eq!(
+            claim.resources.unwrap().requests.unwrap()["storage"].0,
+            "50Gi"
+        );
         let c = &spec.template.spec.unwrap().containers[0];
         let res = c.resources.clone().unwrap();
         assert_eq!(res.limits.unwrap()["cpu"].0, "2");
@@ -327,7 +337,12 @@ mod tests {
             .iter()
             .find(|m| m.mount_path == args[i + 1])
             .unwrap();
-        let vol = pod.volumes.unwrap().into_iter().find(|v| v.name == mount.name).unwrap();
+        let vol = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == mount.name)
+            .unwrap();
         assert_eq!(vol.config_map.unwrap().name, "orders-config");
     }
 }

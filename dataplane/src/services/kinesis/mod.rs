@@ -10,6 +10,7 @@ pub mod records;
 pub mod settings;
 pub mod shards;
 pub mod streams;
+pub mod subscribe;
 pub mod tags;
 
 use std::sync::Arc;
@@ -136,6 +137,7 @@ impl Kinesis {
             "ListStreamConsumers" => {
                 run_op!(protocol, body, |i| consumers::list_stream_consumers(k, i))
             }
+            "SubscribeToShard" => subscribe::subscribe_to_shard(k, protocol, body).await,
             _ => Err(AwsError::new(codes::UNKNOWN_OPERATION, "")),
         }
     }
