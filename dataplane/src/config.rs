@@ -23,6 +23,18 @@ pub struct ServeConfig {
     )]
     pub metrics_listen: String,
 
+    /// Address of an additional API listener speaking TLS (h2 and HTTP/1.1 by ALPN).
+    #[arg(long, env = "TRIBUTARY_TLS_LISTEN")]
+    pub tls_listen: Option<String>,
+
+    /// PEM certificate chain for the TLS listener (a self-signed one is generated if absent).
+    #[arg(long, env = "TRIBUTARY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for the TLS listener.
+    #[arg(long, env = "TRIBUTARY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Directory where stream data and metadata are kept.
     #[arg(long, env = "TRIBUTARY_DATA_DIR", default_value = "./tributary-data")]
     pub data_dir: PathBuf,

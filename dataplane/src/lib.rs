@@ -15,6 +15,7 @@ pub mod server;
 pub mod services;
 pub mod storage;
 pub mod streams;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,19 +78,46 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let state = AppState::new(engine.clone(), auth, cfg.test_hooks);
     let api = TcpListener::bind(&cfg.listen).await?;
     let metrics_listener = TcpListener::bind(&cfg.metrics_listen).await?;
+    let tls = match &cfg.tls_listen {
+        Some(addr) => {
+            let out_dir = if cfg.in_memory {
+                std::env::temp_dir().join(format!("tributary-tls-{}", std::process::id()))
+            } else {
+                cfg.data_dir.join("tls")
+            };
+            let tls = tls::acceptor(cfg.tls_cert.as_deref(), cfg.tls_key.as_deref(), &out_dir)?;
+            if let Some(path) = &tls.generated_cert {
+                tracing::info!(certificate = %path.display(), "Generated a self-signed certificate for the TLS listener.");
+            }
+            Some((TcpListener::bind(addr).await?, tls))
+        }
+        None => None,
+    };
     let bound = Bound {
         api: api.local_addr()?,
         metrics: metrics_listener.local_addr()?,
+        tls: match &tls {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        },
     };
     let (tx, rx) = watch::channel(false);
     let mut tasks = vec![
-        tokio::spawn(server::serve_api(api, state.clone(), rx.clone())),
+        tokio::spawn(server::serve_api(api, state.clone(), None, rx.clone())),
         tokio::spawn(server::serve_metrics(
             metrics_listener,
             state.clone(),
             rx.clone(),
         )),
     ];
+    if let Some((listener, tls)) = tls {
+        tasks.push(tokio::spawn(server::serve_api(
+            listener,
+            state.clone(),
+            Some(tls.acceptor),
+            rx.clone(),
+        )));
+    }
     let retention_engine = engine.clone();
     let mut stop = rx.clone();
     let interval = cfg.retention_check_interval;

@@ -44,10 +44,16 @@ fn main() -> anyhow::Result<()> {
 async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let app = tributary::app(cfg).await?;
     // Machine-readable line for harnesses that start the binary on port 0.
-    println!(
-        "listening api={} metrics={}",
-        app.bound.api, app.bound.metrics
-    );
+    match app.bound.tls {
+        Some(tls) => println!(
+            "listening api={} metrics={} tls={}",
+            app.bound.api, app.bound.metrics, tls
+        ),
+        None => println!(
+            "listening api={} metrics={}",
+            app.bound.api, app.bound.metrics
+        ),
+    }
     wait_for_signal().await;
     tracing::info!("Shutting down: finishing requests and syncing data.");
     app.shutdown().await;

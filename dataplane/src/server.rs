@@ -326,10 +326,12 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     }
 }
 
-/// Serves `listener` until `shutdown` turns true, then waits (bounded) for open connections.
+/// Serves `listener` (over TLS when `tls` is given) until `shutdown` turns true, then waits
+/// (bounded) for open connections.
 pub async fn serve_api(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -350,11 +352,32 @@ pub async fn serve_api(
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(handle(state, req).await) }
                 });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                match &tls {
+                    None => {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        let conn = graceful.watch(conn.into_owned());
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                        });
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let Ok(Ok(tls_stream)) = tokio::time::timeout(
+                                Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            else {
+                                return;
+                            };
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        });
+                    }
+                }
             }
             _ = shutdown.changed() => break,
         }
@@ -426,4 +449,5 @@ async fn admin(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBod
 pub struct Bound {
     pub api: SocketAddr,
     pub metrics: SocketAddr,
+    pub tls: Option<SocketAddr>,
 }
