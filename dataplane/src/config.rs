@@ -88,6 +88,44 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_UPDATE_DELAY_MS", default_value_t = 0)]
     pub update_delay_ms: u64,
 
+    /// How often ON_DEMAND streams are checked for hot and cold shards, in milliseconds.
+    #[arg(long, env = "TRIBUTARY_ON_DEMAND_CHECK_MS", default_value_t = 10_000)]
+    pub on_demand_check_ms: u64,
+
+    /// An ON_DEMAND shard is split once its write load stays at or above this fraction of the
+    /// per-shard limit (1 MiB/s, 1000 records/s) for --on-demand-hot-window-ms.
+    #[arg(
+        long,
+        env = "TRIBUTARY_ON_DEMAND_SPLIT_THRESHOLD",
+        default_value_t = 0.8
+    )]
+    pub on_demand_split_threshold: f64,
+
+    /// Adjacent ON_DEMAND shards are merged once both stay below this fraction of the limit for
+    /// --on-demand-cold-window-ms.
+    #[arg(
+        long,
+        env = "TRIBUTARY_ON_DEMAND_MERGE_THRESHOLD",
+        default_value_t = 0.1
+    )]
+    pub on_demand_merge_threshold: f64,
+
+    /// How long a shard must stay hot before it is split, in milliseconds.
+    #[arg(
+        long,
+        env = "TRIBUTARY_ON_DEMAND_HOT_WINDOW_MS",
+        default_value_t = 60_000
+    )]
+    pub on_demand_hot_window_ms: u64,
+
+    /// How long two neighbours must stay cold before they are merged, in milliseconds.
+    #[arg(
+        long,
+        env = "TRIBUTARY_ON_DEMAND_COLD_WINDOW_MS",
+        default_value_t = 600_000
+    )]
+    pub on_demand_cold_window_ms: u64,
+
     /// Enable test hooks on the metrics listener (POST /test/advance-clock?ms=N).
     #[arg(long, env = "TRIBUTARY_TEST_HOOKS", hide = true)]
     pub test_hooks: bool,
@@ -112,10 +150,28 @@ impl ServeConfig {
                 self.account_id
             ));
         }
+        if !(self.on_demand_merge_threshold < self.on_demand_split_threshold
+            && self.on_demand_merge_threshold >= 0.0)
+        {
+            return Err(
+                "--on-demand-merge-threshold must be below --on-demand-split-threshold".into(),
+            );
+        }
         if self.segment_bytes < 64 * 1024 {
             return Err("--segment-bytes must be at least 65536".into());
         }
         Ok(())
+    }
+
+    pub fn autoscale_config(&self) -> crate::streams::autoscale::AutoscaleConfig {
+        crate::streams::autoscale::AutoscaleConfig {
+            check_interval_ms: self.on_demand_check_ms.max(100),
+            split_threshold: self.on_demand_split_threshold,
+            merge_threshold: self.on_demand_merge_threshold,
+            hot_window_ms: self.on_demand_hot_window_ms,
+            cold_window_ms: self.on_demand_cold_window_ms,
+            ..Default::default()
+        }
     }
 
     pub fn streams_config(&self) -> StreamsConfig {

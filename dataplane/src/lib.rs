@@ -129,6 +129,19 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
             }
         }
     }));
+    let scale_engine = engine.clone();
+    let scale_cfg = cfg.autoscale_config();
+    let mut stop = rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut scaler = streams::autoscale::Autoscaler::default();
+        let period = Duration::from_millis(scale_cfg.check_interval_ms);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => scaler.check(&scale_engine, &scale_cfg).await,
+                _ = stop.changed() => break,
+            }
+        }
+    }));
     tracing::info!(api = %bound.api, metrics = %bound.metrics, "Tributary is serving.");
     Ok(App {
         bound,

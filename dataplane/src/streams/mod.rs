@@ -1,6 +1,7 @@
 //! The streams engine: stream and shard state, routing, iterators, limits and resharding, on
 //! top of the shard logs in `storage`. Services call this; it knows nothing of HTTP or codecs.
 
+pub mod autoscale;
 pub mod errors;
 pub mod fanout;
 pub mod hash;
@@ -212,6 +213,7 @@ impl Streams {
                     .retain(|c| c.status != ConsumerStatus::Deleting);
             }
             tracing::info!(stream = %stream.name, shards = stream.all_shards().len(), "Recovered stream.");
+            stream.publish_shard_metrics();
             self.insert(stream);
         }
         Ok(())
@@ -469,6 +471,7 @@ impl Streams {
             .map(|d| d.join(format!("{incarnation:016x}")));
         let stream = self.build_stream(meta, dir).map_err(storage_error)?;
         stream.persist().map_err(storage_error)?;
+        stream.publish_shard_metrics();
         self.insert(stream.clone());
         if self.cfg.create_delay_ms > 0 {
             let delay = self.cfg.create_delay_ms;
@@ -617,6 +620,11 @@ impl Streams {
             for ((shard, idx), outcome) in groups.iter().zip(outcomes) {
                 match outcome {
                     Ok(out) => {
+                        let bytes: usize = idx
+                            .iter()
+                            .map(|&i| entries[i].data.len() + entries[i].partition_key.len())
+                            .sum();
+                        shard.meter.add(bytes as u64, idx.len() as u64);
                         for (k, &i) in idx.iter().enumerate() {
                             results[i] = Some(PutOutcome::Ok {
                                 shard_id: shard.id.clone(),

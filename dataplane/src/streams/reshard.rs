@@ -35,14 +35,7 @@ impl Streams {
                 }
             }
             let _ = stream.persist();
-            let m = crate::metrics::global();
-            let set = stream.shard_set();
-            m.open_shards
-                .with_label_values(&[&stream.name])
-                .set(set.open.len() as i64);
-            m.closed_shards
-                .with_label_values(&[&stream.name])
-                .set((set.all.len() - set.open.len()) as i64);
+            stream.publish_shard_metrics();
         };
         if self.cfg.update_delay_ms == 0 {
             finish(stream);

@@ -158,6 +158,8 @@ pub struct Shard {
     pub read_bytes: TokenBucket,
     /// 5 GetShardIterator calls/s.
     pub iterator_calls: TokenBucket,
+    /// Writes since the on-demand autoscaler last looked.
+    pub meter: super::autoscale::WriteMeter,
 }
 
 pub const MIB: f64 = 1024.0 * 1024.0;
@@ -181,6 +183,7 @@ impl Shard {
             read_calls: TokenBucket::new(5.0, 5.0, now_ms),
             read_bytes: TokenBucket::new(2.0 * MIB, 2.0 * MIB, now_ms),
             iterator_calls: TokenBucket::new(5.0, 5.0, now_ms),
+            meter: Default::default(),
         }
     }
 
@@ -269,6 +272,18 @@ impl Stream {
 
     pub fn all_shards(&self) -> Vec<Arc<Shard>> {
         self.shard_set().all.clone()
+    }
+
+    /// Sets the open and closed shard gauges of this stream.
+    pub fn publish_shard_metrics(&self) {
+        let m = crate::metrics::global();
+        let set = self.shard_set();
+        m.open_shards
+            .with_label_values(&[&self.name])
+            .set(set.open.len() as i64);
+        m.closed_shards
+            .with_label_values(&[&self.name])
+            .set((set.all.len() - set.open.len()) as i64);
     }
 
     pub fn open_shard_count(&self) -> usize {

@@ -1,0 +1,270 @@
+//! Resharding under load and ON_DEMAND scaling, with the Rust SDK.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_kinesis::config::retry::RetryConfig;
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{
+    ScalingType, Shard, ShardIteratorType, StreamMode, StreamModeDetails,
+};
+use aws_sdk_kinesis::Client;
+use tributary_tests::Server;
+
+fn client(endpoint: &str) -> Client {
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(conf)
+}
+
+async fn all_shards(c: &Client, stream: &str) -> Vec<Shard> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = c.list_shards().max_results(3);
+        req = match &token {
+            Some(t) => req.next_token(t),
+            None => req.stream_name(stream),
+        };
+        let page = req.send().await.unwrap();
+        out.extend(page.shards().iter().cloned());
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Reads a shard from TRIM_HORIZON until its end (closed) or the tip (open).
+async fn read_shard(c: &Client, stream: &str, shard: &str) -> Vec<String> {
+    let mut it = c
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator;
+    let mut out = Vec::new();
+    while let Some(i) = it {
+        let r = c.get_records().shard_iterator(i).send().await.unwrap();
+        for rec in r.records() {
+            out.push(String::from_utf8(rec.data().as_ref().to_vec()).unwrap());
+        }
+        if r.records().is_empty() && r.child_shards().is_empty() {
+            break;
+        }
+        it = r.next_shard_iterator().map(str::to_string);
+    }
+    out
+}
+
+/// Shards ordered so every shard comes after its parents, as a KCL-style consumer reads them.
+fn lineage_order(shards: &[Shard]) -> Vec<String> {
+    let mut done: HashSet<String> = HashSet::new();
+    let mut order = Vec::new();
+    while order.len() < shards.len() {
+        for s in shards {
+            if done.contains(s.shard_id()) {
+                continue;
+            }
+            let ready = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
+                .into_iter()
+                .flatten()
+                .all(|p| done.contains(p) || !shards.iter().any(|x| x.shard_id() == p));
+            if ready {
+                done.insert(s.shard_id().to_string());
+                order.push(s.shard_id().to_string());
+            }
+        }
+    }
+    order
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
+    let server = Server::start(&["--in-memory", "--no-limits"])
+        .await
+        .unwrap();
+    let c = client(&server.api);
+    c.create_stream()
+        .stream_name("live")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<BTreeMap<String, Vec<u32>>>> = Arc::default();
+    let producers: Vec<_> = (0..6)
+        .map(|p| {
+            let (c, stop, acked) = (c.clone(), stop.clone(), acked.clone());
+            tokio::spawn(async move {
+                let key = format!("key-{p}");
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    c.put_record()
+                        .stream_name("live")
+                        .partition_key(&key)
+                        .data(Blob::new(format!("{key}:{n:06}")))
+                        .send()
+                        .await
+                        .expect("puts succeed throughout resharding");
+                    acked
+                        .lock()
+                        .unwrap()
+                        .entry(key.clone())
+                        .or_default()
+                        .push(n);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for target in [2, 4, 2] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.update_shard_count()
+            .stream_name("live")
+            .target_shard_count(target)
+            .scaling_type(ScalingType::UniformScaling)
+            .send()
+            .await
+            .unwrap();
+        let open = c
+            .describe_stream_summary()
+            .stream_name("live")
+            .send()
+            .await
+            .unwrap()
+            .stream_description_summary()
+            .unwrap()
+            .open_shard_count();
+        assert_eq!(open, target);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        p.await.unwrap();
+    }
+
+    let shards = all_shards(&c, "live").await;
+    let mut per_key: HashMap<String, Vec<u32>> = HashMap::new();
+    for shard in lineage_order(&shards) {
+        for rec in read_shard(&c, "live", &shard).await {
+            let (key, n) = rec.split_once(':').unwrap();
+            per_key
+                .entry(key.to_string())
+                .or_default()
+                .push(n.parse().unwrap());
+        }
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 6);
+    for (key, sent) in acked {
+        assert!(sent.len() > 10, "{key} kept writing");
+        assert_eq!(
+            per_key.get(&key),
+            Some(&sent),
+            "{key}: every record once, in order"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_load_on_an_on_demand_stream_splits_its_shards() {
+    let server = Server::start(&[
+        "--in-memory",
+        "--no-limits",
+        "--on-demand-check-ms",
+        "500",
+        "--on-demand-hot-window-ms",
+        "1000",
+    ])
+    .await
+    .unwrap();
+    let c = client(&server.api);
+    c.create_stream()
+        .stream_name("od")
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let open = |c: Client| async move {
+        c.describe_stream_summary()
+            .stream_name("od")
+            .send()
+            .await
+            .unwrap()
+            .stream_description_summary()
+            .unwrap()
+            .open_shard_count()
+    };
+    assert_eq!(
+        open(c.clone()).await,
+        4,
+        "on-demand streams start with 4 shards"
+    );
+
+    // About 4 MiB/s spread over every shard, above 80% of each shard's 1 MiB/s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (c, stop) = (c.clone(), stop.clone());
+            tokio::spawn(async move {
+                let data = vec![7u8; 64 * 1024];
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let entries = (0..16)
+                        .map(|k| {
+                            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                                .partition_key(format!("w{w}-{i}-{k}"))
+                                .data(Blob::new(data.clone()))
+                                .build()
+                                .unwrap()
+                        })
+                        .collect();
+                    let _ = c
+                        .put_records()
+                        .stream_name("od")
+                        .set_records(Some(entries))
+                        .send()
+                        .await;
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut grown = 4;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        grown = open(c.clone()).await;
+        if grown > 4 {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        let _ = w.await;
+    }
+    assert!(grown > 4, "hot shards were split (open shards: {grown})");
+    let shards = all_shards(&c, "od").await;
+    assert!(
+        shards.iter().any(|s| s.parent_shard_id().is_some()),
+        "children name their parents, as after any reshard"
+    );
+}
