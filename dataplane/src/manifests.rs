@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tributary_api::{Manifest, StreamSpec};
+use std::collections::HashMap;
+
+use tributary_api::{Manifest, StreamConsumerSpec, StreamSpec};
 
 use crate::streams::{CreateStream, StreamMode, Streams};
 
@@ -34,7 +36,8 @@ pub enum ManifestsError {
     },
 }
 
-/// Reads every `*.yaml`/`*.yml` file of `dir` (sorted by name) and creates what is missing.
+/// Reads every `*.yaml`/`*.yml` file of `dir` (sorted by name) and creates what is missing:
+/// streams first, then the consumers that refer to them.
 pub async fn apply_dir(dir: &Path, engine: &Arc<Streams>) -> Result<usize, ManifestsError> {
     let read_err = |source| ManifestsError::Read {
         path: dir.display().to_string(),
@@ -51,28 +54,64 @@ pub async fn apply_dir(dir: &Path, engine: &Arc<Streams>) -> Result<usize, Manif
         .collect();
     files.sort();
     let mut created = 0;
+    let mut consumers = Vec::new();
+    // Resource name → Kinesis stream name, for StreamConsumer.spec.streamRef.
+    let mut stream_names: HashMap<String, String> = HashMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|source| ManifestsError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        let manifests = Manifest::parse_all(&text).map_err(|source| ManifestsError::Parse {
+        let parse_err = |source| ManifestsError::Parse {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let manifests = Manifest::parse_all(&text).map_err(parse_err)?;
         for m in manifests {
-            if m.kind == "Stream" {
-                let spec: StreamSpec = m.spec().map_err(|source| ManifestsError::Parse {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                if apply_stream(&m, &spec, engine).await? {
-                    created += 1;
+            match m.kind.as_str() {
+                "Stream" => {
+                    let spec: StreamSpec = m.spec().map_err(parse_err)?;
+                    stream_names.insert(
+                        m.metadata.name.clone(),
+                        spec.effective_name(&m.metadata.name).to_string(),
+                    );
+                    if apply_stream(&m, &spec, engine).await? {
+                        created += 1;
+                    }
                 }
-            } else {
-                tracing::info!(kind = %m.kind, name = %m.metadata.name, "Skipping a resource kind this data plane does not serve yet.");
+                "StreamConsumer" => {
+                    let spec: StreamConsumerSpec = m.spec().map_err(parse_err)?;
+                    consumers.push((m, spec));
+                }
+                _ => {
+                    tracing::info!(kind = %m.kind, name = %m.metadata.name, "Skipping a resource kind this data plane does not serve yet.");
+                }
             }
         }
+    }
+    for (m, spec) in consumers {
+        let stream_name = stream_names
+            .get(&spec.stream_ref.name)
+            .cloned()
+            .unwrap_or_else(|| spec.stream_ref.name.clone());
+        let name = spec.effective_name(&m.metadata.name).to_string();
+        let rejected = |message: String| ManifestsError::Rejected {
+            kind: "StreamConsumer".into(),
+            name: name.clone(),
+            message,
+        };
+        let stream = engine
+            .find(&stream_name)
+            .ok_or_else(|| rejected(format!("stream {stream_name} does not exist")))?;
+        if stream.state().consumers.iter().any(|c| c.name == name) {
+            continue;
+        }
+        engine
+            .register_consumer(&stream, &name)
+            .await
+            .map_err(|e| rejected(e.message))?;
+        tracing::info!(stream = %stream_name, consumer = %name, "Registered consumer from manifest.");
+        created += 1;
     }
     Ok(created)
 }

@@ -142,6 +142,9 @@ pub struct Streams {
     pub subscriptions: fanout::Subscriptions,
 }
 
+/// A stream has at most 20 registered consumers.
+pub const MAX_CONSUMERS: usize = 20;
+
 /// GetRecords returns at most 10 MiB per call.
 pub const GET_RECORDS_MAX_BYTES: usize = 10 * 1024 * 1024;
 
@@ -895,6 +898,40 @@ impl Streams {
             return Err(storage_error(e));
         }
         Ok(out)
+    }
+
+    /// RegisterStreamConsumer: adds a consumer, ACTIVE at once (it can subscribe right away).
+    pub async fn register_consumer(
+        &self,
+        stream: &Arc<Stream>,
+        name: &str,
+    ) -> Result<Consumer, AwsError> {
+        let now = self.clock.now_ms();
+        let arn = format!("{}/consumer/{}:{}", stream.arn, name, now / 1000);
+        let account = self.cfg.account_id.clone();
+        self.update_state(stream, |st| {
+            if st.consumers.iter().any(|c| c.name == name) {
+                return Err(errors::in_use(format!(
+                    "Consumer {name} under stream {} already exists for account {account}.",
+                    stream.name
+                )));
+            }
+            if st.consumers.len() >= MAX_CONSUMERS {
+                return Err(errors::limit_exceeded(format!(
+                    "Consumer limit of {MAX_CONSUMERS} has been reached for stream {} under account {account}.",
+                    stream.name
+                )));
+            }
+            let c = Consumer {
+                name: name.to_string(),
+                arn,
+                created_ms: now,
+                status: ConsumerStatus::Active,
+            };
+            st.consumers.push(c.clone());
+            Ok(c)
+        })
+        .await
     }
 
     /// Applies retention to every shard and forgets closed shards whose data has all expired.

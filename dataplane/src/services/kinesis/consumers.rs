@@ -10,9 +10,6 @@ use crate::streams::{errors, Consumer, ConsumerStatus, Stream};
 
 use super::model::Void;
 
-/// A stream has at most 20 registered consumers.
-pub const MAX_CONSUMERS: usize = 20;
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct RegisterInput {
@@ -109,35 +106,7 @@ pub async fn register_stream_consumer(
     k.engine.admit("RegisterStreamConsumer", 5.0)?;
     let stream = k.engine.resolve(None, i.stream_arn.as_deref())?;
     let name = i.consumer_name.unwrap_or_default();
-    let now = k.engine.clock.now_ms();
-    let arn = format!("{}/consumer/{}:{}", stream.arn, name, now / 1000);
-    let account = k.account().to_string();
-    let consumer = k
-        .engine
-        .update_state(&stream, |st| {
-            if st.consumers.iter().any(|c| c.name == name) {
-                return Err(errors::in_use(format!(
-                    "Consumer {name} under stream {} already exists for account {account}.",
-                    stream.name
-                )));
-            }
-            if st.consumers.len() >= MAX_CONSUMERS {
-                return Err(errors::limit_exceeded(format!(
-                    "Consumer limit of {MAX_CONSUMERS} has been reached for stream {} under account {account}.",
-                    stream.name
-                )));
-            }
-            let c = Consumer {
-                name: name.clone(),
-                arn: arn.clone(),
-                created_ms: now,
-                // Registration is immediate here: the consumer can subscribe at once.
-                status: ConsumerStatus::Active,
-            };
-            st.consumers.push(c.clone());
-            Ok(c)
-        })
-        .await?;
+    let consumer = k.engine.register_consumer(&stream, &name).await?;
     let mut o = out(&consumer);
     // AWS answers CREATING; DescribeStreamConsumer then reports ACTIVE.
     o.consumer_status = ConsumerStatus::Creating.as_str();
