@@ -126,6 +126,15 @@ pub struct ServeConfig {
     )]
     pub on_demand_cold_window_ms: u64,
 
+    /// How long a SubscribeToShard subscription lasts, in milliseconds (AWS: 5 minutes).
+    #[arg(
+        long,
+        env = "TRIBUTARY_SUBSCRIPTION_LIFETIME_MS",
+        default_value_t = 300_000,
+        hide = true
+    )]
+    pub subscription_lifetime_ms: u64,
+
     /// Enable test hooks on the metrics listener (POST /test/advance-clock?ms=N).
     #[arg(long, env = "TRIBUTARY_TEST_HOOKS", hide = true)]
     pub test_hooks: bool,
@@ -190,6 +199,7 @@ impl ServeConfig {
             create_delay_ms: self.create_delay_ms,
             delete_delay_ms: self.delete_delay_ms,
             update_delay_ms: self.update_delay_ms,
+            subscription_lifetime_ms: self.subscription_lifetime_ms,
             ..StreamsConfig::default()
         }
     }

@@ -1,7 +1,7 @@
 //! Operator settings: flags of `tributary-operator run`, each also read from the environment
 //! (`TRIBUTARY_OPERATOR_<FLAG>`), validated once at start-up.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use tributary_api::{Quantity, ResourceRequirements};
 
@@ -69,6 +69,19 @@ pub struct Config {
     )]
     pub dataplane_endpoint: String,
 
+    /// Connect somewhere else than a data-plane endpoint names, like `curl --connect-to`:
+    /// comma-separated `HOST:PORT=ADDR:PORT` entries. A call to an endpoint whose host and port
+    /// are `HOST:PORT` connects to `ADDR:PORT`; the `Host` header and `status.endpoint` keep the
+    /// Service's address. Only for an operator outside the cluster (port-forwards) and the local
+    /// end-to-end test; empty in a cluster.
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DATAPLANE_CONNECT_TO",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub dataplane_connect_to: Vec<String>,
+
     /// Timeout of one data-plane call, in seconds.
     #[arg(
         long,
@@ -133,6 +146,9 @@ pub struct Config {
 pub struct Settings {
     /// The raw flags.
     pub config: Config,
+    /// `--dataplane-connect-to`, parsed: `host:port` as an endpoint names it → `addr:port` to
+    /// connect to.
+    pub connect_to: BTreeMap<String, String>,
 }
 
 /// An invalid setting.
@@ -181,8 +197,43 @@ impl Config {
                 message: "must be positive".into(),
             });
         }
-        Ok(Settings { config: self })
+        let connect_to = parse_connect_to(&self.dataplane_connect_to)?;
+        Ok(Settings {
+            config: self,
+            connect_to,
+        })
     }
+}
+
+/// Parses `--dataplane-connect-to` entries (`HOST:PORT=ADDR:PORT`; blanks ignored). Hosts are
+/// case-insensitive, so keys are lowercased.
+fn parse_connect_to(entries: &[String]) -> Result<BTreeMap<String, String>, ConfigError> {
+    let bad = |entry: &str, why: &str| ConfigError {
+        flag: "--dataplane-connect-to",
+        message: format!("{entry:?}: {why}; expected HOST:PORT=ADDR:PORT"),
+    };
+    let host_port = |s: &str| -> bool {
+        s.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty() && !h.contains(['/', '=', ' ']) && p.parse::<u16>().is_ok_and(|p| p > 0)
+        })
+    };
+    let mut map = BTreeMap::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let (from, to) = entry.split_once('=').ok_or_else(|| bad(entry, "no '='"))?;
+        if !host_port(from) {
+            return Err(bad(entry, "the left side is not HOST:PORT"));
+        }
+        if !host_port(to) {
+            return Err(bad(entry, "the right side is not ADDR:PORT"));
+        }
+        if map
+            .insert(from.to_ascii_lowercase(), to.to_string())
+            .is_some()
+        {
+            return Err(bad(entry, "HOST:PORT given twice"));
+        }
+    }
+    Ok(map)
 }
 
 impl Settings {
@@ -262,6 +313,50 @@ mod tests {
         assert_eq!(s.endpoint("orders", "prod"), "http://orders.prod.svc:4567");
         assert_eq!(s.namespaces(), None);
         assert_eq!(s.sync_interval(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn connect_to_entries_map_service_addresses_to_local_ones() {
+        let mut c = Settings::test().config;
+        c.dataplane_connect_to = vec![
+            "Orders.default.svc:4567=127.0.0.1:40001".into(),
+            " clicks.default.svc:4567=[::1]:40002 ".into(),
+            "".into(),
+        ];
+        let s = c.validate().unwrap();
+        assert_eq!(
+            s.connect_to,
+            BTreeMap::from([
+                (
+                    "clicks.default.svc:4567".to_string(),
+                    "[::1]:40002".to_string()
+                ),
+                (
+                    "orders.default.svc:4567".to_string(),
+                    "127.0.0.1:40001".to_string()
+                ),
+            ])
+        );
+        assert!(Settings::test().connect_to.is_empty());
+    }
+
+    #[test]
+    fn malformed_connect_to_entries_are_rejected_at_start_up() {
+        for bad in [
+            "orders.default.svc:4567",
+            "orders.default.svc=127.0.0.1:1",
+            "orders.default.svc:4567=127.0.0.1",
+            "orders.default.svc:4567=127.0.0.1:0",
+            "http://orders:4567=127.0.0.1:1",
+        ] {
+            let mut c = Settings::test().config;
+            c.dataplane_connect_to = vec![bad.into()];
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.flag, "--dataplane-connect-to", "{bad}");
+        }
+        let mut c = Settings::test().config;
+        c.dataplane_connect_to = vec!["a:1=b:2".into(), "A:1=c:3".into()];
+        assert!(c.validate().unwrap_err().message.contains("twice"));
     }
 
     #[test]

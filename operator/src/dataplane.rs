@@ -174,12 +174,15 @@ pub struct CreateStream<'a> {
 pub struct DataPlaneClient {
     http: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// `host:port` an endpoint names → `addr:port` to connect to (`--dataplane-connect-to`).
+    connect_to: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for DataPlaneClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataPlaneClient")
             .field("timeout", &self.timeout)
+            .field("connect_to", &self.connect_to)
             .finish()
     }
 }
@@ -192,7 +195,39 @@ impl DataPlaneClient {
         Self {
             http: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
+            connect_to: BTreeMap::new(),
         }
+    }
+
+    /// The same client, connecting to `addr:port` whenever an endpoint names a `host:port`
+    /// (lowercase) that `map` holds; the request keeps the endpoint's `Host` header.
+    pub fn with_connect_to(mut self, map: BTreeMap<String, String>) -> Self {
+        self.connect_to = map;
+        self
+    }
+
+    /// The URI to connect to for `endpoint`, and the `Host` header to send when it differs
+    /// from that URI's authority.
+    fn route(&self, endpoint: &str) -> Result<(http::Uri, Option<String>), ClientError> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            ClientError::Unreachable(format!("invalid endpoint {endpoint}: {e}"))
+        };
+        let uri: http::Uri = endpoint.parse().map_err(|e| invalid(&e))?;
+        let Some(authority) = uri.authority().cloned() else {
+            return Ok((uri, None));
+        };
+        let key = format!(
+            "{}:{}",
+            authority.host().to_ascii_lowercase(),
+            authority.port_u16().unwrap_or(80)
+        );
+        let Some(addr) = self.connect_to.get(&key) else {
+            return Ok((uri, None));
+        };
+        let mut parts = uri.into_parts();
+        parts.authority = Some(addr.parse().map_err(|e| invalid(&e))?);
+        let uri = http::Uri::from_parts(parts).map_err(|e| invalid(&e))?;
+        Ok((uri, Some(authority.to_string())))
     }
 
     /// Calls `op` on the Kinesis API at `endpoint` (for example `http://orders.default.svc:4567`).
@@ -202,7 +237,12 @@ impl DataPlaneClient {
         op: &'static str,
         body: &Value,
     ) -> Result<T, ClientError> {
-        let req = http::Request::post(endpoint)
+        let (uri, host) = self.route(endpoint)?;
+        let mut req = http::Request::post(uri);
+        if let Some(host) = host {
+            req = req.header(http::header::HOST, host);
+        }
+        let req = req
             .header("X-Amz-Target", format!("{TARGET_PREFIX}.{op}"))
             .header("Content-Type", "application/x-amz-json-1.1")
             .body(Full::new(Bytes::from(body.to_string())))
@@ -561,6 +601,8 @@ pub(crate) mod fake {
     pub struct FakeState {
         pub streams: BTreeMap<String, FakeStream>,
         pub calls: Vec<String>,
+        /// `Host` header of every request, in order.
+        pub hosts: Vec<String>,
     }
 
     /// Starts the fake and returns its endpoint and state.
@@ -606,6 +648,13 @@ pub(crate) mod fake {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        state.lock().unwrap().hosts.push(host);
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
         let op = target
@@ -862,6 +911,32 @@ mod tests {
                 "DeleteStream"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_connect_to_entry_reaches_the_service_address_at_a_local_one() {
+        let (ep, state) = fake::start().await;
+        let local = ep.strip_prefix("http://").unwrap().to_string();
+        let c = client().with_connect_to(BTreeMap::from([(
+            "orders.default.svc:4567".to_string(),
+            local,
+        )]));
+        let e = c
+            .describe_stream_summary("http://Orders.default.svc:4567", "orders")
+            .await
+            .unwrap_err();
+        assert!(e.is_not_found(), "the call reached the fake: {e:?}");
+        assert_eq!(
+            state.lock().unwrap().hosts,
+            ["Orders.default.svc:4567"],
+            "the Host header keeps the Service address"
+        );
+        // Endpoints the map does not name are called as they are.
+        let e = c
+            .describe_stream_summary("http://127.0.0.1:9", "orders")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
     }
 
     #[tokio::test]

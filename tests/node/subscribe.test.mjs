@@ -189,3 +189,30 @@ test("subscribing with a missing consumer is an ordinary 400 error", async () =>
     await server.stop();
   }
 });
+
+test("a subscription ends at its lifetime and resumes from its continuation number", async () => {
+  // A 6-second lifetime stands in for AWS's 5 minutes.
+  const server = await startServer(["--in-memory", "--no-limits", "--subscription-lifetime-ms", "6000"]);
+  try {
+    const kinesis = client(server.api);
+    const arn = await setup(kinesis, "efo-lifetime", 1);
+    const written = await put(kinesis, "efo-lifetime", "x", 20);
+    const started = Date.now();
+    const first = await subscribe(kinesis, arn, "shardId-000000000000", { Type: "TRIM_HORIZON" });
+    const lasted = Date.now() - started;
+    assert.ok(lasted >= 5500 && lasted < 15000, `the stream ended after its lifetime (${lasted} ms)`);
+    assert.equal(first.children, null, "an open shard's subscription ends without ChildShards");
+    assert.deepEqual(first.records, written);
+    const more = await put(kinesis, "efo-lifetime", "y", 5);
+    const second = await subscribe(
+      kinesis,
+      arn,
+      "shardId-000000000000",
+      { Type: "AFTER_SEQUENCE_NUMBER", SequenceNumber: first.continuation },
+      (recs) => recs.length >= 5,
+    );
+    assert.deepEqual(second.records, more, "resuming after the continuation number repeats nothing");
+  } finally {
+    await server.stop();
+  }
+});

@@ -52,6 +52,8 @@ pub struct StreamsConfig {
     pub create_delay_ms: u64,
     pub delete_delay_ms: u64,
     pub update_delay_ms: u64,
+    /// How long a SubscribeToShard subscription lasts (AWS: 5 minutes).
+    pub subscription_lifetime_ms: u64,
 }
 
 impl Default for StreamsConfig {
@@ -68,6 +70,7 @@ impl Default for StreamsConfig {
             create_delay_ms: 0,
             delete_delay_ms: 0,
             update_delay_ms: 0,
+            subscription_lifetime_ms: 300_000,
         }
     }
 }

@@ -51,7 +51,8 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
-            dataplane: DataPlaneClient::new(settings.dataplane_timeout()),
+            dataplane: DataPlaneClient::new(settings.dataplane_timeout())
+                .with_connect_to(settings.connect_to.clone()),
             client,
             settings,
             metrics,

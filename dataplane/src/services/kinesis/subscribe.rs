@@ -27,9 +27,6 @@ use crate::streams::{
     errors, parse_shard_id, ConsumerStatus, Shard, StartPosition, Stream, Streams,
 };
 
-/// A subscription ends after five minutes; the client subscribes again from its
-/// ContinuationSequenceNumber.
-pub const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(300);
 /// An event goes out at least this often, empty if there is nothing new.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Records per event, as GetRecords.
@@ -232,7 +229,9 @@ impl Subscription {
         }
         let clock = self.engine.clock.clone();
         let started = tokio::time::Instant::now();
-        let deadline = started + SUBSCRIPTION_LIFETIME;
+        // A subscription ends after five minutes (configurable for tests); the client
+        // subscribes again from its ContinuationSequenceNumber.
+        let deadline = started + Duration::from_millis(self.engine.cfg.subscription_lifetime_ms);
         let mut last_event = tokio::time::Instant::now();
         let mut tip = self.shard.log.watch_tip();
         let pace = TokenBucket::new(2.0 * MIB, 2.0 * MIB, clock.now_ms());
