@@ -563,7 +563,7 @@ impl Streams {
     /// Writes records, each to the open shard owning its hash key. Results are in request
     /// order. Records over a shard's write limit fail with ProvisionedThroughputExceeded; the
     /// others are durable when this returns.
-    pub async fn put(&self, stream: &Arc<Stream>, entries: Vec<PutEntry>) -> Vec<PutOutcome> {
+    pub async fn put(&self, stream: &Arc<Stream>, entries: &[PutEntry]) -> Vec<PutOutcome> {
         let now = self.clock.now_ms();
         let flags = if stream.state().encryption_key.is_some() {
             FLAG_ENCRYPTED

@@ -46,7 +46,9 @@ fn max_record_bytes(stream: &Stream) -> usize {
     stream.state().max_record_kib as usize * 1024
 }
 
-fn record_metrics(stream: &Stream, outcomes: &[PutOutcome], entries: &[PutEntry]) {
+/// Stream and shard metrics of a put; `batch` marks PutRecords, whose per-entry outcomes have
+/// their own series (CloudWatch PutRecords.SuccessfulRecords, FailedRecords, ThrottledRecords).
+fn record_metrics(stream: &Stream, outcomes: &[PutOutcome], entries: &[PutEntry], batch: bool) {
     let m = metrics::global();
     let (mut ok, mut throttled, mut failed, mut bytes) = (0u64, 0u64, 0u64, 0u64);
     let enhanced = stream.state().enhanced_metrics.clone();
@@ -79,6 +81,9 @@ fn record_metrics(stream: &Stream, outcomes: &[PutOutcome], entries: &[PutEntry]
     m.incoming_bytes
         .with_label_values(&[&stream.name])
         .inc_by(bytes);
+    if !batch {
+        return;
+    }
     let entries_metric = &m.put_records_entries;
     entries_metric
         .with_label_values(&[&stream.name, "success"])
@@ -134,8 +139,8 @@ pub async fn put_record(k: &Kinesis, i: PutRecordInput) -> Result<PutRecordOutpu
         data,
         hash,
     }];
-    let outcomes = k.engine.put(&stream, entries.clone()).await;
-    record_metrics(&stream, &outcomes, &entries);
+    let outcomes = k.engine.put(&stream, &entries).await;
+    record_metrics(&stream, &outcomes, &entries, false);
     match outcomes.into_iter().next() {
         Some(PutOutcome::Ok { shard_id, sequence }) => Ok(PutRecordOutput {
             shard_id,
@@ -249,8 +254,8 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOu
             "Records size {total} bytes exceeds the maximum request size of {limit} bytes."
         )));
     }
-    let outcomes = k.engine.put(&stream, entries.clone()).await;
-    record_metrics(&stream, &outcomes, &entries);
+    let outcomes = k.engine.put(&stream, &entries).await;
+    record_metrics(&stream, &outcomes, &entries, true);
     let mut failed = 0;
     let results = outcomes
         .into_iter()
