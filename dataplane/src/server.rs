@@ -95,7 +95,8 @@ fn with_ids(mut resp: Response<RespBody>) -> Response<RespBody> {
     if let Ok(v) = HeaderValue::from_str(&request_id()) {
         h.insert("x-amzn-RequestId", v);
     }
-    let id2: [u8; 72] = std::array::from_fn(|_| rand::random());
+    let mut id2 = [0u8; 72];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut id2[..]);
     if let Ok(v) = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(id2)) {
         h.insert("x-amz-id-2", v);
     }
@@ -198,14 +199,23 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
 
     // Hold a share of the in-flight budget while the body is read and handled.
     let kib = (declared.unwrap_or(64 * 1024) / 1024).max(1) as u32;
-    let permit = match tokio::time::timeout(
-        Duration::from_secs(2),
-        state.inflight_kib.clone().acquire_many_owned(kib),
-    )
-    .await
-    {
-        Ok(Ok(p)) => p,
-        _ => return error_response(&AwsError::unavailable(), protocol.unwrap_or(Protocol::Json)),
+    let permit = match state.inflight_kib.clone().try_acquire_many_owned(kib) {
+        Ok(p) => p,
+        // Under pressure, wait a little for room before answering 503.
+        Err(_) => match tokio::time::timeout(
+            Duration::from_secs(2),
+            state.inflight_kib.clone().acquire_many_owned(kib),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            _ => {
+                return error_response(
+                    &AwsError::unavailable(),
+                    protocol.unwrap_or(Protocol::Json),
+                )
+            }
+        },
     };
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {

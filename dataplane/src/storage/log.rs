@@ -58,6 +58,8 @@ struct View {
 }
 
 struct Inner {
+    /// Set when an fsync failed: nothing more is acknowledged.
+    failed: std::sync::atomic::AtomicBool,
     cfg: StorageConfig,
     dir: Option<PathBuf>,
     clock: Clock,
@@ -120,6 +122,7 @@ impl ShardLog {
             .unwrap_or(0);
         let (tip, _) = watch::channel(end_offset);
         let inner = Arc::new(Inner {
+            failed: std::sync::atomic::AtomicBool::new(false),
             dir: cfg.dir.clone(),
             cfg: cfg.clone(),
             clock,
@@ -367,19 +370,58 @@ fn remove_dir(dir: &Path) -> Result<(), StorageError> {
 /// Most bytes one group commit gathers before writing.
 const GROUP_BYTES: usize = 8 << 20;
 
+/// A written round on its way to the sync task.
+struct Round {
+    segment: Arc<Segment>,
+    /// Segment length after the round.
+    len: u64,
+    end_offset: u64,
+    last_arrival: i64,
+    waiters: Vec<(oneshot::Sender<Result<AppendOutcome, StorageError>>, AppendOutcome)>,
+}
+
+enum SyncMsg {
+    Round(Round),
+    /// Answered once every earlier round is published (or failed).
+    Barrier(oneshot::Sender<()>),
+    /// Marks the log closed once every earlier round is published; answers its end offset.
+    Close(oneshot::Sender<u64>),
+}
+
 /// The writer task: the only code that appends to a shard's segments.
 ///
-/// Each round:
+/// Writing and syncing are pipelined: while the sync task fsyncs round N, the writer already
+/// gathers and writes round N+1, so the disk is never idle waiting for the next round. Each
+/// round:
 /// 1. Wait for one message, then take every message already queued (up to `GROUP_BYTES`).
 /// 2. Give appends their offsets and one arrival time each (never earlier than the previous
 ///    batch's, so the timestamp index stays sorted) and encode them into one buffer.
-/// 3. Seal the active segment first if the buffer would overflow it or it is too old.
-/// 4. Write the buffer at the durable end and fsync (off a runtime thread).
-/// 5. Only then publish the new end to readers and acknowledge the appends. On failure, cut the
-///    segment back to its durable length and fail the round's appends: nothing was acknowledged.
-/// 6. Answer Close messages after the appends queued before them.
+/// 3. Seal the active segment first if the buffer would overflow it or it is too old (after a
+///    barrier, so the sealed segment's index and length are final).
+/// 4. Write the buffer after the previous round's bytes (off a runtime thread) and hand the
+///    round to the sync task. On a write failure, cut the segment back and fail the round's
+///    appends: nothing was acknowledged.
+/// 5. Close and shutdown requests travel behind the rounds queued before them.
 async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
     let cfg = inner.cfg.clone();
+    let (sync_tx, sync_rx) = mpsc::channel::<SyncMsg>(64);
+    let syncer = tokio::spawn(sync_task(inner.clone(), sync_rx));
+    let (mut next_offset, mut last_arrival, mut closed, mut active) = {
+        let v = inner.view.read().unwrap_or_else(|e| e.into_inner());
+        (
+            v.end_offset,
+            v.last_arrival_ms,
+            v.closed,
+            v.segments.last().expect("active segment").clone(),
+        )
+    };
+    let mut written_len = active.durable_len();
+    let barrier = |sync_tx: mpsc::Sender<SyncMsg>| async move {
+        let (tx, rx) = oneshot::channel();
+        if sync_tx.send(SyncMsg::Barrier(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    };
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         let mut bytes = 0usize;
@@ -395,10 +437,6 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             }
         }
 
-        let (mut next_offset, mut last_arrival, mut closed) = {
-            let v = inner.view.read().unwrap_or_else(|e| e.into_inner());
-            (v.end_offset, v.last_arrival_ms, v.closed)
-        };
         let now = inner.clock.now_ms().max(last_arrival);
         let mut buf = BytesMut::new();
         let mut headers: Vec<(BatchHeader, usize)> = Vec::new();
@@ -406,9 +444,10 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         let mut closers = Vec::new();
         let mut roll = false;
         let mut stop = None;
+        let failed = inner.failed.load(std::sync::atomic::Ordering::Acquire);
         for msg in group {
             match msg {
-                Msg::Append { reply, .. } if stop.is_some() => {
+                Msg::Append { reply, .. } if stop.is_some() || failed => {
                     let _ = reply.send(Err(StorageError::Unavailable));
                 }
                 Msg::Append { reply, .. } if closed => {
@@ -442,76 +481,144 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             }
         }
 
-        let mut active = {
-            let v = inner.view.read().unwrap_or_else(|e| e.into_inner());
-            v.segments.last().expect("active segment").clone()
-        };
-        let too_big = active.durable_len() + buf.len() as u64 > cfg.segment_bytes;
+        let too_big = written_len + buf.len() as u64 > cfg.segment_bytes;
         let too_old = active
             .first_arrival_ms()
             .is_some_and(|t| now - t > cfg.segment_max_age_ms);
-        if !active.is_empty() && (roll || ((too_big || too_old) && !buf.is_empty())) {
+        if written_len > 0 && (roll || ((too_big || too_old) && !buf.is_empty())) {
+            barrier(sync_tx.clone()).await;
             match roll_segment(&inner, &active).await {
-                Ok(seg) => active = seg,
-                Err(e) => {
-                    tracing::error!(error = %e, "Could not seal a segment; continuing in it.")
+                Ok(seg) => {
+                    active = seg;
+                    written_len = 0;
                 }
+                Err(e) => tracing::error!(error = %e, "Could not seal a segment; continuing in it."),
             }
         }
 
         if !buf.is_empty() {
-            let base_len = active.durable_len();
             let data = buf.freeze();
             let seg = active.clone();
-            let fsync = cfg.fsync;
+            let pos = written_len;
             let write = {
                 let data = data.clone();
-                tokio::task::spawn_blocking(move || seg.write(&data, fsync)).await
+                tokio::task::spawn_blocking(move || seg.write_at(pos, &data)).await
             };
-            let result = match write {
-                Ok(r) => r,
-                Err(_) => Err(StorageError::Unavailable),
-            };
-            match result {
+            match write.unwrap_or(Err(StorageError::Unavailable)) {
                 Ok(()) => {
-                    for (h, pos) in &headers {
-                        active.note_batch(h, base_len + *pos as u64, cfg.index_interval_bytes);
+                    for (h, p) in &headers {
+                        active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
                     }
-                    active.publish(base_len + data.len() as u64, next_offset);
+                    written_len += data.len() as u64;
+                    let round = Round {
+                        segment: active.clone(),
+                        len: written_len,
+                        end_offset: next_offset,
+                        last_arrival,
+                        waiters,
+                    };
+                    if let Err(mpsc::error::SendError(SyncMsg::Round(r))) =
+                        sync_tx.send(SyncMsg::Round(round)).await
                     {
-                        let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
-                        v.end_offset = next_offset;
-                        v.last_arrival_ms = last_arrival;
-                    }
-                    inner.tip.send_replace(next_offset);
-                    for (reply, outcome) in waiters {
-                        let _ = reply.send(Ok(outcome));
+                        for (reply, _) in r.waiters {
+                            let _ = reply.send(Err(StorageError::Unavailable));
+                        }
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "Append failed; the round's writes are refused.");
-                    let _ = active.truncate(base_len);
+                    let _ = active.truncate(written_len);
+                    next_offset = headers
+                        .first()
+                        .map(|(h, _)| h.base_offset)
+                        .unwrap_or(next_offset);
                     for (reply, _) in waiters {
                         let _ = reply.send(Err(StorageError::Unavailable));
                     }
                 }
             }
         }
-        if !closers.is_empty() {
-            let end = {
-                let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
-                v.closed = true;
-                v.end_offset
-            };
-            for reply in closers {
-                let _ = reply.send(end);
-            }
+        for reply in closers {
+            let _ = sync_tx.send(SyncMsg::Close(reply)).await;
         }
         if let Some(reply) = stop {
+            barrier(sync_tx.clone()).await;
             let seg = active.clone();
-            let _ = tokio::task::spawn_blocking(move || seg.write(&[], true)).await;
+            let _ = tokio::task::spawn_blocking(move || seg.sync()).await;
+            drop(sync_tx);
+            let _ = syncer.await;
             let _ = reply.send(());
             return;
+        }
+    }
+}
+
+/// The sync task: makes written rounds durable and only then publishes them to readers and
+/// acknowledges their appends, in order.
+///
+/// 1. Take every round queued (they were all written before this point).
+/// 2. fdatasync each segment they touched once (skipped with `--no-fsync`): one sync covers
+///    every round written before it started.
+/// 3. Publish each round's end to readers, then answer its appends; answer barriers and closes
+///    in queue order. If a sync fails, nothing after the last published round is acknowledged
+///    and the log refuses further writes.
+async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
+    while let Some(first) = rx.recv().await {
+        let mut msgs = vec![first];
+        while let Ok(m) = rx.try_recv() {
+            msgs.push(m);
+        }
+        let mut segments: Vec<Arc<Segment>> = Vec::new();
+        for m in &msgs {
+            if let SyncMsg::Round(r) = m {
+                if !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment)) {
+                    segments.push(r.segment.clone());
+                }
+            }
+        }
+        let mut ok = !inner.failed.load(std::sync::atomic::Ordering::Acquire);
+        if ok && inner.cfg.fsync && !segments.is_empty() {
+            let synced = tokio::task::spawn_blocking(move || {
+                segments.iter().try_for_each(|s| s.sync())
+            })
+            .await;
+            if let Ok(Err(e)) | Err(e) = synced.map_err(|_| StorageError::Unavailable) {
+                tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
+                ok = false;
+                inner.failed.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        for m in msgs {
+            match m {
+                SyncMsg::Round(r) if ok => {
+                    r.segment.publish(r.len, r.end_offset);
+                    {
+                        let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                        v.end_offset = r.end_offset;
+                        v.last_arrival_ms = r.last_arrival;
+                    }
+                    inner.tip.send_replace(r.end_offset);
+                    for (reply, outcome) in r.waiters {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                SyncMsg::Round(r) => {
+                    for (reply, _) in r.waiters {
+                        let _ = reply.send(Err(StorageError::Unavailable));
+                    }
+                }
+                SyncMsg::Barrier(reply) => {
+                    let _ = reply.send(());
+                }
+                SyncMsg::Close(reply) => {
+                    let end = {
+                        let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                        v.closed = true;
+                        v.end_offset
+                    };
+                    let _ = reply.send(end);
+                }
+            }
         }
     }
 }
@@ -548,7 +655,7 @@ mod tests {
     fn recs(n: usize, size: usize) -> Vec<RecordIn> {
         (0..n)
             .map(|i| RecordIn {
-                partition_key: format!("pk{i}"),
+                partition_key: Bytes::from(format!("pk{i}")),
                 data: Bytes::from(vec![i as u8; size]),
             })
             .collect()

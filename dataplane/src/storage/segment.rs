@@ -286,18 +286,13 @@ impl Segment {
             .last_arrival_ms
     }
 
-    /// Appends bytes at the durable end (writer task only) and, when `fsync`, makes them
-    /// durable. The new length becomes visible to readers only through `publish`.
-    pub fn write(&self, data: &[u8], fsync: bool) -> Result<(), StorageError> {
-        let pos = self.durable_len();
+    /// Writes bytes at `pos` (writer task only; `pos` is the end of what it wrote so far). They
+    /// become durable with `sync` and visible to readers only through `publish`.
+    pub fn write_at(&self, pos: u64, data: &[u8]) -> Result<(), StorageError> {
         match &self.store {
-            Store::File { path, file } => {
-                file.write_all_at(data, pos)
-                    .map_err(|e| StorageError::io(path, e))?;
-                if fsync {
-                    file.sync_data().map_err(|e| StorageError::io(path, e))?;
-                }
-            }
+            Store::File { path, file } => file
+                .write_all_at(data, pos)
+                .map_err(|e| StorageError::io(path, e))?,
             Store::Memory(buf) => {
                 let mut buf = buf.write().unwrap_or_else(|e| e.into_inner());
                 buf.truncate(pos as usize);
@@ -305,6 +300,14 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// fdatasync: every byte written before this call is durable when it returns.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        match &self.store {
+            Store::File { path, file } => file.sync_data().map_err(|e| StorageError::io(path, e)),
+            Store::Memory(_) => Ok(()),
+        }
     }
 
     /// Makes `len` bytes and records up to `end_offset` visible to readers.

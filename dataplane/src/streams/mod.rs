@@ -86,10 +86,10 @@ pub struct CreateStream {
     pub retention_hours: Option<u32>,
 }
 
-/// A record to put.
+/// A record to put (the partition key as UTF-8 bytes).
 #[derive(Debug, Clone)]
 pub struct PutEntry {
-    pub partition_key: String,
+    pub partition_key: Bytes,
     pub data: Bytes,
     pub hash: u128,
 }

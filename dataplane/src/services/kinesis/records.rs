@@ -2,6 +2,8 @@
 
 use super::model::*;
 use super::Kinesis;
+use bytes::Bytes;
+
 use crate::metrics;
 use crate::protocol::{AwsError, Blob, Timestamp};
 use crate::services::validate::{self, Validator, HASH_KEY_PATTERN, SEQUENCE_PATTERN};
@@ -135,7 +137,7 @@ pub async fn put_record(k: &Kinesis, i: PutRecordInput) -> Result<PutRecordOutpu
     }
     let hash = route_key(i.explicit_hash_key.as_deref(), &pk)?;
     let entries = vec![PutEntry {
-        partition_key: pk,
+        partition_key: Bytes::from(pk.into_bytes()),
         data,
         hash,
     }];
@@ -205,6 +207,16 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOu
             );
         }
         for (n, r) in records.iter().enumerate() {
+            // Field paths are only formatted for a record that fails a check.
+            let pk_ok = r
+                .partition_key
+                .as_deref()
+                .is_some_and(|pk| (1..=256).contains(&pk.chars().count()));
+            let ehk_ok = r.explicit_hash_key.as_deref().is_none_or(is_hash_key);
+            let data_ok = r.data.as_ref().is_some_and(|d| d.0.len() <= 10 * 1024 * 1024);
+            if pk_ok && ehk_ok && data_ok {
+                continue;
+            }
             let p = |f: &str| format!("records.{}.member.{f}", n + 1);
             v.not_null(&p("partitionKey"), &r.partition_key);
             v.string(&p("partitionKey"), r.partition_key.as_deref(), None, 1, 256);
@@ -241,7 +253,7 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOu
         total += size;
         let hash = route_key(r.explicit_hash_key.as_deref(), &pk)?;
         entries.push(PutEntry {
-            partition_key: pk,
+            partition_key: Bytes::from(pk.into_bytes()),
             data,
             hash,
         });

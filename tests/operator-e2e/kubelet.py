@@ -1,0 +1,446 @@
+"""The StatefulSet controller and kubelet of the fake cluster: runs each StatefulSet's pods as
+real local processes, exactly as their pod spec says, and reports them in the API.
+
+For each StatefulSet in the fake API server (`fakekube.Store`), this:
+
+1. starts `spec.replicas` pods `NAME-0..N-1` once the ConfigMaps their volumes name exist. A
+   pod is one process: the container's `command` (or the image's entrypoint, `tributary`) with
+   its `args` and `env`. The executable `tributary` is the binary under test;
+2. gives the pod its volumes as directories: a ConfigMap volume is its keys written as files,
+   an `emptyDir` is a fresh directory, a `volumeClaimTemplates` claim is a directory kept per
+   StatefulSet and ordinal (the persistent volume). Every mount path in the arguments and
+   environment is rewritten to its directory;
+3. gives the pod loopback ports: an argument or variable naming a declared container port
+   (`0.0.0.0:4567`, `:4567`) is rewritten to `127.0.0.1:PORT`. For a port a Service targets,
+   PORT is the address the `Network` holds for `SERVICE.NAMESPACE.svc:SERVICEPORT`, so the
+   Service's address (through `--dataplane-connect-to` for the operator, through
+   `Network.resolve` for the test) reaches the pod; other ports get free ports;
+4. runs the readiness probe (`httpGet` on the rewritten port) and writes `Pod` objects and the
+   StatefulSet's `status` (`readyReplicas`, `observedGeneration`, ...), which the operator
+   watches;
+5. restarts a process that exits (restartPolicy Always), replaces pods whose template changed,
+   and, when the StatefulSet is deleted, stops its pods and keeps or deletes their volumes as
+   `persistentVolumeClaimRetentionPolicy.whenDeleted` says.
+
+Not modelled: images, resource limits, security contexts, probes other than readiness, more
+than one container, Secrets, pod scheduling. A real cluster tests those.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+
+import aiohttp
+
+from fakekube import ApiError, Store, decode_config_map_data, labels_match, now
+
+ENTRYPOINTS = {"tributary"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Network:
+    """Cluster DNS names (`HOST:PORT` of Services) and the loopback addresses behind them."""
+
+    def __init__(self):
+        self.addresses = {}
+
+    def reserve(self, host_port):
+        """The loopback address of `host_port`, chosen on first use."""
+        key = host_port.lower()
+        if key not in self.addresses:
+            self.addresses[key] = f"127.0.0.1:{free_port()}"
+        return self.addresses[key]
+
+    def resolve(self, url):
+        """`url` with a Service address replaced by its loopback address."""
+        m = re.match(r"^(https?://)([^/]+)(.*)$", url)
+        if not m or m.group(2).lower() not in self.addresses:
+            raise KeyError(f"no address for {url}")
+        return m.group(1) + self.addresses[m.group(2).lower()] + m.group(3)
+
+    def connect_to(self):
+        """The value of the operator's `--dataplane-connect-to`."""
+        return ",".join(f"{k}={v}" for k, v in sorted(self.addresses.items()))
+
+
+class Unsupported(Exception):
+    """A pod spec this kubelet cannot run."""
+
+
+class NotYet(Exception):
+    """A pod cannot start yet (a ConfigMap it mounts does not exist)."""
+
+
+class Pod:
+    def __init__(self, ns, sts_name, ordinal, template_hash):
+        self.ns, self.sts_name, self.ordinal = ns, sts_name, ordinal
+        self.name = f"{sts_name}-{ordinal}"
+        self.hash = template_hash
+        self.proc = None
+        self.argv = []
+        self.env = {}
+        self.ports = {}  # container port -> local port
+        self.volumes = {}  # mount path -> local dir
+        self.ready = False
+        self.stopping = False
+        self.restarts = 0
+        self.dir = None
+        self.log = None
+        self.task = None
+
+
+class Kubelet:
+    def __init__(self, store: Store, network: Network, root, binaries):
+        self.store, self.network = store, network
+        self.root = pathlib.Path(root)
+        self.binaries = binaries  # entrypoint name -> path
+        self.pods = {}  # (ns, sts, ordinal) -> Pod
+        self.claim_policy = {}  # (ns, sts) -> whenDeleted of the last spec seen
+        self.locks = {}
+        self.pending = set()
+        self.events = []  # (time, ns, pod, message), for test failure messages
+        self.starts = 0
+        self.sts_type = store.type_for("apps", "v1", "statefulsets")
+        self.cm_type = store.type_for("", "v1", "configmaps")
+        self.svc_type = store.type_for("", "v1", "services")
+        self.pod_type = store.type_for("", "v1", "pods")
+        store.listeners.append(self.on_event)
+
+    def log_event(self, ns, pod, message):
+        self.events.append((now(), ns, pod, message))
+
+    # reacting to the API ------------------------------------------------------------------------
+    def on_event(self, etype, t, obj):
+        meta = obj["metadata"]
+        if t.key == self.sts_type.key:
+            self.schedule(meta["namespace"], meta["name"])
+        elif t.key == self.cm_type.key and etype != "DELETED":
+            # A pod waiting for this ConfigMap may start now; syncing is idempotent.
+            for sts in self.store.list(self.sts_type, meta["namespace"]):
+                self.schedule(meta["namespace"], sts["metadata"]["name"])
+
+    def schedule(self, ns, name):
+        key = (ns, name)
+        if key in self.pending:
+            return
+        self.pending.add(key)
+        asyncio.get_running_loop().create_task(self._sync_soon(key))
+
+    async def _sync_soon(self, key, delay=0.0):
+        if delay:
+            await asyncio.sleep(delay)
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self.pending.discard(key)
+            try:
+                await self.sync(*key)
+            except Exception as e:  # keep the kubelet alive; report through the log
+                self.log_event(key[0], key[1], f"sync failed: {e!r}")
+
+    # the StatefulSet controller ------------------------------------------------------------------
+    async def sync(self, ns, name):
+        sts = self.store.find(self.sts_type, ns, name)
+        mine = {k[2]: p for k, p in self.pods.items() if k[:2] == (ns, name)}
+        if sts is None or sts["metadata"].get("deletionTimestamp"):
+            for pod in mine.values():
+                await self.stop(pod)
+            policy, claims = self.claim_policy.pop((ns, name), ("Retain", []))
+            if sts is None and policy == "Delete":
+                for claim in claims:
+                    for d in (self.root / "volumes" / ns).glob(f"{claim}-{name}-*"):
+                        if d.name.rsplit("-", 1)[1].isdigit():
+                            shutil.rmtree(d, ignore_errors=True)
+                            self.log_event(ns, name, f"deleted volume {d.name}")
+            return
+        spec = sts["spec"]
+        policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
+        self.claim_policy[(ns, name)] = (policy.get("whenDeleted", "Retain"), claims)
+        template = spec["template"]
+        want_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        replicas = spec.get("replicas", 1)
+        for ordinal, pod in sorted(mine.items()):
+            if ordinal >= replicas or pod.hash != want_hash:
+                await self.stop(pod)
+                mine.pop(ordinal)
+        waiting = False
+        for ordinal in range(replicas):
+            if ordinal in mine:
+                continue
+            try:
+                await self.start(sts, ordinal, want_hash)
+            except NotYet as e:
+                self.log_event(ns, f"{name}-{ordinal}", f"waiting: {e}")
+                waiting = True
+        self.report(ns, name)
+        if waiting:
+            asyncio.get_running_loop().create_task(self._sync_soon((ns, name), delay=0.5))
+
+    def report(self, ns, name):
+        """Writes the StatefulSet's status (and its pods' objects) from the running pods."""
+        sts = self.store.find(self.sts_type, ns, name)
+        if sts is None or sts["metadata"].get("deletionTimestamp"):
+            return
+        pods = [p for k, p in sorted(self.pods.items()) if k[:2] == (ns, name)]
+        template = sts["spec"]["template"]
+        current = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        ready = sum(p.ready for p in pods)
+        updated = sum(p.hash == current for p in pods)
+        status = {
+            "observedGeneration": sts["metadata"]["generation"],
+            "replicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "currentReplicas": updated,
+            "updatedReplicas": updated,
+            "currentRevision": f"{name}-{current}",
+            "updateRevision": f"{name}-{current}",
+            "collisionCount": 0,
+        }
+        if sts.get("status") != status:
+            sts["status"] = status
+            try:
+                self.store.update(self.sts_type, ns, name, sts, subresource="status")
+            except ApiError:
+                pass
+        for p in pods:
+            self.write_pod(sts, p)
+
+    def write_pod(self, sts, pod):
+        template = sts["spec"]["template"]
+        obj = {
+            "metadata": {
+                "name": pod.name,
+                "namespace": pod.ns,
+                "labels": {**(template.get("metadata", {}).get("labels") or {}), "statefulset.kubernetes.io/pod-name": pod.name},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": pod.sts_name, "uid": sts["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": {**template.get("spec", {}), "nodeName": "localhost", "hostname": pod.name},
+        }
+        status = {
+            "phase": "Running" if pod.proc and pod.proc.returncode is None else "Pending",
+            "podIP": "127.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True" if pod.ready else "False"}],
+            "containerStatuses": [{"name": c["name"], "ready": pod.ready, "restartCount": pod.restarts} for c in template["spec"]["containers"]],
+        }
+        try:
+            existing = self.store.find(self.pod_type, pod.ns, pod.name)
+            if existing is None:
+                existing = self.store.create(self.pod_type, pod.ns, obj)
+            if existing.get("status") != status:
+                existing["status"] = status
+                self.store.update(self.pod_type, pod.ns, pod.name, existing, subresource="status")
+        except ApiError:
+            pass
+
+    # the kubelet ------------------------------------------------------------------------------
+    def service_addresses(self, ns, pod_labels, container):
+        """Container port -> the loopback address a Service selecting this pod forwards to."""
+        named = {p.get("name"): p["containerPort"] for p in container.get("ports", []) if p.get("name")}
+        numbers = {p["containerPort"] for p in container.get("ports", [])}
+        out = {}
+        for svc in self.store.list(self.svc_type, ns):
+            spec = svc.get("spec", {})
+            selector = spec.get("selector")
+            if not selector or spec.get("clusterIP") == "None":
+                continue  # headless Services have no virtual address to forward
+            if not labels_match(pod_labels, [(k, "=", v) for k, v in selector.items()]):
+                continue
+            for sp in spec.get("ports", []):
+                target = sp.get("targetPort", sp["port"])
+                cport = named.get(target) if isinstance(target, str) else target
+                if cport in numbers:
+                    host = f"{svc['metadata']['name']}.{ns}.svc:{sp['port']}"
+                    out.setdefault(cport, self.network.reserve(host))
+        return out
+
+    async def start(self, sts, ordinal, template_hash):
+        ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
+        spec = sts["spec"]
+        pod_spec = spec["template"]["spec"]
+        labels = spec["template"].get("metadata", {}).get("labels") or {}
+        containers = pod_spec.get("containers", [])
+        if len(containers) != 1 or pod_spec.get("initContainers"):
+            raise Unsupported("exactly one container and no init containers")
+        c = containers[0]
+        pod = Pod(ns, name, ordinal, template_hash)
+        self.starts += 1
+        pod.dir = self.root / "pods" / ns / f"{pod.name}.{self.starts}"
+        pod.dir.mkdir(parents=True)
+
+        # Volumes.
+        dirs = {}
+        claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []}
+        for v in pod_spec.get("volumes") or []:
+            d = pod.dir / "volumes" / v["name"]
+            if "configMap" in v:
+                cm = self.store.find(self.cm_type, ns, v["configMap"]["name"])
+                if cm is None:
+                    shutil.rmtree(pod.dir)
+                    raise NotYet(f"ConfigMap {v['configMap']['name']} does not exist yet")
+                data = decode_config_map_data(cm)
+                d.mkdir(parents=True)
+                items = v["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+                for it in items:
+                    (d / it["path"]).parent.mkdir(parents=True, exist_ok=True)
+                    (d / it["path"]).write_bytes(data[it["key"]])
+            elif "emptyDir" in v:
+                d.mkdir(parents=True)
+            else:
+                raise Unsupported(f"volume {v['name']}: only configMap and emptyDir volumes")
+            dirs[v["name"]] = d
+        for claim in claims:
+            d = self.root / "volumes" / ns / f"{claim}-{name}-{ordinal}"
+            d.mkdir(parents=True, exist_ok=True)
+            dirs[claim] = d
+        for m in c.get("volumeMounts") or []:
+            if m["name"] not in dirs:
+                raise Unsupported(f"mount of unknown volume {m['name']}")
+            pod.volumes[m["mountPath"].rstrip("/")] = str(dirs[m["name"]] / m.get("subPath", ""))
+
+        # Ports.
+        by_service = self.service_addresses(ns, labels, c)
+        for p in c.get("ports", []):
+            cport = p["containerPort"]
+            addr = by_service.get(cport, f"127.0.0.1:{free_port()}")
+            pod.ports[cport] = int(addr.rsplit(":", 1)[1])
+
+        # Command line and environment.
+        command = c.get("command") or ["tributary"]
+        exe = os.path.basename(command[0])
+        if exe not in self.binaries:
+            raise Unsupported(f"no local binary for entrypoint {command[0]!r}")
+        pod.argv = [self.binaries[exe]] + [self.rewrite(pod, a) for a in command[1:] + (c.get("args") or [])]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(pod.dir)}
+        fields = {"metadata.name": pod.name, "metadata.namespace": ns, "status.podIP": "127.0.0.1", "spec.nodeName": "localhost"}
+        for e in c.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = self.rewrite(pod, e["value"])
+            elif "fieldRef" in (e.get("valueFrom") or {}):
+                env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+            elif "configMapKeyRef" in (e.get("valueFrom") or {}):
+                ref = e["valueFrom"]["configMapKeyRef"]
+                cm = self.store.find(self.cm_type, ns, ref["name"]) or {}
+                env[e["name"]] = (cm.get("data") or {})[ref["key"]]
+            else:
+                raise Unsupported(f"env {e['name']}: only value, fieldRef and configMapKeyRef")
+        pod.env = env
+        pod.probe = self.probe_spec(c.get("readinessProbe"))
+        pod.grace = min(pod_spec.get("terminationGracePeriodSeconds", 30), 10)
+        pod.workdir = c.get("workingDir") and self.rewrite(pod, c["workingDir"]) or str(pod.dir)
+        self.pods[(ns, name, ordinal)] = pod
+        await self.launch(pod)
+        pod.task = asyncio.get_running_loop().create_task(self.supervise(pod))
+
+    def rewrite(self, pod, value):
+        """A mount path becomes its directory; `ADDR:PORT` of a container port becomes the
+        pod's loopback address. `--flag=VALUE` is rewritten in its VALUE."""
+        if value.startswith("--") and "=" in value:
+            flag, v = value.split("=", 1)
+            return f"{flag}={self.rewrite(pod, v)}"
+        for mount in sorted(pod.volumes, key=len, reverse=True):
+            if value == mount or value.startswith(mount + "/"):
+                return pod.volumes[mount] + value[len(mount):]
+        m = re.fullmatch(r"(0\.0\.0\.0|\[::\]|::|localhost|127\.0\.0\.1|)?:(\d+)", value)
+        if m and int(m.group(2)) in pod.ports:
+            return f"127.0.0.1:{pod.ports[int(m.group(2))]}"
+        return value
+
+    @staticmethod
+    def probe_spec(probe):
+        """(port, path) of an httpGet readiness probe, or None without a probe."""
+        if not probe:
+            return None
+        get = probe.get("httpGet")
+        if not get:
+            raise Unsupported("only httpGet readiness probes")
+        return get["port"], get.get("path", "/")
+
+    @staticmethod
+    def probe_target(pod, container_ports):
+        port, path = pod.probe
+        if isinstance(port, str):
+            port = container_ports[port]
+        return f"http://127.0.0.1:{pod.ports[port]}{path}"
+
+    async def launch(self, pod):
+        pod.log = open(pod.dir / "log", "ab")
+        pod.proc = await asyncio.create_subprocess_exec(
+            *pod.argv, env=pod.env, cwd=pod.workdir, stdout=pod.log, stderr=pod.log, start_new_session=True
+        )
+        self.log_event(pod.ns, pod.name, f"started pid {pod.proc.pid}: {' '.join(pod.argv)}")
+
+    async def supervise(self, pod):
+        """Readiness probing and restarts, for the pod's lifetime."""
+        sts = self.store.find(self.sts_type, pod.ns, pod.sts_name)
+        c = sts["spec"]["template"]["spec"]["containers"][0]
+        named = {p.get("name"): p["containerPort"] for p in c.get("ports", []) if p.get("name")}
+        url = self.probe_target(pod, named) if pod.probe else None
+        backoff = 0.5
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while not pod.stopping:
+                if pod.proc.returncode is not None:
+                    pod.ready = False
+                    self.log_event(pod.ns, pod.name, f"exited with {pod.proc.returncode}; restarting")
+                    self.report(pod.ns, pod.sts_name)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5)
+                    if pod.stopping:
+                        break
+                    pod.restarts += 1
+                    await self.launch(pod)
+                    continue
+                ready = True
+                if url:
+                    try:
+                        async with http.get(url) as r:
+                            ready = r.status == 200
+                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        ready = False
+                if ready != pod.ready:
+                    pod.ready = ready
+                    self.log_event(pod.ns, pod.name, "ready" if ready else "not ready")
+                    self.report(pod.ns, pod.sts_name)
+                await asyncio.sleep(0.2 if not pod.ready else 1.0)
+
+    async def stop(self, pod):
+        pod.stopping = True
+        self.pods.pop((pod.ns, pod.sts_name, pod.ordinal), None)
+        if pod.proc and pod.proc.returncode is None:
+            pod.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(pod.proc.wait(), timeout=pod.grace)
+            except asyncio.TimeoutError:
+                pod.proc.kill()
+                await pod.proc.wait()
+        self.log_event(pod.ns, pod.name, f"stopped (exit {pod.proc.returncode if pod.proc else None})")
+        if pod.task:
+            pod.task.cancel()
+        if pod.log:
+            pod.log.close()
+        try:
+            self.store.delete(self.pod_type, pod.ns, pod.name)
+        except ApiError:
+            pass
+
+    async def shutdown(self):
+        for pod in list(self.pods.values()):
+            await self.stop(pod)
+
+    def pod(self, ns, name):
+        """The running pod `name` (`STATEFULSET-ORDINAL`), or None."""
+        for (pns, sts, ordinal), p in self.pods.items():
+            if pns == ns and f"{sts}-{ordinal}" == name:
+                return p
+        return None
