@@ -53,4 +53,10 @@ step "node --test (JavaScript v3 SDK: HTTP/2, SubscribeToShard)"
 step "Helm chart checks (helm-python-sdk, kubernetes-validate, promtool)"
 tests/chart/run.sh
 
+step "Operator end to end (fake API server, real operator and data-plane processes)"
+TRIBUTARY_OPERATOR_BIN="$CARGO_TARGET_DIR/debug/tributary-operator" tests/operator-e2e/run.sh
+
+step "Benchmark smoke run (harness only, no speed assertions)"
+tests/bench-smoke.sh
+
 step "All tests passed."

@@ -210,10 +210,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         {
             Ok(Ok(p)) => p,
             _ => {
-                return error_response(
-                    &AwsError::unavailable(),
-                    protocol.unwrap_or(Protocol::Json),
-                )
+                return error_response(&AwsError::unavailable(), protocol.unwrap_or(Protocol::Json))
             }
         },
     };

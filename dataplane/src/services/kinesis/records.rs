@@ -213,7 +213,10 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOu
                 .as_deref()
                 .is_some_and(|pk| (1..=256).contains(&pk.chars().count()));
             let ehk_ok = r.explicit_hash_key.as_deref().is_none_or(is_hash_key);
-            let data_ok = r.data.as_ref().is_some_and(|d| d.0.len() <= 10 * 1024 * 1024);
+            let data_ok = r
+                .data
+                .as_ref()
+                .is_some_and(|d| d.0.len() <= 10 * 1024 * 1024);
             if pk_ok && ehk_ok && data_ok {
                 continue;
             }
