@@ -1,0 +1,16 @@
+//! Tributary's streaming SQL engine for Kinesis Data Analytics (SQL) applications.
+//!
+//! A pure library: application code goes in, rows go in with their ROWTIME, rows come out of
+//! in-application streams. No I/O and no wall clock: the host drives time, which makes window
+//! results deterministic in tests and lets production use the wall clock.
+//!
+//! Layers: [`lexer`] and [`parser`] (text → [`ast`]), [`plan`] (names, types and windows resolved,
+//! errors with positions), [`exec`] (the running application), [`format`] (record formats in and
+//! out, schema discovery).
+
+pub mod ast;
+pub mod error;
+pub mod lexer;
+pub mod parser;
+pub mod time;
+pub mod value;
