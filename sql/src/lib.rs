@@ -10,6 +10,9 @@
 
 pub mod ast;
 pub mod error;
+pub mod eval;
+pub mod functions;
+pub mod plan;
 pub mod lexer;
 pub mod parser;
 pub mod time;
