@@ -11,9 +11,15 @@
 pub mod ast;
 pub mod error;
 pub mod eval;
+pub mod exec;
 pub mod functions;
 pub mod plan;
 pub mod lexer;
 pub mod parser;
 pub mod time;
 pub mod value;
+
+pub use error::{EngineError, EvalError, Pos, Span, SqlError, SqlErrorKind};
+pub use exec::{Application, Row, StreamDef, StreamKind, ERROR_STREAM};
+pub use plan::Column;
+pub use value::{SqlType, Value};
