@@ -211,7 +211,8 @@ impl Expr {
 
 fn strip(e: &Expr) -> Expr {
     let zero = Span::default();
-    let id = |i: &Ident| Ident { span: zero, ..i.clone() };
+    // Quoting only decides case, which the name already reflects.
+    let id = |i: &Ident| Ident { span: zero, quoted: false, name: i.name.clone() };
     let b = |e: &Expr| Box::new(strip(e));
     let kind = match &e.kind {
         ExprKind::Column { qualifier, name } => {
