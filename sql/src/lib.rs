@@ -12,6 +12,7 @@ pub mod ast;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod format;
 pub mod functions;
 pub mod plan;
 pub mod lexer;

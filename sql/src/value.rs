@@ -262,7 +262,8 @@ impl Value {
                     other => return Err(cast_err(&other.to_text(), to)),
                 };
                 match to {
-                    T::Real => Value::Double(d as f32 as f64),
+                    // REAL is kept at double precision so that values print as they were
+                    // written (84.51, not 84.51000213623047) in JSON and CSV outputs.
                     T::Decimal(p, s) => {
                         let scale = 10f64.powi(*s as i32);
                         let r = (d * scale).round() / scale;
