@@ -60,7 +60,11 @@ pub struct SqlError {
 
 impl SqlError {
     pub fn new(kind: SqlErrorKind, span: Span, message: impl Into<String>) -> Self {
-        SqlError { kind, message: message.into(), span }
+        SqlError {
+            kind,
+            message: message.into(),
+            span,
+        }
     }
 
     pub fn syntax(span: Span, message: impl Into<String>) -> Self {
@@ -116,7 +120,10 @@ pub struct EvalError {
 
 impl EvalError {
     pub fn new(name: &'static str, message: impl Into<String>) -> Self {
-        EvalError { name, message: message.into() }
+        EvalError {
+            name,
+            message: message.into(),
+        }
     }
 
     pub fn division_by_zero() -> Self {
@@ -141,7 +148,11 @@ pub enum EngineError {
     UnknownStream(String),
     /// A row was inserted with a different number of values than the stream has columns.
     #[error("Stream '{stream}' has {expected} columns but the row has {actual} values")]
-    Arity { stream: String, expected: usize, actual: usize },
+    Arity {
+        stream: String,
+        expected: usize,
+        actual: usize,
+    },
     /// Rows may only be inserted into input streams; the others are written by pumps.
     #[error("Stream '{0}' is written by the application and cannot take rows from outside")]
     NotAnInput(String),

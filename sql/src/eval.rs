@@ -17,12 +17,20 @@ pub enum CExpr {
     Neg(Box<CExpr>),
     Not(Box<CExpr>),
     Func(Func, Vec<CExpr>),
-    Case { operand: Option<Box<CExpr>>, whens: Vec<(CExpr, CExpr)>, otherwise: Option<Box<CExpr>> },
+    Case {
+        operand: Option<Box<CExpr>>,
+        whens: Vec<(CExpr, CExpr)>,
+        otherwise: Option<Box<CExpr>>,
+    },
     Cast(Box<CExpr>, SqlType),
     IsNull(Box<CExpr>, bool),
     Between(Box<CExpr>, Box<CExpr>, Box<CExpr>, bool),
     InList(Box<CExpr>, Vec<CExpr>, bool),
-    Like { expr: Box<CExpr>, pattern: Pattern, negated: bool },
+    Like {
+        expr: Box<CExpr>,
+        pattern: Pattern,
+        negated: bool,
+    },
     Step(Box<CExpr>, i64),
     FloorCeil(Box<CExpr>, Unit, bool),
     Extract(Unit, Box<CExpr>),
@@ -39,7 +47,11 @@ pub enum CExpr {
 #[derive(Debug, Clone)]
 pub enum Pattern {
     Fixed(regex_lite::Regex),
-    Dynamic { pattern: Box<CExpr>, escape: Option<Box<CExpr>>, similar: bool },
+    Dynamic {
+        pattern: Box<CExpr>,
+        escape: Option<Box<CExpr>>,
+        similar: bool,
+    },
 }
 
 /// What an expression can see: the input row, and for aggregate outputs the group's keys and
@@ -53,7 +65,11 @@ pub struct Ctx<'a> {
 }
 
 /// Translates a LIKE or SIMILAR TO pattern into an anchored regular expression.
-pub fn pattern_regex(pattern: &str, escape: Option<char>, similar: bool) -> Result<regex_lite::Regex, String> {
+pub fn pattern_regex(
+    pattern: &str,
+    escape: Option<char>,
+    similar: bool,
+) -> Result<regex_lite::Regex, String> {
     let mut re = String::from("^(?s:");
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
@@ -126,17 +142,27 @@ impl CExpr {
                 binary(*op, l.eval(cx)?, r.eval(cx)?)?
             }
             CExpr::Neg(e) => match e.eval(cx)? {
-                Value::Integer(i) => Value::Integer(i.checked_neg().ok_or_else(|| EvalError::overflow("Negation overflow"))?),
+                Value::Integer(i) => Value::Integer(
+                    i.checked_neg()
+                        .ok_or_else(|| EvalError::overflow("Negation overflow"))?,
+                ),
                 Value::Double(d) => Value::Double(-d),
                 Value::Interval(i) => Value::Interval(-i),
                 other => other,
             },
             CExpr::Not(e) => bool_val(truth(&e.eval(cx)?).map(|b| !b)),
             CExpr::Func(f, args) => {
-                let vals = args.iter().map(|a| a.eval(cx)).collect::<Result<Vec<_>, _>>()?;
+                let vals = args
+                    .iter()
+                    .map(|a| a.eval(cx))
+                    .collect::<Result<Vec<_>, _>>()?;
                 functions::call(*f, vals, cx.clock)?
             }
-            CExpr::Case { operand, whens, otherwise } => {
+            CExpr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
                 let subject = operand.as_ref().map(|o| o.eval(cx)).transpose()?;
                 for (w, then) in whens {
                     let w = w.eval(cx)?;
@@ -187,20 +213,37 @@ impl CExpr {
                     Value::Boolean(*negated)
                 }
             }
-            CExpr::Like { expr, pattern, negated } => {
+            CExpr::Like {
+                expr,
+                pattern,
+                negated,
+            } => {
                 let v = expr.eval(cx)?;
-                let Value::Varchar(s) = v else { return Ok(Value::Null) };
+                let Value::Varchar(s) = v else {
+                    return Ok(Value::Null);
+                };
                 let hit = match pattern {
                     Pattern::Fixed(re) => re.is_match(&s),
-                    Pattern::Dynamic { pattern, escape, similar } => {
+                    Pattern::Dynamic {
+                        pattern,
+                        escape,
+                        similar,
+                    } => {
                         let p = pattern.eval(cx)?;
-                        let Value::Varchar(p) = p else { return Ok(Value::Null) };
+                        let Value::Varchar(p) = p else {
+                            return Ok(Value::Null);
+                        };
                         let esc = match escape {
                             Some(e) => e.eval(cx)?.as_str().and_then(|s| s.chars().next()),
                             None => None,
                         };
                         pattern_regex(&p, esc, *similar)
-                            .map_err(|e| EvalError::new("Invalid_Argument", format!("Invalid pattern '{p}': {e}")))?
+                            .map_err(|e| {
+                                EvalError::new(
+                                    "Invalid_Argument",
+                                    format!("Invalid pattern '{p}': {e}"),
+                                )
+                            })?
                             .is_match(&s)
                     }
                 };
@@ -212,15 +255,25 @@ impl CExpr {
                 _ => Value::Null,
             },
             CExpr::FloorCeil(e, unit, ceil) => match e.eval(cx)? {
-                Value::Timestamp(t) => {
-                    Value::Timestamp(if *ceil { time::ceil_to(t, *unit) } else { time::floor_to(t, *unit) })
-                }
+                Value::Timestamp(t) => Value::Timestamp(if *ceil {
+                    time::ceil_to(t, *unit)
+                } else {
+                    time::floor_to(t, *unit)
+                }),
                 Value::Date(d) => {
                     let t = d * time::MS_DAY;
-                    let r = if *ceil { time::ceil_to(t, *unit) } else { time::floor_to(t, *unit) };
+                    let r = if *ceil {
+                        time::ceil_to(t, *unit)
+                    } else {
+                        time::floor_to(t, *unit)
+                    };
                     Value::Date(r.div_euclid(time::MS_DAY))
                 }
-                Value::Time(t) => Value::Time(if *ceil { time::ceil_to(t, *unit) } else { time::floor_to(t, *unit) }),
+                Value::Time(t) => Value::Time(if *ceil {
+                    time::ceil_to(t, *unit)
+                } else {
+                    time::floor_to(t, *unit)
+                }),
                 _ => Value::Null,
             },
             CExpr::Extract(unit, e) => {
@@ -249,9 +302,11 @@ impl CExpr {
                 })
             }
             CExpr::Position(needle, hay) => match (needle.eval(cx)?, hay.eval(cx)?) {
-                (Value::Varchar(n), Value::Varchar(h)) => {
-                    Value::Integer(h.find(&n).map(|b| h[..b].chars().count() as i64 + 1).unwrap_or(0))
-                }
+                (Value::Varchar(n), Value::Varchar(h)) => Value::Integer(
+                    h.find(&n)
+                        .map(|b| h[..b].chars().count() as i64 + 1)
+                        .unwrap_or(0),
+                ),
                 _ => Value::Null,
             },
             CExpr::Substring(e, from, len) => {
@@ -264,7 +319,10 @@ impl CExpr {
                     }
                     (Value::Varchar(s), Value::Integer(f), Some(Value::Integer(l))) => {
                         if l < 0 {
-                            return Err(EvalError::new("Substring_Error", "Negative substring length not allowed"));
+                            return Err(EvalError::new(
+                                "Substring_Error",
+                                "Negative substring length not allowed",
+                            ));
                         }
                         // SQL counts from 1 and lets the window start before the string.
                         let end = f + l;
@@ -332,13 +390,18 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
             }
             _ => unreachable!("comparison handled above"),
         }),
-        (Timestamp(t), Interval(i)) | (Interval(i), Timestamp(t)) if op == BinOp::Add => Timestamp(t + i),
+        (Timestamp(t), Interval(i)) | (Interval(i), Timestamp(t)) if op == BinOp::Add => {
+            Timestamp(t + i)
+        }
         (Timestamp(t), Interval(i)) if op == BinOp::Sub => Timestamp(t - i),
         (Timestamp(t), Timestamp(u)) if op == BinOp::Sub => Interval(t - u),
         (Interval(x), Interval(y)) if op == BinOp::Add => Interval(x + y),
         (Interval(x), Interval(y)) if op == BinOp::Sub => Interval(x - y),
         (x, y) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             Double(match op {
                 BinOp::Add => x + y,
                 BinOp::Sub => x - y,
@@ -363,15 +426,29 @@ mod tests {
 
     #[test]
     fn similar_to_allows_alternation_while_like_treats_it_literally() {
-        assert!(pattern_regex("%(AMZN|TGT)%", None, true).unwrap().is_match("X AMZN Y"));
-        assert!(!pattern_regex("%(AMZN|TGT)%", None, false).unwrap().is_match("X AMZN Y"));
-        assert!(pattern_regex("a\\_%", Some('\\'), false).unwrap().is_match("a_bc"));
-        assert!(!pattern_regex("a\\_%", Some('\\'), false).unwrap().is_match("abc"));
+        assert!(pattern_regex("%(AMZN|TGT)%", None, true)
+            .unwrap()
+            .is_match("X AMZN Y"));
+        assert!(!pattern_regex("%(AMZN|TGT)%", None, false)
+            .unwrap()
+            .is_match("X AMZN Y"));
+        assert!(pattern_regex("a\\_%", Some('\\'), false)
+            .unwrap()
+            .is_match("a_bc"));
+        assert!(!pattern_regex("a\\_%", Some('\\'), false)
+            .unwrap()
+            .is_match("abc"));
     }
 
     #[test]
     fn integer_division_truncates_and_division_by_zero_is_an_error() {
-        assert_eq!(binary(BinOp::Div, Value::Integer(7), Value::Integer(2)), Ok(Value::Integer(3)));
-        assert_eq!(binary(BinOp::Div, Value::Double(1.0), Value::Double(0.0)), Err(EvalError::division_by_zero()));
+        assert_eq!(
+            binary(BinOp::Div, Value::Integer(7), Value::Integer(2)),
+            Ok(Value::Integer(3))
+        );
+        assert_eq!(
+            binary(BinOp::Div, Value::Double(1.0), Value::Double(0.0)),
+            Err(EvalError::division_by_zero())
+        );
     }
 }

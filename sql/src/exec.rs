@@ -88,7 +88,9 @@ impl Catalog for CatalogView<'_> {
         self.1.get(name).map(|i| self.0[*i].columns.as_slice())
     }
     fn readable(&self, name: &str) -> bool {
-        self.1.get(name).is_some_and(|i| self.0[*i].kind != StreamKind::Error)
+        self.1
+            .get(name)
+            .is_some_and(|i| self.0[*i].kind != StreamKind::Error)
     }
 }
 
@@ -107,7 +109,11 @@ impl Application {
         for (name, columns) in inputs {
             app.add_stream(name.clone(), columns.clone(), StreamKind::Input);
         }
-        app.add_stream(ERROR_STREAM.into(), error_stream_columns(), StreamKind::Error);
+        app.add_stream(
+            ERROR_STREAM.into(),
+            error_stream_columns(),
+            StreamKind::Error,
+        );
         for stmt in parse(code)? {
             match stmt {
                 Statement::CreateStream { name, columns, .. } => {
@@ -115,30 +121,67 @@ impl Application {
                         if app.streams[*i].kind != StreamKind::Application {
                             return Err(SqlError::semantic(name.span, format!("Stream '{}' is defined by the application's configuration and cannot be replaced", name.name)));
                         }
-                        if let Some(p) = app.pumps.iter().find(|p| p.source == *i || p.target == *i) {
-                            return Err(SqlError::semantic(name.span, format!("Stream '{}' cannot be replaced while pump '{}' uses it", name.name, p.name)));
+                        if let Some(p) = app.pumps.iter().find(|p| p.source == *i || p.target == *i)
+                        {
+                            return Err(SqlError::semantic(
+                                name.span,
+                                format!(
+                                    "Stream '{}' cannot be replaced while pump '{}' uses it",
+                                    name.name, p.name
+                                ),
+                            ));
                         }
                     }
                     let mut seen = std::collections::HashSet::new();
                     for c in &columns {
                         if c.name.name == "ROWTIME" || !seen.insert(c.name.name.clone()) {
-                            return Err(SqlError::semantic(c.name.span, format!("Duplicate column name '{}' in stream '{}'", c.name.name, name.name)));
+                            return Err(SqlError::semantic(
+                                c.name.span,
+                                format!(
+                                    "Duplicate column name '{}' in stream '{}'",
+                                    c.name.name, name.name
+                                ),
+                            ));
                         }
                     }
-                    let cols = columns.into_iter().map(|c| Column::new(c.name.name, c.ty)).collect();
+                    let cols = columns
+                        .into_iter()
+                        .map(|c| Column::new(c.name.name, c.ty))
+                        .collect();
                     app.add_stream(name.name, cols, StreamKind::Application);
                 }
-                Statement::CreatePump { name, target, columns, query, span } => {
+                Statement::CreatePump {
+                    name,
+                    target,
+                    columns,
+                    query,
+                    span,
+                } => {
                     let plan = plan_query(&query, &CatalogView(&app.streams, &app.index))?;
-                    let t = *app.index.get(&target.name).ok_or_else(|| SqlError::unknown(target.span, format!("Object '{}' not found", target.name)))?;
+                    let t = *app.index.get(&target.name).ok_or_else(|| {
+                        SqlError::unknown(
+                            target.span,
+                            format!("Object '{}' not found", target.name),
+                        )
+                    })?;
                     if app.streams[t].kind != StreamKind::Application {
-                        return Err(SqlError::semantic(target.span, format!("Stream '{}' cannot be the target of a pump", target.name)));
+                        return Err(SqlError::semantic(
+                            target.span,
+                            format!("Stream '{}' cannot be the target of a pump", target.name),
+                        ));
                     }
                     let tcols = app.streams[t].columns.clone();
                     let targets: Vec<usize> = match &columns {
                         Some(names) => names
                             .iter()
-                            .map(|n| tcols.iter().position(|c| c.name == n.name).ok_or_else(|| SqlError::unknown(n.span, format!("Unknown target column '{}'", n.name))))
+                            .map(|n| {
+                                tcols.iter().position(|c| c.name == n.name).ok_or_else(|| {
+                                    SqlError::unknown(
+                                        n.span,
+                                        format!("Unknown target column '{}'", n.name),
+                                    )
+                                })
+                            })
                             .collect::<Result<_, _>>()?,
                         None => (0..tcols.len()).collect(),
                     };
@@ -161,9 +204,21 @@ impl Application {
                     }
                     let source = app.index[plan.source()];
                     if app.reaches(t, source) {
-                        return Err(SqlError::semantic(span, format!("Pump '{}' would feed its own input stream '{}' in a cycle", name.name, app.streams[source].name)));
+                        return Err(SqlError::semantic(
+                            span,
+                            format!(
+                                "Pump '{}' would feed its own input stream '{}' in a cycle",
+                                name.name, app.streams[source].name
+                            ),
+                        ));
                     }
-                    let pump = Pump { name: name.name.clone(), plan, source, target: t, mapping };
+                    let pump = Pump {
+                        name: name.name.clone(),
+                        plan,
+                        source,
+                        target: t,
+                        mapping,
+                    };
                     match app.pumps.iter().position(|p| p.name == name.name) {
                         Some(i) => app.pumps[i] = pump,
                         None => app.pumps.push(pump),
@@ -176,7 +231,11 @@ impl Application {
     }
 
     fn add_stream(&mut self, name: String, columns: Vec<Column>, kind: StreamKind) {
-        let def = StreamDef { name: name.clone(), columns, kind };
+        let def = StreamDef {
+            name: name.clone(),
+            columns,
+            kind,
+        };
         match self.index.get(&name) {
             Some(i) => self.streams[*i] = def,
             None => {
@@ -197,7 +256,12 @@ impl Application {
             if std::mem::replace(&mut seen[s], true) {
                 continue;
             }
-            stack.extend(self.pumps.iter().filter(|p| p.source == s).map(|p| p.target));
+            stack.extend(
+                self.pumps
+                    .iter()
+                    .filter(|p| p.source == s)
+                    .map(|p| p.target),
+            );
         }
         false
     }
@@ -208,7 +272,11 @@ impl Application {
         while order.len() < self.pumps.len() {
             for (i, p) in self.pumps.iter().enumerate() {
                 let ready = !done[i]
-                    && self.pumps.iter().enumerate().all(|(j, q)| done[j] || q.target != p.source);
+                    && self
+                        .pumps
+                        .iter()
+                        .enumerate()
+                        .all(|(j, q)| done[j] || q.target != p.source);
                 if ready {
                     done[i] = true;
                     order.push(i);
@@ -234,7 +302,10 @@ impl Application {
     /// Starts collecting the rows written to a stream, for [`Application::take`]. Outputs (and
     /// tests) tap the streams they deliver.
     pub fn tap(&mut self, stream: &str) -> Result<(), EngineError> {
-        let i = *self.index.get(stream).ok_or_else(|| EngineError::UnknownStream(stream.into()))?;
+        let i = *self
+            .index
+            .get(stream)
+            .ok_or_else(|| EngineError::UnknownStream(stream.into()))?;
         self.taps.entry(i).or_default();
         Ok(())
     }
@@ -250,14 +321,26 @@ impl Application {
     /// Inserts a row into an input stream. The clock first advances to `rowtime` (closing the
     /// windows that end by then); a `rowtime` behind the clock is raised to it, since ROWTIME is
     /// processing time and monotonic.
-    pub fn insert(&mut self, stream: &str, rowtime: i64, values: Vec<Value>) -> Result<(), EngineError> {
-        let i = *self.index.get(stream).ok_or_else(|| EngineError::UnknownStream(stream.into()))?;
+    pub fn insert(
+        &mut self,
+        stream: &str,
+        rowtime: i64,
+        values: Vec<Value>,
+    ) -> Result<(), EngineError> {
+        let i = *self
+            .index
+            .get(stream)
+            .ok_or_else(|| EngineError::UnknownStream(stream.into()))?;
         let def = &self.streams[i];
         if def.kind != StreamKind::Input {
             return Err(EngineError::NotAnInput(stream.into()));
         }
         if values.len() != def.columns.len() {
-            return Err(EngineError::Arity { stream: stream.into(), expected: def.columns.len(), actual: values.len() });
+            return Err(EngineError::Arity {
+                stream: stream.into(),
+                expected: def.columns.len(),
+                actual: values.len(),
+            });
         }
         let rowtime = rowtime.max(self.clock);
         self.advance_to(rowtime);
@@ -273,7 +356,13 @@ impl Application {
                 }
             }
         }
-        let mut queue = VecDeque::from([(i, Row { rowtime, values: cast })]);
+        let mut queue = VecDeque::from([(
+            i,
+            Row {
+                rowtime,
+                values: cast,
+            },
+        )]);
         self.drain(&mut queue);
         Ok(())
     }
@@ -304,10 +393,19 @@ impl Application {
         }
     }
 
-    fn route(&mut self, p: usize, out: Vec<Row>, fails: Vec<Failure>, queue: &mut VecDeque<(usize, Row)>) {
+    fn route(
+        &mut self,
+        p: usize,
+        out: Vec<Row>,
+        fails: Vec<Failure>,
+        queue: &mut VecDeque<(usize, Row)>,
+    ) {
         let name = self.pumps[p].name.clone();
         for f in fails {
-            let data = hex(&serde_json::to_vec(&f.data.iter().map(Value::to_json).collect::<Vec<_>>()).unwrap_or_default());
+            let data = hex(&serde_json::to_vec(
+                &f.data.iter().map(Value::to_json).collect::<Vec<_>>(),
+            )
+            .unwrap_or_default());
             self.emit_error(f.error, f.rowtime, data, &name);
         }
         let target = self.pumps[p].target;
@@ -327,10 +425,19 @@ impl Application {
             }
             match failed {
                 Some(e) => {
-                    let data = hex(&serde_json::to_vec(&row.values.iter().map(Value::to_json).collect::<Vec<_>>()).unwrap_or_default());
+                    let data = hex(&serde_json::to_vec(
+                        &row.values.iter().map(Value::to_json).collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default());
                     self.emit_error(e, row.rowtime, data, &name);
                 }
-                None => queue.push_back((target, Row { rowtime: row.rowtime, values })),
+                None => queue.push_back((
+                    target,
+                    Row {
+                        rowtime: row.rowtime,
+                        values,
+                    },
+                )),
             }
         }
     }
@@ -347,7 +454,9 @@ impl Application {
                 }
                 let mut out = Vec::new();
                 let mut fails = Vec::new();
-                self.pumps[p].plan.on_row(&row, self.clock, &mut out, &mut fails);
+                self.pumps[p]
+                    .plan
+                    .on_row(&row, self.clock, &mut out, &mut fails);
                 self.route(p, out, fails, queue);
             }
         }
@@ -378,12 +487,21 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn group_key(keys: &[Value]) -> String {
-    keys.iter().map(Value::key).collect::<Vec<_>>().join("\u{1}")
+    keys.iter()
+        .map(Value::key)
+        .collect::<Vec<_>>()
+        .join("\u{1}")
 }
 
 impl QueryPlan {
     /// Runs one input row through the query.
-    pub(crate) fn on_row(&mut self, row: &Row, clock: i64, out: &mut Vec<Row>, fails: &mut Vec<Failure>) {
+    pub(crate) fn on_row(
+        &mut self,
+        row: &Row,
+        clock: i64,
+        out: &mut Vec<Row>,
+        fails: &mut Vec<Failure>,
+    ) {
         match &mut self.input {
             Input::Stream(_) => self.process(row, clock, out, fails),
             Input::Subquery(inner) => {
@@ -397,7 +515,13 @@ impl QueryPlan {
     }
 
     /// Advances the query's clock, emitting the groups that close by `t`.
-    pub(crate) fn on_advance(&mut self, t: i64, clock: i64, out: &mut Vec<Row>, fails: &mut Vec<Failure>) {
+    pub(crate) fn on_advance(
+        &mut self,
+        t: i64,
+        clock: i64,
+        out: &mut Vec<Row>,
+        fails: &mut Vec<Failure>,
+    ) {
         if let Input::Subquery(inner) = &mut self.input {
             let mut rows = Vec::new();
             inner.on_advance(t, clock, &mut rows, fails);
@@ -411,9 +535,19 @@ impl QueryPlan {
     }
 
     fn process(&mut self, row: &Row, clock: i64, out: &mut Vec<Row>, fails: &mut Vec<Failure>) {
-        let cx = Ctx { row: &row.values, rowtime: row.rowtime, keys: &[], aggs: &[], clock };
+        let cx = Ctx {
+            row: &row.values,
+            rowtime: row.rowtime,
+            keys: &[],
+            aggs: &[],
+            clock,
+        };
         let fail = |error: EvalError, fails: &mut Vec<Failure>| {
-            fails.push(Failure { error, rowtime: row.rowtime, data: row.values.clone() })
+            fails.push(Failure {
+                error,
+                rowtime: row.rowtime,
+                data: row.values.clone(),
+            })
         };
         if let Some(f) = &self.filter {
             match f.test(&cx) {
@@ -423,14 +557,29 @@ impl QueryPlan {
             }
         }
         match &mut self.kind {
-            Kind::Project(items) => match items.iter().map(|e| e.eval(&cx)).collect::<Result<Vec<_>, _>>() {
-                Ok(values) => out.push(Row { rowtime: row.rowtime, values }),
+            Kind::Project(items) => match items
+                .iter()
+                .map(|e| e.eval(&cx))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(values) => out.push(Row {
+                    rowtime: row.rowtime,
+                    values,
+                }),
                 Err(e) => fail(e, fails),
             },
             Kind::Aggregate(agg) => {
                 let computed = (|| -> Result<(Vec<Value>, Vec<Option<Value>>), EvalError> {
-                    let keys = agg.keys.iter().map(|k| k.eval(&cx)).collect::<Result<Vec<_>, _>>()?;
-                    let args = agg.aggs.iter().map(|a| a.arg.as_ref().map(|e| e.eval(&cx)).transpose()).collect::<Result<Vec<_>, _>>()?;
+                    let keys = agg
+                        .keys
+                        .iter()
+                        .map(|k| k.eval(&cx))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let args = agg
+                        .aggs
+                        .iter()
+                        .map(|a| a.arg.as_ref().map(|e| e.eval(&cx)).transpose())
+                        .collect::<Result<Vec<_>, _>>()?;
                     Ok((keys, args))
                 })();
                 let (keys, args) = match computed {
@@ -462,20 +611,35 @@ impl QueryPlan {
                 }
             }
             Kind::Sliding(s) => {
-                let args = match s.aggs.iter().map(|a| a.arg.as_ref().map(|e| e.eval(&cx)).transpose()).collect::<Result<Vec<_>, _>>() {
+                let args = match s
+                    .aggs
+                    .iter()
+                    .map(|a| a.arg.as_ref().map(|e| e.eval(&cx)).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Ok(a) => a,
                     Err(e) => return fail(e, fails),
                 };
                 let mut results = vec![Value::Null; s.aggs.len()];
                 for (w, win) in s.windows.iter_mut().enumerate() {
-                    let keys = match win.partition.iter().map(|k| k.eval(&cx)).collect::<Result<Vec<_>, _>>() {
+                    let keys = match win
+                        .partition
+                        .iter()
+                        .map(|k| k.eval(&cx))
+                        .collect::<Result<Vec<_>, _>>()
+                    {
                         Ok(k) => k,
                         Err(e) => return fail(e, fails),
                     };
-                    let mine: Vec<usize> = (0..s.aggs.len()).filter(|a| s.aggs[*a].window == w).collect();
+                    let mine: Vec<usize> = (0..s.aggs.len())
+                        .filter(|a| s.aggs[*a].window == w)
+                        .collect();
                     let rows = win.rows.entry(group_key(&keys)).or_default();
                     // COUNT(*) has no argument; it stores a non-null marker so it counts the row.
-                    let stored = mine.iter().map(|a| args[*a].clone().unwrap_or(Value::Boolean(true))).collect();
+                    let stored = mine
+                        .iter()
+                        .map(|a| args[*a].clone().unwrap_or(Value::Boolean(true)))
+                        .collect();
                     rows.push_back((row.rowtime, stored));
                     match win.frame {
                         // AWS's worked example (5-second window, rows at t1 and t6) drops a row
@@ -501,9 +665,20 @@ impl QueryPlan {
                         results[*a] = acc.result();
                     }
                 }
-                let cx = Ctx { aggs: &results, ..cx };
-                match s.items.iter().map(|e| e.eval(&cx)).collect::<Result<Vec<_>, _>>() {
-                    Ok(values) => out.push(Row { rowtime: row.rowtime, values }),
+                let cx = Ctx {
+                    aggs: &results,
+                    ..cx
+                };
+                match s
+                    .items
+                    .iter()
+                    .map(|e| e.eval(&cx))
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(values) => out.push(Row {
+                        rowtime: row.rowtime,
+                        values,
+                    }),
                     Err(e) => fail(e, fails),
                 }
             }
@@ -513,25 +688,47 @@ impl QueryPlan {
 
 impl Aggregate {
     fn close(&mut self, t: i64, clock: i64, out: &mut Vec<Row>, fails: &mut Vec<Failure>) {
-        let mut closing: Vec<(String, i64, u64)> =
-            self.groups.iter().filter(|(_, g)| g.end <= t).map(|(k, g)| (k.clone(), g.end, g.seq)).collect();
+        let mut closing: Vec<(String, i64, u64)> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.end <= t)
+            .map(|(k, g)| (k.clone(), g.end, g.seq))
+            .collect();
         closing.sort_by_key(|(_, end, seq)| (*end, *seq));
         for (key, _, _) in closing {
             let g = self.groups.remove(&key).expect("key was just listed");
             let aggs: Vec<Value> = g.accs.iter().map(Acc::result).collect();
-            let cx = Ctx { row: &[], rowtime: g.end, keys: &g.keys, aggs: &aggs, clock };
+            let cx = Ctx {
+                row: &[],
+                rowtime: g.end,
+                keys: &g.keys,
+                aggs: &aggs,
+                clock,
+            };
             let result = (|| -> Result<Option<Vec<Value>>, EvalError> {
                 if let Some(h) = &self.having {
                     if !h.test(&cx)? {
                         return Ok(None);
                     }
                 }
-                Ok(Some(self.items.iter().map(|e| e.eval(&cx)).collect::<Result<Vec<_>, _>>()?))
+                Ok(Some(
+                    self.items
+                        .iter()
+                        .map(|e| e.eval(&cx))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ))
             })();
             match result {
-                Ok(Some(values)) => out.push(Row { rowtime: g.end, values }),
+                Ok(Some(values)) => out.push(Row {
+                    rowtime: g.end,
+                    values,
+                }),
                 Ok(None) => {}
-                Err(error) => fails.push(Failure { error, rowtime: g.end, data: g.keys.clone() }),
+                Err(error) => fails.push(Failure {
+                    error,
+                    rowtime: g.end,
+                    data: g.keys.clone(),
+                }),
             }
         }
     }

@@ -18,7 +18,10 @@ pub enum RecordFormat {
     /// `JSONMappingParameters.RecordRowPath`, such as `$` or `$.Records[0:]`.
     Json { row_path: String },
     /// `CSVMappingParameters`.
-    Csv { column_delimiter: String, row_delimiter: String },
+    Csv {
+        column_delimiter: String,
+        row_delimiter: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +43,14 @@ pub struct InputSchema {
 pub fn parse_sql_type(text: &str) -> Option<SqlType> {
     let q = parser::parse_query(&format!("SELECT STREAM CAST(NULL AS {text}) FROM S")).ok()?;
     match &q.items[0] {
-        crate::ast::SelectItem::Expr { expr: crate::ast::Expr { kind: crate::ast::ExprKind::Cast { ty, .. }, .. }, .. } => Some(ty.clone()),
+        crate::ast::SelectItem::Expr {
+            expr:
+                crate::ast::Expr {
+                    kind: crate::ast::ExprKind::Cast { ty, .. },
+                    ..
+                },
+            ..
+        } => Some(ty.clone()),
         _ => None,
     }
 }
@@ -55,7 +65,9 @@ enum Seg {
 
 fn parse_path(path: &str) -> Result<Vec<Seg>, String> {
     let p = path.trim();
-    let rest = p.strip_prefix('$').ok_or_else(|| format!("JSONPath '{path}' must start with '$'"))?;
+    let rest = p
+        .strip_prefix('$')
+        .ok_or_else(|| format!("JSONPath '{path}' must start with '$'"))?;
     let chars: Vec<char> = rest.chars().collect();
     let mut segs = Vec::new();
     let mut i = 0;
@@ -73,17 +85,32 @@ fn parse_path(path: &str) -> Result<Vec<Seg>, String> {
                 segs.push(Seg::Key(chars[start..i].iter().collect()));
             }
             '[' => {
-                let close = chars[i..].iter().position(|c| *c == ']').ok_or_else(|| format!("Unclosed '[' in JSONPath '{path}'"))? + i;
+                let close = chars[i..]
+                    .iter()
+                    .position(|c| *c == ']')
+                    .ok_or_else(|| format!("Unclosed '[' in JSONPath '{path}'"))?
+                    + i;
                 let inner: String = chars[i + 1..close].iter().collect();
                 let inner = inner.trim();
-                if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')).or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"'))) {
+                if let Some(q) = inner
+                    .strip_prefix('\'')
+                    .and_then(|s| s.strip_suffix('\''))
+                    .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                {
                     segs.push(Seg::Key(q.to_string()));
                 } else if inner == "*" {
                     segs.push(Seg::From(0));
                 } else if let Some(from) = inner.strip_suffix(':') {
-                    segs.push(Seg::From(from.parse().map_err(|_| format!("Bad slice in JSONPath '{path}'"))?));
+                    segs.push(Seg::From(
+                        from.parse()
+                            .map_err(|_| format!("Bad slice in JSONPath '{path}'"))?,
+                    ));
                 } else {
-                    segs.push(Seg::Index(inner.parse().map_err(|_| format!("Bad index in JSONPath '{path}'"))?));
+                    segs.push(Seg::Index(
+                        inner
+                            .parse()
+                            .map_err(|_| format!("Bad index in JSONPath '{path}'"))?,
+                    ));
                 }
                 i = close + 1;
             }
@@ -131,7 +158,9 @@ pub fn coerce_json(v: &Json, ty: &SqlType) -> Result<Value, EvalError> {
         Json::Null => return Ok(Value::Null),
         Json::Bool(b) => {
             if ty.is_datetime() {
-                return Err(EvalError::cast(format!("Cannot convert boolean '{b}' to {ty}")));
+                return Err(EvalError::cast(format!(
+                    "Cannot convert boolean '{b}' to {ty}"
+                )));
             }
             if ty.is_numeric() {
                 Value::Integer(*b as i64)
@@ -154,7 +183,12 @@ pub fn coerce_text(s: &str, ty: &SqlType) -> Result<Value, EvalError> {
     match ty {
         SqlType::Boolean => Ok(Value::Boolean(s.trim().eq_ignore_ascii_case("true"))),
         SqlType::Binary(_) | SqlType::Varbinary(_) => {
-            let hex = s.trim().strip_prefix("X'").or_else(|| s.trim().strip_prefix("x'")).and_then(|h| h.strip_suffix('\'')).unwrap_or(s);
+            let hex = s
+                .trim()
+                .strip_prefix("X'")
+                .or_else(|| s.trim().strip_prefix("x'"))
+                .and_then(|h| h.strip_suffix('\''))
+                .unwrap_or(s);
             Value::Varchar(hex.to_string()).cast(ty)
         }
         _ => Value::Varchar(s.to_string()).cast(ty),
@@ -164,7 +198,11 @@ pub fn coerce_text(s: &str, ty: &SqlType) -> Result<Value, EvalError> {
 impl InputSchema {
     /// The columns of the in-application input stream this schema feeds.
     pub fn stream_columns(&self) -> Vec<Column> {
-        let mut cols: Vec<Column> = self.columns.iter().map(|c| Column::new(c.name.clone(), c.sql_type.clone())).collect();
+        let mut cols: Vec<Column> = self
+            .columns
+            .iter()
+            .map(|c| Column::new(c.name.clone(), c.sql_type.clone()))
+            .collect();
         cols.push(Column::new(APPROXIMATE_ARRIVAL_TIME, SqlType::Timestamp));
         cols
     }
@@ -172,11 +210,13 @@ impl InputSchema {
     /// Maps one record to rows (several when a JSON row path expands an array). An error means
     /// the record goes to `error_stream`.
     pub fn map_record(&self, data: &[u8], arrival_ms: i64) -> Result<Vec<Vec<Value>>, EvalError> {
-        let text = std::str::from_utf8(data).map_err(|_| mapping_error("Record is not valid UTF-8"))?;
+        let text =
+            std::str::from_utf8(data).map_err(|_| mapping_error("Record is not valid UTF-8"))?;
         let mut rows = Vec::new();
         match &self.format {
             RecordFormat::Json { row_path } => {
-                let doc: Json = serde_json::from_str(text).map_err(|e| mapping_error(format!("Unable to parse JSON record: {e}")))?;
+                let doc: Json = serde_json::from_str(text)
+                    .map_err(|e| mapping_error(format!("Unable to parse JSON record: {e}")))?;
                 let row_segs = parse_path(row_path).map_err(mapping_error)?;
                 let mut nodes = Vec::new();
                 select(&doc, &row_segs, &mut nodes);
@@ -205,8 +245,14 @@ impl InputSchema {
                     rows.push(values);
                 }
             }
-            RecordFormat::Csv { column_delimiter, row_delimiter } => {
-                for line in text.split(row_delimiter.as_str()).filter(|l| !l.trim().is_empty()) {
+            RecordFormat::Csv {
+                column_delimiter,
+                row_delimiter,
+            } => {
+                for line in text
+                    .split(row_delimiter.as_str())
+                    .filter(|l| !l.trim().is_empty())
+                {
                     let fields = split_csv(line, column_delimiter);
                     let mut values = Vec::with_capacity(self.columns.len() + 1);
                     for (k, c) in self.columns.iter().enumerate() {
@@ -263,9 +309,35 @@ fn split_csv(line: &str, delim: &str) -> Vec<String> {
 
 /// Words KDA will not take as column names without the `COL_` prefix (`sch-dis.md` lists these).
 const RESERVED_NAMES: &[&str] = &[
-    "TIMESTAMP", "USER", "VALUES", "YEAR", "DATE", "TIME", "ROWTIME", "SELECT", "FROM", "WHERE",
-    "GROUP", "ORDER", "BY", "STREAM", "TABLE", "WINDOW", "COUNT", "MINUTE", "HOUR", "SECOND",
-    "DAY", "MONTH", "CURRENT", "RANGE", "ROWS", "VALUE", "KEY", "LANGUAGE", "POSITION",
+    "TIMESTAMP",
+    "USER",
+    "VALUES",
+    "YEAR",
+    "DATE",
+    "TIME",
+    "ROWTIME",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "ORDER",
+    "BY",
+    "STREAM",
+    "TABLE",
+    "WINDOW",
+    "COUNT",
+    "MINUTE",
+    "HOUR",
+    "SECOND",
+    "DAY",
+    "MONTH",
+    "CURRENT",
+    "RANGE",
+    "ROWS",
+    "VALUE",
+    "KEY",
+    "LANGUAGE",
+    "POSITION",
 ];
 
 /// DiscoverInputSchema's column naming: invalid names get the `COL_` prefix; names that cannot be
@@ -279,7 +351,11 @@ pub fn column_name(raw: &str, position: usize) -> String {
     if valid {
         return raw.to_string();
     }
-    let cleaned: String = raw.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(96).collect();
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(96)
+        .collect();
     if cleaned.is_empty() {
         format!("COL_{position}")
     } else {
@@ -325,7 +401,11 @@ impl<'de> serde::Deserialize<'de> for Ordered {
                 Ok(Ordered::Leaf(Json::from(u)))
             }
             fn visit_f64<E>(self, f: f64) -> Result<Ordered, E> {
-                Ok(Ordered::Leaf(serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)))
+                Ok(Ordered::Leaf(
+                    serde_json::Number::from_f64(f)
+                        .map(Json::Number)
+                        .unwrap_or(Json::Null),
+                ))
             }
             fn visit_str<E>(self, s: &str) -> Result<Ordered, E> {
                 Ok(Ordered::Leaf(Json::String(s.to_string())))
@@ -336,7 +416,10 @@ impl<'de> serde::Deserialize<'de> for Ordered {
             fn visit_none<E>(self) -> Result<Ordered, E> {
                 Ok(Ordered::Leaf(Json::Null))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Ordered, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Ordered, A::Error> {
                 // Arrays are leaves for discovery; keep them as plain JSON.
                 let mut items = Vec::new();
                 while let Some(v) = seq.next_element::<Json>()? {
@@ -344,7 +427,10 @@ impl<'de> serde::Deserialize<'de> for Ordered {
                 }
                 Ok(Ordered::Leaf(Json::Array(items)))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Ordered, A::Error> {
                 let mut fields = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, Ordered>()? {
                     fields.push((k, v));
@@ -426,7 +512,11 @@ pub fn discover(samples: &[&[u8]]) -> Result<InputSchema, DiscoveryError> {
     }
     let docs: Option<Vec<Ordered>> = samples
         .iter()
-        .map(|s| serde_json::from_slice::<Ordered>(s).ok().filter(|j| matches!(j, Ordered::Object(_))))
+        .map(|s| {
+            serde_json::from_slice::<Ordered>(s)
+                .ok()
+                .filter(|j| matches!(j, Ordered::Object(_)))
+        })
         .collect();
     if let Some(docs) = docs {
         let mut fields: Vec<(Vec<String>, Vec<Seen>)> = Vec::new();
@@ -459,12 +549,25 @@ pub fn discover(samples: &[&[u8]]) -> Result<InputSchema, DiscoveryError> {
                         format!("{acc}['{k}']")
                     }
                 });
-                RecordColumn { name: column_name(path.last().map(String::as_str).unwrap_or(""), n + 1), mapping: Some(mapping), sql_type: widen(types) }
+                RecordColumn {
+                    name: column_name(path.last().map(String::as_str).unwrap_or(""), n + 1),
+                    mapping: Some(mapping),
+                    sql_type: widen(types),
+                }
             })
             .collect();
-        return Ok(InputSchema { format: RecordFormat::Json { row_path: "$".into() }, columns });
+        return Ok(InputSchema {
+            format: RecordFormat::Json {
+                row_path: "$".into(),
+            },
+            columns,
+        });
     }
-    let texts: Vec<&str> = samples.iter().map(|s| std::str::from_utf8(s)).collect::<Result<_, _>>().map_err(|_| DiscoveryError::UnknownFormat)?;
+    let texts: Vec<&str> = samples
+        .iter()
+        .map(|s| std::str::from_utf8(s))
+        .collect::<Result<_, _>>()
+        .map_err(|_| DiscoveryError::UnknownFormat)?;
     let mut cols: Vec<Vec<Seen>> = Vec::new();
     for t in &texts {
         for line in t.lines().filter(|l| !l.trim().is_empty()) {
@@ -476,7 +579,12 @@ pub fn discover(samples: &[&[u8]]) -> Result<InputSchema, DiscoveryError> {
                     Json::Null
                 } else if let Ok(i) = f.trim().parse::<i64>() {
                     Json::from(i)
-                } else if let Some(n) = f.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                } else if let Some(n) = f
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                {
                     Json::Number(n)
                 } else {
                     Json::String(f.clone())
@@ -491,9 +599,19 @@ pub fn discover(samples: &[&[u8]]) -> Result<InputSchema, DiscoveryError> {
     let columns = cols
         .iter()
         .enumerate()
-        .map(|(k, types)| RecordColumn { name: format!("COL{}", k + 1), mapping: None, sql_type: widen(types) })
+        .map(|(k, types)| RecordColumn {
+            name: format!("COL{}", k + 1),
+            mapping: None,
+            sql_type: widen(types),
+        })
         .collect();
-    Ok(InputSchema { format: RecordFormat::Csv { column_delimiter: ",".into(), row_delimiter: "\n".into() }, columns })
+    Ok(InputSchema {
+        format: RecordFormat::Csv {
+            column_delimiter: ",".into(),
+            row_delimiter: "\n".into(),
+        },
+        columns,
+    })
 }
 
 /// `DestinationSchema.RecordFormatType`.
@@ -540,13 +658,19 @@ mod tests {
     use super::*;
 
     fn col(name: &str, mapping: &str, ty: SqlType) -> RecordColumn {
-        RecordColumn { name: name.into(), mapping: Some(mapping.into()), sql_type: ty }
+        RecordColumn {
+            name: name.into(),
+            mapping: Some(mapping.into()),
+            sql_type: ty,
+        }
     }
 
     #[test]
     fn json_records_map_through_jsonpath_with_kda_coercions() {
         let schema = InputSchema {
-            format: RecordFormat::Json { row_path: "$".into() },
+            format: RecordFormat::Json {
+                row_path: "$".into(),
+            },
             columns: vec![
                 col("TICKER", "$.TICKER", SqlType::Varchar(4)),
                 col("PRICE", "$.PRICE", SqlType::Real),
@@ -576,10 +700,17 @@ mod tests {
     #[test]
     fn a_row_path_over_an_array_yields_a_row_per_element() {
         let schema = InputSchema {
-            format: RecordFormat::Json { row_path: "$.Records[0:]".into() },
-            columns: vec![col("T", "$.Records[0:].t", SqlType::Varchar(8)), col("N", "$.Records[0:].n", SqlType::Integer)],
+            format: RecordFormat::Json {
+                row_path: "$.Records[0:]".into(),
+            },
+            columns: vec![
+                col("T", "$.Records[0:].t", SqlType::Varchar(8)),
+                col("N", "$.Records[0:].n", SqlType::Integer),
+            ],
         };
-        let rows = schema.map_record(br#"{"Records":[{"t":"a","n":1},{"t":"b","n":2}]}"#, 0).unwrap();
+        let rows = schema
+            .map_record(br#"{"Records":[{"t":"a","n":1},{"t":"b","n":2}]}"#, 0)
+            .unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1][0], Value::Varchar("b".into()));
     }
@@ -593,12 +724,25 @@ mod tests {
     #[test]
     fn csv_columns_map_by_position_with_quotes_and_custom_delimiters() {
         let schema = InputSchema {
-            format: RecordFormat::Csv { column_delimiter: "|".into(), row_delimiter: "\n".into() },
-            columns: vec![col("A", "", SqlType::Varchar(8)), col("B", "", SqlType::Integer), col("C", "", SqlType::Double)],
+            format: RecordFormat::Csv {
+                column_delimiter: "|".into(),
+                row_delimiter: "\n".into(),
+            },
+            columns: vec![
+                col("A", "", SqlType::Varchar(8)),
+                col("B", "", SqlType::Integer),
+                col("C", "", SqlType::Double),
+            ],
         };
         let rows = schema.map_record(b"\"x|y\"|2\nz|\n", 0).unwrap();
-        assert_eq!(rows[0][..3], [Value::Varchar("x|y".into()), Value::Integer(2), Value::Null]);
-        assert_eq!(rows[1][..3], [Value::Varchar("z".into()), Value::Null, Value::Null]);
+        assert_eq!(
+            rows[0][..3],
+            [Value::Varchar("x|y".into()), Value::Integer(2), Value::Null]
+        );
+        assert_eq!(
+            rows[1][..3],
+            [Value::Varchar("z".into()), Value::Null, Value::Null]
+        );
     }
 
     #[test]
@@ -608,12 +752,25 @@ mod tests {
             br#"{"TICKER_SYMBOL":"TGT","SECTOR":"RETAIL","CHANGE":1,"PRICE":50.1}"#,
         ];
         let schema = discover(&samples).unwrap();
-        let got: Vec<(String, String, SqlType)> =
-            schema.columns.iter().map(|c| (c.name.clone(), c.mapping.clone().unwrap(), c.sql_type.clone())).collect();
+        let got: Vec<(String, String, SqlType)> = schema
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.mapping.clone().unwrap(),
+                    c.sql_type.clone(),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
             vec![
-                ("TICKER_SYMBOL".into(), "$.TICKER_SYMBOL".into(), SqlType::Varchar(4)),
+                (
+                    "TICKER_SYMBOL".into(),
+                    "$.TICKER_SYMBOL".into(),
+                    SqlType::Varchar(4)
+                ),
                 ("SECTOR".into(), "$.SECTOR".into(), SqlType::Varchar(16)),
                 ("CHANGE".into(), "$.CHANGE".into(), SqlType::Real),
                 ("PRICE".into(), "$.PRICE".into(), SqlType::Real),
@@ -632,23 +789,42 @@ mod tests {
 
     #[test]
     fn discovery_reads_non_json_samples_as_csv() {
-        let schema = discover(&[b"AMZN,84.5,2017-05-01 11:00:00", b"TGT,50,2017-05-01 11:00:01"]).unwrap();
+        let schema = discover(&[
+            b"AMZN,84.5,2017-05-01 11:00:00",
+            b"TGT,50,2017-05-01 11:00:01",
+        ])
+        .unwrap();
         let types: Vec<SqlType> = schema.columns.iter().map(|c| c.sql_type.clone()).collect();
-        assert_eq!(types, vec![SqlType::Varchar(4), SqlType::Real, SqlType::Timestamp]);
+        assert_eq!(
+            types,
+            vec![SqlType::Varchar(4), SqlType::Real, SqlType::Timestamp]
+        );
     }
 
     #[test]
     fn rows_serialise_to_json_objects_and_quoted_csv() {
-        let cols = vec![Column::new("T", SqlType::Varchar(8)), Column::new("P", SqlType::Double)];
-        let row = Row { rowtime: 0, values: vec![Value::Varchar("a,b".into()), Value::Double(2.0)] };
-        assert_eq!(serialize(&cols, &row, OutputFormat::Json), b"{\"T\":\"a,b\",\"P\":2.0}\n");
+        let cols = vec![
+            Column::new("T", SqlType::Varchar(8)),
+            Column::new("P", SqlType::Double),
+        ];
+        let row = Row {
+            rowtime: 0,
+            values: vec![Value::Varchar("a,b".into()), Value::Double(2.0)],
+        };
+        assert_eq!(
+            serialize(&cols, &row, OutputFormat::Json),
+            b"{\"T\":\"a,b\",\"P\":2.0}\n"
+        );
         assert_eq!(serialize(&cols, &row, OutputFormat::Csv), b"\"a,b\",2.0\n");
     }
 
     #[test]
     fn api_sql_type_strings_parse() {
         assert_eq!(parse_sql_type("VARCHAR(4)"), Some(SqlType::Varchar(4)));
-        assert_eq!(parse_sql_type("DECIMAL(10, 2)"), Some(SqlType::Decimal(10, 2)));
+        assert_eq!(
+            parse_sql_type("DECIMAL(10, 2)"),
+            Some(SqlType::Decimal(10, 2))
+        );
         assert_eq!(parse_sql_type("nonsense"), None);
     }
 }

@@ -109,29 +109,34 @@ pub fn lookup(name: &str) -> Option<Func> {
     })
 }
 
-/// Checks argument types and returns the result type, or the expected signature for the
-/// message `No match found for function signature F(<...>)`.
-pub fn signature(f: Func, args: &[SqlType]) -> Result<SqlType, ()> {
+/// Checks argument types and returns the result type; `None` means the caller reports
+/// `No match found for function signature F(<...>)`.
+pub fn signature(f: Func, args: &[SqlType]) -> Option<SqlType> {
     use Param::*;
-    let check = |params: &[Param]| params.len() == args.len() && params.iter().zip(args).all(|(p, t)| p.accepts(t));
+    let check = |params: &[Param]| {
+        params.len() == args.len() && params.iter().zip(args).all(|(p, t)| p.accepts(t))
+    };
     let first = args.first().cloned().unwrap_or(SqlType::Null);
     let str_len = match &first {
         SqlType::Char(n) | SqlType::Varchar(n) => *n,
         _ => 65_535,
     };
-    let ok = |b: bool, t: SqlType| if b { Ok(t) } else { Err(()) };
+    let ok = |b: bool, t: SqlType| b.then_some(t);
     match f {
         Func::Abs => ok(check(&[Numeric]), first),
         Func::Upper | Func::Lower | Func::Initcap => ok(check(&[Str]), SqlType::Varchar(str_len)),
         Func::CharLength => ok(check(&[Str]), SqlType::Integer),
         Func::Coalesce => {
             if args.is_empty() || !args.iter().all(|a| a.comparable(&first)) {
-                return Err(());
+                return None;
             }
-            Ok(args.iter().fold(SqlType::Null, |acc, t| acc.unify(t)))
+            Some(args.iter().fold(SqlType::Null, |acc, t| acc.unify(t)))
         }
         Func::NullIf => ok(args.len() == 2 && args[0].comparable(&args[1]), first),
-        Func::Mod => ok(check(&[Exact, Exact]), args.get(1).cloned().unwrap_or(SqlType::Integer)),
+        Func::Mod => ok(
+            check(&[Exact, Exact]),
+            args.get(1).cloned().unwrap_or(SqlType::Integer),
+        ),
         Func::Power => ok(check(&[Numeric, Numeric]), SqlType::Double),
         Func::Sqrt | Func::Ln | Func::Log10 | Func::Exp => ok(check(&[Numeric]), SqlType::Double),
         Func::Round => ok(check(&[Numeric]) || check(&[Numeric, Exact]), first),
@@ -143,10 +148,14 @@ pub fn signature(f: Func, args: &[SqlType]) -> Result<SqlType, ()> {
         Func::TimestampToChar => ok(check(&[Str, Timestamp]), SqlType::Varchar(256)),
         Func::DateToChar => ok(check(&[Str, Date]), SqlType::Varchar(256)),
         Func::TimeToChar => ok(check(&[Str, Time]), SqlType::Varchar(256)),
-        Func::CurrentRowTimestamp | Func::CurrentTimestamp => ok(args.is_empty(), SqlType::Timestamp),
+        Func::CurrentRowTimestamp | Func::CurrentTimestamp => {
+            ok(args.is_empty(), SqlType::Timestamp)
+        }
         Func::CurrentDate => ok(args.is_empty(), SqlType::Date),
         Func::RegexReplace => ok(
-            check(&[Str, Str, Str]) || check(&[Str, Str, Str, Exact]) || check(&[Str, Str, Str, Exact, Exact]),
+            check(&[Str, Str, Str])
+                || check(&[Str, Str, Str, Exact])
+                || check(&[Str, Str, Str, Exact, Exact]),
             SqlType::Varchar(65_535),
         ),
     }
@@ -173,11 +182,23 @@ pub fn describe_args(args: &[SqlType]) -> String {
 pub fn call(f: Func, args: Vec<Value>, clock: i64) -> Result<Value, EvalError> {
     // COALESCE and NULLIF look at NULLs; every other function returns NULL for a NULL argument.
     match f {
-        Func::Coalesce => return Ok(args.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null)),
+        Func::Coalesce => {
+            return Ok(args
+                .into_iter()
+                .find(|v| !v.is_null())
+                .unwrap_or(Value::Null))
+        }
         Func::NullIf => {
             let mut it = args.into_iter();
-            let (a, b) = (it.next().unwrap_or(Value::Null), it.next().unwrap_or(Value::Null));
-            return Ok(if a.sql_cmp(&b) == Some(std::cmp::Ordering::Equal) { Value::Null } else { a });
+            let (a, b) = (
+                it.next().unwrap_or(Value::Null),
+                it.next().unwrap_or(Value::Null),
+            );
+            return Ok(if a.sql_cmp(&b) == Some(std::cmp::Ordering::Equal) {
+                Value::Null
+            } else {
+                a
+            });
         }
         Func::CurrentRowTimestamp | Func::CurrentTimestamp => return Ok(Value::Timestamp(clock)),
         Func::CurrentDate => return Ok(Value::Date(clock.div_euclid(time::MS_DAY))),
@@ -201,12 +222,18 @@ pub fn call(f: Func, args: Vec<Value>, clock: i64) -> Result<Value, EvalError> {
         if d.is_finite() {
             Ok(Value::Double(d))
         } else {
-            Err(EvalError::new("Invalid_Argument", format!("Invalid argument for {f:?}: result is not a number")))
+            Err(EvalError::new(
+                "Invalid_Argument",
+                format!("Invalid argument for {f:?}: result is not a number"),
+            ))
         }
     };
     Ok(match f {
         Func::Abs => match &args[0] {
-            Value::Integer(i) => Value::Integer(i.checked_abs().ok_or_else(|| EvalError::overflow("ABS overflow"))?),
+            Value::Integer(i) => Value::Integer(
+                i.checked_abs()
+                    .ok_or_else(|| EvalError::overflow("ABS overflow"))?,
+            ),
             _ => Value::Double(num(0).abs()),
         },
         Func::Upper => Value::Varchar(s(0).to_uppercase()),
@@ -275,14 +302,28 @@ pub fn call(f: Func, args: Vec<Value>, clock: i64) -> Result<Value, EvalError> {
                 _ => Value::Time(ms.rem_euclid(time::MS_DAY)),
             }
         }
-        Func::TimestampToChar | Func::DateToChar | Func::TimeToChar => Value::Varchar(time::format_java(ts(1), &s(0))),
+        Func::TimestampToChar | Func::DateToChar | Func::TimeToChar => {
+            Value::Varchar(time::format_java(ts(1), &s(0)))
+        }
         Func::RegexReplace => {
             let (text, pattern, replacement) = (s(0), s(1), s(2));
-            let start = if args.len() > 3 { int(3).max(1) as usize } else { 1 };
+            let start = if args.len() > 3 {
+                int(3).max(1) as usize
+            } else {
+                1
+            };
             let occurrence = if args.len() > 4 { int(4) } else { 0 };
-            let re = regex_lite::Regex::new(&pattern)
-                .map_err(|e| EvalError::new("Invalid_Argument", format!("Invalid regular expression '{pattern}': {e}")))?;
-            let split = text.char_indices().nth(start - 1).map(|(i, _)| i).unwrap_or(text.len());
+            let re = regex_lite::Regex::new(&pattern).map_err(|e| {
+                EvalError::new(
+                    "Invalid_Argument",
+                    format!("Invalid regular expression '{pattern}': {e}"),
+                )
+            })?;
+            let split = text
+                .char_indices()
+                .nth(start - 1)
+                .map(|(i, _)| i)
+                .unwrap_or(text.len());
             let (head, tail) = text.split_at(split);
             // Java's replacement syntax uses $1 for groups, which regex-lite shares.
             let replaced = if occurrence == 0 {
@@ -304,7 +345,11 @@ pub fn call(f: Func, args: Vec<Value>, clock: i64) -> Result<Value, EvalError> {
             };
             Value::Varchar(format!("{head}{replaced}"))
         }
-        Func::Coalesce | Func::NullIf | Func::CurrentRowTimestamp | Func::CurrentTimestamp | Func::CurrentDate => {
+        Func::Coalesce
+        | Func::NullIf
+        | Func::CurrentRowTimestamp
+        | Func::CurrentTimestamp
+        | Func::CurrentDate => {
             unreachable!("handled before the NULL check")
         }
     })
@@ -352,10 +397,13 @@ impl AggFunc {
             (AggFunc::Sum, Some(t)) if t.is_exact() => Some(SqlType::BigInt),
             // Calcite keeps the argument type for AVG, so AVG of an INTEGER column truncates.
             (AggFunc::Sum | AggFunc::Avg, Some(t)) if t.is_numeric() => Some(t.clone()),
-            (AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp, Some(t)) if t.is_numeric() => {
-                Some(SqlType::Double)
+            (
+                AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp,
+                Some(t),
+            ) if t.is_numeric() => Some(SqlType::Double),
+            (AggFunc::Min | AggFunc::Max | AggFunc::FirstValue | AggFunc::LastValue, Some(t)) => {
+                Some(t.clone())
             }
-            (AggFunc::Min | AggFunc::Max | AggFunc::FirstValue | AggFunc::LastValue, Some(t)) => Some(t.clone()),
             _ => None,
         }
     }
@@ -375,7 +423,15 @@ pub struct Acc {
 
 impl Acc {
     pub fn new(func: AggFunc) -> Self {
-        Acc { func, count: 0, int_sum: 0, sum: 0.0, sum_sq: 0.0, all_int: true, value: None }
+        Acc {
+            func,
+            count: 0,
+            int_sum: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            all_int: true,
+            value: None,
+        }
     }
 
     /// Adds one row. `v` is `None` for `COUNT(*)`; NULL values are skipped, as SQL requires.
@@ -391,9 +447,17 @@ impl Acc {
         self.count += 1;
         match self.func {
             AggFunc::Count => {}
-            AggFunc::Sum | AggFunc::Avg | AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp => {
+            AggFunc::Sum
+            | AggFunc::Avg
+            | AggFunc::StddevPop
+            | AggFunc::StddevSamp
+            | AggFunc::VarPop
+            | AggFunc::VarSamp => {
                 if let Value::Integer(i) = v {
-                    self.int_sum = self.int_sum.checked_add(*i).ok_or_else(|| EvalError::overflow("SUM overflow"))?;
+                    self.int_sum = self
+                        .int_sum
+                        .checked_add(*i)
+                        .ok_or_else(|| EvalError::overflow("SUM overflow"))?;
                 } else {
                     self.all_int = false;
                 }
@@ -402,12 +466,20 @@ impl Acc {
                 self.sum_sq += d * d;
             }
             AggFunc::Min => {
-                if self.value.as_ref().is_none_or(|m| v.sql_cmp(m) == Some(std::cmp::Ordering::Less)) {
+                if self
+                    .value
+                    .as_ref()
+                    .is_none_or(|m| v.sql_cmp(m) == Some(std::cmp::Ordering::Less))
+                {
                     self.value = Some(v.clone());
                 }
             }
             AggFunc::Max => {
-                if self.value.as_ref().is_none_or(|m| v.sql_cmp(m) == Some(std::cmp::Ordering::Greater)) {
+                if self
+                    .value
+                    .as_ref()
+                    .is_none_or(|m| v.sql_cmp(m) == Some(std::cmp::Ordering::Greater))
+                {
                     self.value = Some(v.clone());
                 }
             }
@@ -439,8 +511,12 @@ impl Acc {
             AggFunc::Avg => Value::Double(self.sum / n),
             AggFunc::VarPop => var(false).map(Value::Double).unwrap_or(Value::Null),
             AggFunc::VarSamp => var(true).map(Value::Double).unwrap_or(Value::Null),
-            AggFunc::StddevPop => var(false).map(|v| Value::Double(v.sqrt())).unwrap_or(Value::Null),
-            AggFunc::StddevSamp => var(true).map(|v| Value::Double(v.sqrt())).unwrap_or(Value::Null),
+            AggFunc::StddevPop => var(false)
+                .map(|v| Value::Double(v.sqrt()))
+                .unwrap_or(Value::Null),
+            AggFunc::StddevSamp => var(true)
+                .map(|v| Value::Double(v.sqrt()))
+                .unwrap_or(Value::Null),
             AggFunc::Min | AggFunc::Max | AggFunc::FirstValue | AggFunc::LastValue => {
                 self.value.clone().unwrap_or(Value::Null)
             }
@@ -459,7 +535,10 @@ mod tests {
             a.extend(extra.iter().map(|i| Value::Integer(*i)));
             call(Func::RegexReplace, a, 0).unwrap()
         };
-        assert_eq!(v(&["http://a http://b", "http://", "https://"], &[]), Value::Varchar("https://a https://b".into()));
+        assert_eq!(
+            v(&["http://a http://b", "http://", "https://"], &[]),
+            Value::Varchar("https://a https://b".into())
+        );
         assert_eq!(v(&["aaa", "a", "b"], &[1, 2]), Value::Varchar("aba".into()));
         assert_eq!(v(&["aaa", "a", "b"], &[2, 0]), Value::Varchar("abb".into()));
     }
@@ -478,7 +557,12 @@ mod tests {
 
     #[test]
     fn initcap_capitalises_each_word() {
-        let v = call(Func::Initcap, vec![Value::Varchar("hello wORLD-x".into())], 0).unwrap();
+        let v = call(
+            Func::Initcap,
+            vec![Value::Varchar("hello wORLD-x".into())],
+            0,
+        )
+        .unwrap();
         assert_eq!(v, Value::Varchar("Hello World-X".into()));
     }
 }

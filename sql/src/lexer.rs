@@ -6,7 +6,10 @@ use crate::error::{Pos, Span, SqlError};
 pub enum Tok {
     /// An identifier. Unquoted identifiers are upper-cased here, as standard SQL and KDA do;
     /// quoted ones keep their case, which is why they must match exactly later.
-    Ident { name: String, quoted: bool },
+    Ident {
+        name: String,
+        quoted: bool,
+    },
     Number(String),
     Str(String),
     /// `X'0A1B'`.
@@ -144,7 +147,9 @@ pub fn lex(src: &str) -> Result<Vec<Token>, SqlError> {
             } else {
                 Tok::Str(s)
             }
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let mut s = String::new();
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
                 s.push(chars[i]);
@@ -171,12 +176,17 @@ pub fn lex(src: &str) -> Result<Vec<Token>, SqlError> {
             Tok::Number(s)
         } else if c.is_alphabetic() || c == '_' || c == '$' {
             let mut s = String::new();
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
                 s.push(chars[i]);
                 last = Pos::new(line, col);
                 bump!();
             }
-            Tok::Ident { name: s.to_uppercase(), quoted: false }
+            Tok::Ident {
+                name: s.to_uppercase(),
+                quoted: false,
+            }
         } else {
             let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
             match SYMBOLS.iter().find(|s| rest.starts_with(**s)) {
@@ -198,10 +208,16 @@ pub fn lex(src: &str) -> Result<Vec<Token>, SqlError> {
                 }
             }
         };
-        out.push(Token { tok, span: Span::new(start, last) });
+        out.push(Token {
+            tok,
+            span: Span::new(start, last),
+        });
     }
     let end = Pos::new(line, col);
-    out.push(Token { tok: Tok::Eof, span: Span::new(end, end) });
+    out.push(Token {
+        tok: Tok::Eof,
+        span: Span::new(end, end),
+    });
     Ok(out)
 }
 
@@ -222,8 +238,20 @@ mod tests {
     #[test]
     fn unquoted_identifiers_are_upper_cased_and_quoted_ones_keep_their_case() {
         let toks = lex("select \"Mixed\" from x").unwrap();
-        assert_eq!(toks[0].tok, Tok::Ident { name: "SELECT".into(), quoted: false });
-        assert_eq!(toks[1].tok, Tok::Ident { name: "Mixed".into(), quoted: true });
+        assert_eq!(
+            toks[0].tok,
+            Tok::Ident {
+                name: "SELECT".into(),
+                quoted: false
+            }
+        );
+        assert_eq!(
+            toks[1].tok,
+            Tok::Ident {
+                name: "Mixed".into(),
+                quoted: true
+            }
+        );
     }
 
     #[test]

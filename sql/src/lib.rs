@@ -14,9 +14,9 @@ pub mod eval;
 pub mod exec;
 pub mod format;
 pub mod functions;
-pub mod plan;
 pub mod lexer;
 pub mod parser;
+pub mod plan;
 pub mod time;
 pub mod value;
 

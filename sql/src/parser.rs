@@ -14,15 +14,65 @@ use crate::value::{SqlType, Value};
 
 /// Words that end an expression or select item, so they are never read as an implicit alias.
 const RESERVED: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "WINDOWED", "ORDER", "UNION", "AS",
-    "ON", "JOIN", "LEFT", "RIGHT", "INNER", "OUTER", "FULL", "CROSS", "AND", "OR", "NOT", "OVER",
-    "BY", "PARTITION", "RANGE", "ROWS", "WHEN", "THEN", "ELSE", "END", "CASE", "IS", "IN", "LIKE",
-    "SIMILAR", "BETWEEN", "ESCAPE", "PRECEDING", "INSERT", "INTO", "CREATE", "STREAM", "PUMP",
-    "DISTINCT", "ALL", "NULL", "TRUE", "FALSE", "INTERVAL", "CAST", "TO", "FOR",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "WINDOW",
+    "WINDOWED",
+    "ORDER",
+    "UNION",
+    "AS",
+    "ON",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "INNER",
+    "OUTER",
+    "FULL",
+    "CROSS",
+    "AND",
+    "OR",
+    "NOT",
+    "OVER",
+    "BY",
+    "PARTITION",
+    "RANGE",
+    "ROWS",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "CASE",
+    "IS",
+    "IN",
+    "LIKE",
+    "SIMILAR",
+    "BETWEEN",
+    "ESCAPE",
+    "PRECEDING",
+    "INSERT",
+    "INTO",
+    "CREATE",
+    "STREAM",
+    "PUMP",
+    "DISTINCT",
+    "ALL",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "INTERVAL",
+    "CAST",
+    "TO",
+    "FOR",
 ];
 
 pub fn parse(src: &str) -> Result<Vec<Statement>, SqlError> {
-    let mut p = Parser { toks: lex(src)?, i: 0 };
+    let mut p = Parser {
+        toks: lex(src)?,
+        i: 0,
+    };
     let mut out = Vec::new();
     loop {
         while p.eat_sym(";") {}
@@ -39,7 +89,10 @@ pub fn parse(src: &str) -> Result<Vec<Statement>, SqlError> {
 
 /// Parses a single `SELECT` (used by tests and by the API's query validation).
 pub fn parse_query(src: &str) -> Result<Query, SqlError> {
-    let mut p = Parser { toks: lex(src)?, i: 0 };
+    let mut p = Parser {
+        toks: lex(src)?,
+        i: 0,
+    };
     let q = p.query()?;
     p.eat_sym(";");
     if p.peek().tok != Tok::Eof {
@@ -163,7 +216,11 @@ impl Parser {
             if self.eat_kw("DESCRIPTION") {
                 self.string_literal()?;
             }
-            Ok(Statement::CreateStream { name, columns, span: start.to(self.prev_span()) })
+            Ok(Statement::CreateStream {
+                name,
+                columns,
+                span: start.to(self.prev_span()),
+            })
         } else if self.eat_kw("PUMP") {
             let name = self.ident()?;
             self.expect_kw("AS")?;
@@ -181,8 +238,14 @@ impl Parser {
             } else {
                 None
             };
-            let query = self.query()?;
-            Ok(Statement::CreatePump { name, target, columns, query, span: start.to(self.prev_span()) })
+            let query = Box::new(self.query()?);
+            Ok(Statement::CreatePump {
+                name,
+                target,
+                columns,
+                query,
+                span: start.to(self.prev_span()),
+            })
         } else {
             Err(self.unexpected(&["\"STREAM\"", "\"PUMP\""]))
         }
@@ -202,7 +265,9 @@ impl Parser {
         match self.peek().tok.clone() {
             Tok::Number(n) if n.bytes().all(|b| b.is_ascii_digit()) => {
                 let span = self.next().span;
-                n.parse().map_err(|_| SqlError::syntax(span, format!("Numeric literal '{n}' out of range")))
+                n.parse().map_err(|_| {
+                    SqlError::syntax(span, format!("Numeric literal '{n}' out of range"))
+                })
             }
             _ => Err(self.unexpected(&["<UNSIGNED_INTEGER_LITERAL>"])),
         }
@@ -210,7 +275,10 @@ impl Parser {
 
     fn data_type(&mut self) -> Result<SqlType, SqlError> {
         let word = match &self.peek().tok {
-            Tok::Ident { name, quoted: false } => name.clone(),
+            Tok::Ident {
+                name,
+                quoted: false,
+            } => name.clone(),
             _ => return Err(self.unexpected(&["<DATA_TYPE>"])),
         };
         let span = self.next().span;
@@ -262,7 +330,10 @@ impl Parser {
                 SqlType::Timestamp
             }
             other => {
-                return Err(SqlError::unknown(span, format!("Unknown datatype name '{other}'")));
+                return Err(SqlError::unknown(
+                    span,
+                    format!("Unknown datatype name '{other}'"),
+                ));
             }
         })
     }
@@ -279,8 +350,12 @@ impl Parser {
             items.push(self.select_item()?);
         }
         self.expect_kw("FROM")?;
-        let from = self.from_item()?;
-        let filter = if self.eat_kw("WHERE") { Some(self.expr()?) } else { None };
+        let from = self.table_ref()?;
+        let filter = if self.eat_kw("WHERE") {
+            Some(self.expr()?)
+        } else {
+            None
+        };
         let mut group_by = Vec::new();
         let mut stagger = None;
         if self.eat_kw("GROUP") {
@@ -303,9 +378,17 @@ impl Parser {
             self.expect_kw("RANGE")?;
             let range_ms = self.interval_literal()?.0;
             self.expect_sym(")")?;
-            stagger = Some(Stagger { partition, range_ms, span: s.to(self.prev_span()) });
+            stagger = Some(Stagger {
+                partition,
+                range_ms,
+                span: s.to(self.prev_span()),
+            });
         }
-        let having = if self.eat_kw("HAVING") { Some(self.expr()?) } else { None };
+        let having = if self.eat_kw("HAVING") {
+            Some(self.expr()?)
+        } else {
+            None
+        };
         let mut windows = Vec::new();
         if self.eat_kw("WINDOW") {
             loop {
@@ -353,7 +436,10 @@ impl Parser {
     fn select_item(&mut self) -> Result<SelectItem, SqlError> {
         if self.peek().tok == Tok::Sym("*") {
             let span = self.next().span;
-            return Ok(SelectItem::Star { qualifier: None, span });
+            return Ok(SelectItem::Star {
+                qualifier: None,
+                span,
+            });
         }
         if matches!(self.peek().tok, Tok::Ident { .. })
             && self.peek_at(1).tok == Tok::Sym(".")
@@ -362,7 +448,10 @@ impl Parser {
             let q = self.ident()?;
             self.next();
             let span = q.span.to(self.next().span);
-            return Ok(SelectItem::Star { qualifier: Some(q), span });
+            return Ok(SelectItem::Star {
+                qualifier: Some(q),
+                span,
+            });
         }
         let expr = self.expr()?;
         let alias = self.alias()?;
@@ -381,14 +470,18 @@ impl Parser {
         }
     }
 
-    fn from_item(&mut self) -> Result<FromItem, SqlError> {
+    fn table_ref(&mut self) -> Result<FromItem, SqlError> {
         if self.peek().tok == Tok::Sym("(") {
             let start = self.next().span;
             let query = self.query()?;
             self.expect_sym(")")?;
             let span = start.to(self.prev_span());
             let alias = self.alias()?;
-            return Ok(FromItem::Subquery { query: Box::new(query), alias, span });
+            return Ok(FromItem::Subquery {
+                query: Box::new(query),
+                alias,
+                span,
+            });
         }
         let name = self.ident()?;
         let alias = self.alias()?;
@@ -417,7 +510,11 @@ impl Parser {
             return Err(self.unexpected(&["\"RANGE\"", "\"ROWS\""]));
         };
         self.expect_sym(")")?;
-        Ok(WindowSpec { partition, frame, span: start.to(self.prev_span()) })
+        Ok(WindowSpec {
+            partition,
+            frame,
+            span: start.to(self.prev_span()),
+        })
     }
 
     /// `INTERVAL '60' SECOND`, `INTERVAL '1' MINUTE`, `INTERVAL '1:30' MINUTE TO SECOND`.
@@ -427,7 +524,10 @@ impl Parser {
         let text = self.string_literal()?;
         let unit_tok = self.peek().clone();
         let unit = match &unit_tok.tok {
-            Tok::Ident { name, quoted: false } => Unit::parse(name),
+            Tok::Ident {
+                name,
+                quoted: false,
+            } => Unit::parse(name),
             _ => None,
         }
         .ok_or_else(|| self.unexpected(&["\"SECOND\"", "\"MINUTE\"", "\"HOUR\"", "\"DAY\""]))?;
@@ -442,7 +542,10 @@ impl Parser {
         if self.eat_kw("TO") {
             let t = self.peek().clone();
             match &t.tok {
-                Tok::Ident { name, quoted: false } if Unit::parse(name).is_some() => {
+                Tok::Ident {
+                    name,
+                    quoted: false,
+                } if Unit::parse(name).is_some() => {
                     units.push(Unit::parse(name).unwrap_or(Unit::Second));
                     self.next();
                 }
@@ -461,7 +564,10 @@ impl Parser {
         let parts: Vec<&str> = text.trim().split([' ', ':']).collect();
         let all_units = [Unit::Day, Unit::Hour, Unit::Minute, Unit::Second];
         let first = all_units.iter().position(|u| *u == units[0]).unwrap_or(0);
-        let last = all_units.iter().position(|u| Some(u) == units.last()).unwrap_or(first);
+        let last = all_units
+            .iter()
+            .position(|u| Some(u) == units.last())
+            .unwrap_or(first);
         if last < first || parts.len() != last - first + 1 {
             return Err(bad());
         }
@@ -506,7 +612,10 @@ impl Parser {
             let start = self.next().span;
             let e = self.not_expr()?;
             let span = start.to(e.span);
-            return Ok(Expr { kind: ExprKind::Not(Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Not(Box::new(e)),
+                span,
+            });
         }
         self.comparison()
     }
@@ -531,10 +640,18 @@ impl Parser {
             let negated = self.eat_kw("NOT");
             self.expect_kw("NULL")?;
             let span = left.span.to(self.prev_span());
-            return Ok(Expr { kind: ExprKind::IsNull { expr: Box::new(left), negated }, span });
+            return Ok(Expr {
+                kind: ExprKind::IsNull {
+                    expr: Box::new(left),
+                    negated,
+                },
+                span,
+            });
         }
         let negated = if self.is_kw("NOT")
-            && ["LIKE", "SIMILAR", "BETWEEN", "IN"].iter().any(|k| is_kw(self.peek_at(1), k))
+            && ["LIKE", "SIMILAR", "BETWEEN", "IN"]
+                .iter()
+                .any(|k| is_kw(self.peek_at(1), k))
         {
             self.next();
             true
@@ -547,10 +664,20 @@ impl Parser {
                 self.expect_kw("TO")?;
             }
             let pattern = self.additive()?;
-            let escape = if self.eat_kw("ESCAPE") { Some(Box::new(self.additive()?)) } else { None };
+            let escape = if self.eat_kw("ESCAPE") {
+                Some(Box::new(self.additive()?))
+            } else {
+                None
+            };
             let span = left.span.to(self.prev_span());
             return Ok(Expr {
-                kind: ExprKind::Like { expr: Box::new(left), pattern: Box::new(pattern), escape, negated, similar },
+                kind: ExprKind::Like {
+                    expr: Box::new(left),
+                    pattern: Box::new(pattern),
+                    escape,
+                    negated,
+                    similar,
+                },
                 span,
             });
         }
@@ -561,7 +688,12 @@ impl Parser {
             let high = self.additive()?;
             let span = left.span.to(high.span);
             return Ok(Expr {
-                kind: ExprKind::Between { expr: Box::new(left), low: Box::new(low), high: Box::new(high), negated },
+                kind: ExprKind::Between {
+                    expr: Box::new(left),
+                    low: Box::new(low),
+                    high: Box::new(high),
+                    negated,
+                },
                 span,
             });
         }
@@ -573,7 +705,14 @@ impl Parser {
             }
             self.expect_sym(")")?;
             let span = left.span.to(self.prev_span());
-            return Ok(Expr { kind: ExprKind::InList { expr: Box::new(left), list, negated }, span });
+            return Ok(Expr {
+                kind: ExprKind::InList {
+                    expr: Box::new(left),
+                    list,
+                    negated,
+                },
+                span,
+            });
         }
         if negated {
             return Err(self.unexpected(&["\"LIKE\"", "\"SIMILAR\"", "\"BETWEEN\"", "\"IN\""]));
@@ -618,12 +757,25 @@ impl Parser {
             // Fold negative numeric literals so that `-1` keeps its literal type.
             if let ExprKind::Literal(v, t) = &e.kind {
                 match v {
-                    Value::Integer(i) => return Ok(Expr { kind: ExprKind::Literal(Value::Integer(-i), t.clone()), span }),
-                    Value::Double(d) => return Ok(Expr { kind: ExprKind::Literal(Value::Double(-d), t.clone()), span }),
+                    Value::Integer(i) => {
+                        return Ok(Expr {
+                            kind: ExprKind::Literal(Value::Integer(-i), t.clone()),
+                            span,
+                        })
+                    }
+                    Value::Double(d) => {
+                        return Ok(Expr {
+                            kind: ExprKind::Literal(Value::Double(-d), t.clone()),
+                            span,
+                        })
+                    }
                     _ => {}
                 }
             }
-            return Ok(Expr { kind: ExprKind::Neg(Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Neg(Box::new(e)),
+                span,
+            });
         }
         if self.eat_sym("+") {
             return self.unary();
@@ -633,22 +785,40 @@ impl Parser {
 
     fn primary(&mut self) -> Result<Expr, SqlError> {
         let t = self.peek().clone();
-        let lit = |v: Value, ty: SqlType, span: Span| Ok(Expr { kind: ExprKind::Literal(v, ty), span });
+        let lit = |v: Value, ty: SqlType, span: Span| {
+            Ok(Expr {
+                kind: ExprKind::Literal(v, ty),
+                span,
+            })
+        };
         match &t.tok {
             Tok::Number(n) => {
                 self.next();
                 if n.contains('E') {
-                    let d: f64 = n.parse().map_err(|_| SqlError::syntax(t.span, format!("Invalid number '{n}'")))?;
+                    let d: f64 = n
+                        .parse()
+                        .map_err(|_| SqlError::syntax(t.span, format!("Invalid number '{n}'")))?;
                     lit(Value::Double(d), SqlType::Double, t.span)
                 } else if let Some(dot) = n.find('.') {
-                    let d: f64 = n.parse().map_err(|_| SqlError::syntax(t.span, format!("Invalid number '{n}'")))?;
+                    let d: f64 = n
+                        .parse()
+                        .map_err(|_| SqlError::syntax(t.span, format!("Invalid number '{n}'")))?;
                     let scale = (n.len() - dot - 1) as u32;
-                    lit(Value::Double(d), SqlType::Decimal((n.len() - 1) as u32, scale), t.span)
+                    lit(
+                        Value::Double(d),
+                        SqlType::Decimal((n.len() - 1) as u32, scale),
+                        t.span,
+                    )
                 } else {
                     match n.parse::<i64>() {
-                        Ok(i) if i <= i32::MAX as i64 => lit(Value::Integer(i), SqlType::Integer, t.span),
+                        Ok(i) if i <= i32::MAX as i64 => {
+                            lit(Value::Integer(i), SqlType::Integer, t.span)
+                        }
                         Ok(i) => lit(Value::Integer(i), SqlType::BigInt, t.span),
-                        Err(_) => Err(SqlError::syntax(t.span, format!("Numeric literal '{n}' out of range"))),
+                        Err(_) => Err(SqlError::syntax(
+                            t.span,
+                            format!("Numeric literal '{n}' out of range"),
+                        )),
                     }
                 }
             }
@@ -659,8 +829,14 @@ impl Parser {
             }
             Tok::Binary(s) => {
                 self.next();
-                let bytes = crate::value::parse_hex(s)
-                    .ok_or_else(|| SqlError::syntax(t.span, format!("Binary literal string must contain an even number of hexits: '{s}'")))?;
+                let bytes = crate::value::parse_hex(s).ok_or_else(|| {
+                    SqlError::syntax(
+                        t.span,
+                        format!(
+                            "Binary literal string must contain an even number of hexits: '{s}'"
+                        ),
+                    )
+                })?;
                 let n = bytes.len() as u32;
                 lit(Value::Binary(bytes), SqlType::Binary(n.max(1)), t.span)
             }
@@ -668,9 +844,15 @@ impl Parser {
                 self.next();
                 let e = self.expr()?;
                 self.expect_sym(")")?;
-                Ok(Expr { kind: e.kind, span: t.span.to(self.prev_span()) })
+                Ok(Expr {
+                    kind: e.kind,
+                    span: t.span.to(self.prev_span()),
+                })
             }
-            Tok::Ident { name, quoted: false } => match name.as_str() {
+            Tok::Ident {
+                name,
+                quoted: false,
+            } => match name.as_str() {
                 "NULL" => {
                     self.next();
                     lit(Value::Null, SqlType::Null, t.span)
@@ -693,7 +875,10 @@ impl Parser {
                         _ => SqlType::Time,
                     };
                     let v = Value::Varchar(text.clone()).cast(&ty).map_err(|_| {
-                        SqlError::syntax(span, format!("Illegal {ty} literal '{text}': not in format"))
+                        SqlError::syntax(
+                            span,
+                            format!("Illegal {ty} literal '{text}': not in format"),
+                        )
                     })?;
                     lit(v, ty, span)
                 }
@@ -705,15 +890,31 @@ impl Parser {
                     self.expect_kw("AS")?;
                     let ty = self.data_type()?;
                     self.expect_sym(")")?;
-                    Ok(Expr { kind: ExprKind::Cast { expr: Box::new(e), ty }, span: t.span.to(self.prev_span()) })
+                    Ok(Expr {
+                        kind: ExprKind::Cast {
+                            expr: Box::new(e),
+                            ty,
+                        },
+                        span: t.span.to(self.prev_span()),
+                    })
                 }
                 _ if self.peek_at(1).tok == Tok::Sym("(") => self.function(),
                 // Niladic functions, which SQL writes without parentheses.
-                "CURRENT_ROW_TIMESTAMP" | "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "CURRENT_DATE"
-                | "CURRENT_TIME" | "LOCALTIME" => {
+                "CURRENT_ROW_TIMESTAMP"
+                | "CURRENT_TIMESTAMP"
+                | "LOCALTIMESTAMP"
+                | "CURRENT_DATE"
+                | "CURRENT_TIME"
+                | "LOCALTIME" => {
                     self.next();
                     Ok(Expr {
-                        kind: ExprKind::Function { name: name.clone(), args: vec![], star: false, distinct: false, over: None },
+                        kind: ExprKind::Function {
+                            name: name.clone(),
+                            args: vec![],
+                            star: false,
+                            distinct: false,
+                            over: None,
+                        },
                         span: t.span,
                     })
                 }
@@ -730,15 +931,31 @@ impl Parser {
             self.next();
             let name = self.ident()?;
             let span = first.span.to(name.span);
-            return Ok(Expr { kind: ExprKind::Column { qualifier: Some(first), name }, span });
+            return Ok(Expr {
+                kind: ExprKind::Column {
+                    qualifier: Some(first),
+                    name,
+                },
+                span,
+            });
         }
         let span = first.span;
-        Ok(Expr { kind: ExprKind::Column { qualifier: None, name: first }, span })
+        Ok(Expr {
+            kind: ExprKind::Column {
+                qualifier: None,
+                name: first,
+            },
+            span,
+        })
     }
 
     fn case_expr(&mut self) -> Result<Expr, SqlError> {
         let start = self.expect_kw("CASE")?;
-        let operand = if self.is_kw("WHEN") { None } else { Some(Box::new(self.expr()?)) };
+        let operand = if self.is_kw("WHEN") {
+            None
+        } else {
+            Some(Box::new(self.expr()?))
+        };
         let mut whens = Vec::new();
         while self.eat_kw("WHEN") {
             let w = self.expr()?;
@@ -749,14 +966,28 @@ impl Parser {
         if whens.is_empty() {
             return Err(self.unexpected(&["\"WHEN\""]));
         }
-        let otherwise = if self.eat_kw("ELSE") { Some(Box::new(self.expr()?)) } else { None };
+        let otherwise = if self.eat_kw("ELSE") {
+            Some(Box::new(self.expr()?))
+        } else {
+            None
+        };
         self.expect_kw("END")?;
-        Ok(Expr { kind: ExprKind::Case { operand, whens, otherwise }, span: start.to(self.prev_span()) })
+        Ok(Expr {
+            kind: ExprKind::Case {
+                operand,
+                whens,
+                otherwise,
+            },
+            span: start.to(self.prev_span()),
+        })
     }
 
     fn unit(&mut self) -> Result<Unit, SqlError> {
         let u = match &self.peek().tok {
-            Tok::Ident { name, quoted: false } => Unit::parse(name),
+            Tok::Ident {
+                name,
+                quoted: false,
+            } => Unit::parse(name),
             _ => None,
         };
         match u {
@@ -764,7 +995,14 @@ impl Parser {
                 self.next();
                 Ok(u)
             }
-            None => Err(self.unexpected(&["\"YEAR\"", "\"MONTH\"", "\"DAY\"", "\"HOUR\"", "\"MINUTE\"", "\"SECOND\""])),
+            None => Err(self.unexpected(&[
+                "\"YEAR\"",
+                "\"MONTH\"",
+                "\"DAY\"",
+                "\"HOUR\"",
+                "\"MINUTE\"",
+                "\"SECOND\"",
+            ])),
         }
     }
 
@@ -778,49 +1016,98 @@ impl Parser {
         self.expect_sym("(")?;
         let done = |p: &mut Parser, kind: ExprKind| -> Result<Expr, SqlError> {
             p.expect_sym(")")?;
-            Ok(Expr { kind, span: start.to(p.prev_span()) })
+            Ok(Expr {
+                kind,
+                span: start.to(p.prev_span()),
+            })
         };
         match name.as_str() {
             "STEP" => {
                 let e = self.expr()?;
                 self.expect_kw("BY")?;
                 let interval = self.expr()?;
-                return done(self, ExprKind::Step { expr: Box::new(e), interval: Box::new(interval) });
+                return done(
+                    self,
+                    ExprKind::Step {
+                        expr: Box::new(e),
+                        interval: Box::new(interval),
+                    },
+                );
             }
             "FLOOR" | "CEIL" | "CEILING" => {
                 let e = self.expr()?;
                 if self.eat_kw("TO") {
                     let unit = self.unit()?;
-                    return done(self, ExprKind::FloorCeil { expr: Box::new(e), unit, ceil: name != "FLOOR" });
+                    return done(
+                        self,
+                        ExprKind::FloorCeil {
+                            expr: Box::new(e),
+                            unit,
+                            ceil: name != "FLOOR",
+                        },
+                    );
                 }
-                let kind = ExprKind::Function { name: if name == "FLOOR" { name } else { "CEIL".into() }, args: vec![e], star: false, distinct: false, over: None };
+                let kind = ExprKind::Function {
+                    name: if name == "FLOOR" { name } else { "CEIL".into() },
+                    args: vec![e],
+                    star: false,
+                    distinct: false,
+                    over: None,
+                };
                 return done(self, kind);
             }
             "EXTRACT" => {
                 let unit = self.unit()?;
                 self.expect_kw("FROM")?;
                 let e = self.expr()?;
-                return done(self, ExprKind::Extract { unit, expr: Box::new(e) });
+                return done(
+                    self,
+                    ExprKind::Extract {
+                        unit,
+                        expr: Box::new(e),
+                    },
+                );
             }
             "POSITION" => {
                 let needle = self.additive()?;
                 self.expect_kw("IN")?;
                 let haystack = self.expr()?;
-                return done(self, ExprKind::Position { needle: Box::new(needle), haystack: Box::new(haystack) });
+                return done(
+                    self,
+                    ExprKind::Position {
+                        needle: Box::new(needle),
+                        haystack: Box::new(haystack),
+                    },
+                );
             }
             "SUBSTRING" => {
                 let e = self.expr()?;
                 let (from, len) = if self.eat_kw("FROM") {
                     let from = self.expr()?;
-                    let len = if self.eat_kw("FOR") { Some(Box::new(self.expr()?)) } else { None };
+                    let len = if self.eat_kw("FOR") {
+                        Some(Box::new(self.expr()?))
+                    } else {
+                        None
+                    };
                     (from, len)
                 } else {
                     self.expect_sym(",")?;
                     let from = self.expr()?;
-                    let len = if self.eat_sym(",") { Some(Box::new(self.expr()?)) } else { None };
+                    let len = if self.eat_sym(",") {
+                        Some(Box::new(self.expr()?))
+                    } else {
+                        None
+                    };
                     (from, len)
                 };
-                return done(self, ExprKind::Substring { expr: Box::new(e), from: Box::new(from), len });
+                return done(
+                    self,
+                    ExprKind::Substring {
+                        expr: Box::new(e),
+                        from: Box::new(from),
+                        len,
+                    },
+                );
             }
             "TRIM" => {
                 let spec = if self.eat_kw("BOTH") {
@@ -842,7 +1129,14 @@ impl Parser {
                         (None, first)
                     }
                 };
-                return done(self, ExprKind::Trim { spec: spec.unwrap_or(TrimSpec::Both), chars, expr: Box::new(e) });
+                return done(
+                    self,
+                    ExprKind::Trim {
+                        spec: spec.unwrap_or(TrimSpec::Both),
+                        chars,
+                        expr: Box::new(e),
+                    },
+                );
             }
             _ => {}
         }
@@ -873,7 +1167,16 @@ impl Parser {
         } else {
             None
         };
-        Ok(Expr { kind: ExprKind::Function { name, args, star, distinct, over }, span: start.to(self.prev_span()) })
+        Ok(Expr {
+            kind: ExprKind::Function {
+                name,
+                args,
+                star,
+                distinct,
+                over,
+            },
+            span: start.to(self.prev_span()),
+        })
     }
 }
 
@@ -898,7 +1201,14 @@ fn sym(s: &str) -> &'static str {
 
 fn binary(op: BinOp, left: Expr, right: Expr) -> Expr {
     let span = left.span.to(right.span);
-    Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, span }
+    Expr {
+        kind: ExprKind::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        },
+        span,
+    }
 }
 
 #[cfg(test)]
@@ -933,7 +1243,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.stagger.unwrap().range_ms, 60_000);
-        let q = parse_query("SELECT STREAM COUNT(*) FROM s GROUP BY STEP(s.ROWTIME BY INTERVAL '30' SECOND)").unwrap();
+        let q = parse_query(
+            "SELECT STREAM COUNT(*) FROM s GROUP BY STEP(s.ROWTIME BY INTERVAL '30' SECOND)",
+        )
+        .unwrap();
         assert!(matches!(q.group_by[0].kind, ExprKind::Step { .. }));
     }
 
@@ -942,13 +1255,21 @@ mod tests {
         // As in Calcite, `FORM` reads as an alias of `a`, so the error is at the stream name.
         let err = parse("CREATE OR REPLACE STREAM s (a INTEGER);\nCREATE PUMP p AS INSERT INTO s\n  SELECT STREAM a FORM x;").unwrap_err();
         assert_eq!(err.pos(), Pos::new(3, 24));
-        assert!(err.message.starts_with("Encountered \"X\" at line 3, column 24."), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("Encountered \"X\" at line 3, column 24."),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains("\"FROM\""), "{}", err.message);
     }
 
     #[test]
     fn compound_interval_literals_add_up() {
-        let q = parse_query("SELECT STREAM a FROM s WINDOW w AS (RANGE INTERVAL '1:30' MINUTE TO SECOND PRECEDING)").unwrap();
+        let q = parse_query(
+            "SELECT STREAM a FROM s WINDOW w AS (RANGE INTERVAL '1:30' MINUTE TO SECOND PRECEDING)",
+        )
+        .unwrap();
         assert_eq!(q.windows[0].spec.frame, Frame::Range(90_000));
     }
 }

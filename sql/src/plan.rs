@@ -18,7 +18,10 @@ pub struct Column {
 
 impl Column {
     pub fn new(name: impl Into<String>, ty: SqlType) -> Self {
-        Column { name: name.into(), ty }
+        Column {
+            name: name.into(),
+            ty,
+        }
     }
 }
 
@@ -180,7 +183,11 @@ fn any_node(e: &Expr, f: &dyn Fn(&Expr) -> bool) -> bool {
         ExprKind::Binary { left, right, .. } => vec![left, right],
         ExprKind::Neg(x) | ExprKind::Not(x) => vec![x],
         ExprKind::Function { args, .. } => args.iter().collect(),
-        ExprKind::Case { operand, whens, otherwise } => {
+        ExprKind::Case {
+            operand,
+            whens,
+            otherwise,
+        } => {
             let mut v: Vec<&Expr> = operand.iter().map(|b| &**b).collect();
             for (w, t) in whens {
                 v.push(w);
@@ -190,18 +197,33 @@ fn any_node(e: &Expr, f: &dyn Fn(&Expr) -> bool) -> bool {
             v
         }
         ExprKind::Cast { expr, .. } | ExprKind::IsNull { expr, .. } => vec![expr],
-        ExprKind::Between { expr, low, high, .. } => vec![expr, low, high],
-        ExprKind::InList { expr, list, .. } => std::iter::once(&**expr).chain(list.iter()).collect(),
-        ExprKind::Like { expr, pattern, escape, .. } => {
-            std::iter::once(&**expr).chain(std::iter::once(&**pattern)).chain(escape.iter().map(|b| &**b)).collect()
+        ExprKind::Between {
+            expr, low, high, ..
+        } => vec![expr, low, high],
+        ExprKind::InList { expr, list, .. } => {
+            std::iter::once(&**expr).chain(list.iter()).collect()
         }
+        ExprKind::Like {
+            expr,
+            pattern,
+            escape,
+            ..
+        } => std::iter::once(&**expr)
+            .chain(std::iter::once(&**pattern))
+            .chain(escape.iter().map(|b| &**b))
+            .collect(),
         ExprKind::Step { expr, interval } => vec![expr, interval],
         ExprKind::FloorCeil { expr, .. } | ExprKind::Extract { expr, .. } => vec![expr],
         ExprKind::Position { needle, haystack } => vec![needle, haystack],
-        ExprKind::Substring { expr, from, len } => {
-            std::iter::once(&**expr).chain(std::iter::once(&**from)).chain(len.iter().map(|b| &**b)).collect()
-        }
-        ExprKind::Trim { chars, expr, .. } => chars.iter().map(|b| &**b).chain(std::iter::once(&**expr)).collect(),
+        ExprKind::Substring { expr, from, len } => std::iter::once(&**expr)
+            .chain(std::iter::once(&**from))
+            .chain(len.iter().map(|b| &**b))
+            .collect(),
+        ExprKind::Trim { chars, expr, .. } => chars
+            .iter()
+            .map(|b| &**b)
+            .chain(std::iter::once(&**expr))
+            .collect(),
     };
     kids.into_iter().any(|k| any_node(k, f))
 }
@@ -215,10 +237,18 @@ fn is_rowtime(e: &Expr) -> bool {
 }
 
 impl<'a> Binder<'a> {
-    fn resolve(&self, qualifier: Option<&Ident>, name: &Ident, span: Span) -> Result<(CExpr, SqlType), SqlError> {
+    fn resolve(
+        &self,
+        qualifier: Option<&Ident>,
+        name: &Ident,
+        span: Span,
+    ) -> Result<(CExpr, SqlType), SqlError> {
         if let Some(q) = qualifier {
-            if !self.scope.names.iter().any(|n| *n == q.name) {
-                return Err(SqlError::unknown(q.span, format!("Table '{}' not found", q.name)));
+            if !self.scope.names.contains(&q.name) {
+                return Err(SqlError::unknown(
+                    q.span,
+                    format!("Table '{}' not found", q.name),
+                ));
             }
         }
         if name.name == "ROWTIME" {
@@ -236,7 +266,10 @@ impl<'a> Binder<'a> {
             .map(|c| format!("; did you mean '{}'?", c.name))
             .unwrap_or_default();
         let msg = match qualifier {
-            Some(q) => format!("Column '{}' not found in table '{}'{hint}", name.name, q.name),
+            Some(q) => format!(
+                "Column '{}' not found in table '{}'{hint}",
+                name.name, q.name
+            ),
             None => format!("Column '{}' not found in any table{hint}", name.name),
         };
         Err(SqlError::unknown(span, msg))
@@ -253,7 +286,9 @@ impl<'a> Binder<'a> {
                     .named_windows
                     .iter()
                     .find(|w| w.name.name == name.name)
-                    .ok_or_else(|| SqlError::unknown(name.span, format!("Window '{}' not found", name.name)))?;
+                    .ok_or_else(|| {
+                        SqlError::unknown(name.span, format!("Window '{}' not found", name.name))
+                    })?;
                 w.spec.clone()
             }
         };
@@ -261,7 +296,11 @@ impl<'a> Binder<'a> {
         for p in &spec.partition {
             partition.push(self.compile(p, Mode::AggArg)?.0);
         }
-        self.windows.push(SlidingWindow { partition, frame: spec.frame, rows: HashMap::new() });
+        self.windows.push(SlidingWindow {
+            partition,
+            frame: spec.frame,
+            rows: HashMap::new(),
+        });
         let i = self.windows.len() - 1;
         if let Over::Named(name) = over {
             self.window_names.insert(name.name.clone(), i);
@@ -288,15 +327,27 @@ impl<'a> Binder<'a> {
             ExprKind::Column { qualifier, name } => {
                 let (c, t) = self.resolve(qualifier.as_ref(), name, e.span)?;
                 if mode == Mode::Group && !matches!(c, CExpr::Rowtime) {
-                    return Err(SqlError::semantic(e.span, format!("Expression '{}' is not being grouped", e.text())));
+                    return Err(SqlError::semantic(
+                        e.span,
+                        format!("Expression '{}' is not being grouped", e.text()),
+                    ));
                 }
                 (c, t)
             }
             ExprKind::Literal(v, t) => (CExpr::Lit(v.clone()), t.clone()),
-            ExprKind::Function { name, args, star, distinct, over } if functions::lookup_agg(name).is_some() => {
+            ExprKind::Function {
+                name,
+                args,
+                star,
+                distinct,
+                over,
+            } if functions::lookup_agg(name).is_some() => {
                 let func = functions::lookup_agg(name).expect("checked by the guard");
                 if *distinct {
-                    return Err(SqlError::semantic(e.span, format!("{name}(DISTINCT ...) is not supported yet")));
+                    return Err(SqlError::semantic(
+                        e.span,
+                        format!("{name}(DISTINCT ...) is not supported yet"),
+                    ));
                 }
                 let window = match (over, mode) {
                     (Some(o), Mode::Row) if self.sliding => self.window_index(o)?,
@@ -315,7 +366,9 @@ impl<'a> Binder<'a> {
                         ))
                     }
                 };
-                if func != AggFunc::Count && (*star || args.len() != 1) || func == AggFunc::Count && !*star && args.len() != 1 {
+                if func != AggFunc::Count && (*star || args.len() != 1)
+                    || func == AggFunc::Count && !*star && args.len() != 1
+                {
                     return Err(SqlError::typ(e.span, format!("Invalid number of arguments to function '{name}'. Was expecting 1 arguments")));
                 }
                 let (arg, arg_ty) = match args.first() {
@@ -337,7 +390,13 @@ impl<'a> Binder<'a> {
                 self.aggs.push(AggSpec { func, arg, window });
                 (CExpr::Agg(self.aggs.len() - 1), ty)
             }
-            ExprKind::Function { name, args, star, over, .. } => {
+            ExprKind::Function {
+                name,
+                args,
+                star,
+                over,
+                ..
+            } => {
                 let f = functions::lookup(name);
                 let mut cargs = Vec::new();
                 let mut types = Vec::new();
@@ -347,13 +406,19 @@ impl<'a> Binder<'a> {
                     types.push(t);
                 }
                 let sig_err = || {
-                    SqlError::unknown(e.span, format!("No match found for function signature {name}({})", functions::describe_args(&types)))
+                    SqlError::unknown(
+                        e.span,
+                        format!(
+                            "No match found for function signature {name}({})",
+                            functions::describe_args(&types)
+                        ),
+                    )
                 };
                 let f = match f {
                     Some(f) if !*star && over.is_none() => f,
                     _ => return Err(sig_err()),
                 };
-                let ty = functions::signature(f, &types).map_err(|_| sig_err())?;
+                let ty = functions::signature(f, &types).ok_or_else(sig_err)?;
                 (CExpr::Func(f, cargs), ty)
             }
             ExprKind::Binary { op, left, right } => {
@@ -362,7 +427,11 @@ impl<'a> Binder<'a> {
                 let bad = |forms: &str| {
                     SqlError::typ(
                         e.span,
-                        format!("Cannot apply '{}' to arguments of type {}. Supported form(s): {forms}", op.symbol(), ty_list(&lt, op.symbol(), &rt)),
+                        format!(
+                            "Cannot apply '{}' to arguments of type {}. Supported form(s): {forms}",
+                            op.symbol(),
+                            ty_list(&lt, op.symbol(), &rt)
+                        ),
                     )
                 };
                 let null = |t: &SqlType| *t == SqlType::Null;
@@ -394,16 +463,27 @@ impl<'a> Binder<'a> {
                         let num = |t: &SqlType| t.is_numeric() || null(t);
                         if num(&lt) && num(&rt) {
                             lt.unify(&rt)
-                        } else if matches!(op, BinOp::Add | BinOp::Sub) && lt == SqlType::Timestamp && (rt == SqlType::Interval || null(&rt)) {
+                        } else if (matches!(op, BinOp::Add | BinOp::Sub)
+                            && lt == SqlType::Timestamp
+                            && (rt == SqlType::Interval || null(&rt)))
+                            || (*op == BinOp::Add
+                                && lt == SqlType::Interval
+                                && rt == SqlType::Timestamp)
+                        {
                             SqlType::Timestamp
-                        } else if *op == BinOp::Add && lt == SqlType::Interval && rt == SqlType::Timestamp {
-                            SqlType::Timestamp
-                        } else if *op == BinOp::Sub && lt == SqlType::Timestamp && rt == SqlType::Timestamp {
-                            SqlType::Interval
-                        } else if matches!(op, BinOp::Add | BinOp::Sub) && lt == SqlType::Interval && rt == SqlType::Interval {
+                        } else if (*op == BinOp::Sub
+                            && lt == SqlType::Timestamp
+                            && rt == SqlType::Timestamp)
+                            || (matches!(op, BinOp::Add | BinOp::Sub)
+                                && lt == SqlType::Interval
+                                && rt == SqlType::Interval)
+                        {
                             SqlType::Interval
                         } else {
-                            return Err(bad(&format!("'<NUMERIC> {0} <NUMERIC>'\n'<DATETIME> {0} <INTERVAL>'", op.symbol())));
+                            return Err(bad(&format!(
+                                "'<NUMERIC> {0} <NUMERIC>'\n'<DATETIME> {0} <INTERVAL>'",
+                                op.symbol()
+                            )));
                         }
                     }
                 };
@@ -416,8 +496,15 @@ impl<'a> Binder<'a> {
                 }
                 (CExpr::Neg(b(c)), t)
             }
-            ExprKind::Not(x) => (CExpr::Not(b(self.boolean(x, mode, "NOT operand")?)), SqlType::Boolean),
-            ExprKind::Case { operand, whens, otherwise } => {
+            ExprKind::Not(x) => (
+                CExpr::Not(b(self.boolean(x, mode, "NOT operand")?)),
+                SqlType::Boolean,
+            ),
+            ExprKind::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
                 let op = match operand {
                     Some(o) => Some(self.compile(o, mode)?),
                     None => None,
@@ -453,7 +540,14 @@ impl<'a> Binder<'a> {
                     }
                     None => None,
                 };
-                (CExpr::Case { operand: op.map(|(c, _)| b(c)), whens: cw, otherwise: other }, ty)
+                (
+                    CExpr::Case {
+                        operand: op.map(|(c, _)| b(c)),
+                        whens: cw,
+                        otherwise: other,
+                    },
+                    ty,
+                )
             }
             ExprKind::Cast { expr, ty } => {
                 let (c, from) = self.compile(expr, mode)?;
@@ -466,12 +560,23 @@ impl<'a> Binder<'a> {
                     || (from.is_binary() && ty.is_binary())
                     || (from.is_exact() && *ty == SqlType::Timestamp);
                 if !ok {
-                    return Err(SqlError::typ(e.span, format!("Cast function cannot convert value of type {from} to type {ty}")));
+                    return Err(SqlError::typ(
+                        e.span,
+                        format!("Cast function cannot convert value of type {from} to type {ty}"),
+                    ));
                 }
                 (CExpr::Cast(b(c), ty.clone()), ty.clone())
             }
-            ExprKind::IsNull { expr, negated } => (CExpr::IsNull(b(self.compile(expr, mode)?.0), *negated), SqlType::Boolean),
-            ExprKind::Between { expr, low, high, negated } => {
+            ExprKind::IsNull { expr, negated } => (
+                CExpr::IsNull(b(self.compile(expr, mode)?.0), *negated),
+                SqlType::Boolean,
+            ),
+            ExprKind::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
                 let (x, xt) = self.compile(expr, mode)?;
                 let (l, lt) = self.compile(low, mode)?;
                 let (h, ht) = self.compile(high, mode)?;
@@ -480,7 +585,11 @@ impl<'a> Binder<'a> {
                 }
                 (CExpr::Between(b(x), b(l), b(h), *negated), SqlType::Boolean)
             }
-            ExprKind::InList { expr, list, negated } => {
+            ExprKind::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let (x, xt) = self.compile(expr, mode)?;
                 let mut items = Vec::new();
                 for i in list {
@@ -492,11 +601,19 @@ impl<'a> Binder<'a> {
                 }
                 (CExpr::InList(b(x), items, *negated), SqlType::Boolean)
             }
-            ExprKind::Like { expr, pattern, escape, negated, similar } => {
+            ExprKind::Like {
+                expr,
+                pattern,
+                escape,
+                negated,
+                similar,
+            } => {
                 let (x, xt) = self.compile(expr, mode)?;
                 let (p, pt) = self.compile(pattern, mode)?;
                 let word = if *similar { "SIMILAR TO" } else { "LIKE" };
-                if !(xt.is_string() || xt == SqlType::Null) || !(pt.is_string() || pt == SqlType::Null) {
+                if !(xt.is_string() || xt == SqlType::Null)
+                    || !(pt.is_string() || pt == SqlType::Null)
+                {
                     return Err(SqlError::typ(e.span, format!("Cannot apply '{word}' to arguments of type '<{xt}> {word} <{pt}>'. Supported form(s): '<STRING> {word} <STRING>'")));
                 }
                 let esc = match escape {
@@ -504,28 +621,53 @@ impl<'a> Binder<'a> {
                     None => None,
                 };
                 let compiled = match (&p, &esc) {
-                    (CExpr::Lit(Value::Varchar(text)), None) | (CExpr::Lit(Value::Varchar(text)), Some(CExpr::Lit(Value::Varchar(_)))) => {
+                    (CExpr::Lit(Value::Varchar(text)), None)
+                    | (CExpr::Lit(Value::Varchar(text)), Some(CExpr::Lit(Value::Varchar(_)))) => {
                         let esc_char = match &esc {
                             Some(CExpr::Lit(Value::Varchar(s))) => s.chars().next(),
                             _ => None,
                         };
-                        let re = pattern_regex(text, esc_char, *similar)
-                            .map_err(|m| SqlError::typ(pattern.span, format!("Invalid regular expression '{text}': {m}")))?;
+                        let re = pattern_regex(text, esc_char, *similar).map_err(|m| {
+                            SqlError::typ(
+                                pattern.span,
+                                format!("Invalid regular expression '{text}': {m}"),
+                            )
+                        })?;
                         Pattern::Fixed(re)
                     }
-                    _ => Pattern::Dynamic { pattern: b(p), escape: esc.map(b), similar: *similar },
+                    _ => Pattern::Dynamic {
+                        pattern: b(p),
+                        escape: esc.map(b),
+                        similar: *similar,
+                    },
                 };
-                (CExpr::Like { expr: b(x), pattern: compiled, negated: *negated }, SqlType::Boolean)
+                (
+                    CExpr::Like {
+                        expr: b(x),
+                        pattern: compiled,
+                        negated: *negated,
+                    },
+                    SqlType::Boolean,
+                )
             }
             ExprKind::Step { expr, interval } => {
                 let (x, xt) = self.compile(expr, mode)?;
-                let ms = match &interval.kind {
-                    ExprKind::Literal(Value::Interval(ms), _) if *ms > 0 => *ms,
-                    ExprKind::Literal(Value::Integer(n), _) if *n > 0 && xt.is_exact() => *n,
-                    _ => return Err(SqlError::typ(interval.span, "STEP needs a positive interval literal, such as INTERVAL '60' SECOND")),
-                };
+                let ms =
+                    match &interval.kind {
+                        ExprKind::Literal(Value::Interval(ms), _) if *ms > 0 => *ms,
+                        ExprKind::Literal(Value::Integer(n), _) if *n > 0 && xt.is_exact() => *n,
+                        _ => return Err(SqlError::typ(
+                            interval.span,
+                            "STEP needs a positive interval literal, such as INTERVAL '60' SECOND",
+                        )),
+                    };
                 if xt != SqlType::Timestamp && !xt.is_exact() {
-                    return Err(SqlError::typ(e.span, format!("Cannot apply 'STEP' to arguments of type 'STEP(<{xt}> BY <INTERVAL>)'")));
+                    return Err(SqlError::typ(
+                        e.span,
+                        format!(
+                            "Cannot apply 'STEP' to arguments of type 'STEP(<{xt}> BY <INTERVAL>)'"
+                        ),
+                    ));
                 }
                 (CExpr::Step(b(x), ms), xt)
             }
@@ -533,7 +675,12 @@ impl<'a> Binder<'a> {
                 let (x, xt) = self.compile(expr, mode)?;
                 if !xt.is_datetime() && xt != SqlType::Null {
                     let f = if *ceil { "CEIL" } else { "FLOOR" };
-                    return Err(SqlError::typ(e.span, format!("Cannot apply '{f}' to arguments of type '{f}(<{xt}> TO <TIME UNIT>)'")));
+                    return Err(SqlError::typ(
+                        e.span,
+                        format!(
+                            "Cannot apply '{f}' to arguments of type '{f}(<{xt}> TO <TIME UNIT>)'"
+                        ),
+                    ));
                 }
                 (CExpr::FloorCeil(b(x), *unit, *ceil), xt)
             }
@@ -559,14 +706,20 @@ impl<'a> Binder<'a> {
                     Some(l) => Some(self.compile(l, mode)?),
                     None => None,
                 };
-                if !xt.is_string() || !ft.is_exact() || l.as_ref().is_some_and(|(_, t)| !t.is_exact()) {
+                if !xt.is_string()
+                    || !ft.is_exact()
+                    || l.as_ref().is_some_and(|(_, t)| !t.is_exact())
+                {
                     return Err(SqlError::typ(e.span, format!("Cannot apply 'SUBSTRING' to arguments of type 'SUBSTRING(<{xt}> FROM <{ft}>)'")));
                 }
                 let n = match xt {
                     SqlType::Char(n) | SqlType::Varchar(n) => n,
                     _ => 65_535,
                 };
-                (CExpr::Substring(b(x), b(f), l.map(|(c, _)| b(c))), SqlType::Varchar(n))
+                (
+                    CExpr::Substring(b(x), b(f), l.map(|(c, _)| b(c))),
+                    SqlType::Varchar(n),
+                )
             }
             ExprKind::Trim { spec, chars, expr } => {
                 let (x, xt) = self.compile(expr, mode)?;
@@ -575,12 +728,18 @@ impl<'a> Binder<'a> {
                     None => None,
                 };
                 if !xt.is_string() {
-                    return Err(SqlError::typ(e.span, format!("Cannot apply 'TRIM' to arguments of type 'TRIM(<{xt}>)'")));
+                    return Err(SqlError::typ(
+                        e.span,
+                        format!("Cannot apply 'TRIM' to arguments of type 'TRIM(<{xt}>)'"),
+                    ));
                 }
-                (CExpr::Trim(*spec, c, b(x)), SqlType::Varchar(match xt {
-                    SqlType::Char(n) | SqlType::Varchar(n) => n,
-                    _ => 65_535,
-                }))
+                (
+                    CExpr::Trim(*spec, c, b(x)),
+                    SqlType::Varchar(match xt {
+                        SqlType::Char(n) | SqlType::Varchar(n) => n,
+                        _ => 65_535,
+                    }),
+                )
             }
         })
     }
@@ -590,13 +749,24 @@ impl<'a> Binder<'a> {
 pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlError> {
     let (input, scope) = match &q.from {
         FromItem::Stream { name, alias } => {
-            let cols = catalog.stream(&name.name).ok_or_else(|| SqlError::unknown(name.span, format!("Object '{}' not found", name.name)))?;
+            let cols = catalog.stream(&name.name).ok_or_else(|| {
+                SqlError::unknown(name.span, format!("Object '{}' not found", name.name))
+            })?;
             if !catalog.readable(&name.name) {
-                return Err(SqlError::semantic(name.span, format!("Stream '{}' cannot be read by application code", name.name)));
+                return Err(SqlError::semantic(
+                    name.span,
+                    format!("Stream '{}' cannot be read by application code", name.name),
+                ));
             }
             let mut names = vec![name.name.clone()];
             names.extend(alias.iter().map(|a| a.name.clone()));
-            (Input::Stream(name.name.clone()), Scope { names, columns: cols.to_vec() })
+            (
+                Input::Stream(name.name.clone()),
+                Scope {
+                    names,
+                    columns: cols.to_vec(),
+                },
+            )
         }
         FromItem::Subquery { query, alias, .. } => {
             let inner = plan_query(query, catalog)?;
@@ -606,10 +776,16 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
         }
     };
     if q.distinct {
-        return Err(SqlError::semantic(q.span, "SELECT STREAM DISTINCT is not supported yet"));
+        return Err(SqlError::semantic(
+            q.span,
+            "SELECT STREAM DISTINCT is not supported yet",
+        ));
     }
     if let Some(o) = q.order_by.first() {
-        return Err(SqlError::semantic(o.expr.span, "ORDER BY is not supported yet"));
+        return Err(SqlError::semantic(
+            o.expr.span,
+            "ORDER BY is not supported yet",
+        ));
     }
     let mut binder = Binder {
         scope: &scope,
@@ -641,7 +817,11 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                     ExprKind::Literal(Value::Interval(ms), _) => Some(TumbleFn::Step(*ms)),
                     _ => None,
                 },
-                ExprKind::FloorCeil { expr, unit, ceil: false } if is_rowtime(expr) => Some(TumbleFn::Floor(*unit)),
+                ExprKind::FloorCeil {
+                    expr,
+                    unit,
+                    ceil: false,
+                } if is_rowtime(expr) => Some(TumbleFn::Floor(*unit)),
                 _ => None,
             };
             if tumble.is_none() {
@@ -663,9 +843,14 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
             binder.group.push((p.clone(), t));
         }
         if s.range_ms <= 0 {
-            return Err(SqlError::semantic(s.span, "The stagger window range must be positive"));
+            return Err(SqlError::semantic(
+                s.span,
+                "The stagger window range must be positive",
+            ));
         }
-        window = Some(AggWindow::Stagger { range_ms: s.range_ms });
+        window = Some(AggWindow::Stagger {
+            range_ms: s.range_ms,
+        });
     } else if !has_plain_agg {
         binder.sliding = true;
     }
@@ -677,11 +862,17 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
             SelectItem::Star { qualifier, span } => {
                 if let Some(q) = qualifier {
                     if !scope.names.contains(&q.name) {
-                        return Err(SqlError::unknown(q.span, format!("Table '{}' not found", q.name)));
+                        return Err(SqlError::unknown(
+                            q.span,
+                            format!("Table '{}' not found", q.name),
+                        ));
                     }
                 }
                 if grouped {
-                    return Err(SqlError::semantic(*span, "Expression '*' is not being grouped"));
+                    return Err(SqlError::semantic(
+                        *span,
+                        "Expression '*' is not being grouped",
+                    ));
                 }
                 for (i, c) in scope.columns.iter().enumerate() {
                     items.push(CExpr::Col(i));
@@ -706,7 +897,12 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
     }
     let having = match &q.having {
         Some(h) if grouped => Some(binder.boolean(h, Mode::Group, "HAVING clause")?),
-        Some(h) => return Err(SqlError::semantic(h.span, "HAVING needs GROUP BY or WINDOWED BY")),
+        Some(h) => {
+            return Err(SqlError::semantic(
+                h.span,
+                "HAVING needs GROUP BY or WINDOWED BY",
+            ))
+        }
         None => None,
     };
     let kind = match window {
@@ -726,10 +922,19 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
             groups: HashMap::new(),
             seq: 0,
         }),
-        None if !binder.windows.is_empty() => Kind::Sliding(Sliding { windows: binder.windows, aggs: binder.aggs, items }),
+        None if !binder.windows.is_empty() => Kind::Sliding(Sliding {
+            windows: binder.windows,
+            aggs: binder.aggs,
+            items,
+        }),
         None => Kind::Project(items),
     };
-    Ok(QueryPlan { input, filter, kind, output })
+    Ok(QueryPlan {
+        input,
+        filter,
+        kind,
+        output,
+    })
 }
 
 #[cfg(test)]
@@ -748,7 +953,10 @@ mod tests {
     }
 
     fn plan(sql: &str) -> Result<QueryPlan, SqlError> {
-        let cat = Cat(vec![Column::new("TICKER", SqlType::Varchar(4)), Column::new("PRICE", SqlType::Double)]);
+        let cat = Cat(vec![
+            Column::new("TICKER", SqlType::Varchar(4)),
+            Column::new("PRICE", SqlType::Double),
+        ]);
         plan_query(&parse_query(sql).unwrap(), &cat)
     }
 
@@ -761,20 +969,36 @@ mod tests {
     #[test]
     fn adding_a_string_to_a_number_is_a_type_error() {
         let err = plan("SELECT STREAM ticker + 1 FROM S").unwrap_err();
-        assert!(err.message.starts_with("Cannot apply '+' to arguments of type '<VARCHAR(4)> + <INTEGER>'"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("Cannot apply '+' to arguments of type '<VARCHAR(4)> + <INTEGER>'"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn aggregates_without_a_rowtime_group_are_rejected() {
         let err = plan("SELECT STREAM ticker, COUNT(*) FROM S GROUP BY ticker").unwrap_err();
-        assert!(err.message.contains("monotonic expression based on ROWTIME"), "{}", err.message);
-        let err = plan("SELECT STREAM price, COUNT(*) FROM S GROUP BY ticker, FLOOR(S.ROWTIME TO MINUTE)").unwrap_err();
+        assert!(
+            err.message
+                .contains("monotonic expression based on ROWTIME"),
+            "{}",
+            err.message
+        );
+        let err = plan(
+            "SELECT STREAM price, COUNT(*) FROM S GROUP BY ticker, FLOOR(S.ROWTIME TO MINUTE)",
+        )
+        .unwrap_err();
         assert_eq!(err.message, "Expression 'PRICE' is not being grouped");
     }
 
     #[test]
     fn an_unknown_function_names_its_signature() {
         let err = plan("SELECT STREAM FOO(price) FROM S").unwrap_err();
-        assert_eq!(err.message, "No match found for function signature FOO(<NUMERIC>)");
+        assert_eq!(
+            err.message,
+            "No match found for function signature FOO(<NUMERIC>)"
+        );
     }
 }

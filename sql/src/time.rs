@@ -181,7 +181,15 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
-    let mut c = Civil { year, month, day, hour: 0, minute: 0, second: 0, milli: 0 };
+    let mut c = Civil {
+        year,
+        month,
+        day,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        milli: 0,
+    };
     if b.len() == 10 {
         return Some(from_civil(&c));
     }
@@ -225,7 +233,11 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
                 return None;
             }
             let h: i64 = digits[..2].parse().ok()?;
-            let m: i64 = if digits.len() == 4 { digits[2..].parse().ok()? } else { 0 };
+            let m: i64 = if digits.len() == 4 {
+                digits[2..].parse().ok()?
+            } else {
+                0
+            };
             ms -= sign * (h * MS_HOUR + m * MS_MINUTE);
         }
         _ => return None,
@@ -242,8 +254,9 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
-const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// One piece of a Java `SimpleDateFormat` pattern, which `CHAR_TO_TIMESTAMP` and
 /// `TIMESTAMP_TO_CHAR` take.
@@ -341,15 +354,33 @@ pub fn format_java(ms: i64, pattern: &str) -> String {
 
 fn full_month(m: u32) -> &'static str {
     [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ][m as usize - 1]
 }
 
 /// Parses text with a Java date pattern. Fields that the pattern lacks default to 1970-01-01
 /// 00:00:00.000, as `SimpleDateFormat` does.
 pub fn parse_java(text: &str, pattern: &str) -> Option<i64> {
-    let mut c = Civil { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0, milli: 0 };
+    let mut c = Civil {
+        year: 1970,
+        month: 1,
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        milli: 0,
+    };
     let t: Vec<char> = text.chars().collect();
     let mut i = 0;
     let mut pm: Option<bool> = None;
@@ -440,7 +471,10 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
-        assert_eq!(days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28), 2);
+        assert_eq!(
+            days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28),
+            2
+        );
     }
 
     #[test]
@@ -458,17 +492,35 @@ mod tests {
         let t = parse_timestamp("2016-02-29 23:59:59.999").unwrap();
         let month = floor_to(t, Unit::Month);
         assert_eq!(format_timestamp(month), "2016-02-01 00:00:00.000");
-        assert_eq!(format_timestamp(next_boundary(month, Unit::Month)), "2016-03-01 00:00:00.000");
-        assert_eq!(format_timestamp(floor_to(t, Unit::Minute)), "2016-02-29 23:59:00.000");
+        assert_eq!(
+            format_timestamp(next_boundary(month, Unit::Month)),
+            "2016-03-01 00:00:00.000"
+        );
+        assert_eq!(
+            format_timestamp(floor_to(t, Unit::Minute)),
+            "2016-02-29 23:59:00.000"
+        );
     }
 
     #[test]
     fn java_patterns_format_and_parse_symmetrically() {
         let t = parse_timestamp("2017-05-01 15:04:05.123").unwrap();
-        assert_eq!(format_java(t, "yyyy-MM-dd hh:mm:ss a"), "2017-05-01 03:04:05 PM");
-        assert_eq!(format_java(t, "dd/MMM/yyyy:HH:mm:ss"), "01/May/2017:15:04:05");
-        assert_eq!(parse_java("2017-05-01 03:04:05 PM", "yyyy-MM-dd hh:mm:ss a"), Some(t - 123));
-        assert_eq!(parse_java("20170501150405", "yyyyMMddHHmmss"), Some(t - 123));
+        assert_eq!(
+            format_java(t, "yyyy-MM-dd hh:mm:ss a"),
+            "2017-05-01 03:04:05 PM"
+        );
+        assert_eq!(
+            format_java(t, "dd/MMM/yyyy:HH:mm:ss"),
+            "01/May/2017:15:04:05"
+        );
+        assert_eq!(
+            parse_java("2017-05-01 03:04:05 PM", "yyyy-MM-dd hh:mm:ss a"),
+            Some(t - 123)
+        );
+        assert_eq!(
+            parse_java("20170501150405", "yyyyMMddHHmmss"),
+            Some(t - 123)
+        );
         assert_eq!(parse_java("2017-05-01", "yyyy-MM-dd HH"), None);
     }
 }

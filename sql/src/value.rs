@@ -38,7 +38,10 @@ impl SqlType {
     }
 
     pub fn is_exact(&self) -> bool {
-        matches!(self, SqlType::TinyInt | SqlType::SmallInt | SqlType::Integer | SqlType::BigInt)
+        matches!(
+            self,
+            SqlType::TinyInt | SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
+        )
     }
 
     pub fn is_string(&self) -> bool {
@@ -310,7 +313,9 @@ impl Value {
                 Value::Date(d) => Value::Date(d),
                 Value::Timestamp(t) => Value::Date(t.div_euclid(time::MS_DAY)),
                 Value::Varchar(s) => Value::Date(
-                    time::parse_timestamp(&s).ok_or_else(|| cast_err(&s, to))?.div_euclid(time::MS_DAY),
+                    time::parse_timestamp(&s)
+                        .ok_or_else(|| cast_err(&s, to))?
+                        .div_euclid(time::MS_DAY),
                 ),
                 other => return Err(cast_err(&other.to_text(), to)),
             },
@@ -360,10 +365,13 @@ pub fn format_double(d: f64) -> String {
 
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn cast_err(text: &str, to: &SqlType) -> EvalError {
@@ -381,18 +389,25 @@ mod tests {
     #[test]
     fn casts_to_narrow_integers_fail_on_overflow_instead_of_wrapping() {
         assert!(Value::Integer(300).cast(&SqlType::TinyInt).is_err());
-        assert_eq!(Value::Integer(100).cast(&SqlType::TinyInt), Ok(Value::Integer(100)));
+        assert_eq!(
+            Value::Integer(100).cast(&SqlType::TinyInt),
+            Ok(Value::Integer(100))
+        );
     }
 
     #[test]
     fn strings_are_truncated_to_the_column_width() {
-        let v = Value::Varchar("AMZN.X".into()).cast(&SqlType::Varchar(4)).unwrap();
+        let v = Value::Varchar("AMZN.X".into())
+            .cast(&SqlType::Varchar(4))
+            .unwrap();
         assert_eq!(v, Value::Varchar("AMZN".into()));
     }
 
     #[test]
     fn decimal_casts_round_to_the_scale() {
-        let v = Value::Double(12.345_6).cast(&SqlType::Decimal(8, 2)).unwrap();
+        let v = Value::Double(12.345_6)
+            .cast(&SqlType::Decimal(8, 2))
+            .unwrap();
         assert_eq!(v, Value::Double(12.35));
         assert!(Value::Double(1234.5).cast(&SqlType::Decimal(4, 2)).is_err());
     }

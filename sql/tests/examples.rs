@@ -41,7 +41,13 @@ fn take(app: &mut Application, stream: &str) -> Vec<String> {
         .map(|r| {
             let t = format_timestamp(r.rowtime);
             let mut parts = vec![t[11..19].to_string()];
-            parts.extend(r.values.iter().map(|v| if v.is_null() { "NULL".into() } else { v.to_text() }));
+            parts.extend(r.values.iter().map(|v| {
+                if v.is_null() {
+                    "NULL".into()
+                } else {
+                    v.to_text()
+                }
+            }));
             parts.join(" | ")
         })
         .collect()
@@ -75,12 +81,30 @@ fn getting_started_pumps_filter_and_chain_streams_keeping_rowtime() {
             SELECT STREAM ticker_symbol, price FROM "SOURCE_SQL_STREAM_001"
             WHERE ticker_symbol SIMILAR TO '%TGT%';
     "#;
-    let mut a = app(code, demo_source(), &["DESTINATION_SQL_STREAM", "DESTINATION_SQL_STREAM_2", "AMZN_STREAM", "TGT_STREAM"]);
+    let mut a = app(
+        code,
+        demo_source(),
+        &[
+            "DESTINATION_SQL_STREAM",
+            "DESTINATION_SQL_STREAM_2",
+            "AMZN_STREAM",
+            "TGT_STREAM",
+        ],
+    );
     demo(&mut a, "11:00:01", "AMZN", "TECHNOLOGY", 1.5, 100.0);
     demo(&mut a, "11:00:02", "TGT", "RETAIL", -0.5, 50.0);
     demo(&mut a, "11:00:03", "MSFT", "TECHNOLOGY", 0.25, 80.0);
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:00:01 | AMZN | TECHNOLOGY | 1.5 | 100.0", "11:00:03 | MSFT | TECHNOLOGY | 0.25 | 80.0"]);
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM_2"), ["11:00:01 | AMZN | 100.0", "11:00:03 | MSFT | 80.0"]);
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        [
+            "11:00:01 | AMZN | TECHNOLOGY | 1.5 | 100.0",
+            "11:00:03 | MSFT | TECHNOLOGY | 0.25 | 80.0"
+        ]
+    );
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM_2"),
+        ["11:00:01 | AMZN | 100.0", "11:00:03 | MSFT | 80.0"]
+    );
     assert_eq!(take(&mut a, "AMZN_STREAM"), ["11:00:01 | AMZN | 100.0"]);
     assert_eq!(take(&mut a, "TGT_STREAM"), ["11:00:02 | TGT | 50.0"]);
 }
@@ -94,11 +118,21 @@ fn simple_alerts_pass_only_changes_above_one_percent() {
             FROM   "SOURCE_SQL_STREAM_001"
             WHERE  (ABS(Change / (Price - Change)) * 100) > 1;
     "#;
-    let mut a = app(code, demo_source(), &["DESTINATION_SQL_STREAM", "error_stream"]);
+    let mut a = app(
+        code,
+        demo_source(),
+        &["DESTINATION_SQL_STREAM", "error_stream"],
+    );
     demo(&mut a, "11:00:01", "AMZN", "TECHNOLOGY", 2.0, 102.0); // 2 %
     demo(&mut a, "11:00:02", "TGT", "RETAIL", 0.5, 100.5); // 0.5 %
     demo(&mut a, "11:00:03", "XYZ", "ENERGY", -3.0, 97.0); // 3 %
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:00:01 | AMZN | TECHNOLOGY | 2.0 | 102.0", "11:00:03 | XYZ | ENERGY | -3.0 | 97.0"]);
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        [
+            "11:00:01 | AMZN | TECHNOLOGY | 2.0 | 102.0",
+            "11:00:03 | XYZ | ENERGY | -3.0 | 97.0"
+        ]
+    );
     assert!(take(&mut a, "error_stream").is_empty());
 }
 
@@ -110,10 +144,17 @@ fn a_division_by_zero_goes_to_error_stream_and_the_application_keeps_running() {
             SELECT STREAM ticker_symbol, change FROM "SOURCE_SQL_STREAM_001"
             WHERE (ABS(Change / (Price - Change)) * 100) > 1;
     "#;
-    let mut a = app(code, demo_source(), &["DESTINATION_SQL_STREAM", "error_stream"]);
+    let mut a = app(
+        code,
+        demo_source(),
+        &["DESTINATION_SQL_STREAM", "error_stream"],
+    );
     demo(&mut a, "11:00:01", "ZERO", "X", 5.0, 5.0);
     demo(&mut a, "11:00:02", "AMZN", "X", 2.0, 102.0);
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:00:02 | AMZN | 2.0"]);
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        ["11:00:02 | AMZN | 2.0"]
+    );
     let errors = a.take("error_stream");
     assert_eq!(errors.len(), 1);
     let e = &errors[0].values;
@@ -122,7 +163,10 @@ fn a_division_by_zero_goes_to_error_stream_and_the_application_keeps_running() {
     assert_eq!(e[4], Value::Timestamp(at("11:00:01")));
     assert_eq!(e[6], Value::Varchar("STREAM_PUMP".into()));
     let data = e[5].as_str().unwrap();
-    let bytes: Vec<u8> = (0..data.len()).step_by(2).map(|i| u8::from_str_radix(&data[i..i + 2], 16).unwrap()).collect();
+    let bytes: Vec<u8> = (0..data.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&data[i..i + 2], 16).unwrap())
+        .collect();
     assert_eq!(String::from_utf8(bytes).unwrap(), r#"["ZERO","X",5.0,5.0]"#);
 }
 
@@ -153,7 +197,12 @@ fn throttled_alerts_count_triggers_per_ticker_over_the_last_minute() {
     demo(&mut a, "11:01:05", "AMZN", "T", 2.0, 102.0);
     assert_eq!(
         take(&mut a, "TRIGGER_COUNT_STREAM"),
-        ["11:00:00 | AMZN | 2.0 | 1", "11:00:20 | TGT | 3.0 | 1", "11:00:30 | AMZN | -2.0 | 2", "11:01:05 | AMZN | 2.0 | 2"]
+        [
+            "11:00:00 | AMZN | 2.0 | 1",
+            "11:00:20 | TGT | 3.0 | 1",
+            "11:00:30 | AMZN | -2.0 | 2",
+            "11:01:05 | AMZN | 2.0 | 2"
+        ]
     );
 }
 
@@ -176,33 +225,58 @@ fn a_tumbling_window_on_rowtime_emits_min_and_max_per_ticker_when_the_minute_clo
     demo(&mut a, "11:00:15", "TGT", "R", 0.0, 50.0);
     demo(&mut a, "11:00:35", "AMZN", "T", 0.0, 12.0);
     demo(&mut a, "11:00:59", "AMZN", "T", 0.0, 9.0);
-    assert!(take(&mut a, "DESTINATION_SQL_STREAM").is_empty(), "no row before the window closes");
+    assert!(
+        take(&mut a, "DESTINATION_SQL_STREAM").is_empty(),
+        "no row before the window closes"
+    );
     demo(&mut a, "11:01:00", "AMZN", "T", 0.0, 20.0);
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:01:00 | AMZN | 9.0 | 12.0", "11:01:00 | TGT | 50.0 | 50.0"]);
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        [
+            "11:01:00 | AMZN | 9.0 | 12.0",
+            "11:01:00 | TGT | 50.0 | 50.0"
+        ]
+    );
     a.advance_to(at("11:02:00"));
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:02:00 | AMZN | 20.0 | 20.0"]);
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        ["11:02:00 | AMZN | 20.0 | 20.0"]
+    );
 }
 
 #[test]
 fn floor_rowtime_to_minute_groups_like_a_one_minute_step() {
-    let code = TUMBLING.replace(r#"STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND)"#, r#"FLOOR("SOURCE_SQL_STREAM_001".ROWTIME TO MINUTE)"#);
+    let code = TUMBLING.replace(
+        r#"STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND)"#,
+        r#"FLOOR("SOURCE_SQL_STREAM_001".ROWTIME TO MINUTE)"#,
+    );
     let mut a = app(&code, demo_source(), &["DESTINATION_SQL_STREAM"]);
     demo(&mut a, "11:00:05", "AMZN", "T", 0.0, 10.0);
     demo(&mut a, "11:00:35", "AMZN", "T", 0.0, 12.0);
     a.advance_to(at("11:01:30"));
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:01:00 | AMZN | 10.0 | 12.0"]);
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        ["11:01:00 | AMZN | 10.0 | 12.0"]
+    );
 }
 
 fn event_source() -> Vec<(String, Vec<Column>)> {
     vec![(
         "SOURCE_SQL_STREAM_001".into(),
-        vec![Column::new("EVENT_TIME", SqlType::Timestamp), Column::new("TICKER_SYMBOL", SqlType::Varchar(4))],
+        vec![
+            Column::new("EVENT_TIME", SqlType::Timestamp),
+            Column::new("TICKER_SYMBOL", SqlType::Varchar(4)),
+        ],
     )]
 }
 
 fn event(app: &mut Application, rowtime: &str, event_time: &str, ticker: &str) {
-    let row = vec![Value::Timestamp(at(event_time)), Value::Varchar(ticker.into())];
-    app.insert("SOURCE_SQL_STREAM_001", at(rowtime), row).unwrap();
+    let row = vec![
+        Value::Timestamp(at(event_time)),
+        Value::Varchar(ticker.into()),
+    ];
+    app.insert("SOURCE_SQL_STREAM_001", at(rowtime), row)
+        .unwrap();
 }
 
 /// The four AMZN rows of AWS's stagger-window concept page.
@@ -259,7 +333,10 @@ fn a_stagger_window_gathers_late_rows_of_a_key_into_one_result() {
     // The concept page's stagger result: counts 3 and 1, each a minute after its window opened.
     assert_eq!(
         take(&mut a, "DESTINATION_SQL_STREAM"),
-        ["11:01:20 | AMZN | 2017-05-01 11:00:00.000 | 3.0", "11:02:15 | AMZN | 2017-05-01 11:01:00.000 | 1.0"]
+        [
+            "11:01:20 | AMZN | 2017-05-01 11:00:00.000 | 3.0",
+            "11:02:15 | AMZN | 2017-05-01 11:01:00.000 | 1.0"
+        ]
     );
 }
 
@@ -273,7 +350,12 @@ fn a_stagger_window_emits_one_row_per_group_of_six_arriving_ten_seconds_apart() 
             WINDOWED BY STAGGER (PARTITION BY TICKER_SYMBOL, EVENT_TIME RANGE INTERVAL '1' MINUTE);
     "#;
     let mut a = app(code, event_source(), &["DESTINATION_SQL_STREAM"]);
-    for (i, rowtime) in ["11:00:30", "11:00:40", "11:00:50", "11:01:00", "11:01:10", "11:01:20"].iter().enumerate() {
+    for (i, rowtime) in [
+        "11:00:30", "11:00:40", "11:00:50", "11:01:00", "11:01:10", "11:01:20",
+    ]
+    .iter()
+    .enumerate()
+    {
         event(&mut a, rowtime, "11:00:25", "AMZN");
         if i == 2 {
             event(&mut a, rowtime, "11:00:45", "TGT");
@@ -282,7 +364,10 @@ fn a_stagger_window_emits_one_row_per_group_of_six_arriving_ten_seconds_apart() 
     a.advance_to(at("11:03:00"));
     assert_eq!(
         take(&mut a, "DESTINATION_SQL_STREAM"),
-        ["11:01:30 | 2017-05-01 11:00:25.000 | AMZN | 6", "11:01:50 | 2017-05-01 11:00:45.000 | TGT | 1"]
+        [
+            "11:01:30 | 2017-05-01 11:00:25.000 | AMZN | 6",
+            "11:01:50 | 2017-05-01 11:00:45.000 | TGT | 1"
+        ]
     );
 }
 
@@ -295,10 +380,15 @@ fn a_sliding_count_matches_the_five_second_worked_example() {
             WINDOW W AS (RANGE INTERVAL '5' SECOND PRECEDING);
     "#;
     let mut a = app(code, demo_source(), &["DESTINATION_SQL_STREAM"]);
-    for t in ["11:00:01", "11:00:02", "11:00:06", "11:00:07", "11:00:08", "11:00:08", "11:00:08"] {
+    for t in [
+        "11:00:01", "11:00:02", "11:00:06", "11:00:07", "11:00:08", "11:00:08", "11:00:08",
+    ] {
         demo(&mut a, t, "X", "S", 0.0, 1.0);
     }
-    let counts: Vec<String> = take(&mut a, "DESTINATION_SQL_STREAM").iter().map(|r| r[11..].to_string()).collect();
+    let counts: Vec<String> = take(&mut a, "DESTINATION_SQL_STREAM")
+        .iter()
+        .map(|r| r[11..].to_string())
+        .collect();
     // One row per row in: t1 → 1, t2 → 2, t6 → 2, t7 → 2, and the three rows at t8 end on 5.
     assert_eq!(counts, ["1", "2", "2", "2", "3", "4", "5"]);
 }
@@ -382,11 +472,19 @@ fn partial_counts_from_a_tumbling_pump_are_merged_by_a_sliding_pump() {
     "#;
     let source = vec![(
         "SOURCE_SQL_STREAM_001".to_string(),
-        vec![Column::new("TICKER_SYMBOL", SqlType::Varchar(4)), Column::new("APPROXIMATE_ARRIVAL_TIME", SqlType::Timestamp)],
+        vec![
+            Column::new("TICKER_SYMBOL", SqlType::Varchar(4)),
+            Column::new("APPROXIMATE_ARRIVAL_TIME", SqlType::Timestamp),
+        ],
     )];
     let mut a = app(code, source, &["DESTINATION_SQL_STREAM"]);
     let mut put = |rowtime: &str, arrival: &str| {
-        a.insert("SOURCE_SQL_STREAM_001", at(rowtime), vec![Value::Varchar("AMZN".into()), Value::Timestamp(at(arrival))]).unwrap();
+        a.insert(
+            "SOURCE_SQL_STREAM_001",
+            at(rowtime),
+            vec![Value::Varchar("AMZN".into()), Value::Timestamp(at(arrival))],
+        )
+        .unwrap();
     };
     put("11:00:50", "11:00:40");
     put("11:00:55", "11:00:45");
@@ -431,17 +529,83 @@ fn one_input_stream_splits_into_order_and_trade_streams_with_quoted_names() {
         ("Tprice", SqlType::Double),
         ("Tticker", SqlType::Varchar(4)),
     ];
-    let source = vec![("SOURCE_SQL_STREAM_001".to_string(), cols.iter().map(|(n, t)| Column::new(*n, t.clone())).collect())];
-    let mut a = app(code, source, &["Order_Stream", "Trade_Stream", "DESTINATION_SQL_STREAM"]);
+    let source = vec![(
+        "SOURCE_SQL_STREAM_001".to_string(),
+        cols.iter()
+            .map(|(n, t)| Column::new(*n, t.clone()))
+            .collect(),
+    )];
+    let mut a = app(
+        code,
+        source,
+        &["Order_Stream", "Trade_Stream", "DESTINATION_SQL_STREAM"],
+    );
     let n = Value::Null;
     let s = |x: &str| Value::Varchar(x.into());
-    a.insert("SOURCE_SQL_STREAM_001", at("11:00:01"), vec![s("Order"), Value::Integer(1), s("Buy"), s("AMZN"), Value::Double(10.0), n.clone(), n.clone(), n.clone(), n.clone()]).unwrap();
-    a.insert("SOURCE_SQL_STREAM_001", at("11:00:02"), vec![s("Trade"), n.clone(), n.clone(), n.clone(), n.clone(), Value::Integer(7), Value::Integer(1), Value::Double(10.5), s("AMZN")]).unwrap();
-    a.insert("SOURCE_SQL_STREAM_001", at("11:00:03"), vec![s("Trade"), n.clone(), n.clone(), n.clone(), n.clone(), Value::Integer(8), Value::Integer(1), Value::Double(10.6), s("AMZN")]).unwrap();
+    a.insert(
+        "SOURCE_SQL_STREAM_001",
+        at("11:00:01"),
+        vec![
+            s("Order"),
+            Value::Integer(1),
+            s("Buy"),
+            s("AMZN"),
+            Value::Double(10.0),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+        ],
+    )
+    .unwrap();
+    a.insert(
+        "SOURCE_SQL_STREAM_001",
+        at("11:00:02"),
+        vec![
+            s("Trade"),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            Value::Integer(7),
+            Value::Integer(1),
+            Value::Double(10.5),
+            s("AMZN"),
+        ],
+    )
+    .unwrap();
+    a.insert(
+        "SOURCE_SQL_STREAM_001",
+        at("11:00:03"),
+        vec![
+            s("Trade"),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            Value::Integer(8),
+            Value::Integer(1),
+            Value::Double(10.6),
+            s("AMZN"),
+        ],
+    )
+    .unwrap();
     a.advance_to(at("11:01:00"));
-    assert_eq!(take(&mut a, "Order_Stream"), ["11:00:01 | 1 | Buy | AMZN | 10.0 | Order"]);
-    assert_eq!(take(&mut a, "Trade_Stream"), ["11:00:02 | 7 | 1 | 10.5 | AMZN | Trade", "11:00:03 | 8 | 1 | 10.6 | AMZN | Trade"]);
-    assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:01:00 | AMZN | 2"]);
+    assert_eq!(
+        take(&mut a, "Order_Stream"),
+        ["11:00:01 | 1 | Buy | AMZN | 10.0 | Order"]
+    );
+    assert_eq!(
+        take(&mut a, "Trade_Stream"),
+        [
+            "11:00:02 | 7 | 1 | 10.5 | AMZN | Trade",
+            "11:00:03 | 8 | 1 | 10.6 | AMZN | Trade"
+        ]
+    );
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        ["11:01:00 | AMZN | 2"]
+    );
 }
 
 #[test]
@@ -457,9 +621,17 @@ fn string_transforms_extract_and_rewrite_urls() {
                 CHAR_LENGTH("referrer")
             FROM "SOURCE_SQL_STREAM_001";
     "#;
-    let source = vec![("SOURCE_SQL_STREAM_001".to_string(), vec![Column::new("referrer", SqlType::Varchar(32))])];
+    let source = vec![(
+        "SOURCE_SQL_STREAM_001".to_string(),
+        vec![Column::new("referrer", SqlType::Varchar(32))],
+    )];
     let mut a = app(code, source, &["DESTINATION_SQL_STREAM"]);
-    a.insert("SOURCE_SQL_STREAM_001", at("11:00:00"), vec![Value::Varchar("http://www.amazon.com".into())]).unwrap();
+    a.insert(
+        "SOURCE_SQL_STREAM_001",
+        at("11:00:00"),
+        vec![Value::Varchar("http://www.amazon.com".into())],
+    )
+    .unwrap();
     assert_eq!(
         take(&mut a, "DESTINATION_SQL_STREAM"),
         ["11:00:00 | amazon | https://www.amazon.com | HTTP://WWW.AMAZON.COM! | The Quick Fox | 21"]
@@ -480,9 +652,17 @@ fn date_transforms_parse_format_and_diff_event_times() {
                 CASE WHEN EXTRACT(HOUR FROM ROWTIME) < 12 THEN 'morning' ELSE 'later' END
             FROM "SOURCE_SQL_STREAM_001";
     "#;
-    let source = vec![("SOURCE_SQL_STREAM_001".to_string(), vec![Column::new("event_text", SqlType::Varchar(32))])];
+    let source = vec![(
+        "SOURCE_SQL_STREAM_001".to_string(),
+        vec![Column::new("event_text", SqlType::Varchar(32))],
+    )];
     let mut a = app(code, source, &["DESTINATION_SQL_STREAM"]);
-    a.insert("SOURCE_SQL_STREAM_001", at("11:00:05"), vec![Value::Varchar("2017-05-01 10:59:55 AM".into())]).unwrap();
+    a.insert(
+        "SOURCE_SQL_STREAM_001",
+        at("11:00:05"),
+        vec![Value::Varchar("2017-05-01 10:59:55 AM".into())],
+    )
+    .unwrap();
     assert_eq!(
         take(&mut a, "DESTINATION_SQL_STREAM"),
         ["11:00:05 | 2017-05-01 10:59:55.000 | 01/May/2017 10:59 | 10000 | 11 | 2017-05-01 12:00:00.000 | morning"]
@@ -496,11 +676,79 @@ fn a_value_too_large_for_its_target_column_goes_to_error_stream() {
         CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
             SELECT STREAM CAST(price AS INTEGER) * 10 FROM "SOURCE_SQL_STREAM_001";
     "#;
-    let mut a = app(code, demo_source(), &["DESTINATION_SQL_STREAM", "error_stream"]);
+    let mut a = app(
+        code,
+        demo_source(),
+        &["DESTINATION_SQL_STREAM", "error_stream"],
+    );
     demo(&mut a, "11:00:00", "A", "S", 0.0, 5.0);
     demo(&mut a, "11:00:01", "A", "S", 0.0, 50.0);
     assert_eq!(take(&mut a, "DESTINATION_SQL_STREAM"), ["11:00:00 | 50"]);
     let errors = a.take("error_stream");
     assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].values[2], Value::Varchar("Numeric_Overflow".into()));
+    assert_eq!(
+        errors[0].values[2],
+        Value::Varchar("Numeric_Overflow".into())
+    );
+}
+
+#[test]
+fn json_records_flow_through_the_input_mapping_and_out_as_json() {
+    use tributary_sql::format::{serialize, InputSchema, OutputFormat, RecordColumn, RecordFormat};
+    let schema = InputSchema {
+        format: RecordFormat::Json {
+            row_path: "$".into(),
+        },
+        columns: vec![
+            RecordColumn {
+                name: "TICKER_SYMBOL".into(),
+                mapping: Some("$.TICKER_SYMBOL".into()),
+                sql_type: SqlType::Varchar(4),
+            },
+            RecordColumn {
+                name: "PRICE".into(),
+                mapping: Some("$.PRICE".into()),
+                sql_type: SqlType::Real,
+            },
+        ],
+    };
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), price DOUBLE, arrived TIMESTAMP);
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM ticker_symbol, price, APPROXIMATE_ARRIVAL_TIME FROM "SOURCE_SQL_STREAM_001" WHERE price > 10;
+    "#;
+    let mut a = app(
+        code,
+        vec![("SOURCE_SQL_STREAM_001".into(), schema.stream_columns())],
+        &["DESTINATION_SQL_STREAM", "error_stream"],
+    );
+    let records: [&[u8]; 3] = [
+        br#"{"TICKER_SYMBOL":"AMZN","PRICE":84.51}"#,
+        br#"{"TICKER_SYMBOL":"TGT","PRICE":"cheap"}"#,
+        br#"{"TICKER_SYMBOL":"XYZ","PRICE":5}"#,
+    ];
+    for (i, rec) in records.iter().enumerate() {
+        let t = at("11:00:00") + i as i64 * 1000;
+        match schema.map_record(rec, t - 500) {
+            Ok(rows) => {
+                for r in rows {
+                    a.insert("SOURCE_SQL_STREAM_001", t, r).unwrap();
+                }
+            }
+            Err(e) => a.reject_input(e, t, rec),
+        }
+    }
+    let cols = a.stream("DESTINATION_SQL_STREAM").unwrap().columns.clone();
+    let out: Vec<String> = a
+        .take("DESTINATION_SQL_STREAM")
+        .iter()
+        .map(|r| String::from_utf8(serialize(&cols, r, OutputFormat::Json)).unwrap())
+        .collect();
+    assert_eq!(out, ["{\"TICKER_SYMBOL\":\"AMZN\",\"PRICE\":84.51,\"ARRIVED\":\"2017-05-01 10:59:59.500\"}\n"]);
+    // The record whose PRICE cannot be coerced lands in error_stream with its raw bytes in hex.
+    let errors = a.take("error_stream");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].values[2], Value::Varchar("Cast_Error".into()));
+    let hex: String = records[1].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(errors[0].values[5], Value::Varchar(hex));
 }
