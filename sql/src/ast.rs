@@ -72,6 +72,14 @@ pub enum FromItem {
         alias: Option<Ident>,
         span: Span,
     },
+    /// `left [LEFT [OUTER] | INNER] JOIN right ON condition`.
+    Join {
+        left: Box<FromItem>,
+        right: Box<FromItem>,
+        outer: bool,
+        on: Expr,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

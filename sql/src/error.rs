@@ -153,6 +153,13 @@ pub enum EngineError {
         expected: usize,
         actual: usize,
     },
+    /// A reference-table row has a value that does not fit its column.
+    #[error("Row {row} of reference table '{table}' does not fit its schema: {message}")]
+    TableRow {
+        table: String,
+        row: usize,
+        message: String,
+    },
     /// Rows may only be inserted into input streams; the others are written by pumps.
     #[error("Stream '{0}' is written by the application and cannot take rows from outside")]
     NotAnInput(String),

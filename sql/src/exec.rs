@@ -46,6 +46,8 @@ pub enum StreamKind {
     Application,
     /// `error_stream`.
     Error,
+    /// A reference table (`ReferenceDataSource`): joined by queries, never streamed.
+    Table,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ pub struct Application {
     order: Vec<usize>,
     clock: i64,
     taps: HashMap<usize, Vec<Row>>,
+    tables: Tables,
 }
 
 struct CatalogView<'a>(&'a [StreamDef], &'a HashMap<String, usize>);
@@ -92,13 +95,29 @@ impl Catalog for CatalogView<'_> {
             .get(name)
             .is_some_and(|i| self.0[*i].kind != StreamKind::Error)
     }
+    fn is_table(&self, name: &str) -> bool {
+        self.1
+            .get(name)
+            .is_some_and(|i| self.0[*i].kind == StreamKind::Table)
+    }
 }
 
 impl Application {
     /// Compiles application code against its input streams. Every error in the code is found
     /// here, with its position; a running application never fails on its SQL.
     pub fn new(code: &str, inputs: &[(String, Vec<Column>)]) -> Result<Self, SqlError> {
+        Self::with_tables(code, inputs, &[])
+    }
+
+    /// Like [`Application::new`], with reference tables that queries may join. Their rows are
+    /// loaded with [`Application::load_table`].
+    pub fn with_tables(
+        code: &str,
+        inputs: &[(String, Vec<Column>)],
+        tables: &[(String, Vec<Column>)],
+    ) -> Result<Self, SqlError> {
         let mut app = Application {
+            tables: Tables::new(),
             streams: Vec::new(),
             index: HashMap::new(),
             pumps: Vec::new(),
@@ -108,6 +127,9 @@ impl Application {
         };
         for (name, columns) in inputs {
             app.add_stream(name.clone(), columns.clone(), StreamKind::Input);
+        }
+        for (name, columns) in tables {
+            app.add_stream(name.clone(), columns.clone(), StreamKind::Table);
         }
         app.add_stream(
             ERROR_STREAM.into(),
@@ -367,6 +389,42 @@ impl Application {
         Ok(())
     }
 
+    /// Replaces a reference table's rows, as starting or updating a KDA application reloads its
+    /// reference data. Values are cast to the table's column types; a row that does not fit
+    /// is an error naming it, and the table is left as it was.
+    pub fn load_table(&mut self, table: &str, rows: Vec<Vec<Value>>) -> Result<(), EngineError> {
+        let i = *self
+            .index
+            .get(table)
+            .ok_or_else(|| EngineError::UnknownStream(table.into()))?;
+        let def = &self.streams[i];
+        if def.kind != StreamKind::Table {
+            return Err(EngineError::UnknownStream(table.into()));
+        }
+        let mut cast_rows = Vec::with_capacity(rows.len());
+        for (n, row) in rows.into_iter().enumerate() {
+            if row.len() != def.columns.len() {
+                return Err(EngineError::Arity {
+                    stream: table.into(),
+                    expected: def.columns.len(),
+                    actual: row.len(),
+                });
+            }
+            let cast: Result<Vec<Value>, EvalError> = row
+                .into_iter()
+                .zip(&def.columns)
+                .map(|(v, c)| v.cast(&c.ty))
+                .collect();
+            cast_rows.push(cast.map_err(|e| EngineError::TableRow {
+                table: table.into(),
+                row: n,
+                message: e.message,
+            })?);
+        }
+        self.tables.insert(table.into(), cast_rows);
+        Ok(())
+    }
+
     /// Records a row that never reached an input stream (for example a record the input mapping
     /// could not coerce) in `error_stream`, with the raw record hex-encoded as KDA does.
     pub fn reject_input(&mut self, error: EvalError, rowtime: i64, raw: &[u8]) {
@@ -386,7 +444,9 @@ impl Application {
             let p = self.order[k];
             let mut out = Vec::new();
             let mut fails = Vec::new();
-            self.pumps[p].plan.on_advance(t, t, &mut out, &mut fails);
+            self.pumps[p]
+                .plan
+                .on_advance(t, t, &self.tables, &mut out, &mut fails);
             self.route(p, out, fails, &mut queue);
             // Deliver now, so downstream pumps see these rows before their own windows close.
             self.drain(&mut queue);
@@ -456,7 +516,7 @@ impl Application {
                 let mut fails = Vec::new();
                 self.pumps[p]
                     .plan
-                    .on_row(&row, self.clock, &mut out, &mut fails);
+                    .on_row(&row, self.clock, &self.tables, &mut out, &mut fails);
                 self.route(p, out, fails, queue);
             }
         }
@@ -493,24 +553,133 @@ fn group_key(keys: &[Value]) -> String {
         .join("\u{1}")
 }
 
+/// Reference tables by name: their rows, already cast to the table's column types.
+pub type Tables = HashMap<String, Vec<Vec<Value>>>;
+
+impl Input {
+    /// The rows this input yields for one row of its source stream.
+    fn on_row(
+        &mut self,
+        row: &Row,
+        clock: i64,
+        tables: &Tables,
+        fails: &mut Vec<Failure>,
+    ) -> Vec<Row> {
+        match self {
+            Input::Stream(_) => vec![row.clone()],
+            Input::Subquery(inner) => {
+                let mut rows = Vec::new();
+                inner.on_row(row, clock, tables, &mut rows, fails);
+                rows
+            }
+            Input::Join { left, .. } => {
+                let rows = left.on_row(row, clock, tables, fails);
+                self.join(rows, clock, tables, fails)
+            }
+        }
+    }
+
+    /// The rows this input yields when the clock advances (closed windows of subqueries).
+    fn on_advance(
+        &mut self,
+        t: i64,
+        clock: i64,
+        tables: &Tables,
+        fails: &mut Vec<Failure>,
+    ) -> Vec<Row> {
+        match self {
+            Input::Stream(_) => Vec::new(),
+            Input::Subquery(inner) => {
+                let mut rows = Vec::new();
+                inner.on_advance(t, clock, tables, &mut rows, fails);
+                rows
+            }
+            Input::Join { left, .. } => {
+                let rows = left.on_advance(t, clock, tables, fails);
+                self.join(rows, clock, tables, fails)
+            }
+        }
+    }
+
+    /// Joins stream rows to a reference table by scanning it: tables are small (KDA caps them at
+    /// one S3 object) and the condition may be any predicate, not only an equality.
+    fn join(
+        &self,
+        rows: Vec<Row>,
+        clock: i64,
+        tables: &Tables,
+        fails: &mut Vec<Failure>,
+    ) -> Vec<Row> {
+        let Input::Join {
+            table,
+            on,
+            outer,
+            width,
+            ..
+        } = self
+        else {
+            return rows;
+        };
+        let empty = Vec::new();
+        let table_rows = tables.get(table).unwrap_or(&empty);
+        let mut out = Vec::new();
+        for row in rows {
+            let mut matched = false;
+            for t in table_rows {
+                let mut values = row.values.clone();
+                values.extend(t.iter().cloned());
+                let cx = Ctx {
+                    row: &values,
+                    rowtime: row.rowtime,
+                    keys: &[],
+                    aggs: &[],
+                    clock,
+                };
+                match on.test(&cx) {
+                    Ok(true) => {
+                        matched = true;
+                        out.push(Row {
+                            rowtime: row.rowtime,
+                            values,
+                        });
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        fails.push(Failure {
+                            error,
+                            rowtime: row.rowtime,
+                            data: row.values.clone(),
+                        });
+                        matched = true;
+                        break;
+                    }
+                }
+            }
+            if !matched && *outer {
+                let mut values = row.values;
+                values.extend(std::iter::repeat_n(Value::Null, *width));
+                out.push(Row {
+                    rowtime: row.rowtime,
+                    values,
+                });
+            }
+        }
+        out
+    }
+}
+
 impl QueryPlan {
     /// Runs one input row through the query.
     pub(crate) fn on_row(
         &mut self,
         row: &Row,
         clock: i64,
+        tables: &Tables,
         out: &mut Vec<Row>,
         fails: &mut Vec<Failure>,
     ) {
-        match &mut self.input {
-            Input::Stream(_) => self.process(row, clock, out, fails),
-            Input::Subquery(inner) => {
-                let mut rows = Vec::new();
-                inner.on_row(row, clock, &mut rows, fails);
-                for r in &rows {
-                    self.process(r, clock, out, fails);
-                }
-            }
+        for r in self.input.on_row(row, clock, tables, fails) {
+            self.process(&r, clock, out, fails);
         }
     }
 
@@ -519,15 +688,12 @@ impl QueryPlan {
         &mut self,
         t: i64,
         clock: i64,
+        tables: &Tables,
         out: &mut Vec<Row>,
         fails: &mut Vec<Failure>,
     ) {
-        if let Input::Subquery(inner) = &mut self.input {
-            let mut rows = Vec::new();
-            inner.on_advance(t, clock, &mut rows, fails);
-            for r in &rows {
-                self.process(r, clock, out, fails);
-            }
+        for r in self.input.on_advance(t, clock, tables, fails) {
+            self.process(&r, clock, out, fails);
         }
         if let Kind::Aggregate(agg) = &mut self.kind {
             agg.close(t, clock, out, fails);

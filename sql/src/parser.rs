@@ -350,7 +350,30 @@ impl Parser {
             items.push(self.select_item()?);
         }
         self.expect_kw("FROM")?;
-        let from = self.table_ref()?;
+        let mut from = self.table_ref()?;
+        loop {
+            let start = self.peek().span;
+            let outer = if self.eat_kw("LEFT") {
+                self.eat_kw("OUTER");
+                true
+            } else if self.eat_kw("INNER") || self.is_kw("JOIN") {
+                false
+            } else {
+                break;
+            };
+            self.expect_kw("JOIN")?;
+            let right = self.table_ref()?;
+            self.expect_kw("ON")?;
+            let on = self.expr()?;
+            let span = start.to(on.span);
+            from = FromItem::Join {
+                left: Box::new(from),
+                right: Box::new(right),
+                outer,
+                on,
+                span,
+            };
+        }
         let filter = if self.eat_kw("WHERE") {
             Some(self.expr()?)
         } else {
@@ -1271,5 +1294,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.windows[0].spec.frame, Frame::Range(90_000));
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::*;
+
+    #[test]
+    fn a_left_join_to_a_reference_table_parses() {
+        let q = parse_query(
+            r#"SELECT STREAM ticker_symbol, "c"."Company" FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" as "c"
+               ON "SOURCE_SQL_STREAM_001".ticker_symbol = "c"."Ticker""#,
+        )
+        .unwrap();
+        assert!(matches!(q.from, FromItem::Join { outer: true, .. }));
     }
 }

@@ -117,6 +117,26 @@ pub enum Kind {
 pub enum Input {
     Stream(String),
     Subquery(Box<QueryPlan>),
+    /// A stream (or subquery) joined to a reference table; rows are the left columns followed
+    /// by the table's `width` columns.
+    Join {
+        left: Box<Input>,
+        table: String,
+        on: CExpr,
+        outer: bool,
+        width: usize,
+    },
+}
+
+impl Input {
+    /// The in-application stream the input ultimately reads.
+    pub fn source(&self) -> &str {
+        match self {
+            Input::Stream(s) => s,
+            Input::Subquery(q) => q.input.source(),
+            Input::Join { left, .. } => left.source(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -130,10 +150,7 @@ pub struct QueryPlan {
 impl QueryPlan {
     /// The in-application stream the query ultimately reads.
     pub fn source(&self) -> &str {
-        match &self.input {
-            Input::Stream(s) => s,
-            Input::Subquery(q) => q.source(),
-        }
+        self.input.source()
     }
 }
 
@@ -142,11 +159,31 @@ pub trait Catalog {
     fn stream(&self, name: &str) -> Option<&[Column]>;
     /// Whether the stream may be read by queries (`error_stream` may not).
     fn readable(&self, name: &str) -> bool;
+    /// Whether the name is a reference table rather than a stream.
+    fn is_table(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 struct Scope {
-    names: Vec<String>,
+    /// Each FROM item: the names it answers to and where its columns sit in `columns`.
+    entries: Vec<(Vec<String>, std::ops::Range<usize>)>,
     columns: Vec<Column>,
+}
+
+impl Scope {
+    fn range(&self, qualifier: &Ident) -> Result<std::ops::Range<usize>, SqlError> {
+        self.entries
+            .iter()
+            .find(|(names, _)| names.contains(&qualifier.name))
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| {
+                SqlError::unknown(
+                    qualifier.span,
+                    format!("Table '{}' not found", qualifier.name),
+                )
+            })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -243,19 +280,26 @@ impl<'a> Binder<'a> {
         name: &Ident,
         span: Span,
     ) -> Result<(CExpr, SqlType), SqlError> {
-        if let Some(q) = qualifier {
-            if !self.scope.names.contains(&q.name) {
-                return Err(SqlError::unknown(
-                    q.span,
-                    format!("Table '{}' not found", q.name),
-                ));
-            }
-        }
+        let range = match qualifier {
+            Some(q) => self.scope.range(q)?,
+            None => 0..self.scope.columns.len(),
+        };
         if name.name == "ROWTIME" {
             return Ok((CExpr::Rowtime, SqlType::Timestamp));
         }
-        if let Some(i) = self.scope.columns.iter().position(|c| c.name == name.name) {
-            return Ok((CExpr::Col(i), self.scope.columns[i].ty.clone()));
+        let hits: Vec<usize> = range
+            .clone()
+            .filter(|i| self.scope.columns[*i].name == name.name)
+            .collect();
+        match hits.as_slice() {
+            [i] => return Ok((CExpr::Col(*i), self.scope.columns[*i].ty.clone())),
+            [_, _, ..] => {
+                return Err(SqlError::unknown(
+                    span,
+                    format!("Column '{}' is ambiguous", name.name),
+                ));
+            }
+            [] => {}
         }
         // Most misses in KDA code are case mismatches against quoted input columns.
         let hint = self
@@ -746,12 +790,21 @@ impl<'a> Binder<'a> {
 }
 
 /// Plans a query over the catalog's streams.
-pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlError> {
-    let (input, scope) = match &q.from {
+fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), SqlError> {
+    match item {
         FromItem::Stream { name, alias } => {
             let cols = catalog.stream(&name.name).ok_or_else(|| {
                 SqlError::unknown(name.span, format!("Object '{}' not found", name.name))
             })?;
+            if catalog.is_table(&name.name) {
+                return Err(SqlError::semantic(
+                    name.span,
+                    format!(
+                        "Reference table '{}' can only be joined to a stream",
+                        name.name
+                    ),
+                ));
+            }
             if !catalog.readable(&name.name) {
                 return Err(SqlError::semantic(
                     name.span,
@@ -760,21 +813,76 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
             }
             let mut names = vec![name.name.clone()];
             names.extend(alias.iter().map(|a| a.name.clone()));
-            (
-                Input::Stream(name.name.clone()),
-                Scope {
-                    names,
-                    columns: cols.to_vec(),
-                },
-            )
+            let scope = Scope {
+                entries: vec![(names, 0..cols.len())],
+                columns: cols.to_vec(),
+            };
+            Ok((Input::Stream(name.name.clone()), scope))
         }
         FromItem::Subquery { query, alias, .. } => {
             let inner = plan_query(query, catalog)?;
             let names = alias.iter().map(|a| a.name.clone()).collect();
             let columns = inner.output.clone();
-            (Input::Subquery(Box::new(inner)), Scope { names, columns })
+            let scope = Scope {
+                entries: vec![(names, 0..columns.len())],
+                columns,
+            };
+            Ok((Input::Subquery(Box::new(inner)), scope))
         }
-    };
+        FromItem::Join {
+            left,
+            right,
+            outer,
+            on,
+            ..
+        } => {
+            let (left, mut scope) = plan_from(left, catalog)?;
+            let (table, alias) = match &**right {
+                FromItem::Stream { name, alias } if catalog.is_table(&name.name) => (name, alias),
+                FromItem::Stream { name, .. } if catalog.stream(&name.name).is_some() => {
+                    return Err(SqlError::semantic(
+                        name.span,
+                        "Joins between two streams are not supported yet; join a stream to a reference table",
+                    ))
+                }
+                FromItem::Stream { name, .. } => {
+                    return Err(SqlError::unknown(name.span, format!("Object '{}' not found", name.name)))
+                }
+                _ => {
+                    return Err(SqlError::semantic(on.span, "Only reference tables can be joined to a stream so far"))
+                }
+            };
+            let cols = catalog.stream(&table.name).unwrap_or_default();
+            let start = scope.columns.len();
+            let mut names = vec![table.name.clone()];
+            names.extend(alias.iter().map(|a| a.name.clone()));
+            scope.entries.push((names, start..start + cols.len()));
+            scope.columns.extend(cols.iter().cloned());
+            let mut binder = Binder {
+                scope: &scope,
+                group: Vec::new(),
+                aggs: Vec::new(),
+                named_windows: &[],
+                windows: Vec::new(),
+                window_names: HashMap::new(),
+                sliding: false,
+            };
+            let on = binder.boolean(on, Mode::AggArg, "JOIN condition")?;
+            let input = Input::Join {
+                left: Box::new(left),
+                table: table.name.clone(),
+                on,
+                outer: *outer,
+                width: cols.len(),
+            };
+            Ok((input, scope))
+        }
+    }
+}
+
+/// Plans a query over the catalog's streams.
+pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlError> {
+    let (input, scope) = plan_from(&q.from, catalog)?;
     if q.distinct {
         return Err(SqlError::semantic(
             q.span,
@@ -860,23 +968,19 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
     for (n, item) in q.items.iter().enumerate() {
         match item {
             SelectItem::Star { qualifier, span } => {
-                if let Some(q) = qualifier {
-                    if !scope.names.contains(&q.name) {
-                        return Err(SqlError::unknown(
-                            q.span,
-                            format!("Table '{}' not found", q.name),
-                        ));
-                    }
-                }
+                let range = match qualifier {
+                    Some(q) => scope.range(q)?,
+                    None => 0..scope.columns.len(),
+                };
                 if grouped {
                     return Err(SqlError::semantic(
                         *span,
                         "Expression '*' is not being grouped",
                     ));
                 }
-                for (i, c) in scope.columns.iter().enumerate() {
+                for i in range {
                     items.push(CExpr::Col(i));
-                    output.push(c.clone());
+                    output.push(scope.columns[i].clone());
                 }
             }
             SelectItem::Expr { expr, alias } => {

@@ -93,3 +93,29 @@ fn error_stream_cannot_be_queried() {
     let e = create(&format!("{DEST}CREATE PUMP P AS INSERT INTO \"DESTINATION_SQL_STREAM\" SELECT STREAM ERROR_NAME, 1.0 FROM \"error_stream\";"));
     assert!(e.message.contains("cannot be read"), "{e}");
 }
+
+#[test]
+fn joining_two_streams_is_reported_as_not_supported_yet() {
+    let e = create(&format!(
+        "{DEST}CREATE STREAM S2 (ticker VARCHAR(4));\nCREATE PUMP P AS INSERT INTO \"DESTINATION_SQL_STREAM\"\n  SELECT STREAM s.ticker_symbol, s.price FROM \"SOURCE_SQL_STREAM_001\" AS s JOIN S2 ON s.ticker_symbol = S2.ticker;"
+    ));
+    assert!(e.message.contains("not supported yet"), "{e}");
+}
+
+#[test]
+fn an_ambiguous_column_in_a_join_must_be_qualified() {
+    let inputs = vec![(
+        "SOURCE_SQL_STREAM_001".to_string(),
+        vec![Column::new("TICKER", SqlType::Varchar(4))],
+    )];
+    let tables = vec![(
+        "T".to_string(),
+        vec![Column::new("TICKER", SqlType::Varchar(4))],
+    )];
+    let code = "CREATE STREAM D (t VARCHAR(4));\nCREATE PUMP P AS INSERT INTO D SELECT STREAM ticker FROM SOURCE_SQL_STREAM_001 LEFT JOIN T ON SOURCE_SQL_STREAM_001.ticker = T.ticker;";
+    let e = Application::with_tables(code, &inputs, &tables)
+        .err()
+        .expect("ambiguous column accepted");
+    assert_eq!(e.message, "Column 'TICKER' is ambiguous");
+    assert_eq!(e.pos(), Pos::new(2, 46));
+}

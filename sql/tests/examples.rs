@@ -752,3 +752,85 @@ fn json_records_flow_through_the_input_mapping_and_out_as_json() {
     let hex: String = records[1].iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(errors[0].values[5], Value::Varchar(hex));
 }
+
+fn company_table() -> Vec<(String, Vec<Column>)> {
+    vec![(
+        "CompanyName".into(),
+        vec![
+            Column::new("Ticker", SqlType::Varchar(4)),
+            Column::new("Company", SqlType::Varchar(20)),
+        ],
+    )]
+}
+
+fn company_rows() -> Vec<Vec<Value>> {
+    vec![
+        vec![
+            Value::Varchar("AMZN".into()),
+            Value::Varchar("Amazon".into()),
+        ],
+        vec![
+            Value::Varchar("TGT".into()),
+            Value::Varchar("Target".into()),
+        ],
+    ]
+}
+
+#[test]
+fn reference_data_enriches_rows_and_unmatched_tickers_get_null() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" varchar(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+           SELECT STREAM ticker_symbol, "c"."Company", sector, change, price
+           FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" as "c"
+           ON "SOURCE_SQL_STREAM_001".ticker_symbol = "c"."Ticker";
+    "#;
+    let mut a = Application::with_tables(code, &demo_source(), &company_table())
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.tap("DESTINATION_SQL_STREAM").unwrap();
+    a.load_table("CompanyName", company_rows()).unwrap();
+    demo(&mut a, "11:00:01", "AMZN", "TECHNOLOGY", 1.0, 100.0);
+    demo(&mut a, "11:00:02", "XYZ", "ENERGY", 2.0, 20.0);
+    // Reloading the table (UpdateApplication in KDA) affects the rows that follow.
+    a.load_table(
+        "CompanyName",
+        vec![vec![
+            Value::Varchar("XYZ".into()),
+            Value::Varchar("Xyz Corp".into()),
+        ]],
+    )
+    .unwrap();
+    demo(&mut a, "11:00:03", "XYZ", "ENERGY", 2.0, 20.0);
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        [
+            "11:00:01 | AMZN | Amazon | TECHNOLOGY | 1.0 | 100.0",
+            "11:00:02 | XYZ | NULL | ENERGY | 2.0 | 20.0",
+            "11:00:03 | XYZ | Xyz Corp | ENERGY | 2.0 | 20.0",
+        ]
+    );
+}
+
+#[test]
+fn an_inner_join_to_reference_data_drops_unmatched_rows_and_feeds_windows() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (company VARCHAR(20), trades BIGINT);
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+           SELECT STREAM c."Company", COUNT(*)
+           FROM "SOURCE_SQL_STREAM_001" AS s JOIN "CompanyName" AS c ON s.ticker_symbol = c."Ticker"
+           GROUP BY c."Company", STEP(s.ROWTIME BY INTERVAL '1' MINUTE);
+    "#;
+    let mut a = Application::with_tables(code, &demo_source(), &company_table())
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.tap("DESTINATION_SQL_STREAM").unwrap();
+    a.load_table("CompanyName", company_rows()).unwrap();
+    demo(&mut a, "11:00:01", "AMZN", "T", 1.0, 100.0);
+    demo(&mut a, "11:00:02", "XYZ", "E", 2.0, 20.0);
+    demo(&mut a, "11:00:03", "AMZN", "T", 1.0, 100.0);
+    demo(&mut a, "11:00:04", "TGT", "R", 1.0, 100.0);
+    a.advance_to(at("11:01:00"));
+    assert_eq!(
+        take(&mut a, "DESTINATION_SQL_STREAM"),
+        ["11:01:00 | Amazon | 2", "11:01:00 | Target | 1"]
+    );
+}
