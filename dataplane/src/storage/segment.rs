@@ -253,10 +253,6 @@ impl Segment {
         meta.last_arrival_ms = meta.last_arrival_ms.max(h.arrival_ms);
     }
 
-    pub fn is_memory(&self) -> bool {
-        matches!(self.store, Store::Memory(_))
-    }
-
     pub fn describe(&self) -> String {
         match &self.store {
             Store::File { path, .. } => path.display().to_string(),
