@@ -143,6 +143,30 @@ pub struct Streams {
     lifecycle: tokio::sync::Mutex<()>,
     /// Live SubscribeToShard calls.
     pub subscriptions: fanout::Subscriptions,
+    /// Account-level settings (the minimum throughput billing commitment).
+    pub account_settings: Mutex<AccountSettings>,
+}
+
+/// The account's minimum throughput billing commitment ("On-demand Advantage").
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AccountSettings {
+    pub commitment_status: Option<String>,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub earliest_end_ms: Option<i64>,
+}
+
+impl AccountSettings {
+    /// ENABLED, DISABLED or ENABLED_UNTIL_EARLIEST_ALLOWED_END as of `now`.
+    pub fn status(&self, now: i64) -> &'static str {
+        match self.commitment_status.as_deref() {
+            Some("ENABLED") => "ENABLED",
+            Some("ENDING") if self.earliest_end_ms.is_some_and(|t| now < t) => {
+                "ENABLED_UNTIL_EARLIEST_ALLOWED_END"
+            }
+            _ => "DISABLED",
+        }
+    }
 }
 
 /// A stream has at most 20 registered consumers.
@@ -167,7 +191,18 @@ impl Streams {
             control_rates: Mutex::new(HashMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
             subscriptions: fanout::Subscriptions::default(),
+            account_settings: Mutex::new(AccountSettings::default()),
         });
+        if let Some(dir) = &engine.cfg.data_dir {
+            if let Ok(raw) = std::fs::read(dir.join("account.json")) {
+                if let Ok(settings) = serde_json::from_slice(&raw) {
+                    *engine
+                        .account_settings
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = settings;
+                }
+            }
+        }
         engine.load().await?;
         Ok(engine)
     }
@@ -469,6 +504,8 @@ impl Streams {
                 consumers: Vec::new(),
                 shard_count_updates: Vec::new(),
                 next_shard_index: shard_count,
+                policies: BTreeMap::new(),
+                warm_throughput_mibps: None,
             },
             shards,
         };
@@ -901,6 +938,42 @@ impl Streams {
             return Err(storage_error(e));
         }
         Ok(out)
+    }
+
+    /// Persists the account settings (`account.json`).
+    pub fn persist_account_settings(&self) -> Result<(), AwsError> {
+        let Some(dir) = &self.cfg.data_dir else {
+            return Ok(());
+        };
+        let raw = serde_json::to_vec(
+            &*self
+                .account_settings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+        .unwrap_or_default();
+        write_atomic(&dir.join("account.json"), &raw).map_err(storage_error)
+    }
+
+    /// Reshards an ON_DEMAND stream up to at least `shards` open shards (warm throughput), as
+    /// a series of uniform steps of at most double.
+    pub async fn warm_up(&self, stream: &Arc<Stream>, shards: u32) -> Result<(), AwsError> {
+        loop {
+            let open = stream.open_shard_count() as u32;
+            if open >= shards {
+                return Ok(());
+            }
+            let target = shards.min(open * 2);
+            let _c = stream.control.lock().await;
+            if stream.status() != StreamStatus::Active {
+                return Err(errors::not_active(
+                    &stream.name,
+                    &self.cfg.account_id,
+                    stream.status().as_str(),
+                ));
+            }
+            self.rescale_locked(stream, target).await?;
+        }
     }
 
     /// RegisterStreamConsumer: adds a consumer, ACTIVE at once (it can subscribe right away).

@@ -246,6 +246,18 @@ impl Streams {
         result.map(|()| current)
     }
 
+    /// A uniform rescale for callers that already hold the stream's control lock.
+    pub(super) async fn rescale_locked(
+        &self,
+        stream: &Arc<Stream>,
+        target: u32,
+    ) -> Result<(), AwsError> {
+        self.begin_update(stream)?;
+        let result = self.rescale(stream, target).await;
+        self.end_update(stream).await;
+        result
+    }
+
     async fn rescale(&self, stream: &Arc<Stream>, target: u32) -> Result<(), AwsError> {
         let ranges = hash::even_ranges(target);
         // 1. Split at every target boundary that falls inside an open shard.

@@ -96,6 +96,12 @@ pub struct StreamState {
     pub shard_count_updates: Vec<i64>,
     /// Next shard index to hand out; indexes are never reused.
     pub next_shard_index: u32,
+    /// Resource policies (JSON text) by the stream's or a consumer's ARN.
+    #[serde(default)]
+    pub policies: BTreeMap<String, String>,
+    /// Warm throughput an ON_DEMAND stream keeps ready, MiB/s.
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<u32>,
 }
 
 /// What is persisted per shard.

@@ -4,6 +4,7 @@
 //! (puts, iterators, reads), `shards.rs` (listing and resharding), `tags.rs`, `settings.rs`
 //! (retention, monitoring, encryption, limits), `consumers.rs` (enhanced fan-out).
 
+pub mod account;
 pub mod consumers;
 pub mod model;
 pub mod records;
@@ -32,7 +33,9 @@ pub const OPERATIONS: &[&str] = &[
     "AddTagsToStream",
     "CreateStream",
     "DecreaseStreamRetentionPeriod",
+    "DeleteResourcePolicy",
     "DeleteStream",
+    "DescribeAccountSettings",
     "DeregisterStreamConsumer",
     "DescribeLimits",
     "DescribeStream",
@@ -41,6 +44,7 @@ pub const OPERATIONS: &[&str] = &[
     "DisableEnhancedMonitoring",
     "EnableEnhancedMonitoring",
     "GetRecords",
+    "GetResourcePolicy",
     "GetShardIterator",
     "IncreaseStreamRetentionPeriod",
     "ListShards",
@@ -51,6 +55,7 @@ pub const OPERATIONS: &[&str] = &[
     "MergeShards",
     "PutRecord",
     "PutRecords",
+    "PutResourcePolicy",
     "RegisterStreamConsumer",
     "RemoveTagsFromStream",
     "SplitShard",
@@ -59,9 +64,11 @@ pub const OPERATIONS: &[&str] = &[
     "SubscribeToShard",
     "TagResource",
     "UntagResource",
+    "UpdateAccountSettings",
     "UpdateMaxRecordSize",
     "UpdateShardCount",
     "UpdateStreamMode",
+    "UpdateStreamWarmThroughput",
 ];
 
 impl Kinesis {
@@ -136,6 +143,22 @@ impl Kinesis {
             }
             "ListStreamConsumers" => {
                 run_op!(protocol, body, |i| consumers::list_stream_consumers(k, i))
+            }
+            "DescribeAccountSettings" => {
+                run_op!(protocol, body, |i| account::describe_account_settings(k, i))
+            }
+            "UpdateAccountSettings" => {
+                run_op!(protocol, body, |i| account::update_account_settings(k, i))
+            }
+            "PutResourcePolicy" => run_op!(protocol, body, |i| account::put_resource_policy(k, i)),
+            "GetResourcePolicy" => run_op!(protocol, body, |i| account::get_resource_policy(k, i)),
+            "DeleteResourcePolicy" => {
+                run_op!(protocol, body, |i| account::delete_resource_policy(k, i))
+            }
+            "UpdateStreamWarmThroughput" => {
+                run_op!(protocol, body, |i| account::update_stream_warm_throughput(
+                    k, i
+                ))
             }
             "SubscribeToShard" => subscribe::subscribe_to_shard(k, protocol, body).await,
             _ => Err(AwsError::new(codes::UNKNOWN_OPERATION, "")),

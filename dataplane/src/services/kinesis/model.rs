@@ -129,6 +129,8 @@ pub struct StreamDescriptionSummary {
     #[serde(rename = "MaxRecordSizeInKiB")]
     pub max_record_size_in_kib: u32,
     pub open_shard_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_throughput: Option<super::account::WarmThroughputObject>,
     pub retention_period_hours: u32,
     #[serde(rename = "StreamARN")]
     pub stream_arn: String,

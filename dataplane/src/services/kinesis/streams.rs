@@ -209,6 +209,7 @@ pub(super) fn summary(stream: &Arc<Stream>) -> StreamDescriptionSummary {
         key_id: st.encryption_key.clone(),
         max_record_size_in_kib: st.max_record_kib,
         open_shard_count: stream.open_shard_count(),
+        warm_throughput: super::account::warm_throughput(stream),
         retention_period_hours: st.retention_hours,
         stream_arn: stream.arn.clone(),
         stream_creation_timestamp: Timestamp(stream.created_ms / 1000 * 1000),
