@@ -976,38 +976,97 @@ impl Streams {
         }
     }
 
-    /// RegisterStreamConsumer: adds a consumer, ACTIVE at once (it can subscribe right away).
+    /// RegisterStreamConsumer: adds a consumer, CREATING for the configured creation delay and
+    /// then ACTIVE (at once with no delay).
     pub async fn register_consumer(
-        &self,
+        self: &Arc<Self>,
         stream: &Arc<Stream>,
         name: &str,
     ) -> Result<Consumer, AwsError> {
         let now = self.clock.now_ms();
         let arn = format!("{}/consumer/{}:{}", stream.arn, name, now / 1000);
         let account = self.cfg.account_id.clone();
+        let delay = self.cfg.create_delay_ms;
+        let consumer = self
+            .update_state(stream, |st| {
+                if st.consumers.iter().any(|c| c.name == name) {
+                    return Err(errors::in_use(format!(
+                        "Consumer {name} under stream {} already exists for account {account}.",
+                        stream.name
+                    )));
+                }
+                if st.consumers.len() >= MAX_CONSUMERS {
+                    return Err(errors::limit_exceeded(format!(
+                        "Consumer limit of {MAX_CONSUMERS} has been reached for stream {} under account {account}.",
+                        stream.name
+                    )));
+                }
+                let c = Consumer {
+                    name: name.to_string(),
+                    arn,
+                    created_ms: now,
+                    status: if delay == 0 {
+                        ConsumerStatus::Active
+                    } else {
+                        ConsumerStatus::Creating
+                    },
+                };
+                st.consumers.push(c.clone());
+                Ok(c)
+            })
+            .await?;
+        if delay > 0 {
+            let (engine, stream, arn) = (self.clone(), stream.clone(), consumer.arn.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                let _ = engine
+                    .update_state(&stream, |st| {
+                        for c in st.consumers.iter_mut().filter(|c| c.arn == arn) {
+                            if c.status == ConsumerStatus::Creating {
+                                c.status = ConsumerStatus::Active;
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await;
+            });
+        }
+        Ok(consumer)
+    }
+
+    /// DeregisterStreamConsumer: DELETING for the configured deletion delay, then gone. Its
+    /// subscriptions end at once.
+    pub async fn deregister_consumer(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        arn: &str,
+    ) -> Result<(), AwsError> {
+        let delay = self.cfg.delete_delay_ms;
         self.update_state(stream, |st| {
-            if st.consumers.iter().any(|c| c.name == name) {
-                return Err(errors::in_use(format!(
-                    "Consumer {name} under stream {} already exists for account {account}.",
-                    stream.name
-                )));
+            if delay == 0 {
+                st.consumers.retain(|c| c.arn != arn);
+            } else {
+                for c in st.consumers.iter_mut().filter(|c| c.arn == arn) {
+                    c.status = ConsumerStatus::Deleting;
+                }
             }
-            if st.consumers.len() >= MAX_CONSUMERS {
-                return Err(errors::limit_exceeded(format!(
-                    "Consumer limit of {MAX_CONSUMERS} has been reached for stream {} under account {account}.",
-                    stream.name
-                )));
-            }
-            let c = Consumer {
-                name: name.to_string(),
-                arn,
-                created_ms: now,
-                status: ConsumerStatus::Active,
-            };
-            st.consumers.push(c.clone());
-            Ok(c)
+            Ok(())
         })
-        .await
+        .await?;
+        self.subscriptions.forget_consumer(arn);
+        if delay > 0 {
+            let (engine, stream, arn) = (self.clone(), stream.clone(), arn.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                let _ = engine
+                    .update_state(&stream, |st| {
+                        st.consumers.retain(|c| c.arn != arn);
+                        Ok(())
+                    })
+                    .await;
+            });
+        }
+        Ok(())
     }
 
     /// Applies retention to every shard and forgets closed shards whose data has all expired.

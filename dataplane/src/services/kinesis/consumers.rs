@@ -108,7 +108,7 @@ pub async fn register_stream_consumer(
     let name = i.consumer_name.unwrap_or_default();
     let consumer = k.engine.register_consumer(&stream, &name).await?;
     let mut o = out(&consumer);
-    // AWS answers CREATING; DescribeStreamConsumer then reports ACTIVE.
+    // AWS always answers CREATING; DescribeStreamConsumer reports ACTIVE once it is.
     o.consumer_status = ConsumerStatus::Creating.as_str();
     Ok(RegisterOutput { consumer: o })
 }
@@ -193,12 +193,7 @@ pub async fn deregister_stream_consumer(k: &Kinesis, i: ConsumerRef) -> Result<V
     validate_ref(&i)?;
     k.engine.admit("DeregisterStreamConsumer", 5.0)?;
     let (stream, c) = find(k, &i)?;
-    k.engine
-        .update_state(&stream, |st| {
-            st.consumers.retain(|x| x.arn != c.arn);
-            Ok(())
-        })
-        .await?;
+    k.engine.deregister_consumer(&stream, &c.arn).await?;
     Ok(Void)
 }
 
