@@ -882,3 +882,57 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
         }
     }
 }
+
+#[tokio::test]
+async fn manifests_create_a_delivery_stream_that_archives_its_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/delivery");
+    let (server, c) = start(dir.path(), &["--manifests", manifests.to_str().unwrap()]).await;
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("clicks-archive")
+        .send()
+        .await
+        .unwrap()
+        .delivery_stream_description
+        .unwrap();
+    assert_eq!(d.delivery_stream_type().as_str(), "KinesisStreamAsSource");
+    let k = kinesis(&server.api);
+    for i in 0..20 {
+        k.put_record()
+            .stream_name("clicks")
+            .partition_key(format!("p{i}"))
+            .data(aws_sdk_kinesis::primitives::Blob::new(format!("click-{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let root = dir.path().join("s3/archive");
+    let lines = wait_for("archived clicks", Duration::from_secs(20), || {
+        let l = delivered_lines_with(&root, ".json.gz");
+        (l.len() >= 20).then_some(l)
+    })
+    .await;
+    let got: BTreeSet<String> = lines.into_iter().collect();
+    let expected: BTreeSet<String> = (0..20).map(|i| format!("click-{i}")).collect();
+    assert_eq!(got, expected);
+    for (key, _) in files(&root) {
+        assert!(key.starts_with("raw/clicks/"), "{key}");
+        assert!(key.ends_with(".json.gz"), "{key}");
+    }
+}
+
+/// Lines of every object whose key ends in `gz_suffix` (gunzipped).
+fn delivered_lines_with(root: &Path, gz_suffix: &str) -> Vec<String> {
+    files(root)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(gz_suffix))
+        .flat_map(|(_, b)| {
+            String::from_utf8(gunzip(&b))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
