@@ -104,6 +104,12 @@ pub struct ServeConfig {
     )]
     pub s3_secret_access_key: String,
 
+    /// Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) that runs the
+    /// `Lambda` record-transformation processors of delivery streams; a `LambdaArn` that is an
+    /// `http://` URL is called directly instead.
+    #[arg(long, env = "TRIBUTARY_LAMBDA_ENDPOINT")]
+    pub lambda_endpoint: Option<String>,
+
     /// First delay before a failed delivery is retried, in milliseconds (doubles per attempt).
     #[arg(
         long,
@@ -181,6 +187,7 @@ impl ServeConfig {
             },
             initial_backoff_ms: self.delivery_retry_initial_ms,
             max_backoff_ms: self.delivery_retry_max_ms,
+            lambda_endpoint: self.lambda_endpoint.clone(),
         }
     }
 

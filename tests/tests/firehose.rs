@@ -936,3 +936,128 @@ fn delivered_lines_with(root: &Path, gz_suffix: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// A transformation function behind the Lambda Invoke API: upper-cases records, drops
+/// `drop-*` ones and fails `fail-*` ones. Records every path it was called on.
+async fn lambda(listener: tokio::net::TcpListener, paths: Arc<Mutex<Vec<String>>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let paths = paths.clone();
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let paths = paths.clone();
+                    async move {
+                        paths.lock().unwrap().push(req.uri().path().to_string());
+                        let raw = req.into_body().collect().await.unwrap().to_bytes();
+                        let event: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                        let b64 = base64::engine::general_purpose::STANDARD;
+                        let records: Vec<serde_json::Value> = event["records"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|r| {
+                                let data = b64.decode(r["data"].as_str().unwrap()).unwrap();
+                                let text = String::from_utf8(data).unwrap();
+                                let result = if text.starts_with("drop-") {
+                                    "Dropped"
+                                } else if text.starts_with("fail-") {
+                                    "ProcessingFailed"
+                                } else {
+                                    "Ok"
+                                };
+                                serde_json::json!({
+                                    "recordId": r["recordId"],
+                                    "result": result,
+                                    "data": b64.encode(text.to_uppercase()),
+                                })
+                            })
+                            .collect();
+                        let body = serde_json::json!({ "records": records }).to_string();
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_processing_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lambda_url = format!("http://{}", listener.local_addr().unwrap());
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(lambda(listener, paths.clone()));
+    let (_server, c) = start(dir.path(), &["--lambda-endpoint", &lambda_url]).await;
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:upper";
+    let mut config = s3_config("t/", 0, false);
+    config.processing_configuration = Some(
+        ProcessingConfiguration::builder()
+            .enabled(true)
+            .processors(
+                Processor::builder()
+                    .r#type(ProcessorType::Lambda)
+                    .parameters(
+                        aws_sdk_firehose::types::ProcessorParameter::builder()
+                            .parameter_name(
+                                aws_sdk_firehose::types::ProcessorParameterName::LambdaArn,
+                            )
+                            .parameter_value(arn)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .processors(
+                Processor::builder()
+                    .r#type(ProcessorType::AppendDelimiterToRecord)
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+    );
+    c.create_delivery_stream()
+        .delivery_stream_name("transformed")
+        .extended_s3_destination_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = ["keep-1", "drop-2", "fail-3", "keep-4"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    put_batch(&c, "transformed", &records).await;
+    let root = dir.path().join("s3/landing");
+    let delivered = wait_for("transformed objects", Duration::from_secs(20), || {
+        let l = delivered_lines(&root.join("t"));
+        (l.len() >= 2).then_some(l)
+    })
+    .await;
+    assert_eq!(delivered, ["KEEP-1", "KEEP-4"]);
+    let errors = wait_for("processing-failed objects", Duration::from_secs(20), || {
+        let f = files(&root.join("errors/processing-failed"));
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(errors[0].1.clone()).unwrap().trim()).unwrap();
+    assert_eq!(line["errorCode"], "Lambda.ProcessingFailed");
+    assert_eq!(line["lambdaArn"], arn);
+    assert_eq!(line["attemptsMade"], 1);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(line["rawData"].as_str().unwrap())
+            .unwrap(),
+        b"fail-3"
+    );
+    assert_eq!(
+        paths.lock().unwrap()[0],
+        format!("/2015-03-31/functions/{arn}/invocations")
+    );
+}

@@ -44,6 +44,25 @@ impl ProcessingConfiguration {
             .filter(move |_| self.enabled.unwrap_or(false))
     }
 
+    /// The `Lambda` processor's function and retry count (`NumberOfRetries`, default 3).
+    pub fn lambda(&self) -> Option<(String, u32)> {
+        let p = self
+            .active()
+            .find(|p| p.kind.as_deref() == Some("Lambda"))?;
+        let param = |name: &str| {
+            p.parameters
+                .iter()
+                .flatten()
+                .find(|x| x.parameter_name.as_deref() == Some(name))
+                .and_then(|x| x.parameter_value.clone())
+        };
+        let arn = param("LambdaArn")?;
+        let retries = param("NumberOfRetries")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
+        Some((arn, retries))
+    }
+
     /// Whether an `AppendDelimiterToRecord` processor adds `\n` after every record.
     pub fn appends_newline(&self) -> bool {
         self.active()

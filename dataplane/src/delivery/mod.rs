@@ -20,6 +20,7 @@ pub mod config;
 pub mod prefix;
 mod source;
 pub mod store;
+pub mod transform;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,8 @@ pub struct DeliveryConfig {
     /// First retry delay of a failed delivery; doubled per attempt up to `max_backoff_ms`.
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
+    /// Base URL of a Lambda Invoke API for `Lambda` processors whose `LambdaArn` is an ARN.
+    pub lambda_endpoint: Option<String>,
 }
 
 /// Where a delivery stream's records come from.

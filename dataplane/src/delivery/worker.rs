@@ -25,6 +25,7 @@ use super::config::{BufferingHints, HttpDestination, S3Destination, DEFAULT_HTTP
 use super::prefix::{self, Prefix};
 use super::source::{self, Checkpoint, Pending};
 use super::store::{Store, StoreConfig};
+use super::transform;
 use super::{DeliveryMeta, DeliveryStream, DeliveryStreams, Destination};
 
 /// Firehose keeps retrying an S3 delivery for 24 hours.
@@ -208,23 +209,89 @@ fn store_for(
     Store::new(&cfg, client.clone())
 }
 
-/// Delivers a batch; returns false only if the delivery stream was stopped meanwhile (the
-/// caller's select drops this future then).
+/// Transforms the batch (if a Lambda processor is configured), writes processing failures
+/// to the error prefix, then delivers the rest. Returns once done; the caller's select drops
+/// this future if the delivery stream stops meanwhile.
 async fn deliver(
     engine: &DeliveryStreams,
     client: &HttpClient,
     meta: &DeliveryMeta,
     batch: &Batch<'_>,
 ) -> bool {
-    match &meta.destination {
-        Destination::ExtendedS3(v) => {
-            let c: S3Destination = serde_json::from_value(v.clone()).unwrap_or_default();
-            deliver_s3(engine, client, meta, &c, batch).await
+    let (s3, http) = match &meta.destination {
+        Destination::ExtendedS3(v) => (
+            Some(serde_json::from_value::<S3Destination>(v.clone()).unwrap_or_default()),
+            None,
+        ),
+        Destination::HttpEndpoint(v) => (
+            None,
+            Some(serde_json::from_value::<HttpDestination>(v.clone()).unwrap_or_default()),
+        ),
+    };
+    let processing = s3
+        .as_ref()
+        .and_then(|c| c.processing_configuration.clone())
+        .or_else(|| {
+            http.as_ref()
+                .and_then(|c| c.processing_configuration.clone())
+        });
+    let error_bucket = s3
+        .clone()
+        .or_else(|| http.as_ref().and_then(|c| c.s3_configuration.clone()));
+    let mut records = batch.records.to_vec();
+    if let Some((arn, retries)) = processing.as_ref().and_then(|p| p.lambda()) {
+        let url = transform::invoke_url(&arn, engine.cfg.lambda_endpoint.as_deref());
+        let t = transform::apply(
+            client,
+            meta,
+            &engine.cfg.region,
+            url.as_deref(),
+            retries,
+            batch.seed,
+            batch.records,
+        )
+        .await;
+        if !t.failed.is_empty() {
+            crate::metrics::global().firehose.failed(
+                &meta.name,
+                destination_label(&meta.destination),
+                t.failed.len(),
+            );
+            let entries: Vec<ErrorEntry> = t
+                .failed
+                .iter()
+                .map(|f| ErrorEntry {
+                    record: &f.record,
+                    code: &f.code,
+                    message: &f.message,
+                })
+                .collect();
+            write_errors(
+                engine,
+                client,
+                meta,
+                error_bucket.as_ref(),
+                batch,
+                &entries,
+                t.attempts,
+                "processing-failed",
+                Some(&arn),
+            )
+            .await;
         }
-        Destination::HttpEndpoint(v) => {
-            let c: HttpDestination = serde_json::from_value(v.clone()).unwrap_or_default();
-            deliver_http(engine, client, meta, &c, batch).await
-        }
+        records = t.ok;
+    }
+    if records.is_empty() {
+        return true;
+    }
+    let batch = Batch {
+        records: &records,
+        seed: batch.seed,
+    };
+    match (&s3, &http) {
+        (Some(c), _) => deliver_s3(engine, client, meta, c, &batch).await,
+        (_, Some(c)) => deliver_http(engine, client, meta, c, &batch).await,
+        _ => true,
     }
 }
 
@@ -379,15 +446,25 @@ async fn deliver_http(
         }
     };
     m.failed(&meta.name, "HttpEndpoint", batch.records.len());
+    let entries: Vec<ErrorEntry> = batch
+        .records
+        .iter()
+        .map(|r| ErrorEntry {
+            record: r,
+            code: last.code,
+            message: &last.message,
+        })
+        .collect();
     write_errors(
         engine,
         client,
         meta,
         c.s3_configuration.as_ref(),
         batch,
+        &entries,
         attempts,
-        &last,
         "http-endpoint-failed",
+        None,
     )
     .await;
     true
@@ -526,7 +603,15 @@ async fn backup_all(
     put_forever(engine, client, meta, s3.bucket(), &key, object).await;
 }
 
-/// Firehose's error-object layout for HTTP endpoint failures, one JSON object per line.
+/// A record that could not be processed or delivered.
+struct ErrorEntry<'a> {
+    record: &'a Pending,
+    code: &'a str,
+    message: &'a str,
+}
+
+/// Firehose's error-object layout, one JSON object per line: HTTP endpoint failures carry
+/// `subsequenceNumber` and `dataId`, processing failures `lambdaArn`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ErrorRecord<'a> {
@@ -536,8 +621,12 @@ struct ErrorRecord<'a> {
     error_message: &'a str,
     attempt_ending_timestamp: i64,
     raw_data: String,
-    subsequence_number: u32,
-    data_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subsequence_number: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda_arn: Option<&'a str>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -547,40 +636,55 @@ async fn write_errors(
     meta: &DeliveryMeta,
     s3: Option<&S3Destination>,
     batch: &Batch<'_>,
+    entries: &[ErrorEntry<'_>],
     attempts: u32,
-    failure: &Failure,
     error_output_type: &str,
+    lambda_arn: Option<&str>,
 ) {
     let Some(s3) = s3 else {
-        tracing::error!(delivery_stream = %meta.name, "Delivery failed and no S3 configuration is set for failed records; the batch is dropped.");
+        tracing::error!(delivery_stream = %meta.name, "Records failed and no S3 configuration is set for them; they are dropped.");
         return;
     };
     let now = engine.clock.now_ms();
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut body = Vec::new();
-    for r in batch.records {
+    for e in entries {
+        let http = lambda_arn.is_none();
         let line = ErrorRecord {
             attempts_made: attempts,
-            arrival_timestamp: r.arrival_ms,
-            error_code: failure.code,
-            error_message: &failure.message,
+            arrival_timestamp: e.record.arrival_ms,
+            error_code: e.code,
+            error_message: e.message,
             attempt_ending_timestamp: now,
-            raw_data: b64.encode(&r.data),
-            subsequence_number: 0,
-            data_id: &r.id,
+            raw_data: b64.encode(&e.record.data),
+            subsequence_number: http.then_some(0),
+            data_id: http.then_some(e.record.id.as_str()),
+            lambda_arn,
         };
         body.extend_from_slice(&serde_json::to_vec(&line).unwrap_or_default());
         body.push(b'\n');
     }
-    let oldest = batch.oldest_ms();
+    let oldest = entries
+        .iter()
+        .map(|e| e.record.arrival_ms)
+        .min()
+        .unwrap_or_else(|| batch.oldest_ms());
+    // Each error type of a batch gets its own object, even under a prefix without the
+    // error-output-type expression.
+    let seed = batch.seed
+        ^ error_output_type
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u128, |h, b| {
+                (h ^ b as u128).wrapping_mul(0x1000_0000_01b3)
+            });
     let configured = s3
         .error_output_prefix
         .as_deref()
         .and_then(|p| Prefix::parse(p).ok());
-    let name = prefix::object_name(&meta.name, meta.version_id, oldest, batch.seed, "");
+    let name = prefix::object_name(&meta.name, meta.version_id, oldest, seed, "");
     let key = format!(
         "{}{name}",
-        prefix::error_prefix(configured.as_ref(), oldest, batch.seed, error_output_type)
+        prefix::error_prefix(configured.as_ref(), oldest, seed, error_output_type)
     );
     let compression = Compression::parse(s3.compression_format.as_deref());
     let Ok(object) = compression.compress(&body, &name) else {

@@ -232,9 +232,20 @@ fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
     for proc in p.processors.iter().flatten() {
         match proc.kind.as_deref() {
             Some("AppendDelimiterToRecord") => {}
+            Some("Lambda") => {
+                let has_arn = proc.parameters.iter().flatten().any(|p| {
+                    p.parameter_name.as_deref() == Some("LambdaArn")
+                        && p.parameter_value.as_deref().is_some_and(|v| !v.is_empty())
+                });
+                if !has_arn {
+                    return Err(invalid_argument(
+                        "The Lambda processor requires the LambdaArn parameter.",
+                    ));
+                }
+            }
             Some(other) => {
                 return Err(invalid_argument(format!(
-                    "Processor type {other} is not supported by this Tributary version; supported: AppendDelimiterToRecord."
+                    "Processor type {other} is not supported by this Tributary version; supported: Lambda and AppendDelimiterToRecord."
                 )))
             }
             None => return Err(invalid_argument("Processor type must not be null.")),
