@@ -32,6 +32,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+# Garage is the real S3-compatible server the delivery tests write to. Building it takes about
+# 30 CPU-minutes, so the binary is cached in ~/.cargo/bin and built only when missing.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v garage >/dev/null 2>&1; then
+  step "Garage (S3-compatible server for the Firehose delivery tests)"
+  env -u CARGO_TARGET_DIR cargo install garage --locked
+fi
+
 step "Node test environment (@aws-sdk/client-kinesis)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::delivery::{DeliveryConfig, StoreConfig};
 use crate::storage::StorageConfig;
 use crate::streams::StreamsConfig;
 
@@ -139,6 +140,53 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_TEST_HOOKS", hide = true)]
     pub test_hooks: bool,
 
+    /// Object store of delivery streams' S3 destinations: `http://host:port` of an
+    /// S3-compatible server (path-style requests, SigV4), or `file:///dir` to write objects as
+    /// files `dir/<bucket>/<key>`. Default: `file://<data-dir>/s3`.
+    #[arg(long, env = "TRIBUTARY_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// Region used to sign requests to the S3 endpoint.
+    #[arg(long, env = "TRIBUTARY_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// Access key id for the S3 endpoint.
+    #[arg(long, env = "TRIBUTARY_S3_ACCESS_KEY_ID", default_value = "")]
+    pub s3_access_key_id: String,
+
+    /// Secret access key for the S3 endpoint.
+    #[arg(
+        long,
+        env = "TRIBUTARY_S3_SECRET_ACCESS_KEY",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub s3_secret_access_key: String,
+
+    /// Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) that runs the
+    /// `Lambda` record-transformation processors of delivery streams; a `LambdaArn` that is an
+    /// `http://` URL is called directly instead.
+    #[arg(long, env = "TRIBUTARY_LAMBDA_ENDPOINT")]
+    pub lambda_endpoint: Option<String>,
+
+    /// First delay before a failed delivery is retried, in milliseconds (doubles per attempt).
+    #[arg(
+        long,
+        env = "TRIBUTARY_DELIVERY_RETRY_INITIAL_MS",
+        default_value_t = 1000,
+        hide = true
+    )]
+    pub delivery_retry_initial_ms: u64,
+
+    /// Longest delay between delivery retries, in milliseconds (Firehose: 120 s).
+    #[arg(
+        long,
+        env = "TRIBUTARY_DELIVERY_RETRY_MAX_MS",
+        default_value_t = 120_000,
+        hide = true
+    )]
+    pub delivery_retry_max_ms: u64,
+
     /// How often retention is applied, in seconds.
     #[arg(long = "retention-check-seconds", env = "TRIBUTARY_RETENTION_CHECK_SECONDS", default_value = "60", value_parser = parse_secs)]
     pub retention_check_interval: Duration,
@@ -166,6 +214,14 @@ impl ServeConfig {
                 "--on-demand-merge-threshold must be below --on-demand-split-threshold".into(),
             );
         }
+        if let Some(e) = &self.s3_endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://") || e.starts_with("file://"))
+            {
+                return Err(format!(
+                    "--s3-endpoint must start with http://, https:// or file://, got {e:?}"
+                ));
+            }
+        }
         if self.segment_bytes < 64 * 1024 {
             return Err("--segment-bytes must be at least 65536".into());
         }
@@ -180,6 +236,35 @@ impl ServeConfig {
             hot_window_ms: self.on_demand_hot_window_ms,
             cold_window_ms: self.on_demand_cold_window_ms,
             ..Default::default()
+        }
+    }
+
+    pub fn delivery_config(&self) -> DeliveryConfig {
+        let data_dir = (!self.in_memory).then(|| self.data_dir.clone());
+        let endpoint = self.s3_endpoint.clone().unwrap_or_else(|| {
+            let dir = std::path::absolute(self.data_dir.join("s3"))
+                .unwrap_or_else(|_| self.data_dir.join("s3"));
+            format!("file://{}", dir.display())
+        });
+        DeliveryConfig {
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            data_dir,
+            storage: StorageConfig {
+                dir: None,
+                fsync: !self.no_fsync && !self.in_memory,
+                segment_bytes: self.segment_bytes,
+                ..StorageConfig::default()
+            },
+            store: StoreConfig {
+                endpoint,
+                region: self.s3_region.clone(),
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+            },
+            initial_backoff_ms: self.delivery_retry_initial_ms,
+            max_backoff_ms: self.delivery_retry_max_ms,
+            lambda_endpoint: self.lambda_endpoint.clone(),
         }
     }
 
@@ -229,6 +314,10 @@ mod tests {
         c.validate().unwrap();
         let s = c.streams_config();
         assert!(s.limits && s.storage.fsync);
+        let d = c.delivery_config();
+        assert!(d.store.endpoint.starts_with("file:///"));
+        assert!(d.store.endpoint.ends_with("tributary-data/s3"));
+        assert_eq!((d.initial_backoff_ms, d.max_backoff_ms), (1000, 120_000));
     }
 
     #[test]

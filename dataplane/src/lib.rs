@@ -1,13 +1,14 @@
-//! Tributary's data plane: the AWS wire APIs of Kinesis Data Streams (and, in time, Firehose
-//! and Kinesis Data Analytics) over a durable shard log.
+//! Tributary's data plane: the AWS wire APIs of Kinesis Data Streams and Firehose (and, in
+//! time, Kinesis Data Analytics) over a durable shard log.
 //!
 //! Layers, each in its own module: `protocol` (wire only) → `services` (one folder per AWS
 //! API, no HTTP types) → engines (`streams` for stream and shard state, `storage` for the
-//! segment log) → `metrics`. `server` binds it all to listeners; [`app`] builds the whole
+//! segment log, `delivery` for Firehose delivery streams) → `metrics`. `server` binds it all to listeners; [`app`] builds the whole
 //! server so tests can drive it in-process.
 
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod manifests;
 pub mod metrics;
 pub mod protocol;
@@ -43,6 +44,7 @@ impl App {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.state.firehose.engine.shutdown().await;
         self.state.engine.shutdown().await;
     }
 }
@@ -50,12 +52,15 @@ impl App {
 /// Builds the engine, applies manifests and starts both listeners.
 pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let clock = clock::Clock::default();
-    let engine = Streams::open(cfg.streams_config(), clock).await?;
+    let engine = Streams::open(cfg.streams_config(), clock.clone()).await?;
     for s in engine.list() {
         metrics::global().init_stream(&s.name);
     }
+    let delivery =
+        delivery::DeliveryStreams::open(cfg.delivery_config(), clock.clone(), engine.clone())
+            .await?;
     if let Some(dir) = &cfg.manifests {
-        let n = manifests::apply_dir(dir, &engine).await?;
+        let n = manifests::apply_dir(dir, &engine, &delivery).await?;
         tracing::info!(dir = %dir.display(), created = n, "Applied manifests.");
     }
     let auth = match &cfg.auth_file {
@@ -75,7 +80,7 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
         }
         None => None,
     };
-    let state = AppState::new(engine.clone(), auth, cfg.test_hooks);
+    let state = AppState::new(engine.clone(), delivery, auth, cfg.test_hooks);
     let api = TcpListener::bind(&cfg.listen).await?;
     let metrics_listener = TcpListener::bind(&cfg.metrics_listen).await?;
     let tls = match &cfg.tls_listen {

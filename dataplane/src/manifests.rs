@@ -1,13 +1,17 @@
 //! `--manifests DIR`: create the resources described by custom-resource YAML files, the same
-//! files Kubernetes users apply. Applying is idempotent: existing streams are left as they are.
+//! files Kubernetes users apply. Applying is idempotent: existing streams and delivery streams
+//! are left as they are. Streams are created before delivery streams that read them.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use tributary_api::{Manifest, StreamConsumerSpec, StreamSpec};
+use serde_json::{Map, Value};
+use tributary_api::{DeliveryStreamSpec, Manifest, StreamConsumerSpec, StreamSpec};
 
+use crate::delivery::DeliveryStreams;
+use crate::services::firehose::{model::CreateInput, Firehose};
 use crate::streams::{CreateStream, StreamMode, Streams};
 
 /// Failure to apply a manifest folder.
@@ -37,8 +41,12 @@ pub enum ManifestsError {
 }
 
 /// Reads every `*.yaml`/`*.yml` file of `dir` (sorted by name) and creates what is missing:
-/// streams first, then the consumers that refer to them.
-pub async fn apply_dir(dir: &Path, engine: &Arc<Streams>) -> Result<usize, ManifestsError> {
+/// streams first, then the consumers and delivery streams that refer to them.
+pub async fn apply_dir(
+    dir: &Path,
+    engine: &Arc<Streams>,
+    delivery: &Arc<DeliveryStreams>,
+) -> Result<usize, ManifestsError> {
     let read_err = |source| ManifestsError::Read {
         path: dir.display().to_string(),
         source,
@@ -55,6 +63,7 @@ pub async fn apply_dir(dir: &Path, engine: &Arc<Streams>) -> Result<usize, Manif
     files.sort();
     let mut created = 0;
     let mut consumers = Vec::new();
+    let mut deliveries = Vec::new();
     // Resource name → Kinesis stream name, for StreamConsumer.spec.streamRef.
     let mut stream_names: HashMap<String, String> = HashMap::new();
     for path in files {
@@ -82,6 +91,10 @@ pub async fn apply_dir(dir: &Path, engine: &Arc<Streams>) -> Result<usize, Manif
                 "StreamConsumer" => {
                     let spec: StreamConsumerSpec = m.spec().map_err(parse_err)?;
                     consumers.push((m, spec));
+                }
+                "DeliveryStream" => {
+                    let spec: DeliveryStreamSpec = m.spec().map_err(parse_err)?;
+                    deliveries.push((m, spec));
                 }
                 _ => {
                     tracing::info!(kind = %m.kind, name = %m.metadata.name, "Skipping a resource kind this data plane does not serve yet.");
@@ -113,7 +126,174 @@ pub async fn apply_dir(dir: &Path, engine: &Arc<Streams>) -> Result<usize, Manif
         tracing::info!(stream = %stream_name, consumer = %name, "Registered consumer from manifest.");
         created += 1;
     }
+    for (m, spec) in deliveries {
+        if apply_delivery_stream(&m, &spec, engine, delivery).await? {
+            created += 1;
+        }
+    }
     Ok(created)
+}
+
+/// `bucketARN` → `BucketARN`: the CR's lowerCamelCase members are Firehose's names with a
+/// lower-case first letter.
+fn pascal(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let mut c = k.chars();
+                    let key = match c.next() {
+                        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                        None => k,
+                    };
+                    (key, pascal(v))
+                })
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(pascal).collect()),
+        v => v,
+    }
+}
+
+/// Removes the Tributary extensions (`endpointURL`, `credentialsSecretRef`) from an S3
+/// configuration, returning the endpoint.
+fn strip_extensions(v: &mut Value) -> Option<String> {
+    let m = v.as_object_mut()?;
+    m.remove("CredentialsSecretRef");
+    let endpoint = m
+        .remove("EndpointURL")
+        .and_then(|e| e.as_str().map(str::to_string));
+    if let Some(s3) = m.get_mut("S3Configuration") {
+        let inner = strip_extensions(s3);
+        return endpoint.or(inner);
+    }
+    endpoint
+}
+
+async fn apply_delivery_stream(
+    m: &Manifest,
+    spec: &DeliveryStreamSpec,
+    engine: &Arc<Streams>,
+    delivery: &Arc<DeliveryStreams>,
+) -> Result<bool, ManifestsError> {
+    let name = spec
+        .delivery_stream_name
+        .clone()
+        .unwrap_or_else(|| m.metadata.name.clone());
+    let rejected = |message: String| ManifestsError::Rejected {
+        kind: "DeliveryStream".into(),
+        name: name.clone(),
+        message,
+    };
+    if delivery.find(&name).is_some() {
+        return Ok(false);
+    }
+    // Firehose requires a role ARN; a local server has no IAM, so a placeholder stands in.
+    let role = format!("arn:aws:iam::{}:role/tributary-delivery", engine.account());
+    let with_role = |v: Value| -> Value {
+        let mut v = pascal(v);
+        if let Some(o) = v.as_object_mut() {
+            o.entry("RoleARN")
+                .or_insert_with(|| Value::String(role.clone()));
+            if let Some(Value::Object(s3)) = o.get_mut("S3Configuration") {
+                s3.entry("RoleARN")
+                    .or_insert_with(|| Value::String(role.clone()));
+            }
+        }
+        v
+    };
+    let to_json = |x: &dyn erased::Ser| x.json().map_err(|e| rejected(e.to_string()));
+    let mut endpoint = None;
+    let mut input = CreateInput {
+        delivery_stream_name: Some(name.clone()),
+        delivery_stream_type: Some(
+            match spec.delivery_stream_type {
+                tributary_api::delivery::DeliveryStreamType::DirectPut => "DirectPut",
+                tributary_api::delivery::DeliveryStreamType::KinesisStreamAsSource => {
+                    "KinesisStreamAsSource"
+                }
+            }
+            .into(),
+        ),
+        ..CreateInput::default()
+    };
+    if let Some(c) = &spec.extended_s3_destination_configuration {
+        let mut v = with_role(to_json(c)?);
+        endpoint = strip_extensions(&mut v);
+        input.extended_s3_destination_configuration = Some(v);
+    }
+    if let Some(c) = &spec.http_endpoint_destination_configuration {
+        let mut v = with_role(to_json(c)?);
+        endpoint = strip_extensions(&mut v);
+        input.http_endpoint_destination_configuration = Some(v);
+    }
+    if spec.redshift_destination_configuration.is_some() {
+        return Err(rejected(
+            "the Redshift (PostgreSQL) destination is not supported by this data plane yet".into(),
+        ));
+    }
+    if let Some(k) = &spec.kinesis_stream_source_configuration {
+        let arn = match (&k.stream_ref, &k.kinesis_stream_arn) {
+            (Some(r), _) => {
+                let stream_name = engine
+                    .list()
+                    .into_iter()
+                    .find(|s| s.name == r.name)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_else(|| r.name.clone());
+                engine.stream_arn(&stream_name)
+            }
+            (None, Some(arn)) => arn.clone(),
+            (None, None) => {
+                return Err(rejected(
+                    "kinesisStreamSourceConfiguration needs streamRef or kinesisStreamARN".into(),
+                ))
+            }
+        };
+        input.kinesis_stream_source_configuration = Some(
+            crate::services::firehose::model::KinesisStreamSourceConfiguration {
+                kinesis_stream_arn: Some(arn),
+                role_arn: Some(k.role_arn.clone().unwrap_or_else(|| role.clone())),
+            },
+        );
+    }
+    if !spec.tags.is_empty() {
+        input.tags = Some(
+            spec.tags
+                .iter()
+                .map(|(k, v)| crate::services::firehose::model::Tag {
+                    key: Some(k.clone()),
+                    value: Some(v.clone()),
+                })
+                .collect(),
+        );
+    }
+    let firehose = Firehose::new(delivery.clone());
+    crate::services::firehose::streams::create(&firehose, input)
+        .await
+        .map_err(|e| rejected(format!("{}: {}", e.code, e.message)))?;
+    if let (Some(ep), Some(ds)) = (endpoint, delivery.find(&name)) {
+        delivery
+            .update(&ds, |meta| {
+                meta.store_endpoint = Some(ep);
+                Ok(())
+            })
+            .map_err(|e| rejected(e.message))?;
+    }
+    tracing::info!(delivery_stream = %name, "Created delivery stream from manifest.");
+    Ok(true)
+}
+
+/// Serialising the CR's destination structs to JSON, behind one object-safe trait.
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> Result<serde_json::Value, serde_json::Error>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+            serde_json::to_value(self)
+        }
+    }
 }
 
 async fn apply_stream(

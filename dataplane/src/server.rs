@@ -22,9 +22,11 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::Instrument;
 
 use crate::clock::Clock;
+use crate::delivery::DeliveryStreams;
 use crate::protocol::error::codes;
 use crate::protocol::sigv4::{self, KeyStore};
 use crate::protocol::{AwsError, Protocol, Service, Target};
+use crate::services::firehose::Firehose;
 use crate::services::kinesis::Kinesis;
 use crate::services::Reply;
 use crate::streams::Streams;
@@ -38,6 +40,7 @@ pub const MAX_BODY_BYTES: usize = 15 * 1024 * 1024;
 /// Shared state of the API listener.
 pub struct AppState {
     pub kinesis: Kinesis,
+    pub firehose: Firehose,
     pub engine: Arc<Streams>,
     pub auth: Option<KeyStore>,
     pub clock: Clock,
@@ -48,9 +51,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Streams>, auth: Option<KeyStore>, test_hooks: bool) -> Arc<AppState> {
+    pub fn new(
+        engine: Arc<Streams>,
+        delivery: Arc<DeliveryStreams>,
+        auth: Option<KeyStore>,
+        test_hooks: bool,
+    ) -> Arc<AppState> {
         Arc::new(AppState {
             kinesis: Kinesis::new(engine.clone()),
+            firehose: Firehose::new(delivery),
             clock: engine.clock.clone(),
             engine,
             auth,
@@ -194,7 +203,8 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         .to_string();
     let target = Target::parse(&target_header).filter(|t| match t.service {
         Service::Kinesis => crate::services::kinesis::OPERATIONS.contains(&t.operation),
-        _ => false,
+        Service::Firehose => crate::services::firehose::OPERATIONS.contains(&t.operation),
+        Service::KinesisAnalytics => false,
     });
 
     // Hold a share of the in-flight budget while the body is read and handled.
@@ -291,14 +301,54 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     }
 
     let operation = target.operation.to_string();
-    let result = state
-        .kinesis
-        .call(&operation, protocol, &body)
-        .instrument(tracing::debug_span!("request", operation = %operation))
-        .await;
+    let service = target.service;
+    let span = tracing::debug_span!("request", operation = %operation);
+    let result = match service {
+        Service::Firehose => {
+            state
+                .firehose
+                .call(&operation, protocol, &body)
+                .instrument(span)
+                .await
+        }
+        _ => {
+            state
+                .kinesis
+                .call(&operation, protocol, &body)
+                .instrument(span)
+                .await
+        }
+    };
     drop(body);
     let elapsed = started.elapsed().as_secs_f64();
     let m = crate::metrics::global();
+    if service == Service::Firehose {
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(e) if e.status >= 500 => "server_error",
+            Err(e) if e.code == crate::services::firehose::errors::LIMIT_EXCEEDED => "throttled",
+            Err(_) => "client_error",
+        };
+        m.firehose
+            .requests
+            .with_label_values(&[&operation, outcome])
+            .inc();
+        return match result {
+            Ok(crate::services::Reply::Body(out)) => {
+                drop(permit);
+                respond(200, Some(protocol.content_type()), out)
+            }
+            Ok(crate::services::Reply::EventStream(_)) => {
+                drop(permit);
+                error_response(&AwsError::internal(""), protocol)
+            }
+            Err(e) => {
+                drop(permit);
+                tracing::debug!(operation = %operation, code = e.code, message = %e.message, "Request failed.");
+                error_response(&e, protocol)
+            }
+        };
+    }
     match result {
         Ok(Reply::Body(out)) => {
             drop(permit);

@@ -389,10 +389,13 @@ mod tests {
     #[test]
     fn examples_parse_strictly_and_pass_cel() {
         use tributary_api::{AnalyticsApp, DeliveryStream, Stream, StreamConsumer};
-        let dir = repo().join("examples/streams");
+        let dir = repo().join("examples");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
+        let files = std::fs::read_dir(&dir)
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path());
+        for path in files {
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
             }

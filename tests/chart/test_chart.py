@@ -321,7 +321,7 @@ def test_examples_validate_against_the_crd_schemas():
     schemas = crd_schemas()
     validator = nullable_ok(jsonschema.Draft4Validator)
     seen = 0
-    for f in sorted((REPO / "examples" / "streams").glob("*.yaml")):
+    for f in sorted((REPO / "examples").glob("*/*.yaml")):
         for doc in yaml.safe_load_all(f.read_text()):
             if not doc:
                 continue

@@ -6,7 +6,11 @@
 //! created at zero when it is created and removed with it. Updates are per request, never per
 //! record.
 
+mod firehose;
+
 use std::sync::OnceLock;
+
+pub use firehose::FirehoseMetrics;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -38,6 +42,8 @@ pub struct Metrics {
     pub subscribe_to_shard_event_records: IntCounterVec,
     pub subscribe_to_shard_event_bytes: IntCounterVec,
     pub subscribe_to_shard_millis_behind: IntGaugeVec,
+    /// Delivery stream (Firehose) series.
+    pub firehose: FirehoseMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -110,6 +116,7 @@ impl Metrics {
             subscribe_to_shard_event_records: counter(&r, "kinesis_subscribe_to_shard_event_records_total", "Records pushed to enhanced fan-out consumers (CloudWatch SubscribeToShardEvent.Records).", &["stream", "consumer"]),
             subscribe_to_shard_event_bytes: counter(&r, "kinesis_subscribe_to_shard_event_bytes_total", "Bytes pushed to enhanced fan-out consumers (CloudWatch SubscribeToShardEvent.Bytes).", &["stream", "consumer"]),
             subscribe_to_shard_millis_behind: gauge(&r, "kinesis_subscribe_to_shard_millis_behind_latest", "How far behind the tip a consumer's last event was (CloudWatch SubscribeToShardEvent.MillisBehindLatest).", &["stream", "consumer"]),
+            firehose: FirehoseMetrics::new(&r),
             registry: r,
         }
     }

@@ -311,9 +311,17 @@ impl ShardLog {
     ///    pass can delete it.
     pub fn trim(&self, cutoff_ms: i64) -> Result<(), StorageError> {
         let horizon = self.offset_for_timestamp(cutoff_ms)?;
+        self.trim_to_offset(horizon)
+    }
+
+    /// Makes records below `horizon` unreadable and deletes sealed segments holding only such
+    /// records (a consumer that keeps its own checkpoint, such as a delivery stream's buffer,
+    /// releases what it has delivered). Steps 1-3 of [`ShardLog::trim`] with a given horizon.
+    pub fn trim_to_offset(&self, horizon: u64) -> Result<(), StorageError> {
         let mut doomed = Vec::new();
         let roll = {
             let mut v = self.inner.view.write().unwrap_or_else(|e| e.into_inner());
+            let horizon = horizon.min(v.end_offset);
             if horizon > v.start_offset {
                 v.start_offset = horizon;
             }

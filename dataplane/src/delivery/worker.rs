@@ -1,0 +1,720 @@
+//! A delivery stream's worker: buffer, deliver with retries, checkpoint.
+//!
+//! 1. Read from the in-memory cursor (initially the durable checkpoint) until the buffer holds
+//!    `SizeInMBs` or the source is drained.
+//! 2. When the buffer is full, or its oldest record is `IntervalInSeconds` old, deliver it.
+//!    A failed attempt is retried with exponential backoff (1 s doubling, ±15 % jitter, capped);
+//!    HTTP endpoints give up after `RetryOptions.DurationInSeconds` and write the records as
+//!    error objects under the S3 error prefix; S3 destinations retry for 24 hours.
+//! 3. After delivery, persist the cursor as the checkpoint and release the buffered records.
+//!    Invariant: the checkpoint never passes a record that is not delivered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::client::HttpClient;
+use super::compress::Compression;
+use super::config::{BufferingHints, HttpDestination, S3Destination, DEFAULT_HTTP_RETRY_S};
+use super::prefix::{self, Prefix};
+use super::source::{self, Checkpoint, Pending};
+use super::store::{Store, StoreConfig};
+use super::transform;
+use super::{DeliveryMeta, DeliveryStream, DeliveryStreams, Destination};
+
+/// Firehose keeps retrying an S3 delivery for 24 hours.
+const S3_RETRY_MS: i64 = 24 * 3600 * 1000;
+/// An idle worker looks at its source at least this often.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// HTTP endpoints have 3 minutes to answer (Firehose's HTTP endpoint contract).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(180);
+/// A response body over 1 MiB is not a valid Firehose endpoint response.
+const HTTP_MAX_RESPONSE: usize = 1024 * 1024;
+
+pub async fn run(
+    engine: Arc<DeliveryStreams>,
+    ds: Arc<DeliveryStream>,
+    committed: Checkpoint,
+    mut stop: watch::Receiver<bool>,
+    client: HttpClient,
+) {
+    let mut committed = committed;
+    let mut cursor = committed.clone();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let name = ds.meta().name;
+    let m = &crate::metrics::global().firehose;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let meta = ds.meta();
+        let (size, interval_ms) = hints(&meta.destination);
+        if let Err(e) = source::fill(
+            &engine,
+            &ds,
+            meta.kinesis.as_ref(),
+            &mut cursor,
+            &mut pending,
+            &mut pending_bytes,
+            size,
+        ) {
+            tracing::warn!(delivery_stream = %name, error = %e, "Reading the source failed; retrying.");
+        }
+        let now = engine.clock.now_ms();
+        let oldest = pending.first().map(|p| p.arrival_ms);
+        m.freshness(&name, oldest.map(|t| (now - t).max(0)).unwrap_or(0));
+        let due = match oldest {
+            Some(t) => pending_bytes >= size || now - t >= interval_ms,
+            None => false,
+        };
+        if !due {
+            let wait = match oldest {
+                Some(t) => Duration::from_millis((t + interval_ms - now).clamp(1, 200) as u64),
+                None => IDLE_POLL,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ds.notify.notified() => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
+        let seed = committed.seed(meta.create_ms);
+        let batch = Batch {
+            records: &pending,
+            seed,
+        };
+        let delivered = tokio::select! {
+            r = deliver(&engine, &client, &meta, &batch) => r,
+            _ = stop.changed() => return,
+        };
+        if !delivered {
+            return;
+        }
+        m.delivered(
+            &name,
+            destination_label(&meta.destination),
+            pending.len(),
+            pending_bytes,
+        );
+        // The checkpoint moves only now that every pending record is delivered.
+        loop {
+            match cursor.save(ds.dir.as_deref()) {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(delivery_stream = %name, error = %e, "Saving the checkpoint failed; retrying.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+        committed = cursor.clone();
+        if let Some(log) = &ds.buffer {
+            if let Err(e) = log.trim_to_offset(committed.offset) {
+                tracing::warn!(delivery_stream = %name, error = %e, "Releasing delivered buffer segments failed.");
+            }
+        }
+        pending.clear();
+        pending_bytes = 0;
+    }
+}
+
+fn destination_label(d: &Destination) -> &'static str {
+    match d {
+        Destination::ExtendedS3(_) => "S3",
+        Destination::HttpEndpoint(_) => "HttpEndpoint",
+    }
+}
+
+/// (flush size in bytes, flush interval in ms) of a destination.
+fn hints(d: &Destination) -> (usize, i64) {
+    match d {
+        Destination::ExtendedS3(v) => {
+            let c: S3Destination = serde_json::from_value(v.clone()).unwrap_or_default();
+            BufferingHints::resolved(c.buffering_hints.as_ref())
+        }
+        Destination::HttpEndpoint(v) => {
+            let c: HttpDestination = serde_json::from_value(v.clone()).unwrap_or_default();
+            BufferingHints::resolved(c.buffering_hints.as_ref())
+        }
+    }
+}
+
+struct Batch<'a> {
+    records: &'a [Pending],
+    seed: u128,
+}
+
+impl Batch<'_> {
+    fn oldest_ms(&self) -> i64 {
+        self.records.iter().map(|r| r.arrival_ms).min().unwrap_or(0)
+    }
+
+    /// The records concatenated, each followed by `\n` if `newline`.
+    fn body(&self, newline: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in self.records {
+            out.extend_from_slice(&r.data);
+            if newline {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+}
+
+/// Retry delays: 1 s doubling (scaled by the engine's settings), ±15 % jitter, capped.
+struct Backoff {
+    next_ms: u64,
+    max_ms: u64,
+}
+
+impl Backoff {
+    fn new(engine: &DeliveryStreams) -> Backoff {
+        Backoff {
+            next_ms: engine.cfg.initial_backoff_ms.max(1),
+            max_ms: engine.cfg.max_backoff_ms.max(1),
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let jitter = 0.85 + rand::random::<f64>() * 0.3;
+        let d = (self.next_ms as f64 * jitter) as u64;
+        self.next_ms = (self.next_ms * 2).min(self.max_ms);
+        Duration::from_millis(d.min(self.max_ms))
+    }
+}
+
+fn store_for(
+    engine: &DeliveryStreams,
+    meta: &DeliveryMeta,
+    client: &HttpClient,
+) -> Result<Store, String> {
+    let cfg = match &meta.store_endpoint {
+        Some(endpoint) => StoreConfig {
+            endpoint: endpoint.clone(),
+            ..engine.cfg.store.clone()
+        },
+        None => engine.cfg.store.clone(),
+    };
+    Store::new(&cfg, client.clone())
+}
+
+/// Transforms the batch (if a Lambda processor is configured), writes processing failures
+/// to the error prefix, then delivers the rest. Returns once done; the caller's select drops
+/// this future if the delivery stream stops meanwhile.
+async fn deliver(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    batch: &Batch<'_>,
+) -> bool {
+    let (s3, http) = match &meta.destination {
+        Destination::ExtendedS3(v) => (
+            Some(serde_json::from_value::<S3Destination>(v.clone()).unwrap_or_default()),
+            None,
+        ),
+        Destination::HttpEndpoint(v) => (
+            None,
+            Some(serde_json::from_value::<HttpDestination>(v.clone()).unwrap_or_default()),
+        ),
+    };
+    let processing = s3
+        .as_ref()
+        .and_then(|c| c.processing_configuration.clone())
+        .or_else(|| {
+            http.as_ref()
+                .and_then(|c| c.processing_configuration.clone())
+        });
+    let error_bucket = s3
+        .clone()
+        .or_else(|| http.as_ref().and_then(|c| c.s3_configuration.clone()));
+    let mut records = batch.records.to_vec();
+    if let Some((arn, retries)) = processing.as_ref().and_then(|p| p.lambda()) {
+        let url = transform::invoke_url(&arn, engine.cfg.lambda_endpoint.as_deref());
+        let t = transform::apply(
+            client,
+            meta,
+            &engine.cfg.region,
+            url.as_deref(),
+            retries,
+            batch.seed,
+            batch.records,
+        )
+        .await;
+        if !t.failed.is_empty() {
+            crate::metrics::global().firehose.failed(
+                &meta.name,
+                destination_label(&meta.destination),
+                t.failed.len(),
+            );
+            let entries: Vec<ErrorEntry> = t
+                .failed
+                .iter()
+                .map(|f| ErrorEntry {
+                    record: &f.record,
+                    code: &f.code,
+                    message: &f.message,
+                })
+                .collect();
+            write_errors(
+                engine,
+                client,
+                meta,
+                error_bucket.as_ref(),
+                batch,
+                &entries,
+                t.attempts,
+                "processing-failed",
+                Some(&arn),
+            )
+            .await;
+        }
+        records = t.ok;
+    }
+    if records.is_empty() {
+        return true;
+    }
+    let batch = Batch {
+        records: &records,
+        seed: batch.seed,
+    };
+    match (&s3, &http) {
+        (Some(c), _) => deliver_s3(engine, client, meta, c, &batch).await,
+        (_, Some(c)) => deliver_http(engine, client, meta, c, &batch).await,
+        _ => true,
+    }
+}
+
+/// Writes the batch as one object; retries for 24 h, then drops it as Firehose does.
+async fn deliver_s3(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    c: &S3Destination,
+    batch: &Batch<'_>,
+) -> bool {
+    let newline = c
+        .processing_configuration
+        .as_ref()
+        .is_some_and(|p| p.appends_newline());
+    let compression = Compression::parse(c.compression_format.as_deref());
+    let (key, object) = match s3_object(meta, c, batch, newline, compression) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(delivery_stream = %meta.name, error = %e, "Building the object failed; the batch is dropped.");
+            return true;
+        }
+    };
+    let first_failure = engine.clock.now_ms();
+    let mut backoff = Backoff::new(engine);
+    let m = &crate::metrics::global().firehose;
+    loop {
+        let result = match store_for(engine, meta, client) {
+            Ok(store) => store.put(c.bucket(), &key, object.clone()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                m.attempt(&meta.name, "S3", true);
+                return true;
+            }
+            Err(e) => {
+                m.attempt(&meta.name, "S3", false);
+                if engine.clock.now_ms() - first_failure > S3_RETRY_MS {
+                    tracing::error!(delivery_stream = %meta.name, key = %key, error = %e, "S3 delivery failed for 24 hours; the batch is dropped, as in Firehose.");
+                    return true;
+                }
+                tracing::warn!(delivery_stream = %meta.name, key = %key, error = %e, "S3 delivery failed; retrying.");
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+fn s3_object(
+    meta: &DeliveryMeta,
+    c: &S3Destination,
+    batch: &Batch<'_>,
+    newline: bool,
+    compression: Compression,
+) -> Result<(String, Vec<u8>), String> {
+    let oldest = batch.oldest_ms();
+    let prefix = Prefix::parse(c.prefix.as_deref().unwrap_or("")).map_err(|e| e.to_string())?;
+    let ext = match c.file_extension.as_deref() {
+        Some(e) if !e.is_empty() => e.to_string(),
+        _ => compression.extension().to_string(),
+    };
+    let name = prefix::object_name(&meta.name, meta.version_id, oldest, batch.seed, &ext);
+    let key = format!("{}{name}", prefix.evaluate(oldest, batch.seed, None));
+    let object = compression
+        .compress(&batch.body(newline), &name)
+        .map_err(|e| e.to_string())?;
+    Ok((key, object))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpRecord {
+    data: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpRequestBody<'a> {
+    request_id: &'a str,
+    timestamp: i64,
+    records: Vec<HttpRecord>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpResponseBody {
+    request_id: Option<String>,
+    #[allow(dead_code)]
+    timestamp: Option<i64>,
+    error_message: Option<String>,
+}
+
+/// One attempt's failure.
+struct Failure {
+    code: &'static str,
+    message: String,
+    /// 413: retrying the same request cannot succeed.
+    permanent: bool,
+}
+
+/// POSTs the batch in the Firehose HTTP endpoint format until it is accepted or the retry
+/// duration runs out; then the records go to the S3 error prefix.
+async fn deliver_http(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    c: &HttpDestination,
+    batch: &Batch<'_>,
+) -> bool {
+    let m = &crate::metrics::global().firehose;
+    // The same request id on every retry, so endpoints can drop duplicates.
+    let request_id = prefix::uuid_from(batch.seed);
+    let newline = c
+        .processing_configuration
+        .as_ref()
+        .is_some_and(|p| p.appends_newline());
+    let retry_ms = c
+        .retry_options
+        .as_ref()
+        .and_then(|r| r.duration_in_seconds)
+        .unwrap_or(DEFAULT_HTTP_RETRY_S)
+        * 1000;
+    let mut backoff = Backoff::new(engine);
+    let mut attempts = 0u32;
+    let mut first_failure: Option<i64> = None;
+    let last = loop {
+        attempts += 1;
+        let result = http_attempt(engine, client, meta, c, batch, &request_id, newline).await;
+        match result {
+            Ok(()) => {
+                m.attempt(&meta.name, "HttpEndpoint", true);
+                if c.s3_backup_mode.as_deref() == Some("AllData") {
+                    backup_all(engine, client, meta, c, batch).await;
+                }
+                return true;
+            }
+            Err(f) => {
+                m.attempt(&meta.name, "HttpEndpoint", false);
+                let now = engine.clock.now_ms();
+                let started = *first_failure.get_or_insert(now);
+                tracing::warn!(delivery_stream = %meta.name, attempt = attempts, error = %f.message, "HTTP endpoint delivery failed.");
+                if f.permanent || now - started >= retry_ms {
+                    break f;
+                }
+                // An attempt may start before the window closes; it is then let finish.
+                let wait = backoff.next().min(Duration::from_millis(
+                    (started + retry_ms - now).max(0) as u64,
+                ));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    m.failed(&meta.name, "HttpEndpoint", batch.records.len());
+    let entries: Vec<ErrorEntry> = batch
+        .records
+        .iter()
+        .map(|r| ErrorEntry {
+            record: r,
+            code: last.code,
+            message: &last.message,
+        })
+        .collect();
+    write_errors(
+        engine,
+        client,
+        meta,
+        c.s3_configuration.as_ref(),
+        batch,
+        &entries,
+        attempts,
+        "http-endpoint-failed",
+        None,
+    )
+    .await;
+    true
+}
+
+async fn http_attempt(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    c: &HttpDestination,
+    batch: &Batch<'_>,
+    request_id: &str,
+    newline: bool,
+) -> Result<(), Failure> {
+    let fail = |code, message: String| Failure {
+        code,
+        message,
+        permanent: false,
+    };
+    let endpoint = c.endpoint_configuration.clone().unwrap_or_default();
+    let url = endpoint.url.unwrap_or_default();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = HttpRequestBody {
+        request_id,
+        timestamp: engine.clock.now_ms(),
+        records: batch
+            .records
+            .iter()
+            .map(|r| {
+                let mut data = r.data.to_vec();
+                if newline {
+                    data.push(b'\n');
+                }
+                HttpRecord {
+                    data: b64.encode(data),
+                }
+            })
+            .collect(),
+    };
+    let mut raw = serde_json::to_vec(&body).unwrap_or_default();
+    let rc = c.request_configuration.clone().unwrap_or_default();
+    let gzip = rc.content_encoding.as_deref() == Some("GZIP");
+    if gzip {
+        raw = Compression::Gzip
+            .compress(&raw, "")
+            .map_err(|e| fail("HttpEndpoint.InvalidRequest", e.to_string()))?;
+    }
+    let mut req = Request::post(url.as_str())
+        .header("content-type", "application/json")
+        .header("x-amz-firehose-protocol-version", "1.0")
+        .header("x-amz-firehose-request-id", request_id)
+        .header("x-amz-firehose-source-arn", meta.arn.as_str())
+        .header("user-agent", "Tributary-Firehose/1.0");
+    if gzip {
+        req = req.header("content-encoding", "gzip");
+    }
+    if let Some(key) = &endpoint.access_key {
+        req = req.header("x-amz-firehose-access-key", key.as_str());
+    }
+    if let Some(attrs) = &rc.common_attributes {
+        let map: serde_json::Map<String, serde_json::Value> = attrs
+            .iter()
+            .map(|a| {
+                (
+                    a.attribute_name.clone().unwrap_or_default(),
+                    serde_json::Value::String(a.attribute_value.clone().unwrap_or_default()),
+                )
+            })
+            .collect();
+        let header = serde_json::json!({ "commonAttributes": map }).to_string();
+        req = req.header("x-amz-firehose-common-attributes", header);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(raw)))
+        .map_err(|e| fail("HttpEndpoint.InvalidUrl", e.to_string()))?;
+    let resp = client
+        .send(req, HTTP_TIMEOUT, HTTP_MAX_RESPONSE)
+        .await
+        .map_err(|e| {
+            fail(
+                "HttpEndpoint.RequestTimeout",
+                format!("The request to {url} failed: {e}"),
+            )
+        })?;
+    if resp.status.as_u16() == 413 {
+        return Err(Failure {
+            code: "HttpEndpoint.PayloadTooLarge",
+            message: "The endpoint answered 413 Request Entity Too Large.".into(),
+            permanent: true,
+        });
+    }
+    let parsed: Option<HttpResponseBody> = serde_json::from_slice(&resp.body).ok();
+    if resp.status.as_u16() != 200 {
+        let detail = parsed.and_then(|p| p.error_message).unwrap_or_else(|| {
+            String::from_utf8_lossy(&resp.body)
+                .chars()
+                .take(512)
+                .collect()
+        });
+        return Err(fail(
+            "HttpEndpoint.DestinationException",
+            format!(
+                "The response received from the endpoint is invalid. HTTP status {}: {detail}",
+                resp.status.as_u16()
+            ),
+        ));
+    }
+    match parsed {
+        Some(p) if p.request_id.as_deref() == Some(request_id) => Ok(()),
+        Some(_) => Err(fail(
+            "HttpEndpoint.InvalidResponseFromDestination",
+            "The response's requestId does not match the request's.".into(),
+        )),
+        None => Err(fail(
+            "HttpEndpoint.InvalidResponseFromDestination",
+            "The response received from the endpoint is not valid JSON.".into(),
+        )),
+    }
+}
+
+/// `S3BackupMode: AllData`: every delivered record is also written to the S3 configuration.
+async fn backup_all(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    c: &HttpDestination,
+    batch: &Batch<'_>,
+) {
+    let Some(s3) = &c.s3_configuration else {
+        return;
+    };
+    let compression = Compression::parse(s3.compression_format.as_deref());
+    let Ok((key, object)) = s3_object(meta, s3, batch, false, compression) else {
+        return;
+    };
+    put_forever(engine, client, meta, s3.bucket(), &key, object).await;
+}
+
+/// A record that could not be processed or delivered.
+struct ErrorEntry<'a> {
+    record: &'a Pending,
+    code: &'a str,
+    message: &'a str,
+}
+
+/// Firehose's error-object layout, one JSON object per line: HTTP endpoint failures carry
+/// `subsequenceNumber` and `dataId`, processing failures `lambdaArn`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorRecord<'a> {
+    attempts_made: u32,
+    arrival_timestamp: i64,
+    error_code: &'a str,
+    error_message: &'a str,
+    attempt_ending_timestamp: i64,
+    raw_data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subsequence_number: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda_arn: Option<&'a str>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_errors(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    s3: Option<&S3Destination>,
+    batch: &Batch<'_>,
+    entries: &[ErrorEntry<'_>],
+    attempts: u32,
+    error_output_type: &str,
+    lambda_arn: Option<&str>,
+) {
+    let Some(s3) = s3 else {
+        tracing::error!(delivery_stream = %meta.name, "Records failed and no S3 configuration is set for them; they are dropped.");
+        return;
+    };
+    let now = engine.clock.now_ms();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut body = Vec::new();
+    for e in entries {
+        let http = lambda_arn.is_none();
+        let line = ErrorRecord {
+            attempts_made: attempts,
+            arrival_timestamp: e.record.arrival_ms,
+            error_code: e.code,
+            error_message: e.message,
+            attempt_ending_timestamp: now,
+            raw_data: b64.encode(&e.record.data),
+            subsequence_number: http.then_some(0),
+            data_id: http.then_some(e.record.id.as_str()),
+            lambda_arn,
+        };
+        body.extend_from_slice(&serde_json::to_vec(&line).unwrap_or_default());
+        body.push(b'\n');
+    }
+    let oldest = entries
+        .iter()
+        .map(|e| e.record.arrival_ms)
+        .min()
+        .unwrap_or_else(|| batch.oldest_ms());
+    // Each error type of a batch gets its own object, even under a prefix without the
+    // error-output-type expression.
+    let seed = batch.seed
+        ^ error_output_type
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u128, |h, b| {
+                (h ^ b as u128).wrapping_mul(0x1000_0000_01b3)
+            });
+    let configured = s3
+        .error_output_prefix
+        .as_deref()
+        .and_then(|p| Prefix::parse(p).ok());
+    let name = prefix::object_name(&meta.name, meta.version_id, oldest, seed, "");
+    let key = format!(
+        "{}{name}",
+        prefix::error_prefix(configured.as_ref(), oldest, seed, error_output_type)
+    );
+    let compression = Compression::parse(s3.compression_format.as_deref());
+    let Ok(object) = compression.compress(&body, &name) else {
+        return;
+    };
+    put_forever(engine, client, meta, s3.bucket(), &key, object).await;
+}
+
+/// Error and backup objects are retried until written: Firehose blocks delivery rather than
+/// lose them.
+async fn put_forever(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    bucket: &str,
+    key: &str,
+    object: Vec<u8>,
+) {
+    let mut backoff = Backoff::new(engine);
+    loop {
+        let result = match store_for(engine, meta, client) {
+            Ok(store) => store.put(bucket, key, object.clone()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(delivery_stream = %meta.name, key = %key, error = %e, "Writing to S3 failed; retrying.");
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}

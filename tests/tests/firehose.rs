@@ -1,0 +1,1063 @@
+//! The Rust AWS SDK (`aws-sdk-firehose`) against a real `tributary` process: the Firehose API,
+//! delivery into a local directory and to a local HTTP endpoint, faults and restarts, and a
+//! stream → delivery stream pipeline.
+
+use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_firehose::config::retry::RetryConfig;
+use aws_sdk_firehose::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::{
+    BufferingHints, CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
+    DeliveryStreamType, ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate,
+    HttpEndpointBufferingHints, HttpEndpointCommonAttribute, HttpEndpointConfiguration,
+    HttpEndpointDestinationConfiguration, HttpEndpointRequestConfiguration,
+    HttpEndpointRetryOptions, KeyType, KinesisStreamSourceConfiguration, ProcessingConfiguration,
+    Processor, ProcessorType, Record, S3DestinationConfiguration, Tag,
+};
+use aws_sdk_firehose::Client;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use tributary_tests::Server;
+
+const ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
+
+fn client(endpoint: &str) -> Client {
+    let conf = aws_sdk_firehose::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(conf)
+}
+
+fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_kinesis::Client::from_conf(conf)
+}
+
+/// A server whose S3 destinations write into `dir` (`file://` object store).
+async fn start(dir: &Path, extra: &[&str]) -> (Server, Client) {
+    let endpoint = format!("file://{}", dir.join("s3").display());
+    let data = dir.join("data");
+    let mut args = vec![
+        "--no-limits",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--s3-endpoint",
+        &endpoint,
+        "--delivery-retry-initial-ms",
+        "100",
+        "--delivery-retry-max-ms",
+        "400",
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args).await.unwrap();
+    let c = client(&server.api);
+    (server, c)
+}
+
+fn hints(size_mb: i32, interval_s: i32) -> BufferingHints {
+    BufferingHints::builder()
+        .size_in_mbs(size_mb)
+        .interval_in_seconds(interval_s)
+        .build()
+}
+
+fn newline_processing() -> ProcessingConfiguration {
+    ProcessingConfiguration::builder()
+        .enabled(true)
+        .processors(
+            Processor::builder()
+                .r#type(ProcessorType::AppendDelimiterToRecord)
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+fn s3_config(prefix: &str, interval_s: i32, gzip: bool) -> ExtendedS3DestinationConfiguration {
+    ExtendedS3DestinationConfiguration::builder()
+        .role_arn(ROLE)
+        .bucket_arn("arn:aws:s3:::landing")
+        .prefix(prefix)
+        .error_output_prefix("errors/!{firehose:error-output-type}/")
+        .buffering_hints(hints(1, interval_s))
+        .compression_format(if gzip {
+            CompressionFormat::Gzip
+        } else {
+            CompressionFormat::Uncompressed
+        })
+        .processing_configuration(newline_processing())
+        .build()
+        .unwrap()
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Lines of every delivered object under `root`, decompressed when the key ends in `.gz`.
+fn delivered_lines(root: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (key, body) in files(root) {
+        let text = if key.ends_with(".gz") {
+            gunzip(&body)
+        } else {
+            body
+        };
+        lines.extend(String::from_utf8(text).unwrap().lines().map(str::to_string));
+    }
+    lines
+}
+
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn put_batch(c: &Client, name: &str, records: &[String]) {
+    let out = c
+        .put_record_batch()
+        .delivery_stream_name(name)
+        .set_records(Some(
+            records
+                .iter()
+                .map(|r| {
+                    Record::builder()
+                        .data(Blob::new(r.as_bytes()))
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_put_count(), 0);
+    assert_eq!(out.request_responses().len(), records.len());
+}
+
+#[tokio::test]
+async fn delivery_stream_lifecycle_matches_firehose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let arn = c
+        .create_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .extended_s3_destination_configuration(s3_config("raw/", 300, true))
+        .tags(Tag::builder().key("team").value("data").build().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .delivery_stream_arn
+        .unwrap();
+    assert_eq!(
+        arn,
+        "arn:aws:firehose:us-east-1:000000000000:deliverystream/orders-archive"
+    );
+
+    let again = c
+        .create_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .extended_s3_destination_configuration(s3_config("raw/", 300, true))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.into_service_error().meta().code(),
+        Some("ResourceInUseException")
+    );
+
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .send()
+        .await
+        .unwrap()
+        .delivery_stream_description
+        .unwrap();
+    assert_eq!(d.delivery_stream_status().as_str(), "ACTIVE");
+    assert_eq!(d.delivery_stream_type().as_str(), "DirectPut");
+    assert_eq!(d.version_id(), "1");
+    let dest = &d.destinations()[0];
+    assert_eq!(dest.destination_id(), "destinationId-000000000001");
+    let s3 = dest.extended_s3_destination_description().unwrap();
+    assert_eq!(s3.bucket_arn(), "arn:aws:s3:::landing");
+    assert_eq!(s3.compression_format().as_str(), "GZIP");
+    assert_eq!(s3.buffering_hints().unwrap().size_in_mbs(), Some(1));
+    assert!(dest.s3_destination_description().is_some());
+
+    let names = c.list_delivery_streams().send().await.unwrap();
+    assert_eq!(names.delivery_stream_names(), ["orders-archive"]);
+    assert!(!names.has_more_delivery_streams());
+
+    c.tag_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .tags(Tag::builder().key("env").value("test").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    c.untag_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    let tags = c
+        .list_tags_for_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = tags.tags().iter().map(|t| t.key()).collect();
+    assert_eq!(keys, ["env"]);
+
+    c.start_delivery_stream_encryption()
+        .delivery_stream_name("orders-archive")
+        .delivery_stream_encryption_configuration_input(
+            DeliveryStreamEncryptionConfigurationInput::builder()
+                .key_type(KeyType::AwsOwnedCmk)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let put = c
+        .put_record()
+        .delivery_stream_name("orders-archive")
+        .record(Record::builder().data(Blob::new("x")).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.encrypted(), Some(true));
+    assert!(!put.record_id().is_empty());
+    c.stop_delivery_stream_encryption()
+        .delivery_stream_name("orders-archive")
+        .send()
+        .await
+        .unwrap();
+
+    let stale = c
+        .update_destination()
+        .delivery_stream_name("orders-archive")
+        .current_delivery_stream_version_id("7")
+        .destination_id("destinationId-000000000001")
+        .extended_s3_destination_update(
+            ExtendedS3DestinationUpdate::builder().prefix("v2/").build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stale.into_service_error().meta().code(),
+        Some("ConcurrentModificationException")
+    );
+    c.update_destination()
+        .delivery_stream_name("orders-archive")
+        .current_delivery_stream_version_id("1")
+        .destination_id("destinationId-000000000001")
+        .extended_s3_destination_update(
+            ExtendedS3DestinationUpdate::builder().prefix("v2/").build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .send()
+        .await
+        .unwrap()
+        .delivery_stream_description
+        .unwrap();
+    assert_eq!(d.version_id(), "2");
+    let s3 = d.destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap();
+    // Same destination type: members merge, the untouched ones stay.
+    assert_eq!(s3.prefix(), Some("v2/"));
+    assert_eq!(s3.compression_format().as_str(), "GZIP");
+
+    c.delete_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .send()
+        .await
+        .unwrap();
+    let gone = c
+        .describe_delivery_stream()
+        .delivery_stream_name("orders-archive")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        gone.into_service_error().meta().code(),
+        Some("ResourceNotFoundException")
+    );
+}
+
+#[tokio::test]
+async fn records_and_batches_over_firehose_limits_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    c.create_delivery_stream()
+        .delivery_stream_name("limits")
+        .extended_s3_destination_configuration(s3_config("l/", 300, false))
+        .send()
+        .await
+        .unwrap();
+    let big = c
+        .put_record()
+        .delivery_stream_name("limits")
+        .record(
+            Record::builder()
+                .data(Blob::new(vec![b'a'; 1_024_001]))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        big.into_service_error().meta().code(),
+        Some("ValidationException")
+    );
+    let many: Vec<String> = (0..501).map(|i| i.to_string()).collect();
+    let err = c
+        .put_record_batch()
+        .delivery_stream_name("limits")
+        .set_records(Some(
+            many.iter()
+                .map(|r| {
+                    Record::builder()
+                        .data(Blob::new(r.as_bytes()))
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ValidationException")
+    );
+    // Five records of 1,000,000 bytes: each is allowed, together they pass 4 MiB.
+    let err = c
+        .put_record_batch()
+        .delivery_stream_name("limits")
+        .set_records(Some(
+            (0..5)
+                .map(|_| {
+                    Record::builder()
+                        .data(Blob::new(vec![b'b'; 1_000_000]))
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("InvalidArgumentException")
+    );
+    let missing = c
+        .put_record()
+        .delivery_stream_name("nope")
+        .record(Record::builder().data(Blob::new("x")).build().unwrap())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.into_service_error().meta().code(),
+        Some("ResourceNotFoundException")
+    );
+    let bad_prefix = c
+        .create_delivery_stream()
+        .delivery_stream_name("bad-prefix")
+        .extended_s3_destination_configuration(
+            ExtendedS3DestinationConfiguration::builder()
+                .role_arn(ROLE)
+                .bucket_arn("arn:aws:s3:::landing")
+                .prefix("y=!{timestamp:yyyy}/")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_prefix.into_service_error().meta().code(),
+        Some("InvalidArgumentException")
+    );
+}
+
+#[tokio::test]
+async fn direct_put_records_land_gzipped_and_newline_delimited_under_the_evaluated_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    c.create_delivery_stream()
+        .delivery_stream_name("clicks")
+        .extended_s3_destination_configuration(s3_config(
+            "clicks/year=!{timestamp:yyyy}/r=!{firehose:random-string}/",
+            1,
+            true,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = (0..300).map(|i| format!("{{\"click\":{i}}}")).collect();
+    for chunk in records.chunks(100) {
+        put_batch(&c, "clicks", chunk).await;
+    }
+    let root = dir.path().join("s3/landing");
+    let lines = wait_for("delivery", Duration::from_secs(20), || {
+        let l = delivered_lines(&root);
+        (l.len() >= records.len()).then_some(l)
+    })
+    .await;
+    let mut sorted = lines.clone();
+    sorted.sort();
+    let mut expected = records.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "every record, exactly once");
+    let year = 1970
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_556_952);
+    for (key, _) in files(&root) {
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts[0], "clicks");
+        assert_eq!(parts[1], format!("year={year}"));
+        assert_eq!(parts[2].len(), "r=".len() + 11, "{key}");
+        assert!(parts[3].starts_with("clicks-1-"), "{key}");
+        assert!(key.ends_with(".gz"), "{key}");
+    }
+}
+
+/// What a test HTTP endpoint saw.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(http::HeaderMap, serde_json::Value)>,
+    /// Status to answer with while `fail_remaining` > 0.
+    fail_remaining: usize,
+    fail_always: bool,
+}
+
+/// A local HTTP endpoint that answers like a Firehose HTTP endpoint destination.
+async fn endpoint(listener: tokio::net::TcpListener, seen: Arc<Mutex<Seen>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                move |req: http::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let raw = body.collect().await.unwrap().to_bytes();
+                        let raw = if parts
+                            .headers
+                            .get("content-encoding")
+                            .is_some_and(|v| v == "gzip")
+                        {
+                            gunzip(&raw)
+                        } else {
+                            raw.to_vec()
+                        };
+                        let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                        let request_id = json["requestId"].as_str().unwrap_or("").to_string();
+                        let fail = {
+                            let mut s = seen.lock().unwrap();
+                            s.requests.push((parts.headers.clone(), json));
+                            if s.fail_always {
+                                true
+                            } else if s.fail_remaining > 0 {
+                                s.fail_remaining -= 1;
+                                true
+                            } else {
+                                false
+                            }
+                        };
+                        let (status, body) = if fail {
+                            (
+                                503,
+                                serde_json::json!({"requestId": request_id, "timestamp": 0, "errorMessage": "down for maintenance"}),
+                            )
+                        } else {
+                            (
+                                200,
+                                serde_json::json!({"requestId": request_id, "timestamp": 0}),
+                            )
+                        };
+                        Ok::<_, Infallible>(
+                            http::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body.to_string())))
+                                .unwrap(),
+                        )
+                    }
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn http_config(url: &str, retry_s: i32) -> HttpEndpointDestinationConfiguration {
+    HttpEndpointDestinationConfiguration::builder()
+        .endpoint_configuration(
+            HttpEndpointConfiguration::builder()
+                .url(url)
+                .name("test endpoint")
+                .access_key("sekret-key")
+                .build()
+                .unwrap(),
+        )
+        .buffering_hints(
+            HttpEndpointBufferingHints::builder()
+                .size_in_mbs(1)
+                .interval_in_seconds(0)
+                .build(),
+        )
+        .retry_options(
+            HttpEndpointRetryOptions::builder()
+                .duration_in_seconds(retry_s)
+                .build(),
+        )
+        .request_configuration(
+            HttpEndpointRequestConfiguration::builder()
+                .content_encoding(ContentEncoding::Gzip)
+                .common_attributes(
+                    HttpEndpointCommonAttribute::builder()
+                        .attribute_name("env")
+                        .attribute_value("test")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .s3_configuration(
+            S3DestinationConfiguration::builder()
+                .role_arn(ROLE)
+                .bucket_arn("arn:aws:s3:::backup")
+                .error_output_prefix("failed/!{firehose:error-output-type}/")
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+fn decoded_records(seen: &Seen) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    seen.requests
+        .iter()
+        .flat_map(|(_, body)| body["records"].as_array().unwrap().clone())
+        .map(|r| String::from_utf8(b64.decode(r["data"].as_str().unwrap()).unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn http_endpoint_receives_the_firehose_request_format_with_access_key_and_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    tokio::spawn(endpoint(listener, seen.clone()));
+    c.create_delivery_stream()
+        .delivery_stream_name("to-http")
+        .http_endpoint_destination_configuration(http_config(&url, 60))
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = (0..50).map(|i| format!("event-{i}")).collect();
+    put_batch(&c, "to-http", &records).await;
+    wait_for("HTTP delivery", Duration::from_secs(20), || {
+        (decoded_records(&seen.lock().unwrap()).len() >= 50).then_some(())
+    })
+    .await;
+    let s = seen.lock().unwrap();
+    assert_eq!(decoded_records(&s), records);
+    let (headers, body) = &s.requests[0];
+    assert_eq!(headers["x-amz-firehose-protocol-version"], "1.0");
+    assert_eq!(headers["x-amz-firehose-access-key"], "sekret-key");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(
+        headers["x-amz-firehose-request-id"].to_str().unwrap(),
+        body["requestId"].as_str().unwrap()
+    );
+    let attrs: serde_json::Value = serde_json::from_str(
+        headers["x-amz-firehose-common-attributes"]
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        attrs,
+        serde_json::json!({"commonAttributes": {"env": "test"}})
+    );
+    // Milliseconds since the epoch.
+    assert!(body["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+}
+
+#[tokio::test]
+async fn http_endpoint_down_then_back_gets_every_record_with_the_same_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Seen {
+        fail_remaining: 3,
+        ..Seen::default()
+    }));
+    tokio::spawn(endpoint(listener, seen.clone()));
+    c.create_delivery_stream()
+        .delivery_stream_name("flaky")
+        .http_endpoint_destination_configuration(http_config(&url, 120))
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
+    put_batch(&c, "flaky", &records).await;
+    wait_for("delivery after the outage", Duration::from_secs(30), || {
+        (seen.lock().unwrap().requests.len() >= 4).then_some(())
+    })
+    .await;
+    let s = seen.lock().unwrap();
+    let ids: BTreeSet<&str> = s.requests[..4]
+        .iter()
+        .map(|(_, b)| b["requestId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "a retried request keeps its request id");
+    // The last, successful attempt carried every record.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let last: Vec<String> = s.requests[3].1["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8(b64.decode(r["data"].as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(last, records);
+    assert!(
+        files(&dir.path().join("s3/backup")).is_empty(),
+        "nothing went to the error prefix"
+    );
+}
+
+#[tokio::test]
+async fn http_failures_past_the_retry_duration_go_to_the_error_prefix_in_firehose_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Seen {
+        fail_always: true,
+        ..Seen::default()
+    }));
+    tokio::spawn(endpoint(listener, seen.clone()));
+    c.create_delivery_stream()
+        .delivery_stream_name("doomed")
+        .http_endpoint_destination_configuration(http_config(&url, 1))
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = (0..5).map(|i| format!("lost-{i}")).collect();
+    put_batch(&c, "doomed", &records).await;
+    let root = dir.path().join("s3/backup");
+    let objects = wait_for("error objects", Duration::from_secs(30), || {
+        let f = files(&root);
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    assert_eq!(objects.len(), 1);
+    let (key, body) = &objects[0];
+    assert!(key.starts_with("failed/http-endpoint-failed/"), "{key}");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let lines: Vec<serde_json::Value> = String::from_utf8(body.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    for (line, record) in lines.iter().zip(&records) {
+        assert_eq!(line["errorCode"], "HttpEndpoint.DestinationException");
+        assert!(line["errorMessage"].as_str().unwrap().contains("503"));
+        assert!(line["attemptsMade"].as_u64().unwrap() >= 2);
+        assert!(line["arrivalTimestamp"].as_i64().unwrap() > 0);
+        assert!(
+            line["attemptEndingTimestamp"].as_i64().unwrap()
+                >= line["arrivalTimestamp"].as_i64().unwrap()
+        );
+        assert_eq!(
+            b64.decode(line["rawData"].as_str().unwrap()).unwrap(),
+            record.as_bytes()
+        );
+        assert!(line.get("dataId").is_some() && line.get("subsequenceNumber").is_some());
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_kill_9_and_are_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, c) = start(dir.path(), &[]).await;
+    // A 15-minute interval keeps everything buffered when the process dies.
+    c.create_delivery_stream()
+        .delivery_stream_name("durable")
+        .extended_s3_destination_configuration(s3_config("d/", 900, false))
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = (0..400).map(|i| format!("rec-{i:04}")).collect();
+    for chunk in records.chunks(50) {
+        put_batch(&c, "durable", chunk).await;
+    }
+    server.kill9().await;
+    server.restart().await.unwrap();
+    let c = client(&server.api);
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("durable")
+        .send()
+        .await
+        .unwrap()
+        .delivery_stream_description
+        .unwrap();
+    c.update_destination()
+        .delivery_stream_name("durable")
+        .current_delivery_stream_version_id(d.version_id())
+        .destination_id("destinationId-000000000001")
+        .extended_s3_destination_update(
+            ExtendedS3DestinationUpdate::builder()
+                .buffering_hints(hints(1, 0))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let root = dir.path().join("s3/landing");
+    let lines = wait_for("delivery after restart", Duration::from_secs(20), || {
+        let l = delivered_lines(&root);
+        (l.len() >= records.len()).then_some(l)
+    })
+    .await;
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(sorted, records);
+    // Delivered records are not delivered again after another restart.
+    server.restart().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(delivered_lines(&root).len(), records.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, c) = start(dir.path(), &[]).await;
+    let k = kinesis(&server.api);
+    k.create_stream()
+        .stream_name("events")
+        .shard_count(2)
+        .send()
+        .await
+        .unwrap();
+    c.create_delivery_stream()
+        .delivery_stream_name("events-to-s3")
+        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
+        .kinesis_stream_source_configuration(
+            KinesisStreamSourceConfiguration::builder()
+                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/events")
+                .role_arn(ROLE)
+                .build()
+                .unwrap(),
+        )
+        .extended_s3_destination_configuration(s3_config("events/", 1, true))
+        .send()
+        .await
+        .unwrap();
+    let put = |range: std::ops::Range<u32>| {
+        let k = k.clone();
+        async move {
+            for i in range {
+                k.put_record()
+                    .stream_name("events")
+                    .partition_key(format!("user-{}", i % 17))
+                    .data(aws_sdk_kinesis::primitives::Blob::new(format!("e{i:04}")))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    put(0..150).await;
+    k.update_shard_count()
+        .stream_name("events")
+        .target_shard_count(4)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .unwrap();
+    put(150..300).await;
+    let root = dir.path().join("s3/landing");
+    let lines = wait_for("pipeline delivery", Duration::from_secs(30), || {
+        let l = delivered_lines(&root);
+        (l.len() >= 300).then_some(l)
+    })
+    .await;
+    let expected: BTreeSet<String> = (0..300).map(|i| format!("e{i:04}")).collect();
+    let got: BTreeSet<String> = lines.iter().cloned().collect();
+    assert_eq!(got, expected);
+    assert_eq!(lines.len(), 300, "no duplicates");
+    // Within an object, records of a partition key keep the order they were put in, across
+    // the reshard (children are read only after their parents).
+    for (key, body) in files(&root) {
+        let text = String::from_utf8(gunzip(&body)).unwrap();
+        let mut last: HashMap<u32, u32> = HashMap::new();
+        for l in text.lines() {
+            let i: u32 = l[1..].parse().unwrap();
+            if let Some(prev) = last.insert(i % 17, i) {
+                assert!(prev < i, "{key}: {prev} then {i}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn manifests_create_a_delivery_stream_that_archives_its_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/delivery");
+    let (server, c) = start(dir.path(), &["--manifests", manifests.to_str().unwrap()]).await;
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("clicks-archive")
+        .send()
+        .await
+        .unwrap()
+        .delivery_stream_description
+        .unwrap();
+    assert_eq!(d.delivery_stream_type().as_str(), "KinesisStreamAsSource");
+    let k = kinesis(&server.api);
+    for i in 0..20 {
+        k.put_record()
+            .stream_name("clicks")
+            .partition_key(format!("p{i}"))
+            .data(aws_sdk_kinesis::primitives::Blob::new(format!("click-{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let root = dir.path().join("s3/archive");
+    let lines = wait_for("archived clicks", Duration::from_secs(20), || {
+        let l = delivered_lines_with(&root, ".json.gz");
+        (l.len() >= 20).then_some(l)
+    })
+    .await;
+    let got: BTreeSet<String> = lines.into_iter().collect();
+    let expected: BTreeSet<String> = (0..20).map(|i| format!("click-{i}")).collect();
+    assert_eq!(got, expected);
+    for (key, _) in files(&root) {
+        assert!(key.starts_with("raw/clicks/"), "{key}");
+        assert!(key.ends_with(".json.gz"), "{key}");
+    }
+}
+
+/// Lines of every object whose key ends in `gz_suffix` (gunzipped).
+fn delivered_lines_with(root: &Path, gz_suffix: &str) -> Vec<String> {
+    files(root)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(gz_suffix))
+        .flat_map(|(_, b)| {
+            String::from_utf8(gunzip(&b))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A transformation function behind the Lambda Invoke API: upper-cases records, drops
+/// `drop-*` ones and fails `fail-*` ones. Records every path it was called on.
+async fn lambda(listener: tokio::net::TcpListener, paths: Arc<Mutex<Vec<String>>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let paths = paths.clone();
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let paths = paths.clone();
+                    async move {
+                        paths.lock().unwrap().push(req.uri().path().to_string());
+                        let raw = req.into_body().collect().await.unwrap().to_bytes();
+                        let event: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                        let b64 = base64::engine::general_purpose::STANDARD;
+                        let records: Vec<serde_json::Value> = event["records"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|r| {
+                                let data = b64.decode(r["data"].as_str().unwrap()).unwrap();
+                                let text = String::from_utf8(data).unwrap();
+                                let result = if text.starts_with("drop-") {
+                                    "Dropped"
+                                } else if text.starts_with("fail-") {
+                                    "ProcessingFailed"
+                                } else {
+                                    "Ok"
+                                };
+                                serde_json::json!({
+                                    "recordId": r["recordId"],
+                                    "result": result,
+                                    "data": b64.encode(text.to_uppercase()),
+                                })
+                            })
+                            .collect();
+                        let body = serde_json::json!({ "records": records }).to_string();
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_processing_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lambda_url = format!("http://{}", listener.local_addr().unwrap());
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(lambda(listener, paths.clone()));
+    let (_server, c) = start(dir.path(), &["--lambda-endpoint", &lambda_url]).await;
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:upper";
+    let mut config = s3_config("t/", 0, false);
+    config.processing_configuration = Some(
+        ProcessingConfiguration::builder()
+            .enabled(true)
+            .processors(
+                Processor::builder()
+                    .r#type(ProcessorType::Lambda)
+                    .parameters(
+                        aws_sdk_firehose::types::ProcessorParameter::builder()
+                            .parameter_name(
+                                aws_sdk_firehose::types::ProcessorParameterName::LambdaArn,
+                            )
+                            .parameter_value(arn)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .processors(
+                Processor::builder()
+                    .r#type(ProcessorType::AppendDelimiterToRecord)
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+    );
+    c.create_delivery_stream()
+        .delivery_stream_name("transformed")
+        .extended_s3_destination_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = ["keep-1", "drop-2", "fail-3", "keep-4"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    put_batch(&c, "transformed", &records).await;
+    let root = dir.path().join("s3/landing");
+    let delivered = wait_for("transformed objects", Duration::from_secs(20), || {
+        let l = delivered_lines(&root.join("t"));
+        (l.len() >= 2).then_some(l)
+    })
+    .await;
+    assert_eq!(delivered, ["KEEP-1", "KEEP-4"]);
+    let errors = wait_for("processing-failed objects", Duration::from_secs(20), || {
+        let f = files(&root.join("errors/processing-failed"));
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(errors[0].1.clone()).unwrap().trim()).unwrap();
+    assert_eq!(line["errorCode"], "Lambda.ProcessingFailed");
+    assert_eq!(line["lambdaArn"], arn);
+    assert_eq!(line["attemptsMade"], 1);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(line["rawData"].as_str().unwrap())
+            .unwrap(),
+        b"fail-3"
+    );
+    assert_eq!(
+        paths.lock().unwrap()[0],
+        format!("/2015-03-31/functions/{arn}/invocations")
+    );
+}
