@@ -6,6 +6,7 @@
 //! segment log) → `metrics`. `server` binds it all to listeners; [`app`] builds the whole
 //! server so tests can drive it in-process.
 
+pub mod analytics;
 pub mod clock;
 pub mod config;
 pub mod manifests;
@@ -43,6 +44,7 @@ impl App {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.state.analytics.engine.shutdown().await;
         self.state.engine.shutdown().await;
     }
 }
@@ -75,7 +77,8 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
         }
         None => None,
     };
-    let state = AppState::new(engine.clone(), auth, cfg.test_hooks);
+    let analytics = analytics::Analytics::open(engine.clone()).await?;
+    let state = AppState::new(engine.clone(), analytics, auth, cfg.test_hooks);
     let api = TcpListener::bind(&cfg.listen).await?;
     let metrics_listener = TcpListener::bind(&cfg.metrics_listen).await?;
     let tls = match &cfg.tls_listen {

@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::protocol::error::codes;
 use crate::protocol::sigv4::{self, KeyStore};
 use crate::protocol::{AwsError, Protocol, Service, Target};
+use crate::services::analytics::AnalyticsService;
 use crate::services::kinesis::Kinesis;
 use crate::services::Reply;
 use crate::streams::Streams;
@@ -38,6 +39,7 @@ pub const MAX_BODY_BYTES: usize = 15 * 1024 * 1024;
 /// Shared state of the API listener.
 pub struct AppState {
     pub kinesis: Kinesis,
+    pub analytics: AnalyticsService,
     pub engine: Arc<Streams>,
     pub auth: Option<KeyStore>,
     pub clock: Clock,
@@ -48,9 +50,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Streams>, auth: Option<KeyStore>, test_hooks: bool) -> Arc<AppState> {
+    pub fn new(
+        engine: Arc<Streams>,
+        analytics: Arc<crate::analytics::Analytics>,
+        auth: Option<KeyStore>,
+        test_hooks: bool,
+    ) -> Arc<AppState> {
         Arc::new(AppState {
             kinesis: Kinesis::new(engine.clone()),
+            analytics: AnalyticsService::new(analytics),
             clock: engine.clock.clone(),
             engine,
             auth,
@@ -194,6 +202,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         .to_string();
     let target = Target::parse(&target_header).filter(|t| match t.service {
         Service::Kinesis => crate::services::kinesis::OPERATIONS.contains(&t.operation),
+        Service::KinesisAnalytics => crate::services::analytics::OPERATIONS.contains(&t.operation),
         _ => false,
     });
 
@@ -291,11 +300,23 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     }
 
     let operation = target.operation.to_string();
-    let result = state
-        .kinesis
-        .call(&operation, protocol, &body)
-        .instrument(tracing::debug_span!("request", operation = %operation))
-        .await;
+    let span = tracing::debug_span!("request", operation = %operation);
+    let result = match target.service {
+        Service::KinesisAnalytics => {
+            state
+                .analytics
+                .call(&operation, protocol, &body)
+                .instrument(span)
+                .await
+        }
+        _ => {
+            state
+                .kinesis
+                .call(&operation, protocol, &body)
+                .instrument(span)
+                .await
+        }
+    };
     drop(body);
     let elapsed = started.elapsed().as_secs_f64();
     let m = crate::metrics::global();
