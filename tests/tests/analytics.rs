@@ -81,6 +81,16 @@ async fn create_stream(k: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
 
 /// The columns of AWS's demo stream (`{TICKER_SYMBOL, SECTOR, CHANGE, PRICE}`).
 fn demo_schema() -> SourceSchema {
+    json_schema(&[
+        ("TICKER_SYMBOL", "VARCHAR(4)"),
+        ("SECTOR", "VARCHAR(16)"),
+        ("CHANGE", "DOUBLE"),
+        ("PRICE", "DOUBLE"),
+    ])
+}
+
+/// A JSON schema mapping each column from the top-level field of the same name.
+fn json_schema(columns: &[(&str, &str)]) -> SourceSchema {
     let col = |name: &str, ty: &str| {
         RecordColumn::builder()
             .name(name)
@@ -107,15 +117,16 @@ fn demo_schema() -> SourceSchema {
                 .unwrap(),
         )
         .record_encoding("UTF-8")
-        .record_columns(col("TICKER_SYMBOL", "VARCHAR(4)"))
-        .record_columns(col("SECTOR", "VARCHAR(16)"))
-        .record_columns(col("CHANGE", "DOUBLE"))
-        .record_columns(col("PRICE", "DOUBLE"))
+        .set_record_columns(Some(columns.iter().map(|(n, t)| col(n, t)).collect()))
         .build()
         .unwrap()
 }
 
 fn stream_input(stream: &str) -> Input {
+    stream_input_with(stream, demo_schema())
+}
+
+fn stream_input_with(stream: &str, schema: SourceSchema) -> Input {
     Input::builder()
         .name_prefix("SOURCE_SQL_STREAM")
         .kinesis_streams_input(
@@ -125,7 +136,7 @@ fn stream_input(stream: &str) -> Input {
                 .build()
                 .unwrap(),
         )
-        .input_schema(demo_schema())
+        .input_schema(schema)
         .build()
         .unwrap()
 }
@@ -912,4 +923,109 @@ async fn a_running_application_follows_its_input_through_a_shard_split() {
     let out = parse_json(&wait_for(&e.k, "tech", 11).await);
     assert_eq!(out.len(), 11);
     assert_eq!(out[0]["TICKER_SYMBOL"], "AMZN");
+}
+
+#[tokio::test]
+async fn sliding_window_averages_the_last_rows_of_each_ticker() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's moving-average example, `last2rows` being the current row and the two before it.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), price DOUBLE, avg_last2 DOUBLE);
+CREATE OR REPLACE PUMP "myPump" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM ticker_symbol, price, AVG(price) OVER last2rows
+  FROM "SOURCE_SQL_STREAM_001"
+  WINDOW last2rows AS (PARTITION BY ticker_symbol ROWS 2 PRECEDING);
+"#;
+    e.a.create_application()
+        .application_name("sliding")
+        .application_code(code)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Csv,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "sliding", InputStartingPosition::TrimHorizon).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 0.0, 10.0),
+            demo("AMZN", "TECHNOLOGY", 0.0, 20.0),
+            demo("XOM", "ENERGY", 0.0, 7.0),
+            demo("AMZN", "TECHNOLOGY", 0.0, 30.0),
+            demo("AMZN", "TECHNOLOGY", 0.0, 40.0),
+        ],
+    )
+    .await;
+    assert_eq!(
+        wait_for(&e.k, "out", 5).await,
+        vec![
+            "AMZN,10.0,10.0\n",
+            "AMZN,20.0,15.0\n",
+            "XOM,7.0,7.0\n",
+            "AMZN,30.0,20.0\n",
+            "AMZN,40.0,30.0\n",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stagger_window_counts_a_late_group_in_one_row() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's stagger window example: six records of one (EVENT_TIME, TICKER) arrive 10 s apart.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (event_time TIMESTAMP, ticker_symbol VARCHAR(4), ticker_count INTEGER);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM EVENT_TIME, TICKER, COUNT(TICKER) AS ticker_count
+  FROM "SOURCE_SQL_STREAM_001"
+  WINDOWED BY STAGGER (PARTITION BY TICKER, EVENT_TIME RANGE INTERVAL '1' MINUTE);
+"#;
+    let schema = json_schema(&[
+        ("EVENT_TIME", "TIMESTAMP"),
+        ("TICKER", "VARCHAR(4)"),
+        ("PRICE", "DOUBLE"),
+    ]);
+    e.a.create_application()
+        .application_name("stagger")
+        .application_code(code)
+        .inputs(stream_input_with("in", schema))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "stagger", InputStartingPosition::Now).await;
+    align_to_minute(&e.server).await;
+    // The group starts 40 s into a minute, so a tumbling minute would split it.
+    advance_clock(&e.server, 40_000).await;
+    let series =
+        "analytics_input_rows_total{application=\"stagger\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    for i in 0..6 {
+        put_json(
+            &e.k,
+            "in",
+            &[json!({"EVENT_TIME": "2018-08-01T20:17:20.297Z", "TICKER": "AMZN", "PRICE": i})],
+        )
+        .await;
+        wait_metric(&e.server, series, (i + 1) as f64).await;
+        advance_clock(&e.server, 10_000).await;
+    }
+    // 60 s after the first row the window closes.
+    advance_clock(&e.server, 1_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read_all(&e.k, "out").await.len(), 1);
+    assert_eq!(rows[0]["TICKER_SYMBOL"], "AMZN");
+    assert_eq!(rows[0]["TICKER_COUNT"], 6);
 }

@@ -83,7 +83,7 @@ pub const MAX_APPLICATIONS: usize = 50;
 
 struct RunnerHandle {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<runtime::Checkpoint>,
 }
 
 /// One application: its configuration and, while it runs, its runner.
@@ -191,7 +191,7 @@ impl Analytics {
                     .iter()
                     .map(|i| (i.id.clone(), Start::LastStoppedPoint))
                     .collect();
-                match a.launch(&entry, &starts) {
+                match a.launch(&entry, &starts, None) {
                     Ok(()) => {
                         tracing::info!(application = %name, "Resumed a running application.")
                     }
@@ -336,14 +336,14 @@ impl Analytics {
             return Err(storage_error(e));
         }
         if running {
-            self.halt(&entry).await;
+            let reached = self.halt(&entry).await;
             let starts = entry
                 .config()
                 .inputs
                 .iter()
                 .map(|i| (i.id.clone(), Start::LastStoppedPoint))
                 .collect();
-            self.launch(&entry, &starts)?;
+            self.launch(&entry, &starts, reached)?;
         }
         Ok(out)
     }
@@ -396,7 +396,7 @@ impl Analytics {
                 }
             }
         }
-        self.launch(&entry, &starts)?;
+        self.launch(&entry, &starts, None)?;
         entry.persist().map_err(storage_error)?;
         Ok(())
     }
@@ -407,6 +407,7 @@ impl Analytics {
         &self,
         entry: &Arc<AppEntry>,
         starts: &BTreeMap<String, Start>,
+        resume: Option<runtime::Checkpoint>,
     ) -> Result<(), AwsError> {
         let cfg = entry.config();
         let compiled = compile::compile(&cfg, true).map_err(|e| config_error(&e))?;
@@ -417,6 +418,7 @@ impl Analytics {
             compiled,
             entry.checkpoint_path(),
             starts,
+            resume,
         );
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(runner.run(rx));
@@ -427,12 +429,12 @@ impl Analytics {
         Ok(())
     }
 
-    /// Stops the runner (if any) and waits for its final checkpoint.
-    async fn halt(&self, entry: &AppEntry) {
-        if let Some(h) = entry.take_runner() {
-            let _ = h.stop.send(true);
-            let _ = h.task.await;
-        }
+    /// Stops the runner (if any), waits for its final checkpoint, and returns the positions it
+    /// reached.
+    async fn halt(&self, entry: &AppEntry) -> Option<runtime::Checkpoint> {
+        let h = entry.take_runner()?;
+        let _ = h.stop.send(true);
+        h.task.await.ok()
     }
 
     /// StopApplication: RUNNING → STOPPING → READY. Stopping a READY application is a no-op.

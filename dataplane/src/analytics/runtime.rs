@@ -107,16 +107,20 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner starting each input at `starts[input id]` (NOW when absent); checkpointed
-    /// positions are used for LAST_STOPPED_POINT.
+    /// A runner starting each input at `starts[input id]` (NOW when absent). LAST_STOPPED_POINT
+    /// resumes from `resume` (the positions of a runner just stopped) or else from the
+    /// checkpoint file. Start positions are taken here, when the application starts.
     pub fn new(
         app: String,
         streams: Arc<Streams>,
         compiled: Compiled,
         checkpoint_path: Option<PathBuf>,
         starts: &BTreeMap<String, Start>,
+        resume: Option<Checkpoint>,
     ) -> Runner {
-        let saved = Checkpoint::load(&checkpoint_path).unwrap_or_default();
+        let saved = resume
+            .or_else(|| Checkpoint::load(&checkpoint_path))
+            .unwrap_or_default();
         let readers = compiled
             .inputs
             .iter()
@@ -149,7 +153,7 @@ impl Runner {
             .collect();
         m.init(&app, &ins, &outs);
         let pending = vec![Vec::new(); compiled.outputs.len()];
-        Runner {
+        let mut runner = Runner {
             app,
             streams,
             compiled,
@@ -158,15 +162,16 @@ impl Runner {
             pending,
             last_checkpoint_ms: 0,
             dirty: false,
-        }
+        };
+        runner.locate_streams();
+        runner
     }
 
-    /// Runs until `stop` turns true; then writes what it can and checkpoints.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop` turns true; then writes what it can, checkpoints, and returns the
+    /// positions it reached (a restarted runner continues from them).
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Checkpoint {
         let m = metrics::global();
         m.running.with_label_values(&[&self.app]).set(1);
-        // Start positions are taken when the application starts, not when its first cycle runs.
-        self.locate_streams();
         loop {
             self.cycle().await;
             let tips = self.tips();
@@ -184,6 +189,17 @@ impl Runner {
             self.save_checkpoint();
         }
         m.running.with_label_values(&[&self.app]).set(0);
+        self.positions()
+    }
+
+    fn positions(&self) -> Checkpoint {
+        Checkpoint {
+            inputs: self
+                .readers
+                .iter()
+                .filter_map(|r| r.position.clone().map(|p| (r.id.clone(), p)))
+                .collect(),
+        }
     }
 
     /// Receivers that change when any shard being read gets new records.
@@ -248,14 +264,14 @@ impl Runner {
 
     async fn cycle(&mut self) {
         let m = metrics::global();
-        let now = self.streams.clock.now_ms();
         self.flush().await;
         if self.pending.iter().all(Vec::is_empty) {
             self.locate_streams();
             for k in 0..self.readers.len() {
-                self.read_input(k, now).await;
+                self.read_input(k).await;
             }
         }
+        let now = self.streams.clock.now_ms();
         self.compiled.app.advance_to(now);
         let errors = self.compiled.app.take(ERROR_STREAM);
         if !errors.is_empty() {
@@ -296,7 +312,7 @@ impl Runner {
     }
 
     /// Reads one batch from every readable shard of input `k` into the engine.
-    async fn read_input(&mut self, k: usize, now: i64) {
+    async fn read_input(&mut self, k: usize) {
         let m = metrics::global();
         let Some(stream) = self.streams.find(&self.readers[k].stream_name) else {
             return;
@@ -331,6 +347,9 @@ impl Runner {
             else {
                 continue;
             };
+            // Processing time is taken after the read, so a record never gets a ROWTIME from
+            // before it was written.
+            let now = self.streams.clock.now_ms();
             if batch.next_offset < batch.end_offset {
                 if let Some(last) = batch.records.last() {
                     lag = lag.max(now - last.arrival_ms);
@@ -415,13 +434,7 @@ impl Runner {
             self.dirty = false;
             return;
         };
-        let cp = Checkpoint {
-            inputs: self
-                .readers
-                .iter()
-                .filter_map(|r| r.position.clone().map(|p| (r.id.clone(), p)))
-                .collect(),
-        };
+        let cp = self.positions();
         match crate::streams::stream::write_atomic(
             path,
             &serde_json::to_vec_pretty(&cp).unwrap_or_default(),
