@@ -79,6 +79,10 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     };
     let analytics = analytics::Analytics::open(engine.clone()).await?;
     let state = AppState::new(engine.clone(), analytics, auth, cfg.test_hooks);
+    if let Some(dir) = &cfg.manifests {
+        let n = analytics::manifests::apply_dir(dir, &state.analytics).await?;
+        tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.");
+    }
     let api = TcpListener::bind(&cfg.listen).await?;
     let metrics_listener = TcpListener::bind(&cfg.metrics_listen).await?;
     let tls = match &cfg.tls_listen {

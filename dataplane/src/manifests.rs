@@ -83,6 +83,8 @@ pub async fn apply_dir(dir: &Path, engine: &Arc<Streams>) -> Result<usize, Manif
                     let spec: StreamConsumerSpec = m.spec().map_err(parse_err)?;
                     consumers.push((m, spec));
                 }
+                // Applied by `analytics::manifests` once the analytics engine is open.
+                "AnalyticsApp" => {}
                 _ => {
                     tracing::info!(kind = %m.kind, name = %m.metadata.name, "Skipping a resource kind this data plane does not serve yet.");
                 }

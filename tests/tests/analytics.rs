@@ -1029,3 +1029,39 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
     assert_eq!(rows[0]["TICKER_SYMBOL"], "AMZN");
     assert_eq!(rows[0]["TICKER_COUNT"], 6);
 }
+
+#[tokio::test]
+async fn manifests_create_and_start_an_analytics_app() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/analytics");
+    let e = start(&["--manifests", dir]).await;
+    let d =
+        e.a.describe_application()
+            .application_name("ticker-stats")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.application_status, ApplicationStatus::Running);
+    align_to_minute(&e.server).await;
+    put_json(
+        &e.k,
+        "ticks",
+        &[
+            json!({"TICKER_SYMBOL": "AMZN", "PRICE": 10.0}),
+            json!({"TICKER_SYMBOL": "AMZN", "PRICE": 20.0}),
+        ],
+    )
+    .await;
+    wait_metric(
+        &e.server,
+        "analytics_input_rows_total{application=\"ticker-stats\",stream=\"SOURCE_SQL_STREAM_001\"}",
+        2.0,
+    )
+    .await;
+    advance_clock(&e.server, 60_000).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "ticker-stats", 1).await),
+        vec![json!({"TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 2, "AVG_PRICE": 15.0})]
+    );
+}

@@ -12,6 +12,7 @@
 //! starts, from their checkpoint.
 
 pub mod compile;
+pub mod manifests;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
