@@ -6,6 +6,7 @@
 //! segment log, `delivery` for Firehose delivery streams) → `metrics`. `server` binds it all to listeners; [`app`] builds the whole
 //! server so tests can drive it in-process.
 
+pub mod analytics;
 pub mod clock;
 pub mod config;
 pub mod delivery;
@@ -45,6 +46,7 @@ impl App {
             let _ = t.await;
         }
         self.state.firehose.engine.shutdown().await;
+        self.state.analytics.engine.shutdown().await;
         self.state.engine.shutdown().await;
     }
 }
@@ -80,7 +82,12 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
         }
         None => None,
     };
-    let state = AppState::new(engine.clone(), delivery, auth, cfg.test_hooks);
+    let analytics = analytics::Analytics::open(engine.clone()).await?;
+    let state = AppState::new(engine.clone(), delivery, analytics, auth, cfg.test_hooks);
+    if let Some(dir) = &cfg.manifests {
+        let n = analytics::manifests::apply_dir(dir, &state.analytics).await?;
+        tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.");
+    }
     let api = TcpListener::bind(&cfg.listen).await?;
     let metrics_listener = TcpListener::bind(&cfg.metrics_listen).await?;
     let tls = match &cfg.tls_listen {

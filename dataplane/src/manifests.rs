@@ -96,6 +96,8 @@ pub async fn apply_dir(
                     let spec: DeliveryStreamSpec = m.spec().map_err(parse_err)?;
                     deliveries.push((m, spec));
                 }
+                // Applied by `analytics::manifests` once the analytics engine is open.
+                "AnalyticsApp" => {}
                 _ => {
                     tracing::info!(kind = %m.kind, name = %m.metadata.name, "Skipping a resource kind this data plane does not serve yet.");
                 }

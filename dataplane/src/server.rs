@@ -26,6 +26,7 @@ use crate::delivery::DeliveryStreams;
 use crate::protocol::error::codes;
 use crate::protocol::sigv4::{self, KeyStore};
 use crate::protocol::{AwsError, Protocol, Service, Target};
+use crate::services::analytics::AnalyticsService;
 use crate::services::firehose::Firehose;
 use crate::services::kinesis::Kinesis;
 use crate::services::Reply;
@@ -41,6 +42,7 @@ pub const MAX_BODY_BYTES: usize = 15 * 1024 * 1024;
 pub struct AppState {
     pub kinesis: Kinesis,
     pub firehose: Firehose,
+    pub analytics: AnalyticsService,
     pub engine: Arc<Streams>,
     pub auth: Option<KeyStore>,
     pub clock: Clock,
@@ -54,12 +56,14 @@ impl AppState {
     pub fn new(
         engine: Arc<Streams>,
         delivery: Arc<DeliveryStreams>,
+        analytics: Arc<crate::analytics::Analytics>,
         auth: Option<KeyStore>,
         test_hooks: bool,
     ) -> Arc<AppState> {
         Arc::new(AppState {
             kinesis: Kinesis::new(engine.clone()),
             firehose: Firehose::new(delivery),
+            analytics: AnalyticsService::new(analytics),
             clock: engine.clock.clone(),
             engine,
             auth,
@@ -204,7 +208,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     let target = Target::parse(&target_header).filter(|t| match t.service {
         Service::Kinesis => crate::services::kinesis::OPERATIONS.contains(&t.operation),
         Service::Firehose => crate::services::firehose::OPERATIONS.contains(&t.operation),
-        Service::KinesisAnalytics => false,
+        Service::KinesisAnalytics => crate::services::analytics::OPERATIONS.contains(&t.operation),
     });
 
     // Hold a share of the in-flight budget while the body is read and handled.
@@ -304,6 +308,13 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     let service = target.service;
     let span = tracing::debug_span!("request", operation = %operation);
     let result = match service {
+        Service::KinesisAnalytics => {
+            state
+                .analytics
+                .call(&operation, protocol, &body)
+                .instrument(span)
+                .await
+        }
         Service::Firehose => {
             state
                 .firehose

@@ -1,6 +1,7 @@
 //! Services: one folder per AWS API. A service takes an operation name and a decoded request
 //! body and returns an encoded response or an AWS error; it never sees HTTP types.
 
+pub mod analytics;
 pub mod firehose;
 pub mod kinesis;
 pub mod validate;

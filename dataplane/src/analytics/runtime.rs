@@ -1,0 +1,488 @@
+//! The runner of one RUNNING application: reads its input stream, feeds the SQL engine on the
+//! wall clock, writes output streams, and checkpoints where it has read.
+//!
+//! One cycle (on a new record at any shard tip, or every [`TICK`]):
+//! 1. Retry output records a destination refused earlier. While any are pending, input is not
+//!    read (KDA's backpressure: a destination that refuses writes makes the application lag).
+//! 2. Begin the shards whose parents are finished (lineage: a child is read only after every
+//!    parent has been read to its end), and read a batch from each unfinished shard.
+//! 3. Map records to rows of `<prefix>_NNN` with ROWTIME = the clock now (processing time) and
+//!    `APPROXIMATE_ARRIVAL_TIME` = the record's arrival; unmappable records go to error_stream.
+//! 4. Advance the engine clock to now, so tumbling and stagger windows close when no rows come.
+//! 5. Write what the output streams produced (JSON or CSV records) to their destinations.
+//! 6. When nothing is pending, persist the read positions (at most every [`CHECKPOINT_EVERY_MS`]
+//!    and when stopping). A restart resumes after them, so every row reaching an output was
+//!    derived from input read after the previous checkpoint or before it: no input is lost and
+//!    output is at least once.
+//!
+//! Window state is not checkpointed. As in KDA ("state is volatile and is rebuilt from the
+//! source"), windows open at a restart start empty and fill from the records read afterwards;
+//! a tumbling window that spans the restart reports only rows read after it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tributary_sql::format::serialize;
+use tributary_sql::ERROR_STREAM;
+
+use super::compile::Compiled;
+use super::metrics;
+use crate::streams::{hash, PutEntry, PutOutcome, Shard, Streams};
+
+/// How often the clock advances when no records arrive.
+pub const TICK: Duration = Duration::from_millis(200);
+/// Records read from one shard per cycle.
+const BATCH_RECORDS: usize = 1000;
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// PutRecords takes at most 500 records.
+const PUT_BATCH: usize = 500;
+pub const CHECKPOINT_EVERY_MS: i64 = 1000;
+
+/// Where an input has read to: the next offset per shard index of one incarnation of a stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputCheckpoint {
+    pub stream: String,
+    pub incarnation: u64,
+    pub offsets: BTreeMap<u32, u64>,
+}
+
+/// `checkpoint.json`: read positions by input id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub inputs: BTreeMap<String, InputCheckpoint>,
+}
+
+impl Checkpoint {
+    pub fn load(path: &Option<PathBuf>) -> Option<Checkpoint> {
+        let raw = std::fs::read(path.as_ref()?).ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+}
+
+/// Where reading starts for shards that have no checkpointed position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Now,
+    TrimHorizon,
+    LastStoppedPoint,
+}
+
+impl Start {
+    pub fn parse(s: Option<&str>) -> Start {
+        match s {
+            Some("TRIM_HORIZON") => Start::TrimHorizon,
+            Some("LAST_STOPPED_POINT") => Start::LastStoppedPoint,
+            _ => Start::Now,
+        }
+    }
+}
+
+struct Reader {
+    id: String,
+    stream_name: String,
+    in_app: Vec<String>,
+    schema: tributary_sql::format::InputSchema,
+    start: Start,
+    /// Set once the stream is found; reset if it is deleted and created again.
+    position: Option<InputCheckpoint>,
+    /// Checkpointed positions to resume from, consumed when the stream is first found.
+    resume: Option<InputCheckpoint>,
+}
+
+pub struct Runner {
+    pub app: String,
+    pub streams: Arc<Streams>,
+    pub compiled: Compiled,
+    pub checkpoint_path: Option<PathBuf>,
+    readers: Vec<Reader>,
+    /// Serialised output records not yet accepted, by output index.
+    pending: Vec<Vec<PutEntry>>,
+    last_checkpoint_ms: i64,
+    dirty: bool,
+}
+
+impl Runner {
+    /// A runner starting each input at `starts[input id]` (NOW when absent). LAST_STOPPED_POINT
+    /// resumes from `resume` (the positions of a runner just stopped) or else from the
+    /// checkpoint file. Start positions are taken here, when the application starts.
+    pub fn new(
+        app: String,
+        streams: Arc<Streams>,
+        compiled: Compiled,
+        checkpoint_path: Option<PathBuf>,
+        starts: &BTreeMap<String, Start>,
+        resume: Option<Checkpoint>,
+    ) -> Runner {
+        let saved = resume
+            .or_else(|| Checkpoint::load(&checkpoint_path))
+            .unwrap_or_default();
+        let readers = compiled
+            .inputs
+            .iter()
+            .map(|i| {
+                let start = starts.get(&i.id).copied().unwrap_or(Start::Now);
+                Reader {
+                    id: i.id.clone(),
+                    stream_name: i.stream.clone(),
+                    in_app: i.in_app_streams.clone(),
+                    schema: i.schema.clone(),
+                    start,
+                    position: None,
+                    resume: match start {
+                        Start::LastStoppedPoint => saved.inputs.get(&i.id).cloned(),
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        let m = metrics::global();
+        let ins: Vec<String> = compiled
+            .inputs
+            .iter()
+            .flat_map(|i| i.in_app_streams.clone())
+            .collect();
+        let outs: Vec<String> = compiled
+            .outputs
+            .iter()
+            .map(|o| o.in_app_stream.clone())
+            .collect();
+        m.init(&app, &ins, &outs);
+        let pending = vec![Vec::new(); compiled.outputs.len()];
+        let mut runner = Runner {
+            app,
+            streams,
+            compiled,
+            checkpoint_path,
+            readers,
+            pending,
+            last_checkpoint_ms: 0,
+            dirty: false,
+        };
+        runner.locate_streams();
+        runner
+    }
+
+    /// Runs until `stop` turns true; then writes what it can, checkpoints, and returns the
+    /// positions it reached (a restarted runner continues from them).
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Checkpoint {
+        let m = metrics::global();
+        m.running.with_label_values(&[&self.app]).set(1);
+        loop {
+            self.cycle().await;
+            let tips = self.tips();
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tokio::time::sleep(TICK) => {}
+                _ = wait_any(tips) => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        self.flush().await;
+        if self.pending.iter().all(Vec::is_empty) {
+            self.save_checkpoint();
+        }
+        m.running.with_label_values(&[&self.app]).set(0);
+        self.positions()
+    }
+
+    fn positions(&self) -> Checkpoint {
+        Checkpoint {
+            inputs: self
+                .readers
+                .iter()
+                .filter_map(|r| r.position.clone().map(|p| (r.id.clone(), p)))
+                .collect(),
+        }
+    }
+
+    /// Receivers that change when any shard being read gets new records.
+    fn tips(&self) -> Vec<watch::Receiver<u64>> {
+        let mut out = Vec::new();
+        for r in &self.readers {
+            let (Some(pos), Some(stream)) = (&r.position, self.streams.find(&r.stream_name)) else {
+                continue;
+            };
+            for s in stream.all_shards() {
+                if pos.offsets.contains_key(&s.index) && s.is_open() {
+                    out.push(s.log.watch_tip());
+                }
+            }
+        }
+        out
+    }
+
+    /// Finds each input's stream and sets where reading begins.
+    fn locate_streams(&mut self) {
+        for r in &mut self.readers {
+            let Some(stream) = self.streams.find(&r.stream_name) else {
+                continue;
+            };
+            if let Some(p) = &r.position {
+                if p.incarnation == stream.incarnation {
+                    continue;
+                }
+                tracing::warn!(application = %self.app, stream = %r.stream_name, "The input stream was deleted and created again; reading the new stream from its start.");
+                r.position = Some(InputCheckpoint {
+                    stream: stream.name.clone(),
+                    incarnation: stream.incarnation,
+                    offsets: BTreeMap::new(),
+                });
+                continue;
+            }
+            let mut pos = InputCheckpoint {
+                stream: stream.name.clone(),
+                incarnation: stream.incarnation,
+                offsets: BTreeMap::new(),
+            };
+            let resume = r
+                .resume
+                .take()
+                .filter(|c| c.incarnation == stream.incarnation);
+            match (r.start, resume) {
+                (_, Some(c)) => pos.offsets = c.offsets,
+                (Start::TrimHorizon, None) => {}
+                // NOW (and LAST_STOPPED_POINT without a stop point): every shard from its tip;
+                // closed shards count as read.
+                _ => {
+                    for s in stream.all_shards() {
+                        let end = s.closed().map(|(end, _)| end).unwrap_or(s.log.end_offset());
+                        pos.offsets.insert(s.index, end);
+                    }
+                }
+            }
+            r.position = Some(pos);
+            self.dirty = true;
+        }
+    }
+
+    async fn cycle(&mut self) {
+        let m = metrics::global();
+        self.flush().await;
+        if self.pending.iter().all(Vec::is_empty) {
+            self.locate_streams();
+            for k in 0..self.readers.len() {
+                self.read_input(k).await;
+            }
+        }
+        let now = self.streams.clock.now_ms();
+        self.compiled.app.advance_to(now);
+        let errors = self.compiled.app.take(ERROR_STREAM);
+        if !errors.is_empty() {
+            m.errors
+                .with_label_values(&[&self.app])
+                .inc_by(errors.len() as u64);
+        }
+        for (k, out) in self.compiled.outputs.iter().enumerate() {
+            let rows = if out.in_app_stream == ERROR_STREAM {
+                errors.clone()
+            } else {
+                self.compiled.app.take(&out.in_app_stream)
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            m.output_rows
+                .with_label_values(&[&self.app, &out.in_app_stream])
+                .inc_by(rows.len() as u64);
+            for row in &rows {
+                // Spread records over the destination's shards, as KDA does.
+                let pk = format!("{:016x}", rand::random::<u64>());
+                self.pending[k].push(PutEntry {
+                    hash: hash::hash_key(&pk),
+                    partition_key: Bytes::from(pk),
+                    data: Bytes::from(serialize(&out.columns, row, out.format)),
+                });
+            }
+        }
+        self.flush().await;
+        if self.dirty
+            && self.pending.iter().all(Vec::is_empty)
+            && now - self.last_checkpoint_ms >= CHECKPOINT_EVERY_MS
+        {
+            self.save_checkpoint();
+            self.last_checkpoint_ms = now;
+        }
+    }
+
+    /// Reads one batch from every readable shard of input `k` into the engine.
+    async fn read_input(&mut self, k: usize) {
+        let m = metrics::global();
+        let Some(stream) = self.streams.find(&self.readers[k].stream_name) else {
+            return;
+        };
+        if !stream.status().serves_data() {
+            return;
+        }
+        let shards = stream.all_shards();
+        let Some(mut pos) = self.readers[k].position.take() else {
+            return;
+        };
+        if pos.incarnation != stream.incarnation {
+            self.readers[k].position = Some(pos);
+            return;
+        }
+        begin_ready_shards(&mut pos, &shards);
+        let mut records = 0u64;
+        let mut lag = 0i64;
+        let mut rows_per_stream: BTreeMap<usize, u64> = BTreeMap::new();
+        let reader = &self.readers[k];
+        for shard in &shards {
+            let Some(&offset) = pos.offsets.get(&shard.index) else {
+                continue;
+            };
+            if finished(shard, offset) {
+                continue;
+            }
+            let log = shard.log.clone();
+            let Ok(Ok(batch)) =
+                tokio::task::spawn_blocking(move || log.read(offset, BATCH_RECORDS, BATCH_BYTES))
+                    .await
+            else {
+                continue;
+            };
+            // Processing time is taken after the read, so a record never gets a ROWTIME from
+            // before it was written.
+            let now = self.streams.clock.now_ms();
+            if batch.next_offset < batch.end_offset {
+                if let Some(last) = batch.records.last() {
+                    lag = lag.max(now - last.arrival_ms);
+                }
+            }
+            // Rows of a shard go to one in-application stream, so each keeps its order.
+            let target = shard.index as usize % reader.in_app.len();
+            for rec in &batch.records {
+                records += 1;
+                match reader.schema.map_record(&rec.data, rec.arrival_ms) {
+                    Ok(rows) => {
+                        for values in rows {
+                            *rows_per_stream.entry(target).or_default() += 1;
+                            let _ = self
+                                .compiled
+                                .app
+                                .insert(&reader.in_app[target], now, values);
+                        }
+                    }
+                    Err(e) => self.compiled.app.reject_input(e, now, &rec.data),
+                }
+            }
+            if batch.next_offset != offset {
+                pos.offsets.insert(shard.index, batch.next_offset);
+                self.dirty = true;
+            }
+        }
+        let reader = &mut self.readers[k];
+        reader.position = Some(pos);
+        m.input_records
+            .with_label_values(&[&self.app])
+            .inc_by(records);
+        for (i, n) in rows_per_stream {
+            m.input_rows
+                .with_label_values(&[&self.app, &reader.in_app[i]])
+                .inc_by(n);
+        }
+        m.input_lag_ms
+            .with_label_values(&[&self.app])
+            .set(lag.max(0));
+    }
+
+    /// Writes pending output records; those refused stay pending.
+    async fn flush(&mut self) {
+        let m = metrics::global();
+        for (k, out) in self.compiled.outputs.iter().enumerate() {
+            if self.pending[k].is_empty() {
+                continue;
+            }
+            let Some(stream) = self.streams.find(&out.destination) else {
+                m.output_failures
+                    .with_label_values(&[&self.app, &out.in_app_stream])
+                    .inc_by(self.pending[k].len() as u64);
+                tracing::warn!(application = %self.app, destination = %out.destination, "The output stream does not exist; output is held until it does.");
+                continue;
+            };
+            let mut left = Vec::new();
+            let mut written = 0u64;
+            for chunk in self.pending[k].chunks(PUT_BATCH) {
+                let results = self.streams.put(&stream, chunk).await;
+                for (entry, r) in chunk.iter().zip(results) {
+                    match r {
+                        PutOutcome::Ok { .. } => written += 1,
+                        PutOutcome::Failed { .. } => left.push(entry.clone()),
+                    }
+                }
+            }
+            m.output_records
+                .with_label_values(&[&self.app, &out.in_app_stream])
+                .inc_by(written);
+            if !left.is_empty() {
+                m.output_failures
+                    .with_label_values(&[&self.app, &out.in_app_stream])
+                    .inc_by(left.len() as u64);
+            }
+            self.pending[k] = left;
+        }
+    }
+
+    fn save_checkpoint(&mut self) {
+        let Some(path) = &self.checkpoint_path else {
+            self.dirty = false;
+            return;
+        };
+        let cp = self.positions();
+        match crate::streams::stream::write_atomic(
+            path,
+            &serde_json::to_vec_pretty(&cp).unwrap_or_default(),
+        ) {
+            Ok(()) => self.dirty = false,
+            Err(e) => {
+                tracing::error!(application = %self.app, error = %e, "Could not write the checkpoint.")
+            }
+        }
+    }
+}
+
+/// True when `shard` is closed and read to its end.
+fn finished(shard: &Shard, offset: u64) -> bool {
+    shard.closed().is_some_and(|(end, _)| offset >= end)
+}
+
+/// Adds the shards that can be read now: those whose parents are all read to their end (or no
+/// longer exist, trimmed by retention). A new shard starts at its trim horizon.
+fn begin_ready_shards(pos: &mut InputCheckpoint, shards: &[Arc<Shard>]) {
+    loop {
+        let mut added = false;
+        for s in shards {
+            if pos.offsets.contains_key(&s.index) {
+                continue;
+            }
+            let parents_done = s.parent.iter().chain(s.adjacent_parent.iter()).all(|pid| {
+                match shards.iter().find(|p| &p.id == pid) {
+                    None => true,
+                    Some(p) => pos.offsets.get(&p.index).is_some_and(|&o| finished(p, o)),
+                }
+            });
+            if parents_done {
+                pos.offsets.insert(s.index, s.log.start_offset());
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+}
+
+/// Resolves when any receiver sees a change (or never, when there are none).
+async fn wait_any(mut tips: Vec<watch::Receiver<u64>>) {
+    if tips.is_empty() {
+        return std::future::pending().await;
+    }
+    let futs = tips.iter_mut().map(|t| Box::pin(t.changed()));
+    let _ = futures_util::future::select_all(futs).await;
+}

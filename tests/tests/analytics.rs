@@ -1,0 +1,1067 @@
+//! Kinesis Data Analytics SQL applications through the real AWS SDKs: records go into a stream
+//! with `aws-sdk-kinesis`, the application is created and started with
+//! `aws-sdk-kinesisanalytics`, and what the destination stream receives is read back.
+//!
+//! Window tests move the server clock with the `--test-hooks` endpoint instead of sleeping.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesisanalytics as kda;
+use kda::types::{
+    ApplicationStatus, DestinationSchema, Input, InputConfiguration, InputStartingPosition,
+    InputStartingPositionConfiguration, JsonMappingParameters, KinesisStreamsInput,
+    KinesisStreamsOutput, MappingParameters, Output, RecordColumn, RecordFormat, RecordFormatType,
+    SourceSchema, Tag,
+};
+use serde_json::{json, Value};
+use tributary_tests::Server;
+
+const ROLE: &str = "arn:aws:iam::000000000000:role/kda";
+
+fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
+    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_kinesis::Client::from_conf(conf)
+}
+
+fn analytics(endpoint: &str) -> kda::Client {
+    use kda::config::retry::RetryConfig;
+    use kda::config::{BehaviorVersion, Credentials, Region};
+    let conf = kda::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    kda::Client::from_conf(conf)
+}
+
+struct Env {
+    server: Server,
+    k: aws_sdk_kinesis::Client,
+    a: kda::Client,
+}
+
+async fn start(extra: &[&str]) -> Env {
+    let mut args = vec!["--no-limits", "--test-hooks"];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--data-dir") {
+        args.push("--in-memory");
+    }
+    let server = Server::start(&args).await.unwrap();
+    Env {
+        k: kinesis(&server.api),
+        a: analytics(&server.api),
+        server,
+    }
+}
+
+fn arn(stream: &str) -> String {
+    format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
+}
+
+async fn create_stream(k: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
+    k.create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The columns of AWS's demo stream (`{TICKER_SYMBOL, SECTOR, CHANGE, PRICE}`).
+fn demo_schema() -> SourceSchema {
+    json_schema(&[
+        ("TICKER_SYMBOL", "VARCHAR(4)"),
+        ("SECTOR", "VARCHAR(16)"),
+        ("CHANGE", "DOUBLE"),
+        ("PRICE", "DOUBLE"),
+    ])
+}
+
+/// A JSON schema mapping each column from the top-level field of the same name.
+fn json_schema(columns: &[(&str, &str)]) -> SourceSchema {
+    let col = |name: &str, ty: &str| {
+        RecordColumn::builder()
+            .name(name)
+            .mapping(format!("$.{name}"))
+            .sql_type(ty)
+            .build()
+            .unwrap()
+    };
+    SourceSchema::builder()
+        .record_format(
+            RecordFormat::builder()
+                .record_format_type(RecordFormatType::Json)
+                .mapping_parameters(
+                    MappingParameters::builder()
+                        .json_mapping_parameters(
+                            JsonMappingParameters::builder()
+                                .record_row_path("$")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .record_encoding("UTF-8")
+        .set_record_columns(Some(columns.iter().map(|(n, t)| col(n, t)).collect()))
+        .build()
+        .unwrap()
+}
+
+fn stream_input(stream: &str) -> Input {
+    stream_input_with(stream, demo_schema())
+}
+
+fn stream_input_with(stream: &str, schema: SourceSchema) -> Input {
+    Input::builder()
+        .name_prefix("SOURCE_SQL_STREAM")
+        .kinesis_streams_input(
+            KinesisStreamsInput::builder()
+                .resource_arn(arn(stream))
+                .role_arn(ROLE)
+                .build()
+                .unwrap(),
+        )
+        .input_schema(schema)
+        .build()
+        .unwrap()
+}
+
+fn stream_output(in_app: &str, stream: &str, format: RecordFormatType) -> Output {
+    Output::builder()
+        .name(in_app)
+        .kinesis_streams_output(
+            KinesisStreamsOutput::builder()
+                .resource_arn(arn(stream))
+                .role_arn(ROLE)
+                .build()
+                .unwrap(),
+        )
+        .destination_schema(
+            DestinationSchema::builder()
+                .record_format_type(format)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn start_app(a: &kda::Client, name: &str, position: InputStartingPosition) {
+    a.start_application()
+        .application_name(name)
+        .input_configurations(
+            InputConfiguration::builder()
+                .id("1.1")
+                .input_starting_position_configuration(
+                    InputStartingPositionConfiguration::builder()
+                        .input_starting_position(position)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn put_json(k: &aws_sdk_kinesis::Client, stream: &str, records: &[Value]) {
+    for (i, r) in records.iter().enumerate() {
+        k.put_record()
+            .stream_name(stream)
+            .partition_key(format!("pk-{i}"))
+            .data(Blob::new(serde_json::to_vec(r).unwrap()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Every record of every shard of `stream`, shard by shard, as text.
+async fn read_all(k: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
+    let shards = k
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .shards
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for s in shards {
+        let mut it = k
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(s.shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(i) = it {
+            let r = k.get_records().shard_iterator(i).send().await.unwrap();
+            let n = r.records.len();
+            for rec in r.records {
+                out.push(String::from_utf8(rec.data.into_inner()).unwrap());
+            }
+            if n == 0 {
+                break;
+            }
+            it = r.next_shard_iterator;
+        }
+    }
+    out
+}
+
+/// Waits until `stream` holds at least `n` records, then returns them all.
+async fn wait_for(k: &aws_sdk_kinesis::Client, stream: &str, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = read_all(k, stream).await;
+        if got.len() >= n || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn parse_json(records: &[String]) -> Vec<Value> {
+    records
+        .iter()
+        .map(|r| serde_json::from_str(r.trim_end()).unwrap())
+        .collect()
+}
+
+/// A plain HTTP/1.1 request to the metrics listener; returns the body.
+async fn admin(server: &Server, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.metrics.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of one series on /metrics (0 when absent).
+async fn metric(server: &Server, series: &str) -> f64 {
+    admin(server, "GET", "/metrics")
+        .await
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .map(|v| v.trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
+}
+
+async fn wait_metric(server: &Server, series: &str, at_least: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(server, series).await < at_least {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never reached {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn advance_clock(server: &Server, ms: i64) {
+    admin(server, "POST", &format!("/test/advance-clock?ms={ms}")).await;
+}
+
+/// Moves the server clock to half a second past the next minute boundary, so the rows a test
+/// writes in the next few seconds fall in one tumbling minute.
+async fn align_to_minute(server: &Server) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    advance_clock(server, 60_000 - now % 60_000 + 500).await;
+}
+
+fn demo(ticker: &str, sector: &str, change: f64, price: f64) -> Value {
+    json!({"TICKER_SYMBOL": ticker, "SECTOR": sector, "CHANGE": change, "PRICE": price})
+}
+
+const GETTING_STARTED: &str = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM ticker_symbol, sector, change, price
+  FROM "SOURCE_SQL_STREAM_001"
+  WHERE sector SIMILAR TO '%TECH%';
+CREATE OR REPLACE STREAM "AMZN_STREAM" (ticker_symbol VARCHAR(4), change DOUBLE, price DOUBLE);
+CREATE OR REPLACE PUMP "AMZN_PUMP" AS INSERT INTO "AMZN_STREAM"
+  SELECT STREAM ticker_symbol, change, price
+  FROM "DESTINATION_SQL_STREAM"
+  WHERE ticker_symbol SIMILAR TO '%AMZN%';
+"#;
+
+#[tokio::test]
+async fn getting_started_pumps_write_filtered_rows_to_their_destination_streams() {
+    let e = start(&[]).await;
+    for s in ["in", "tech", "amzn"] {
+        create_stream(&e.k, s, 1).await;
+    }
+    e.a.create_application()
+        .application_name("getting-started")
+        .application_code(GETTING_STARTED)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "tech",
+            RecordFormatType::Json,
+        ))
+        .outputs(stream_output("AMZN_STREAM", "amzn", RecordFormatType::Csv))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "getting-started", InputStartingPosition::TrimHorizon).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 1.5, 100.25),
+            demo("XOM", "ENERGY", -0.5, 80.0),
+            demo("MSFT", "TECHNOLOGY", 2.0, 50.5),
+            demo("AMZN", "TECHNOLOGY", -3.25, 97.0),
+        ],
+    )
+    .await;
+    let tech = parse_json(&wait_for(&e.k, "tech", 3).await);
+    assert_eq!(
+        tech,
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "SECTOR": "TECHNOLOGY", "CHANGE": 1.5, "PRICE": 100.25}),
+            json!({"TICKER_SYMBOL": "MSFT", "SECTOR": "TECHNOLOGY", "CHANGE": 2.0, "PRICE": 50.5}),
+            json!({"TICKER_SYMBOL": "AMZN", "SECTOR": "TECHNOLOGY", "CHANGE": -3.25, "PRICE": 97.0}),
+        ]
+    );
+    let amzn = wait_for(&e.k, "amzn", 2).await;
+    assert_eq!(amzn, vec!["AMZN,1.5,100.25\n", "AMZN,-3.25,97.0\n"]);
+    let d =
+        e.a.describe_application()
+            .application_name("getting-started")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.application_status, ApplicationStatus::Running);
+    assert_eq!(
+        metric(
+            &e.server,
+            "analytics_input_rows_total{application=\"getting-started\",stream=\"SOURCE_SQL_STREAM_001\"}"
+        )
+        .await,
+        4.0
+    );
+}
+
+#[tokio::test]
+async fn tumbling_window_emits_one_row_per_ticker_when_the_minute_closes() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 2).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER_SYMBOL VARCHAR(4), TICKER_COUNT INTEGER, MIN_PRICE DOUBLE, MAX_PRICE DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM TICKER_SYMBOL, COUNT(*) AS TICKER_COUNT, MIN(PRICE), MAX(PRICE)
+  FROM "SOURCE_SQL_STREAM_001"
+  GROUP BY TICKER_SYMBOL, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND);
+"#;
+    e.a.create_application()
+        .application_name("tumbling")
+        .application_code(code)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "tumbling", InputStartingPosition::Now).await;
+    align_to_minute(&e.server).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 1.0, 10.0),
+            demo("AMZN", "TECHNOLOGY", 1.0, 30.0),
+            demo("XOM", "ENERGY", 1.0, 5.0),
+            demo("AMZN", "TECHNOLOGY", 1.0, 20.0),
+        ],
+    )
+    .await;
+    wait_metric(
+        &e.server,
+        "analytics_input_rows_total{application=\"tumbling\",stream=\"SOURCE_SQL_STREAM_001\"}",
+        4.0,
+    )
+    .await;
+    // The window is still open: nothing comes out before its minute ends.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(read_all(&e.k, "out").await.is_empty());
+    advance_clock(&e.server, 60_000).await;
+    let mut rows = parse_json(&wait_for(&e.k, "out", 2).await);
+    rows.sort_by_key(|r| r["TICKER_SYMBOL"].as_str().unwrap().to_string());
+    assert_eq!(
+        rows,
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 3, "MIN_PRICE": 10.0, "MAX_PRICE": 30.0}),
+            json!({"TICKER_SYMBOL": "XOM", "TICKER_COUNT": 1, "MIN_PRICE": 5.0, "MAX_PRICE": 5.0}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn division_by_zero_goes_to_error_stream_when_it_is_an_output() {
+    let e = start(&[]).await;
+    for s in ["in", "alerts", "errors"] {
+        create_stream(&e.k, s, 1).await;
+    }
+    // AWS's simple alerts example.
+    let code = r#"
+CREATE OR REPLACE STREAM "TRIGGER_COUNT_STREAM" (ticker_symbol VARCHAR(4), change DOUBLE, price DOUBLE);
+CREATE OR REPLACE PUMP "trigger_count_pump" AS INSERT INTO "TRIGGER_COUNT_STREAM"
+  SELECT STREAM ticker_symbol, change, price
+  FROM "SOURCE_SQL_STREAM_001"
+  WHERE (ABS(Change / (Price - Change)) * 100) > 1;
+"#;
+    e.a.create_application()
+        .application_name("alerts")
+        .application_code(code)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "TRIGGER_COUNT_STREAM",
+            "alerts",
+            RecordFormatType::Json,
+        ))
+        .outputs(stream_output(
+            "error_stream",
+            "errors",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "alerts", InputStartingPosition::TrimHorizon).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 5.0, 105.0),
+            demo("XOM", "ENERGY", 0.5, 100.5),
+            demo("BAD", "ENERGY", 7.0, 7.0),
+        ],
+    )
+    .await;
+    let alerts = parse_json(&wait_for(&e.k, "alerts", 1).await);
+    assert_eq!(
+        alerts,
+        vec![json!({"TICKER_SYMBOL": "AMZN", "CHANGE": 5.0, "PRICE": 105.0})]
+    );
+    let errors = parse_json(&wait_for(&e.k, "errors", 1).await);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["ERROR_NAME"], "Division_By_Zero");
+    assert_eq!(errors[0]["PUMP_NAME"], "trigger_count_pump");
+    assert!(
+        metric(
+            &e.server,
+            "analytics_error_rows_total{application=\"alerts\"}"
+        )
+        .await
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn malformed_sql_is_rejected_at_create_time_with_its_position() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    let err = e
+        .a
+        .create_application()
+        .application_name("bad-syntax")
+        .application_code(
+            "CREATE OR REPLACE STREAM \"D\" (a INTEGER);\nCREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"D\" SELEC STREAM 1 FROM \"SOURCE_SQL_STREAM_001\";",
+        )
+        .inputs(stream_input("in"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_code_validation_exception(), "{err:?}");
+    let message = err.meta().message().unwrap().to_string();
+    assert!(message.contains("line 2, column 47"), "{message}");
+    // Nothing was created.
+    let list = e.a.list_applications().send().await.unwrap();
+    assert!(list.application_summaries.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_column_is_rejected_at_create_time_with_its_position() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    let err = e
+        .a
+        .create_application()
+        .application_name("bad-column")
+        .application_code(
+            "CREATE OR REPLACE STREAM \"D\" (p DOUBLE);\nCREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"D\"\n  SELECT STREAM cost FROM \"SOURCE_SQL_STREAM_001\";",
+        )
+        .inputs(stream_input("in"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_code_validation_exception(), "{err:?}");
+    assert_eq!(
+        err.meta().message(),
+        Some("From line 3, column 17 to line 3, column 20: Column 'COST' not found in any table")
+    );
+}
+
+#[tokio::test]
+async fn application_lifecycle_follows_aws_states_and_version_ids() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let created =
+        e.a.create_application()
+            .application_name("life")
+            .application_description("lifecycle")
+            .application_code(GETTING_STARTED)
+            .inputs(stream_input("in"))
+            .tags(Tag::builder().key("team").value("data").build().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .application_summary
+            .unwrap();
+    assert_eq!(created.application_status, ApplicationStatus::Ready);
+    assert_eq!(
+        created.application_arn,
+        "arn:aws:kinesisanalytics:us-east-1:000000000000:application/life"
+    );
+    let dup =
+        e.a.create_application()
+            .application_name("life")
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    assert!(dup.is_resource_in_use_exception(), "{dup:?}");
+
+    // A stale version is refused; the current one is accepted and bumps it.
+    let stale =
+        e.a.add_application_output()
+            .application_name("life")
+            .current_application_version_id(7)
+            .output(stream_output(
+                "DESTINATION_SQL_STREAM",
+                "out",
+                RecordFormatType::Json,
+            ))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    assert!(stale.is_concurrent_modification_exception(), "{stale:?}");
+    e.a.add_application_output()
+        .application_name("life")
+        .current_application_version_id(1)
+        .output(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    e.a.add_application_cloud_watch_logging_option()
+        .application_name("life")
+        .current_application_version_id(2)
+        .cloud_watch_logging_option(
+            kda::types::CloudWatchLoggingOption::builder()
+                .log_stream_arn("arn:aws:logs:us-east-1:000000000000:log-group:g:log-stream:s")
+                .role_arn(ROLE)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let d =
+        e.a.describe_application()
+            .application_name("life")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.application_version_id, 3);
+    assert_eq!(d.application_description.as_deref(), Some("lifecycle"));
+    let input = &d.input_descriptions.as_ref().unwrap()[0];
+    assert_eq!(input.input_id.as_deref(), Some("1.1"));
+    assert_eq!(
+        input.in_app_stream_names.as_deref(),
+        Some(&["SOURCE_SQL_STREAM_001".to_string()][..])
+    );
+    assert_eq!(
+        d.output_descriptions.as_ref().unwrap()[0]
+            .output_id
+            .as_deref(),
+        Some("2.1")
+    );
+    assert_eq!(d.cloud_watch_logging_option_descriptions.unwrap().len(), 1);
+
+    // Bad SQL in an update is refused and leaves the version as it was.
+    let bad =
+        e.a.update_application()
+            .application_name("life")
+            .current_application_version_id(3)
+            .application_update(
+                kda::types::ApplicationUpdate::builder()
+                    .application_code_update("CREATE OR REPLACE STREAM")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    assert!(bad.is_code_validation_exception(), "{bad:?}");
+
+    start_app(&e.a, "life", InputStartingPosition::Now).await;
+    let again =
+        e.a.start_application()
+            .application_name("life")
+            .input_configurations(
+                InputConfiguration::builder()
+                    .id("1.1")
+                    .input_starting_position_configuration(
+                        InputStartingPositionConfiguration::builder()
+                            .input_starting_position(InputStartingPosition::Now)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    assert!(again.is_resource_in_use_exception(), "{again:?}");
+    let summaries =
+        e.a.list_applications()
+            .send()
+            .await
+            .unwrap()
+            .application_summaries;
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].application_status, ApplicationStatus::Running);
+
+    // An update while running keeps it running on the new code.
+    e.a.update_application()
+        .application_name("life")
+        .current_application_version_id(3)
+        .application_update(
+            kda::types::ApplicationUpdate::builder()
+                .application_code_update(GETTING_STARTED.replace("%TECH%", "%ENERGY%"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    put_json(&e.k, "in", &[demo("XOM", "ENERGY", 1.0, 2.0)]).await;
+    assert_eq!(wait_for(&e.k, "out", 1).await.len(), 1);
+
+    e.a.stop_application()
+        .application_name("life")
+        .send()
+        .await
+        .unwrap();
+    let d =
+        e.a.describe_application()
+            .application_name("life")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.application_status, ApplicationStatus::Ready);
+    assert_eq!(d.application_version_id, 4);
+
+    let app_arn = d.application_arn.clone();
+    e.a.tag_resource()
+        .resource_arn(&app_arn)
+        .tags(Tag::builder().key("env").value("test").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    e.a.untag_resource()
+        .resource_arn(&app_arn)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    let tags =
+        e.a.list_tags_for_resource()
+            .resource_arn(&app_arn)
+            .send()
+            .await
+            .unwrap()
+            .tags
+            .unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags[0].key, "env");
+
+    e.a.delete_application()
+        .application_name("life")
+        .set_create_timestamp(d.create_timestamp)
+        .send()
+        .await
+        .unwrap();
+    let gone =
+        e.a.describe_application()
+            .application_name("life")
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    assert!(gone.is_resource_not_found_exception(), "{gone:?}");
+}
+
+#[tokio::test]
+async fn invalid_requests_get_aws_validation_messages() {
+    let e = start(&[]).await;
+    let err =
+        e.a.create_application()
+            .application_name("has space")
+            .send()
+            .await
+            .unwrap_err();
+    let meta = err.into_service_error();
+    assert_eq!(meta.meta().code(), Some("ValidationException"));
+    assert_eq!(
+        meta.meta().message(),
+        Some("1 validation error detected: Value 'has space' at 'applicationName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
+    );
+    let missing =
+        e.a.create_application()
+            .application_name("no-stream")
+            .inputs(stream_input("absent"))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    assert!(missing.is_invalid_argument_exception(), "{missing:?}");
+}
+
+#[tokio::test]
+async fn discover_input_schema_infers_columns_from_stream_records() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    // Written as text so the fields keep the demo stream's order (discovery keeps it too).
+    for text in [
+        r#"{"TICKER_SYMBOL":"AMZN","SECTOR":"TECHNOLOGY","CHANGE":1.5,"PRICE":100.25}"#,
+        r#"{"TICKER_SYMBOL":"XOM","SECTOR":"ENERGY","CHANGE":-0.5,"PRICE":80.75}"#,
+    ] {
+        e.k.put_record()
+            .stream_name("in")
+            .partition_key("pk")
+            .data(Blob::new(text))
+            .send()
+            .await
+            .unwrap();
+    }
+    let out =
+        e.a.discover_input_schema()
+            .resource_arn(arn("in"))
+            .role_arn(ROLE)
+            .input_starting_position_configuration(
+                InputStartingPositionConfiguration::builder()
+                    .input_starting_position(InputStartingPosition::TrimHorizon)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    let schema = out.input_schema.unwrap();
+    let cols: Vec<(String, String, String)> = schema
+        .record_columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.mapping.clone().unwrap_or_default(),
+                c.sql_type.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cols,
+        vec![
+            (
+                "TICKER_SYMBOL".into(),
+                "$.TICKER_SYMBOL".into(),
+                "VARCHAR(4)".into()
+            ),
+            ("SECTOR".into(), "$.SECTOR".into(), "VARCHAR(16)".into()),
+            ("CHANGE".into(), "$.CHANGE".into(), "REAL".into()),
+            ("PRICE".into(), "$.PRICE".into(), "REAL".into()),
+        ]
+    );
+    assert_eq!(out.raw_input_records.unwrap().len(), 2);
+    assert_eq!(
+        out.parsed_input_records.unwrap()[0],
+        vec!["AMZN", "TECHNOLOGY", "1.5", "100.25"]
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_server_resumes_a_running_application_after_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let mut e = start(&["--data-dir", &path]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "tech", 1).await;
+    create_stream(&e.k, "amzn", 1).await;
+    e.a.create_application()
+        .application_name("durable")
+        .application_code(GETTING_STARTED)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "tech",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "durable", InputStartingPosition::TrimHorizon).await;
+    put_json(&e.k, "in", &[demo("AMZN", "TECHNOLOGY", 1.0, 2.0)]).await;
+    assert_eq!(wait_for(&e.k, "tech", 1).await.len(), 1);
+    // Let a checkpoint be written, then kill the process without warning.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    e.server.restart().await.unwrap();
+    e.k = kinesis(&e.server.api);
+    e.a = analytics(&e.server.api);
+    let d =
+        e.a.describe_application()
+            .application_name("durable")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.application_status, ApplicationStatus::Running);
+    put_json(&e.k, "in", &[demo("MSFT", "TECHNOLOGY", 3.0, 4.0)]).await;
+    let out = parse_json(&wait_for(&e.k, "tech", 2).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out_again = read_all(&e.k, "tech").await;
+    // The first record was not processed again, and the second was.
+    assert_eq!(out_again.len(), 2);
+    assert_eq!(out[0]["TICKER_SYMBOL"], "AMZN");
+    assert_eq!(out[1]["TICKER_SYMBOL"], "MSFT");
+}
+
+#[tokio::test]
+async fn a_running_application_follows_its_input_through_a_shard_split() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "tech", 1).await;
+    create_stream(&e.k, "amzn", 1).await;
+    e.a.create_application()
+        .application_name("split")
+        .application_code(GETTING_STARTED)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "tech",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "split", InputStartingPosition::TrimHorizon).await;
+    put_json(&e.k, "in", &[demo("AMZN", "TECHNOLOGY", 1.0, 2.0)]).await;
+    e.k.update_shard_count()
+        .stream_name("in")
+        .target_shard_count(2)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = (0..10)
+        .map(|i| demo("MSFT", "TECHNOLOGY", i as f64, 1.0))
+        .collect();
+    put_json(&e.k, "in", &records).await;
+    let out = parse_json(&wait_for(&e.k, "tech", 11).await);
+    assert_eq!(out.len(), 11);
+    assert_eq!(out[0]["TICKER_SYMBOL"], "AMZN");
+}
+
+#[tokio::test]
+async fn sliding_window_averages_the_last_rows_of_each_ticker() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's moving-average example, `last2rows` being the current row and the two before it.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), price DOUBLE, avg_last2 DOUBLE);
+CREATE OR REPLACE PUMP "myPump" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM ticker_symbol, price, AVG(price) OVER last2rows
+  FROM "SOURCE_SQL_STREAM_001"
+  WINDOW last2rows AS (PARTITION BY ticker_symbol ROWS 2 PRECEDING);
+"#;
+    e.a.create_application()
+        .application_name("sliding")
+        .application_code(code)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Csv,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "sliding", InputStartingPosition::TrimHorizon).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 0.0, 10.0),
+            demo("AMZN", "TECHNOLOGY", 0.0, 20.0),
+            demo("XOM", "ENERGY", 0.0, 7.0),
+            demo("AMZN", "TECHNOLOGY", 0.0, 30.0),
+            demo("AMZN", "TECHNOLOGY", 0.0, 40.0),
+        ],
+    )
+    .await;
+    assert_eq!(
+        wait_for(&e.k, "out", 5).await,
+        vec![
+            "AMZN,10.0,10.0\n",
+            "AMZN,20.0,15.0\n",
+            "XOM,7.0,7.0\n",
+            "AMZN,30.0,20.0\n",
+            "AMZN,40.0,30.0\n",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stagger_window_counts_a_late_group_in_one_row() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's stagger window example: six records of one (EVENT_TIME, TICKER) arrive 10 s apart.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (event_time TIMESTAMP, ticker_symbol VARCHAR(4), ticker_count INTEGER);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM EVENT_TIME, TICKER, COUNT(TICKER) AS ticker_count
+  FROM "SOURCE_SQL_STREAM_001"
+  WINDOWED BY STAGGER (PARTITION BY TICKER, EVENT_TIME RANGE INTERVAL '1' MINUTE);
+"#;
+    let schema = json_schema(&[
+        ("EVENT_TIME", "TIMESTAMP"),
+        ("TICKER", "VARCHAR(4)"),
+        ("PRICE", "DOUBLE"),
+    ]);
+    e.a.create_application()
+        .application_name("stagger")
+        .application_code(code)
+        .inputs(stream_input_with("in", schema))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "stagger", InputStartingPosition::Now).await;
+    align_to_minute(&e.server).await;
+    // The group starts 40 s into a minute, so a tumbling minute would split it.
+    advance_clock(&e.server, 40_000).await;
+    let series =
+        "analytics_input_rows_total{application=\"stagger\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    for i in 0..6 {
+        put_json(
+            &e.k,
+            "in",
+            &[json!({"EVENT_TIME": "2018-08-01T20:17:20.297Z", "TICKER": "AMZN", "PRICE": i})],
+        )
+        .await;
+        wait_metric(&e.server, series, (i + 1) as f64).await;
+        advance_clock(&e.server, 10_000).await;
+    }
+    // 60 s after the first row the window closes.
+    advance_clock(&e.server, 1_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read_all(&e.k, "out").await.len(), 1);
+    assert_eq!(rows[0]["TICKER_SYMBOL"], "AMZN");
+    assert_eq!(rows[0]["TICKER_COUNT"], 6);
+}
+
+#[tokio::test]
+async fn manifests_create_and_start_an_analytics_app() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/analytics");
+    let e = start(&["--manifests", dir]).await;
+    let d =
+        e.a.describe_application()
+            .application_name("ticker-stats")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.application_status, ApplicationStatus::Running);
+    align_to_minute(&e.server).await;
+    put_json(
+        &e.k,
+        "ticks",
+        &[
+            json!({"TICKER_SYMBOL": "AMZN", "PRICE": 10.0}),
+            json!({"TICKER_SYMBOL": "AMZN", "PRICE": 20.0}),
+        ],
+    )
+    .await;
+    wait_metric(
+        &e.server,
+        "analytics_input_rows_total{application=\"ticker-stats\",stream=\"SOURCE_SQL_STREAM_001\"}",
+        2.0,
+    )
+    .await;
+    advance_clock(&e.server, 60_000).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "ticker-stats", 1).await),
+        vec![json!({"TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 2, "AVG_PRICE": 15.0})]
+    );
+}
