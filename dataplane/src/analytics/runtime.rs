@@ -173,7 +173,14 @@ impl Runner {
         let m = metrics::global();
         m.running.with_label_values(&[&self.app]).set(1);
         loop {
-            self.cycle().await;
+            // A backlog is read without pausing between batches.
+            if self.cycle().await {
+                if *stop.borrow() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
             let tips = self.tips();
             tokio::select! {
                 _ = stop.changed() => break,
@@ -262,13 +269,15 @@ impl Runner {
         }
     }
 
-    async fn cycle(&mut self) {
+    /// One cycle; true when input is left to read right away.
+    async fn cycle(&mut self) -> bool {
         let m = metrics::global();
         self.flush().await;
+        let mut more = false;
         if self.pending.iter().all(Vec::is_empty) {
             self.locate_streams();
             for k in 0..self.readers.len() {
-                self.read_input(k).await;
+                more |= self.read_input(k).await;
             }
         }
         let now = self.streams.clock.now_ms();
@@ -309,27 +318,30 @@ impl Runner {
             self.save_checkpoint();
             self.last_checkpoint_ms = now;
         }
+        more && self.pending.iter().all(Vec::is_empty)
     }
 
-    /// Reads one batch from every readable shard of input `k` into the engine.
-    async fn read_input(&mut self, k: usize) {
+    /// Reads one batch from every readable shard of input `k` into the engine; true when some
+    /// shard has more records already.
+    async fn read_input(&mut self, k: usize) -> bool {
         let m = metrics::global();
         let Some(stream) = self.streams.find(&self.readers[k].stream_name) else {
-            return;
+            return false;
         };
         if !stream.status().serves_data() {
-            return;
+            return false;
         }
         let shards = stream.all_shards();
         let Some(mut pos) = self.readers[k].position.take() else {
-            return;
+            return false;
         };
         if pos.incarnation != stream.incarnation {
             self.readers[k].position = Some(pos);
-            return;
+            return false;
         }
         begin_ready_shards(&mut pos, &shards);
         let mut records = 0u64;
+        let mut more = false;
         let mut lag = 0i64;
         let mut rows_per_stream: BTreeMap<usize, u64> = BTreeMap::new();
         let reader = &self.readers[k];
@@ -351,6 +363,7 @@ impl Runner {
             // before it was written.
             let now = self.streams.clock.now_ms();
             if batch.next_offset < batch.end_offset {
+                more = true;
                 if let Some(last) = batch.records.last() {
                     lag = lag.max(now - last.arrival_ms);
                 }
@@ -390,6 +403,7 @@ impl Runner {
         m.input_lag_ms
             .with_label_values(&[&self.app])
             .set(lag.max(0));
+        more
     }
 
     /// Writes pending output records; those refused stay pending.
