@@ -32,6 +32,28 @@ pub struct ReadBatch {
     pub last_arrival_ms: i64,
 }
 
+impl ReadBatch {
+    /// Bytes of partition keys and data returned (what Kinesis's read limits count).
+    pub fn bytes(&self) -> usize {
+        self.records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum()
+    }
+
+    /// Kinesis's MillisBehindLatest: 0 when the read reached the tip, otherwise how old the
+    /// last record returned is.
+    pub fn millis_behind_latest(&self, now_ms: i64) -> i64 {
+        if self.next_offset >= self.end_offset {
+            return 0;
+        }
+        self.records
+            .last()
+            .map(|r| (now_ms - r.arrival_ms).max(0))
+            .unwrap_or(0)
+    }
+}
+
 enum Msg {
     Append {
         records: Vec<RecordIn>,
@@ -787,7 +809,8 @@ mod tests {
         let second = log.append(recs(5, 10), 0).await.unwrap();
         assert_eq!(log.offset_for_timestamp(t).unwrap(), second.first_offset);
         assert_eq!(log.offset_for_timestamp(0).unwrap(), 0);
-        assert_eq!(log.offset_for_timestamp(t + 1).unwrap(), 10);
+        // Nothing arrived after the second batch (whose time may be a millisecond past `t`).
+        assert_eq!(log.offset_for_timestamp(second.arrival_ms + 1).unwrap(), 10);
     }
 
     #[tokio::test]

@@ -850,23 +850,11 @@ impl Streams {
                 .await
                 .map_err(|_| AwsError::internal(""))?
                 .map_err(storage_error)?;
-        let bytes: usize = batch
-            .records
-            .iter()
-            .map(|r| r.data.len() + r.partition_key.len())
-            .sum();
+        let bytes = batch.bytes();
         if self.cfg.limits {
             shard.read_bytes.charge(bytes as f64, now);
         }
-        let millis_behind_latest = if batch.next_offset >= batch.end_offset {
-            0
-        } else {
-            batch
-                .records
-                .last()
-                .map(|r| (now - r.arrival_ms).max(0))
-                .unwrap_or(0)
-        };
+        let millis_behind_latest = batch.millis_behind_latest(now);
         let closed_end = shard.closed().map(|(end, _)| end);
         let (next_iterator, child_shards) = match closed_end {
             Some(end) if batch.next_offset >= end => {
@@ -965,13 +953,7 @@ impl Streams {
             }
             let target = shards.min(open * 2);
             let _c = stream.control.lock().await;
-            if stream.status() != StreamStatus::Active {
-                return Err(errors::not_active(
-                    &stream.name,
-                    &self.cfg.account_id,
-                    stream.status().as_str(),
-                ));
-            }
+            self.ensure_active(stream)?;
             self.rescale_locked(stream, target).await?;
         }
     }

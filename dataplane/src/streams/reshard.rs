@@ -11,6 +11,19 @@ use super::{errors, hash, Shard, ShardMeta, Stream, StreamStatus, Streams};
 use crate::protocol::AwsError;
 
 impl Streams {
+    /// Refuses a change unless the stream is ACTIVE (ResourceInUseException with AWS's text).
+    pub(super) fn ensure_active(&self, stream: &Stream) -> Result<(), AwsError> {
+        let status = stream.status();
+        if status != StreamStatus::Active {
+            return Err(errors::not_active(
+                &stream.name,
+                &self.cfg.account_id,
+                status.as_str(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Moves an ACTIVE stream to UPDATING for a reshard; other states are refused.
     fn begin_update(&self, stream: &Stream) -> Result<(), AwsError> {
         let mut st = stream.state();
@@ -136,13 +149,7 @@ impl Streams {
         key: u128,
     ) -> Result<(), AwsError> {
         let _c = stream.control.lock().await;
-        if stream.status() != StreamStatus::Active {
-            return Err(errors::not_active(
-                &stream.name,
-                &self.cfg.account_id,
-                stream.status().as_str(),
-            ));
-        }
+        self.ensure_active(stream)?;
         let parent = self.open_shard(stream, shard)?;
         self.check_shard_quota(1)?;
         if !(key > parent.start_hash.saturating_add(1) && key < parent.end_hash) {
@@ -165,13 +172,7 @@ impl Streams {
         b: &str,
     ) -> Result<(), AwsError> {
         let _c = stream.control.lock().await;
-        if stream.status() != StreamStatus::Active {
-            return Err(errors::not_active(
-                &stream.name,
-                &self.cfg.account_id,
-                stream.status().as_str(),
-            ));
-        }
+        self.ensure_active(stream)?;
         let first = self.open_shard(stream, a)?;
         let second = self.open_shard(stream, b)?;
         let (lo, hi) = if first.end_hash.checked_add(1) == Some(second.start_hash) {
@@ -202,13 +203,7 @@ impl Streams {
         target: u32,
     ) -> Result<usize, AwsError> {
         let _c = stream.control.lock().await;
-        if stream.status() != StreamStatus::Active {
-            return Err(errors::not_active(
-                &stream.name,
-                &self.cfg.account_id,
-                stream.status().as_str(),
-            ));
-        }
+        self.ensure_active(stream)?;
         let current = stream.open_shard_count();
         let t = target as usize;
         let detail = format!("Current open shard count: {current}, Target shard count: {t}");

@@ -277,20 +277,8 @@ impl Subscription {
             let now = clock.now_ms();
             let idle = batch.records.is_empty();
             if !idle || at_end || last_event.elapsed() >= HEARTBEAT {
-                let bytes: usize = batch
-                    .records
-                    .iter()
-                    .map(|r| r.data.len() + r.partition_key.len())
-                    .sum();
-                let behind = if offset >= batch.end_offset {
-                    0
-                } else {
-                    batch
-                        .records
-                        .last()
-                        .map(|r| (now - r.arrival_ms).max(0))
-                        .unwrap_or(0)
-                };
+                let bytes = batch.bytes();
+                let behind = batch.millis_behind_latest(now);
                 let n = batch.records.len() as u64;
                 let event = Event {
                     records: batch
