@@ -172,7 +172,9 @@ def test_put_record_on_a_stream_sourced_delivery_stream_is_refused(firehose, fh_
     assert src["KinesisStreamARN"].endswith(f"stream/{stream}")
 
 
-def test_direct_put_objects_land_in_garage_gzipped_under_the_evaluated_prefix(firehose, garage):
+def test_direct_put_objects_land_in_garage_gzipped_under_the_evaluated_prefix(
+    firehose, garage, fh_server
+):
     name = unique("fh-gz")
     firehose.create_delivery_stream(
         DeliveryStreamName=name,
@@ -189,6 +191,13 @@ def test_direct_put_objects_land_in_garage_gzipped_under_the_evaluated_prefix(fi
         folder, file = key.split("/")[1], key.split("/")[2]
         assert folder == f"dt={today}"
         assert file.startswith(f"{name}-1-") and file.endswith(".gz")
+    metrics = fh_server.metrics_text()
+    assert f'firehose_incoming_records_total{{delivery_stream="{name}"}} 250' in metrics
+    assert (
+        f'firehose_delivery_records_total{{delivery_stream="{name}",destination="S3"}} 250'
+        in metrics
+    )
+    assert f'firehose_delivery_attempts_total{{delivery_stream="{name}",destination="S3",outcome="success"}}' in metrics
 
 
 @pytest.mark.parametrize(

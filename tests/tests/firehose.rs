@@ -1061,3 +1061,80 @@ async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_pro
         format!("/2015-03-31/functions/{arn}/invocations")
     );
 }
+
+/// A KPL aggregated record (magic, protobuf `AggregatedRecord`, MD5), built independently of
+/// the server's parser.
+fn kpl_aggregate(records: &[&str]) -> Vec<u8> {
+    use md5::Digest;
+    fn varint(mut v: usize, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn bytes_field(n: usize, payload: &[u8], out: &mut Vec<u8>) {
+        varint(n << 3 | 2, out);
+        varint(payload.len(), out);
+        out.extend_from_slice(payload);
+    }
+    let mut body = Vec::new();
+    bytes_field(1, b"agg-key", &mut body);
+    for r in records {
+        let mut rec = vec![0x08, 0x00]; // partition_key_index = 0
+        bytes_field(3, r.as_bytes(), &mut rec);
+        bytes_field(3, &rec, &mut body);
+    }
+    let mut out = vec![0xF3, 0x89, 0x9A, 0xC2];
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&md5::Md5::digest(&body));
+    out
+}
+
+#[tokio::test]
+async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, c) = start(dir.path(), &[]).await;
+    let k = kinesis(&server.api);
+    k.create_stream()
+        .stream_name("kpl")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    c.create_delivery_stream()
+        .delivery_stream_name("kpl-to-s3")
+        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
+        .kinesis_stream_source_configuration(
+            KinesisStreamSourceConfiguration::builder()
+                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/kpl")
+                .role_arn(ROLE)
+                .build()
+                .unwrap(),
+        )
+        .extended_s3_destination_configuration(s3_config("kpl/", 0, false))
+        .send()
+        .await
+        .unwrap();
+    for data in [kpl_aggregate(&["a1", "a2", "a3"]), b"plain".to_vec()] {
+        k.put_record()
+            .stream_name("kpl")
+            .partition_key("p")
+            .data(aws_sdk_kinesis::primitives::Blob::new(data))
+            .send()
+            .await
+            .unwrap();
+    }
+    let root = dir.path().join("s3/landing");
+    let lines = wait_for("de-aggregated records", Duration::from_secs(20), || {
+        let l = delivered_lines(&root);
+        (l.len() >= 4).then_some(l)
+    })
+    .await;
+    let got: BTreeSet<String> = lines.into_iter().collect();
+    let expected: BTreeSet<String> = ["a1", "a2", "a3", "plain"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(got, expected);
+}

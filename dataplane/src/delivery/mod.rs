@@ -17,6 +17,7 @@
 pub mod client;
 pub mod compress;
 pub mod config;
+pub mod kpl;
 pub mod prefix;
 mod source;
 pub mod store;

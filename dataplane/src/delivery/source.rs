@@ -119,12 +119,28 @@ pub fn fill(
             })
             .map_err(|e| e.to_string())?;
             for r in &batch.records {
-                *out_bytes += r.data.len();
-                out.push(Pending {
-                    data: r.data.clone(),
-                    arrival_ms: r.arrival_ms,
-                    id: stream.sequence(shard.index, r.offset).to_string(),
-                });
+                let sequence = stream.sequence(shard.index, r.offset);
+                // Firehose de-aggregates KPL records read from a stream before processing.
+                match super::kpl::deaggregate(&r.data) {
+                    Some(subs) => {
+                        for (i, data) in subs.into_iter().enumerate() {
+                            *out_bytes += data.len();
+                            out.push(Pending {
+                                data,
+                                arrival_ms: r.arrival_ms,
+                                id: format!("{sequence}:{i}"),
+                            });
+                        }
+                    }
+                    None => {
+                        *out_bytes += r.data.len();
+                        out.push(Pending {
+                            data: r.data.clone(),
+                            arrival_ms: r.arrival_ms,
+                            id: sequence.to_string(),
+                        });
+                    }
+                }
             }
             pos = batch.next_offset;
             if batch.records.is_empty() || *out_bytes >= max_bytes {
