@@ -36,7 +36,7 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_MANIFESTS")]
     pub manifests: Option<PathBuf>,
 
-    /// Turn off Kinesis's throughput and control-plane limits.
+    /// Turn off Kinesis's throughput and control-plane limits and Firehose's DirectPut quotas.
     #[arg(long, env = "TRIBUTARY_NO_LIMITS")]
     pub no_limits: bool,
 
@@ -189,6 +189,7 @@ impl ServeConfig {
             initial_backoff_ms: self.delivery_retry_initial_ms,
             max_backoff_ms: self.delivery_retry_max_ms,
             lambda_endpoint: self.lambda_endpoint.clone(),
+            limits: !self.no_limits,
         }
     }
 

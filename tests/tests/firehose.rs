@@ -1138,3 +1138,88 @@ async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
         .collect();
     assert_eq!(got, expected);
 }
+
+#[tokio::test]
+async fn direct_put_beyond_five_mib_per_second_is_throttled_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("file://{}", dir.path().join("s3").display());
+    let data = dir.path().join("data");
+    // Limits on (no --no-limits): Firehose's 5 MiB/s DirectPut quota.
+    let server = Server::start(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--s3-endpoint",
+        &endpoint,
+    ])
+    .await
+    .unwrap();
+    let c = client(&server.api);
+    c.create_delivery_stream()
+        .delivery_stream_name("quota")
+        .extended_s3_destination_configuration(s3_config("q/", 300, false))
+        .send()
+        .await
+        .unwrap();
+    let record = || {
+        Record::builder()
+            .data(Blob::new(vec![b'q'; 1_000_000]))
+            .build()
+            .unwrap()
+    };
+    // Concurrent batches reach the quota check within a fraction of a second of each other,
+    // so the test does not depend on how fast one request is served.
+    let batches: Vec<_> = (0..12)
+        .map(|_| {
+            let c = c.clone();
+            let records: Vec<Record> = (0..4).map(|_| record()).collect();
+            tokio::spawn(async move {
+                c.put_record_batch()
+                    .delivery_stream_name("quota")
+                    .set_records(Some(records))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outs = Vec::new();
+    for b in batches {
+        outs.push(b.await.unwrap());
+    }
+    let throttled: Vec<_> = outs.iter().filter(|o| o.failed_put_count() > 0).collect();
+    assert!(
+        !throttled.is_empty(),
+        "48 MB put at once must exceed 5 MiB/s"
+    );
+    for out in throttled {
+        assert_eq!(out.failed_put_count(), 4);
+        for r in out.request_responses() {
+            assert_eq!(r.error_code(), Some("ServiceUnavailableException"));
+            assert_eq!(r.record_id(), None);
+        }
+    }
+    let singles: Vec<_> = (0..30)
+        .map(|_| {
+            let c = c.clone();
+            let r = record();
+            tokio::spawn(async move {
+                c.put_record()
+                    .delivery_stream_name("quota")
+                    .record(r)
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    let mut refused = None;
+    for s in singles {
+        if let Err(e) = s.await.unwrap() {
+            refused = Some(e);
+        }
+    }
+    let e = refused.expect("30 MB of single puts at once must exceed 5 MiB/s");
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("ServiceUnavailableException")
+    );
+}
