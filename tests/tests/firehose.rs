@@ -1223,3 +1223,108 @@ async fn direct_put_beyond_five_mib_per_second_is_throttled_per_record() {
         Some("ServiceUnavailableException")
     );
 }
+
+#[tokio::test]
+async fn dynamic_partitioning_writes_one_object_per_jq_key_and_errors_unparsable_records() {
+    use aws_sdk_firehose::types::{
+        DynamicPartitioningConfiguration, ProcessorParameter, ProcessorParameterName,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let param = |name: ProcessorParameterName, value: &str| {
+        ProcessorParameter::builder()
+            .parameter_name(name)
+            .parameter_value(value)
+            .build()
+            .unwrap()
+    };
+    let config = ExtendedS3DestinationConfiguration::builder()
+        .role_arn(ROLE)
+        .bucket_arn("arn:aws:s3:::landing")
+        .prefix("by-customer/customer=!{partitionKeyFromQuery:customer}/")
+        .error_output_prefix("dp-errors/!{firehose:error-output-type}/")
+        .buffering_hints(hints(1, 0))
+        .dynamic_partitioning_configuration(
+            DynamicPartitioningConfiguration::builder()
+                .enabled(true)
+                .build(),
+        )
+        .processing_configuration(
+            ProcessingConfiguration::builder()
+                .enabled(true)
+                .processors(
+                    Processor::builder()
+                        .r#type(ProcessorType::MetadataExtraction)
+                        .parameters(param(
+                            ProcessorParameterName::MetadataExtractionQuery,
+                            "{customer: .customer_id}",
+                        ))
+                        .parameters(param(ProcessorParameterName::JsonParsingEngine, "JQ-1.6"))
+                        .build()
+                        .unwrap(),
+                )
+                .processors(
+                    Processor::builder()
+                        .r#type(ProcessorType::AppendDelimiterToRecord)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap();
+    c.create_delivery_stream()
+        .delivery_stream_name("partitioned")
+        .extended_s3_destination_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = [
+        r#"{"customer_id":"acme","n":1}"#,
+        r#"{"customer_id":"globex","n":2}"#,
+        r#"{"customer_id":"acme","n":3}"#,
+        "not json at all",
+        r#"{"n":5}"#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    put_batch(&c, "partitioned", &records).await;
+    let root = dir.path().join("s3/landing");
+    let acme = wait_for("acme partition", Duration::from_secs(20), || {
+        let l = delivered_lines(&root.join("by-customer/customer=acme"));
+        (l.len() >= 2).then_some(l)
+    })
+    .await;
+    assert_eq!(acme, [records[0].clone(), records[2].clone()]);
+    let globex = delivered_lines(&root.join("by-customer/customer=globex"));
+    assert_eq!(globex, [records[1].clone()]);
+    let errors = wait_for("partitioning errors", Duration::from_secs(20), || {
+        let f = files(&root.join("dp-errors/processing-failed"));
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    let lines: Vec<serde_json::Value> = String::from_utf8(errors[0].1.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(
+            l["errorCode"],
+            "DynamicPartitioning.MetadataExtractionFailed"
+        );
+    }
+    // Without `customer_id` the query yields null, which is a failure rather than an empty
+    // key that would silently merge the record into another partition.
+    let raw: BTreeSet<Vec<u8>> = lines
+        .iter()
+        .map(|l| {
+            base64::engine::general_purpose::STANDARD
+                .decode(l["rawData"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert!(raw.contains(b"not json at all".as_slice()));
+}

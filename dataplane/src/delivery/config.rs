@@ -63,6 +63,15 @@ impl ProcessingConfiguration {
         Some((arn, retries))
     }
 
+    /// The jq query of a `MetadataExtraction` processor.
+    pub fn metadata_query(&self) -> Option<String> {
+        self.active()
+            .filter(|p| p.kind.as_deref() == Some("MetadataExtraction"))
+            .flat_map(|p| p.parameters.iter().flatten())
+            .find(|x| x.parameter_name.as_deref() == Some("MetadataExtractionQuery"))
+            .and_then(|x| x.parameter_value.clone())
+    }
+
     /// Whether an `AppendDelimiterToRecord` processor adds `\n` after every record.
     pub fn appends_newline(&self) -> bool {
         self.active()
@@ -105,6 +114,12 @@ pub struct S3Destination {
 }
 
 impl S3Destination {
+    pub fn dynamic_partitioning(&self) -> bool {
+        self.dynamic_partitioning_configuration
+            .as_ref()
+            .is_some_and(|d| d.enabled.unwrap_or(false))
+    }
+
     /// The bucket name of `arn:aws:s3:::bucket`.
     pub fn bucket(&self) -> &str {
         bucket_of(self.bucket_arn.as_deref().unwrap_or_default())

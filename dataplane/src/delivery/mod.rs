@@ -18,6 +18,7 @@ pub mod client;
 pub mod compress;
 pub mod config;
 pub mod kpl;
+pub mod partition;
 pub mod prefix;
 mod source;
 pub mod store;

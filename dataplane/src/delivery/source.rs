@@ -20,6 +20,8 @@ pub struct Pending {
     pub arrival_ms: i64,
     /// A stable identifier: the record id (DirectPut) or sequence number (stream source).
     pub id: String,
+    /// Partition keys a Lambda transformation returned in `metadata.partitionKeys`.
+    pub lambda_keys: Option<super::partition::Keys>,
 }
 
 /// The durable source position: everything before it has been delivered.
@@ -129,6 +131,7 @@ pub fn fill(
                                 data,
                                 arrival_ms: r.arrival_ms,
                                 id: format!("{sequence}:{i}"),
+                                lambda_keys: None,
                             });
                         }
                     }
@@ -138,6 +141,7 @@ pub fn fill(
                             data: r.data.clone(),
                             arrival_ms: r.arrival_ms,
                             id: sequence.to_string(),
+                            lambda_keys: None,
                         });
                     }
                 }
@@ -179,6 +183,7 @@ fn fill_log(
                 data: r.data.clone(),
                 arrival_ms: r.arrival_ms,
                 id: record_id(r.offset, r.arrival_ms),
+                lambda_keys: None,
             });
         }
         cursor.offset = batch.next_offset;

@@ -638,6 +638,18 @@ pub async fn update_destination(
             (_, _, Some(u)) => Destination::HttpEndpoint(update_to_config(u)),
             _ => return Err(invalid_argument("Exactly one destination update must be specified.")),
         };
+        // Dynamic partitioning can be enabled only at creation and never disabled.
+        let partitioned = |d: &Destination| match d {
+            Destination::ExtendedS3(v) => serde_json::from_value::<S3Destination>(v.clone())
+                .map(|c| c.dynamic_partitioning())
+                .unwrap_or(false),
+            Destination::HttpEndpoint(_) => false,
+        };
+        if partitioned(&m.destination) != partitioned(&next) {
+            return Err(invalid_argument(
+                "Dynamic partitioning can only be enabled when the delivery stream is created, and cannot be disabled.",
+            ));
+        }
         // The merged result must be a complete, valid configuration.
         let mut v = Validator::new();
         let (path, http) = match &next {

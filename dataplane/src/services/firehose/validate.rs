@@ -243,9 +243,29 @@ fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
                     ));
                 }
             }
+            Some("MetadataExtraction") => {
+                let param = |name: &str| {
+                    proc.parameters
+                        .iter()
+                        .flatten()
+                        .find(|p| p.parameter_name.as_deref() == Some(name))
+                        .and_then(|p| p.parameter_value.clone())
+                };
+                let Some(query) = param("MetadataExtractionQuery") else {
+                    return Err(invalid_argument(
+                        "The MetadataExtraction processor requires the MetadataExtractionQuery parameter.",
+                    ));
+                };
+                if param("JsonParsingEngine").is_some_and(|e| e != "JQ-1.6") {
+                    return Err(invalid_argument(
+                        "JsonParsingEngine must be JQ-1.6.",
+                    ));
+                }
+                crate::delivery::partition::check(&query).map_err(invalid_argument)?;
+            }
             Some(other) => {
                 return Err(invalid_argument(format!(
-                    "Processor type {other} is not supported by this Tributary version; supported: Lambda and AppendDelimiterToRecord."
+                    "Processor type {other} is not supported by this Tributary version; supported: Lambda, MetadataExtraction and AppendDelimiterToRecord."
                 )))
             }
             None => return Err(invalid_argument("Processor type must not be null.")),
@@ -255,7 +275,11 @@ fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
 }
 
 /// Firehose's rules for Prefix and ErrorOutputPrefix.
-pub fn prefixes(prefix: Option<&str>, error_prefix: Option<&str>) -> Result<(), AwsError> {
+pub fn prefixes(
+    prefix: Option<&str>,
+    error_prefix: Option<&str>,
+    dynamic_partitioning: bool,
+) -> Result<(), AwsError> {
     let p = Prefix::parse(prefix.unwrap_or("")).map_err(|e| invalid_argument(e.to_string()))?;
     let e =
         Prefix::parse(error_prefix.unwrap_or("")).map_err(|e| invalid_argument(e.to_string()))?;
@@ -264,9 +288,19 @@ pub fn prefixes(prefix: Option<&str>, error_prefix: Option<&str>) -> Result<(), 
             "The '!{firehose:error-output-type}' expression is only allowed in ErrorOutputPrefix.",
         ));
     }
-    if p.has_partition_keys() || e.has_partition_keys() {
+    if e.has_partition_keys() {
+        return Err(invalid_argument(
+            "partitionKeyFromQuery and partitionKeyFromLambda expressions are not allowed in ErrorOutputPrefix.",
+        ));
+    }
+    if p.has_partition_keys() && !dynamic_partitioning {
         return Err(invalid_argument(
             "partitionKeyFromQuery and partitionKeyFromLambda expressions require dynamic partitioning, which is not enabled.",
+        ));
+    }
+    if dynamic_partitioning && error_prefix.is_none_or(str::is_empty) {
+        return Err(invalid_argument(
+            "ErrorOutputPrefix must be specified when dynamic partitioning is enabled.",
         ));
     }
     if p.has_expressions() && error_prefix.is_none_or(str::is_empty) {
@@ -284,14 +318,33 @@ pub fn prefixes(prefix: Option<&str>, error_prefix: Option<&str>) -> Result<(), 
 
 /// Service rules of an S3 configuration.
 pub fn s3_rules(c: &S3Destination) -> Result<(), AwsError> {
-    prefixes(c.prefix.as_deref(), c.error_output_prefix.as_deref())?;
+    let dp = c.dynamic_partitioning();
+    prefixes(c.prefix.as_deref(), c.error_output_prefix.as_deref(), dp)?;
     processing(&c.processing_configuration)?;
-    if c.dynamic_partitioning_configuration
+    let query = c
+        .processing_configuration
         .as_ref()
-        .is_some_and(|d| d.enabled.unwrap_or(false))
+        .and_then(|p| p.metadata_query());
+    if query.is_some() && !dp {
+        return Err(invalid_argument(
+            "The MetadataExtraction processor requires dynamic partitioning to be enabled.",
+        ));
+    }
+    let p = Prefix::parse(c.prefix.as_deref().unwrap_or(""))
+        .map_err(|e| invalid_argument(e.to_string()))?;
+    if !p.key_names().0.is_empty() && query.is_none() {
+        return Err(invalid_argument(
+            "partitionKeyFromQuery expressions require a MetadataExtraction processor with a MetadataExtractionQuery.",
+        ));
+    }
+    if !p.key_names().1.is_empty()
+        && c.processing_configuration
+            .as_ref()
+            .and_then(|p| p.lambda())
+            .is_none()
     {
         return Err(invalid_argument(
-            "Dynamic partitioning is not supported by this Tributary version.",
+            "partitionKeyFromLambda expressions require a Lambda processor.",
         ));
     }
     let conversion = c
@@ -317,7 +370,7 @@ pub fn s3_rules(c: &S3Destination) -> Result<(), AwsError> {
 pub fn http_rules(c: &HttpDestination) -> Result<(), AwsError> {
     processing(&c.processing_configuration)?;
     if let Some(s) = &c.s3_configuration {
-        prefixes(s.prefix.as_deref(), s.error_output_prefix.as_deref())?;
+        prefixes(s.prefix.as_deref(), s.error_output_prefix.as_deref(), false)?;
     }
     Ok(())
 }
@@ -328,12 +381,16 @@ mod tests {
 
     #[test]
     fn prefix_expressions_need_an_error_prefix_with_the_error_type() {
-        assert!(prefixes(Some("a/"), None).is_ok());
-        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), None).is_err());
-        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), Some("errors/")).is_ok());
-        assert!(prefixes(Some("a/"), Some("e/!{timestamp:yyyy}/")).is_err());
-        assert!(prefixes(Some("a/"), Some("!{firehose:error-output-type}/")).is_ok());
-        assert!(prefixes(Some("!{firehose:error-output-type}/"), Some("e/")).is_err());
+        assert!(prefixes(Some("a/"), None, false).is_ok());
+        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), None, false).is_err());
+        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), Some("errors/"), false).is_ok());
+        assert!(prefixes(Some("a/"), Some("e/!{timestamp:yyyy}/"), false).is_err());
+        assert!(prefixes(Some("a/"), Some("!{firehose:error-output-type}/"), false).is_ok());
+        assert!(prefixes(Some("!{firehose:error-output-type}/"), Some("e/"), false).is_err());
+        let keyed = Some("c=!{partitionKeyFromQuery:c}/");
+        assert!(prefixes(keyed, Some("e/"), false).is_err());
+        assert!(prefixes(keyed, Some("e/"), true).is_ok());
+        assert!(prefixes(keyed, None, true).is_err());
     }
 
     #[test]
