@@ -270,3 +270,60 @@ def test_stream_to_delivery_stream_to_garage_pipeline_reads_every_record_back(
     )
     got = lines_of(objs, gzip.decompress)
     assert sorted(got) == sorted(sent)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from postgres import Postgres
+
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+def test_redshift_destination_stages_in_s3_and_copies_json_into_postgresql(
+    firehose, garage, postgres
+):
+    from postgres import PASSWORD, USER
+
+    name = unique("fh-pg")
+    table = name.replace("-", "_")
+    postgres.psql(f"CREATE TABLE {table} (id integer, name text, amount numeric)")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        RedshiftDestinationConfiguration={
+            "RoleARN": ROLE,
+            "ClusterJDBCURL": postgres.jdbc_url,
+            "CopyCommand": {
+                "DataTableName": table,
+                "DataTableColumns": "id,name,amount",
+                "CopyOptions": "JSON 'auto'",
+            },
+            "Username": USER,
+            "Password": PASSWORD,
+            "S3Configuration": {
+                "RoleARN": ROLE,
+                "BucketARN": "arn:aws:s3:::landing",
+                "Prefix": f"{name}/",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            },
+        },
+    )
+    d = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    described = d["Destinations"][0]["RedshiftDestinationDescription"]
+    assert "Password" not in described
+    assert described["CopyCommand"]["DataTableName"] == table
+    records = [
+        json.dumps({"id": i, "name": f"item \"{i}\", with comma", "amount": i * 1.5}) for i in range(60)
+    ]
+    put_batch(firehose, name, records)
+    deadline = time.time() + 30
+    while postgres.query(f"SELECT count(*) FROM {table}")[0][0] != "60":
+        assert time.time() < deadline, postgres.query(f"SELECT count(*) FROM {table}")
+        time.sleep(0.25)
+    rows = postgres.query(f"SELECT id, name, amount FROM {table} ORDER BY id")
+    assert rows[7] == ["7", 'item "7", with comma', "10.5"]
+    # Firehose stages every batch in the S3 configuration before COPY.
+    staged = b"".join(garage.objects(f"{name}/").values()).decode()
+    assert len(staged) == sum(len(r) for r in records)
+    assert all(r in staged for r in records)

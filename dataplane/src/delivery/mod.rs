@@ -19,6 +19,7 @@ pub mod compress;
 pub mod config;
 pub mod kpl;
 pub mod partition;
+pub mod postgres;
 pub mod prefix;
 mod source;
 pub mod store;
@@ -80,12 +81,16 @@ impl SourceKind {
 pub enum Destination {
     ExtendedS3(serde_json::Value),
     HttpEndpoint(serde_json::Value),
+    /// Redshift's configuration, delivered to PostgreSQL.
+    Redshift(serde_json::Value),
 }
 
 impl Destination {
     pub fn config(&self) -> &serde_json::Value {
         match self {
-            Destination::ExtendedS3(v) | Destination::HttpEndpoint(v) => v,
+            Destination::ExtendedS3(v)
+            | Destination::HttpEndpoint(v)
+            | Destination::Redshift(v) => v,
         }
     }
 }

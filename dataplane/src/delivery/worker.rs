@@ -24,6 +24,7 @@ use super::client::HttpClient;
 use super::compress::Compression;
 use super::config::{BufferingHints, HttpDestination, S3Destination, DEFAULT_HTTP_RETRY_S};
 use super::partition::{self, Keys};
+use super::postgres::{self, RedshiftDestination};
 use super::prefix::{self, Prefix};
 use super::source::{self, Checkpoint, Pending};
 use super::store::{Store, StoreConfig};
@@ -134,6 +135,7 @@ fn destination_label(d: &Destination) -> &'static str {
     match d {
         Destination::ExtendedS3(_) => "S3",
         Destination::HttpEndpoint(_) => "HttpEndpoint",
+        Destination::Redshift(_) => "Redshift",
     }
 }
 
@@ -147,6 +149,12 @@ fn hints(d: &Destination) -> (usize, i64) {
         Destination::HttpEndpoint(v) => {
             let c: HttpDestination = serde_json::from_value(v.clone()).unwrap_or_default();
             BufferingHints::resolved(c.buffering_hints.as_ref())
+        }
+        // Redshift buffers in its S3 staging configuration.
+        Destination::Redshift(v) => {
+            let c: RedshiftDestination = serde_json::from_value(v.clone()).unwrap_or_default();
+            let s3 = c.s3_configuration.unwrap_or_default();
+            BufferingHints::resolved(s3.buffering_hints.as_ref())
         }
     }
 }
@@ -220,14 +228,21 @@ async fn deliver(
     meta: &DeliveryMeta,
     batch: &Batch<'_>,
 ) -> bool {
-    let (s3, http) = match &meta.destination {
+    let (s3, http, redshift) = match &meta.destination {
         Destination::ExtendedS3(v) => (
             Some(serde_json::from_value::<S3Destination>(v.clone()).unwrap_or_default()),
+            None,
             None,
         ),
         Destination::HttpEndpoint(v) => (
             None,
             Some(serde_json::from_value::<HttpDestination>(v.clone()).unwrap_or_default()),
+            None,
+        ),
+        Destination::Redshift(v) => (
+            None,
+            None,
+            Some(serde_json::from_value::<RedshiftDestination>(v.clone()).unwrap_or_default()),
         ),
     };
     let processing = s3
@@ -236,10 +251,16 @@ async fn deliver(
         .or_else(|| {
             http.as_ref()
                 .and_then(|c| c.processing_configuration.clone())
+        })
+        .or_else(|| {
+            redshift
+                .as_ref()
+                .and_then(|c| c.processing_configuration.clone())
         });
     let error_bucket = s3
         .clone()
-        .or_else(|| http.as_ref().and_then(|c| c.s3_configuration.clone()));
+        .or_else(|| http.as_ref().and_then(|c| c.s3_configuration.clone()))
+        .or_else(|| redshift.as_ref().and_then(|c| c.s3_configuration.clone()));
     let mut records = batch.records.to_vec();
     if let Some((arn, retries)) = processing.as_ref().and_then(|p| p.lambda()) {
         let url = transform::invoke_url(&arn, engine.cfg.lambda_endpoint.as_deref());
@@ -290,9 +311,10 @@ async fn deliver(
         records: &records,
         seed: batch.seed,
     };
-    match (&s3, &http) {
-        (Some(c), _) => deliver_s3(engine, client, meta, c, &batch).await,
-        (_, Some(c)) => deliver_http(engine, client, meta, c, &batch).await,
+    match (&s3, &http, &redshift) {
+        (Some(c), _, _) => deliver_s3(engine, client, meta, c, &batch).await,
+        (_, Some(c), _) => deliver_http(engine, client, meta, c, &batch).await,
+        (_, _, Some(c)) => deliver_redshift(engine, client, meta, c, &batch).await,
         _ => true,
     }
 }
@@ -471,6 +493,77 @@ async fn put_with_retries(
                 }
                 tracing::warn!(delivery_stream = %meta.name, key = %key, error = %e, "S3 delivery failed; retrying.");
                 tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// Stages the batch in the S3 configuration, then COPYs it into the table, retrying for
+/// `RetryOptions.DurationInSeconds` (default 3600). When that runs out, a Redshift manifest
+/// naming the staged object is written under `errors/manifests/` for a manual backfill, as
+/// Firehose does.
+async fn deliver_redshift(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    c: &RedshiftDestination,
+    batch: &Batch<'_>,
+) -> bool {
+    let s3 = c.s3_configuration.clone().unwrap_or_default();
+    let compression = Compression::parse(s3.compression_format.as_deref());
+    let no_keys = (Keys::new(), Keys::new());
+    let staged = match s3_object(meta, &s3, batch, &no_keys, false, compression) {
+        Ok((key, object)) => {
+            put_with_retries(engine, client, meta, s3.bucket(), &key, object).await;
+            key
+        }
+        Err(e) => {
+            tracing::error!(delivery_stream = %meta.name, error = %e, "Building the staging object failed.");
+            String::new()
+        }
+    };
+    let retry_ms = c
+        .retry_options
+        .as_ref()
+        .and_then(|r| r.duration_in_seconds)
+        .unwrap_or(postgres::DEFAULT_RETRY_S)
+        * 1000;
+    let rows: Vec<bytes::Bytes> = batch.records.iter().map(|r| r.data.clone()).collect();
+    let m = &crate::metrics::global().firehose;
+    let mut backoff = Backoff::new(engine);
+    let started = engine.clock.now_ms();
+    loop {
+        match postgres::copy(c, &rows).await {
+            Ok(n) => {
+                m.attempt(&meta.name, "Redshift", true);
+                tracing::debug!(delivery_stream = %meta.name, rows = n, "Copied a batch.");
+                return true;
+            }
+            Err(e) => {
+                m.attempt(&meta.name, "Redshift", false);
+                tracing::warn!(delivery_stream = %meta.name, error = %e, "COPY failed.");
+                let now = engine.clock.now_ms();
+                if now - started >= retry_ms {
+                    m.failed(&meta.name, "Redshift", batch.records.len());
+                    let manifest = serde_json::json!({
+                        "entries": [{"url": format!("s3://{}/{staged}", s3.bucket()), "mandatory": true}]
+                    });
+                    let name = staged.rsplit('/').next().unwrap_or("batch");
+                    put_forever(
+                        engine,
+                        client,
+                        meta,
+                        s3.bucket(),
+                        &format!("errors/manifests/{name}"),
+                        serde_json::to_vec(&manifest).unwrap_or_default(),
+                    )
+                    .await;
+                    return true;
+                }
+                let wait = backoff.next().min(Duration::from_millis(
+                    (started + retry_ms - now).max(0) as u64,
+                ));
+                tokio::time::sleep(wait).await;
             }
         }
     }

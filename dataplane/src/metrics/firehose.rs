@@ -1,6 +1,6 @@
 //! Delivery stream metrics, named after Firehose's CloudWatch metrics (`AWS/Firehose`,
 //! dimension `DeliveryStreamName`). Labels: `delivery_stream`, and `destination` (`S3`,
-//! `HttpEndpoint`) for delivery series; every series exists at zero from creation.
+//! `HttpEndpoint`, `Redshift`) for delivery series; every series exists at zero from creation.
 
 use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
@@ -19,7 +19,7 @@ pub struct FirehoseMetrics {
     pub data_freshness_ms: IntGaugeVec,
 }
 
-const DESTINATIONS: [&str; 2] = ["S3", "HttpEndpoint"];
+const DESTINATIONS: [&str; 3] = ["S3", "HttpEndpoint", "Redshift"];
 
 impl FirehoseMetrics {
     pub(super) fn new(r: &Registry) -> FirehoseMetrics {

@@ -6,6 +6,7 @@ use super::errors::invalid_argument;
 use super::model::Tag;
 use crate::delivery::compress;
 use crate::delivery::config::{HttpDestination, ProcessingConfiguration, S3Destination};
+use crate::delivery::postgres::{self, RedshiftDestination};
 use crate::delivery::prefix::Prefix;
 use crate::protocol::AwsError;
 use crate::services::validate::{is_name, Validator, NAME_PATTERN};
@@ -224,6 +225,108 @@ pub fn http(v: &mut Validator, path: &str, c: &HttpDestination, update: bool) {
     if let Some(s) = &c.s3_configuration {
         s3(v, &format!("{path}.s3Configuration"), s, update);
     }
+}
+
+/// Model constraints of a Redshift (PostgreSQL) configuration.
+pub fn redshift(v: &mut Validator, path: &str, c: &RedshiftDestination, update: bool) {
+    if !update {
+        v.not_null(&format!("{path}.roleARN"), &c.role_arn);
+        v.not_null(&format!("{path}.clusterJDBCURL"), &c.cluster_jdbc_url);
+        v.not_null(&format!("{path}.copyCommand"), &c.copy_command);
+        v.not_null(&format!("{path}.s3Configuration"), &c.s3_configuration);
+    }
+    v.string(
+        &format!("{path}.clusterJDBCURL"),
+        c.cluster_jdbc_url.as_deref(),
+        Some(("jdbc:(redshift|postgresql)://...", |s: &str| {
+            postgres::parse_jdbc(s).is_ok()
+        })),
+        1,
+        512,
+    );
+    if let Some(cmd) = &c.copy_command {
+        let p = format!("{path}.copyCommand.dataTableName");
+        if v.not_null(&p, &cmd.data_table_name) {
+            v.string(&p, cmd.data_table_name.as_deref(), None, 1, 512);
+        }
+        v.string(
+            &format!("{path}.copyCommand.copyOptions"),
+            cmd.copy_options.as_deref(),
+            None,
+            0,
+            204_800,
+        );
+    }
+    v.string(
+        &format!("{path}.username"),
+        c.username.as_deref(),
+        None,
+        1,
+        512,
+    );
+    v.string(
+        &format!("{path}.password"),
+        c.password.as_deref(),
+        None,
+        6,
+        512,
+    );
+    if let Some(r) = &c.retry_options {
+        v.range(
+            &format!("{path}.retryOptions.durationInSeconds"),
+            r.duration_in_seconds,
+            0,
+            7200,
+        );
+    }
+    if let Some(s) = &c.s3_configuration {
+        s3(v, &format!("{path}.s3Configuration"), s, update);
+    }
+}
+
+/// Service rules of a Redshift configuration: Firehose requires a prefix without expressions,
+/// no error prefix, and a compression COPY can read (not Snappy or ZIP).
+pub fn redshift_rules(c: &RedshiftDestination) -> Result<(), AwsError> {
+    processing(&c.processing_configuration)?;
+    let cmd = c.copy_command.clone().unwrap_or_default();
+    let table = cmd.data_table_name.unwrap_or_default();
+    if !postgres::is_identifier(&table, true) {
+        return Err(invalid_argument(format!(
+            "DataTableName {table} must be a plain (optionally schema-qualified) table name."
+        )));
+    }
+    for col in cmd.data_table_columns.as_deref().unwrap_or("").split(',') {
+        let col = col.trim();
+        if !col.is_empty() && !postgres::is_identifier(col, false) {
+            return Err(invalid_argument(format!(
+                "DataTableColumns entry {col} must be a plain column name."
+            )));
+        }
+    }
+    if let Some(s3) = &c.s3_configuration {
+        if Prefix::parse(s3.prefix.as_deref().unwrap_or(""))
+            .map(|p| p.has_expressions())
+            .unwrap_or(true)
+        {
+            return Err(invalid_argument(
+                "The Redshift destination's S3 prefix cannot contain expressions.",
+            ));
+        }
+        if s3.error_output_prefix.is_some() {
+            return Err(invalid_argument(
+                "The Redshift destination's S3 configuration cannot have an ErrorOutputPrefix.",
+            ));
+        }
+        if matches!(
+            s3.compression_format.as_deref(),
+            Some("Snappy" | "ZIP" | "HADOOP_SNAPPY")
+        ) {
+            return Err(invalid_argument(
+                "CompressionFormat Snappy, ZIP and HADOOP_SNAPPY are not supported for the Redshift destination.",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Processors this engine runs. Others are refused rather than silently skipped.
