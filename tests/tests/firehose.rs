@@ -987,7 +987,7 @@ async fn lambda(listener: tokio::net::TcpListener, paths: Arc<Mutex<Vec<String>>
 }
 
 #[tokio::test]
-async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_processing_failed() {
+async fn lambda_transformation_delivers_ok_records_fails_others_and_backs_up_the_source() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lambda_url = format!("http://{}", listener.local_addr().unwrap());
@@ -1021,6 +1021,16 @@ async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_pro
                     .unwrap(),
             )
             .build(),
+    );
+    // Source record backup keeps the records as they arrived, before the transformation.
+    config.s3_backup_mode = Some(aws_sdk_firehose::types::S3BackupMode::Enabled);
+    config.s3_backup_configuration = Some(
+        S3DestinationConfiguration::builder()
+            .role_arn(ROLE)
+            .bucket_arn("arn:aws:s3:::backup")
+            .prefix("source/")
+            .build()
+            .unwrap(),
     );
     c.create_delivery_stream()
         .delivery_stream_name("transformed")
@@ -1059,6 +1069,17 @@ async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_pro
     assert_eq!(
         paths.lock().unwrap()[0],
         format!("/2015-03-31/functions/{arn}/invocations")
+    );
+    let backup = wait_for("source record backup", Duration::from_secs(20), || {
+        let f = files(&dir.path().join("s3/backup/source"));
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    assert_eq!(backup.len(), 1);
+    assert_eq!(
+        String::from_utf8(backup[0].1.clone()).unwrap(),
+        records.concat(),
+        "every source record, untransformed, dropped and failed ones included"
     );
 }
 

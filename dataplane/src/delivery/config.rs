@@ -110,10 +110,19 @@ pub struct S3Destination {
     pub processing_configuration: Option<ProcessingConfiguration>,
     pub dynamic_partitioning_configuration: Option<DynamicPartitioning>,
     pub s3_backup_mode: Option<String>,
+    /// Where source records are backed up with `S3BackupMode: Enabled`.
+    pub s3_backup_configuration: Option<Box<S3Destination>>,
     pub data_format_conversion_configuration: Option<serde_json::Value>,
 }
 
 impl S3Destination {
+    /// The source-record backup configuration, when `S3BackupMode` is `Enabled`.
+    pub fn source_backup(&self) -> Option<&S3Destination> {
+        (self.s3_backup_mode.as_deref() == Some("Enabled"))
+            .then_some(self.s3_backup_configuration.as_deref())
+            .flatten()
+    }
+
     pub fn dynamic_partitioning(&self) -> bool {
         self.dynamic_partitioning_configuration
             .as_ref()

@@ -28,6 +28,16 @@ pub struct RedshiftDestination {
     pub s3_configuration: Option<super::config::S3Destination>,
     pub processing_configuration: Option<super::config::ProcessingConfiguration>,
     pub s3_backup_mode: Option<String>,
+    pub s3_backup_configuration: Option<super::config::S3Destination>,
+}
+
+impl RedshiftDestination {
+    /// The source-record backup configuration, when `S3BackupMode` is `Enabled`.
+    pub fn source_backup(&self) -> Option<&super::config::S3Destination> {
+        (self.s3_backup_mode.as_deref() == Some("Enabled"))
+            .then_some(self.s3_backup_configuration.as_ref())
+            .flatten()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -261,6 +261,22 @@ async fn deliver(
         .clone()
         .or_else(|| http.as_ref().and_then(|c| c.s3_configuration.clone()))
         .or_else(|| redshift.as_ref().and_then(|c| c.s3_configuration.clone()));
+    // Source record backup: the records as they arrived, before any transformation.
+    let backup = s3
+        .as_ref()
+        .and_then(|c| c.source_backup().cloned())
+        .or_else(|| redshift.as_ref().and_then(|c| c.source_backup().cloned()));
+    if let Some(b) = &backup {
+        let compression = Compression::parse(b.compression_format.as_deref());
+        let no_keys = (Keys::new(), Keys::new());
+        let part = Batch {
+            records: batch.records,
+            seed: batch.seed ^ fnv("source-record-backup"),
+        };
+        if let Ok((key, object)) = s3_object(meta, b, &part, &no_keys, false, compression) {
+            put_forever(engine, client, meta, b.bucket(), &key, object).await;
+        }
+    }
     let mut records = batch.records.to_vec();
     if let Some((arn, retries)) = processing.as_ref().and_then(|p| p.lambda()) {
         let url = transform::invoke_url(&arn, engine.cfg.lambda_endpoint.as_deref());

@@ -702,6 +702,16 @@ pub async fn update_destination(
                 "Dynamic partitioning can only be enabled when the delivery stream is created, and cannot be disabled.",
             ));
         }
+        // Source record backup cannot be disabled once enabled.
+        let backed_up = |d: &Destination| {
+            d.config().get("S3BackupMode").and_then(|m| m.as_str()) == Some("Enabled")
+                && !matches!(d, Destination::HttpEndpoint(_))
+        };
+        if backed_up(&m.destination) && !backed_up(&next) {
+            return Err(invalid_argument(
+                "Source record backup cannot be disabled once it has been enabled.",
+            ));
+        }
         // The merged result must be a complete, valid configuration.
         let mut v = Validator::new();
         let (path, kind) = match &next {

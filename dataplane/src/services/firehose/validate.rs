@@ -164,6 +164,9 @@ pub fn s3(v: &mut Validator, path: &str, c: &S3Destination, update: bool) {
         c.s3_backup_mode.as_deref(),
         &["Disabled", "Enabled"],
     );
+    if let Some(b) = &c.s3_backup_configuration {
+        s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
+    }
 }
 
 /// Model constraints of an HTTP endpoint configuration.
@@ -282,6 +285,14 @@ pub fn redshift(v: &mut Validator, path: &str, c: &RedshiftDestination, update: 
     if let Some(s) = &c.s3_configuration {
         s3(v, &format!("{path}.s3Configuration"), s, update);
     }
+    v.enumeration(
+        &format!("{path}.s3BackupMode"),
+        c.s3_backup_mode.as_deref(),
+        &["Disabled", "Enabled"],
+    );
+    if let Some(b) = &c.s3_backup_configuration {
+        s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
+    }
 }
 
 /// Service rules of a Redshift configuration: Firehose requires a prefix without expressions,
@@ -303,6 +314,10 @@ pub fn redshift_rules(c: &RedshiftDestination) -> Result<(), AwsError> {
             )));
         }
     }
+    backup_rules(
+        c.s3_backup_mode.as_deref(),
+        c.s3_backup_configuration.as_ref(),
+    )?;
     if let Some(s3) = &c.s3_configuration {
         if Prefix::parse(s3.prefix.as_deref().unwrap_or(""))
             .map(|p| p.has_expressions())
@@ -461,12 +476,24 @@ pub fn s3_rules(c: &S3Destination) -> Result<(), AwsError> {
             "Record format conversion is not supported by this Tributary version.",
         ));
     }
-    if c.s3_backup_mode.as_deref() == Some("Enabled") {
-        return Err(invalid_argument(
-            "Source record backup (S3BackupMode Enabled) is not supported by this Tributary version.",
-        ));
+    backup_rules(
+        c.s3_backup_mode.as_deref(),
+        c.s3_backup_configuration.as_deref(),
+    )
+}
+
+/// `S3BackupMode: Enabled` needs an `S3BackupConfiguration`, whose prefixes follow the usual
+/// rules.
+fn backup_rules(mode: Option<&str>, config: Option<&S3Destination>) -> Result<(), AwsError> {
+    if mode != Some("Enabled") {
+        return Ok(());
     }
-    Ok(())
+    let Some(b) = config else {
+        return Err(invalid_argument(
+            "S3BackupConfiguration is required when S3BackupMode is Enabled.",
+        ));
+    };
+    prefixes(b.prefix.as_deref(), b.error_output_prefix.as_deref(), false)
 }
 
 /// Service rules of an HTTP endpoint configuration.
