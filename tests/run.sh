@@ -40,6 +40,14 @@ if ! command -v garage >/dev/null 2>&1; then
   env -u CARGO_TARGET_DIR cargo install garage --locked
 fi
 
+# PostgreSQL plays Redshift in the delivery tests (Debian's package; its binaries live in
+# /usr/lib/postgresql/<version>/bin, where the tests look for them).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  && command -v apt-get >/dev/null 2>&1; then
+  step "PostgreSQL (Debian postgresql) for the Redshift-destination tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 step "Node test environment (@aws-sdk/client-kinesis)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 

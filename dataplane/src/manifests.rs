@@ -231,7 +231,7 @@ async fn apply_delivery_stream(
     }
     if spec.redshift_destination_configuration.is_some() {
         return Err(rejected(
-            "the Redshift (PostgreSQL) destination is not supported by this data plane yet".into(),
+            "the Redshift (PostgreSQL) destination takes its password from passwordSecretRef, which only the operator resolves; create it with the Firehose API instead".into(),
         ));
     }
     if let Some(k) = &spec.kinesis_stream_source_configuration {

@@ -172,7 +172,9 @@ def test_put_record_on_a_stream_sourced_delivery_stream_is_refused(firehose, fh_
     assert src["KinesisStreamARN"].endswith(f"stream/{stream}")
 
 
-def test_direct_put_objects_land_in_garage_gzipped_under_the_evaluated_prefix(firehose, garage):
+def test_direct_put_objects_land_in_garage_gzipped_under_the_evaluated_prefix(
+    firehose, garage, fh_server
+):
     name = unique("fh-gz")
     firehose.create_delivery_stream(
         DeliveryStreamName=name,
@@ -189,6 +191,13 @@ def test_direct_put_objects_land_in_garage_gzipped_under_the_evaluated_prefix(fi
         folder, file = key.split("/")[1], key.split("/")[2]
         assert folder == f"dt={today}"
         assert file.startswith(f"{name}-1-") and file.endswith(".gz")
+    metrics = fh_server.metrics_text()
+    assert f'firehose_incoming_records_total{{delivery_stream="{name}"}} 250' in metrics
+    assert (
+        f'firehose_delivery_records_total{{delivery_stream="{name}",destination="S3"}} 250'
+        in metrics
+    )
+    assert f'firehose_delivery_attempts_total{{delivery_stream="{name}",destination="S3",outcome="success"}}' in metrics
 
 
 @pytest.mark.parametrize(
@@ -261,3 +270,60 @@ def test_stream_to_delivery_stream_to_garage_pipeline_reads_every_record_back(
     )
     got = lines_of(objs, gzip.decompress)
     assert sorted(got) == sorted(sent)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from postgres import Postgres
+
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+def test_redshift_destination_stages_in_s3_and_copies_json_into_postgresql(
+    firehose, garage, postgres
+):
+    from postgres import PASSWORD, USER
+
+    name = unique("fh-pg")
+    table = name.replace("-", "_")
+    postgres.psql(f"CREATE TABLE {table} (id integer, name text, amount numeric)")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        RedshiftDestinationConfiguration={
+            "RoleARN": ROLE,
+            "ClusterJDBCURL": postgres.jdbc_url,
+            "CopyCommand": {
+                "DataTableName": table,
+                "DataTableColumns": "id,name,amount",
+                "CopyOptions": "JSON 'auto'",
+            },
+            "Username": USER,
+            "Password": PASSWORD,
+            "S3Configuration": {
+                "RoleARN": ROLE,
+                "BucketARN": "arn:aws:s3:::landing",
+                "Prefix": f"{name}/",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            },
+        },
+    )
+    d = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    described = d["Destinations"][0]["RedshiftDestinationDescription"]
+    assert "Password" not in described
+    assert described["CopyCommand"]["DataTableName"] == table
+    records = [
+        json.dumps({"id": i, "name": f"item \"{i}\", with comma", "amount": i * 1.5}) for i in range(60)
+    ]
+    put_batch(firehose, name, records)
+    deadline = time.time() + 30
+    while postgres.query(f"SELECT count(*) FROM {table}")[0][0] != "60":
+        assert time.time() < deadline, postgres.query(f"SELECT count(*) FROM {table}")
+        time.sleep(0.25)
+    rows = postgres.query(f"SELECT id, name, amount FROM {table} ORDER BY id")
+    assert rows[7] == ["7", 'item "7", with comma', "10.5"]
+    # Firehose stages every batch in the S3 configuration before COPY.
+    staged = b"".join(garage.objects(f"{name}/").values()).decode()
+    assert len(staged) == sum(len(r) for r in records)
+    assert all(r in staged for r in records)

@@ -987,7 +987,7 @@ async fn lambda(listener: tokio::net::TcpListener, paths: Arc<Mutex<Vec<String>>
 }
 
 #[tokio::test]
-async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_processing_failed() {
+async fn lambda_transformation_delivers_ok_records_fails_others_and_backs_up_the_source() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lambda_url = format!("http://{}", listener.local_addr().unwrap());
@@ -1021,6 +1021,16 @@ async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_pro
                     .unwrap(),
             )
             .build(),
+    );
+    // Source record backup keeps the records as they arrived, before the transformation.
+    config.s3_backup_mode = Some(aws_sdk_firehose::types::S3BackupMode::Enabled);
+    config.s3_backup_configuration = Some(
+        S3DestinationConfiguration::builder()
+            .role_arn(ROLE)
+            .bucket_arn("arn:aws:s3:::backup")
+            .prefix("source/")
+            .build()
+            .unwrap(),
     );
     c.create_delivery_stream()
         .delivery_stream_name("transformed")
@@ -1060,4 +1070,282 @@ async fn lambda_transformation_delivers_ok_records_and_writes_failed_ones_to_pro
         paths.lock().unwrap()[0],
         format!("/2015-03-31/functions/{arn}/invocations")
     );
+    let backup = wait_for("source record backup", Duration::from_secs(20), || {
+        let f = files(&dir.path().join("s3/backup/source"));
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    assert_eq!(backup.len(), 1);
+    assert_eq!(
+        String::from_utf8(backup[0].1.clone()).unwrap(),
+        records.concat(),
+        "every source record, untransformed, dropped and failed ones included"
+    );
+}
+
+/// A KPL aggregated record (magic, protobuf `AggregatedRecord`, MD5), built independently of
+/// the server's parser.
+fn kpl_aggregate(records: &[&str]) -> Vec<u8> {
+    use md5::Digest;
+    fn varint(mut v: usize, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn bytes_field(n: usize, payload: &[u8], out: &mut Vec<u8>) {
+        varint(n << 3 | 2, out);
+        varint(payload.len(), out);
+        out.extend_from_slice(payload);
+    }
+    let mut body = Vec::new();
+    bytes_field(1, b"agg-key", &mut body);
+    for r in records {
+        let mut rec = vec![0x08, 0x00]; // partition_key_index = 0
+        bytes_field(3, r.as_bytes(), &mut rec);
+        bytes_field(3, &rec, &mut body);
+    }
+    let mut out = vec![0xF3, 0x89, 0x9A, 0xC2];
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&md5::Md5::digest(&body));
+    out
+}
+
+#[tokio::test]
+async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, c) = start(dir.path(), &[]).await;
+    let k = kinesis(&server.api);
+    k.create_stream()
+        .stream_name("kpl")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    c.create_delivery_stream()
+        .delivery_stream_name("kpl-to-s3")
+        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
+        .kinesis_stream_source_configuration(
+            KinesisStreamSourceConfiguration::builder()
+                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/kpl")
+                .role_arn(ROLE)
+                .build()
+                .unwrap(),
+        )
+        .extended_s3_destination_configuration(s3_config("kpl/", 0, false))
+        .send()
+        .await
+        .unwrap();
+    for data in [kpl_aggregate(&["a1", "a2", "a3"]), b"plain".to_vec()] {
+        k.put_record()
+            .stream_name("kpl")
+            .partition_key("p")
+            .data(aws_sdk_kinesis::primitives::Blob::new(data))
+            .send()
+            .await
+            .unwrap();
+    }
+    let root = dir.path().join("s3/landing");
+    let lines = wait_for("de-aggregated records", Duration::from_secs(20), || {
+        let l = delivered_lines(&root);
+        (l.len() >= 4).then_some(l)
+    })
+    .await;
+    let got: BTreeSet<String> = lines.into_iter().collect();
+    let expected: BTreeSet<String> = ["a1", "a2", "a3", "plain"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn direct_put_beyond_five_mib_per_second_is_throttled_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("file://{}", dir.path().join("s3").display());
+    let data = dir.path().join("data");
+    // Limits on (no --no-limits): Firehose's 5 MiB/s DirectPut quota.
+    let server = Server::start(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--s3-endpoint",
+        &endpoint,
+    ])
+    .await
+    .unwrap();
+    let c = client(&server.api);
+    c.create_delivery_stream()
+        .delivery_stream_name("quota")
+        .extended_s3_destination_configuration(s3_config("q/", 300, false))
+        .send()
+        .await
+        .unwrap();
+    let record = || {
+        Record::builder()
+            .data(Blob::new(vec![b'q'; 1_000_000]))
+            .build()
+            .unwrap()
+    };
+    // Concurrent batches reach the quota check within a fraction of a second of each other,
+    // so the test does not depend on how fast one request is served.
+    let batches: Vec<_> = (0..12)
+        .map(|_| {
+            let c = c.clone();
+            let records: Vec<Record> = (0..4).map(|_| record()).collect();
+            tokio::spawn(async move {
+                c.put_record_batch()
+                    .delivery_stream_name("quota")
+                    .set_records(Some(records))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outs = Vec::new();
+    for b in batches {
+        outs.push(b.await.unwrap());
+    }
+    let throttled: Vec<_> = outs.iter().filter(|o| o.failed_put_count() > 0).collect();
+    assert!(
+        !throttled.is_empty(),
+        "48 MB put at once must exceed 5 MiB/s"
+    );
+    for out in throttled {
+        assert_eq!(out.failed_put_count(), 4);
+        for r in out.request_responses() {
+            assert_eq!(r.error_code(), Some("ServiceUnavailableException"));
+            assert_eq!(r.record_id(), None);
+        }
+    }
+    let singles: Vec<_> = (0..30)
+        .map(|_| {
+            let c = c.clone();
+            let r = record();
+            tokio::spawn(async move {
+                c.put_record()
+                    .delivery_stream_name("quota")
+                    .record(r)
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    let mut refused = None;
+    for s in singles {
+        if let Err(e) = s.await.unwrap() {
+            refused = Some(e);
+        }
+    }
+    let e = refused.expect("30 MB of single puts at once must exceed 5 MiB/s");
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("ServiceUnavailableException")
+    );
+}
+
+#[tokio::test]
+async fn dynamic_partitioning_writes_one_object_per_jq_key_and_errors_unparsable_records() {
+    use aws_sdk_firehose::types::{
+        DynamicPartitioningConfiguration, ProcessorParameter, ProcessorParameterName,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let param = |name: ProcessorParameterName, value: &str| {
+        ProcessorParameter::builder()
+            .parameter_name(name)
+            .parameter_value(value)
+            .build()
+            .unwrap()
+    };
+    let config = ExtendedS3DestinationConfiguration::builder()
+        .role_arn(ROLE)
+        .bucket_arn("arn:aws:s3:::landing")
+        .prefix("by-customer/customer=!{partitionKeyFromQuery:customer}/")
+        .error_output_prefix("dp-errors/!{firehose:error-output-type}/")
+        .buffering_hints(hints(1, 0))
+        .dynamic_partitioning_configuration(
+            DynamicPartitioningConfiguration::builder()
+                .enabled(true)
+                .build(),
+        )
+        .processing_configuration(
+            ProcessingConfiguration::builder()
+                .enabled(true)
+                .processors(
+                    Processor::builder()
+                        .r#type(ProcessorType::MetadataExtraction)
+                        .parameters(param(
+                            ProcessorParameterName::MetadataExtractionQuery,
+                            "{customer: .customer_id}",
+                        ))
+                        .parameters(param(ProcessorParameterName::JsonParsingEngine, "JQ-1.6"))
+                        .build()
+                        .unwrap(),
+                )
+                .processors(
+                    Processor::builder()
+                        .r#type(ProcessorType::AppendDelimiterToRecord)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap();
+    c.create_delivery_stream()
+        .delivery_stream_name("partitioned")
+        .extended_s3_destination_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = [
+        r#"{"customer_id":"acme","n":1}"#,
+        r#"{"customer_id":"globex","n":2}"#,
+        r#"{"customer_id":"acme","n":3}"#,
+        "not json at all",
+        r#"{"n":5}"#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    put_batch(&c, "partitioned", &records).await;
+    let root = dir.path().join("s3/landing");
+    let acme = wait_for("acme partition", Duration::from_secs(20), || {
+        let l = delivered_lines(&root.join("by-customer/customer=acme"));
+        (l.len() >= 2).then_some(l)
+    })
+    .await;
+    assert_eq!(acme, [records[0].clone(), records[2].clone()]);
+    let globex = delivered_lines(&root.join("by-customer/customer=globex"));
+    assert_eq!(globex, [records[1].clone()]);
+    let errors = wait_for("partitioning errors", Duration::from_secs(20), || {
+        let f = files(&root.join("dp-errors/processing-failed"));
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    let lines: Vec<serde_json::Value> = String::from_utf8(errors[0].1.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(
+            l["errorCode"],
+            "DynamicPartitioning.MetadataExtractionFailed"
+        );
+    }
+    // Without `customer_id` the query yields null, which is a failure rather than an empty
+    // key that would silently merge the record into another partition.
+    let raw: BTreeSet<Vec<u8>> = lines
+        .iter()
+        .map(|l| {
+            base64::engine::general_purpose::STANDARD
+                .decode(l["rawData"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert!(raw.contains(b"not json at all".as_slice()));
 }

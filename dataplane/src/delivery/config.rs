@@ -63,6 +63,15 @@ impl ProcessingConfiguration {
         Some((arn, retries))
     }
 
+    /// The jq query of a `MetadataExtraction` processor.
+    pub fn metadata_query(&self) -> Option<String> {
+        self.active()
+            .filter(|p| p.kind.as_deref() == Some("MetadataExtraction"))
+            .flat_map(|p| p.parameters.iter().flatten())
+            .find(|x| x.parameter_name.as_deref() == Some("MetadataExtractionQuery"))
+            .and_then(|x| x.parameter_value.clone())
+    }
+
     /// Whether an `AppendDelimiterToRecord` processor adds `\n` after every record.
     pub fn appends_newline(&self) -> bool {
         self.active()
@@ -101,10 +110,25 @@ pub struct S3Destination {
     pub processing_configuration: Option<ProcessingConfiguration>,
     pub dynamic_partitioning_configuration: Option<DynamicPartitioning>,
     pub s3_backup_mode: Option<String>,
+    /// Where source records are backed up with `S3BackupMode: Enabled`.
+    pub s3_backup_configuration: Option<Box<S3Destination>>,
     pub data_format_conversion_configuration: Option<serde_json::Value>,
 }
 
 impl S3Destination {
+    /// The source-record backup configuration, when `S3BackupMode` is `Enabled`.
+    pub fn source_backup(&self) -> Option<&S3Destination> {
+        (self.s3_backup_mode.as_deref() == Some("Enabled"))
+            .then_some(self.s3_backup_configuration.as_deref())
+            .flatten()
+    }
+
+    pub fn dynamic_partitioning(&self) -> bool {
+        self.dynamic_partitioning_configuration
+            .as_ref()
+            .is_some_and(|d| d.enabled.unwrap_or(false))
+    }
+
     /// The bucket name of `arn:aws:s3:::bucket`.
     pub fn bucket(&self) -> &str {
         bucket_of(self.bucket_arn.as_deref().unwrap_or_default())

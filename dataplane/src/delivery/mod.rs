@@ -17,6 +17,9 @@
 pub mod client;
 pub mod compress;
 pub mod config;
+pub mod kpl;
+pub mod partition;
+pub mod postgres;
 pub mod prefix;
 mod source;
 pub mod store;
@@ -32,6 +35,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
 use crate::storage::{RecordIn, ShardLog, StorageConfig, StorageError};
+use crate::streams::limits::TokenBucket;
 use crate::streams::Streams;
 pub use source::record_id;
 pub use store::StoreConfig;
@@ -50,6 +54,8 @@ pub struct DeliveryConfig {
     /// First retry delay of a failed delivery; doubled per attempt up to `max_backoff_ms`.
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
+    /// Enforce Firehose's DirectPut throughput quotas.
+    pub limits: bool,
     /// Base URL of a Lambda Invoke API for `Lambda` processors whose `LambdaArn` is an ARN.
     pub lambda_endpoint: Option<String>,
 }
@@ -75,12 +81,16 @@ impl SourceKind {
 pub enum Destination {
     ExtendedS3(serde_json::Value),
     HttpEndpoint(serde_json::Value),
+    /// Redshift's configuration, delivered to PostgreSQL.
+    Redshift(serde_json::Value),
 }
 
 impl Destination {
     pub fn config(&self) -> &serde_json::Value {
         match self {
-            Destination::ExtendedS3(v) | Destination::HttpEndpoint(v) => v,
+            Destination::ExtendedS3(v)
+            | Destination::HttpEndpoint(v)
+            | Destination::Redshift(v) => v,
         }
     }
 }
@@ -126,12 +136,48 @@ pub struct DeliveryMeta {
     pub store_endpoint: Option<String>,
 }
 
+/// Firehose's DirectPut quotas in its largest regions (us-east-1, us-west-2, eu-west-1):
+/// 5 MiB/s, 500,000 records/s and 2,000 PutRecord/PutRecordBatch requests/s per delivery
+/// stream. Buckets hold one second's worth and may go into debt, as the stream limits do.
+pub struct PutLimits {
+    pub bytes: TokenBucket,
+    pub records: TokenBucket,
+    pub requests: TokenBucket,
+}
+
+impl PutLimits {
+    fn new(now_ms: i64) -> PutLimits {
+        const MIB: f64 = 1024.0 * 1024.0;
+        PutLimits {
+            bytes: TokenBucket::new(5.0 * MIB, 5.0 * MIB, now_ms),
+            records: TokenBucket::new(500_000.0, 500_000.0, now_ms),
+            requests: TokenBucket::new(2000.0, 2000.0, now_ms),
+        }
+    }
+
+    /// Admits a put of `records` records and `bytes` bytes, or refuses it whole.
+    pub fn admit(&self, records: usize, bytes: usize, now_ms: i64) -> bool {
+        if !self.bytes.has_tokens(now_ms)
+            || !self.records.has_tokens(now_ms)
+            || !self.requests.has_tokens(now_ms)
+        {
+            return false;
+        }
+        self.bytes.charge(bytes as f64, now_ms);
+        self.records.charge(records as f64, now_ms);
+        self.requests.charge(1.0, now_ms);
+        true
+    }
+}
+
 /// A live delivery stream.
 pub struct DeliveryStream {
     meta: Mutex<DeliveryMeta>,
     dir: Option<PathBuf>,
     /// The durable buffer of a DirectPut stream.
     pub buffer: Option<ShardLog>,
+    /// DirectPut throughput quotas, when limits are on.
+    pub limits: Option<PutLimits>,
     /// Poked after each put so a zero-interval stream delivers without polling delay.
     notify: Arc<Notify>,
     stop: watch::Sender<bool>,
@@ -294,6 +340,8 @@ impl DeliveryStreams {
         let ds = Arc::new(DeliveryStream {
             meta: Mutex::new(meta),
             dir,
+            limits: (self.cfg.limits && buffer.is_some())
+                .then(|| PutLimits::new(self.clock.now_ms())),
             buffer,
             notify: Arc::new(Notify::new()),
             stop,

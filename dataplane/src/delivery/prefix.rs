@@ -9,6 +9,8 @@
 //! the same batch again (after a crash or a failed attempt) produces the same key and
 //! overwrites the earlier object instead of duplicating it.
 
+use super::partition::Keys;
+
 /// Why a prefix is refused at CreateDeliveryStream/UpdateDestination time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrefixError {
@@ -102,6 +104,39 @@ impl Prefix {
 
     /// Evaluates the prefix for an object whose oldest record arrived at `arrival_ms`.
     pub fn evaluate(&self, arrival_ms: i64, seed: u128, error_output_type: Option<&str>) -> String {
+        self.evaluate_with(
+            arrival_ms,
+            seed,
+            error_output_type,
+            &Keys::new(),
+            &Keys::new(),
+        )
+    }
+
+    /// The partition key names the prefix needs from the jq query and from Lambda.
+    pub fn key_names(&self) -> (Vec<&str>, Vec<&str>) {
+        let mut query = Vec::new();
+        let mut lambda = Vec::new();
+        for p in &self.parts {
+            match p {
+                Part::PartitionKeyFromQuery(k) => query.push(k.as_str()),
+                Part::PartitionKeyFromLambda(k) => lambda.push(k.as_str()),
+                _ => {}
+            }
+        }
+        (query, lambda)
+    }
+
+    /// Evaluates the prefix with dynamic partition keys (absent keys evaluate to nothing;
+    /// callers check [`Prefix::key_names`] first).
+    pub fn evaluate_with(
+        &self,
+        arrival_ms: i64,
+        seed: u128,
+        error_output_type: Option<&str>,
+        query_keys: &Keys,
+        lambda_keys: &Keys,
+    ) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
@@ -109,9 +144,12 @@ impl Prefix {
                 Part::Timestamp(pattern) => out.push_str(&format_timestamp(pattern, arrival_ms)),
                 Part::RandomString => out.push_str(&random_string(seed)),
                 Part::ErrorOutputType => out.push_str(error_output_type.unwrap_or("")),
-                // Dynamic partitioning is not evaluated by this engine; validation refuses
-                // prefixes that use these namespaces.
-                Part::PartitionKeyFromQuery(_) | Part::PartitionKeyFromLambda(_) => {}
+                Part::PartitionKeyFromQuery(k) => {
+                    out.push_str(query_keys.get(k).map(String::as_str).unwrap_or(""))
+                }
+                Part::PartitionKeyFromLambda(k) => {
+                    out.push_str(lambda_keys.get(k).map(String::as_str).unwrap_or(""))
+                }
             }
         }
         if !self.has_timestamp() {

@@ -20,6 +20,8 @@ pub struct Pending {
     pub arrival_ms: i64,
     /// A stable identifier: the record id (DirectPut) or sequence number (stream source).
     pub id: String,
+    /// Partition keys a Lambda transformation returned in `metadata.partitionKeys`.
+    pub lambda_keys: Option<super::partition::Keys>,
 }
 
 /// The durable source position: everything before it has been delivered.
@@ -119,12 +121,30 @@ pub fn fill(
             })
             .map_err(|e| e.to_string())?;
             for r in &batch.records {
-                *out_bytes += r.data.len();
-                out.push(Pending {
-                    data: r.data.clone(),
-                    arrival_ms: r.arrival_ms,
-                    id: stream.sequence(shard.index, r.offset).to_string(),
-                });
+                let sequence = stream.sequence(shard.index, r.offset);
+                // Firehose de-aggregates KPL records read from a stream before processing.
+                match super::kpl::deaggregate(&r.data) {
+                    Some(subs) => {
+                        for (i, data) in subs.into_iter().enumerate() {
+                            *out_bytes += data.len();
+                            out.push(Pending {
+                                data,
+                                arrival_ms: r.arrival_ms,
+                                id: format!("{sequence}:{i}"),
+                                lambda_keys: None,
+                            });
+                        }
+                    }
+                    None => {
+                        *out_bytes += r.data.len();
+                        out.push(Pending {
+                            data: r.data.clone(),
+                            arrival_ms: r.arrival_ms,
+                            id: sequence.to_string(),
+                            lambda_keys: None,
+                        });
+                    }
+                }
             }
             pos = batch.next_offset;
             if batch.records.is_empty() || *out_bytes >= max_bytes {
@@ -163,6 +183,7 @@ fn fill_log(
                 data: r.data.clone(),
                 arrival_ms: r.arrival_ms,
                 id: record_id(r.offset, r.arrival_ms),
+                lambda_keys: None,
             });
         }
         cursor.offset = batch.next_offset;

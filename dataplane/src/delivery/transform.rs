@@ -75,6 +75,13 @@ struct ResponseRecord {
     record_id: Option<String>,
     result: Option<String>,
     data: Option<String>,
+    metadata: Option<ResponseMetadata>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseMetadata {
+    partition_keys: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -141,8 +148,9 @@ pub async fn apply(
             Ok(results) => {
                 for (record, verdict) in chunk.iter().zip(results) {
                     match verdict {
-                        Verdict::Ok(data) => out.ok.push(Pending {
+                        Verdict::Ok(data, keys) => out.ok.push(Pending {
                             data,
+                            lambda_keys: keys,
                             ..record.clone()
                         }),
                         Verdict::Dropped => {}
@@ -168,7 +176,7 @@ pub async fn apply(
 }
 
 enum Verdict {
-    Ok(Bytes),
+    Ok(Bytes, Option<super::partition::Keys>),
     Dropped,
     Failed,
 }
@@ -265,7 +273,10 @@ async fn invoke(
                         format!("Record {key} has data that is not valid base64: {e}"),
                     )
                 })?;
-                Verdict::Ok(Bytes::from(data))
+                Verdict::Ok(
+                    Bytes::from(data),
+                    rec.metadata.and_then(|m| m.partition_keys),
+                )
             }
             Some("Dropped") => Verdict::Dropped,
             Some("ProcessingFailed") => Verdict::Failed,

@@ -9,6 +9,7 @@
 //! 3. After delivery, persist the cursor as the checkpoint and release the buffered records.
 //!    Invariant: the checkpoint never passes a record that is not delivered.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use tokio::sync::watch;
 use super::client::HttpClient;
 use super::compress::Compression;
 use super::config::{BufferingHints, HttpDestination, S3Destination, DEFAULT_HTTP_RETRY_S};
+use super::partition::{self, Keys};
+use super::postgres::{self, RedshiftDestination};
 use super::prefix::{self, Prefix};
 use super::source::{self, Checkpoint, Pending};
 use super::store::{Store, StoreConfig};
@@ -132,6 +135,7 @@ fn destination_label(d: &Destination) -> &'static str {
     match d {
         Destination::ExtendedS3(_) => "S3",
         Destination::HttpEndpoint(_) => "HttpEndpoint",
+        Destination::Redshift(_) => "Redshift",
     }
 }
 
@@ -145,6 +149,12 @@ fn hints(d: &Destination) -> (usize, i64) {
         Destination::HttpEndpoint(v) => {
             let c: HttpDestination = serde_json::from_value(v.clone()).unwrap_or_default();
             BufferingHints::resolved(c.buffering_hints.as_ref())
+        }
+        // Redshift buffers in its S3 staging configuration.
+        Destination::Redshift(v) => {
+            let c: RedshiftDestination = serde_json::from_value(v.clone()).unwrap_or_default();
+            let s3 = c.s3_configuration.unwrap_or_default();
+            BufferingHints::resolved(s3.buffering_hints.as_ref())
         }
     }
 }
@@ -218,14 +228,21 @@ async fn deliver(
     meta: &DeliveryMeta,
     batch: &Batch<'_>,
 ) -> bool {
-    let (s3, http) = match &meta.destination {
+    let (s3, http, redshift) = match &meta.destination {
         Destination::ExtendedS3(v) => (
             Some(serde_json::from_value::<S3Destination>(v.clone()).unwrap_or_default()),
+            None,
             None,
         ),
         Destination::HttpEndpoint(v) => (
             None,
             Some(serde_json::from_value::<HttpDestination>(v.clone()).unwrap_or_default()),
+            None,
+        ),
+        Destination::Redshift(v) => (
+            None,
+            None,
+            Some(serde_json::from_value::<RedshiftDestination>(v.clone()).unwrap_or_default()),
         ),
     };
     let processing = s3
@@ -234,10 +251,32 @@ async fn deliver(
         .or_else(|| {
             http.as_ref()
                 .and_then(|c| c.processing_configuration.clone())
+        })
+        .or_else(|| {
+            redshift
+                .as_ref()
+                .and_then(|c| c.processing_configuration.clone())
         });
     let error_bucket = s3
         .clone()
-        .or_else(|| http.as_ref().and_then(|c| c.s3_configuration.clone()));
+        .or_else(|| http.as_ref().and_then(|c| c.s3_configuration.clone()))
+        .or_else(|| redshift.as_ref().and_then(|c| c.s3_configuration.clone()));
+    // Source record backup: the records as they arrived, before any transformation.
+    let backup = s3
+        .as_ref()
+        .and_then(|c| c.source_backup().cloned())
+        .or_else(|| redshift.as_ref().and_then(|c| c.source_backup().cloned()));
+    if let Some(b) = &backup {
+        let compression = Compression::parse(b.compression_format.as_deref());
+        let no_keys = (Keys::new(), Keys::new());
+        let part = Batch {
+            records: batch.records,
+            seed: batch.seed ^ fnv("source-record-backup"),
+        };
+        if let Ok((key, object)) = s3_object(meta, b, &part, &no_keys, false, compression) {
+            put_forever(engine, client, meta, b.bucket(), &key, object).await;
+        }
+    }
     let mut records = batch.records.to_vec();
     if let Some((arn, retries)) = processing.as_ref().and_then(|p| p.lambda()) {
         let url = transform::invoke_url(&arn, engine.cfg.lambda_endpoint.as_deref());
@@ -275,7 +314,7 @@ async fn deliver(
                 &entries,
                 t.attempts,
                 "processing-failed",
-                Some(&arn),
+                ErrorKind::Lambda(&arn),
             )
             .await;
         }
@@ -288,14 +327,104 @@ async fn deliver(
         records: &records,
         seed: batch.seed,
     };
-    match (&s3, &http) {
-        (Some(c), _) => deliver_s3(engine, client, meta, c, &batch).await,
-        (_, Some(c)) => deliver_http(engine, client, meta, c, &batch).await,
+    match (&s3, &http, &redshift) {
+        (Some(c), _, _) => deliver_s3(engine, client, meta, c, &batch).await,
+        (_, Some(c), _) => deliver_http(engine, client, meta, c, &batch).await,
+        (_, _, Some(c)) => deliver_redshift(engine, client, meta, c, &batch).await,
         _ => true,
     }
 }
 
-/// Writes the batch as one object; retries for 24 h, then drops it as Firehose does.
+/// Firehose's default quota of active partitions per delivery stream: records of further
+/// partitions in a batch go to the error output.
+const MAX_PARTITIONS: usize = 500;
+
+/// The records of one object: its partition keys (query, Lambda) and records.
+type Partition = ((Keys, Keys), Vec<Pending>);
+
+/// Splits a batch by dynamic partition keys; records without usable keys are returned as
+/// failures. Without dynamic partitioning, the batch is one partition.
+fn partitions(
+    c: &S3Destination,
+    records: &[Pending],
+) -> (Vec<Partition>, Vec<(Pending, String, String)>) {
+    if !c.dynamic_partitioning() {
+        return (
+            vec![((Keys::new(), Keys::new()), records.to_vec())],
+            Vec::new(),
+        );
+    }
+    let prefix = Prefix::parse(c.prefix.as_deref().unwrap_or(""))
+        .unwrap_or_else(|_| Prefix::parse("").expect("the empty prefix parses"));
+    let (need_query, need_lambda) = prefix.key_names();
+    let query = c
+        .processing_configuration
+        .as_ref()
+        .and_then(|p| p.metadata_query());
+    let extracted: Vec<Result<Keys, String>> = match &query {
+        Some(q) => {
+            let data: Vec<&[u8]> = records.iter().map(|r| &r.data[..]).collect();
+            partition::extract(q, &data)
+        }
+        None => records.iter().map(|_| Ok(Keys::new())).collect(),
+    };
+    let mut groups: BTreeMap<(Keys, Keys), Vec<Pending>> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for (r, keys) in records.iter().zip(extracted) {
+        let fail = |code: &str, message: String| (r.clone(), code.to_string(), message);
+        let q = match keys {
+            Ok(k) => k,
+            Err(e) => {
+                failed.push(fail("DynamicPartitioning.MetadataExtractionFailed", e));
+                continue;
+            }
+        };
+        let l = r.lambda_keys.clone().unwrap_or_default();
+        if let Some(k) = need_query.iter().find(|k| !q.contains_key(**k)) {
+            failed.push(fail(
+                "DynamicPartitioning.MetadataExtractionFailed",
+                format!("The partition key {k} is missing from the jq query's result."),
+            ));
+            continue;
+        }
+        if let Some(k) = need_lambda.iter().find(|k| !l.contains_key(**k)) {
+            failed.push(fail(
+                "DynamicPartitioning.MetadataExtractionFailed",
+                format!("The partition key {k} is missing from the Lambda function's metadata."),
+            ));
+            continue;
+        }
+        let key = (q, l);
+        if !groups.contains_key(&key) && groups.len() >= MAX_PARTITIONS {
+            failed.push(fail(
+                "DynamicPartitioning.PartitionCountExceeded",
+                format!("The batch has more than {MAX_PARTITIONS} active partitions."),
+            ));
+            continue;
+        }
+        groups.entry(key).or_default().push(r.clone());
+    }
+    (groups.into_iter().collect(), failed)
+}
+
+/// A seed for one partition's object: the batch's seed mixed with the partition's keys.
+fn partition_seed(seed: u128, keys: &(Keys, Keys)) -> u128 {
+    if keys.0.is_empty() && keys.1.is_empty() {
+        return seed;
+    }
+    let text = serde_json::to_string(keys).unwrap_or_default();
+    seed ^ fnv(&text)
+}
+
+fn fnv(text: &str) -> u128 {
+    text.bytes()
+        .fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58du128, |h, b| {
+            (h ^ b as u128).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B)
+        })
+}
+
+/// Writes the batch as one object per partition; retries each for 24 h, then drops it as
+/// Firehose does. Records that cannot be partitioned go to the error output.
 async fn deliver_s3(
     engine: &DeliveryStreams,
     client: &HttpClient,
@@ -308,34 +437,149 @@ async fn deliver_s3(
         .as_ref()
         .is_some_and(|p| p.appends_newline());
     let compression = Compression::parse(c.compression_format.as_deref());
-    let (key, object) = match s3_object(meta, c, batch, newline, compression) {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::error!(delivery_stream = %meta.name, error = %e, "Building the object failed; the batch is dropped.");
-            return true;
-        }
-    };
+    let (groups, failed) = partitions(c, batch.records);
+    if !failed.is_empty() {
+        crate::metrics::global()
+            .firehose
+            .failed(&meta.name, "S3", failed.len());
+        let entries: Vec<ErrorEntry> = failed
+            .iter()
+            .map(|(r, code, message)| ErrorEntry {
+                record: r,
+                code,
+                message,
+            })
+            .collect();
+        write_errors(
+            engine,
+            client,
+            meta,
+            Some(c),
+            batch,
+            &entries,
+            1,
+            "processing-failed",
+            ErrorKind::Partitioning,
+        )
+        .await;
+    }
+    for (keys, records) in &groups {
+        let part = Batch {
+            records,
+            seed: partition_seed(batch.seed, keys),
+        };
+        let (key, object) = match s3_object(meta, c, &part, keys, newline, compression) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(delivery_stream = %meta.name, error = %e, "Building the object failed; the batch is dropped.");
+                continue;
+            }
+        };
+        put_with_retries(engine, client, meta, c.bucket(), &key, object).await;
+    }
+    true
+}
+
+async fn put_with_retries(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    bucket: &str,
+    key: &str,
+    object: Vec<u8>,
+) {
     let first_failure = engine.clock.now_ms();
     let mut backoff = Backoff::new(engine);
     let m = &crate::metrics::global().firehose;
     loop {
         let result = match store_for(engine, meta, client) {
-            Ok(store) => store.put(c.bucket(), &key, object.clone()).await,
+            Ok(store) => store.put(bucket, key, object.clone()).await,
             Err(e) => Err(e),
         };
         match result {
             Ok(()) => {
                 m.attempt(&meta.name, "S3", true);
-                return true;
+                return;
             }
             Err(e) => {
                 m.attempt(&meta.name, "S3", false);
                 if engine.clock.now_ms() - first_failure > S3_RETRY_MS {
-                    tracing::error!(delivery_stream = %meta.name, key = %key, error = %e, "S3 delivery failed for 24 hours; the batch is dropped, as in Firehose.");
-                    return true;
+                    tracing::error!(delivery_stream = %meta.name, key = %key, error = %e, "S3 delivery failed for 24 hours; the object is dropped, as in Firehose.");
+                    return;
                 }
                 tracing::warn!(delivery_stream = %meta.name, key = %key, error = %e, "S3 delivery failed; retrying.");
                 tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// Stages the batch in the S3 configuration, then COPYs it into the table, retrying for
+/// `RetryOptions.DurationInSeconds` (default 3600). When that runs out, a Redshift manifest
+/// naming the staged object is written under `errors/manifests/` for a manual backfill, as
+/// Firehose does.
+async fn deliver_redshift(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    c: &RedshiftDestination,
+    batch: &Batch<'_>,
+) -> bool {
+    let s3 = c.s3_configuration.clone().unwrap_or_default();
+    let compression = Compression::parse(s3.compression_format.as_deref());
+    let no_keys = (Keys::new(), Keys::new());
+    let staged = match s3_object(meta, &s3, batch, &no_keys, false, compression) {
+        Ok((key, object)) => {
+            put_with_retries(engine, client, meta, s3.bucket(), &key, object).await;
+            key
+        }
+        Err(e) => {
+            tracing::error!(delivery_stream = %meta.name, error = %e, "Building the staging object failed.");
+            String::new()
+        }
+    };
+    let retry_ms = c
+        .retry_options
+        .as_ref()
+        .and_then(|r| r.duration_in_seconds)
+        .unwrap_or(postgres::DEFAULT_RETRY_S)
+        * 1000;
+    let rows: Vec<bytes::Bytes> = batch.records.iter().map(|r| r.data.clone()).collect();
+    let m = &crate::metrics::global().firehose;
+    let mut backoff = Backoff::new(engine);
+    let started = engine.clock.now_ms();
+    loop {
+        match postgres::copy(c, &rows).await {
+            Ok(n) => {
+                m.attempt(&meta.name, "Redshift", true);
+                tracing::debug!(delivery_stream = %meta.name, rows = n, "Copied a batch.");
+                return true;
+            }
+            Err(e) => {
+                m.attempt(&meta.name, "Redshift", false);
+                tracing::warn!(delivery_stream = %meta.name, error = %e, "COPY failed.");
+                let now = engine.clock.now_ms();
+                if now - started >= retry_ms {
+                    m.failed(&meta.name, "Redshift", batch.records.len());
+                    let manifest = serde_json::json!({
+                        "entries": [{"url": format!("s3://{}/{staged}", s3.bucket()), "mandatory": true}]
+                    });
+                    let name = staged.rsplit('/').next().unwrap_or("batch");
+                    put_forever(
+                        engine,
+                        client,
+                        meta,
+                        s3.bucket(),
+                        &format!("errors/manifests/{name}"),
+                        serde_json::to_vec(&manifest).unwrap_or_default(),
+                    )
+                    .await;
+                    return true;
+                }
+                let wait = backoff.next().min(Duration::from_millis(
+                    (started + retry_ms - now).max(0) as u64,
+                ));
+                tokio::time::sleep(wait).await;
             }
         }
     }
@@ -345,6 +589,7 @@ fn s3_object(
     meta: &DeliveryMeta,
     c: &S3Destination,
     batch: &Batch<'_>,
+    keys: &(Keys, Keys),
     newline: bool,
     compression: Compression,
 ) -> Result<(String, Vec<u8>), String> {
@@ -355,7 +600,10 @@ fn s3_object(
         _ => compression.extension().to_string(),
     };
     let name = prefix::object_name(&meta.name, meta.version_id, oldest, batch.seed, &ext);
-    let key = format!("{}{name}", prefix.evaluate(oldest, batch.seed, None));
+    let key = format!(
+        "{}{name}",
+        prefix.evaluate_with(oldest, batch.seed, None, &keys.0, &keys.1)
+    );
     let object = compression
         .compress(&batch.body(newline), &name)
         .map_err(|e| e.to_string())?;
@@ -464,7 +712,7 @@ async fn deliver_http(
         &entries,
         attempts,
         "http-endpoint-failed",
-        None,
+        ErrorKind::Http,
     )
     .await;
     true
@@ -597,10 +845,22 @@ async fn backup_all(
         return;
     };
     let compression = Compression::parse(s3.compression_format.as_deref());
-    let Ok((key, object)) = s3_object(meta, s3, batch, false, compression) else {
+    let no_keys = (Keys::new(), Keys::new());
+    let Ok((key, object)) = s3_object(meta, s3, batch, &no_keys, false, compression) else {
         return;
     };
     put_forever(engine, client, meta, s3.bucket(), &key, object).await;
+}
+
+/// Which error-object layout to write.
+#[derive(Clone, Copy)]
+enum ErrorKind<'a> {
+    /// HTTP endpoint delivery: `subsequenceNumber` and `dataId`.
+    Http,
+    /// Lambda processing: `lambdaArn`.
+    Lambda(&'a str),
+    /// Dynamic partitioning: the common members only.
+    Partitioning,
 }
 
 /// A record that could not be processed or delivered.
@@ -639,7 +899,7 @@ async fn write_errors(
     entries: &[ErrorEntry<'_>],
     attempts: u32,
     error_output_type: &str,
-    lambda_arn: Option<&str>,
+    kind: ErrorKind<'_>,
 ) {
     let Some(s3) = s3 else {
         tracing::error!(delivery_stream = %meta.name, "Records failed and no S3 configuration is set for them; they are dropped.");
@@ -649,7 +909,11 @@ async fn write_errors(
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut body = Vec::new();
     for e in entries {
-        let http = lambda_arn.is_none();
+        let http = matches!(kind, ErrorKind::Http);
+        let lambda_arn = match kind {
+            ErrorKind::Lambda(arn) => Some(arn),
+            _ => None,
+        };
         let line = ErrorRecord {
             attempts_made: attempts,
             arrival_timestamp: e.record.arrival_ms,

@@ -1,6 +1,6 @@
 //! Delivery stream metrics, named after Firehose's CloudWatch metrics (`AWS/Firehose`,
 //! dimension `DeliveryStreamName`). Labels: `delivery_stream`, and `destination` (`S3`,
-//! `HttpEndpoint`) for delivery series; every series exists at zero from creation.
+//! `HttpEndpoint`, `Redshift`) for delivery series; every series exists at zero from creation.
 
 use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
@@ -11,6 +11,7 @@ pub struct FirehoseMetrics {
     pub incoming_bytes: IntCounterVec,
     pub incoming_records: IntCounterVec,
     pub incoming_put_requests: IntCounterVec,
+    pub throttled_records: IntCounterVec,
     pub delivered_records: IntCounterVec,
     pub delivered_bytes: IntCounterVec,
     pub delivery_attempts: IntCounterVec,
@@ -18,7 +19,7 @@ pub struct FirehoseMetrics {
     pub data_freshness_ms: IntGaugeVec,
 }
 
-const DESTINATIONS: [&str; 2] = ["S3", "HttpEndpoint"];
+const DESTINATIONS: [&str; 3] = ["S3", "HttpEndpoint", "Redshift"];
 
 impl FirehoseMetrics {
     pub(super) fn new(r: &Registry) -> FirehoseMetrics {
@@ -29,6 +30,7 @@ impl FirehoseMetrics {
             incoming_bytes: counter(r, "firehose_incoming_bytes_total", "Bytes accepted by PutRecord and PutRecordBatch (CloudWatch IncomingBytes).", d),
             incoming_records: counter(r, "firehose_incoming_records_total", "Records accepted (CloudWatch IncomingRecords).", d),
             incoming_put_requests: counter(r, "firehose_incoming_put_requests_total", "PutRecord and PutRecordBatch calls accepted (CloudWatch IncomingPutRequests).", d),
+            throttled_records: counter(r, "firehose_throttled_records_total", "Records refused for the DirectPut throughput quotas (CloudWatch ThrottledRecords).", d),
             delivered_records: counter(r, "firehose_delivery_records_total", "Records delivered (CloudWatch DeliveryToS3.Records, DeliveryToHttpEndpoint.Records).", dd),
             delivered_bytes: counter(r, "firehose_delivery_bytes_total", "Bytes delivered before compression (CloudWatch DeliveryToS3.Bytes, DeliveryToHttpEndpoint.Bytes).", dd),
             delivery_attempts: counter(r, "firehose_delivery_attempts_total", "Delivery attempts by outcome (CloudWatch DeliveryToS3.Success, DeliveryToHttpEndpoint.Success).", &["delivery_stream", "destination", "outcome"]),

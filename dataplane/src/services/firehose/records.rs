@@ -30,8 +30,25 @@ fn direct_put(f: &Firehose, name: &str) -> Result<std::sync::Arc<DeliveryStream>
     Ok(ds)
 }
 
+/// Whether the put fits the delivery stream's throughput quotas; counts it as throttled if
+/// not.
+fn admitted(f: &Firehose, ds: &DeliveryStream, name: &str, records: &[Bytes]) -> bool {
+    let Some(limits) = &ds.limits else {
+        return true;
+    };
+    let bytes: usize = records.iter().map(|r| r.len()).sum();
+    if limits.admit(records.len(), bytes, f.engine.clock.now_ms()) {
+        return true;
+    }
+    crate::metrics::global()
+        .firehose
+        .throttled_records
+        .with_label_values(&[name])
+        .inc_by(records.len() as u64);
+    false
+}
+
 async fn append(
-    f: &Firehose,
     ds: &DeliveryStream,
     name: &str,
     records: Vec<Bytes>,
@@ -46,7 +63,6 @@ async fn append(
     let ids = (0..n as u64)
         .map(|i| crate::delivery::record_id(first + i, arrival))
         .collect();
-    let _ = f;
     Ok((ids, ds.meta().encryption.status == "ENABLED"))
 }
 
@@ -71,7 +87,10 @@ pub async fn put_record(f: &Firehose, i: PutRecordInput) -> Result<PutRecordOutp
         .and_then(|r| r.data)
         .map(|d| d.0)
         .unwrap_or_default();
-    let (ids, encrypted) = append(f, &ds, &name, vec![data]).await?;
+    if !admitted(f, &ds, &name, std::slice::from_ref(&data)) {
+        return Err(errors::unavailable("Slow down."));
+    }
+    let (ids, encrypted) = append(&ds, &name, vec![data]).await?;
     Ok(PutRecordOutput {
         record_id: ids.into_iter().next().unwrap_or_default(),
         encrypted,
@@ -119,9 +138,24 @@ pub async fn put_record_batch(
             "Records size exceeds 4 MB limit: the batch holds {total} bytes of data."
         )));
     }
+    if !admitted(f, &ds, &name, &records) {
+        // Firehose reports throttling per record, with the call itself succeeding.
+        return Ok(PutRecordBatchOutput {
+            failed_put_count: records.len() as i64,
+            encrypted: ds.meta().encryption.status == "ENABLED",
+            request_responses: records
+                .iter()
+                .map(|_| BatchEntryOut {
+                    record_id: None,
+                    error_code: Some(errors::SERVICE_UNAVAILABLE.into()),
+                    error_message: Some("Slow down.".into()),
+                })
+                .collect(),
+        });
+    }
     // The batch is one durable append: it is buffered whole or not at all, so a failure is
     // reported for the call rather than per record.
-    let (ids, encrypted) = append(f, &ds, &name, records).await?;
+    let (ids, encrypted) = append(&ds, &name, records).await?;
     Ok(PutRecordBatchOutput {
         failed_put_count: 0,
         encrypted,

@@ -10,7 +10,7 @@ use super::errors::{self, invalid_argument};
 use super::model::*;
 use super::validate;
 use super::Firehose;
-use crate::delivery::config::{HttpDestination, S3Destination};
+use crate::delivery::config::S3Destination;
 use crate::delivery::{
     DeliveryMeta, DeliveryStream, Destination, Encryption, KinesisSource, SourceKind,
 };
@@ -38,7 +38,6 @@ pub fn find(f: &Firehose, name: &str) -> Result<Arc<DeliveryStream>, AwsError> {
 /// The destination of a request: exactly one, of a kind this engine delivers to.
 fn destination(i: &CreateInput) -> Result<Destination, AwsError> {
     let unsupported = [
-        ("Redshift", &i.redshift_destination_configuration),
         ("Elasticsearch", &i.elasticsearch_destination_configuration),
         (
             "AmazonOpenSearchService",
@@ -56,6 +55,7 @@ fn destination(i: &CreateInput) -> Result<Destination, AwsError> {
         i.s3_destination_configuration.is_some(),
         i.extended_s3_destination_configuration.is_some(),
         i.http_endpoint_destination_configuration.is_some(),
+        i.redshift_destination_configuration.is_some(),
     ]
     .iter()
     .filter(|x| **x)
@@ -68,8 +68,11 @@ fn destination(i: &CreateInput) -> Result<Destination, AwsError> {
     }
     if let Some((kind, _)) = unsupported.iter().find(|(_, c)| c.is_some()) {
         return Err(invalid_argument(format!(
-            "The {kind} destination is not supported by this Tributary version; supported: ExtendedS3, S3 and HttpEndpoint."
+            "The {kind} destination is not supported by this Tributary version; supported: ExtendedS3, S3, HttpEndpoint and Redshift (PostgreSQL)."
         )));
+    }
+    if let Some(v) = &i.redshift_destination_configuration {
+        return Ok(Destination::Redshift(v.clone()));
     }
     if let Some(v) = &i.extended_s3_destination_configuration {
         return Ok(Destination::ExtendedS3(v.clone()));
@@ -85,19 +88,24 @@ fn destination(i: &CreateInput) -> Result<Destination, AwsError> {
 }
 
 /// Model constraints of a destination, under the request member `path`.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    S3,
+    Http,
+    Redshift,
+}
+
 fn validate_destination(
     v: &mut Validator,
     path: &str,
     d: &Value,
-    http: bool,
+    kind: Kind,
     update: bool,
 ) -> Result<(), AwsError> {
-    if http {
-        let c: HttpDestination = validate::decode(d)?;
-        validate::http(v, path, &c, update);
-    } else {
-        let c: S3Destination = validate::decode(d)?;
-        validate::s3(v, path, &c, update);
+    match kind {
+        Kind::Http => validate::http(v, path, &validate::decode(d)?, update),
+        Kind::S3 => validate::s3(v, path, &validate::decode(d)?, update),
+        Kind::Redshift => validate::redshift(v, path, &validate::decode(d)?, update),
     }
     Ok(())
 }
@@ -106,6 +114,7 @@ fn destination_rules(d: &Destination) -> Result<(), AwsError> {
     match d {
         Destination::ExtendedS3(v) => validate::s3_rules(&validate::decode(v)?),
         Destination::HttpEndpoint(v) => validate::http_rules(&validate::decode(v)?),
+        Destination::Redshift(v) => validate::redshift_rules(&validate::decode(v)?),
     }
 }
 
@@ -148,14 +157,14 @@ pub async fn create(f: &Firehose, i: CreateInput) -> Result<CreateOutput, AwsErr
         );
     }
     if let Some(d) = &i.s3_destination_configuration {
-        validate_destination(&mut v, "s3DestinationConfiguration", d, false, false)?;
+        validate_destination(&mut v, "s3DestinationConfiguration", d, Kind::S3, false)?;
     }
     if let Some(d) = &i.extended_s3_destination_configuration {
         validate_destination(
             &mut v,
             "extendedS3DestinationConfiguration",
             d,
-            false,
+            Kind::S3,
             false,
         )?;
     }
@@ -164,7 +173,16 @@ pub async fn create(f: &Firehose, i: CreateInput) -> Result<CreateOutput, AwsErr
             &mut v,
             "httpEndpointDestinationConfiguration",
             d,
-            true,
+            Kind::Http,
+            false,
+        )?;
+    }
+    if let Some(d) = &i.redshift_destination_configuration {
+        validate_destination(
+            &mut v,
+            "redshiftDestinationConfiguration",
+            d,
+            Kind::Redshift,
             false,
         )?;
     }
@@ -385,6 +403,25 @@ fn destination_description(d: &Destination) -> Value {
                 Value::Object(m),
             );
         }
+        Destination::Redshift(c) => {
+            let mut m = object(c);
+            // The password is never returned.
+            m.remove("Password");
+            default_member(
+                &mut m,
+                "CloudWatchLoggingOptions",
+                json!({"Enabled": false}),
+            );
+            default_member(&mut m, "RetryOptions", json!({"DurationInSeconds": 3600}));
+            default_member(&mut m, "S3BackupMode", json!("Disabled"));
+            if let Some(s3) = m.remove("S3Configuration") {
+                m.insert("S3DestinationDescription".into(), s3_description(&s3));
+            }
+            if let Some(b) = m.remove("S3BackupConfiguration") {
+                m.insert("S3BackupDescription".into(), s3_description(&b));
+            }
+            out.insert("RedshiftDestinationDescription".into(), Value::Object(m));
+        }
     }
     Value::Object(out)
 }
@@ -560,7 +597,7 @@ pub async fn update_destination(
             &mut v,
             "extendedS3DestinationUpdate",
             &update_to_config(u),
-            false,
+            Kind::S3,
             true,
         )?;
     }
@@ -569,13 +606,21 @@ pub async fn update_destination(
             &mut v,
             "httpEndpointDestinationUpdate",
             &update_to_config(u),
+            Kind::Http,
             true,
+        )?;
+    }
+    if let Some(u) = &i.redshift_destination_update {
+        validate_destination(
+            &mut v,
+            "redshiftDestinationUpdate",
+            &update_to_config(u),
+            Kind::Redshift,
             true,
         )?;
     }
     v.finish()?;
     let unsupported = [
-        &i.redshift_destination_update,
         &i.elasticsearch_destination_update,
         &i.amazonopensearchservice_destination_update,
         &i.splunk_destination_update,
@@ -591,6 +636,7 @@ pub async fn update_destination(
     let given = [
         s3_update.is_some(),
         i.http_endpoint_destination_update.is_some(),
+        i.redshift_destination_update.is_some(),
     ];
     if given.iter().filter(|x| **x).count() != 1 {
         return Err(invalid_argument(
@@ -622,29 +668,58 @@ pub async fn update_destination(
                 "Destination Id {destination_id} not found for Firehose {name} under account {account}."
             )));
         }
-        let next = match (&m.destination, s3_update, &i.http_endpoint_destination_update) {
-            (Destination::ExtendedS3(cur), Some(u), _) => {
-                let mut c = cur.clone();
-                merge(&mut c, &update_to_config(u));
-                Destination::ExtendedS3(c)
+        let merged = |cur: &Value, u: &Value| {
+            let mut c = cur.clone();
+            merge(&mut c, &update_to_config(u));
+            c
+        };
+        let next = match (
+            &m.destination,
+            s3_update,
+            &i.http_endpoint_destination_update,
+            &i.redshift_destination_update,
+        ) {
+            (Destination::ExtendedS3(cur), Some(u), _, _) => Destination::ExtendedS3(merged(cur, u)),
+            (Destination::HttpEndpoint(cur), _, Some(u), _) => {
+                Destination::HttpEndpoint(merged(cur, u))
             }
-            (Destination::HttpEndpoint(cur), _, Some(u)) => {
-                let mut c = cur.clone();
-                merge(&mut c, &update_to_config(u));
-                Destination::HttpEndpoint(c)
-            }
+            (Destination::Redshift(cur), _, _, Some(u)) => Destination::Redshift(merged(cur, u)),
             // A different destination type replaces the configuration.
-            (_, Some(u), _) => Destination::ExtendedS3(update_to_config(u)),
-            (_, _, Some(u)) => Destination::HttpEndpoint(update_to_config(u)),
+            (_, Some(u), _, _) => Destination::ExtendedS3(update_to_config(u)),
+            (_, _, Some(u), _) => Destination::HttpEndpoint(update_to_config(u)),
+            (_, _, _, Some(u)) => Destination::Redshift(update_to_config(u)),
             _ => return Err(invalid_argument("Exactly one destination update must be specified.")),
         };
+        // Dynamic partitioning can be enabled only at creation and never disabled.
+        let partitioned = |d: &Destination| match d {
+            Destination::ExtendedS3(v) => serde_json::from_value::<S3Destination>(v.clone())
+                .map(|c| c.dynamic_partitioning())
+                .unwrap_or(false),
+            Destination::HttpEndpoint(_) | Destination::Redshift(_) => false,
+        };
+        if partitioned(&m.destination) != partitioned(&next) {
+            return Err(invalid_argument(
+                "Dynamic partitioning can only be enabled when the delivery stream is created, and cannot be disabled.",
+            ));
+        }
+        // Source record backup cannot be disabled once enabled.
+        let backed_up = |d: &Destination| {
+            d.config().get("S3BackupMode").and_then(|m| m.as_str()) == Some("Enabled")
+                && !matches!(d, Destination::HttpEndpoint(_))
+        };
+        if backed_up(&m.destination) && !backed_up(&next) {
+            return Err(invalid_argument(
+                "Source record backup cannot be disabled once it has been enabled.",
+            ));
+        }
         // The merged result must be a complete, valid configuration.
         let mut v = Validator::new();
-        let (path, http) = match &next {
-            Destination::ExtendedS3(_) => ("extendedS3DestinationUpdate", false),
-            Destination::HttpEndpoint(_) => ("httpEndpointDestinationUpdate", true),
+        let (path, kind) = match &next {
+            Destination::ExtendedS3(_) => ("extendedS3DestinationUpdate", Kind::S3),
+            Destination::HttpEndpoint(_) => ("httpEndpointDestinationUpdate", Kind::Http),
+            Destination::Redshift(_) => ("redshiftDestinationUpdate", Kind::Redshift),
         };
-        validate_destination(&mut v, path, next.config(), http, false)?;
+        validate_destination(&mut v, path, next.config(), kind, false)?;
         v.finish()?;
         destination_rules(&next)?;
         m.destination = next;

@@ -6,6 +6,7 @@ use super::errors::invalid_argument;
 use super::model::Tag;
 use crate::delivery::compress;
 use crate::delivery::config::{HttpDestination, ProcessingConfiguration, S3Destination};
+use crate::delivery::postgres::{self, RedshiftDestination};
 use crate::delivery::prefix::Prefix;
 use crate::protocol::AwsError;
 use crate::services::validate::{is_name, Validator, NAME_PATTERN};
@@ -163,6 +164,9 @@ pub fn s3(v: &mut Validator, path: &str, c: &S3Destination, update: bool) {
         c.s3_backup_mode.as_deref(),
         &["Disabled", "Enabled"],
     );
+    if let Some(b) = &c.s3_backup_configuration {
+        s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
+    }
 }
 
 /// Model constraints of an HTTP endpoint configuration.
@@ -226,6 +230,120 @@ pub fn http(v: &mut Validator, path: &str, c: &HttpDestination, update: bool) {
     }
 }
 
+/// Model constraints of a Redshift (PostgreSQL) configuration.
+pub fn redshift(v: &mut Validator, path: &str, c: &RedshiftDestination, update: bool) {
+    if !update {
+        v.not_null(&format!("{path}.roleARN"), &c.role_arn);
+        v.not_null(&format!("{path}.clusterJDBCURL"), &c.cluster_jdbc_url);
+        v.not_null(&format!("{path}.copyCommand"), &c.copy_command);
+        v.not_null(&format!("{path}.s3Configuration"), &c.s3_configuration);
+    }
+    v.string(
+        &format!("{path}.clusterJDBCURL"),
+        c.cluster_jdbc_url.as_deref(),
+        Some(("jdbc:(redshift|postgresql)://...", |s: &str| {
+            postgres::parse_jdbc(s).is_ok()
+        })),
+        1,
+        512,
+    );
+    if let Some(cmd) = &c.copy_command {
+        let p = format!("{path}.copyCommand.dataTableName");
+        if v.not_null(&p, &cmd.data_table_name) {
+            v.string(&p, cmd.data_table_name.as_deref(), None, 1, 512);
+        }
+        v.string(
+            &format!("{path}.copyCommand.copyOptions"),
+            cmd.copy_options.as_deref(),
+            None,
+            0,
+            204_800,
+        );
+    }
+    v.string(
+        &format!("{path}.username"),
+        c.username.as_deref(),
+        None,
+        1,
+        512,
+    );
+    v.string(
+        &format!("{path}.password"),
+        c.password.as_deref(),
+        None,
+        6,
+        512,
+    );
+    if let Some(r) = &c.retry_options {
+        v.range(
+            &format!("{path}.retryOptions.durationInSeconds"),
+            r.duration_in_seconds,
+            0,
+            7200,
+        );
+    }
+    if let Some(s) = &c.s3_configuration {
+        s3(v, &format!("{path}.s3Configuration"), s, update);
+    }
+    v.enumeration(
+        &format!("{path}.s3BackupMode"),
+        c.s3_backup_mode.as_deref(),
+        &["Disabled", "Enabled"],
+    );
+    if let Some(b) = &c.s3_backup_configuration {
+        s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
+    }
+}
+
+/// Service rules of a Redshift configuration: Firehose requires a prefix without expressions,
+/// no error prefix, and a compression COPY can read (not Snappy or ZIP).
+pub fn redshift_rules(c: &RedshiftDestination) -> Result<(), AwsError> {
+    processing(&c.processing_configuration)?;
+    let cmd = c.copy_command.clone().unwrap_or_default();
+    let table = cmd.data_table_name.unwrap_or_default();
+    if !postgres::is_identifier(&table, true) {
+        return Err(invalid_argument(format!(
+            "DataTableName {table} must be a plain (optionally schema-qualified) table name."
+        )));
+    }
+    for col in cmd.data_table_columns.as_deref().unwrap_or("").split(',') {
+        let col = col.trim();
+        if !col.is_empty() && !postgres::is_identifier(col, false) {
+            return Err(invalid_argument(format!(
+                "DataTableColumns entry {col} must be a plain column name."
+            )));
+        }
+    }
+    backup_rules(
+        c.s3_backup_mode.as_deref(),
+        c.s3_backup_configuration.as_ref(),
+    )?;
+    if let Some(s3) = &c.s3_configuration {
+        if Prefix::parse(s3.prefix.as_deref().unwrap_or(""))
+            .map(|p| p.has_expressions())
+            .unwrap_or(true)
+        {
+            return Err(invalid_argument(
+                "The Redshift destination's S3 prefix cannot contain expressions.",
+            ));
+        }
+        if s3.error_output_prefix.is_some() {
+            return Err(invalid_argument(
+                "The Redshift destination's S3 configuration cannot have an ErrorOutputPrefix.",
+            ));
+        }
+        if matches!(
+            s3.compression_format.as_deref(),
+            Some("Snappy" | "ZIP" | "HADOOP_SNAPPY")
+        ) {
+            return Err(invalid_argument(
+                "CompressionFormat Snappy, ZIP and HADOOP_SNAPPY are not supported for the Redshift destination.",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Processors this engine runs. Others are refused rather than silently skipped.
 fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
     let Some(p) = p else { return Ok(()) };
@@ -243,9 +361,29 @@ fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
                     ));
                 }
             }
+            Some("MetadataExtraction") => {
+                let param = |name: &str| {
+                    proc.parameters
+                        .iter()
+                        .flatten()
+                        .find(|p| p.parameter_name.as_deref() == Some(name))
+                        .and_then(|p| p.parameter_value.clone())
+                };
+                let Some(query) = param("MetadataExtractionQuery") else {
+                    return Err(invalid_argument(
+                        "The MetadataExtraction processor requires the MetadataExtractionQuery parameter.",
+                    ));
+                };
+                if param("JsonParsingEngine").is_some_and(|e| e != "JQ-1.6") {
+                    return Err(invalid_argument(
+                        "JsonParsingEngine must be JQ-1.6.",
+                    ));
+                }
+                crate::delivery::partition::check(&query).map_err(invalid_argument)?;
+            }
             Some(other) => {
                 return Err(invalid_argument(format!(
-                    "Processor type {other} is not supported by this Tributary version; supported: Lambda and AppendDelimiterToRecord."
+                    "Processor type {other} is not supported by this Tributary version; supported: Lambda, MetadataExtraction and AppendDelimiterToRecord."
                 )))
             }
             None => return Err(invalid_argument("Processor type must not be null.")),
@@ -255,7 +393,11 @@ fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
 }
 
 /// Firehose's rules for Prefix and ErrorOutputPrefix.
-pub fn prefixes(prefix: Option<&str>, error_prefix: Option<&str>) -> Result<(), AwsError> {
+pub fn prefixes(
+    prefix: Option<&str>,
+    error_prefix: Option<&str>,
+    dynamic_partitioning: bool,
+) -> Result<(), AwsError> {
     let p = Prefix::parse(prefix.unwrap_or("")).map_err(|e| invalid_argument(e.to_string()))?;
     let e =
         Prefix::parse(error_prefix.unwrap_or("")).map_err(|e| invalid_argument(e.to_string()))?;
@@ -264,9 +406,19 @@ pub fn prefixes(prefix: Option<&str>, error_prefix: Option<&str>) -> Result<(), 
             "The '!{firehose:error-output-type}' expression is only allowed in ErrorOutputPrefix.",
         ));
     }
-    if p.has_partition_keys() || e.has_partition_keys() {
+    if e.has_partition_keys() {
+        return Err(invalid_argument(
+            "partitionKeyFromQuery and partitionKeyFromLambda expressions are not allowed in ErrorOutputPrefix.",
+        ));
+    }
+    if p.has_partition_keys() && !dynamic_partitioning {
         return Err(invalid_argument(
             "partitionKeyFromQuery and partitionKeyFromLambda expressions require dynamic partitioning, which is not enabled.",
+        ));
+    }
+    if dynamic_partitioning && error_prefix.is_none_or(str::is_empty) {
+        return Err(invalid_argument(
+            "ErrorOutputPrefix must be specified when dynamic partitioning is enabled.",
         ));
     }
     if p.has_expressions() && error_prefix.is_none_or(str::is_empty) {
@@ -284,14 +436,33 @@ pub fn prefixes(prefix: Option<&str>, error_prefix: Option<&str>) -> Result<(), 
 
 /// Service rules of an S3 configuration.
 pub fn s3_rules(c: &S3Destination) -> Result<(), AwsError> {
-    prefixes(c.prefix.as_deref(), c.error_output_prefix.as_deref())?;
+    let dp = c.dynamic_partitioning();
+    prefixes(c.prefix.as_deref(), c.error_output_prefix.as_deref(), dp)?;
     processing(&c.processing_configuration)?;
-    if c.dynamic_partitioning_configuration
+    let query = c
+        .processing_configuration
         .as_ref()
-        .is_some_and(|d| d.enabled.unwrap_or(false))
+        .and_then(|p| p.metadata_query());
+    if query.is_some() && !dp {
+        return Err(invalid_argument(
+            "The MetadataExtraction processor requires dynamic partitioning to be enabled.",
+        ));
+    }
+    let p = Prefix::parse(c.prefix.as_deref().unwrap_or(""))
+        .map_err(|e| invalid_argument(e.to_string()))?;
+    if !p.key_names().0.is_empty() && query.is_none() {
+        return Err(invalid_argument(
+            "partitionKeyFromQuery expressions require a MetadataExtraction processor with a MetadataExtractionQuery.",
+        ));
+    }
+    if !p.key_names().1.is_empty()
+        && c.processing_configuration
+            .as_ref()
+            .and_then(|p| p.lambda())
+            .is_none()
     {
         return Err(invalid_argument(
-            "Dynamic partitioning is not supported by this Tributary version.",
+            "partitionKeyFromLambda expressions require a Lambda processor.",
         ));
     }
     let conversion = c
@@ -305,19 +476,31 @@ pub fn s3_rules(c: &S3Destination) -> Result<(), AwsError> {
             "Record format conversion is not supported by this Tributary version.",
         ));
     }
-    if c.s3_backup_mode.as_deref() == Some("Enabled") {
-        return Err(invalid_argument(
-            "Source record backup (S3BackupMode Enabled) is not supported by this Tributary version.",
-        ));
+    backup_rules(
+        c.s3_backup_mode.as_deref(),
+        c.s3_backup_configuration.as_deref(),
+    )
+}
+
+/// `S3BackupMode: Enabled` needs an `S3BackupConfiguration`, whose prefixes follow the usual
+/// rules.
+fn backup_rules(mode: Option<&str>, config: Option<&S3Destination>) -> Result<(), AwsError> {
+    if mode != Some("Enabled") {
+        return Ok(());
     }
-    Ok(())
+    let Some(b) = config else {
+        return Err(invalid_argument(
+            "S3BackupConfiguration is required when S3BackupMode is Enabled.",
+        ));
+    };
+    prefixes(b.prefix.as_deref(), b.error_output_prefix.as_deref(), false)
 }
 
 /// Service rules of an HTTP endpoint configuration.
 pub fn http_rules(c: &HttpDestination) -> Result<(), AwsError> {
     processing(&c.processing_configuration)?;
     if let Some(s) = &c.s3_configuration {
-        prefixes(s.prefix.as_deref(), s.error_output_prefix.as_deref())?;
+        prefixes(s.prefix.as_deref(), s.error_output_prefix.as_deref(), false)?;
     }
     Ok(())
 }
@@ -328,12 +511,16 @@ mod tests {
 
     #[test]
     fn prefix_expressions_need_an_error_prefix_with_the_error_type() {
-        assert!(prefixes(Some("a/"), None).is_ok());
-        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), None).is_err());
-        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), Some("errors/")).is_ok());
-        assert!(prefixes(Some("a/"), Some("e/!{timestamp:yyyy}/")).is_err());
-        assert!(prefixes(Some("a/"), Some("!{firehose:error-output-type}/")).is_ok());
-        assert!(prefixes(Some("!{firehose:error-output-type}/"), Some("e/")).is_err());
+        assert!(prefixes(Some("a/"), None, false).is_ok());
+        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), None, false).is_err());
+        assert!(prefixes(Some("y=!{timestamp:yyyy}/"), Some("errors/"), false).is_ok());
+        assert!(prefixes(Some("a/"), Some("e/!{timestamp:yyyy}/"), false).is_err());
+        assert!(prefixes(Some("a/"), Some("!{firehose:error-output-type}/"), false).is_ok());
+        assert!(prefixes(Some("!{firehose:error-output-type}/"), Some("e/"), false).is_err());
+        let keyed = Some("c=!{partitionKeyFromQuery:c}/");
+        assert!(prefixes(keyed, Some("e/"), false).is_err());
+        assert!(prefixes(keyed, Some("e/"), true).is_ok());
+        assert!(prefixes(keyed, None, true).is_err());
     }
 
     #[test]
