@@ -32,6 +32,18 @@ pub struct Reply {
 
 impl Reply {
     /// The body as `T`, or an error naming the operation and the server's answer.
+    /// The body of a 200 answer, or an error naming the operation and the status.
+    pub fn ok_body(&self, op: &str) -> anyhow::Result<&[u8]> {
+        if self.status != 200 {
+            bail!(
+                "{op} answered {}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body[..self.body.len().min(300)])
+            );
+        }
+        Ok(&self.body)
+    }
+
     pub fn json<T: DeserializeOwned>(&self, op: &str) -> anyhow::Result<T> {
         if self.status != 200 {
             bail!(

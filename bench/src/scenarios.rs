@@ -509,10 +509,12 @@ async fn write_unique(
     Ok(total)
 }
 
+/// A GetRecords answer, borrowing its strings from the response body: base64 and partition
+/// keys are read in place, so the reader's cost per record stays small next to the server's.
 #[derive(Deserialize)]
-struct GetRecordsReply {
-    #[serde(rename = "Records")]
-    records: Vec<RecordOut>,
+struct GetRecordsReply<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<RecordOut<'a>>,
     #[serde(rename = "NextShardIterator")]
     next: Option<String>,
     #[serde(rename = "MillisBehindLatest")]
@@ -520,11 +522,11 @@ struct GetRecordsReply {
 }
 
 #[derive(Deserialize)]
-struct RecordOut {
-    #[serde(rename = "Data")]
-    data: String,
-    #[serde(rename = "PartitionKey")]
-    partition_key: String,
+struct RecordOut<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: std::borrow::Cow<'a, str>,
+    #[serde(rename = "PartitionKey", borrow)]
+    partition_key: std::borrow::Cow<'a, str>,
 }
 
 async fn shard_ids(conn: &mut Conn, stream: &str) -> anyhow::Result<Vec<String>> {
@@ -571,17 +573,21 @@ async fn readback(server: &Server, stream: &str, o: &Options) -> anyhow::Result<
                 let mut sum = Checksum::default();
                 let mut lat = Vec::new();
                 let mut empties = 0;
+                let mut data = Vec::with_capacity(4096);
                 let deadline = Instant::now() + Duration::from_secs(600);
                 loop {
                     let body = serde_json::to_vec(&json!({"ShardIterator": it, "Limit": 10000}))?;
                     let t = Instant::now();
                     let r = conn.call("GetRecords", Bytes::from(body)).await?;
                     lat.push(t.elapsed().as_micros() as u64);
-                    let reply: GetRecordsReply = r.json("GetRecords")?;
+                    let body = r.ok_body("GetRecords")?;
+                    let reply: GetRecordsReply = serde_json::from_slice(body)
+                        .context("GetRecords: unreadable response")?;
                     let empty = reply.records.is_empty();
-                    for rec in reply.records {
-                        let data = STANDARD
-                            .decode(rec.data.as_bytes())
+                    for rec in &reply.records {
+                        data.clear();
+                        STANDARD
+                            .decode_vec(rec.data.as_bytes(), &mut data)
                             .context("GetRecords returned invalid base64")?;
                         sum.add(workload::record_sum(rec.partition_key.as_bytes(), &data));
                     }
@@ -678,10 +684,9 @@ async fn end_to_end(server: &Server, stream: &str, o: &Options) -> anyhow::Resul
         let mut drain_deadline = None;
         loop {
             let body = serde_json::to_vec(&json!({"ShardIterator": it, "Limit": 1000}))?;
-            let reply: GetRecordsReply = conn
-                .call("GetRecords", Bytes::from(body))
-                .await?
-                .json("GetRecords")?;
+            let r = conn.call("GetRecords", Bytes::from(body)).await?;
+            let reply: GetRecordsReply = serde_json::from_slice(r.ok_body("GetRecords")?)
+                .context("GetRecords: unreadable response")?;
             let now = origin.elapsed().as_micros() as u64;
             let empty = reply.records.is_empty();
             for rec in reply.records {
