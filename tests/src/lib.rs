@@ -108,3 +108,26 @@ impl Server {
         Ok(tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??)
     }
 }
+
+/// An `aws-sdk-kinesis` client for a local server: test credentials, plain HTTP (HTTP/1.1) and
+/// no retries, so every error a test provokes reaches it.
+pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
+    kinesis_client_with(endpoint, |b| b)
+}
+
+/// [`kinesis_client`] with extra settings (timeouts, for example).
+pub fn kinesis_client_with(
+    endpoint: &str,
+    configure: impl FnOnce(aws_sdk_kinesis::config::Builder) -> aws_sdk_kinesis::config::Builder,
+) -> aws_sdk_kinesis::Client {
+    use aws_sdk_kinesis::config::retry::RetryConfig;
+    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+    let builder = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled());
+    aws_sdk_kinesis::Client::from_conf(configure(builder).build())
+}

@@ -21,15 +21,7 @@ use tributary_tests::Server;
 const ROLE: &str = "arn:aws:iam::000000000000:role/kda";
 
 fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
-    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-    let conf = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_kinesis::Client::from_conf(conf)
+    tributary_tests::kinesis_client(endpoint)
 }
 
 fn analytics(endpoint: &str) -> kda::Client {

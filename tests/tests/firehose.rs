@@ -41,16 +41,7 @@ fn client(endpoint: &str) -> Client {
 }
 
 fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
-    let conf = aws_sdk_kinesis::Config::builder()
-        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_kinesis::Client::from_conf(conf)
+    tributary_tests::kinesis_client(endpoint)
 }
 
 /// A server whose S3 destinations write into `dir` (`file://` object store).

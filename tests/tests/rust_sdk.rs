@@ -2,24 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_kinesis::config::retry::RetryConfig;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, Shard, ShardIteratorType};
 use aws_sdk_kinesis::Client;
-use tributary_tests::Server;
-
-fn client(endpoint: &str) -> Client {
-    let conf = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .build();
-    Client::from_conf(conf)
-}
+use tributary_tests::{kinesis_client as client, Server};
 
 async fn start() -> (Server, Client) {
     let server = Server::start(&["--in-memory", "--no-limits"])
