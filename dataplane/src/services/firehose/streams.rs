@@ -110,9 +110,11 @@ fn validate_destination(
     Ok(())
 }
 
-fn destination_rules(d: &Destination) -> Result<(), AwsError> {
+fn destination_rules(f: &Firehose, d: &Destination) -> Result<(), AwsError> {
     match d {
-        Destination::ExtendedS3(v) => validate::s3_rules(&validate::decode(v)?),
+        Destination::ExtendedS3(v) => {
+            validate::s3_rules(&validate::decode(v)?, f.engine.cfg.glue_catalog.as_deref())
+        }
         Destination::HttpEndpoint(v) => validate::http_rules(&validate::decode(v)?),
         Destination::Redshift(v) => validate::redshift_rules(&validate::decode(v)?),
     }
@@ -230,7 +232,7 @@ pub async fn create(f: &Firehose, i: CreateInput) -> Result<CreateOutput, AwsErr
     let tags = i.tags.clone().unwrap_or_default();
     validate::tag_rules(&tags)?;
     let dest = destination(&i)?;
-    destination_rules(&dest)?;
+    destination_rules(f, &dest)?;
     let encryption = match &i.delivery_stream_encryption_configuration_input {
         Some(e) => {
             if kind != SourceKind::DirectPut {
@@ -721,7 +723,7 @@ pub async fn update_destination(
         };
         validate_destination(&mut v, path, next.config(), kind, false)?;
         v.finish()?;
-        destination_rules(&next)?;
+        destination_rules(f, &next)?;
         m.destination = next;
         m.version_id += 1;
         m.update_ms = Some(now);
