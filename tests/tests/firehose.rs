@@ -1427,10 +1427,9 @@ async fn put_raw(c: &Client, name: &str, records: Vec<Vec<u8>>) {
 
 fn error_code<E, R>(e: aws_sdk_firehose::error::SdkError<E, R>) -> (String, String)
 where
-    E: aws_sdk_firehose::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
+    E: aws_sdk_firehose::error::ProvideErrorMetadata,
 {
-    let e = e.into_service_error();
+    use aws_sdk_firehose::error::ProvideErrorMetadata;
     (
         e.code().unwrap_or_default().to_string(),
         e.message().unwrap_or_default().to_string(),
@@ -1626,7 +1625,7 @@ async fn processor_parameters_are_checked_as_firehose_does() {
                 ProcessorType::Lambda,
                 vec![
                     param(N::LambdaArn, "arn:aws:lambda:us-east-1:000000000000:function:f"),
-                    param(N::BufferSizeInMBs, "5"),
+                    param(N::BufferSizeInMb, "5"),
                 ],
             )],
             "BufferSizeInMBs value 5 is invalid for processor type Lambda: it must be a number between 0.2 and 3.",
