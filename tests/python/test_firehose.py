@@ -1,6 +1,7 @@
 """Firehose with boto3 and the AWS CLI: the API, and delivery into a real S3-compatible server
 (Garage) and a real PostgreSQL."""
 
+import base64
 import gzip
 import io
 import json
@@ -37,10 +38,40 @@ def garage(tmp_path_factory):
     g.stop()
 
 
+GLUE_TABLE = {
+    "Table": {
+        "Name": "orders",
+        "DatabaseName": "shop",
+        "StorageDescriptor": {
+            "Columns": [
+                {"Name": "order_id", "Type": "bigint"},
+                {"Name": "customer", "Type": "string"},
+                {"Name": "total", "Type": "double"},
+                {"Name": "paid", "Type": "boolean"},
+                {"Name": "placed_at", "Type": "timestamp"},
+            ],
+            "Location": "s3://landing/orders/",
+        },
+        "TableType": "EXTERNAL_TABLE",
+    }
+}
+
+
 @pytest.fixture(scope="module")
-def fh_server(garage, tmp_path_factory):
+def glue_catalog(tmp_path_factory):
+    """A Glue catalog directory: shop/orders.json as `aws glue get-table` prints it."""
+    root = tmp_path_factory.mktemp("glue")
+    (root / "shop").mkdir()
+    (root / "shop" / "orders.json").write_text(json.dumps(GLUE_TABLE))
+    return root
+
+
+@pytest.fixture(scope="module")
+def fh_server(garage, glue_catalog, tmp_path_factory):
     s = Server(
         "--no-limits",
+        "--glue-catalog",
+        str(glue_catalog),
         "--delivery-retry-initial-ms",
         "200",
         "--delivery-retry-max-ms",
@@ -375,3 +406,76 @@ def test_aws_cli_creates_a_delivery_stream_and_its_records_land_in_garage(
     assert aws("put-record", "--delivery-stream-name", name, "--record", record)["RecordId"]
     objs = wait_objects(garage, f"{name}/", lambda o: len(lines_of(o)) >= 1)
     assert lines_of(objs) == ['{"via":"cli"}']
+
+
+def test_json_records_land_in_garage_as_parquet_that_pyarrow_reads(firehose, garage):
+    import pyarrow.parquet as pq
+
+    name = unique("parquet")
+    prefix = f"{name}/"
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": "arn:aws:s3:::landing",
+            "Prefix": prefix,
+            "ErrorOutputPrefix": f"{name}-errors/!{{firehose:error-output-type}}/",
+            "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 0},
+            "DataFormatConversionConfiguration": {
+                "Enabled": True,
+                "SchemaConfiguration": {
+                    "RoleARN": ROLE,
+                    "DatabaseName": "shop",
+                    "TableName": "orders",
+                },
+                "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                "OutputFormatConfiguration": {
+                    "Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}
+                },
+            },
+        },
+    )
+    records = [
+        {"order_id": 1, "customer": "ada", "total": 12.5, "paid": True, "placed_at": "2024-05-01T10:00:00Z"},
+        {"order_id": 2, "customer": "bob", "total": 3.0, "paid": False, "placed_at": 1714557600},
+        {"order_id": 3, "customer": "cy"},
+    ]
+    put_batch(firehose, name, [json.dumps(r) for r in records] + ['"just a string"'])
+    objs = wait_objects(garage, prefix, lambda o: len(o) >= 1)
+    ((key, body),) = objs.items()
+    assert key.endswith(".parquet")
+    table = pq.read_table(io.BytesIO(body))
+    assert table.column_names == ["order_id", "customer", "total", "paid", "placed_at"]
+    assert pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0).column(0).compression == "GZIP"
+    rows = table.to_pylist()
+    assert [r["order_id"] for r in rows] == [1, 2, 3]
+    assert [r["customer"] for r in rows] == ["ada", "bob", "cy"]
+    assert rows[0]["total"] == 12.5 and rows[0]["paid"] is True
+    assert rows[0]["placed_at"].isoformat().startswith("2024-05-01T10:00:00")
+    assert rows[1]["placed_at"].isoformat().startswith("2024-05-01T10:00:00")
+    assert rows[2]["total"] is None and rows[2]["placed_at"] is None
+    errors = wait_objects(garage, f"{name}-errors/format-conversion-failed/", lambda o: len(o) >= 1)
+    (line,) = lines_of(errors)
+    err = json.loads(line)
+    assert err["lastErrorCode"] == "DataFormatConversion.MalformedData"
+    assert err["dataCatalogTable"]["tableName"] == "orders"
+    assert base64.b64decode(err["rawData"]) == b'"just a string"'
+
+
+def test_format_conversion_needs_a_known_glue_table(firehose):
+    with pytest.raises(ClientError) as e:
+        firehose.create_delivery_stream(
+            DeliveryStreamName=unique("parquet"),
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": ROLE,
+                "BucketARN": "arn:aws:s3:::landing",
+                "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 60},
+                "DataFormatConversionConfiguration": {
+                    "SchemaConfiguration": {"DatabaseName": "shop", "TableName": "refunds"},
+                    "InputFormatConfiguration": {"Deserializer": {"HiveJsonSerDe": {}}},
+                    "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {}}},
+                },
+            },
+        )
+    assert error_code(e) == "InvalidArgumentException"
+    assert error_message(e) == "Table refunds in database shop not found."

@@ -1370,7 +1370,11 @@ fn processing(processors: Vec<Processor>) -> ProcessingConfiguration {
         .build()
 }
 
-fn s3_with(prefix: &str, size_mb: i32, p: ProcessingConfiguration) -> ExtendedS3DestinationConfiguration {
+fn s3_with(
+    prefix: &str,
+    size_mb: i32,
+    p: ProcessingConfiguration,
+) -> ExtendedS3DestinationConfiguration {
     ExtendedS3DestinationConfiguration::builder()
         .role_arn(ROLE)
         .bucket_arn("arn:aws:s3:::landing")
@@ -1472,7 +1476,9 @@ async fn cloudwatch_logs_subscription_data_is_decompressed_and_its_messages_extr
             .to_string(),
         )
     };
-    let control = gzip(r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#);
+    let control = gzip(
+        r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#,
+    );
     put_raw(
         &c,
         "cwl",
@@ -1563,7 +1569,10 @@ async fn record_deaggregation_splits_json_and_delimited_records() {
         (l.len() >= 4).then_some(l)
     })
     .await;
-    assert_eq!(json, [r#"{"a":1}"#, r#"{"b":{"c":2}}"#, r#"{"d":3}"#, r#"{"e":4}"#]);
+    assert_eq!(
+        json,
+        [r#"{"a":1}"#, r#"{"b":{"c":2}}"#, r#"{"d":3}"#, r#"{"e":4}"#]
+    );
     let delimited = wait_for("delimited sub-records", Duration::from_secs(20), || {
         let l = delivered_lines(&root.join("delimited"));
         (l.len() >= 3).then_some(l)
@@ -1776,7 +1785,10 @@ async fn json_records_are_converted_to_parquet_with_the_glue_table_schema() {
         .send()
         .await
         .unwrap();
-    let d = described.delivery_stream_description().unwrap().destinations()[0]
+    let d = described
+        .delivery_stream_description()
+        .unwrap()
+        .destinations()[0]
         .extended_s3_destination_description()
         .unwrap()
         .data_format_conversion_configuration()
@@ -1890,7 +1902,8 @@ async fn format_conversion_configurations_are_checked_as_firehose_does() {
         );
     }
     let mut bad = converted_s3("trades", 64, CompressionFormat::Uncompressed);
-    bad.data_format_conversion_configuration = Some(conversion("trades", ParquetCompression::from("LZO")));
+    bad.data_format_conversion_configuration =
+        Some(conversion("trades", ParquetCompression::from("LZO")));
     let e = c
         .create_delivery_stream()
         .delivery_stream_name("conv-enum")
@@ -1935,7 +1948,10 @@ async fn control_plane_calls_beyond_five_per_second_are_throttled() {
             Err(e) => {
                 assert_eq!(
                     error_code(e),
-                    ("ThrottlingException".to_string(), "Rate exceeded".to_string())
+                    (
+                        "ThrottlingException".to_string(),
+                        "Rate exceeded".to_string()
+                    )
                 );
                 throttled += 1;
             }
@@ -1951,7 +1967,9 @@ async fn control_plane_calls_beyond_five_per_second_are_throttled() {
         .map(|_| ())
         .or_else(|e| {
             let (code, _) = error_code(e);
-            (code == "ResourceNotFoundException").then_some(()).ok_or(code)
+            (code == "ResourceNotFoundException")
+                .then_some(())
+                .ok_or(code)
         })
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -57,7 +57,8 @@ impl ProcessingConfiguration {
 
     /// The active processors of type `kind`.
     pub fn processors_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Processor> {
-        self.active().filter(move |p| p.kind.as_deref() == Some(kind))
+        self.active()
+            .filter(move |p| p.kind.as_deref() == Some(kind))
     }
 
     /// The `Lambda` processor's function and retry count (`NumberOfRetries`, default 3).

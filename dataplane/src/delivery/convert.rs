@@ -106,15 +106,17 @@ struct GetTableOutput {
 }
 
 /// Reads `<catalog>/<database>/<table>.json`.
-pub fn load_table(catalog: Option<&Path>, database: &str, table: &str) -> Result<Vec<Column>, String> {
+pub fn load_table(
+    catalog: Option<&Path>,
+    database: &str,
+    table: &str,
+) -> Result<Vec<Column>, String> {
     let Some(dir) = catalog else {
         return Err(format!(
             "Table {table} in database {database} cannot be read: no Glue catalog directory is configured (--glue-catalog)."
         ));
     };
-    let plain = |s: &str| {
-        !s.is_empty() && !s.contains(['/', '\\']) && s != "." && s != ".."
-    };
+    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '\\']) && s != "." && s != "..";
     if !plain(database) || !plain(table) {
         return Err(format!("Table {table} in database {database} not found."));
     }
@@ -128,7 +130,9 @@ pub fn load_table(catalog: Option<&Path>, database: &str, table: &str) -> Result
             format!("Table {table} in database {database} has no readable StorageDescriptor.Columns: {e}")
         })?;
     if t.storage_descriptor.columns.is_empty() {
-        return Err(format!("Table {table} in database {database} has no columns."));
+        return Err(format!(
+            "Table {table} in database {database} has no columns."
+        ));
     }
     t.storage_descriptor
         .columns
@@ -668,7 +672,10 @@ mod tests {
         let mut rows = c
             .rows(br#"{"TICKER":"AMZN","price":"12.5","qty":3,"at":"2024-01-02T03:04:05Z","ok":true,"a.b":7}"#)
             .unwrap();
-        rows.extend(c.rows(br#"{"ticker":"X"} {"ticker":"Y","qty":null}"#).unwrap());
+        rows.extend(
+            c.rows(br#"{"ticker":"X"} {"ticker":"Y","qty":null}"#)
+                .unwrap(),
+        );
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0][3], Cell::I64(1_704_164_645_000));
         let file = c.write(&rows).unwrap();
@@ -704,14 +711,23 @@ mod tests {
 
     #[test]
     fn hive_timestamp_formats_are_joda_patterns() {
-        let f = vec!["yyyy-MM-dd'T'HH:mm:ss.SSS".to_string(), "millis".to_string()];
+        let f = vec![
+            "yyyy-MM-dd'T'HH:mm:ss.SSS".to_string(),
+            "millis".to_string(),
+        ];
         assert_eq!(
             timestamp_ms(&Value::String("2024-01-02T03:04:05.250".into()), &f),
             Some(1_704_164_645_250)
         );
         assert_eq!(timestamp_ms(&Value::String("1000".into()), &f), Some(1000));
-        assert_eq!(timestamp_ms(&serde_json::json!(1_704_164_645), &[]), Some(1_704_164_645_000));
-        assert_eq!(timestamp_ms(&serde_json::json!(1_704_164_645_250i64), &[]), Some(1_704_164_645_250));
+        assert_eq!(
+            timestamp_ms(&serde_json::json!(1_704_164_645), &[]),
+            Some(1_704_164_645_000)
+        );
+        assert_eq!(
+            timestamp_ms(&serde_json::json!(1_704_164_645_250i64), &[]),
+            Some(1_704_164_645_250)
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@
 
 pub mod client;
 pub mod compress;
-pub mod convert;
 pub mod config;
+pub mod convert;
 pub mod kpl;
 pub mod partition;
 pub mod postgres;

@@ -198,7 +198,8 @@ fn sub_records(r: &Pending, how: &SubRecords) -> Result<Vec<Pending>, String> {
                 serde_json::Deserializer::from_slice(&r.data).into_iter::<serde_json::Value>();
             let mut start = 0;
             while let Some(v) = stream.next() {
-                let v = v.map_err(|e| format!("The record is not a sequence of JSON objects: {e}"))?;
+                let v =
+                    v.map_err(|e| format!("The record is not a sequence of JSON objects: {e}"))?;
                 let end = stream.byte_offset();
                 if !v.is_object() {
                     return Err("The record is not a sequence of JSON objects (arrays and scalars are not valid sub-records).".into());
@@ -286,8 +287,7 @@ mod tests {
     }
 
     fn texts(p: &Processed) -> Vec<String> {
-        p.ok
-            .iter()
+        p.ok.iter()
             .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
             .collect()
     }
@@ -297,7 +297,10 @@ mod tests {
         let json = config(&[("RecordDeAggregation", &[("SubRecordType", "JSON")])]);
         let p = apply(
             &json,
-            vec![pending(b"{\"a\":1}{\"b\":2}\n {\"c\":[3]}\n"), pending(b"[1]")],
+            vec![
+                pending(b"{\"a\":1}{\"b\":2}\n {\"c\":[3]}\n"),
+                pending(b"[1]"),
+            ],
         );
         assert_eq!(texts(&p), ["{\"a\":1}", "{\"b\":2}", "{\"c\":[3]}"]);
         assert_eq!(p.ok[1].id, "r.1");
@@ -309,23 +312,36 @@ mod tests {
         let p = apply(&delimited, vec![pending(b"a####b####c####")]);
         assert_eq!(texts(&p), ["a", "b", "c"]);
         let many = "{}".repeat(501);
-        assert_eq!(apply(&json, vec![pending(many.as_bytes())]).rejected.len(), 1);
+        assert_eq!(
+            apply(&json, vec![pending(many.as_bytes())]).rejected.len(),
+            1
+        );
     }
 
     #[test]
     fn cloudwatch_logs_are_decompressed_and_their_messages_extracted() {
         let c = config(&[
             ("Decompression", &[("CompressionFormat", "GZIP")]),
-            ("CloudWatchLogProcessing", &[("DataMessageExtraction", "true")]),
+            (
+                "CloudWatchLogProcessing",
+                &[("DataMessageExtraction", "true")],
+            ),
         ]);
         let gz = |s: &str| {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             e.write_all(s.as_bytes()).unwrap();
             e.finish().unwrap()
         };
-        let data = gz(r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":1,"message":"first"},{"id":"2","timestamp":2,"message":"second"}]}"#);
-        let control = gz(r#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#);
-        let p = apply(&c, vec![pending(&data), pending(&control), pending(b"plain")]);
+        let data = gz(
+            r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":1,"message":"first"},{"id":"2","timestamp":2,"message":"second"}]}"#,
+        );
+        let control = gz(
+            r#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#,
+        );
+        let p = apply(
+            &c,
+            vec![pending(&data), pending(&control), pending(b"plain")],
+        );
         assert_eq!(texts(&p), ["first", "second"]);
         assert_eq!(p.rejected.len(), 1);
         assert_eq!(p.rejected[0].error_output_type, "decompression-failed");

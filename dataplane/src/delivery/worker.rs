@@ -22,8 +22,8 @@ use tokio::sync::watch;
 
 use super::client::HttpClient;
 use super::compress::Compression;
-use super::convert::{ConversionConfig, Converter};
 use super::config::{BufferingHints, HttpDestination, S3Destination, DEFAULT_HTTP_RETRY_S};
+use super::convert::{ConversionConfig, Converter};
 use super::partition::{self, Keys};
 use super::postgres::{self, RedshiftDestination};
 use super::prefix::{self, Prefix};
@@ -561,8 +561,9 @@ async fn deliver_converted(
 ) {
     let m = &crate::metrics::global().firehose;
     let (database, table) = conv.table();
-    let converter = super::convert::load_table(engine.cfg.glue_catalog.as_deref(), &database, &table)
-        .map(|columns| Converter::new(conv, columns));
+    let converter =
+        super::convert::load_table(engine.cfg.glue_catalog.as_deref(), &database, &table)
+            .map(|columns| Converter::new(conv, columns));
     let mut failed: Vec<(Pending, String)> = Vec::new();
     for (keys, records) in groups {
         let converter = match &converter {

@@ -96,7 +96,9 @@ impl FirehoseMetrics {
             let _ = g.remove_label_values(&[name]);
         }
         for outcome in ["success", "failure"] {
-            let _ = self.execute_processing.remove_label_values(&[name, outcome]);
+            let _ = self
+                .execute_processing
+                .remove_label_values(&[name, outcome]);
         }
         for dest in DESTINATIONS {
             for c in [
@@ -167,9 +169,15 @@ impl FirehoseMetrics {
 
     pub fn conversion(&self, name: &str, ok: bool, records: usize, bytes: usize) {
         let (r, b) = if ok {
-            (&self.succeed_conversion_records, &self.succeed_conversion_bytes)
+            (
+                &self.succeed_conversion_records,
+                &self.succeed_conversion_bytes,
+            )
         } else {
-            (&self.failed_conversion_records, &self.failed_conversion_bytes)
+            (
+                &self.failed_conversion_records,
+                &self.failed_conversion_bytes,
+            )
         };
         r.with_label_values(&[name]).inc_by(records as u64);
         b.with_label_values(&[name]).inc_by(bytes as u64);

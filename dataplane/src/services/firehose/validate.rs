@@ -7,8 +7,8 @@ use super::model::Tag;
 use std::path::Path;
 
 use crate::delivery::compress;
-use crate::delivery::convert::{self, ConversionConfig};
 use crate::delivery::config::{HttpDestination, ProcessingConfiguration, S3Destination};
+use crate::delivery::convert::{self, ConversionConfig};
 use crate::delivery::postgres::{self, RedshiftDestination};
 use crate::delivery::prefix::Prefix;
 use crate::protocol::AwsError;
@@ -210,11 +210,7 @@ fn processing_model(v: &mut Validator, path: &str, p: &Option<ProcessingConfigur
     for (i, proc) in p.processors.iter().flatten().enumerate() {
         let pp = format!("{path}.processors.{}.member", i + 1);
         if v.not_null(&format!("{pp}.type"), &proc.kind) {
-            v.enumeration(
-                &format!("{pp}.type"),
-                proc.kind.as_deref(),
-                PROCESSOR_TYPES,
-            );
+            v.enumeration(&format!("{pp}.type"), proc.kind.as_deref(), PROCESSOR_TYPES);
         }
         for (j, param) in proc.parameters.iter().flatten().enumerate() {
             let mp = format!("{pp}.parameters.{}.member", j + 1);
@@ -269,7 +265,11 @@ fn conversion_model(v: &mut Validator, path: &str, raw: &serde_json::Value) {
         .and_then(|s| s.parquet.as_ref())
     {
         let pp = format!("{path}.outputFormatConfiguration.serializer.parquetSerDe");
-        v.min(&format!("{pp}.blockSizeBytes"), p.block_size_bytes, 67_108_864);
+        v.min(
+            &format!("{pp}.blockSizeBytes"),
+            p.block_size_bytes,
+            67_108_864,
+        );
         v.min(&format!("{pp}.pageSizeBytes"), p.page_size_bytes, 65_536);
         v.min(&format!("{pp}.maxPaddingBytes"), p.max_padding_bytes, 0);
         v.enumeration(
@@ -756,8 +756,7 @@ fn conversion_rules(
             "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; the serializer compresses the data.",
         ));
     }
-    if c
-        .buffering_hints
+    if c.buffering_hints
         .as_ref()
         .and_then(|h| h.size_in_mbs)
         .is_some_and(|mb| mb < 64)
