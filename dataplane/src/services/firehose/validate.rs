@@ -605,7 +605,7 @@ fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
                 }
             },
             "CloudWatchLogProcessing" => {
-                if !param("DataMessageExtraction").is_some_and(|v| v == "true") {
+                if param("DataMessageExtraction").is_none_or(|v| v != "true") {
                     return Err(invalid_argument(
                         "The CloudWatchLogProcessing processor requires DataMessageExtraction set to true.",
                     ));
