@@ -1339,6 +1339,14 @@ async fn dynamic_partitioning_writes_one_object_per_jq_key_and_errors_unparsable
         })
         .collect();
     assert!(raw.contains(b"not json at all".as_slice()));
+    assert_eq!(
+        metric(
+            &_server,
+            "firehose_partition_count{delivery_stream=\"partitioned\"}"
+        )
+        .await,
+        2.0
+    );
 }
 
 fn param(
@@ -1508,6 +1516,14 @@ async fn cloudwatch_logs_subscription_data_is_decompressed_and_its_messages_extr
     assert_eq!(errors.len(), 1);
     assert_eq!(raw_data(&errors[0]), b"not gzip");
     assert_eq!(errors[0]["errorCode"], "Decompression.InvalidData");
+    assert_eq!(
+        metric(
+            &_server,
+            "firehose_failed_processing_records_total{delivery_stream=\"cwl\"}"
+        )
+        .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -1678,6 +1694,24 @@ async fn processor_parameters_are_checked_as_firehose_does() {
         message.contains("Member must satisfy enum value set: [RecordDeAggregation, Decompression, CloudWatchLogProcessing, Lambda, MetadataExtraction, AppendDelimiterToRecord]"),
         "{message}"
     );
+}
+
+/// The value of one series on the metrics listener (0 when absent).
+async fn metric(server: &Server, series: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.metrics.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .map(|v| v.trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
 }
 
 /// A Glue table as `aws glue get-table` prints it.
@@ -1865,6 +1899,11 @@ async fn json_records_are_converted_to_parquet_with_the_glue_table_schema() {
     }
     let raw: BTreeSet<Vec<u8>> = errors.iter().map(raw_data).collect();
     assert!(raw.contains(br#"{"ticker":"BAD","qty":"many"}"#.as_slice()));
+    // Firehose's SucceedConversion.Records and FailedConversion.Records count records.
+    let series =
+        |m: &str| format!("firehose_{m}_conversion_records_total{{delivery_stream=\"trades\"}}");
+    assert_eq!(metric(&_server, &series("succeed")).await, 3.0);
+    assert_eq!(metric(&_server, &series("failed")).await, 2.0);
 }
 
 #[tokio::test]
@@ -1959,6 +1998,14 @@ async fn control_plane_calls_beyond_five_per_second_are_throttled() {
     }
     assert!(ok >= 5, "{ok} calls admitted");
     assert!(throttled >= 10, "{throttled} calls throttled");
+    assert_eq!(
+        metric(
+            &server,
+            "firehose_requests_total{operation=\"ListDeliveryStreams\",outcome=\"throttled\"}"
+        )
+        .await,
+        throttled as f64
+    );
     // Each operation has its own rate.
     c.describe_delivery_stream()
         .delivery_stream_name("none")
