@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use parquet::basic::{Compression, ConvertedType, Repetition, Type as Physical};
 use parquet::column::writer::ColumnWriter;
-use parquet::data_type::ByteArray;
+use parquet::data_type::{ByteArray, FixedLenByteArray};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
@@ -44,14 +44,35 @@ pub enum ColumnType {
     /// Days since the epoch.
     Date,
     Binary,
+    /// `decimal(precision, scale)`: an unscaled integer; precision 1–38.
+    Decimal(u8, u8),
 }
 
 impl ColumnType {
-    /// Parses a Hive type name; complex types (`array<...>`, `map<...>`, `struct<...>`) and
-    /// `decimal` are not supported yet.
+    /// Parses a Hive type name; complex types (`array<...>`, `map<...>`, `struct<...>`) are
+    /// not supported yet.
     pub fn parse(t: &str) -> Result<ColumnType, String> {
         let lower = t.trim().to_ascii_lowercase();
         let base = lower.split('(').next().unwrap_or("").trim();
+        if base == "decimal" {
+            // Hive's `decimal` alone is decimal(10,0).
+            let args: Vec<&str> = lower
+                .split_once('(')
+                .map(|(_, a)| a.trim_end_matches(')').split(',').map(str::trim).collect())
+                .unwrap_or_default();
+            let (p, s) = match args.as_slice() {
+                [] => (10, 0),
+                [p] => (p.parse().unwrap_or(0), 0),
+                [p, s] => (p.parse().unwrap_or(0), s.parse().unwrap_or(u8::MAX)),
+                _ => (0, 0),
+            };
+            if !(1..=38).contains(&p) || s > p {
+                return Err(format!(
+                    "Column type {t} is not a valid decimal: precision must be 1-38 and scale at most the precision."
+                ));
+            }
+            return Ok(ColumnType::Decimal(p, s));
+        }
         Ok(match base {
             "string" | "varchar" | "char" => ColumnType::String,
             "tinyint" => ColumnType::TinyInt,
@@ -66,7 +87,7 @@ impl ColumnType {
             "binary" => ColumnType::Binary,
             _ => {
                 return Err(format!(
-                    "Column type {t} is not supported for format conversion by this Tributary version; supported: string, varchar, char, tinyint, smallint, int, bigint, float, double, boolean, timestamp, date, binary."
+                    "Column type {t} is not supported for format conversion by this Tributary version; supported: string, varchar, char, tinyint, smallint, int, bigint, float, double, boolean, timestamp, date, binary, decimal."
                 ))
             }
         })
@@ -258,6 +279,8 @@ pub enum Cell {
     F32(f32),
     F64(f64),
     Bool(bool),
+    /// An unscaled decimal.
+    I128(i128),
 }
 
 impl Converter {
@@ -402,6 +425,22 @@ impl Converter {
             ColumnType::Timestamp => {
                 Cell::I64(timestamp_ms(v, &self.timestamp_formats).ok_or_else(bad)?)
             }
+            ColumnType::Decimal(p, scale) => {
+                let text = match v {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.trim().to_string(),
+                    _ => return Err(bad()),
+                };
+                let unscaled = parse_decimal(&text, scale).ok_or_else(bad)?;
+                if unscaled.unsigned_abs() >= 10u128.pow(p as u32) {
+                    return Err(bad());
+                }
+                if p <= 18 {
+                    Cell::I64(unscaled as i64)
+                } else {
+                    Cell::I128(unscaled)
+                }
+            }
             ColumnType::Date => {
                 let Value::String(s) = v else {
                     return Err(bad());
@@ -431,12 +470,19 @@ impl Converter {
                 ColumnType::Boolean => (Physical::BOOLEAN, ConvertedType::NONE),
                 ColumnType::Timestamp => (Physical::INT64, ConvertedType::TIMESTAMP_MILLIS),
                 ColumnType::Date => (Physical::INT32, ConvertedType::DATE),
+                ColumnType::Decimal(p, _) if p <= 18 => (Physical::INT64, ConvertedType::DECIMAL),
+                ColumnType::Decimal(..) => (Physical::FIXED_LEN_BYTE_ARRAY, ConvertedType::DECIMAL),
             };
-            let t = Type::primitive_type_builder(&c.name, physical)
+            let mut builder = Type::primitive_type_builder(&c.name, physical)
                 .with_repetition(Repetition::OPTIONAL)
-                .with_converted_type(converted)
-                .build()
-                .map_err(e)?;
+                .with_converted_type(converted);
+            if let ColumnType::Decimal(p, s) = c.ty {
+                builder = builder.with_precision(p as i32).with_scale(s as i32);
+                if p > 18 {
+                    builder = builder.with_length(16);
+                }
+            }
+            let t = builder.build().map_err(e)?;
             fields.push(Arc::new(t));
         }
         let schema = Arc::new(
@@ -524,6 +570,17 @@ impl Converter {
                         .collect();
                     w.write_batch(&v, Some(&defs), None).map_err(e)?;
                 }
+                ColumnWriter::FixedLenByteArrayColumnWriter(w) => {
+                    let v: Vec<FixedLenByteArray> = cells
+                        .filter_map(|c| match c {
+                            Cell::I128(x) => {
+                                Some(FixedLenByteArray::from(x.to_be_bytes().to_vec()))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                }
                 _ => return Err("unexpected Parquet column type".into()),
             }
             col.close().map_err(e)?;
@@ -582,6 +639,46 @@ pub fn timestamp_ms(v: &Value, formats: &[String]) -> Option<i64> {
         }
     }
     None
+}
+
+/// The unscaled value of decimal text (`-12.345`, `1e3`) at `scale` digits after the point,
+/// rounded half up as Hive does.
+fn parse_decimal(text: &str, scale: u8) -> Option<i128> {
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (negative, digits) = match mantissa.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // value = all_digits × 10^(exp − frac.len()); shift to `scale` digits.
+    let all: String = format!("{int}{frac}");
+    let shift = exp - frac.len() as i32 + scale as i32;
+    let mut value: i128 = 0;
+    let keep = if shift >= 0 {
+        all.len()
+    } else {
+        all.len().saturating_sub((-shift) as usize)
+    };
+    for b in all.bytes().take(keep) {
+        value = value.checked_mul(10)?.checked_add((b - b'0') as i128)?;
+    }
+    if shift > 0 {
+        value = value.checked_mul(10i128.checked_pow(shift as u32)?)?;
+    } else if shift < 0 {
+        let dropped = all.as_bytes().get(keep).copied().unwrap_or(b'0');
+        if keep < all.len() && dropped >= b'5' {
+            value = value.checked_add(1)?;
+        }
+    }
+    Some(if negative { -value } else { value })
 }
 
 /// Translates the common letters of a Joda-Time pattern to chrono's strftime syntax.
@@ -707,6 +804,41 @@ mod tests {
             &[("n", "int")],
         );
         assert_eq!(case.rows(br#"{"N":1}"#).unwrap()[0][0], Cell::Null);
+    }
+
+    #[test]
+    fn decimals_are_scaled_and_rounded_half_up() {
+        assert_eq!(parse_decimal("12.345", 2), Some(1235));
+        assert_eq!(parse_decimal("-12.344", 2), Some(-1234));
+        assert_eq!(parse_decimal("1e3", 1), Some(10_000));
+        assert_eq!(parse_decimal("7", 0), Some(7));
+        assert_eq!(parse_decimal(".5", 0), Some(1));
+        assert_eq!(parse_decimal("abc", 0), None);
+        assert_eq!(
+            ColumnType::parse("DECIMAL(38, 6)").unwrap(),
+            ColumnType::Decimal(38, 6)
+        );
+        assert_eq!(
+            ColumnType::parse("decimal").unwrap(),
+            ColumnType::Decimal(10, 0)
+        );
+        assert!(ColumnType::parse("decimal(40,2)").is_err());
+        let c = converter(
+            serde_json::json!({"OpenXJsonSerDe": {}}),
+            &[("small", "decimal(5,2)"), ("big", "decimal(30,3)")],
+        );
+        let rows = c
+            .rows(br#"{"small": 123.456, "big": "-98765432109876543210.5"}"#)
+            .unwrap();
+        assert_eq!(rows[0][0], Cell::I64(12346));
+        assert!(c.rows(br#"{"small": 1000}"#).is_err());
+        let file = c.write(&rows).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).unwrap();
+        let row = reader.get_row_iter(None).unwrap().next().unwrap().unwrap();
+        assert_eq!(
+            row.to_json_value(),
+            serde_json::json!({"small": "123.46", "big": "-98765432109876543210.500"})
+        );
     }
 
     #[test]

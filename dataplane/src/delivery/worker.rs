@@ -490,6 +490,7 @@ async fn deliver_s3(
         .as_ref()
         .is_some_and(|p| p.appends_newline());
     let compression = Compression::parse(c.compression_format.as_deref());
+    let started = std::time::Instant::now();
     let (groups, failed) = partitions(c, batch.records);
     let m = &crate::metrics::global().firehose;
     if c.dynamic_partitioning() {
@@ -499,6 +500,7 @@ async fn deliver_s3(
             failed
                 .iter()
                 .any(|f| f.1 == "DynamicPartitioning.PartitionCountExceeded"),
+            started.elapsed().as_millis() as i64,
         );
     }
     if !failed.is_empty() {

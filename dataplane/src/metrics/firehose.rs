@@ -28,6 +28,7 @@ pub struct FirehoseMetrics {
     pub failed_conversion_bytes: IntCounterVec,
     pub partition_count: IntGaugeVec,
     pub partition_count_exceeded: IntGaugeVec,
+    pub jq_processing_duration_ms: IntGaugeVec,
 }
 
 const DESTINATIONS: [&str; 3] = ["S3", "HttpEndpoint", "Redshift"];
@@ -58,6 +59,7 @@ impl FirehoseMetrics {
             failed_conversion_bytes: counter(r, "firehose_failed_conversion_bytes_total", "Bytes of the records that failed format conversion (CloudWatch FailedConversion.Bytes).", d),
             partition_count: gauge(r, "firehose_partition_count", "Partitions of the last delivered batch with dynamic partitioning (CloudWatch PartitionCount).", d),
             partition_count_exceeded: gauge(r, "firehose_partition_count_exceeded", "1 when the last batch had more partitions than the quota (CloudWatch PartitionCountExceeded).", d),
+            jq_processing_duration_ms: gauge(r, "firehose_jq_processing_duration_milliseconds", "Time the last batch's partition keys took to extract with jq (CloudWatch JQProcessing.Duration).", d),
         }
     }
 
@@ -131,12 +133,13 @@ impl FirehoseMetrics {
         ]
     }
 
-    fn per_stream_gauges(&self) -> [&IntGaugeVec; 4] {
+    fn per_stream_gauges(&self) -> [&IntGaugeVec; 5] {
         [
             &self.data_freshness_ms,
             &self.execute_processing_duration_ms,
             &self.partition_count,
             &self.partition_count_exceeded,
+            &self.jq_processing_duration_ms,
         ]
     }
 
@@ -183,7 +186,10 @@ impl FirehoseMetrics {
         b.with_label_values(&[name]).inc_by(bytes as u64);
     }
 
-    pub fn partitions(&self, name: &str, count: usize, exceeded: bool) {
+    pub fn partitions(&self, name: &str, count: usize, exceeded: bool, jq_ms: i64) {
+        self.jq_processing_duration_ms
+            .with_label_values(&[name])
+            .set(jq_ms);
         self.partition_count
             .with_label_values(&[name])
             .set(count as i64);
