@@ -1956,6 +1956,35 @@ async fn format_conversion_configurations_are_checked_as_firehose_does() {
         message.contains("Member must satisfy enum value set: [UNCOMPRESSED, GZIP, SNAPPY]"),
         "{message}"
     );
+    // Enabled defaults to true, and the buffer to 128 MiB, as in Firehose.
+    let mut defaults = converted_s3("trades", 64, CompressionFormat::Uncompressed);
+    defaults.buffering_hints = None;
+    defaults
+        .data_format_conversion_configuration
+        .as_mut()
+        .unwrap()
+        .enabled = None;
+    c.create_delivery_stream()
+        .delivery_stream_name("conv-defaults")
+        .extended_s3_destination_configuration(defaults)
+        .send()
+        .await
+        .unwrap();
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("conv-defaults")
+        .send()
+        .await
+        .unwrap();
+    let s3 = d.delivery_stream_description().unwrap().destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap()
+        .clone();
+    assert_eq!(s3.buffering_hints().unwrap().size_in_mbs(), Some(128));
+    assert_eq!(
+        s3.data_format_conversion_configuration().unwrap().enabled(),
+        Some(true)
+    );
 }
 
 #[tokio::test]

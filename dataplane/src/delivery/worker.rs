@@ -146,7 +146,12 @@ fn hints(d: &Destination) -> (usize, i64) {
     match d {
         Destination::ExtendedS3(v) => {
             let c: S3Destination = serde_json::from_value(v.clone()).unwrap_or_default();
-            BufferingHints::resolved(c.buffering_hints.as_ref())
+            let mut h = c.buffering_hints.clone().unwrap_or_default();
+            if ConversionConfig::parse(c.data_format_conversion_configuration.as_ref()).is_some() {
+                // With format conversion Firehose buffers 128 MiB by default.
+                h.size_in_mbs.get_or_insert(128);
+            }
+            BufferingHints::resolved(Some(&h))
         }
         Destination::HttpEndpoint(v) => {
             let c: HttpDestination = serde_json::from_value(v.clone()).unwrap_or_default();

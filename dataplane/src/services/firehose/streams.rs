@@ -363,6 +363,19 @@ fn destination_description(d: &Destination) -> Value {
     match d {
         Destination::ExtendedS3(c) => {
             let mut m = object(c);
+            let conversion = crate::delivery::convert::ConversionConfig::parse(
+                m.get("DataFormatConversionConfiguration"),
+            )
+            .is_some();
+            if conversion {
+                // With format conversion Firehose buffers 128 MiB by default.
+                let mut hints = m.get("BufferingHints").map(object).unwrap_or_default();
+                default_member(&mut hints, "SizeInMBs", json!(128));
+                m.insert("BufferingHints".into(), Value::Object(hints));
+                if let Some(Value::Object(d)) = m.get_mut("DataFormatConversionConfiguration") {
+                    default_member(d, "Enabled", json!(true));
+                }
+            }
             defaults_s3(&mut m);
             default_member(&mut m, "S3BackupMode", json!("Disabled"));
             if let Some(b) = m.remove("S3BackupConfiguration") {
