@@ -482,3 +482,39 @@ def test_format_conversion_needs_a_known_glue_table(firehose):
         )
     assert error_code(e) == "InvalidArgumentException"
     assert error_message(e) == "Table refunds in database shop not found."
+
+
+def test_control_plane_calls_over_five_per_second_are_throttled_and_boto3_retries_them(limited_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def burst(client, n):
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            futures = [pool.submit(client.list_delivery_streams) for _ in range(n)]
+        ok, errors = 0, []
+        for f in futures:
+            try:
+                f.result()
+                ok += 1
+            except ClientError as e:
+                errors.append(e)
+        return ok, errors
+
+    no_retries = firehose_client(limited_server.url)
+    ok, errors = burst(no_retries, 20)
+    assert ok >= 5 and len(errors) >= 10
+    for e in errors:
+        assert e.response["Error"]["Code"] == "ThrottlingException"
+        assert e.response["Error"]["Message"] == "Rate exceeded"
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    time.sleep(1.1)
+    # boto3 treats ThrottlingException as a throttle and retries it with backoff.
+    retrying = boto3.client(
+        "firehose",
+        endpoint_url=limited_server.url,
+        region_name=REGION,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="dummy-secret",
+        config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 10}),
+    )
+    ok, errors = burst(retrying, 12)
+    assert (ok, errors) == (12, [])
