@@ -51,6 +51,8 @@ GLUE_TABLE = {
                 {"Name": "paid", "Type": "boolean"},
                 {"Name": "placed_at", "Type": "timestamp"},
                 {"Name": "discount", "Type": "decimal(5,2)"},
+                {"Name": "items", "Type": "array<struct<sku:string,qty:int>>"},
+                {"Name": "labels", "Type": "map<string,string>"},
             ],
             "Location": "s3://landing/orders/",
         },
@@ -438,7 +440,8 @@ def test_json_records_land_in_garage_as_parquet_that_pyarrow_reads(firehose, gar
         },
     )
     records = [
-        {"order_id": 1, "customer": "ada", "total": 12.5, "paid": True, "placed_at": "2024-05-01T10:00:00Z", "discount": "1.5"},
+        {"order_id": 1, "customer": "ada", "total": 12.5, "paid": True, "placed_at": "2024-05-01T10:00:00Z", "discount": "1.5",
+         "items": [{"sku": "pen", "qty": 2}, {"sku": "ink"}], "labels": {"channel": "web"}},
         {"order_id": 2, "customer": "bob", "total": 3.0, "paid": False, "placed_at": 1714557600},
         {"order_id": 3, "customer": "cy"},
     ]
@@ -447,7 +450,9 @@ def test_json_records_land_in_garage_as_parquet_that_pyarrow_reads(firehose, gar
     ((key, body),) = objs.items()
     assert key.endswith(".parquet")
     table = pq.read_table(io.BytesIO(body))
-    assert table.column_names == ["order_id", "customer", "total", "paid", "placed_at", "discount"]
+    assert table.column_names == [
+        "order_id", "customer", "total", "paid", "placed_at", "discount", "items", "labels"
+    ]
     assert pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0).column(0).compression == "GZIP"
     rows = table.to_pylist()
     assert [r["order_id"] for r in rows] == [1, 2, 3]
@@ -457,6 +462,9 @@ def test_json_records_land_in_garage_as_parquet_that_pyarrow_reads(firehose, gar
     assert rows[1]["placed_at"].isoformat().startswith("2024-05-01T10:00:00")
     assert rows[2]["total"] is None and rows[2]["placed_at"] is None
     assert rows[0]["discount"] == decimal.Decimal("1.50") and rows[1]["discount"] is None
+    assert rows[0]["items"] == [{"sku": "pen", "qty": 2}, {"sku": "ink", "qty": None}]
+    assert rows[0]["labels"] == [("channel", "web")]
+    assert rows[1]["items"] is None and rows[1]["labels"] is None
     errors = wait_objects(garage, f"{name}-errors/format-conversion-failed/", lambda o: len(o) >= 1)
     (line,) = lines_of(errors)
     err = json.loads(line)

@@ -94,10 +94,138 @@ impl ColumnType {
     }
 }
 
+/// A column's shape: a primitive, or Hive's `array<T>`, `map<K,V>` and `struct<a:T,...>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Leaf(ColumnType),
+    List(Box<Shape>),
+    Map(ColumnType, Box<Shape>),
+    Struct(Vec<(String, Shape)>),
+}
+
+impl Shape {
+    pub fn parse(t: &str) -> Result<Shape, String> {
+        let (shape, rest) = Self::parse_prefix(t.trim())?;
+        if !rest.trim().is_empty() {
+            return Err(format!("Column type {t} is not a valid Hive type."));
+        }
+        Ok(shape)
+    }
+
+    /// Parses one type at the start of `t`; returns it and the rest.
+    fn parse_prefix(t: &str) -> Result<(Shape, &str), String> {
+        let t = t.trim_start();
+        let lower = t.to_ascii_lowercase();
+        let open =
+            |kw: &str| lower.starts_with(kw) && lower[kw.len()..].trim_start().starts_with('<');
+        let after_open = |kw: &str| {
+            let rest = t[kw.len()..].trim_start();
+            rest[1..].trim_start()
+        };
+        fn close<'a>(t: &str, rest: &'a str) -> Result<&'a str, String> {
+            rest.trim_start()
+                .strip_prefix('>')
+                .ok_or_else(|| format!("Column type {t} is not a valid Hive type."))
+        }
+        if open("array") {
+            let (elem, rest) = Self::parse_prefix(after_open("array"))?;
+            return Ok((Shape::List(Box::new(elem)), close(t, rest)?));
+        }
+        if open("map") {
+            let (key, rest) = Self::parse_prefix(after_open("map"))?;
+            let Shape::Leaf(key) = key else {
+                return Err(format!(
+                    "Column type {t}: map keys must be primitive types."
+                ));
+            };
+            let rest = rest
+                .trim_start()
+                .strip_prefix(',')
+                .ok_or_else(|| format!("Column type {t} is not a valid Hive type."))?;
+            let (value, rest) = Self::parse_prefix(rest)?;
+            return Ok((Shape::Map(key, Box::new(value)), close(t, rest)?));
+        }
+        if open("struct") {
+            let mut rest = after_open("struct");
+            let mut fields = Vec::new();
+            loop {
+                let (name, r) = rest
+                    .split_once(':')
+                    .ok_or_else(|| format!("Column type {t} is not a valid Hive type."))?;
+                let (shape, r) = Self::parse_prefix(r)?;
+                fields.push((name.trim().to_string(), shape));
+                let r = r.trim_start();
+                if let Some(r) = r.strip_prefix(',') {
+                    rest = r;
+                } else {
+                    return Ok((Shape::Struct(fields), close(t, r)?));
+                }
+            }
+        }
+        // A primitive, possibly with arguments: `decimal(10,2)`, `varchar(20)`.
+        let mut end = t
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(t.len());
+        if t[end..].trim_start().starts_with('(') {
+            end = t.find(')').map(|i| i + 1).unwrap_or(t.len());
+        }
+        Ok((Shape::Leaf(ColumnType::parse(&t[..end])?), &t[end..]))
+    }
+
+    fn leaf_count(&self) -> usize {
+        match self {
+            Shape::Leaf(_) => 1,
+            Shape::List(e) => e.leaf_count(),
+            Shape::Map(_, v) => 1 + v.leaf_count(),
+            Shape::Struct(f) => f.iter().map(|(_, s)| s.leaf_count()).sum(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Column {
     pub name: String,
-    pub ty: ColumnType,
+    pub shape: Shape,
+}
+
+/// One leaf column's values (non-null only) with their definition and repetition levels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Leaf {
+    pub values: Vec<Cell>,
+    pub defs: Vec<i16>,
+    pub reps: Vec<i16>,
+}
+
+impl Leaf {
+    fn push(&mut self, value: Option<Cell>, def: i16, rep: i16) {
+        if let Some(v) = value {
+            self.values.push(v);
+        }
+        self.defs.push(def);
+        self.reps.push(rep);
+    }
+}
+
+/// Rows shredded into their leaf columns (Dremel encoding), ready to write.
+#[derive(Debug, Clone, Default)]
+pub struct Shredded {
+    pub rows: usize,
+    pub leaves: Vec<Leaf>,
+}
+
+impl Shredded {
+    pub fn append(&mut self, other: Shredded) {
+        if self.leaves.is_empty() {
+            *self = other;
+            return;
+        }
+        self.rows += other.rows;
+        for (a, b) in self.leaves.iter_mut().zip(other.leaves) {
+            a.values.extend(b.values);
+            a.defs.extend(b.defs);
+            a.reps.extend(b.reps);
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -160,7 +288,7 @@ pub fn load_table(
         .into_iter()
         .map(|c| {
             Ok(Column {
-                ty: ColumnType::parse(&c.ty)?,
+                shape: Shape::parse(&c.ty)?,
                 name: c.name,
             })
         })
@@ -340,9 +468,13 @@ impl Converter {
         &self.columns
     }
 
-    /// The rows of one record, or why it cannot be converted.
-    pub fn rows(&self, data: &[u8]) -> Result<Vec<Vec<Cell>>, String> {
-        let mut out = Vec::new();
+    /// The rows of one record, shredded, or why it cannot be converted.
+    pub fn rows(&self, data: &[u8]) -> Result<Shredded, String> {
+        let leaves: usize = self.columns.iter().map(|c| c.shape.leaf_count()).sum();
+        let mut out = Shredded {
+            rows: 0,
+            leaves: vec![Leaf::default(); leaves],
+        };
         for value in serde_json::Deserializer::from_slice(data).into_iter::<Value>() {
             let value = value.map_err(|e| format!("The record is not valid JSON: {e}"))?;
             let Value::Object(map) = value else {
@@ -351,7 +483,7 @@ impl Converter {
                         .into(),
                 );
             };
-            let mut row = vec![Cell::Null; self.columns.len()];
+            let mut by_column: Vec<Option<Value>> = vec![None; self.columns.len()];
             for (k, v) in map {
                 let mut key = if self.dots_to_underscores {
                     k.replace('.', "_")
@@ -362,25 +494,112 @@ impl Converter {
                     key = key.to_lowercase();
                 }
                 if let Some(&i) = self.keys.get(&key) {
-                    let c = &self.columns[i];
-                    row[i] = self
-                        .cell(c, &v)
-                        .map_err(|e| format!("Column {}: {e}", c.name))?;
+                    by_column[i] = Some(v);
                 }
             }
-            out.push(row);
+            let mut offset = 0;
+            for (c, v) in self.columns.iter().zip(&by_column) {
+                let n = c.shape.leaf_count();
+                self.shred(
+                    &c.shape,
+                    v.as_ref(),
+                    0,
+                    0,
+                    0,
+                    &mut out.leaves[offset..offset + n],
+                )
+                .map_err(|e| format!("Column {}: {e}", c.name))?;
+                offset += n;
+            }
+            out.rows += 1;
         }
-        if out.is_empty() {
+        if out.rows == 0 {
             return Err("The record holds no JSON object.".into());
         }
         Ok(out)
     }
 
-    fn cell(&self, c: &Column, v: &Value) -> Result<Cell, String> {
-        if v.is_null() {
-            return Ok(Cell::Null);
+    /// Shreds `v` of shape `shape` into `leaves` (the shape's leaf columns): `def` is the
+    /// definition level reached by the enclosing fields, `rep` the repetition level of this
+    /// value, `depth` the number of repeated fields enclosing it.
+    fn shred(
+        &self,
+        shape: &Shape,
+        v: Option<&Value>,
+        def: i16,
+        rep: i16,
+        depth: i16,
+        leaves: &mut [Leaf],
+    ) -> Result<(), String> {
+        let v = v.filter(|v| !v.is_null());
+        let Some(v) = v else {
+            for l in leaves.iter_mut() {
+                l.push(None, def, rep);
+            }
+            return Ok(());
+        };
+        match shape {
+            Shape::Leaf(ty) => leaves[0].push(Some(self.cell(*ty, v)?), def + 1, rep),
+            Shape::Struct(fields) => {
+                let Value::Object(m) = v else {
+                    return Err(format!("cannot read {v} as a struct"));
+                };
+                let mut offset = 0;
+                for (name, s) in fields {
+                    let n = s.leaf_count();
+                    let member = m.get(name).or_else(|| {
+                        self.case_insensitive
+                            .then(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                            .flatten()
+                            .map(|(_, v)| v)
+                    });
+                    self.shred(
+                        s,
+                        member,
+                        def + 1,
+                        rep,
+                        depth,
+                        &mut leaves[offset..offset + n],
+                    )?;
+                    offset += n;
+                }
+            }
+            Shape::List(elem) => {
+                let Value::Array(items) = v else {
+                    return Err(format!("cannot read {v} as an array"));
+                };
+                if items.is_empty() {
+                    for l in leaves.iter_mut() {
+                        l.push(None, def + 1, rep);
+                    }
+                }
+                for (i, item) in items.iter().enumerate() {
+                    let r = if i == 0 { rep } else { depth + 1 };
+                    self.shred(elem, Some(item), def + 2, r, depth + 1, leaves)?;
+                }
+            }
+            Shape::Map(key, value) => {
+                let Value::Object(m) = v else {
+                    return Err(format!("cannot read {v} as a map"));
+                };
+                if m.is_empty() {
+                    for l in leaves.iter_mut() {
+                        l.push(None, def + 1, rep);
+                    }
+                }
+                for (i, (k, item)) in m.iter().enumerate() {
+                    let r = if i == 0 { rep } else { depth + 1 };
+                    let k = self.cell(*key, &Value::String(k.clone()))?;
+                    leaves[0].push(Some(k), def + 2, r);
+                    self.shred(value, Some(item), def + 2, r, depth + 1, &mut leaves[1..])?;
+                }
+            }
         }
-        let bad = || format!("cannot read {v} as {:?}", c.ty);
+        Ok(())
+    }
+
+    fn cell(&self, ty: ColumnType, v: &Value) -> Result<Cell, String> {
+        let bad = || format!("cannot read {v} as {ty:?}");
         let int = |lo: i64, hi: i64| -> Result<i64, String> {
             let n = match v {
                 Value::Number(n) => n
@@ -400,7 +619,7 @@ impl Converter {
             }
             .ok_or_else(bad)
         };
-        Ok(match c.ty {
+        Ok(match ty {
             ColumnType::String => Cell::Bytes(match v {
                 Value::String(s) => s.clone().into_bytes(),
                 // Nested values and numbers are kept as their JSON text.
@@ -453,38 +672,15 @@ impl Converter {
         })
     }
 
-    /// Writes rows as one Parquet file (one row group).
-    pub fn write(&self, rows: &[Vec<Cell>]) -> Result<Vec<u8>, String> {
+    /// Writes shredded rows as one Parquet file (one row group).
+    pub fn write(&self, rows: &Shredded) -> Result<Vec<u8>, String> {
         let e = |e: parquet::errors::ParquetError| e.to_string();
-        let mut fields = Vec::new();
-        for c in &self.columns {
-            let (physical, converted) = match c.ty {
-                ColumnType::String => (Physical::BYTE_ARRAY, ConvertedType::UTF8),
-                ColumnType::Binary => (Physical::BYTE_ARRAY, ConvertedType::NONE),
-                ColumnType::TinyInt => (Physical::INT32, ConvertedType::INT_8),
-                ColumnType::SmallInt => (Physical::INT32, ConvertedType::INT_16),
-                ColumnType::Int => (Physical::INT32, ConvertedType::NONE),
-                ColumnType::BigInt => (Physical::INT64, ConvertedType::NONE),
-                ColumnType::Float => (Physical::FLOAT, ConvertedType::NONE),
-                ColumnType::Double => (Physical::DOUBLE, ConvertedType::NONE),
-                ColumnType::Boolean => (Physical::BOOLEAN, ConvertedType::NONE),
-                ColumnType::Timestamp => (Physical::INT64, ConvertedType::TIMESTAMP_MILLIS),
-                ColumnType::Date => (Physical::INT32, ConvertedType::DATE),
-                ColumnType::Decimal(p, _) if p <= 18 => (Physical::INT64, ConvertedType::DECIMAL),
-                ColumnType::Decimal(..) => (Physical::FIXED_LEN_BYTE_ARRAY, ConvertedType::DECIMAL),
-            };
-            let mut builder = Type::primitive_type_builder(&c.name, physical)
-                .with_repetition(Repetition::OPTIONAL)
-                .with_converted_type(converted);
-            if let ColumnType::Decimal(p, s) = c.ty {
-                builder = builder.with_precision(p as i32).with_scale(s as i32);
-                if p > 18 {
-                    builder = builder.with_length(16);
-                }
-            }
-            let t = builder.build().map_err(e)?;
-            fields.push(Arc::new(t));
-        }
+        let fields = self
+            .columns
+            .iter()
+            .map(|c| parquet_type(&c.name, &c.shape, Repetition::OPTIONAL))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
         let schema = Arc::new(
             Type::group_type_builder("schema")
                 .with_fields(fields)
@@ -513,8 +709,13 @@ impl Converter {
         let mut rg = writer.next_row_group().map_err(e)?;
         let mut i = 0;
         while let Some(mut col) = rg.next_column().map_err(e)? {
-            let cells = rows.iter().map(|r| &r[i]);
-            let defs: Vec<i16> = cells.clone().map(|c| (*c != Cell::Null) as i16).collect();
+            let Some(leaf) = rows.leaves.get(i) else {
+                return Err("the rows do not match the schema".into());
+            };
+            let cells = leaf.values.iter();
+            let defs = &leaf.defs[..];
+            let reps = (leaf.reps.iter().any(|r| *r > 0) || leaf_repeated(&self.columns, i))
+                .then_some(&leaf.reps[..]);
             match col.untyped() {
                 ColumnWriter::ByteArrayColumnWriter(w) => {
                     let v: Vec<ByteArray> = cells
@@ -523,7 +724,7 @@ impl Converter {
                             _ => None,
                         })
                         .collect();
-                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                    w.write_batch(&v, Some(defs), reps).map_err(e)?;
                 }
                 ColumnWriter::Int32ColumnWriter(w) => {
                     let v: Vec<i32> = cells
@@ -532,7 +733,7 @@ impl Converter {
                             _ => None,
                         })
                         .collect();
-                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                    w.write_batch(&v, Some(defs), reps).map_err(e)?;
                 }
                 ColumnWriter::Int64ColumnWriter(w) => {
                     let v: Vec<i64> = cells
@@ -541,7 +742,7 @@ impl Converter {
                             _ => None,
                         })
                         .collect();
-                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                    w.write_batch(&v, Some(defs), reps).map_err(e)?;
                 }
                 ColumnWriter::FloatColumnWriter(w) => {
                     let v: Vec<f32> = cells
@@ -550,7 +751,7 @@ impl Converter {
                             _ => None,
                         })
                         .collect();
-                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                    w.write_batch(&v, Some(defs), reps).map_err(e)?;
                 }
                 ColumnWriter::DoubleColumnWriter(w) => {
                     let v: Vec<f64> = cells
@@ -559,7 +760,7 @@ impl Converter {
                             _ => None,
                         })
                         .collect();
-                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                    w.write_batch(&v, Some(defs), reps).map_err(e)?;
                 }
                 ColumnWriter::BoolColumnWriter(w) => {
                     let v: Vec<bool> = cells
@@ -568,7 +769,7 @@ impl Converter {
                             _ => None,
                         })
                         .collect();
-                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                    w.write_batch(&v, Some(defs), reps).map_err(e)?;
                 }
                 ColumnWriter::FixedLenByteArrayColumnWriter(w) => {
                     let v: Vec<FixedLenByteArray> = cells
@@ -579,7 +780,7 @@ impl Converter {
                             _ => None,
                         })
                         .collect();
-                    w.write_batch(&v, Some(&defs), None).map_err(e)?;
+                    w.write_batch(&v, Some(defs), reps).map_err(e)?;
                 }
                 _ => return Err("unexpected Parquet column type".into()),
             }
@@ -639,6 +840,97 @@ pub fn timestamp_ms(v: &Value, formats: &[String]) -> Option<i64> {
         }
     }
     None
+}
+
+/// Whether leaf column `i` (in schema order) is inside an array or map.
+fn leaf_repeated(columns: &[Column], i: usize) -> bool {
+    fn walk(shape: &Shape, repeated: bool, out: &mut Vec<bool>) {
+        match shape {
+            Shape::Leaf(_) => out.push(repeated),
+            Shape::List(e) => walk(e, true, out),
+            Shape::Map(_, v) => {
+                out.push(true);
+                walk(v, true, out);
+            }
+            Shape::Struct(f) => f.iter().for_each(|(_, s)| walk(s, repeated, out)),
+        }
+    }
+    let mut out = Vec::new();
+    for c in columns {
+        walk(&c.shape, false, &mut out);
+    }
+    out.get(i).copied().unwrap_or(false)
+}
+
+/// The Parquet type of a column: primitives with their logical annotation, `array` as the
+/// standard three-level LIST, `map` as MAP with a required key, `struct` as a group.
+fn parquet_type(
+    name: &str,
+    shape: &Shape,
+    repetition: Repetition,
+) -> parquet::errors::Result<Arc<Type>> {
+    let t = match shape {
+        Shape::Leaf(ty) => {
+            let (physical, converted) = match *ty {
+                ColumnType::String => (Physical::BYTE_ARRAY, ConvertedType::UTF8),
+                ColumnType::Binary => (Physical::BYTE_ARRAY, ConvertedType::NONE),
+                ColumnType::TinyInt => (Physical::INT32, ConvertedType::INT_8),
+                ColumnType::SmallInt => (Physical::INT32, ConvertedType::INT_16),
+                ColumnType::Int => (Physical::INT32, ConvertedType::NONE),
+                ColumnType::BigInt => (Physical::INT64, ConvertedType::NONE),
+                ColumnType::Float => (Physical::FLOAT, ConvertedType::NONE),
+                ColumnType::Double => (Physical::DOUBLE, ConvertedType::NONE),
+                ColumnType::Boolean => (Physical::BOOLEAN, ConvertedType::NONE),
+                ColumnType::Timestamp => (Physical::INT64, ConvertedType::TIMESTAMP_MILLIS),
+                ColumnType::Date => (Physical::INT32, ConvertedType::DATE),
+                ColumnType::Decimal(p, _) if p <= 18 => (Physical::INT64, ConvertedType::DECIMAL),
+                ColumnType::Decimal(..) => (Physical::FIXED_LEN_BYTE_ARRAY, ConvertedType::DECIMAL),
+            };
+            let mut builder = Type::primitive_type_builder(name, physical)
+                .with_repetition(repetition)
+                .with_converted_type(converted);
+            if let ColumnType::Decimal(p, s) = *ty {
+                builder = builder.with_precision(p as i32).with_scale(s as i32);
+                if p > 18 {
+                    builder = builder.with_length(16);
+                }
+            }
+            builder.build()?
+        }
+        Shape::Struct(fields) => Type::group_type_builder(name)
+            .with_repetition(repetition)
+            .with_fields(
+                fields
+                    .iter()
+                    .map(|(n, s)| parquet_type(n, s, Repetition::OPTIONAL))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+            .build()?,
+        Shape::List(elem) => Type::group_type_builder(name)
+            .with_repetition(repetition)
+            .with_converted_type(ConvertedType::LIST)
+            .with_fields(vec![Arc::new(
+                Type::group_type_builder("list")
+                    .with_repetition(Repetition::REPEATED)
+                    .with_fields(vec![parquet_type("element", elem, Repetition::OPTIONAL)?])
+                    .build()?,
+            )])
+            .build()?,
+        Shape::Map(key, value) => Type::group_type_builder(name)
+            .with_repetition(repetition)
+            .with_converted_type(ConvertedType::MAP)
+            .with_fields(vec![Arc::new(
+                Type::group_type_builder("key_value")
+                    .with_repetition(Repetition::REPEATED)
+                    .with_fields(vec![
+                        parquet_type("key", &Shape::Leaf(*key), Repetition::REQUIRED)?,
+                        parquet_type("value", value, Repetition::OPTIONAL)?,
+                    ])
+                    .build()?,
+            )])
+            .build()?,
+    };
+    Ok(Arc::new(t))
 }
 
 /// The unscaled value of decimal text (`-12.345`, `1e3`) at `scale` digits after the point,
@@ -747,10 +1039,20 @@ mod tests {
             .iter()
             .map(|(n, t)| Column {
                 name: n.to_string(),
-                ty: ColumnType::parse(t).unwrap(),
+                shape: Shape::parse(t).unwrap(),
             })
             .collect();
         Converter::new(&config, cols)
+    }
+
+    fn read_back(c: &Converter, rows: &Shredded) -> Vec<Value> {
+        let file = c.write(rows).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).unwrap();
+        reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().to_json_value())
+            .collect()
     }
 
     #[test]
@@ -769,19 +1071,13 @@ mod tests {
         let mut rows = c
             .rows(br#"{"TICKER":"AMZN","price":"12.5","qty":3,"at":"2024-01-02T03:04:05Z","ok":true,"a.b":7}"#)
             .unwrap();
-        rows.extend(
+        rows.append(
             c.rows(br#"{"ticker":"X"} {"ticker":"Y","qty":null}"#)
                 .unwrap(),
         );
-        assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0][3], Cell::I64(1_704_164_645_000));
-        let file = c.write(&rows).unwrap();
-        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).unwrap();
-        let got: Vec<Value> = reader
-            .get_row_iter(None)
-            .unwrap()
-            .map(|r| r.unwrap().to_json_value())
-            .collect();
+        assert_eq!(rows.rows, 3);
+        assert_eq!(rows.leaves[3].values, [Cell::I64(1_704_164_645_000)]);
+        let got = read_back(&c, &rows);
         assert_eq!(
             got[0],
             serde_json::json!({"ticker":"AMZN","price":12.5,"qty":3,"at":"2024-01-02 03:04:05.000 +00:00","ok":true,"a_b":7})
@@ -803,7 +1099,7 @@ mod tests {
             serde_json::json!({"OpenXJsonSerDe": {"CaseInsensitive": false}}),
             &[("n", "int")],
         );
-        assert_eq!(case.rows(br#"{"N":1}"#).unwrap()[0][0], Cell::Null);
+        assert_eq!(case.rows(br#"{"N":1}"#).unwrap().leaves[0].defs, [0]);
     }
 
     #[test]
@@ -830,15 +1126,64 @@ mod tests {
         let rows = c
             .rows(br#"{"small": 123.456, "big": "-98765432109876543210.5"}"#)
             .unwrap();
-        assert_eq!(rows[0][0], Cell::I64(12346));
+        assert_eq!(rows.leaves[0].values, [Cell::I64(12346)]);
         assert!(c.rows(br#"{"small": 1000}"#).is_err());
-        let file = c.write(&rows).unwrap();
-        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).unwrap();
-        let row = reader.get_row_iter(None).unwrap().next().unwrap().unwrap();
         assert_eq!(
-            row.to_json_value(),
+            read_back(&c, &rows)[0],
             serde_json::json!({"small": "123.46", "big": "-98765432109876543210.500"})
         );
+    }
+
+    #[test]
+    fn arrays_maps_and_structs_are_nested_parquet_columns() {
+        assert_eq!(
+            Shape::parse("struct<a:int,b:array<map<string,decimal(5,2)>>>").unwrap(),
+            Shape::Struct(vec![
+                ("a".into(), Shape::Leaf(ColumnType::Int)),
+                (
+                    "b".into(),
+                    Shape::List(Box::new(Shape::Map(
+                        ColumnType::String,
+                        Box::new(Shape::Leaf(ColumnType::Decimal(5, 2)))
+                    )))
+                ),
+            ])
+        );
+        assert!(Shape::parse("array<int").is_err());
+        assert!(Shape::parse("map<array<int>,int>").is_err());
+        let c = converter(
+            serde_json::json!({"OpenXJsonSerDe": {}}),
+            &[
+                ("id", "int"),
+                ("tags", "array<string>"),
+                ("attrs", "map<string,int>"),
+                ("who", "struct<name:string,langs:array<string>>"),
+                ("matrix", "array<array<int>>"),
+            ],
+        );
+        let mut rows = c
+            .rows(br#"{"id":1,"tags":["a","b"],"attrs":{"x":1,"y":2},"who":{"Name":"ada","langs":["en","fr"]},"matrix":[[1,2],[],[3]]}"#)
+            .unwrap();
+        rows.append(
+            c.rows(br#"{"id":2,"tags":[],"attrs":{},"who":{"name":null},"matrix":null}"#)
+                .unwrap(),
+        );
+        rows.append(c.rows(br#"{"id":3,"tags":[null,"c"]}"#).unwrap());
+        let got = read_back(&c, &rows);
+        assert_eq!(
+            got[0],
+            serde_json::json!({"id":1,"tags":["a","b"],"attrs":{"x":1,"y":2},"who":{"name":"ada","langs":["en","fr"]},"matrix":[[1,2],[],[3]]})
+        );
+        assert_eq!(
+            got[1],
+            serde_json::json!({"id":2,"tags":[],"attrs":{},"who":{"name":null,"langs":null},"matrix":null})
+        );
+        assert_eq!(
+            got[2],
+            serde_json::json!({"id":3,"tags":[null,"c"],"attrs":null,"who":null,"matrix":null})
+        );
+        assert!(c.rows(br#"{"tags":"not an array"}"#).is_err());
+        assert!(c.rows(br#"{"attrs":{"x":"y"}}"#).is_err());
     }
 
     #[test]
@@ -873,7 +1218,7 @@ mod tests {
         .unwrap();
         let cols = load_table(Some(dir.path()), "db", "t").unwrap();
         assert_eq!(cols.len(), 2);
-        assert_eq!(cols[1].ty, ColumnType::BigInt);
+        assert_eq!(cols[1].shape, Shape::Leaf(ColumnType::BigInt));
         assert!(load_table(Some(dir.path()), "db", "missing").is_err());
         assert!(load_table(Some(dir.path()), "..", "t").is_err());
         assert!(load_table(None, "db", "t").is_err());

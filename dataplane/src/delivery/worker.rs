@@ -580,12 +580,12 @@ async fn deliver_converted(
                 continue;
             }
         };
-        let mut rows = Vec::new();
+        let mut rows = super::convert::Shredded::default();
         let mut ok = Vec::new();
         for r in records {
             match converter.rows(&r.data) {
-                Ok(mut x) => {
-                    rows.append(&mut x);
+                Ok(x) => {
+                    rows.append(x);
                     ok.push(r.clone());
                 }
                 Err(e) => failed.push((r.clone(), e)),
