@@ -2002,6 +2002,7 @@ async fn control_plane_calls_beyond_five_per_second_are_throttled() {
     .await
     .unwrap();
     let c = client(&server.api);
+    let started = Instant::now();
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let c = c.clone();
@@ -2025,8 +2026,14 @@ async fn control_plane_calls_beyond_five_per_second_are_throttled() {
             }
         }
     }
+    // 5 calls at once, then 5 per second while the burst lasts.
+    let elapsed = started.elapsed().as_secs_f64();
     assert!(ok >= 5, "{ok} calls admitted");
-    assert!(throttled >= 10, "{throttled} calls throttled");
+    assert!(
+        (ok as f64) <= 6.0 + 5.0 * elapsed,
+        "{ok} calls admitted in {elapsed} s"
+    );
+    assert!(throttled >= 1, "{throttled} calls throttled");
     assert_eq!(
         metric(
             &server,
