@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 
 /// kinesalite refuses requests without an `Authorization` header shaped like SigV4 and an
 /// `X-Amz-Date`; it never checks the signature, and neither does any other target here.
-const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20250101/us-east-1/kinesis/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000";
-const FAKE_DATE: &str = "20250101T000000Z";
+pub const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20250101/us-east-1/kinesis/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000";
+pub const FAKE_DATE: &str = "20250101T000000Z";
 
 /// One connection to a target.
 pub struct Conn {

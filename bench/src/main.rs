@@ -7,6 +7,7 @@ mod ceiling;
 mod client;
 mod report;
 mod scenarios;
+mod subscribe;
 mod targets;
 mod workload;
 
@@ -51,7 +52,7 @@ struct RunArgs {
     #[arg(long)]
     targets: Option<String>,
     /// Comma-separated scenarios or families (put-records, put-record, get-records,
-    /// e2e-latency, retention), or `all`.
+    /// e2e-latency, e2e-latency-subscribe, retention), or `all`.
     #[arg(long, default_value = "all")]
     scenarios: String,
     /// A run of a few seconds that checks the harness (CI): short phases, little data.

@@ -99,7 +99,7 @@ pub fn markdown(rows: &[Row], targets: &[Kind], o: &Options, header: &str) -> St
     let _ = writeln!(
         s,
         "MB/s counts decoded record data (1 KiB a record), 1 MB = 10^6 bytes. Latency is per call \
-         (per record from producer to consumer in `e2e-latency`). Server CPU is user + system \
+         (per record from producer to consumer in the `e2e-latency` scenarios). Server CPU is user + system \
          seconds of the server process during the timed phase; peak RSS is its `VmHWM` at the end \
          of the scenario; load-gen CPU is the benchmark's own CPU time in the same phase. Every \
          target is started fresh for every scenario."
@@ -118,7 +118,7 @@ fn summary(s: &mut String, rows: &[Row], targets: &[Kind]) {
         .collect();
     let _ = writeln!(
         s,
-        "\n### Summary\n\nRecords per second (for `e2e-latency`: p50 / p99 producer-to-consumer latency); ratios are Tributary / target.\n"
+        "\n### Summary\n\nRecords per second (for the `e2e-latency` scenarios: p50 / p99 producer-to-consumer latency); ratios are Tributary / target.\n"
     );
     let mut head = String::from("| scenario |");
     let mut rule = String::from("| --- |");

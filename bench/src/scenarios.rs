@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::Conn;
+use crate::subscribe::{self, Subscription};
 use crate::targets::{self_cpu_s, Kind, Server};
 use crate::workload::{self, Checksum, BATCH, RECORD_BYTES};
 
@@ -34,8 +35,9 @@ pub enum Scenario {
     PutRecord { concurrency: usize, shards: u32 },
     /// Read everything back from TRIM_HORIZON and prove it intact.
     GetRecords,
-    /// Producer-to-consumer latency with a polling consumer.
-    EndToEnd,
+    /// Producer-to-consumer latency with a polling consumer, or (`subscribe`) an enhanced
+    /// fan-out consumer reading pushed SubscribeToShard events.
+    EndToEnd { subscribe: bool },
     /// Several GiB through the server while its resident memory is sampled.
     Retention,
 }
@@ -67,7 +69,8 @@ impl Scenario {
         });
         v.extend([
             Scenario::GetRecords,
-            Scenario::EndToEnd,
+            Scenario::EndToEnd { subscribe: false },
+            Scenario::EndToEnd { subscribe: true },
             Scenario::Retention,
         ]);
         v
@@ -84,7 +87,8 @@ impl Scenario {
                 shards,
             } => format!("put-record-c{concurrency}-s{shards}"),
             Scenario::GetRecords => "get-records".into(),
-            Scenario::EndToEnd => "e2e-latency".into(),
+            Scenario::EndToEnd { subscribe: false } => "e2e-latency".into(),
+            Scenario::EndToEnd { subscribe: true } => "e2e-latency-subscribe".into(),
             Scenario::Retention => "retention".into(),
         }
     }
@@ -109,7 +113,11 @@ impl Scenario {
                 "write {} × 1 KiB records to {READBACK_SHARDS} shards, then read them all back from TRIM_HORIZON (GetRecords, Limit 10000, one reader per shard) and compare a checksum of every record; the read phase is timed, latency per GetRecords",
                 o.readback_records
             ),
-            Scenario::EndToEnd => format!(
+            Scenario::EndToEnd { subscribe: true } => format!(
+                "one producer PutRecord every {E2E_INTERVAL:?} to 1 shard for {:?}; one enhanced fan-out consumer reads SubscribeToShard events (HTTP/2, from LATEST); latency from before PutRecord to the record's arrival at the consumer",
+                o.duration
+            ),
+            Scenario::EndToEnd { subscribe: false } => format!(
                 "one producer PutRecord every {E2E_INTERVAL:?} to 1 shard for {:?}; one consumer polls GetRecords (sleeps {E2E_IDLE_POLL:?} after an empty answer); latency from before PutRecord to the record's arrival at the consumer",
                 o.duration
             ),
@@ -150,7 +158,10 @@ impl Scenario {
     /// Why `kind` does not run this scenario, if it does not.
     pub fn skip_reason(&self, kind: Kind) -> Option<&'static str> {
         match (self, kind) {
-            (Scenario::GetRecords | Scenario::EndToEnd, Kind::Ceiling) => {
+            (Scenario::EndToEnd { subscribe: true }, Kind::Kinesalite) => {
+                Some("has no enhanced fan-out (SubscribeToShard)")
+            }
+            (Scenario::GetRecords | Scenario::EndToEnd { .. }, Kind::Ceiling) => {
                 Some("stores nothing to read")
             }
             (Scenario::Retention, Kind::Ceiling) => Some("stores nothing"),
@@ -162,7 +173,7 @@ impl Scenario {
     }
 
     pub fn is_throughput(&self) -> bool {
-        !matches!(self, Scenario::EndToEnd)
+        !matches!(self, Scenario::EndToEnd { .. })
     }
 }
 
@@ -328,7 +339,7 @@ pub async fn run(scenario: Scenario, server: &Server, o: &Options) -> anyhow::Re
             .await
         }
         Scenario::GetRecords => readback(server, &stream, o).await,
-        Scenario::EndToEnd => end_to_end(server, &stream, o).await,
+        Scenario::EndToEnd { subscribe } => end_to_end(server, &stream, o, subscribe).await,
         Scenario::Retention => retention(server, &stream, o).await,
     }
 }
@@ -639,7 +650,63 @@ async fn readback(server: &Server, stream: &str, o: &Options) -> anyhow::Result<
     Ok(m)
 }
 
-async fn end_to_end(server: &Server, stream: &str, o: &Options) -> anyhow::Result<Measurement> {
+/// How the `e2e-latency` consumer gets records.
+enum Consumer {
+    Poll { conn: Conn, iterator: String },
+    Subscribe(Subscription),
+}
+
+impl Consumer {
+    /// The data of the records that arrived since the last call (possibly none); None once
+    /// the shard is closed or the subscription ended.
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+        match self {
+            Consumer::Poll { conn, iterator } => {
+                let body =
+                    serde_json::to_vec(&json!({"ShardIterator": iterator, "Limit": 1000}))?;
+                let r = conn.call("GetRecords", Bytes::from(body)).await?;
+                let reply: GetRecordsReply = serde_json::from_slice(r.ok_body("GetRecords")?)
+                    .context("GetRecords: unreadable response")?;
+                let data = reply
+                    .records
+                    .iter()
+                    .map(|rec| STANDARD.decode_to_vec(rec.data.as_bytes()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let Some(next) = reply.next else {
+                    return Ok(None);
+                };
+                *iterator = next;
+                if data.is_empty() {
+                    tokio::time::sleep(E2E_IDLE_POLL).await;
+                }
+                Ok(Some(data))
+            }
+            Consumer::Subscribe(sub) => {
+                // A bounded wait, so the caller notices the end of the run between events.
+                let Ok(next) =
+                    tokio::time::timeout(Duration::from_millis(50), sub.next_records()).await
+                else {
+                    return Ok(Some(Vec::new()));
+                };
+                let Some(records) = next? else {
+                    return Ok(None);
+                };
+                let data = records
+                    .iter()
+                    .map(|rec| STANDARD.decode_to_vec(rec.data.as_bytes()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(data))
+            }
+        }
+    }
+}
+
+async fn end_to_end(
+    server: &Server,
+    stream: &str,
+    o: &Options,
+    subscribe: bool,
+) -> anyhow::Result<Measurement> {
     create_stream(server.addr, stream, 1).await?;
     let addr = server.addr;
     let mut conn = Conn::connect(addr).await?;
@@ -648,7 +715,13 @@ async fn end_to_end(server: &Server, stream: &str, o: &Options) -> anyhow::Resul
         .into_iter()
         .next()
         .context("no shard")?;
-    let mut it = iterator(&mut conn, stream, &shard, "LATEST").await?;
+    let mut consumer = if subscribe {
+        let arn = subscribe::register_consumer(&mut conn, stream, "bench-latency").await?;
+        Consumer::Subscribe(Subscription::open(addr, &arn, &shard).await?)
+    } else {
+        let iterator = iterator(&mut conn, stream, &shard, "LATEST").await?;
+        Consumer::Poll { conn, iterator }
+    };
     let duration = o.duration;
     timed(server, || async move {
         let origin = Instant::now();
@@ -683,28 +756,22 @@ async fn end_to_end(server: &Server, stream: &str, o: &Options) -> anyhow::Resul
         let mut received = 0u64;
         let mut drain_deadline = None;
         loop {
-            let body = serde_json::to_vec(&json!({"ShardIterator": it, "Limit": 1000}))?;
-            let r = conn.call("GetRecords", Bytes::from(body)).await?;
-            let reply: GetRecordsReply = serde_json::from_slice(r.ok_body("GetRecords")?)
-                .context("GetRecords: unreadable response")?;
+            let batch = consumer
+                .next()
+                .await?
+                .context("the shard closed or the subscription ended during the run")?;
             let now = origin.elapsed().as_micros() as u64;
-            let empty = reply.records.is_empty();
-            for rec in reply.records {
-                let data = STANDARD.decode_to_vec(rec.data.as_bytes())?;
-                let at = u64::from_le_bytes(data[..8].try_into()?);
+            for data in batch {
+                let at = u64::from_le_bytes(data.get(..8).context("short record")?.try_into()?);
                 lat.push(now.saturating_sub(at));
                 received += 1;
             }
-            it = reply.next.context("shard closed")?;
             let still = *producing.lock().unwrap_or_else(|e| e.into_inner());
             if !still {
                 let d = *drain_deadline.get_or_insert(Instant::now() + Duration::from_secs(5));
                 if received >= sent.load(Ordering::Relaxed) || Instant::now() > d {
                     break;
                 }
-            }
-            if empty {
-                tokio::time::sleep(E2E_IDLE_POLL).await;
             }
         }
         producer.await??;
