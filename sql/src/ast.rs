@@ -191,6 +191,8 @@ pub enum ExprKind {
         args: Vec<Expr>,
         star: bool,
         distinct: bool,
+        /// `IGNORE NULLS` after the arguments (LAG, NTH_VALUE).
+        ignore_nulls: bool,
         over: Option<Over>,
     },
     Case {
@@ -328,12 +330,14 @@ fn strip(e: &Expr) -> Expr {
             args,
             star,
             distinct,
+            ignore_nulls,
             over,
         } => ExprKind::Function {
             name: name.clone(),
             args: args.iter().map(strip).collect(),
             star: *star,
             distinct: *distinct,
+            ignore_nulls: *ignore_nulls,
             over: over.as_ref().map(|o| match o {
                 Over::Named(n) => Over::Named(id(n)),
                 Over::Inline(w) => Over::Inline(WindowSpec {

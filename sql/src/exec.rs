@@ -8,7 +8,7 @@
 use crate::ast::Statement;
 use crate::error::{EngineError, EvalError, SqlError};
 use crate::eval::Ctx;
-use crate::functions::Acc;
+use crate::functions::{Acc, AggFunc};
 use crate::parser::parse;
 use crate::plan::*;
 use crate::value::{SqlType, Value};
@@ -678,9 +678,11 @@ impl QueryPlan {
         out: &mut Vec<Row>,
         fails: &mut Vec<Failure>,
     ) {
+        let mut produced = Vec::new();
         for r in self.input.on_row(row, clock, tables, fails) {
-            self.process(&r, clock, out, fails);
+            self.process(&r, clock, &mut produced, fails);
         }
+        self.finish(produced, None, out);
     }
 
     /// Advances the query's clock, emitting the groups that close by `t`.
@@ -692,12 +694,79 @@ impl QueryPlan {
         out: &mut Vec<Row>,
         fails: &mut Vec<Failure>,
     ) {
+        let mut produced = Vec::new();
         for r in self.input.on_advance(t, clock, tables, fails) {
-            self.process(&r, clock, out, fails);
+            self.process(&r, clock, &mut produced, fails);
         }
         if let Kind::Aggregate(agg) = &mut self.kind {
-            agg.close(t, clock, out, fails);
+            agg.close(t, clock, &mut produced, fails);
         }
+        self.finish(produced, Some(t), out);
+    }
+
+    /// DISTINCT and ORDER BY over the rows the query produced; `t` is the clock when it advanced.
+    fn finish(&mut self, produced: Vec<Row>, t: Option<i64>, out: &mut Vec<Row>) {
+        let mut rows = produced;
+        if let Some(d) = &mut self.distinct {
+            let width = self.order.as_ref().map(|o| o.width);
+            rows.retain(|r| {
+                let mut bucket: Vec<String> =
+                    d.monotonic.iter().map(|i| r.values[*i].key()).collect();
+                if d.rowtime {
+                    bucket.push(r.rowtime.to_string());
+                }
+                let bucket = bucket.join("\u{1}");
+                if d.bucket.as_deref() != Some(bucket.as_str()) {
+                    d.bucket = Some(bucket);
+                    d.seen.clear();
+                }
+                let shown = &r.values[..width.unwrap_or(r.values.len())];
+                d.seen.insert(group_key(shown))
+            });
+        }
+        let Some(o) = &mut self.order else {
+            out.extend(rows);
+            return;
+        };
+        let sort = |rows: &mut Vec<Row>, o: &OrderBy| {
+            rows.sort_by(|a, b| {
+                for (k, desc) in o.descending.iter().enumerate() {
+                    let (x, y) = (&a.values[o.width + k], &b.values[o.width + k]);
+                    let ord = match (x.is_null(), y.is_null()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => std::cmp::Ordering::Less,
+                        (false, true) => std::cmp::Ordering::Greater,
+                        _ => x.sql_cmp(y).unwrap_or(std::cmp::Ordering::Equal),
+                    };
+                    let ord = if *desc { ord.reverse() } else { ord };
+                    if ord != std::cmp::Ordering::Equal {
+                        return ord;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+        };
+        let mut ready = if o.batch {
+            let mut batch = rows;
+            sort(&mut batch, o);
+            batch
+        } else {
+            for r in rows {
+                o.buffer.push((o.lead.end(r.rowtime), r));
+            }
+            let Some(t) = t else { return };
+            let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut o.buffer)
+                .into_iter()
+                .partition(|(end, _)| *end <= t);
+            o.buffer = waiting;
+            let mut done: Vec<Row> = done.into_iter().map(|(_, r)| r).collect();
+            sort(&mut done, o);
+            done
+        };
+        for r in &mut ready {
+            r.values.truncate(o.width);
+        }
+        out.extend(ready);
     }
 
     fn process(&mut self, row: &Row, clock: i64, out: &mut Vec<Row>, fails: &mut Vec<Failure>) {
@@ -763,7 +832,11 @@ impl QueryPlan {
                 let seq = agg.seq;
                 let group = agg.groups.entry(key).or_insert_with(|| Group {
                     keys,
-                    accs: agg.aggs.iter().map(|a| Acc::new(a.func)).collect(),
+                    accs: agg
+                        .aggs
+                        .iter()
+                        .map(|a| Acc::for_spec(a.func, a.distinct))
+                        .collect(),
                     end,
                     seq,
                 });
@@ -822,13 +895,46 @@ impl QueryPlan {
                         }
                     }
                     for (slot, a) in mine.iter().enumerate() {
-                        let mut acc = Acc::new(s.aggs[*a].func);
-                        for (_, vals) in rows.iter() {
-                            if let Err(e) = acc.add(Some(&vals[slot])) {
-                                return fail(e, fails);
+                        let spec = &s.aggs[*a];
+                        let value = |(_, vals): &(i64, Vec<Value>)| vals[slot].clone();
+                        let kept = |v: &Value| !spec.ignore_nulls || !v.is_null();
+                        results[*a] = match spec.func {
+                            AggFunc::Lag => {
+                                let back = if spec.offset == 0 {
+                                    rows.back().map(value)
+                                } else {
+                                    rows.iter()
+                                        .rev()
+                                        .skip(1)
+                                        .map(value)
+                                        .filter(kept)
+                                        .nth(spec.offset as usize - 1)
+                                };
+                                match (back, &spec.default) {
+                                    (Some(v), _) => v,
+                                    (None, Some(d)) => match d.eval(&cx) {
+                                        Ok(v) => v,
+                                        Err(e) => return fail(e, fails),
+                                    },
+                                    (None, None) => Value::Null,
+                                }
                             }
-                        }
-                        results[*a] = acc.result();
+                            AggFunc::NthValue => rows
+                                .iter()
+                                .map(value)
+                                .filter(kept)
+                                .nth(spec.offset as usize - 1)
+                                .unwrap_or(Value::Null),
+                            func => {
+                                let mut acc = Acc::for_spec(func, spec.distinct);
+                                for (_, vals) in rows.iter() {
+                                    if let Err(e) = acc.add(Some(&vals[slot])) {
+                                        return fail(e, fails);
+                                    }
+                                }
+                                acc.result()
+                            }
+                        };
                     }
                 }
                 let cx = Ctx {

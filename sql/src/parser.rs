@@ -936,6 +936,7 @@ impl Parser {
                             args: vec![],
                             star: false,
                             distinct: false,
+                            ignore_nulls: false,
                             over: None,
                         },
                         span: t.span,
@@ -1075,6 +1076,7 @@ impl Parser {
                     args: vec![e],
                     star: false,
                     distinct: false,
+                    ignore_nulls: false,
                     over: None,
                 };
                 return done(self, kind);
@@ -1177,7 +1179,9 @@ impl Parser {
         }
         self.expect_sym(")")?;
         // `LAG(x) IGNORE NULLS OVER w` and friends take a null-treatment before OVER.
+        let mut ignore_nulls = false;
         if (self.is_kw("IGNORE") || self.is_kw("RESPECT")) && is_kw(self.peek_at(1), "NULLS") {
+            ignore_nulls = self.is_kw("IGNORE");
             self.next();
             self.next();
         }
@@ -1196,6 +1200,7 @@ impl Parser {
                 args,
                 star,
                 distinct,
+                ignore_nulls,
                 over,
             },
             span: start.to(self.prev_span()),

@@ -33,6 +33,15 @@ pub struct AggSpec {
     pub arg: Option<CExpr>,
     /// For sliding windows: which window of [`Sliding::windows`] it runs over.
     pub window: usize,
+    /// LAG's rows back (default 1) and NTH_VALUE's position (from 1).
+    pub offset: u64,
+    /// LAG's value when the window holds no row that far back (default NULL), evaluated on
+    /// the current row.
+    pub default: Option<CExpr>,
+    /// `IGNORE NULLS`: LAG and NTH_VALUE count only rows where the value is not NULL.
+    pub ignore_nulls: bool,
+    /// `COUNT(DISTINCT x)` and friends: each value counts once.
+    pub distinct: bool,
 }
 
 /// How a tumbling window's ROWTIME key is computed, which also says when the window ends.
@@ -145,6 +154,53 @@ pub struct QueryPlan {
     pub filter: Option<CExpr>,
     pub kind: Kind,
     pub output: Vec<Column>,
+    pub distinct: Option<Distinct>,
+    pub order: Option<OrderBy>,
+}
+
+/// `SELECT STREAM DISTINCT`: a row is emitted the first time it is seen within its ROWTIME
+/// bucket (the values of the select list's ROWTIME-based items), at once.
+#[derive(Debug, Clone)]
+pub struct Distinct {
+    /// Output columns that are monotonic in ROWTIME (`FLOOR(ROWTIME TO MINUTE)`, `ROWTIME AS t`).
+    pub monotonic: Vec<usize>,
+    /// Whether the bucket includes the row's ROWTIME itself (bare `ROWTIME` selected, or the
+    /// rows of a GROUP BY, which all close at their window's end).
+    pub rowtime: bool,
+    pub bucket: Option<String>,
+    pub seen: std::collections::HashSet<String>,
+}
+
+/// The leading, ROWTIME-based expression of a streaming ORDER BY, which says when a bucket of
+/// rows is complete and can be sorted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OrderLead {
+    Rowtime,
+    Tumble(TumbleFn),
+}
+
+impl OrderLead {
+    /// The clock time at which the bucket holding `rowtime` is complete.
+    pub fn end(self, rowtime: i64) -> i64 {
+        match self {
+            OrderLead::Rowtime => rowtime + 1,
+            OrderLead::Tumble(f) => f.end(f.start(rowtime)),
+        }
+    }
+}
+
+/// `ORDER BY rowtime-expression, keys...`: rows are held until their ROWTIME bucket is complete,
+/// then sorted. The sort keys are computed as extra items after the output columns.
+#[derive(Debug, Clone)]
+pub struct OrderBy {
+    pub lead: OrderLead,
+    /// Per sort key: descending?
+    pub descending: Vec<bool>,
+    /// The number of real output columns; sort keys follow them.
+    pub width: usize,
+    /// Rows of a GROUP BY come out of a window all at once and are sorted per batch.
+    pub batch: bool,
+    pub buffer: Vec<(i64, crate::exec::Row)>,
 }
 
 impl QueryPlan {
@@ -269,6 +325,29 @@ fn ty_list(a: &SqlType, op: &str, b: &SqlType) -> String {
     format!("'<{a}> {op} <{b}>'")
 }
 
+/// `ROWTIME`, `STEP(ROWTIME BY ...)` or `FLOOR(ROWTIME TO unit)`: expressions that only grow
+/// and so can lead a streaming ORDER BY or bucket a DISTINCT.
+fn rowtime_lead(e: &Expr) -> Option<OrderLead> {
+    match &e.kind {
+        _ if is_rowtime(e) => Some(OrderLead::Rowtime),
+        ExprKind::Step { expr, interval } if is_rowtime(expr) => match &interval.kind {
+            ExprKind::Literal(Value::Interval(ms), _) if *ms > 0 => {
+                Some(OrderLead::Tumble(TumbleFn::Step(*ms)))
+            }
+            _ => None,
+        },
+        ExprKind::FloorCeil {
+            expr,
+            unit,
+            ceil: false,
+        } if is_rowtime(expr) => Some(OrderLead::Tumble(TumbleFn::Floor(*unit))),
+        ExprKind::Function { name, args, .. } if name == "MONOTONIC" && args.len() == 1 => {
+            rowtime_lead(&args[0])
+        }
+        _ => None,
+    }
+}
+
 fn is_rowtime(e: &Expr) -> bool {
     matches!(&e.kind, ExprKind::Column { name, .. } if name.name == "ROWTIME")
 }
@@ -385,12 +464,20 @@ impl<'a> Binder<'a> {
                 star,
                 distinct,
                 over,
+                ..
             } if functions::lookup_agg(name).is_some() => {
                 let func = functions::lookup_agg(name).expect("checked by the guard");
-                if *distinct {
+                let positional = matches!(func, AggFunc::Lag | AggFunc::NthValue);
+                if positional && over.is_none() {
                     return Err(SqlError::semantic(
                         e.span,
-                        format!("{name}(DISTINCT ...) is not supported yet"),
+                        format!("Function '{name}' requires an OVER clause"),
+                    ));
+                }
+                if *distinct && (positional || *star) {
+                    return Err(SqlError::semantic(
+                        e.span,
+                        format!("DISTINCT is not allowed in '{name}'"),
                     ));
                 }
                 let window = match (over, mode) {
@@ -410,10 +497,19 @@ impl<'a> Binder<'a> {
                         ))
                     }
                 };
-                if func != AggFunc::Count && (*star || args.len() != 1)
-                    || func == AggFunc::Count && !*star && args.len() != 1
-                {
-                    return Err(SqlError::typ(e.span, format!("Invalid number of arguments to function '{name}'. Was expecting 1 arguments")));
+                let arity_ok = match func {
+                    AggFunc::Count => *star && args.is_empty() || !*star && args.len() == 1,
+                    AggFunc::Lag => !*star && (1..=3).contains(&args.len()),
+                    AggFunc::NthValue => !*star && args.len() == 2,
+                    _ => !*star && args.len() == 1,
+                };
+                if !arity_ok {
+                    let expecting = match func {
+                        AggFunc::Lag => "1, 2 or 3",
+                        AggFunc::NthValue => "2",
+                        _ => "1",
+                    };
+                    return Err(SqlError::typ(e.span, format!("Invalid number of arguments to function '{name}'. Was expecting {expecting} arguments")));
                 }
                 let (arg, arg_ty) = match args.first() {
                     Some(a) if !*star => {
@@ -431,7 +527,55 @@ impl<'a> Binder<'a> {
                         ),
                     )
                 })?;
-                self.aggs.push(AggSpec { func, arg, window });
+                let mut offset = if func == AggFunc::Lag { 1 } else { 0 };
+                if let Some(n) = args.get(1) {
+                    offset = match &n.kind {
+                        ExprKind::Literal(Value::Integer(k), _)
+                            if *k >= 0 && (func == AggFunc::Lag || *k >= 1) =>
+                        {
+                            *k as u64
+                        }
+                        _ => {
+                            return Err(SqlError::typ(
+                                n.span,
+                                format!(
+                                    "The offset of '{name}' must be a {} integer literal",
+                                    if func == AggFunc::Lag {
+                                        "non-negative"
+                                    } else {
+                                        "positive"
+                                    }
+                                ),
+                            ))
+                        }
+                    };
+                }
+                let default = match args.get(2) {
+                    Some(d) => {
+                        let (c, t) = self.compile(d, Mode::AggArg)?;
+                        if !ty.comparable(&t) {
+                            return Err(SqlError::typ(d.span, format!("Cannot apply '{name}' to arguments of type '{name}(<{ty}>, <INTEGER>, <{t}>)'")));
+                        }
+                        Some(c)
+                    }
+                    None => None,
+                };
+                let ignore_nulls = matches!(
+                    &e.kind,
+                    ExprKind::Function {
+                        ignore_nulls: true,
+                        ..
+                    }
+                );
+                self.aggs.push(AggSpec {
+                    func,
+                    arg,
+                    window,
+                    offset,
+                    default,
+                    ignore_nulls,
+                    distinct: *distinct,
+                });
                 (CExpr::Agg(self.aggs.len() - 1), ty)
             }
             ExprKind::Function {
@@ -883,18 +1027,6 @@ fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), S
 /// Plans a query over the catalog's streams.
 pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlError> {
     let (input, scope) = plan_from(&q.from, catalog)?;
-    if q.distinct {
-        return Err(SqlError::semantic(
-            q.span,
-            "SELECT STREAM DISTINCT is not supported yet",
-        ));
-    }
-    if let Some(o) = q.order_by.first() {
-        return Err(SqlError::semantic(
-            o.expr.span,
-            "ORDER BY is not supported yet",
-        ));
-    }
     let mut binder = Binder {
         scope: &scope,
         group: Vec::new(),
@@ -999,6 +1131,85 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
             }
         }
     }
+    let width = items.len();
+    let distinct = if q.distinct {
+        let mut monotonic = Vec::new();
+        let mut rowtime = grouped;
+        let mut col = 0;
+        for item in &q.items {
+            match item {
+                SelectItem::Star { qualifier, .. } => {
+                    col += match qualifier {
+                        Some(q) => scope.range(q)?.len(),
+                        None => scope.columns.len(),
+                    }
+                }
+                SelectItem::Expr { expr, alias } => {
+                    if alias.is_none() && is_rowtime(expr) {
+                        rowtime = true;
+                        continue;
+                    }
+                    if rowtime_lead(expr).is_some() {
+                        monotonic.push(col);
+                    }
+                    col += 1;
+                }
+            }
+        }
+        if monotonic.is_empty() && !rowtime {
+            return Err(SqlError::semantic(
+                q.span,
+                "Streaming SELECT DISTINCT needs a monotonic expression based on ROWTIME in the \
+                 select list, such as ROWTIME or FLOOR(\"S\".ROWTIME TO MINUTE)",
+            ));
+        }
+        Some(Distinct {
+            monotonic,
+            rowtime,
+            bucket: None,
+            seen: Default::default(),
+        })
+    } else {
+        None
+    };
+    let order = match q.order_by.first() {
+        None => None,
+        Some(first) => {
+            let lead = rowtime_lead(&first.expr).ok_or_else(|| {
+                SqlError::semantic(
+                    first.expr.span,
+                    "Streaming ORDER BY must start with a monotonic expression based on ROWTIME, \
+                     such as ROWTIME or FLOOR(\"S\".ROWTIME TO SECOND)",
+                )
+            })?;
+            let mut descending = Vec::new();
+            for o in &q.order_by {
+                // An output alias, as in `ORDER BY "ticker_count" DESC`.
+                let by_alias = match &o.expr.kind {
+                    ExprKind::Column {
+                        qualifier: None,
+                        name,
+                    } if !scope.columns.iter().any(|c| c.name == name.name) => {
+                        output.iter().position(|c| c.name == name.name)
+                    }
+                    _ => None,
+                };
+                let key = match by_alias {
+                    Some(i) => items[i].clone(),
+                    None => binder.compile(&o.expr, item_mode)?.0,
+                };
+                items.push(key);
+                descending.push(o.descending);
+            }
+            Some(OrderBy {
+                lead,
+                descending,
+                width,
+                batch: grouped,
+                buffer: Vec::new(),
+            })
+        }
+    };
     let having = match &q.having {
         Some(h) if grouped => Some(binder.boolean(h, Mode::Group, "HAVING clause")?),
         Some(h) => {
@@ -1038,6 +1249,8 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
         filter,
         kind,
         output,
+        distinct,
+        order,
     })
 }
 
