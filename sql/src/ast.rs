@@ -66,6 +66,9 @@ pub enum FromItem {
     Stream {
         name: Ident,
         alias: Option<Ident>,
+        /// `"S" OVER (RANGE INTERVAL '1' MINUTE PRECEDING)`: the window of a stream-to-stream
+        /// join's side.
+        over: Option<Over>,
     },
     Subquery {
         query: Box<Query>,

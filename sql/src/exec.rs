@@ -67,7 +67,8 @@ pub(crate) struct Failure {
 struct Pump {
     name: String,
     plan: QueryPlan,
-    source: usize,
+    /// The streams the query reads (two for a stream-to-stream join).
+    sources: Vec<usize>,
     target: usize,
     /// For each target column, the query output column that fills it (`None`: NULL).
     mapping: Vec<Option<usize>>,
@@ -143,7 +144,10 @@ impl Application {
                         if app.streams[*i].kind != StreamKind::Application {
                             return Err(SqlError::semantic(name.span, format!("Stream '{}' is defined by the application's configuration and cannot be replaced", name.name)));
                         }
-                        if let Some(p) = app.pumps.iter().find(|p| p.source == *i || p.target == *i)
+                        if let Some(p) = app
+                            .pumps
+                            .iter()
+                            .find(|p| p.sources.contains(i) || p.target == *i)
                         {
                             return Err(SqlError::semantic(
                                 name.span,
@@ -224,20 +228,22 @@ impl Application {
                         }
                         mapping[dst] = Some(src);
                     }
-                    let source = app.index[plan.source()];
-                    if app.reaches(t, source) {
+                    let mut sources: Vec<usize> =
+                        plan.sources().iter().map(|s| app.index[*s]).collect();
+                    sources.dedup();
+                    if let Some(source) = sources.iter().find(|s| app.reaches(t, **s)) {
                         return Err(SqlError::semantic(
                             span,
                             format!(
                                 "Pump '{}' would feed its own input stream '{}' in a cycle",
-                                name.name, app.streams[source].name
+                                name.name, app.streams[*source].name
                             ),
                         ));
                     }
                     let pump = Pump {
                         name: name.name.clone(),
                         plan,
-                        source,
+                        sources,
                         target: t,
                         mapping,
                     };
@@ -281,7 +287,7 @@ impl Application {
             stack.extend(
                 self.pumps
                     .iter()
-                    .filter(|p| p.source == s)
+                    .filter(|p| p.sources.contains(&s))
                     .map(|p| p.target),
             );
         }
@@ -298,7 +304,7 @@ impl Application {
                         .pumps
                         .iter()
                         .enumerate()
-                        .all(|(j, q)| done[j] || q.target != p.source);
+                        .all(|(j, q)| done[j] || !p.sources.contains(&q.target));
                 if ready {
                     done[i] = true;
                     order.push(i);
@@ -509,14 +515,20 @@ impl Application {
             }
             for k in 0..self.order.len() {
                 let p = self.order[k];
-                if self.pumps[p].source != s {
+                if !self.pumps[p].sources.contains(&s) {
                     continue;
                 }
                 let mut out = Vec::new();
                 let mut fails = Vec::new();
-                self.pumps[p]
-                    .plan
-                    .on_row(&row, self.clock, &self.tables, &mut out, &mut fails);
+                let from = &self.streams[s].name;
+                self.pumps[p].plan.on_row(
+                    &row,
+                    from,
+                    self.clock,
+                    &self.tables,
+                    &mut out,
+                    &mut fails,
+                );
                 self.route(p, out, fails, queue);
             }
         }
@@ -561,20 +573,34 @@ impl Input {
     fn on_row(
         &mut self,
         row: &Row,
+        from: &str,
         clock: i64,
         tables: &Tables,
         fails: &mut Vec<Failure>,
     ) -> Vec<Row> {
         match self {
-            Input::Stream(_) => vec![row.clone()],
+            Input::Stream(s) if s == from => vec![row.clone()],
+            Input::Stream(_) => Vec::new(),
             Input::Subquery(inner) => {
                 let mut rows = Vec::new();
-                inner.on_row(row, clock, tables, &mut rows, fails);
+                inner.on_row(row, from, clock, tables, &mut rows, fails);
                 rows
             }
             Input::Join { left, .. } => {
-                let rows = left.on_row(row, clock, tables, fails);
+                let rows = left.on_row(row, from, clock, tables, fails);
                 self.join(rows, clock, tables, fails)
+            }
+            Input::StreamJoin(j) => {
+                let left = j.left.on_row(row, from, clock, tables, fails);
+                let right = j.right.on_row(row, from, clock, tables, fails);
+                let mut out = Vec::new();
+                for r in left {
+                    j.arrive(0, r, clock, &mut out, fails);
+                }
+                for r in right {
+                    j.arrive(1, r, clock, &mut out, fails);
+                }
+                out
             }
         }
     }
@@ -597,6 +623,19 @@ impl Input {
             Input::Join { left, .. } => {
                 let rows = left.on_advance(t, clock, tables, fails);
                 self.join(rows, clock, tables, fails)
+            }
+            Input::StreamJoin(j) => {
+                let left = j.left.on_advance(t, clock, tables, fails);
+                let right = j.right.on_advance(t, clock, tables, fails);
+                let mut out = Vec::new();
+                j.evict(t, &mut out);
+                for r in left {
+                    j.arrive(0, r, clock, &mut out, fails);
+                }
+                for r in right {
+                    j.arrive(1, r, clock, &mut out, fails);
+                }
+                out
             }
         }
     }
@@ -668,18 +707,126 @@ impl Input {
     }
 }
 
+impl StreamJoin {
+    /// Drops the rows that have left their side's window by time `t`; left rows that never
+    /// matched come out of a LEFT OUTER JOIN with NULLs, at the time they left.
+    fn evict(&mut self, t: i64, out: &mut Vec<Row>) {
+        for side in 0..2 {
+            let window = self.sides[side].window;
+            loop {
+                let Some((front, _)) = self.sides[side].rows.front() else {
+                    break;
+                };
+                let expired = match window {
+                    JoinWindow::Current => front.rowtime < t,
+                    JoinWindow::Range(ms) => front.rowtime <= t - ms,
+                    JoinWindow::Rows(_) => false,
+                };
+                if !expired {
+                    break;
+                }
+                let (row, matched) = self.sides[side].rows.pop_front().expect("front exists");
+                if side == 0 {
+                    let at = match window {
+                        JoinWindow::Range(ms) => row.rowtime + ms,
+                        _ => row.rowtime,
+                    };
+                    self.unmatched(row, matched, at, out);
+                }
+            }
+        }
+    }
+
+    fn unmatched(&self, row: Row, matched: bool, at: i64, out: &mut Vec<Row>) {
+        if self.outer && !matched {
+            let rowtime = row.rowtime;
+            let mut values = row.values;
+            values.extend(std::iter::repeat_n(Value::Null, self.right_width));
+            values.push(Value::Timestamp(rowtime));
+            values.push(Value::Null);
+            out.push(Row {
+                rowtime: at,
+                values,
+            });
+        }
+    }
+
+    /// A row arrives on `side` (0 left, 1 right): it is joined with the other side's window,
+    /// then joins its own.
+    fn arrive(
+        &mut self,
+        side: usize,
+        row: Row,
+        clock: i64,
+        out: &mut Vec<Row>,
+        fails: &mut Vec<Failure>,
+    ) {
+        self.evict(row.rowtime, out);
+        let other = 1 - side;
+        let mut matched = false;
+        let mut marks = Vec::new();
+        for (k, (o, _)) in self.sides[other].rows.iter().enumerate() {
+            let (l, r) = if side == 0 { (&row, o) } else { (o, &row) };
+            let mut values = l.values.clone();
+            values.extend(r.values.iter().cloned());
+            values.push(Value::Timestamp(l.rowtime));
+            values.push(Value::Timestamp(r.rowtime));
+            let cx = Ctx {
+                row: &values,
+                rowtime: row.rowtime,
+                keys: &[],
+                aggs: &[],
+                clock,
+            };
+            match self.on.test(&cx) {
+                Ok(true) => {
+                    matched = true;
+                    marks.push(k);
+                    out.push(Row {
+                        rowtime: row.rowtime.max(o.rowtime),
+                        values,
+                    });
+                }
+                Ok(false) => {}
+                Err(error) => fails.push(Failure {
+                    error,
+                    rowtime: row.rowtime,
+                    data: values,
+                }),
+            }
+        }
+        if side == 1 {
+            for k in marks {
+                self.sides[0].rows[k].1 = true;
+            }
+        }
+        let me = &mut self.sides[side];
+        me.rows.push_back((row, side == 0 && matched));
+        if let JoinWindow::Rows(n) = me.window {
+            if me.rows.len() as u64 > n + 1 {
+                let (row, matched) = me.rows.pop_front().expect("longer than n + 1");
+                if side == 0 {
+                    let at = row.rowtime.max(clock);
+                    self.unmatched(row, matched, at, out);
+                }
+            }
+        }
+    }
+}
+
 impl QueryPlan {
     /// Runs one input row through the query.
     pub(crate) fn on_row(
         &mut self,
         row: &Row,
+        from: &str,
         clock: i64,
         tables: &Tables,
         out: &mut Vec<Row>,
         fails: &mut Vec<Failure>,
     ) {
         let mut produced = Vec::new();
-        for r in self.input.on_row(row, clock, tables, fails) {
+        for r in self.input.on_row(row, from, clock, tables, fails) {
             self.process(&r, clock, &mut produced, fails);
         }
         self.finish(produced, None, out);

@@ -507,8 +507,17 @@ impl Parser {
             });
         }
         let name = self.ident()?;
+        let over = if self.eat_kw("OVER") {
+            if self.peek().tok == Tok::Sym("(") {
+                Some(Over::Inline(self.window_spec()?))
+            } else {
+                Some(Over::Named(self.ident()?))
+            }
+        } else {
+            None
+        };
         let alias = self.alias()?;
-        Ok(FromItem::Stream { name, alias })
+        Ok(FromItem::Stream { name, alias, over })
     }
 
     fn window_spec(&mut self) -> Result<WindowSpec, SqlError> {

@@ -135,15 +135,55 @@ pub enum Input {
         outer: bool,
         width: usize,
     },
+    /// Two streams joined over windows; rows are the left columns followed by the right ones.
+    StreamJoin(Box<StreamJoin>),
+}
+
+/// Which rows of one side of a stream-to-stream join can still be joined.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JoinWindow {
+    /// No OVER: only rows with the current ROWTIME.
+    Current,
+    /// `RANGE INTERVAL ... PRECEDING`: rows with ROWTIME in `(now - range, now]`.
+    Range(i64),
+    /// `ROWS n PRECEDING`: the side's last `n + 1` rows.
+    Rows(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinSide {
+    pub window: JoinWindow,
+    /// The rows in the window, each with whether it has matched (for LEFT OUTER JOIN).
+    pub rows: std::collections::VecDeque<(crate::exec::Row, bool)>,
+}
+
+/// `FROM a [OVER w] [LEFT [OUTER]] JOIN b OVER w ON ...`. A row arriving on one side is joined
+/// with the rows in the other side's window, so each pair is produced once, when its later row
+/// arrives, with that row's ROWTIME. For a LEFT OUTER JOIN a left row that no right row can
+/// match any more comes out with NULLs once it leaves the window.
+#[derive(Debug, Clone)]
+pub struct StreamJoin {
+    pub left: Input,
+    pub right: Input,
+    pub sides: [JoinSide; 2],
+    pub on: CExpr,
+    pub outer: bool,
+    pub left_width: usize,
+    pub right_width: usize,
 }
 
 impl Input {
-    /// The in-application stream the input ultimately reads.
-    pub fn source(&self) -> &str {
+    /// The in-application streams the input reads.
+    pub fn sources(&self) -> Vec<&str> {
         match self {
-            Input::Stream(s) => s,
-            Input::Subquery(q) => q.input.source(),
-            Input::Join { left, .. } => left.source(),
+            Input::Stream(s) => vec![s.as_str()],
+            Input::Subquery(q) => q.input.sources(),
+            Input::Join { left, .. } => left.sources(),
+            Input::StreamJoin(j) => {
+                let mut v = j.left.sources();
+                v.extend(j.right.sources());
+                v
+            }
         }
     }
 }
@@ -204,9 +244,9 @@ pub struct OrderBy {
 }
 
 impl QueryPlan {
-    /// The in-application stream the query ultimately reads.
-    pub fn source(&self) -> &str {
-        self.input.source()
+    /// The in-application streams the query reads.
+    pub fn sources(&self) -> Vec<&str> {
+        self.input.sources()
     }
 }
 
@@ -225,6 +265,16 @@ struct Scope {
     /// Each FROM item: the names it answers to and where its columns sit in `columns`.
     entries: Vec<(Vec<String>, std::ops::Range<usize>)>,
     columns: Vec<Column>,
+    /// The sides of a stream-to-stream join: the names each answers to and the hidden column
+    /// (after the visible ones) holding its row's ROWTIME, for `o.ROWTIME`.
+    rowtimes: Vec<(Vec<String>, usize)>,
+}
+
+impl Scope {
+    /// The columns `*` expands to: all but the hidden ROWTIMEs of joined streams.
+    fn visible(&self) -> usize {
+        self.columns.len() - self.rowtimes.len()
+    }
 }
 
 impl Scope {
@@ -361,9 +411,18 @@ impl<'a> Binder<'a> {
     ) -> Result<(CExpr, SqlType), SqlError> {
         let range = match qualifier {
             Some(q) => self.scope.range(q)?,
-            None => 0..self.scope.columns.len(),
+            None => 0..self.scope.visible(),
         };
         if name.name == "ROWTIME" {
+            let side = qualifier.and_then(|q| {
+                self.scope
+                    .rowtimes
+                    .iter()
+                    .find(|(names, _)| names.contains(&q.name))
+            });
+            if let Some((_, col)) = side {
+                return Ok((CExpr::Col(*col), SqlType::Timestamp));
+            }
             return Ok((CExpr::Rowtime, SqlType::Timestamp));
         }
         let hits: Vec<usize> = range
@@ -933,10 +992,64 @@ impl<'a> Binder<'a> {
     }
 }
 
-/// Plans a query over the catalog's streams.
-fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), SqlError> {
+fn item_span(item: &FromItem) -> Span {
     match item {
-        FromItem::Stream { name, alias } => {
+        FromItem::Stream { name, .. } => name.span,
+        FromItem::Subquery { span, .. } | FromItem::Join { span, .. } => *span,
+    }
+}
+
+/// The window of one side of a stream-to-stream join: `OVER (...)` or the current row.
+fn join_window(item: &FromItem, windows: &[NamedWindow]) -> Result<JoinWindow, SqlError> {
+    let FromItem::Stream {
+        over: Some(over), ..
+    } = item
+    else {
+        return Ok(JoinWindow::Current);
+    };
+    let spec = match over {
+        Over::Inline(spec) => spec,
+        Over::Named(name) => {
+            &windows
+                .iter()
+                .find(|w| w.name.name == name.name)
+                .ok_or_else(|| {
+                    SqlError::unknown(name.span, format!("Window '{}' not found", name.name))
+                })?
+                .spec
+        }
+    };
+    if let Some(p) = spec.partition.first() {
+        return Err(SqlError::semantic(
+            p.span,
+            "PARTITION BY is not allowed in the window of a join",
+        ));
+    }
+    Ok(match spec.frame {
+        Frame::Range(ms) => JoinWindow::Range(ms),
+        Frame::Rows(n) => JoinWindow::Rows(n),
+    })
+}
+
+/// Plans a query over the catalog's streams.
+fn plan_from(
+    item: &FromItem,
+    catalog: &dyn Catalog,
+    windows: &[NamedWindow],
+    in_join: bool,
+) -> Result<(Input, Scope), SqlError> {
+    match item {
+        FromItem::Stream { name, alias, over } => {
+            if let (Some(o), false) = (over, in_join) {
+                let span = match o {
+                    Over::Named(n) => n.span,
+                    Over::Inline(w) => w.span,
+                };
+                return Err(SqlError::semantic(
+                    span,
+                    "A window on a stream in FROM is only allowed on a side of a stream-to-stream JOIN",
+                ));
+            }
             let cols = catalog.stream(&name.name).ok_or_else(|| {
                 SqlError::unknown(name.span, format!("Object '{}' not found", name.name))
             })?;
@@ -960,16 +1073,24 @@ fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), S
             let scope = Scope {
                 entries: vec![(names, 0..cols.len())],
                 columns: cols.to_vec(),
+                rowtimes: Vec::new(),
             };
             Ok((Input::Stream(name.name.clone()), scope))
         }
         FromItem::Subquery { query, alias, .. } => {
             let inner = plan_query(query, catalog)?;
+            if inner.order.is_some() && in_join {
+                return Err(SqlError::semantic(
+                    query.span,
+                    "ORDER BY is not allowed in a subquery of a JOIN",
+                ));
+            }
             let names = alias.iter().map(|a| a.name.clone()).collect();
             let columns = inner.output.clone();
             let scope = Scope {
                 entries: vec![(names, 0..columns.len())],
                 columns,
+                rowtimes: Vec::new(),
             };
             Ok((Input::Subquery(Box::new(inner)), scope))
         }
@@ -980,20 +1101,81 @@ fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), S
             on,
             ..
         } => {
-            let (left, mut scope) = plan_from(left, catalog)?;
+            let left_window = join_window(left, windows)?;
+            let (left, mut scope) = plan_from(left, catalog, windows, true)?;
             let (table, alias) = match &**right {
-                FromItem::Stream { name, alias } if catalog.is_table(&name.name) => (name, alias),
-                FromItem::Stream { name, .. } if catalog.stream(&name.name).is_some() => {
+                FromItem::Stream { name, alias, .. } if catalog.is_table(&name.name) => {
+                    (name, alias)
+                }
+                FromItem::Stream { .. } | FromItem::Subquery { .. } => {
+                    let right_window = join_window(right, windows)?;
+                    if left_window == JoinWindow::Current && right_window == JoinWindow::Current {
+                        return Err(SqlError::semantic(
+                            item_span(right).to(on.span),
+                            "A join of two streams needs a window on at least one side, such as \
+                             JOIN \"S\" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS s",
+                        ));
+                    }
+                    let (right, right_scope) = plan_from(right, catalog, windows, true)?;
+                    let left_width = scope.columns.len();
+                    for (names, r) in right_scope.entries.clone() {
+                        scope
+                            .entries
+                            .push((names, r.start + left_width..r.end + left_width));
+                    }
+                    let right_width = right_scope.columns.len();
+                    let left_names: Vec<String> =
+                        scope.entries.iter().flat_map(|(n, _)| n.clone()).collect();
+                    let right_names: Vec<String> = right_scope
+                        .entries
+                        .iter()
+                        .flat_map(|(n, _)| n.clone())
+                        .collect();
+                    scope.columns.extend(right_scope.columns);
+                    // Each side's ROWTIME rides along after the visible columns.
+                    let hidden = scope.columns.len();
+                    scope.rowtimes = vec![(left_names, hidden), (right_names, hidden + 1)];
+                    scope
+                        .columns
+                        .push(Column::new("ROWTIME", SqlType::Timestamp));
+                    scope
+                        .columns
+                        .push(Column::new("ROWTIME", SqlType::Timestamp));
+                    let mut binder = Binder {
+                        scope: &scope,
+                        group: Vec::new(),
+                        aggs: Vec::new(),
+                        named_windows: &[],
+                        windows: Vec::new(),
+                        window_names: HashMap::new(),
+                        sliding: false,
+                    };
+                    let on = binder.boolean(on, Mode::AggArg, "JOIN condition")?;
+                    let input = Input::StreamJoin(Box::new(StreamJoin {
+                        left,
+                        right,
+                        sides: [
+                            JoinSide {
+                                window: left_window,
+                                rows: Default::default(),
+                            },
+                            JoinSide {
+                                window: right_window,
+                                rows: Default::default(),
+                            },
+                        ],
+                        on,
+                        outer: *outer,
+                        left_width,
+                        right_width,
+                    }));
+                    return Ok((input, scope));
+                }
+                FromItem::Join { span, .. } => {
                     return Err(SqlError::semantic(
-                        name.span,
-                        "Joins between two streams are not supported yet; join a stream to a reference table",
+                        *span,
+                        "A JOIN on the right of a JOIN must be a reference table or a stream",
                     ))
-                }
-                FromItem::Stream { name, .. } => {
-                    return Err(SqlError::unknown(name.span, format!("Object '{}' not found", name.name)))
-                }
-                _ => {
-                    return Err(SqlError::semantic(on.span, "Only reference tables can be joined to a stream so far"))
                 }
             };
             let cols = catalog.stream(&table.name).unwrap_or_default();
@@ -1026,7 +1208,7 @@ fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), S
 
 /// Plans a query over the catalog's streams.
 pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlError> {
-    let (input, scope) = plan_from(&q.from, catalog)?;
+    let (input, scope) = plan_from(&q.from, catalog, &q.windows, false)?;
     let mut binder = Binder {
         scope: &scope,
         group: Vec::new(),
@@ -1102,7 +1284,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
             SelectItem::Star { qualifier, span } => {
                 let range = match qualifier {
                     Some(q) => scope.range(q)?,
-                    None => 0..scope.columns.len(),
+                    None => 0..scope.visible(),
                 };
                 if grouped {
                     return Err(SqlError::semantic(
@@ -1141,7 +1323,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                 SelectItem::Star { qualifier, .. } => {
                     col += match qualifier {
                         Some(q) => scope.range(q)?.len(),
-                        None => scope.columns.len(),
+                        None => scope.visible(),
                     }
                 }
                 SelectItem::Expr { expr, alias } => {

@@ -253,3 +253,115 @@ fn order_by_and_distinct_need_a_rowtime_expression_and_lag_an_over_clause() {
         "From line 3, column 20 to line 3, column 29: Function 'LAG' requires an OVER clause"
     );
 }
+
+/// One input carrying orders and trades, split into two in-application streams by pumps, as in
+/// AWS's two-record-types example, then joined as in the stream-joins concepts page.
+fn order_trade_source() -> Vec<(String, Vec<Column>)> {
+    vec![(
+        "SOURCE_SQL_STREAM_001".into(),
+        vec![
+            Column::new("RecordType", SqlType::Varchar(8)),
+            Column::new("orderId", SqlType::Integer),
+            Column::new("ticker", SqlType::Varchar(4)),
+            Column::new("amount", SqlType::Integer),
+        ],
+    )]
+}
+
+fn order_trade(app: &mut Application, hms: &str, kind: &str, order: i64, amount: i64) {
+    let row = vec![
+        Value::Varchar(kind.into()),
+        Value::Integer(order),
+        Value::Varchar("AMZN".into()),
+        Value::Integer(amount),
+    ];
+    app.insert("SOURCE_SQL_STREAM_001", at(hms), row).unwrap();
+}
+
+const SPLIT: &str = r#"
+    CREATE OR REPLACE STREAM "OrderStream" ("orderId" INTEGER, "ticker" VARCHAR(4), "amount" INTEGER);
+    CREATE OR REPLACE STREAM "TradeStream" ("orderId" INTEGER, "ticker" VARCHAR(4), "amount" INTEGER);
+    CREATE OR REPLACE PUMP "ORDER_PUMP" AS INSERT INTO "OrderStream"
+        SELECT STREAM "orderId", "ticker", "amount" FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Order';
+    CREATE OR REPLACE PUMP "TRADE_PUMP" AS INSERT INTO "TradeStream"
+        SELECT STREAM "orderId", "ticker", "amount" FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Trade';
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (order_time TIMESTAMP, order_id INTEGER, ticker VARCHAR(4), order_amount INTEGER, trade_amount INTEGER);
+"#;
+
+#[test]
+fn a_windowed_stream_join_pairs_each_order_with_trades_of_the_minute_before() {
+    // AWS's example 1: "report orders where there are trades within one minute of the order
+    // being placed", with the window over TradeStream.
+    let code = format!(
+        r#"{SPLIT}
+        CREATE OR REPLACE PUMP "JOIN_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM ROWTIME AS order_time, o."orderId", o."ticker", o."amount" AS order_amount, t."amount" AS trade_amount
+            FROM "OrderStream" AS o
+            JOIN "TradeStream" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS t
+            ON o."orderId" = t."orderId";
+    "#
+    );
+    let mut a = app(&code, order_trade_source(), &[OUT]);
+    order_trade(&mut a, "11:00:00", "Trade", 1, 10);
+    order_trade(&mut a, "11:00:30", "Trade", 2, 20);
+    order_trade(&mut a, "11:00:40", "Trade", 1, 11);
+    order_trade(&mut a, "11:00:50", "Order", 1, 100);
+    // The trade for order 2 is more than a minute old by now.
+    order_trade(&mut a, "11:01:35", "Order", 2, 200);
+    order_trade(&mut a, "11:01:36", "Order", 3, 300);
+    // A trade after the order: the order has no window, so it is not joined again.
+    order_trade(&mut a, "11:01:37", "Trade", 3, 30);
+    assert_eq!(
+        take(&mut a, OUT),
+        [
+            "11:00:50 | 2017-05-01 11:00:50.000 | 1 | AMZN | 100 | 10",
+            "11:00:50 | 2017-05-01 11:00:50.000 | 1 | AMZN | 100 | 11",
+        ]
+    );
+}
+
+#[test]
+fn a_left_outer_stream_join_emits_unmatched_orders_with_nulls() {
+    let code = format!(
+        r#"{SPLIT}
+        CREATE OR REPLACE PUMP "JOIN_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM o.ROWTIME AS order_time, o."orderId", o."ticker", o."amount", t."amount"
+            FROM "OrderStream" OVER (RANGE INTERVAL '10' SECOND PRECEDING) AS o
+            LEFT OUTER JOIN "TradeStream" AS t
+            ON o."orderId" = t."orderId";
+    "#
+    );
+    let mut a = app(&code, order_trade_source(), &[OUT]);
+    order_trade(&mut a, "11:00:00", "Order", 1, 100);
+    order_trade(&mut a, "11:00:02", "Order", 2, 200);
+    // Trades join the orders of the ten seconds before them.
+    order_trade(&mut a, "11:00:05", "Trade", 1, 10);
+    order_trade(&mut a, "11:00:05", "Trade", 1, 11);
+    assert_eq!(
+        take(&mut a, OUT),
+        [
+            "11:00:05 | 2017-05-01 11:00:00.000 | 1 | AMZN | 100 | 10",
+            "11:00:05 | 2017-05-01 11:00:00.000 | 1 | AMZN | 100 | 11",
+        ]
+    );
+    // Order 2 leaves the window at 11:00:12 unmatched.
+    a.advance_to(at("11:00:20"));
+    assert_eq!(
+        take(&mut a, OUT),
+        ["11:00:12 | 2017-05-01 11:00:02.000 | 2 | AMZN | 200 | NULL"]
+    );
+}
+
+#[test]
+fn a_join_of_two_streams_needs_a_window() {
+    let code = format!(
+        r#"{SPLIT}CREATE OR REPLACE PUMP "JOIN_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+SELECT STREAM o.ROWTIME, o."orderId", o."ticker", o."amount", t."amount"
+FROM "OrderStream" AS o JOIN "TradeStream" AS t ON o."orderId" = t."orderId";"#
+    );
+    let err = create_error(&code, order_trade_source());
+    assert!(
+        err.contains("A join of two streams needs a window on at least one side"),
+        "{err}"
+    );
+}
