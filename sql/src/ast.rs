@@ -75,6 +75,14 @@ pub enum FromItem {
         alias: Option<Ident>,
         span: Span,
     },
+    /// `TABLE(F(CURSOR(SELECT STREAM ...), args...))`: a table function over a query.
+    TableFunction {
+        name: Ident,
+        cursor: Box<Query>,
+        args: Vec<Expr>,
+        alias: Option<Ident>,
+        span: Span,
+    },
     /// `left [LEFT [OUTER] | INNER] JOIN right ON condition`.
     Join {
         left: Box<FromItem>,

@@ -590,6 +590,13 @@ impl Input {
                 let rows = left.on_row(row, from, clock, tables, fails);
                 self.join(rows, clock, tables, fails)
             }
+            Input::TableFunction { cursor, op } => {
+                let mut rows = Vec::new();
+                cursor.on_row(row, from, clock, tables, &mut rows, fails);
+                let mut out = Vec::new();
+                op.process(rows, &mut out);
+                out
+            }
             Input::StreamJoin(j) => {
                 let left = j.left.on_row(row, from, clock, tables, fails);
                 let right = j.right.on_row(row, from, clock, tables, fails);
@@ -623,6 +630,14 @@ impl Input {
             Input::Join { left, .. } => {
                 let rows = left.on_advance(t, clock, tables, fails);
                 self.join(rows, clock, tables, fails)
+            }
+            Input::TableFunction { cursor, op } => {
+                let mut rows = Vec::new();
+                cursor.on_advance(t, clock, tables, &mut rows, fails);
+                let mut out = Vec::new();
+                op.process(rows, &mut out);
+                op.close(t, &mut out);
+                out
             }
             Input::StreamJoin(j) => {
                 let left = j.left.on_advance(t, clock, tables, fails);

@@ -494,6 +494,31 @@ impl Parser {
     }
 
     fn table_ref(&mut self) -> Result<FromItem, SqlError> {
+        if self.is_kw("TABLE") && self.peek_at(1).tok == Tok::Sym("(") {
+            let start = self.next().span;
+            self.expect_sym("(")?;
+            let name = self.ident()?;
+            self.expect_sym("(")?;
+            self.expect_kw("CURSOR")?;
+            self.expect_sym("(")?;
+            let cursor = self.query()?;
+            self.expect_sym(")")?;
+            let mut args = Vec::new();
+            while self.eat_sym(",") {
+                args.push(self.expr()?);
+            }
+            self.expect_sym(")")?;
+            self.expect_sym(")")?;
+            let span = start.to(self.prev_span());
+            let alias = self.alias()?;
+            return Ok(FromItem::TableFunction {
+                name,
+                cursor: Box::new(cursor),
+                args,
+                alias,
+                span,
+            });
+        }
         if self.peek().tok == Tok::Sym("(") {
             let start = self.next().span;
             let query = self.query()?;

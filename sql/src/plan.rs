@@ -137,6 +137,11 @@ pub enum Input {
     },
     /// Two streams joined over windows; rows are the left columns followed by the right ones.
     StreamJoin(Box<StreamJoin>),
+    /// `TABLE(F(CURSOR(query), ...))`.
+    TableFunction {
+        cursor: Box<QueryPlan>,
+        op: crate::tablefn::TableOp,
+    },
 }
 
 /// Which rows of one side of a stream-to-stream join can still be joined.
@@ -179,6 +184,7 @@ impl Input {
             Input::Stream(s) => vec![s.as_str()],
             Input::Subquery(q) => q.input.sources(),
             Input::Join { left, .. } => left.sources(),
+            Input::TableFunction { cursor, .. } => cursor.sources(),
             Input::StreamJoin(j) => {
                 let mut v = j.left.sources();
                 v.extend(j.right.sources());
@@ -995,7 +1001,9 @@ impl<'a> Binder<'a> {
 fn item_span(item: &FromItem) -> Span {
     match item {
         FromItem::Stream { name, .. } => name.span,
-        FromItem::Subquery { span, .. } | FromItem::Join { span, .. } => *span,
+        FromItem::Subquery { span, .. }
+        | FromItem::Join { span, .. }
+        | FromItem::TableFunction { span, .. } => *span,
     }
 }
 
@@ -1077,6 +1085,35 @@ fn plan_from(
             };
             Ok((Input::Stream(name.name.clone()), scope))
         }
+        FromItem::TableFunction {
+            name,
+            cursor,
+            args,
+            alias,
+            span,
+        } => {
+            let inner = plan_query(cursor, catalog)?;
+            let (op, columns) = crate::tablefn::plan(&name.name, args, &inner.output, *span)
+                .map_err(|mut e| {
+                    if e.span == *span {
+                        e.span = name.span;
+                    }
+                    e
+                })?;
+            let names = alias.iter().map(|a| a.name.clone()).collect();
+            let scope = Scope {
+                entries: vec![(names, 0..columns.len())],
+                columns,
+                rowtimes: Vec::new(),
+            };
+            Ok((
+                Input::TableFunction {
+                    cursor: Box::new(inner),
+                    op,
+                },
+                scope,
+            ))
+        }
         FromItem::Subquery { query, alias, .. } => {
             let inner = plan_query(query, catalog)?;
             if inner.order.is_some() && in_join {
@@ -1107,7 +1144,9 @@ fn plan_from(
                 FromItem::Stream { name, alias, .. } if catalog.is_table(&name.name) => {
                     (name, alias)
                 }
-                FromItem::Stream { .. } | FromItem::Subquery { .. } => {
+                FromItem::Stream { .. }
+                | FromItem::Subquery { .. }
+                | FromItem::TableFunction { .. } => {
                     let right_window = join_window(right, windows)?;
                     if left_window == JoinWindow::Current && right_window == JoinWindow::Current {
                         return Err(SqlError::semantic(

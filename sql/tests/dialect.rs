@@ -365,3 +365,328 @@ FROM "OrderStream" AS o JOIN "TradeStream" AS t ON o."orderId" = t."orderId";"#
         "{err}"
     );
 }
+
+/// A small deterministic generator for test data.
+struct Lcg(u64);
+
+impl Lcg {
+    fn unit(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn between(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+#[test]
+fn top_k_items_tumbling_reports_the_most_frequent_tickers_per_window() {
+    // AWS's TOP_K_ITEMS_TUMBLING example: the five most traded tickers per minute.
+    let code = r#"
+        CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM ("TICKER" VARCHAR(4), "MOST_FREQUENT_VALUES" BIGINT);
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM * FROM TABLE (TOP_K_ITEMS_TUMBLING(
+                CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"),
+                'TICKER',  -- name of column in single quotes
+                5,         -- number of the most frequently occurring values
+                60         -- tumbling window size in seconds
+            ));
+    "#;
+    let mut a = app(code, trades(), &[OUT]);
+    let mix = [
+        ("AMZN", 7),
+        ("TGT", 3),
+        ("MSFT", 5),
+        ("AAPL", 1),
+        ("QXL", 2),
+        ("WMT", 4),
+    ];
+    let mut second = 0;
+    for round in 0..7 {
+        for (ticker, n) in mix {
+            if round < n {
+                trade(&mut a, &format!("11:00:{second:02}"), ticker, 1.0);
+                second += 1;
+            }
+        }
+    }
+    trade(&mut a, "11:01:05", "AAPL", 1.0);
+    assert_eq!(
+        take(&mut a, OUT),
+        [
+            "11:01:00 | AMZN | 7",
+            "11:01:00 | MSFT | 5",
+            "11:01:00 | WMT | 4",
+            "11:01:00 | TGT | 3",
+            "11:01:00 | QXL | 2",
+        ]
+    );
+    a.advance_to(at("11:02:00"));
+    assert_eq!(take(&mut a, OUT), ["11:02:00 | AAPL | 1"]);
+}
+
+#[test]
+fn count_distinct_items_tumbling_is_exact_for_small_windows_and_close_for_large_ones() {
+    let code = r#"
+        CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM (NUMBER_OF_DISTINCT_ITEMS BIGINT);
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM * FROM TABLE(COUNT_DISTINCT_ITEMS_TUMBLING(
+                CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 'TICKER', 60));
+    "#;
+    let mut a = app(code, trades(), &[OUT]);
+    for (t, s) in [
+        ("11:00:01", "AMZN"),
+        ("11:00:02", "TGT"),
+        ("11:00:03", "AMZN"),
+    ] {
+        trade(&mut a, t, s, 1.0);
+    }
+    a.advance_to(at("11:01:00"));
+    assert_eq!(take(&mut a, OUT), ["11:01:00 | 2"]);
+
+    // 30,000 distinct values (each twice) in one window: HyperLogLog, within 3 %.
+    let code = r#"
+        CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM (NUMBER_OF_DISTINCT_ITEMS BIGINT);
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM NUMBER_OF_DISTINCT_ITEMS FROM TABLE(COUNT_DISTINCT_ITEMS_TUMBLING(
+                CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 'PRICE', 60));
+    "#;
+    let mut a = app(code, trades(), &[OUT]);
+    let start = at("11:00:00");
+    for i in 0..60_000 {
+        let row = vec![
+            Value::Varchar("AMZN".into()),
+            Value::Double((i % 30_000) as f64),
+        ];
+        a.insert("SOURCE_SQL_STREAM_001", start + i / 1_001, row)
+            .unwrap();
+    }
+    a.advance_to(at("11:01:00"));
+    let rows = a.take(OUT);
+    assert_eq!(rows.len(), 1);
+    let Value::Integer(n) = rows[0].values[0] else {
+        panic!("{rows:?}")
+    };
+    assert!((29_100..=30_900).contains(&n), "estimate {n}");
+}
+
+fn heart_rate_source() -> Vec<(String, Vec<Column>)> {
+    vec![(
+        "SOURCE_SQL_STREAM_001".into(),
+        vec![
+            Column::new("heartRate", SqlType::Integer),
+            Column::new("rateType", SqlType::Varchar(20)),
+        ],
+    )]
+}
+
+#[test]
+fn random_cut_forest_scores_outlying_heart_rates_well_above_normal_ones() {
+    // AWS's anomaly-detection example: heart rates, 99 % normal (60-100) and 1 % high
+    // (150-200), scored with AWS's parameters and sorted per second by score.
+    let code = r#"
+        CREATE OR REPLACE STREAM "TEMP_STREAM" ("heartRate" INTEGER, "rateType" VARCHAR(20), "ANOMALY_SCORE" DOUBLE);
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("heartRate" INTEGER, "rateType" VARCHAR(20), "ANOMALY_SCORE" DOUBLE);
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "TEMP_STREAM"
+            SELECT STREAM "heartRate", "rateType", ANOMALY_SCORE
+            FROM TABLE(RANDOM_CUT_FOREST(
+                CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 100, 256, 100000, 1));
+        CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM * FROM "TEMP_STREAM"
+            ORDER BY FLOOR("TEMP_STREAM".ROWTIME TO SECOND), ANOMALY_SCORE DESC;
+    "#;
+    let mut a = app(code, heart_rate_source(), &[OUT]);
+    let mut rng = Lcg(7);
+    let start = at("11:00:00");
+    for i in 0..3_000 {
+        let (rate, kind) = if rng.unit() < 0.01 {
+            (rng.between(150.0, 200.0), "HIGH")
+        } else {
+            (rng.between(60.0, 100.0), "NORMAL")
+        };
+        let row = vec![Value::Integer(rate as i64), Value::Varchar(kind.into())];
+        a.insert("SOURCE_SQL_STREAM_001", start + i * 100, row)
+            .unwrap();
+    }
+    a.advance_to(start + 400_000);
+    let rows = a.take(OUT);
+    assert_eq!(rows.len(), 3_000);
+    // Within each second the highest score comes first.
+    for pair in rows.windows(2) {
+        if pair[0].rowtime / 1000 == pair[1].rowtime / 1000 {
+            assert!(pair[0].values[2].as_f64() >= pair[1].values[2].as_f64());
+        }
+    }
+    let mean = |kind: &str| {
+        let scores: Vec<f64> = rows
+            .iter()
+            .skip(500) // past the warm-up
+            .filter(|r| r.values[1].as_str() == Some(kind))
+            .map(|r| r.values[2].as_f64().unwrap())
+            .collect();
+        assert!(!scores.is_empty());
+        scores.iter().sum::<f64>() / scores.len() as f64
+    };
+    let (high, normal) = (mean("HIGH"), mean("NORMAL"));
+    assert!(
+        high > 2.0 * normal,
+        "HIGH scores {high} are not clearly above NORMAL {normal}"
+    );
+    assert!(normal > 0.3 && normal < 1.5, "NORMAL mean {normal}");
+}
+
+#[test]
+fn random_cut_forest_with_explanation_attributes_the_score_to_columns() {
+    // AWS's blood-pressure example with `100, 256, 100000, 1, true`.
+    let inputs = vec![(
+        "SOURCE_SQL_STREAM_001".to_string(),
+        vec![
+            Column::new("Systolic", SqlType::Integer),
+            Column::new("Diastolic", SqlType::Integer),
+            Column::new("BloodPressureLevel", SqlType::Varchar(20)),
+        ],
+    )];
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("Systolic" INTEGER, "Diastolic" INTEGER, "BloodPressureLevel" VARCHAR(20), ANOMALY_SCORE DOUBLE, ANOMALY_EXPLANATION VARCHAR(512));
+        CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM "Systolic", "Diastolic", "BloodPressureLevel", ANOMALY_SCORE, ANOMALY_EXPLANATION
+            FROM TABLE(RANDOM_CUT_FOREST_WITH_EXPLANATION(
+                CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 100, 256, 100000, 1, true));
+    "#;
+    let mut a = app(code, inputs, &[OUT]);
+    let mut rng = Lcg(11);
+    let start = at("11:00:00");
+    for i in 0..1_500 {
+        let (s, d, level) = if i > 600 && i % 100 == 0 {
+            (rng.between(180.0, 200.0), rng.between(80.0, 90.0), "HIGH")
+        } else {
+            (rng.between(90.0, 120.0), rng.between(60.0, 80.0), "NORMAL")
+        };
+        let row = vec![
+            Value::Integer(s as i64),
+            Value::Integer(d as i64),
+            Value::Varchar(level.into()),
+        ];
+        a.insert("SOURCE_SQL_STREAM_001", start + i * 100, row)
+            .unwrap();
+    }
+    let rows = a.take(OUT);
+    assert_eq!(rows.len(), 1_500);
+    for r in rows.iter().skip(600) {
+        let score = r.values[3].as_f64().unwrap();
+        let e: serde_json::Value =
+            serde_json::from_str(r.values[4].as_str().unwrap()).expect("explanation is JSON");
+        let part =
+            |col: &str, field: &str| -> f64 { e[col][field].as_str().unwrap().parse().unwrap() };
+        let sum = part("Systolic", "ATTRIBUTION_SCORE") + part("Diastolic", "ATTRIBUTION_SCORE");
+        assert!((sum - score).abs() < 0.001, "{sum} vs {score}: {e}");
+        if r.values[2].as_str() == Some("HIGH") {
+            // Systolic is the outlying column, and it is high.
+            assert!(
+                part("Systolic", "ATTRIBUTION_SCORE") > part("Diastolic", "ATTRIBUTION_SCORE"),
+                "{e}"
+            );
+            assert_eq!(e["Systolic"]["DIRECTION"], "HIGH", "{e}");
+            let strength = part("Systolic", "STRENGTH");
+            assert!((0.0..=1.0).contains(&strength));
+        }
+    }
+}
+
+#[test]
+fn hotspots_finds_the_dense_square_among_scattered_points() {
+    // AWS's hotspots example: (x, y) points, most scattered over [0, 10]², some packed into a
+    // small square; `HOTSPOTS(cursor, 1000, 0.2, 17)`.
+    let inputs = vec![(
+        "SOURCE_SQL_STREAM_001".to_string(),
+        vec![
+            Column::new("x", SqlType::Double),
+            Column::new("y", SqlType::Double),
+            Column::new("is_hot", SqlType::Varchar(4)),
+        ],
+    )];
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("x" DOUBLE, "y" DOUBLE, "is_hot" VARCHAR(4), HOTSPOTS_RESULT VARCHAR(10000));
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT "x", "y", "is_hot", HOTSPOTS_RESULT
+            FROM TABLE(HOTSPOTS(CURSOR(SELECT STREAM "x", "y", "is_hot" FROM "SOURCE_SQL_STREAM_001"), 1000, 0.2, 17));
+    "#;
+    let mut a = app(code, inputs, &[OUT]);
+    let mut rng = Lcg(3);
+    let start = at("11:00:00");
+    for i in 0..1_200 {
+        let (x, y, hot) = if i % 10 == 0 {
+            (rng.between(5.0, 5.5), rng.between(5.0, 5.5), "Y")
+        } else {
+            (rng.between(0.0, 10.0), rng.between(0.0, 10.0), "N")
+        };
+        let row = vec![
+            Value::Double(x),
+            Value::Double(y),
+            Value::Varchar(hot.into()),
+        ];
+        a.insert("SOURCE_SQL_STREAM_001", start + i * 10, row)
+            .unwrap();
+    }
+    let rows = a.take(OUT);
+    assert_eq!(rows.len(), 1_200);
+    let last: serde_json::Value =
+        serde_json::from_str(rows.last().unwrap().values[3].as_str().unwrap()).unwrap();
+    let spots = last["hotspots"].as_array().expect("a hotspots array");
+    assert!(!spots.is_empty(), "{last}");
+    let top = &spots[0];
+    let v = |k: &str, i: usize| top[k][i].as_f64().unwrap();
+    // The densest hotspot is the square (give or take a scan radius) and much denser than
+    // the window on average.
+    for d in 0..2 {
+        assert!(
+            v("minValues", d) >= 4.6 && v("minValues", d) <= 5.1,
+            "{top}"
+        );
+        assert!(
+            v("maxValues", d) >= 5.4 && v("maxValues", d) <= 5.9,
+            "{top}"
+        );
+    }
+    assert!(top["density"].as_f64().unwrap() > 5.0, "{top}");
+}
+
+#[test]
+fn table_function_parameters_are_checked_when_the_application_is_created() {
+    let dest = "CREATE OR REPLACE STREAM \"DESTINATION_SQL_STREAM\" (t VARCHAR(4), n BIGINT);\n";
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM * FROM TABLE(TOP_K_ITEMS_TUMBLING(CURSOR(SELECT STREAM * FROM \"SOURCE_SQL_STREAM_001\"), 'ticker', 5, 60));"),
+        trades(),
+    );
+    assert_eq!(
+        err,
+        "From line 3, column 103 to line 3, column 110: Column 'ticker' not found in any table; did you mean 'TICKER'?"
+    );
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM * FROM TABLE(TOP_K_ITEMS_TUMBLING(CURSOR(SELECT STREAM * FROM \"SOURCE_SQL_STREAM_001\"), 'TICKER', 5, 7200));"),
+        trades(),
+    );
+    assert!(
+        err.ends_with(
+            "Parameter 'windowSize' of 'TOP_K_ITEMS_TUMBLING' must be between 1 and 3600, not 7200"
+        ),
+        "{err}"
+    );
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM * FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM \"TICKER\" FROM \"SOURCE_SQL_STREAM_001\")));"),
+        trades(),
+    );
+    assert!(
+        err.ends_with("'RANDOM_CUT_FOREST' needs at least one numeric column in its cursor"),
+        "{err}"
+    );
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM * FROM TABLE(NO_SUCH_FUNCTION(CURSOR(SELECT STREAM * FROM \"SOURCE_SQL_STREAM_001\"), 1));"),
+        trades(),
+    );
+    assert_eq!(err, "From line 3, column 28 to line 3, column 43: No match found for function signature NO_SUCH_FUNCTION(<CURSOR>, ...)");
+}
