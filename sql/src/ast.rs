@@ -73,6 +73,8 @@ pub enum FromItem {
     Subquery {
         query: Box<Query>,
         alias: Option<Ident>,
+        /// `AS l(r)`: names for the subquery's columns.
+        column_aliases: Vec<Ident>,
         span: Span,
     },
     /// `TABLE(F(CURSOR(SELECT STREAM ...), args...))`: a table function over a query.
@@ -190,6 +192,11 @@ pub enum ExprKind {
         name: Ident,
     },
     Literal(Value, SqlType),
+    /// `t.r.COLUMN1`: a field of a row-typed value (what the log-parsing functions return).
+    Field {
+        expr: Box<Expr>,
+        field: Ident,
+    },
     Binary {
         op: BinOp,
         left: Box<Expr>,
@@ -283,6 +290,7 @@ impl Expr {
                 name,
             } => format!("{}.{}", q.name, name.name),
             ExprKind::Column { name, .. } => name.name.clone(),
+            ExprKind::Field { expr, field } => format!("{}.{}", expr.text(), field.name),
             ExprKind::Literal(v, _) => v.to_text(),
             ExprKind::Binary { op, left, right } => {
                 format!("{} {} {}", left.text(), op.symbol(), right.text())
@@ -329,6 +337,10 @@ fn strip(e: &Expr) -> Expr {
             }
         }
         ExprKind::Literal(v, t) => ExprKind::Literal(v.clone(), t.clone()),
+        ExprKind::Field { expr, field } => ExprKind::Field {
+            expr: b(expr),
+            field: id(field),
+        },
         ExprKind::Binary { op, left, right } => ExprKind::Binary {
             op: *op,
             left: b(left),

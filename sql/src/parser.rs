@@ -101,6 +101,60 @@ pub fn parse_query(src: &str) -> Result<Query, SqlError> {
     Ok(q)
 }
 
+/// One column of a log parser's column list: `NAME TYPE VARCHAR(16) [NOT NULL]
+/// [START n [FOR m]] ['format']`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub ty: SqlType,
+    pub start: Option<usize>,
+    pub len: Option<usize>,
+    pub format: Option<String>,
+}
+
+/// Parses the column list string of VARIABLE_COLUMN_LOG_PARSE, FIXED_COLUMN_LOG_PARSE and
+/// REGEX_LOG_PARSE. Positions in errors are within `src`.
+pub fn column_specs(src: &str) -> Result<Vec<ColumnSpec>, SqlError> {
+    let mut p = Parser {
+        toks: lex(src)?,
+        i: 0,
+    };
+    let mut out = Vec::new();
+    loop {
+        let name = p.ident()?.name;
+        p.expect_kw("TYPE")?;
+        let ty = p.data_type()?;
+        if p.eat_kw("NOT") {
+            p.expect_kw("NULL")?;
+        }
+        let (mut start, mut len, mut format) = (None, None, None);
+        if p.eat_kw("START") {
+            start = Some(p.unsigned_int()? as usize);
+            if p.eat_kw("FOR") {
+                len = Some(p.unsigned_int()? as usize);
+            }
+        }
+        if let Tok::Str(f) = &p.peek().tok {
+            format = Some(f.clone());
+            p.next();
+        }
+        out.push(ColumnSpec {
+            name,
+            ty,
+            start,
+            len,
+            format,
+        });
+        if !p.eat_sym(",") {
+            break;
+        }
+    }
+    if p.peek().tok != Tok::Eof {
+        return Err(p.unexpected(&["\",\"", "<EOF>"]));
+    }
+    Ok(out)
+}
+
 struct Parser {
     toks: Vec<Token>,
     i: usize,
@@ -525,9 +579,18 @@ impl Parser {
             self.expect_sym(")")?;
             let span = start.to(self.prev_span());
             let alias = self.alias()?;
+            let mut column_aliases = Vec::new();
+            if alias.is_some() && self.eat_sym("(") {
+                column_aliases.push(self.ident()?);
+                while self.eat_sym(",") {
+                    column_aliases.push(self.ident()?);
+                }
+                self.expect_sym(")")?;
+            }
             return Ok(FromItem::Subquery {
                 query: Box::new(query),
                 alias,
+                column_aliases,
                 span,
             });
         }
@@ -989,13 +1052,27 @@ impl Parser {
             self.next();
             let name = self.ident()?;
             let span = first.span.to(name.span);
-            return Ok(Expr {
+            let mut e = Expr {
                 kind: ExprKind::Column {
                     qualifier: Some(first),
                     name,
                 },
                 span,
-            });
+            };
+            // `t.r.COLUMN1`: fields of a row-typed column.
+            while self.peek().tok == Tok::Sym(".") {
+                self.next();
+                let field = self.ident()?;
+                let span = e.span.to(field.span);
+                e = Expr {
+                    kind: ExprKind::Field {
+                        expr: Box::new(e),
+                        field,
+                    },
+                    span,
+                };
+            }
+            return Ok(e);
         }
         let span = first.span;
         Ok(Expr {

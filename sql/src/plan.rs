@@ -329,6 +329,7 @@ fn any_node(e: &Expr, f: &dyn Fn(&Expr) -> bool) -> bool {
     }
     let kids: Vec<&Expr> = match &e.kind {
         ExprKind::Column { .. } | ExprKind::Literal(..) => vec![],
+        ExprKind::Field { expr, .. } => vec![expr],
         ExprKind::Binary { left, right, .. } => vec![left, right],
         ExprKind::Neg(x) | ExprKind::Not(x) => vec![x],
         ExprKind::Function { args, .. } => args.iter().collect(),
@@ -512,6 +513,52 @@ impl<'a> Binder<'a> {
         }
         let b = |c: CExpr| Box::new(c);
         Ok(match &e.kind {
+            ExprKind::Column {
+                qualifier: Some(q),
+                name,
+            } if !self
+                .scope
+                .entries
+                .iter()
+                .any(|(names, _)| names.contains(&q.name))
+                && self.resolve(None, q, q.span).is_ok() =>
+            {
+                // `rec.COLUMN1`: a field of a row-typed column rather than a qualified column.
+                let inner = Expr {
+                    kind: ExprKind::Column {
+                        qualifier: None,
+                        name: q.clone(),
+                    },
+                    span: q.span,
+                };
+                let field = Expr {
+                    kind: ExprKind::Field {
+                        expr: Box::new(inner),
+                        field: name.clone(),
+                    },
+                    span: e.span,
+                };
+                self.compile(&field, mode)?
+            }
+            ExprKind::Field { expr, field } => {
+                let (x, xt) = self.compile(expr, mode)?;
+                let SqlType::Row(fields) = &xt else {
+                    return Err(SqlError::typ(
+                        e.span,
+                        format!("'{}' is not a row; it has type {xt}", expr.text()),
+                    ));
+                };
+                let i = fields
+                    .iter()
+                    .position(|(n, _)| *n == field.name)
+                    .ok_or_else(|| {
+                        SqlError::unknown(
+                            field.span,
+                            format!("Unknown field '{}' of '{}'", field.name, expr.text()),
+                        )
+                    })?;
+                (CExpr::Field(b(x), i), fields[i].1.clone())
+            }
             ExprKind::Column { qualifier, name } => {
                 let (c, t) = self.resolve(qualifier.as_ref(), name, e.span)?;
                 if mode == Mode::Group && !matches!(c, CExpr::Rowtime) {
@@ -667,6 +714,11 @@ impl<'a> Binder<'a> {
                         ),
                     )
                 };
+                if let Some(planned) = crate::logparse::plan(name, args, &types, e.span) {
+                    let (parser, ty) = planned?;
+                    let input = cargs.into_iter().next().unwrap_or(CExpr::Lit(Value::Null));
+                    return Ok((CExpr::LogParse(Box::new(parser), b(input)), ty));
+                }
                 let f = match f {
                     Some(f) if !*star && over.is_none() => f,
                     _ => return Err(sig_err()),
@@ -1114,8 +1166,28 @@ fn plan_from(
                 scope,
             ))
         }
-        FromItem::Subquery { query, alias, .. } => {
-            let inner = plan_query(query, catalog)?;
+        FromItem::Subquery {
+            query,
+            alias,
+            column_aliases,
+            ..
+        } => {
+            let mut inner = plan_query(query, catalog)?;
+            if !column_aliases.is_empty() {
+                if column_aliases.len() != inner.output.len() {
+                    return Err(SqlError::semantic(
+                        column_aliases[0].span.to(column_aliases[column_aliases.len() - 1].span),
+                        format!(
+                            "List of column aliases must have same degree as table; table has {} columns, whereas alias list has {} columns",
+                            inner.output.len(),
+                            column_aliases.len()
+                        ),
+                    ));
+                }
+                for (c, a) in inner.output.iter_mut().zip(column_aliases) {
+                    c.name = a.name.clone();
+                }
+            }
             if inner.order.is_some() && in_join {
                 return Err(SqlError::semantic(
                     query.span,
@@ -1345,6 +1417,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                 let name = match (alias, &expr.kind) {
                     (Some(a), _) => a.name.clone(),
                     (None, ExprKind::Column { name, .. }) => name.name.clone(),
+                    (None, ExprKind::Field { field, .. }) => field.name.clone(),
                     _ => format!("EXPR${n}"),
                 };
                 items.push(c);

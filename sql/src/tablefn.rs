@@ -257,19 +257,20 @@ pub fn plan(
                     format!("Parameter 'subSampleSize' of '{name}' must be less than 'timeDecay'"),
                 ));
             }
-            let directional =
-                match args.get(4) {
-                    None => false,
-                    Some(a) => match &a.kind {
-                        crate::ast::ExprKind::Literal(Value::Boolean(b), _) => *b,
-                        _ => return Err(SqlError::typ(
+            let directional = match args.get(4) {
+                None => false,
+                Some(a) => match &a.kind {
+                    crate::ast::ExprKind::Literal(Value::Boolean(b), _) => *b,
+                    _ => {
+                        return Err(SqlError::typ(
                             a.span,
                             format!(
                                 "Parameter 'withDirectionality' of '{name}' must be TRUE or FALSE"
                             ),
-                        )),
-                    },
-                };
+                        ))
+                    }
+                },
+            };
             let mut out = cols.to_vec();
             out.push(Column::new("ANOMALY_SCORE", SqlType::Double));
             if explain {

@@ -690,3 +690,218 @@ fn table_function_parameters_are_checked_when_the_application_is_created() {
     );
     assert_eq!(err, "From line 3, column 28 to line 3, column 43: No match found for function signature NO_SUCH_FUNCTION(<CURSOR>, ...)");
 }
+
+fn log_source() -> Vec<(String, Vec<Column>)> {
+    vec![(
+        "SOURCE_SQL_STREAM_001".into(),
+        vec![Column::new("LOGENTRY", SqlType::Varchar(512))],
+    )]
+}
+
+fn log_lines(code: &str, lines: &[&str]) -> Vec<String> {
+    let mut a = app(code, log_source(), &[OUT]);
+    for (i, l) in lines.iter().enumerate() {
+        a.insert(
+            "SOURCE_SQL_STREAM_001",
+            at("11:00:00") + i as i64 * 1000,
+            vec![Value::Varchar(l.to_string())],
+        )
+        .unwrap();
+    }
+    take(&mut a, OUT)
+}
+
+#[test]
+fn regex_log_parse_returns_capture_groups_as_record_columns() {
+    // AWS's REGEX_LOG_PARSE example 2, over sector names.
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (sector VARCHAR(24), match1 VARCHAR(24), match2 VARCHAR(24));
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM T.LOGENTRY, T.REC.COLUMN1, T.REC.COLUMN2
+            FROM (SELECT STREAM LOGENTRY,
+                         REGEX_LOG_PARSE(LOGENTRY, '.*([E].).*([R].*)') AS REC
+                  FROM SOURCE_SQL_STREAM_001) AS T;
+    "#;
+    assert_eq!(
+        log_lines(code, &["ENERGY", "HEALTHCARE", "TECHNOLOGY"]),
+        [
+            "11:00:00 | ENERGY | EN | RGY",
+            "11:00:01 | HEALTHCARE | EA | RE",
+            "11:00:02 | TECHNOLOGY | NULL | NULL",
+        ]
+    );
+}
+
+#[test]
+fn fast_regex_log_parse_matches_lazily_and_fields_read_without_a_table_alias() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (greedy VARCHAR(24), lazy VARCHAR(24));
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM G.COLUMN1, F.COLUMN1
+            FROM (SELECT STREAM REGEX_LOG_PARSE(LOGENTRY, '(.*) (.*)') AS G,
+                                FAST_REGEX_LOG_PARSE(LOGENTRY, '(.*) (.*)') AS F
+                  FROM SOURCE_SQL_STREAM_001);
+    "#;
+    assert_eq!(log_lines(code, &["a b c"]), ["11:00:00 | a b | a"]);
+}
+
+#[test]
+fn w3c_log_parse_common_splits_an_apache_line_into_seven_columns() {
+    // The W3C_LOG_PARSE reference example: `AS l(r)` and `l.r.COLUMNn`.
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (host VARCHAR(16), logname VARCHAR(8), usr VARCHAR(8), t VARCHAR(32), request VARCHAR(64), status INTEGER, bytes BIGINT);
+        CREATE OR REPLACE PUMP "WEBLOG" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM l.r.COLUMN1, l.r.COLUMN2, l.r.COLUMN3, l.r.COLUMN4, l.r.COLUMN5, l.r.COLUMN6, l.r.COLUMN7
+            FROM (SELECT STREAM W3C_LOG_PARSE(LOGENTRY, 'COMMON') FROM "SOURCE_SQL_STREAM_001") AS l(r);
+    "#;
+    assert_eq!(
+        log_lines(
+            code,
+            &[
+                r#"192.168.254.30 - John [24/May/2004:22:01:02 -0700] "GET /icons/apache_pb.gif HTTP/1.1" 304 0"#,
+                r#"192.168.254.30 - Jane [24/May/2004:22:01:02 -0700] "GET /icons/small/dir.gif HTTP/1.1" 304 -"#,
+                "not a log line",
+            ]
+        ),
+        [
+            "11:00:00 | 192.168.254.30 | - | John | [24/May/2004:22:01:02 -0700] | GET /icons/apache_pb.gif HTTP/1.1 | 304 | 0",
+            "11:00:01 | 192.168.254.30 | - | Jane | [24/May/2004:22:01:02 -0700] | GET /icons/small/dir.gif HTTP/1.1 | 304 | NULL",
+            "11:00:02 | NULL | NULL | NULL | NULL | NULL | NULL | NULL",
+        ]
+    );
+}
+
+#[test]
+fn w3c_log_parse_reads_the_combined_format_and_custom_specifiers() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (referer VARCHAR(64), agent VARCHAR(64), method VARCHAR(8), path VARCHAR(64));
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM c.r.COLUMN8, c.r.COLUMN9, m.r.COLUMN1, m.r.COLUMN2
+            FROM (SELECT STREAM W3C_LOG_PARSE(LOGENTRY, 'NCSA EXTENDED') AS r FROM "SOURCE_SQL_STREAM_001") AS c,
+                 (SELECT STREAM W3C_LOG_PARSE(LOGENTRY, '%m %U') AS r FROM "SOURCE_SQL_STREAM_001") AS m;
+    "#;
+    // Two FROM items are not a KDA form; this checks the error, then each format alone.
+    assert!(Application::new(code, &log_source()).is_err());
+    let combined = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (referer VARCHAR(64), agent VARCHAR(64));
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM c.r.COLUMN8, c.r.COLUMN9
+            FROM (SELECT STREAM W3C_LOG_PARSE(LOGENTRY, 'NCSA EXTENDED') AS r FROM "SOURCE_SQL_STREAM_001") AS c;
+    "#;
+    assert_eq!(
+        log_lines(
+            combined,
+            &[
+                r#"10.0.0.1 - - [01/May/2017:11:00:00 +0000] "GET / HTTP/1.1" 200 512 "http://example.com/" "curl/7.58""#
+            ]
+        ),
+        ["11:00:00 | http://example.com/ | curl/7.58"]
+    );
+    let custom = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (method VARCHAR(8), path VARCHAR(64), micros BIGINT);
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM m.r.COLUMN1, m.r.COLUMN2, m.r.COLUMN3
+            FROM (SELECT STREAM W3C_LOG_PARSE(LOGENTRY, '%m %U %D') AS r FROM "SOURCE_SQL_STREAM_001") AS m;
+    "#;
+    assert_eq!(
+        log_lines(custom, &["POST /orders 1534"]),
+        ["11:00:00 | POST | /orders | 1534"]
+    );
+}
+
+#[test]
+fn variable_and_fixed_column_log_parse_split_and_convert_fields() {
+    // AWS's VARIABLE_COLUMN_LOG_PARSE example: three comma-separated fields.
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (c1 VARCHAR(16), c2 VARCHAR(16), c3 VARCHAR(16));
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM t.r.COL_1, t.r.COL_2, t.r.COL_3
+            FROM (SELECT STREAM VARIABLE_COLUMN_LOG_PARSE(LOGENTRY,
+                      'COL_1 TYPE VARCHAR(16), COL_2 TYPE VARCHAR(16), COL_3 TYPE VARCHAR(16)', ',') AS r
+                  FROM "SOURCE_SQL_STREAM_001") AS t;
+    "#;
+    assert_eq!(
+        log_lines(code, &["aaa,bbb,ccc", "x,y"]),
+        ["11:00:00 | aaa | bbb | ccc", "11:00:01 | x | y | NULL"]
+    );
+    let typed = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (n INTEGER, amount DOUBLE, seen TIMESTAMP, note VARCHAR(16));
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM t.r.N, t.r.AMOUNT * 2, t.r.SEEN, t.r.NOTE
+            FROM (SELECT STREAM VARIABLE_COLUMN_LOG_PARSE(LOGENTRY,
+                      'N TYPE INTEGER, AMOUNT TYPE DOUBLE, SEEN TYPE TIMESTAMP ''dd/MMM/yyyy:HH:mm:ss'', NOTE TYPE VARCHAR(16)',
+                      '|', '\', '"') AS r
+                  FROM "SOURCE_SQL_STREAM_001") AS t;
+    "#;
+    assert_eq!(
+        log_lines(typed, &[r#"7|1.25|24/May/2004:22:01:02|"a|b" c\|d"#]),
+        ["11:00:00 | 7 | 2.5 | 2004-05-24 22:01:02.000 | a|b c|d"]
+    );
+    let fixed = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (id INTEGER, name VARCHAR(8), amount DOUBLE);
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM t.r.ID, TRIM(t.r.NAME), t.r.AMOUNT
+            FROM (SELECT STREAM FIXED_COLUMN_LOG_PARSE(LOGENTRY,
+                      'ID TYPE INTEGER START 0 FOR 4, NAME TYPE VARCHAR(8) START 4 FOR 8, AMOUNT TYPE DOUBLE START 12') AS r
+                  FROM "SOURCE_SQL_STREAM_001") AS t;
+    "#;
+    assert_eq!(
+        log_lines(fixed, &["0042Widget  12.5"]),
+        ["11:00:00 | 42 | Widget | 12.5"]
+    );
+}
+
+#[test]
+fn sys_log_parse_reads_the_timestamp_and_the_message() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (logged TIMESTAMP, message VARCHAR(64));
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM t.r.COLUMN1, t.r.COLUMN2
+            FROM (SELECT STREAM SYS_LOG_PARSE(LOGENTRY) AS r FROM "SOURCE_SQL_STREAM_001") AS t;
+    "#;
+    assert_eq!(
+        log_lines(
+            code,
+            &["Mar  3 10:15:00 host1 sshd[22]: Accepted publickey"]
+        ),
+        ["11:00:00 | 2017-03-03 10:15:00.000 | host1 sshd[22]: Accepted publickey"]
+    );
+}
+
+#[test]
+fn log_parse_errors_name_the_bad_argument_or_field() {
+    let dest = "CREATE OR REPLACE STREAM \"DESTINATION_SQL_STREAM\" (a VARCHAR(8));\n";
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM t.r.COLUMN9 FROM (SELECT STREAM W3C_LOG_PARSE(LOGENTRY, 'COMMON') AS r FROM \"SOURCE_SQL_STREAM_001\") AS t;"),
+        log_source(),
+    );
+    assert_eq!(
+        err,
+        "From line 3, column 19 to line 3, column 25: Unknown field 'COLUMN9' of 'T.R'"
+    );
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM t.r.COLUMN1 FROM (SELECT STREAM REGEX_LOG_PARSE(LOGENTRY, '([a-z') AS r FROM \"SOURCE_SQL_STREAM_001\") AS t;"),
+        log_source(),
+    );
+    assert!(
+        err.starts_with("From line 3, column 73 to line 3, column 79: Invalid regular expression '([a-z' in 'REGEX_LOG_PARSE'"),
+        "{err}"
+    );
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM t.r.COLUMN1 FROM (SELECT STREAM W3C_LOG_PARSE(LOGENTRY, 'APACHE') AS r FROM \"SOURCE_SQL_STREAM_001\") AS t;"),
+        log_source(),
+    );
+    assert!(
+        err.contains("Unknown log format 'APACHE' for 'W3C_LOG_PARSE'"),
+        "{err}"
+    );
+    // A row cannot be stored in a stream column.
+    let err = create_error(
+        &format!("{dest}CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM SYS_LOG_PARSE(LOGENTRY) FROM \"SOURCE_SQL_STREAM_001\";"),
+        log_source(),
+    );
+    assert!(
+        err.contains("Cannot assign to target field 'A' of type VARCHAR(8)"),
+        "{err}"
+    );
+}
