@@ -728,10 +728,7 @@ impl StreamJoin {
     fn evict(&mut self, t: i64, out: &mut Vec<Row>) {
         for side in 0..2 {
             let window = self.sides[side].window;
-            loop {
-                let Some((front, _)) = self.sides[side].rows.front() else {
-                    break;
-                };
+            while let Some((front, _)) = self.sides[side].rows.front() {
                 let expired = match window {
                     JoinWindow::Current => front.rowtime < t,
                     JoinWindow::Range(ms) => front.rowtime <= t - ms,

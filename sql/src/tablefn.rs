@@ -49,14 +49,13 @@ fn number(args: &[Expr], i: usize, name: &str, what: &str, span: Span) -> Result
     Ok(v)
 }
 
+/// A numeric parameter within `(lo, hi)`, or `default` when it is left out.
 fn in_range(
     args: &[Expr],
     i: usize,
     name: &str,
     what: &str,
-    lo: f64,
-    hi: f64,
-    default: Option<f64>,
+    (lo, hi, default): (f64, f64, Option<f64>),
     span: Span,
 ) -> Result<f64, SqlError> {
     if args.get(i).is_none() {
@@ -151,8 +150,8 @@ pub fn plan(
         "TOP_K_ITEMS_TUMBLING" => {
             max_args(3)?;
             let column = column_arg(args, 0, name, cols, span)?;
-            let k = in_range(args, 1, name, "K", 1.0, 100_000.0, None, span)? as usize;
-            let window = in_range(args, 2, name, "windowSize", 1.0, 3600.0, None, span)?;
+            let k = in_range(args, 1, name, "K", (1.0, 100_000.0, None), span)? as usize;
+            let window = in_range(args, 2, name, "windowSize", (1.0, 3600.0, None), span)?;
             let out = vec![
                 cols[column].clone(),
                 Column::new("MOST_FREQUENT_VALUES", SqlType::BigInt),
@@ -170,7 +169,7 @@ pub fn plan(
         "COUNT_DISTINCT_ITEMS_TUMBLING" => {
             max_args(2)?;
             let column = column_arg(args, 0, name, cols, span)?;
-            let window = in_range(args, 1, name, "windowSize", 1.0, 3600.0, None, span)?;
+            let window = in_range(args, 1, name, "windowSize", (1.0, 3600.0, None), span)?;
             Ok((
                 TableOp::CountDistinct(CountDistinct {
                     column,
@@ -183,7 +182,7 @@ pub fn plan(
         "HOTSPOTS" => {
             max_args(3)?;
             let dims = numeric_dims(name, cols, span)?;
-            let window = in_range(args, 0, name, "windowSize", 1.0, 1_000_000.0, None, span)?;
+            let window = in_range(args, 0, name, "windowSize", (1.0, 1_000_000.0, None), span)?;
             let radius = number(args, 1, name, "scanRadius", span)?;
             if radius <= 0.0 {
                 return Err(SqlError::semantic(
@@ -196,9 +195,7 @@ pub fn plan(
                 2,
                 name,
                 "minimumNumberOfPointsInAHotspot",
-                2.0,
-                1_000_000.0,
-                Some(2.0),
+                (2.0, 1_000_000.0, Some(2.0)),
                 span,
             )?;
             let mut out = cols.to_vec();
@@ -225,9 +222,7 @@ pub fn plan(
                 0,
                 name,
                 "numberOfTrees",
-                1.0,
-                1000.0,
-                Some(100.0),
+                (1.0, 1000.0, Some(100.0)),
                 span,
             )?;
             let sample = in_range(
@@ -235,9 +230,7 @@ pub fn plan(
                 1,
                 name,
                 "subSampleSize",
-                10.0,
-                1000.0,
-                Some(256.0),
+                (10.0, 1000.0, Some(256.0)),
                 span,
             )?;
             let decay = in_range(
@@ -245,12 +238,10 @@ pub fn plan(
                 2,
                 name,
                 "timeDecay",
-                1.0,
-                2_147_483_647.0,
-                Some(100_000.0),
+                (1.0, 2_147_483_647.0, Some(100_000.0)),
                 span,
             )?;
-            let shingle = in_range(args, 3, name, "shingleSize", 1.0, 30.0, Some(1.0), span)?;
+            let shingle = in_range(args, 3, name, "shingleSize", (1.0, 30.0, Some(1.0)), span)?;
             if sample >= decay {
                 return Err(SqlError::semantic(
                     args.get(2).map(|a| a.span).unwrap_or(span),
@@ -638,18 +629,18 @@ impl Hotspots {
             );
             n_spots
         ];
-        for (p, cell) in &self.points {
-            for d in 0..dim {
-                all_min[d] = all_min[d].min(p[d]);
-                all_max[d] = all_max[d].max(p[d]);
+        let widen = |lo: &mut [f64], hi: &mut [f64], p: &[f64]| {
+            for ((l, h), x) in lo.iter_mut().zip(hi.iter_mut()).zip(p) {
+                *l = l.min(*x);
+                *h = h.max(*x);
             }
+        };
+        for (p, cell) in &self.points {
+            widen(&mut all_min, &mut all_max, p);
             if let Some(s) = label.get(cell) {
                 let spot = &mut spots[*s];
                 spot.0 += 1;
-                for d in 0..dim {
-                    spot.1[d] = spot.1[d].min(p[d]);
-                    spot.2[d] = spot.2[d].max(p[d]);
-                }
+                widen(&mut spot.1, &mut spot.2, p);
             }
         }
         // Volumes use at least the scan radius per side, so a hotspot of identical points has
@@ -733,7 +724,7 @@ impl Rcf {
             explain,
             recent: Default::default(),
             seen: 0,
-            rng: Rng(0x5eed_0f_f0_7e57),
+            rng: Rng(0x5eed_0ff0_7e57),
         }
     }
 
