@@ -1057,3 +1057,223 @@ async fn manifests_create_and_start_an_analytics_app() {
         vec![json!({"TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 2, "AVG_PRICE": 15.0})]
     );
 }
+
+/// Puts records in batches of up to 500 with PutRecords, in order, into a one-shard stream.
+async fn put_json_batch(k: &aws_sdk_kinesis::Client, stream: &str, records: &[Value]) {
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    for chunk in records.chunks(500) {
+        let entries = chunk
+            .iter()
+            .map(|r| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key("pk")
+                    .data(Blob::new(serde_json::to_vec(r).unwrap()))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let out = k
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_record_count, Some(0));
+    }
+}
+
+async fn create_and_start(e: &Env, name: &str, code: &str, schema: SourceSchema) {
+    e.a.create_application()
+        .application_name(name)
+        .application_code(code)
+        .inputs(stream_input_with("in", schema))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, name, InputStartingPosition::Now).await;
+}
+
+#[tokio::test]
+async fn a_stream_to_stream_join_reports_orders_with_trades_of_the_minute_before() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's stream-joins example over the two-record-types split of one input.
+    let code = r#"
+CREATE OR REPLACE STREAM "Order_Stream" ("order_id" INTEGER, "ticker" VARCHAR(4), "amount" INTEGER);
+CREATE OR REPLACE STREAM "Trade_Stream" ("order_id" INTEGER, "ticker" VARCHAR(4), "amount" INTEGER);
+CREATE OR REPLACE PUMP "Order_Pump" AS INSERT INTO "Order_Stream"
+  SELECT STREAM "Oid", "Ticker", "Amount" FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Order';
+CREATE OR REPLACE PUMP "Trade_Pump" AS INSERT INTO "Trade_Stream"
+  SELECT STREAM "Oid", "Ticker", "Amount" FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Trade';
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (order_id INTEGER, ticker VARCHAR(4), order_amount INTEGER, trade_amount INTEGER);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM o."order_id", o."ticker", o."amount" AS order_amount, t."amount" AS trade_amount
+  FROM "Order_Stream" AS o
+  JOIN "Trade_Stream" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS t
+  ON o."order_id" = t."order_id";
+"#;
+    let schema = json_schema(&[
+        ("RecordType", "VARCHAR(8)"),
+        ("Oid", "INTEGER"),
+        ("Ticker", "VARCHAR(4)"),
+        ("Amount", "INTEGER"),
+    ]);
+    create_and_start(&e, "joins", code, schema).await;
+    let series =
+        "analytics_input_rows_total{application=\"joins\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    let rec = |kind: &str, oid: i64, amount: i64| json!({"RecordType": kind, "Oid": oid, "Ticker": "AMZN", "Amount": amount});
+    put_json(&e.k, "in", &[rec("Trade", 1, 10), rec("Trade", 2, 20)]).await;
+    wait_metric(&e.server, series, 2.0).await;
+    // Order 2's trade is more than a minute old when the order arrives.
+    advance_clock(&e.server, 30_000).await;
+    put_json(&e.k, "in", &[rec("Order", 1, 100)]).await;
+    wait_metric(&e.server, series, 3.0).await;
+    advance_clock(&e.server, 40_000).await;
+    put_json(&e.k, "in", &[rec("Order", 2, 200)]).await;
+    wait_metric(&e.server, series, 4.0).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read_all(&e.k, "out").await.len(), 1);
+    assert_eq!(
+        rows[0],
+        json!({"ORDER_ID": 1, "TICKER": "AMZN", "ORDER_AMOUNT": 100, "TRADE_AMOUNT": 10})
+    );
+}
+
+#[tokio::test]
+async fn top_k_items_tumbling_reports_the_most_traded_tickers_when_the_minute_closes() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM ("TICKER_SYMBOL" VARCHAR(4), "MOST_FREQUENT_VALUES" BIGINT);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM * FROM TABLE (TOP_K_ITEMS_TUMBLING(
+    CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"),
+    'TICKER_SYMBOL', -- name of column in single quotes
+    3,               -- number of the most frequently occurring values
+    60               -- tumbling window size in seconds
+  ));
+"#;
+    create_and_start(&e, "topk", code, demo_schema()).await;
+    align_to_minute(&e.server).await;
+    let mut records = Vec::new();
+    for (ticker, n) in [("AMZN", 5), ("XOM", 1), ("TGT", 3), ("MSFT", 4), ("WMT", 2)] {
+        for _ in 0..n {
+            records.push(demo(ticker, "X", 0.0, 1.0));
+        }
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let series =
+        "analytics_input_rows_total{application=\"topk\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    wait_metric(&e.server, series, 15.0).await;
+    assert!(read_all(&e.k, "out").await.is_empty(), "the minute is open");
+    advance_clock(&e.server, 60_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 3).await);
+    assert_eq!(
+        rows,
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "MOST_FREQUENT_VALUES": 5}),
+            json!({"TICKER_SYMBOL": "MSFT", "MOST_FREQUENT_VALUES": 4}),
+            json!({"TICKER_SYMBOL": "TGT", "MOST_FREQUENT_VALUES": 3}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn random_cut_forest_scores_anomalous_heart_rates_above_normal_ones() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's anomaly-detection example, as written.
+    let code = r#"
+CREATE OR REPLACE STREAM "TEMP_STREAM" ("heartRate" INTEGER, "rateType" VARCHAR(20), "ANOMALY_SCORE" DOUBLE);
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("heartRate" INTEGER, "rateType" VARCHAR(20), "ANOMALY_SCORE" DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "TEMP_STREAM"
+  SELECT STREAM "heartRate", "rateType", ANOMALY_SCORE
+  FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 100, 256, 100000, 1));
+CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM * FROM "TEMP_STREAM"
+  ORDER BY FLOOR("TEMP_STREAM".ROWTIME TO SECOND), ANOMALY_SCORE DESC;
+"#;
+    let schema = json_schema(&[("heartRate", "INTEGER"), ("rateType", "VARCHAR(20)")]);
+    create_and_start(&e, "rcf", code, schema).await;
+    // 99 % normal (60-100), 1 % high (150-200), from a fixed sequence.
+    let mut seed: u64 = 42;
+    let mut unit = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut records = Vec::new();
+    for _ in 0..1_000 {
+        let (rate, kind) = if unit() < 0.01 {
+            (150.0 + 50.0 * unit(), "HIGH")
+        } else {
+            (60.0 + 40.0 * unit(), "NORMAL")
+        };
+        records.push(json!({"heartRate": rate as i64, "rateType": kind}));
+    }
+    // Make sure some anomalies arrive after the warm-up.
+    for i in [400, 600, 800] {
+        records[i] = json!({"heartRate": 190, "rateType": "HIGH"});
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let series = "analytics_input_rows_total{application=\"rcf\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    wait_metric(&e.server, series, 1_000.0).await;
+    // ORDER BY holds each second's rows until the second is over.
+    advance_clock(&e.server, 2_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1_000).await);
+    assert_eq!(rows.len(), 1_000);
+    let mean = |kind: &str| {
+        let s: Vec<f64> = rows
+            .iter()
+            .filter(|r| r["rateType"] == kind)
+            .map(|r| r["ANOMALY_SCORE"].as_f64().unwrap())
+            .filter(|s| *s > 0.0) // scored after the warm-up
+            .collect();
+        assert!(!s.is_empty(), "no scored {kind} rows");
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    let (high, normal) = (mean("HIGH"), mean("NORMAL"));
+    assert!(high > 2.0 * normal, "HIGH {high} vs NORMAL {normal}");
+}
+
+#[tokio::test]
+async fn w3c_log_parse_splits_apache_log_lines_into_columns() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (host VARCHAR(16), usr VARCHAR(16), request VARCHAR(64), status INTEGER, bytes BIGINT);
+CREATE OR REPLACE PUMP "WEBLOG" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM l.r.COLUMN1, l.r.COLUMN3, l.r.COLUMN5, l.r.COLUMN6, l.r.COLUMN7
+  FROM (SELECT STREAM W3C_LOG_PARSE("log", 'COMMON') FROM "SOURCE_SQL_STREAM_001") AS l(r);
+"#;
+    create_and_start(&e, "weblog", code, json_schema(&[("log", "VARCHAR(256)")])).await;
+    put_json(
+        &e.k,
+        "in",
+        &[json!({"log": r#"192.168.254.30 - John [24/May/2004:22:01:02 -0700] "GET /icons/apache_pb.gif HTTP/1.1" 304 0"#})],
+    )
+    .await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    assert_eq!(
+        rows,
+        vec![json!({
+            "HOST": "192.168.254.30",
+            "USR": "John",
+            "REQUEST": "GET /icons/apache_pb.gif HTTP/1.1",
+            "STATUS": 304,
+            "BYTES": 0
+        })]
+    );
+}
