@@ -1277,3 +1277,150 @@ CREATE OR REPLACE PUMP "WEBLOG" AS INSERT INTO "DESTINATION_SQL_STREAM"
         })]
     );
 }
+
+#[tokio::test]
+async fn reference_data_is_loaded_from_the_object_store_and_joined() {
+    // AWS's reference-data example: a CSV of ticker → company in S3, loaded as table
+    // "CompanyName" and LEFT JOINed; the object store here is a directory (`file://`).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("ref-bucket")).unwrap();
+    std::fs::write(
+        dir.path().join("ref-bucket/TickerReference.csv"),
+        "AMZN,Amazon\nTGT,Target\n",
+    )
+    .unwrap();
+    let store = format!("file://{}", dir.path().display());
+    let e = start(&["--s3-endpoint", &store]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    e.a.create_application()
+        .application_name("enrich")
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let csv = |delim: &str| {
+        RecordFormat::builder()
+            .record_format_type(RecordFormatType::Csv)
+            .mapping_parameters(
+                MappingParameters::builder()
+                    .csv_mapping_parameters(
+                        kda::types::CsvMappingParameters::builder()
+                            .record_column_delimiter(delim)
+                            .record_row_delimiter("\n")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    };
+    let column = |name: &str, ty: &str| {
+        RecordColumn::builder()
+            .name(name)
+            .sql_type(ty)
+            .build()
+            .unwrap()
+    };
+    e.a.add_application_reference_data_source()
+        .application_name("enrich")
+        .current_application_version_id(1)
+        .reference_data_source(
+            kda::types::ReferenceDataSource::builder()
+                .table_name("CompanyName")
+                .s3_reference_data_source(
+                    kda::types::S3ReferenceDataSource::builder()
+                        .bucket_arn("arn:aws:s3:::ref-bucket")
+                        .file_key("TickerReference.csv")
+                        .reference_role_arn(ROLE)
+                        .build()
+                        .unwrap(),
+                )
+                .reference_schema(
+                    SourceSchema::builder()
+                        .record_format(csv(","))
+                        .record_encoding("UTF-8")
+                        .record_columns(column("Ticker", "VARCHAR(4)"))
+                        .record_columns(column("Company", "VARCHAR(20)"))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" VARCHAR(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM ticker_symbol, "c"."Company", sector, change, price
+  FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" AS "c"
+  ON "SOURCE_SQL_STREAM_001".ticker_symbol = "c"."Ticker";
+"#;
+    e.a.update_application()
+        .application_name("enrich")
+        .current_application_version_id(2)
+        .application_update(
+            kda::types::ApplicationUpdate::builder()
+                .application_code_update(code)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "enrich", InputStartingPosition::TrimHorizon).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 1.0, 100.0),
+            demo("XOM", "ENERGY", -1.0, 50.0),
+        ],
+    )
+    .await;
+    let rows = parse_json(&wait_for(&e.k, "out", 2).await);
+    assert_eq!(rows[0]["TICKER_SYMBOL"], "AMZN");
+    assert_eq!(rows[0]["Company"], "Amazon");
+    assert_eq!(rows[1]["TICKER_SYMBOL"], "XOM");
+    assert_eq!(rows[1]["Company"], Value::Null);
+
+    // A missing object fails the start with the table and object named.
+    e.a.stop_application()
+        .application_name("enrich")
+        .send()
+        .await
+        .unwrap();
+    std::fs::remove_file(dir.path().join("ref-bucket/TickerReference.csv")).unwrap();
+    let err =
+        e.a.start_application()
+            .application_name("enrich")
+            .input_configurations(
+                InputConfiguration::builder()
+                    .id("1.1")
+                    .input_starting_position_configuration(
+                        InputStartingPositionConfiguration::builder()
+                            .input_starting_position(InputStartingPosition::Now)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "Could not load reference data for table CompanyName from s3://ref-bucket/TickerReference.csv"
+        ),
+        "{message}"
+    );
+}

@@ -41,10 +41,20 @@ pub struct CompiledOutput {
     pub format: OutputFormat,
 }
 
+/// A reference table and the S3 object it is loaded from when the application starts.
+#[derive(Debug, Clone)]
+pub struct CompiledTable {
+    pub name: String,
+    pub bucket: String,
+    pub key: String,
+    pub schema: InputSchema,
+}
+
 pub struct Compiled {
     pub app: Application,
     pub inputs: Vec<CompiledInput>,
     pub outputs: Vec<CompiledOutput>,
+    pub tables: Vec<CompiledTable>,
 }
 
 /// The stream name at the end of a Kinesis stream ARN (`arn:aws:kinesis:...:stream/NAME`).
@@ -126,6 +136,7 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
         });
     }
     let mut tables = Vec::new();
+    let mut loads = Vec::new();
     for r in &cfg.references {
         let schema = input_schema(
             r.source
@@ -138,7 +149,20 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
             .iter()
             .map(|c| Column::new(c.name.clone(), c.sql_type.clone()))
             .collect();
-        tables.push((r.source.table_name.clone().unwrap_or_default(), columns));
+        let name = r.source.table_name.clone().unwrap_or_default();
+        tables.push((name.clone(), columns));
+        let s3 = r.source.s3.as_ref();
+        let bucket = s3
+            .and_then(|s| s.bucket_arn.as_deref())
+            .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_string())
+            .unwrap_or_default();
+        let key = s3.and_then(|s| s.file_key.clone()).unwrap_or_default();
+        loads.push(CompiledTable {
+            name,
+            bucket,
+            key,
+            schema,
+        });
     }
     let code = cfg.code.as_deref().unwrap_or("");
     let mut app = Application::with_tables(code, &streams, &tables).map_err(CompileError::Sql)?;
@@ -189,6 +213,7 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
         app,
         inputs,
         outputs,
+        tables: loads,
     })
 }
 
