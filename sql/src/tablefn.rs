@@ -1121,9 +1121,34 @@ impl Tree {
         match &self.nodes[node] {
             Node::Leaf { point, mass, .. } if point.as_slice() == p => {
                 score = 1.0 / (depth as f64 + ((*mass + 1) as f64).log2());
-                for a in attr.iter_mut() {
-                    a.0 = score / (2 * dims) as f64;
-                    a.1 = score / (2 * dims) as f64;
+                // A point already in the sample: its share per dimension follows how far it
+                // lies outside the rest of the tree at its parent (the sibling's box), as
+                // AWS's attribution does for duplicates.
+                let sibling = path
+                    .len()
+                    .checked_sub(2)
+                    .and_then(|i| match &self.nodes[path[i]] {
+                        Node::Cut { left, right, .. } => {
+                            Some(if *left == node { *right } else { *left })
+                        }
+                        Node::Leaf { .. } => None,
+                    });
+                let gaps: Vec<(f64, f64)> = match sibling {
+                    Some(sib) => {
+                        let (min, max) = self.bounds(sib);
+                        (0..dims)
+                            .map(|d| ((p[d] - max[d]).max(0.0), (min[d] - p[d]).max(0.0)))
+                            .collect()
+                    }
+                    None => vec![(0.0, 0.0); dims],
+                };
+                let sum: f64 = gaps.iter().map(|(h, l)| h + l).sum();
+                for (a, (h, l)) in attr.iter_mut().zip(gaps) {
+                    *a = if sum > 0.0 {
+                        (score * h / sum, score * l / sum)
+                    } else {
+                        (score / (2 * dims) as f64, score / (2 * dims) as f64)
+                    };
                 }
             }
             Node::Leaf { point, .. } => {

@@ -1424,3 +1424,173 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn count_distinct_items_tumbling_counts_tickers_per_minute() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's COUNT_DISTINCT_ITEMS_TUMBLING example.
+    let code = r#"
+CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM (NUMBER_OF_DISTINCT_ITEMS BIGINT);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM * FROM TABLE(COUNT_DISTINCT_ITEMS_TUMBLING(
+    CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), -- pointer to the data stream
+    'TICKER_SYMBOL',                                      -- name of column in single quotes
+    60                                                    -- tumbling window size in seconds
+  ));
+"#;
+    create_and_start(&e, "distinct", code, demo_schema()).await;
+    align_to_minute(&e.server).await;
+    let records: Vec<Value> = ["AMZN", "TGT", "AMZN", "XOM", "TGT", "AMZN"]
+        .iter()
+        .map(|t| demo(t, "X", 0.0, 1.0))
+        .collect();
+    put_json_batch(&e.k, "in", &records).await;
+    let series =
+        "analytics_input_rows_total{application=\"distinct\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    wait_metric(&e.server, series, 6.0).await;
+    advance_clock(&e.server, 60_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    assert_eq!(rows, vec![json!({"NUMBER_OF_DISTINCT_ITEMS": 3})]);
+}
+
+#[tokio::test]
+async fn random_cut_forest_with_explanation_attributes_blood_pressure_anomalies() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's RANDOM_CUT_FOREST_WITH_EXPLANATION example (blood pressure).
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("Systolic" INTEGER, "Diastolic" INTEGER, "BloodPressureLevel" VARCHAR(20), ANOMALY_SCORE DOUBLE, ANOMALY_EXPLANATION VARCHAR(512));
+CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT "Systolic", "Diastolic", "BloodPressureLevel", ANOMALY_SCORE, ANOMALY_EXPLANATION
+  FROM TABLE(RANDOM_CUT_FOREST_WITH_EXPLANATION(
+    CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 100, 256, 100000, 1, true));
+"#;
+    let schema = json_schema(&[
+        ("Systolic", "INTEGER"),
+        ("Diastolic", "INTEGER"),
+        ("BloodPressureLevel", "VARCHAR(20)"),
+    ]);
+    create_and_start(&e, "bp", code, schema).await;
+    let mut records = Vec::new();
+    for i in 0..400 {
+        let (s, d, level) = if i >= 200 && i % 50 == 0 {
+            (200, 80, "HIGH")
+        } else {
+            (100 + (i * 7) % 20, 65 + (i * 3) % 10, "NORMAL")
+        };
+        records.push(json!({"Systolic": s, "Diastolic": d, "BloodPressureLevel": level}));
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 400).await);
+    assert_eq!(rows.len(), 400);
+    for r in rows.iter().skip(200) {
+        let score = r["ANOMALY_SCORE"].as_f64().unwrap();
+        let exp: Value = serde_json::from_str(r["ANOMALY_EXPLANATION"].as_str().unwrap()).unwrap();
+        let part = |c: &str, f: &str| -> f64 { exp[c][f].as_str().unwrap().parse().unwrap() };
+        let sum = part("Systolic", "ATTRIBUTION_SCORE") + part("Diastolic", "ATTRIBUTION_SCORE");
+        assert!((sum - score).abs() < 0.001, "{sum} vs {score}");
+        if r["BloodPressureLevel"] == "HIGH" {
+            assert_eq!(exp["Systolic"]["DIRECTION"], "HIGH", "{exp}");
+            assert!(
+                part("Systolic", "ATTRIBUTION_SCORE") > part("Diastolic", "ATTRIBUTION_SCORE"),
+                "{exp}"
+            );
+        }
+    }
+    let mean = |level: &str| {
+        let s: Vec<f64> = rows
+            .iter()
+            .skip(200)
+            .filter(|r| r["BloodPressureLevel"] == level)
+            .map(|r| r["ANOMALY_SCORE"].as_f64().unwrap())
+            .collect();
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    assert!(mean("HIGH") > 2.0 * mean("NORMAL"));
+}
+
+#[tokio::test]
+async fn hotspots_reports_the_dense_region_of_the_points() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's hotspots example: `HOTSPOTS(cursor, 1000, 0.2, 17)` over (x, y) points.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("x" DOUBLE, "y" DOUBLE, "is_hot" VARCHAR(4), HOTSPOTS_RESULT VARCHAR(10000));
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT "x", "y", "is_hot", HOTSPOTS_RESULT
+  FROM TABLE(HOTSPOTS(CURSOR(SELECT STREAM "x", "y", "is_hot" FROM "SOURCE_SQL_STREAM_001"), 1000, 0.2, 17));
+"#;
+    let schema = json_schema(&[("x", "DOUBLE"), ("y", "DOUBLE"), ("is_hot", "VARCHAR(4)")]);
+    create_and_start(&e, "hot", code, schema).await;
+    let mut records = Vec::new();
+    for i in 0..600u64 {
+        // A fixed scatter over [0, 10)² with every fifth point in the square [2, 2.4)².
+        let a = ((i * 7919) % 1000) as f64 / 100.0;
+        let b = ((i * 104_729) % 997) as f64 / 99.7;
+        if i % 5 == 0 {
+            records.push(json!({"x": 2.0 + a / 25.0, "y": 2.0 + b / 25.0, "is_hot": "Y"}));
+        } else {
+            records.push(json!({"x": a, "y": b, "is_hot": "N"}));
+        }
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 600).await);
+    let last: Value = serde_json::from_str(rows[599]["HOTSPOTS_RESULT"].as_str().unwrap()).unwrap();
+    let top = &last["hotspots"][0];
+    for d in 0..2 {
+        let lo = top["minValues"][d].as_f64().unwrap();
+        let hi = top["maxValues"][d].as_f64().unwrap();
+        assert!(
+            (1.6..=2.05).contains(&lo) && (2.35..=2.8).contains(&hi),
+            "{top}"
+        );
+    }
+    assert!(top["density"].as_f64().unwrap() > 5.0, "{top}");
+}
+
+#[tokio::test]
+async fn variable_column_log_parse_splits_delimited_text_into_columns() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's VARIABLE_COLUMN_LOG_PARSE example.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+    "column_A" VARCHAR(16), "column_B" VARCHAR(16), "column_C" VARCHAR(16), "COL_1" VARCHAR(16), "COL_2" VARCHAR(16), "COL_3" VARCHAR(16));
+CREATE OR REPLACE PUMP "SECOND_STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM t."Col_A", t."Col_B", t."Col_C", t.r."COL_1", t.r."COL_2", t.r."COL_3"
+  FROM (SELECT STREAM "Col_A", "Col_B", "Col_C",
+          VARIABLE_COLUMN_LOG_PARSE("Col_E_Unstructured",
+            'COL_1 TYPE VARCHAR(16), COL_2 TYPE VARCHAR(16), COL_3 TYPE VARCHAR(16)', ',') AS r
+        FROM "SOURCE_SQL_STREAM_001") AS t;
+"#;
+    let schema = json_schema(&[
+        ("Col_A", "VARCHAR(16)"),
+        ("Col_B", "VARCHAR(16)"),
+        ("Col_C", "VARCHAR(16)"),
+        ("Col_D", "VARCHAR(16)"),
+        ("Col_E_Unstructured", "VARCHAR(64)"),
+    ]);
+    create_and_start(&e, "varcol", code, schema).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            json!({"Col_A": "string", "Col_B": "string", "Col_C": "string", "Col_D": "string",
+                  "Col_E_Unstructured": "value,value,value,value"}),
+        ],
+    )
+    .await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    assert_eq!(
+        rows,
+        vec![
+            json!({"column_A": "string", "column_B": "string", "column_C": "string",
+                     "COL_1": "value", "COL_2": "value", "COL_3": "value"})
+        ]
+    );
+}
