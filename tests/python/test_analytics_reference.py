@@ -74,6 +74,29 @@ def test_reference_data_from_s3_enriches_rows_and_reloads_on_update(kda_server, 
     kda = analytics_client(kda_server.url)
     s3 = garage.s3()
     s3.put_object(Bucket="reference", Key="TickerReference.csv", Body=b"AMZN,Amazon\nTGT,Target\n")
+    # DiscoverInputSchema reads the object too.
+    found = kda.discover_input_schema(
+        RoleARN=ROLE,
+        S3Configuration={
+            "RoleARN": ROLE,
+            "BucketARN": "arn:aws:s3:::reference",
+            "FileKey": "TickerReference.csv",
+        },
+    )
+    assert found["InputSchema"]["RecordFormat"]["RecordFormatType"] == "CSV"
+    assert len(found["InputSchema"]["RecordColumns"]) == 2
+    assert found["ParsedInputRecords"] == [["AMZN", "Amazon"], ["TGT", "Target"]]
+    assert found["RawInputRecords"] == ["AMZN,Amazon", "TGT,Target"]
+    with pytest.raises(kda.exceptions.ResourceNotFoundException) as missing:
+        kda.discover_input_schema(
+            RoleARN=ROLE,
+            S3Configuration={
+                "RoleARN": ROLE,
+                "BucketARN": "arn:aws:s3:::reference",
+                "FileKey": "nope.csv",
+            },
+        )
+    assert "s3://reference/nope.csv" in str(missing.value)
     src, dst, app = unique("in"), unique("out"), unique("enrich")
     create_stream(kinesis, src)
     create_stream(kinesis, dst)

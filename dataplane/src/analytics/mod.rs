@@ -443,6 +443,16 @@ impl Analytics {
         Ok(())
     }
 
+    /// Reads an object of the store reference data comes from (for DiscoverInputSchema's
+    /// `S3Configuration`).
+    pub async fn read_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| "no object store is configured".to_string())?;
+        store.get(bucket, key, MAX_REFERENCE_BYTES).await
+    }
+
     /// Loads each reference table from its S3 object, as KDA does when an application starts
     /// or is updated.
     async fn load_reference_data(&self, compiled: &mut compile::Compiled) -> Result<(), AwsError> {
