@@ -1594,3 +1594,80 @@ CREATE OR REPLACE PUMP "SECOND_STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STRE
         ]
     );
 }
+
+#[tokio::test]
+async fn a_manifest_with_reference_data_loads_its_table_before_the_code_runs() {
+    let store = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(store.path().join("ref")).unwrap();
+    std::fs::write(store.path().join("ref/companies.csv"), "AMZN,Amazon\n").unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("app.yaml"),
+        r#"
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {name: ticks}
+spec: {shardCount: 1}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {name: enriched}
+spec: {shardCount: 1}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: AnalyticsApp
+metadata: {name: enrich}
+spec:
+  applicationCode: |
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER_SYMBOL VARCHAR(4), COMPANY VARCHAR(20));
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM TICKER_SYMBOL, "c"."Company"
+      FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" AS "c"
+      ON "SOURCE_SQL_STREAM_001".TICKER_SYMBOL = "c"."Ticker";
+  inputs:
+    - namePrefix: SOURCE_SQL_STREAM
+      kinesisStreamsInput: {resourceRef: {name: ticks}}
+      inputStartingPosition: TRIM_HORIZON
+      inputSchema:
+        recordFormat:
+          recordFormatType: JSON
+          mappingParameters: {jsonMappingParameters: {recordRowPath: $}}
+        recordColumns:
+          - {name: TICKER_SYMBOL, mapping: $.TICKER_SYMBOL, sqlType: VARCHAR(4)}
+  outputs:
+    - name: DESTINATION_SQL_STREAM
+      kinesisStreamsOutput: {resourceRef: {name: enriched}}
+      destinationSchema: {recordFormatType: JSON}
+  referenceDataSources:
+    - tableName: CompanyName
+      s3ReferenceDataSource: {bucketARN: "arn:aws:s3:::ref", fileKey: companies.csv}
+      referenceSchema:
+        recordFormat:
+          recordFormatType: CSV
+          mappingParameters:
+            csvMappingParameters: {recordRowDelimiter: "\n", recordColumnDelimiter: ","}
+        recordColumns:
+          - {name: Ticker, sqlType: VARCHAR(4)}
+          - {name: Company, sqlType: VARCHAR(20)}
+"#,
+    )
+    .unwrap();
+    let store_url = format!("file://{}", store.path().display());
+    let dir = manifests.path().display().to_string();
+    let e = start(&["--manifests", &dir, "--s3-endpoint", &store_url]).await;
+    put_json(&e.k, "ticks", &[json!({"TICKER_SYMBOL": "AMZN"})]).await;
+    let rows = parse_json(&wait_for(&e.k, "enriched", 1).await);
+    assert_eq!(
+        rows,
+        vec![json!({"TICKER_SYMBOL": "AMZN", "COMPANY": "Amazon"})]
+    );
+    let d =
+        e.a.describe_application()
+            .application_name("enrich")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.reference_data_source_descriptions.unwrap().len(), 1);
+}
