@@ -37,7 +37,10 @@ pub struct CompiledOutput {
     pub id: String,
     pub in_app_stream: String,
     pub columns: Vec<Column>,
+    /// The Tributary stream, or with `firehose` the delivery stream, written to.
     pub destination: String,
+    /// A `KinesisFirehoseOutput`: records go to a DirectPut delivery stream.
+    pub firehose: bool,
     pub format: OutputFormat,
 }
 
@@ -55,6 +58,16 @@ pub struct Compiled {
     pub inputs: Vec<CompiledInput>,
     pub outputs: Vec<CompiledOutput>,
     pub tables: Vec<CompiledTable>,
+    /// Delivery streams, for Firehose outputs (set by the host).
+    pub delivery: Option<std::sync::Arc<crate::delivery::DeliveryStreams>>,
+}
+
+/// The delivery stream name at the end of a Firehose ARN
+/// (`arn:aws:firehose:...:deliverystream/NAME`).
+pub fn delivery_stream_name_of(arn: &str) -> Option<&str> {
+    arn.rsplit_once(":deliverystream/")
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty())
 }
 
 /// The stream name at the end of a Kinesis stream ARN (`arn:aws:kinesis:...:stream/NAME`).
@@ -186,12 +199,19 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
             }
         };
         let _ = app.tap(&name);
+        let firehose = o.output.kinesis_firehose_output.is_some();
         let arn = o
             .output
             .kinesis_streams_output
             .as_ref()
+            .or(o.output.kinesis_firehose_output.as_ref())
             .and_then(|k| k.resource_arn.clone())
             .unwrap_or_default();
+        let destination = if firehose {
+            delivery_stream_name_of(&arn)
+        } else {
+            stream_name_of(&arn)
+        };
         let format = match o
             .output
             .destination_schema
@@ -205,7 +225,8 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
             id: o.id.clone(),
             in_app_stream: name,
             columns,
-            destination: stream_name_of(&arn).unwrap_or_default().to_string(),
+            destination: destination.unwrap_or_default().to_string(),
+            firehose,
             format,
         });
     }
@@ -214,6 +235,7 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
         inputs,
         outputs,
         tables: loads,
+        delivery: None,
     })
 }
 

@@ -134,6 +134,8 @@ pub struct Analytics {
     /// Where reference data (`S3ReferenceDataSource`) is read from: the object store the
     /// delivery streams write to.
     store: Option<crate::delivery::store::Store>,
+    /// The delivery streams a `KinesisFirehoseOutput` writes to.
+    pub delivery: Option<Arc<crate::delivery::DeliveryStreams>>,
     apps: Mutex<BTreeMap<String, Arc<AppEntry>>>,
     /// Serialises creation and deletion (names, quota).
     lifecycle: tokio::sync::Mutex<()>,
@@ -149,6 +151,7 @@ impl Analytics {
     pub async fn open(
         streams: Arc<Streams>,
         store: Option<crate::delivery::StoreConfig>,
+        delivery: Option<Arc<crate::delivery::DeliveryStreams>>,
     ) -> Result<Arc<Analytics>, StorageError> {
         let store = store.and_then(|cfg| {
             crate::delivery::store::Store::new(&cfg, Default::default())
@@ -157,6 +160,7 @@ impl Analytics {
         });
         let a = Arc::new(Analytics {
             store,
+            delivery,
             streams,
             apps: Mutex::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -425,6 +429,7 @@ impl Analytics {
         let cfg = entry.config();
         let mut compiled = compile::compile(&cfg, true).map_err(|e| config_error(&e))?;
         self.load_reference_data(&mut compiled).await?;
+        compiled.delivery = self.delivery.clone();
         entry.set_status(Status::Starting);
         let runner = Runner::new(
             cfg.name.clone(),

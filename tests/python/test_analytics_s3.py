@@ -1,5 +1,6 @@
-"""Kinesis Data Analytics reference data with boto3: the table's CSV object is uploaded to a real
-S3-compatible server (Garage), the application joins it, and UpdateApplication reloads it."""
+"""Kinesis Data Analytics with boto3 and a real S3-compatible server (Garage): reference data
+uploaded to S3 is discovered, joined and reloaded on UpdateApplication; an application's output
+goes through a Firehose delivery stream into S3."""
 
 import json
 import time
@@ -209,3 +210,96 @@ def test_reference_data_from_s3_enriches_rows_and_reloads_on_update(kda_server, 
     )
     rows = wait_records(kinesis, dst, 3)
     assert rows[2] == {"TICKER_SYMBOL": "MSFT", "Company": "Microsoft", "PRICE": 51.0}
+
+
+def test_an_application_writes_its_output_through_a_delivery_stream_into_s3(kda_server, garage):
+    """KinesisFirehoseOutput: the application's rows go to a DirectPut delivery stream, which
+    delivers them to Garage."""
+    kinesis = make_client(kda_server.url)
+    kda = analytics_client(kda_server.url)
+    firehose = boto3.client(
+        "firehose",
+        endpoint_url=kda_server.url,
+        region_name=REGION,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="dummy-secret",
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+    src, ds, app = unique("in"), unique("to-s3"), unique("fh-out")
+    create_stream(kinesis, src)
+    firehose.create_delivery_stream(
+        DeliveryStreamName=ds,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": "arn:aws:s3:::reference",
+            "Prefix": f"{ds}/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+        },
+    )
+    ds_arn = firehose.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"][
+        "DeliveryStreamARN"
+    ]
+    output = {
+        "Name": "DESTINATION_SQL_STREAM",
+        "KinesisFirehoseOutput": {"ResourceARN": ds_arn, "RoleARN": ROLE},
+        "DestinationSchema": {"RecordFormatType": "JSON"},
+    }
+    inputs = [
+        {
+            "NamePrefix": "SOURCE_SQL_STREAM",
+            "KinesisStreamsInput": {"ResourceARN": arn(src), "RoleARN": ROLE},
+            "InputSchema": {
+                "RecordFormat": {
+                    "RecordFormatType": "JSON",
+                    "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}},
+                },
+                "RecordEncoding": "UTF-8",
+                "RecordColumns": [
+                    column("TICKER_SYMBOL", "VARCHAR(4)"),
+                    column("PRICE", "DOUBLE"),
+                ],
+            },
+        }
+    ]
+    code = """
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM ticker_symbol, price FROM "SOURCE_SQL_STREAM_001" WHERE price > 10;
+"""
+    # An unknown delivery stream is refused, as AWS refuses it.
+    bad = dict(output, KinesisFirehoseOutput={"ResourceARN": ds_arn + "-nope", "RoleARN": ROLE})
+    with pytest.raises(kda.exceptions.InvalidArgumentException):
+        kda.create_application(
+            ApplicationName=unique("bad"), ApplicationCode=code, Inputs=inputs, Outputs=[bad]
+        )
+    kda.create_application(
+        ApplicationName=app, ApplicationCode=code, Inputs=inputs, Outputs=[output]
+    )
+    kda.start_application(
+        ApplicationName=app,
+        InputConfigurations=[
+            {
+                "Id": "1.1",
+                "InputStartingPositionConfiguration": {"InputStartingPosition": "TRIM_HORIZON"},
+            }
+        ],
+    )
+    for ticker, price in [("AMZN", 100.0), ("TGT", 5.0), ("MSFT", 50.0)]:
+        kinesis.put_record(
+            StreamName=src,
+            Data=json.dumps({"TICKER_SYMBOL": ticker, "PRICE": price}).encode(),
+            PartitionKey="pk",
+        )
+    deadline = time.time() + 30
+    while True:
+        objs = garage.objects(f"{ds}/")
+        text = b"".join(objs[k] for k in sorted(objs)).decode()
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if len(rows) >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    # Each delivery is its own object and keys do not sort by time: compare the rows as a set.
+    assert sorted(rows, key=lambda r: r["TICKER_SYMBOL"]) == [
+        {"TICKER_SYMBOL": "AMZN", "PRICE": 100.0},
+        {"TICKER_SYMBOL": "MSFT", "PRICE": 50.0},
+    ]
