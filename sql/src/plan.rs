@@ -200,6 +200,8 @@ pub struct QueryPlan {
     pub filter: Option<CExpr>,
     pub kind: Kind,
     pub output: Vec<Column>,
+    /// Output columns that hold the row's ROWTIME (`rowtime AS window_time`).
+    pub rowtime_columns: Vec<usize>,
     pub distinct: Option<Distinct>,
     pub order: Option<OrderBy>,
 }
@@ -274,9 +276,33 @@ struct Scope {
     /// The sides of a stream-to-stream join: the names each answers to and the hidden column
     /// (after the visible ones) holding its row's ROWTIME, for `o.ROWTIME`.
     rowtimes: Vec<(Vec<String>, usize)>,
+    /// Columns of a subquery that hold its rows' ROWTIME (`rowtime AS window_time`), so they are
+    /// as monotonic as ROWTIME itself.
+    rowtime_columns: Vec<usize>,
 }
 
 impl Scope {
+    /// `ROWTIME`, or a column that holds it.
+    fn is_rowtime(&self, e: &Expr) -> bool {
+        if is_rowtime(e) {
+            return true;
+        }
+        let ExprKind::Column { qualifier, name } = &e.kind else {
+            return false;
+        };
+        let range = match qualifier {
+            Some(q) => match self.range(q) {
+                Ok(r) => r,
+                Err(_) => return false,
+            },
+            None => 0..self.visible(),
+        };
+        let hits: Vec<usize> = range
+            .filter(|i| self.columns[*i].name == name.name)
+            .collect();
+        matches!(hits.as_slice(), [i] if self.rowtime_columns.contains(i))
+    }
+
     /// The columns `*` expands to: all but the hidden ROWTIMEs of joined streams.
     fn visible(&self) -> usize {
         self.columns.len() - self.rowtimes.len()
@@ -384,7 +410,8 @@ fn ty_list(a: &SqlType, op: &str, b: &SqlType) -> String {
 
 /// `ROWTIME`, `STEP(ROWTIME BY ...)` or `FLOOR(ROWTIME TO unit)`: expressions that only grow
 /// and so can lead a streaming ORDER BY or bucket a DISTINCT.
-fn rowtime_lead(e: &Expr) -> Option<OrderLead> {
+fn rowtime_lead(e: &Expr, scope: &Scope) -> Option<OrderLead> {
+    let is_rowtime = |e: &Expr| scope.is_rowtime(e);
     match &e.kind {
         _ if is_rowtime(e) => Some(OrderLead::Rowtime),
         ExprKind::Step { expr, interval } if is_rowtime(expr) => match &interval.kind {
@@ -399,7 +426,7 @@ fn rowtime_lead(e: &Expr) -> Option<OrderLead> {
             ceil: false,
         } if is_rowtime(expr) => Some(OrderLead::Tumble(TumbleFn::Floor(*unit))),
         ExprKind::Function { name, args, .. } if name == "MONOTONIC" && args.len() == 1 => {
-            rowtime_lead(&args[0])
+            rowtime_lead(&args[0], scope)
         }
         _ => None,
     }
@@ -1134,6 +1161,7 @@ fn plan_from(
                 entries: vec![(names, 0..cols.len())],
                 columns: cols.to_vec(),
                 rowtimes: Vec::new(),
+                rowtime_columns: Vec::new(),
             };
             Ok((Input::Stream(name.name.clone()), scope))
         }
@@ -1157,6 +1185,7 @@ fn plan_from(
                 entries: vec![(names, 0..columns.len())],
                 columns,
                 rowtimes: Vec::new(),
+                rowtime_columns: Vec::new(),
             };
             Ok((
                 Input::TableFunction {
@@ -1200,6 +1229,7 @@ fn plan_from(
                 entries: vec![(names, 0..columns.len())],
                 columns,
                 rowtimes: Vec::new(),
+                rowtime_columns: inner.rowtime_columns.clone(),
             };
             Ok((Input::Subquery(Box::new(inner)), scope))
         }
@@ -1346,7 +1376,8 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
         for (i, g) in q.group_by.iter().enumerate() {
             let (_, t) = binder.compile(g, Mode::AggArg)?;
             let f = match &g.kind {
-                ExprKind::Step { expr, interval } if is_rowtime(expr) => match &interval.kind {
+                ExprKind::Step { expr, interval } if scope.is_rowtime(expr) => match &interval.kind
+                {
                     ExprKind::Literal(Value::Interval(ms), _) => Some(TumbleFn::Step(*ms)),
                     _ => None,
                 },
@@ -1354,7 +1385,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                     expr,
                     unit,
                     ceil: false,
-                } if is_rowtime(expr) => Some(TumbleFn::Floor(*unit)),
+                } if scope.is_rowtime(expr) => Some(TumbleFn::Floor(*unit)),
                 _ => None,
             };
             if tumble.is_none() {
@@ -1390,6 +1421,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
     let item_mode = if grouped { Mode::Group } else { Mode::Row };
     let mut items = Vec::new();
     let mut output = Vec::new();
+    let mut rowtime_columns = Vec::new();
     for (n, item) in q.items.iter().enumerate() {
         match item {
             SelectItem::Star { qualifier, span } => {
@@ -1404,6 +1436,9 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                     ));
                 }
                 for i in range {
+                    if scope.rowtime_columns.contains(&i) {
+                        rowtime_columns.push(output.len());
+                    }
                     items.push(CExpr::Col(i));
                     output.push(scope.columns[i].clone());
                 }
@@ -1413,6 +1448,9 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                 // A bare ROWTIME in the select list is the row's timestamp, not a column.
                 if alias.is_none() && is_rowtime(expr) {
                     continue;
+                }
+                if scope.is_rowtime(expr) {
+                    rowtime_columns.push(output.len());
                 }
                 let name = match (alias, &expr.kind) {
                     (Some(a), _) => a.name.clone(),
@@ -1443,7 +1481,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                         rowtime = true;
                         continue;
                     }
-                    if rowtime_lead(expr).is_some() {
+                    if rowtime_lead(expr, &scope).is_some() {
                         monotonic.push(col);
                     }
                     col += 1;
@@ -1469,7 +1507,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
     let order = match q.order_by.first() {
         None => None,
         Some(first) => {
-            let lead = rowtime_lead(&first.expr).ok_or_else(|| {
+            let lead = rowtime_lead(&first.expr, &scope).ok_or_else(|| {
                 SqlError::semantic(
                     first.expr.span,
                     "Streaming ORDER BY must start with a monotonic expression based on ROWTIME, \
@@ -1543,6 +1581,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
         filter,
         kind,
         output,
+        rowtime_columns,
         distinct,
         order,
     })

@@ -905,3 +905,83 @@ fn log_parse_errors_name_the_bad_argument_or_field() {
         "{err}"
     );
 }
+
+fn demo_source() -> Vec<(String, Vec<Column>)> {
+    vec![(
+        "SOURCE_SQL_STREAM_001".into(),
+        vec![
+            Column::new("TICKER_SYMBOL", SqlType::Varchar(4)),
+            Column::new("SECTOR", SqlType::Varchar(16)),
+            Column::new("CHANGE", SqlType::Real),
+            Column::new("PRICE", SqlType::Real),
+        ],
+    )]
+}
+
+fn demo(app: &mut Application, at_ms: i64, ticker: &str, change: f64, price: f64) {
+    let row = vec![
+        Value::Varchar(ticker.into()),
+        Value::Varchar("TECH".into()),
+        Value::Double(change),
+        Value::Double(price),
+    ];
+    app.insert("SOURCE_SQL_STREAM_001", at_ms, row).unwrap();
+}
+
+#[test]
+fn the_order_by_reference_example_sorts_distinct_tickers_within_each_rowtime() {
+    // `SELECT STREAM DISTINCT rowtime, ticker FROM trades ORDER BY ROWTIME, ticker`.
+    let code = r#"
+        CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker VARCHAR(4));
+        CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM DISTINCT rowtime, ticker_symbol FROM "SOURCE_SQL_STREAM_001"
+            ORDER BY ROWTIME, ticker_symbol;
+    "#;
+    let mut a = app(code, demo_source(), &[OUT]);
+    let t = at("11:00:00");
+    for s in ["TGT", "AMZN", "TGT", "MSFT"] {
+        demo(&mut a, t, s, 0.0, 1.0);
+    }
+    demo(&mut a, t + 1, "AMZN", 0.0, 1.0);
+    a.advance_to(t + 2);
+    assert_eq!(
+        take(&mut a, OUT),
+        [
+            "11:00:00 | AMZN",
+            "11:00:00 | MSFT",
+            "11:00:00 | TGT",
+            "11:00:00 | AMZN"
+        ]
+    );
+}
+
+#[test]
+fn the_count_distinct_reference_example_counts_exactly_over_a_distinct_subquery() {
+    // The exact-count alternative on the COUNT_DISTINCT_ITEMS_TUMBLING reference page: a
+    // DISTINCT subquery keeps ROWTIME as `window_time`, and the outer query steps that column.
+    let code = r#"
+        CREATE OR REPLACE STREAM output_stream (ticker_symbol VARCHAR(4), unique_count BIGINT);
+        CREATE OR REPLACE PUMP stream_pump AS INSERT INTO output_stream
+            SELECT STREAM TICKER_SYMBOL, COUNT(distinct_stream.price) AS unique_count
+            FROM (
+                SELECT STREAM DISTINCT rowtime as window_time,
+                    TICKER_SYMBOL,
+                    CHANGE,
+                    PRICE,
+                    STEP((SOURCE_SQL_STREAM_001.rowtime) BY INTERVAL '5' SECOND)
+                FROM SOURCE_SQL_STREAM_001) as distinct_stream
+            GROUP BY TICKER_SYMBOL,
+                STEP((distinct_stream.window_time) BY INTERVAL '5' SECOND);
+    "#;
+    let mut a = app(code, demo_source(), &["OUTPUT_STREAM"]);
+    let t = at("11:00:00");
+    demo(&mut a, t, "AMZN", 1.0, 10.0);
+    demo(&mut a, t, "AMZN", 1.0, 10.0); // a duplicate row: dropped by DISTINCT
+    demo(&mut a, t + 1000, "AMZN", 1.0, 11.0);
+    demo(&mut a, t + 2000, "TGT", 1.0, 5.0);
+    a.advance_to(t + 5000);
+    assert_eq!(
+        take(&mut a, "OUTPUT_STREAM"),
+        ["11:00:05 | AMZN | 2", "11:00:05 | TGT | 1"]
+    );
+}
