@@ -1157,6 +1157,10 @@ fn plan_from(
             }
             let mut names = vec![name.name.clone()];
             names.extend(alias.iter().map(|a| a.name.clone()));
+            // `JOIN "S" OVER t ... WINDOW t AS (...)`: the window's name also names the side.
+            if let (None, Some(Over::Named(w))) = (alias, over) {
+                names.push(w.name.clone());
+            }
             let scope = Scope {
                 entries: vec![(names, 0..cols.len())],
                 columns: cols.to_vec(),

@@ -985,3 +985,25 @@ fn the_count_distinct_reference_example_counts_exactly_over_a_distinct_subquery(
         ["11:00:05 | AMZN | 2", "11:00:05 | TGT | 1"]
     );
 }
+
+#[test]
+fn a_join_window_can_be_named_in_the_window_clause() {
+    // The stream-joins page's second form: `OVER t ... WINDOW t AS (RANGE ...)`.
+    let code = format!(
+        r#"{SPLIT}
+        CREATE OR REPLACE PUMP "JOIN_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM ROWTIME AS order_time, o."orderId", o."ticker", o."amount", t."amount"
+            FROM "OrderStream" AS o
+            JOIN "TradeStream" OVER t
+            ON o."orderId" = t."orderId"
+            WINDOW t AS (RANGE INTERVAL '1' MINUTE PRECEDING);
+    "#
+    );
+    let mut a = app(&code, order_trade_source(), &[OUT]);
+    order_trade(&mut a, "11:00:00", "Trade", 1, 10);
+    order_trade(&mut a, "11:00:30", "Order", 1, 100);
+    assert_eq!(
+        take(&mut a, OUT),
+        ["11:00:30 | 2017-05-01 11:00:30.000 | 1 | AMZN | 100 | 10"]
+    );
+}
