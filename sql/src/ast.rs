@@ -90,6 +90,8 @@ pub enum FromItem {
         left: Box<FromItem>,
         right: Box<FromItem>,
         outer: bool,
+        /// `RIGHT` or `FULL [OUTER] JOIN`: unmatched right rows are kept too (stream joins).
+        keep_right: bool,
         on: Expr,
         span: Span,
     },

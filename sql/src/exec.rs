@@ -723,9 +723,11 @@ impl Input {
 }
 
 impl StreamJoin {
-    /// Drops the rows that have left their side's window by time `t`; left rows that never
-    /// matched come out of a LEFT OUTER JOIN with NULLs, at the time they left.
+    /// Drops the rows that have left their side's window by time `t`; rows that never matched
+    /// come out of an outer join with NULLs, at the time they left.
     fn evict(&mut self, t: i64, out: &mut Vec<Row>) {
+        // Rows leave both sides; they come out in ROWTIME order.
+        let mut left_over = Vec::new();
         for side in 0..2 {
             let window = self.sides[side].window;
             while let Some((front, _)) = self.sides[side].rows.front() {
@@ -738,29 +740,46 @@ impl StreamJoin {
                     break;
                 }
                 let (row, matched) = self.sides[side].rows.pop_front().expect("front exists");
-                if side == 0 {
-                    let at = match window {
-                        JoinWindow::Range(ms) => row.rowtime + ms,
-                        _ => row.rowtime,
-                    };
-                    self.unmatched(row, matched, at, out);
-                }
+                let at = match window {
+                    JoinWindow::Range(ms) => row.rowtime + ms,
+                    _ => row.rowtime,
+                };
+                self.unmatched(side, row, matched, at, &mut left_over);
             }
         }
+        left_over.sort_by_key(|r| r.rowtime);
+        out.extend(left_over);
     }
 
-    fn unmatched(&self, row: Row, matched: bool, at: i64, out: &mut Vec<Row>) {
-        if self.outer && !matched {
-            let rowtime = row.rowtime;
-            let mut values = row.values;
-            values.extend(std::iter::repeat_n(Value::Null, self.right_width));
-            values.push(Value::Timestamp(rowtime));
-            values.push(Value::Null);
-            out.push(Row {
-                rowtime: at,
-                values,
-            });
+    /// A row of `side` that can no longer match: with NULLs for the other side when the join
+    /// keeps that side's unmatched rows (LEFT, RIGHT, FULL).
+    fn unmatched(&self, side: usize, row: Row, matched: bool, at: i64, out: &mut Vec<Row>) {
+        let keep = if side == 0 {
+            self.outer
+        } else {
+            self.keep_right
+        };
+        if !keep || matched {
+            return;
         }
+        let rowtime = Value::Timestamp(row.rowtime);
+        let values = if side == 0 {
+            let mut v = row.values;
+            v.extend(std::iter::repeat_n(Value::Null, self.right_width));
+            v.push(rowtime);
+            v.push(Value::Null);
+            v
+        } else {
+            let mut v = vec![Value::Null; self.left_width];
+            v.extend(row.values);
+            v.push(Value::Null);
+            v.push(rowtime);
+            v
+        };
+        out.push(Row {
+            rowtime: at,
+            values,
+        });
     }
 
     /// A row arrives on `side` (0 left, 1 right): it is joined with the other side's window,
@@ -807,20 +826,16 @@ impl StreamJoin {
                 }),
             }
         }
-        if side == 1 {
-            for k in marks {
-                self.sides[0].rows[k].1 = true;
-            }
+        for k in marks {
+            self.sides[other].rows[k].1 = true;
         }
         let me = &mut self.sides[side];
-        me.rows.push_back((row, side == 0 && matched));
+        me.rows.push_back((row, matched));
         if let JoinWindow::Rows(n) = me.window {
             if me.rows.len() as u64 > n + 1 {
                 let (row, matched) = me.rows.pop_front().expect("longer than n + 1");
-                if side == 0 {
-                    let at = row.rowtime.max(clock);
-                    self.unmatched(row, matched, at, out);
-                }
+                let at = row.rowtime.max(clock);
+                self.unmatched(side, row, matched, at, out);
             }
         }
     }

@@ -407,23 +407,42 @@ impl Parser {
         let mut from = self.table_ref()?;
         loop {
             let start = self.peek().span;
-            let outer = if self.eat_kw("LEFT") {
+            let mut cross = false;
+            let (outer, keep_right) = if self.eat_kw("LEFT") {
                 self.eat_kw("OUTER");
-                true
+                (true, false)
+            } else if self.eat_kw("RIGHT") {
+                self.eat_kw("OUTER");
+                (false, true)
+            } else if self.eat_kw("FULL") {
+                self.eat_kw("OUTER");
+                (true, true)
+            } else if self.eat_kw("CROSS") {
+                cross = true;
+                (false, false)
             } else if self.eat_kw("INNER") || self.is_kw("JOIN") {
-                false
+                (false, false)
             } else {
                 break;
             };
             self.expect_kw("JOIN")?;
             let right = self.table_ref()?;
-            self.expect_kw("ON")?;
-            let on = self.expr()?;
+            // CROSS JOIN pairs every row with every row: a condition that always holds.
+            let on = if cross {
+                Expr {
+                    kind: ExprKind::Literal(Value::Boolean(true), SqlType::Boolean),
+                    span: self.prev_span(),
+                }
+            } else {
+                self.expect_kw("ON")?;
+                self.expr()?
+            };
             let span = start.to(on.span);
             from = FromItem::Join {
                 left: Box::new(from),
                 right: Box::new(right),
                 outer,
+                keep_right,
                 on,
                 span,
             };

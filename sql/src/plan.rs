@@ -172,7 +172,10 @@ pub struct StreamJoin {
     pub right: Input,
     pub sides: [JoinSide; 2],
     pub on: CExpr,
+    /// LEFT or FULL: left rows without a match come out with NULLs.
     pub outer: bool,
+    /// RIGHT or FULL: right rows without a match come out with NULLs.
+    pub keep_right: bool,
     pub left_width: usize,
     pub right_width: usize,
 }
@@ -1241,8 +1244,9 @@ fn plan_from(
             left,
             right,
             outer,
+            keep_right,
             on,
-            ..
+            span,
         } => {
             let left_window = join_window(left, windows)?;
             let (left, mut scope) = plan_from(left, catalog, windows, true)?;
@@ -1311,6 +1315,7 @@ fn plan_from(
                         ],
                         on,
                         outer: *outer,
+                        keep_right: *keep_right,
                         left_width,
                         right_width,
                     }));
@@ -1323,6 +1328,12 @@ fn plan_from(
                     ))
                 }
             };
+            if *keep_right {
+                return Err(SqlError::semantic(
+                    *span,
+                    "RIGHT and FULL joins need a stream on both sides; a reference table can only be joined to a stream with [LEFT] JOIN",
+                ));
+            }
             let cols = catalog.stream(&table.name).unwrap_or_default();
             let start = scope.columns.len();
             let mut names = vec![table.name.clone()];

@@ -1007,3 +1007,60 @@ fn a_join_window_can_be_named_in_the_window_clause() {
         ["11:00:30 | 2017-05-01 11:00:30.000 | 1 | AMZN | 100 | 10"]
     );
 }
+
+#[test]
+fn right_and_full_outer_stream_joins_keep_unmatched_rows_of_their_sides() {
+    let query = |kind: &str| {
+        format!(
+            r#"{SPLIT}
+        CREATE OR REPLACE PUMP "JOIN_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM o.ROWTIME AS order_time, o."orderId", t."ticker", o."amount", t."amount"
+            FROM "OrderStream" OVER (RANGE INTERVAL '10' SECOND PRECEDING) AS o
+            {kind} JOIN "TradeStream" AS t
+            ON o."orderId" = t."orderId";
+    "#
+        )
+    };
+    let feed = |a: &mut Application| {
+        order_trade(a, "11:00:00", "Order", 1, 100);
+        order_trade(a, "11:00:02", "Order", 2, 200);
+        order_trade(a, "11:00:05", "Trade", 1, 10);
+        // No order 3 in the window: an unmatched trade.
+        order_trade(a, "11:00:06", "Trade", 3, 30);
+        a.advance_to(at("11:00:20"));
+    };
+    let mut right = app(&query("RIGHT OUTER"), order_trade_source(), &[OUT]);
+    feed(&mut right);
+    assert_eq!(
+        take(&mut right, OUT),
+        [
+            "11:00:05 | 2017-05-01 11:00:00.000 | 1 | AMZN | 100 | 10",
+            "11:00:06 | NULL | NULL | AMZN | NULL | 30",
+        ]
+    );
+    let mut full = app(&query("FULL"), order_trade_source(), &[OUT]);
+    feed(&mut full);
+    assert_eq!(
+        take(&mut full, OUT),
+        [
+            "11:00:05 | 2017-05-01 11:00:00.000 | 1 | AMZN | 100 | 10",
+            "11:00:06 | NULL | NULL | AMZN | NULL | 30",
+            "11:00:12 | 2017-05-01 11:00:02.000 | 2 | NULL | 200 | NULL",
+        ]
+    );
+    let cross = format!(
+        r#"{SPLIT}
+        CREATE OR REPLACE PUMP "JOIN_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+            SELECT STREAM o.ROWTIME AS order_time, o."orderId", t."ticker", o."amount", t."amount"
+            FROM "OrderStream" OVER (RANGE INTERVAL '10' SECOND PRECEDING) AS o
+            CROSS JOIN "TradeStream" AS t;
+    "#
+    );
+    let mut c = app(&cross, order_trade_source(), &[OUT]);
+    feed(&mut c);
+    assert_eq!(
+        take(&mut c, OUT).len(),
+        4,
+        "every order pairs with every trade"
+    );
+}
