@@ -82,7 +82,12 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
         }
         None => None,
     };
-    let analytics = analytics::Analytics::open(engine.clone()).await?;
+    let analytics = analytics::Analytics::open(
+        engine.clone(),
+        Some(cfg.delivery_config().store),
+        Some(delivery.clone()),
+    )
+    .await?;
     let state = AppState::new(engine.clone(), delivery, analytics, auth, cfg.test_hooks);
     if let Some(dir) = &cfg.manifests {
         let n = analytics::manifests::apply_dir(dir, &state.analytics).await?;

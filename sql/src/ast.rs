@@ -66,9 +66,22 @@ pub enum FromItem {
     Stream {
         name: Ident,
         alias: Option<Ident>,
+        /// `"S" OVER (RANGE INTERVAL '1' MINUTE PRECEDING)`: the window of a stream-to-stream
+        /// join's side.
+        over: Option<Over>,
     },
     Subquery {
         query: Box<Query>,
+        alias: Option<Ident>,
+        /// `AS l(r)`: names for the subquery's columns.
+        column_aliases: Vec<Ident>,
+        span: Span,
+    },
+    /// `TABLE(F(CURSOR(SELECT STREAM ...), args...))`: a table function over a query.
+    TableFunction {
+        name: Ident,
+        cursor: Box<Query>,
+        args: Vec<Expr>,
         alias: Option<Ident>,
         span: Span,
     },
@@ -77,6 +90,8 @@ pub enum FromItem {
         left: Box<FromItem>,
         right: Box<FromItem>,
         outer: bool,
+        /// `RIGHT` or `FULL [OUTER] JOIN`: unmatched right rows are kept too (stream joins).
+        keep_right: bool,
         on: Expr,
         span: Span,
     },
@@ -179,6 +194,11 @@ pub enum ExprKind {
         name: Ident,
     },
     Literal(Value, SqlType),
+    /// `t.r.COLUMN1`: a field of a row-typed value (what the log-parsing functions return).
+    Field {
+        expr: Box<Expr>,
+        field: Ident,
+    },
     Binary {
         op: BinOp,
         left: Box<Expr>,
@@ -191,6 +211,8 @@ pub enum ExprKind {
         args: Vec<Expr>,
         star: bool,
         distinct: bool,
+        /// `IGNORE NULLS` after the arguments (LAG, NTH_VALUE).
+        ignore_nulls: bool,
         over: Option<Over>,
     },
     Case {
@@ -270,6 +292,7 @@ impl Expr {
                 name,
             } => format!("{}.{}", q.name, name.name),
             ExprKind::Column { name, .. } => name.name.clone(),
+            ExprKind::Field { expr, field } => format!("{}.{}", expr.text(), field.name),
             ExprKind::Literal(v, _) => v.to_text(),
             ExprKind::Binary { op, left, right } => {
                 format!("{} {} {}", left.text(), op.symbol(), right.text())
@@ -316,6 +339,10 @@ fn strip(e: &Expr) -> Expr {
             }
         }
         ExprKind::Literal(v, t) => ExprKind::Literal(v.clone(), t.clone()),
+        ExprKind::Field { expr, field } => ExprKind::Field {
+            expr: b(expr),
+            field: id(field),
+        },
         ExprKind::Binary { op, left, right } => ExprKind::Binary {
             op: *op,
             left: b(left),
@@ -328,12 +355,14 @@ fn strip(e: &Expr) -> Expr {
             args,
             star,
             distinct,
+            ignore_nulls,
             over,
         } => ExprKind::Function {
             name: name.clone(),
             args: args.iter().map(strip).collect(),
             star: *star,
             distinct: *distinct,
+            ignore_nulls: *ignore_nulls,
             over: over.as_ref().map(|o| match o {
                 Over::Named(n) => Over::Named(id(n)),
                 Over::Inline(w) => Over::Inline(WindowSpec {

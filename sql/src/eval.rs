@@ -41,6 +41,10 @@ pub enum CExpr {
     Key(usize),
     /// The result of the i-th aggregate of the group or window.
     Agg(usize),
+    /// A log-parsing function over a string: a row-typed value.
+    LogParse(Box<crate::logparse::LogParser>, Box<CExpr>),
+    /// The i-th field of a row-typed value.
+    Field(Box<CExpr>, usize),
 }
 
 /// A LIKE or SIMILAR TO pattern, compiled once when it is a literal.
@@ -110,6 +114,14 @@ impl CExpr {
             CExpr::Lit(v) => v.clone(),
             CExpr::Key(i) => cx.keys[*i].clone(),
             CExpr::Agg(i) => cx.aggs[*i].clone(),
+            CExpr::LogParse(p, x) => match x.eval(cx)? {
+                Value::Null => Value::Null,
+                v => p.parse(&v.to_text(), cx.clock)?,
+            },
+            CExpr::Field(x, i) => match x.eval(cx)? {
+                Value::Row(mut fields) if *i < fields.len() => fields.swap_remove(*i),
+                _ => Value::Null,
+            },
             CExpr::Binary(op, l, r) => {
                 match op {
                     // AND and OR follow three-valued logic and short-circuit.

@@ -8,7 +8,7 @@
 use crate::ast::Statement;
 use crate::error::{EngineError, EvalError, SqlError};
 use crate::eval::Ctx;
-use crate::functions::Acc;
+use crate::functions::{Acc, AggFunc};
 use crate::parser::parse;
 use crate::plan::*;
 use crate::value::{SqlType, Value};
@@ -67,7 +67,8 @@ pub(crate) struct Failure {
 struct Pump {
     name: String,
     plan: QueryPlan,
-    source: usize,
+    /// The streams the query reads (two for a stream-to-stream join).
+    sources: Vec<usize>,
     target: usize,
     /// For each target column, the query output column that fills it (`None`: NULL).
     mapping: Vec<Option<usize>>,
@@ -143,7 +144,10 @@ impl Application {
                         if app.streams[*i].kind != StreamKind::Application {
                             return Err(SqlError::semantic(name.span, format!("Stream '{}' is defined by the application's configuration and cannot be replaced", name.name)));
                         }
-                        if let Some(p) = app.pumps.iter().find(|p| p.source == *i || p.target == *i)
+                        if let Some(p) = app
+                            .pumps
+                            .iter()
+                            .find(|p| p.sources.contains(i) || p.target == *i)
                         {
                             return Err(SqlError::semantic(
                                 name.span,
@@ -224,20 +228,22 @@ impl Application {
                         }
                         mapping[dst] = Some(src);
                     }
-                    let source = app.index[plan.source()];
-                    if app.reaches(t, source) {
+                    let mut sources: Vec<usize> =
+                        plan.sources().iter().map(|s| app.index[*s]).collect();
+                    sources.dedup();
+                    if let Some(source) = sources.iter().find(|s| app.reaches(t, **s)) {
                         return Err(SqlError::semantic(
                             span,
                             format!(
                                 "Pump '{}' would feed its own input stream '{}' in a cycle",
-                                name.name, app.streams[source].name
+                                name.name, app.streams[*source].name
                             ),
                         ));
                     }
                     let pump = Pump {
                         name: name.name.clone(),
                         plan,
-                        source,
+                        sources,
                         target: t,
                         mapping,
                     };
@@ -281,7 +287,7 @@ impl Application {
             stack.extend(
                 self.pumps
                     .iter()
-                    .filter(|p| p.source == s)
+                    .filter(|p| p.sources.contains(&s))
                     .map(|p| p.target),
             );
         }
@@ -298,7 +304,7 @@ impl Application {
                         .pumps
                         .iter()
                         .enumerate()
-                        .all(|(j, q)| done[j] || q.target != p.source);
+                        .all(|(j, q)| done[j] || !p.sources.contains(&q.target));
                 if ready {
                     done[i] = true;
                     order.push(i);
@@ -509,14 +515,20 @@ impl Application {
             }
             for k in 0..self.order.len() {
                 let p = self.order[k];
-                if self.pumps[p].source != s {
+                if !self.pumps[p].sources.contains(&s) {
                     continue;
                 }
                 let mut out = Vec::new();
                 let mut fails = Vec::new();
-                self.pumps[p]
-                    .plan
-                    .on_row(&row, self.clock, &self.tables, &mut out, &mut fails);
+                let from = &self.streams[s].name;
+                self.pumps[p].plan.on_row(
+                    &row,
+                    from,
+                    self.clock,
+                    &self.tables,
+                    &mut out,
+                    &mut fails,
+                );
                 self.route(p, out, fails, queue);
             }
         }
@@ -561,20 +573,41 @@ impl Input {
     fn on_row(
         &mut self,
         row: &Row,
+        from: &str,
         clock: i64,
         tables: &Tables,
         fails: &mut Vec<Failure>,
     ) -> Vec<Row> {
         match self {
-            Input::Stream(_) => vec![row.clone()],
+            Input::Stream(s) if s == from => vec![row.clone()],
+            Input::Stream(_) => Vec::new(),
             Input::Subquery(inner) => {
                 let mut rows = Vec::new();
-                inner.on_row(row, clock, tables, &mut rows, fails);
+                inner.on_row(row, from, clock, tables, &mut rows, fails);
                 rows
             }
             Input::Join { left, .. } => {
-                let rows = left.on_row(row, clock, tables, fails);
+                let rows = left.on_row(row, from, clock, tables, fails);
                 self.join(rows, clock, tables, fails)
+            }
+            Input::TableFunction { cursor, op } => {
+                let mut rows = Vec::new();
+                cursor.on_row(row, from, clock, tables, &mut rows, fails);
+                let mut out = Vec::new();
+                op.process(rows, &mut out);
+                out
+            }
+            Input::StreamJoin(j) => {
+                let left = j.left.on_row(row, from, clock, tables, fails);
+                let right = j.right.on_row(row, from, clock, tables, fails);
+                let mut out = Vec::new();
+                for r in left {
+                    j.arrive(0, r, clock, &mut out, fails);
+                }
+                for r in right {
+                    j.arrive(1, r, clock, &mut out, fails);
+                }
+                out
             }
         }
     }
@@ -597,6 +630,27 @@ impl Input {
             Input::Join { left, .. } => {
                 let rows = left.on_advance(t, clock, tables, fails);
                 self.join(rows, clock, tables, fails)
+            }
+            Input::TableFunction { cursor, op } => {
+                let mut rows = Vec::new();
+                cursor.on_advance(t, clock, tables, &mut rows, fails);
+                let mut out = Vec::new();
+                op.process(rows, &mut out);
+                op.close(t, &mut out);
+                out
+            }
+            Input::StreamJoin(j) => {
+                let left = j.left.on_advance(t, clock, tables, fails);
+                let right = j.right.on_advance(t, clock, tables, fails);
+                let mut out = Vec::new();
+                j.evict(t, &mut out);
+                for r in left {
+                    j.arrive(0, r, clock, &mut out, fails);
+                }
+                for r in right {
+                    j.arrive(1, r, clock, &mut out, fails);
+                }
+                out
             }
         }
     }
@@ -668,19 +722,141 @@ impl Input {
     }
 }
 
+impl StreamJoin {
+    /// Drops the rows that have left their side's window by time `t`; rows that never matched
+    /// come out of an outer join with NULLs, at the time they left.
+    fn evict(&mut self, t: i64, out: &mut Vec<Row>) {
+        // Rows leave both sides; they come out in ROWTIME order.
+        let mut left_over = Vec::new();
+        for side in 0..2 {
+            let window = self.sides[side].window;
+            while let Some((front, _)) = self.sides[side].rows.front() {
+                let expired = match window {
+                    JoinWindow::Current => front.rowtime < t,
+                    JoinWindow::Range(ms) => front.rowtime <= t - ms,
+                    JoinWindow::Rows(_) => false,
+                };
+                if !expired {
+                    break;
+                }
+                let (row, matched) = self.sides[side].rows.pop_front().expect("front exists");
+                let at = match window {
+                    JoinWindow::Range(ms) => row.rowtime + ms,
+                    _ => row.rowtime,
+                };
+                self.unmatched(side, row, matched, at, &mut left_over);
+            }
+        }
+        left_over.sort_by_key(|r| r.rowtime);
+        out.extend(left_over);
+    }
+
+    /// A row of `side` that can no longer match: with NULLs for the other side when the join
+    /// keeps that side's unmatched rows (LEFT, RIGHT, FULL).
+    fn unmatched(&self, side: usize, row: Row, matched: bool, at: i64, out: &mut Vec<Row>) {
+        let keep = if side == 0 {
+            self.outer
+        } else {
+            self.keep_right
+        };
+        if !keep || matched {
+            return;
+        }
+        let rowtime = Value::Timestamp(row.rowtime);
+        let values = if side == 0 {
+            let mut v = row.values;
+            v.extend(std::iter::repeat_n(Value::Null, self.right_width));
+            v.push(rowtime);
+            v.push(Value::Null);
+            v
+        } else {
+            let mut v = vec![Value::Null; self.left_width];
+            v.extend(row.values);
+            v.push(Value::Null);
+            v.push(rowtime);
+            v
+        };
+        out.push(Row {
+            rowtime: at,
+            values,
+        });
+    }
+
+    /// A row arrives on `side` (0 left, 1 right): it is joined with the other side's window,
+    /// then joins its own.
+    fn arrive(
+        &mut self,
+        side: usize,
+        row: Row,
+        clock: i64,
+        out: &mut Vec<Row>,
+        fails: &mut Vec<Failure>,
+    ) {
+        self.evict(row.rowtime, out);
+        let other = 1 - side;
+        let mut matched = false;
+        let mut marks = Vec::new();
+        for (k, (o, _)) in self.sides[other].rows.iter().enumerate() {
+            let (l, r) = if side == 0 { (&row, o) } else { (o, &row) };
+            let mut values = l.values.clone();
+            values.extend(r.values.iter().cloned());
+            values.push(Value::Timestamp(l.rowtime));
+            values.push(Value::Timestamp(r.rowtime));
+            let cx = Ctx {
+                row: &values,
+                rowtime: row.rowtime,
+                keys: &[],
+                aggs: &[],
+                clock,
+            };
+            match self.on.test(&cx) {
+                Ok(true) => {
+                    matched = true;
+                    marks.push(k);
+                    out.push(Row {
+                        rowtime: row.rowtime.max(o.rowtime),
+                        values,
+                    });
+                }
+                Ok(false) => {}
+                Err(error) => fails.push(Failure {
+                    error,
+                    rowtime: row.rowtime,
+                    data: values,
+                }),
+            }
+        }
+        for k in marks {
+            self.sides[other].rows[k].1 = true;
+        }
+        let me = &mut self.sides[side];
+        me.rows.push_back((row, matched));
+        if let JoinWindow::Rows(n) = me.window {
+            if me.rows.len() as u64 > n + 1 {
+                let (row, matched) = me.rows.pop_front().expect("longer than n + 1");
+                let at = row.rowtime.max(clock);
+                self.unmatched(side, row, matched, at, out);
+            }
+        }
+    }
+}
+
 impl QueryPlan {
     /// Runs one input row through the query.
     pub(crate) fn on_row(
         &mut self,
         row: &Row,
+        from: &str,
         clock: i64,
         tables: &Tables,
         out: &mut Vec<Row>,
         fails: &mut Vec<Failure>,
     ) {
-        for r in self.input.on_row(row, clock, tables, fails) {
-            self.process(&r, clock, out, fails);
+        let mut produced = Vec::new();
+        for r in self.input.on_row(row, from, clock, tables, fails) {
+            self.process(&r, clock, &mut produced, fails);
         }
+        self.finish(produced, None, out);
     }
 
     /// Advances the query's clock, emitting the groups that close by `t`.
@@ -692,12 +868,79 @@ impl QueryPlan {
         out: &mut Vec<Row>,
         fails: &mut Vec<Failure>,
     ) {
+        let mut produced = Vec::new();
         for r in self.input.on_advance(t, clock, tables, fails) {
-            self.process(&r, clock, out, fails);
+            self.process(&r, clock, &mut produced, fails);
         }
         if let Kind::Aggregate(agg) = &mut self.kind {
-            agg.close(t, clock, out, fails);
+            agg.close(t, clock, &mut produced, fails);
         }
+        self.finish(produced, Some(t), out);
+    }
+
+    /// DISTINCT and ORDER BY over the rows the query produced; `t` is the clock when it advanced.
+    fn finish(&mut self, produced: Vec<Row>, t: Option<i64>, out: &mut Vec<Row>) {
+        let mut rows = produced;
+        if let Some(d) = &mut self.distinct {
+            let width = self.order.as_ref().map(|o| o.width);
+            rows.retain(|r| {
+                let mut bucket: Vec<String> =
+                    d.monotonic.iter().map(|i| r.values[*i].key()).collect();
+                if d.rowtime {
+                    bucket.push(r.rowtime.to_string());
+                }
+                let bucket = bucket.join("\u{1}");
+                if d.bucket.as_deref() != Some(bucket.as_str()) {
+                    d.bucket = Some(bucket);
+                    d.seen.clear();
+                }
+                let shown = &r.values[..width.unwrap_or(r.values.len())];
+                d.seen.insert(group_key(shown))
+            });
+        }
+        let Some(o) = &mut self.order else {
+            out.extend(rows);
+            return;
+        };
+        let sort = |rows: &mut Vec<Row>, o: &OrderBy| {
+            rows.sort_by(|a, b| {
+                for (k, desc) in o.descending.iter().enumerate() {
+                    let (x, y) = (&a.values[o.width + k], &b.values[o.width + k]);
+                    let ord = match (x.is_null(), y.is_null()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => std::cmp::Ordering::Less,
+                        (false, true) => std::cmp::Ordering::Greater,
+                        _ => x.sql_cmp(y).unwrap_or(std::cmp::Ordering::Equal),
+                    };
+                    let ord = if *desc { ord.reverse() } else { ord };
+                    if ord != std::cmp::Ordering::Equal {
+                        return ord;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+        };
+        let mut ready = if o.batch {
+            let mut batch = rows;
+            sort(&mut batch, o);
+            batch
+        } else {
+            for r in rows {
+                o.buffer.push((o.lead.end(r.rowtime), r));
+            }
+            let Some(t) = t else { return };
+            let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut o.buffer)
+                .into_iter()
+                .partition(|(end, _)| *end <= t);
+            o.buffer = waiting;
+            let mut done: Vec<Row> = done.into_iter().map(|(_, r)| r).collect();
+            sort(&mut done, o);
+            done
+        };
+        for r in &mut ready {
+            r.values.truncate(o.width);
+        }
+        out.extend(ready);
     }
 
     fn process(&mut self, row: &Row, clock: i64, out: &mut Vec<Row>, fails: &mut Vec<Failure>) {
@@ -763,7 +1006,11 @@ impl QueryPlan {
                 let seq = agg.seq;
                 let group = agg.groups.entry(key).or_insert_with(|| Group {
                     keys,
-                    accs: agg.aggs.iter().map(|a| Acc::new(a.func)).collect(),
+                    accs: agg
+                        .aggs
+                        .iter()
+                        .map(|a| Acc::for_spec(a.func, a.distinct))
+                        .collect(),
                     end,
                     seq,
                 });
@@ -822,13 +1069,46 @@ impl QueryPlan {
                         }
                     }
                     for (slot, a) in mine.iter().enumerate() {
-                        let mut acc = Acc::new(s.aggs[*a].func);
-                        for (_, vals) in rows.iter() {
-                            if let Err(e) = acc.add(Some(&vals[slot])) {
-                                return fail(e, fails);
+                        let spec = &s.aggs[*a];
+                        let value = |(_, vals): &(i64, Vec<Value>)| vals[slot].clone();
+                        let kept = |v: &Value| !spec.ignore_nulls || !v.is_null();
+                        results[*a] = match spec.func {
+                            AggFunc::Lag => {
+                                let back = if spec.offset == 0 {
+                                    rows.back().map(value)
+                                } else {
+                                    rows.iter()
+                                        .rev()
+                                        .skip(1)
+                                        .map(value)
+                                        .filter(kept)
+                                        .nth(spec.offset as usize - 1)
+                                };
+                                match (back, &spec.default) {
+                                    (Some(v), _) => v,
+                                    (None, Some(d)) => match d.eval(&cx) {
+                                        Ok(v) => v,
+                                        Err(e) => return fail(e, fails),
+                                    },
+                                    (None, None) => Value::Null,
+                                }
                             }
-                        }
-                        results[*a] = acc.result();
+                            AggFunc::NthValue => rows
+                                .iter()
+                                .map(value)
+                                .filter(kept)
+                                .nth(spec.offset as usize - 1)
+                                .unwrap_or(Value::Null),
+                            func => {
+                                let mut acc = Acc::for_spec(func, spec.distinct);
+                                for (_, vals) in rows.iter() {
+                                    if let Err(e) = acc.add(Some(&vals[slot])) {
+                                        return fail(e, fails);
+                                    }
+                                }
+                                acc.result()
+                            }
+                        };
                     }
                 }
                 let cx = Ctx {

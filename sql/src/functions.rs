@@ -35,6 +35,8 @@ pub enum Func {
     CurrentTimestamp,
     CurrentDate,
     RegexReplace,
+    /// `MONOTONIC(x)`: x, declared monotonic.
+    Monotonic,
 }
 
 /// Type classes of function parameters.
@@ -105,6 +107,7 @@ pub fn lookup(name: &str) -> Option<Func> {
         "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" => Func::CurrentTimestamp,
         "CURRENT_DATE" => Func::CurrentDate,
         "REGEX_REPLACE" => Func::RegexReplace,
+        "MONOTONIC" => Func::Monotonic,
         _ => return None,
     })
 }
@@ -132,6 +135,7 @@ pub fn signature(f: Func, args: &[SqlType]) -> Option<SqlType> {
             }
             Some(args.iter().fold(SqlType::Null, |acc, t| acc.unify(t)))
         }
+        Func::Monotonic => ok(args.len() == 1, first),
         Func::NullIf => ok(args.len() == 2 && args[0].comparable(&args[1]), first),
         Func::Mod => ok(
             check(&[Exact, Exact]),
@@ -201,6 +205,7 @@ pub fn call(f: Func, args: Vec<Value>, clock: i64) -> Result<Value, EvalError> {
             });
         }
         Func::CurrentRowTimestamp | Func::CurrentTimestamp => return Ok(Value::Timestamp(clock)),
+        Func::Monotonic => return Ok(args.into_iter().next().unwrap_or(Value::Null)),
         Func::CurrentDate => return Ok(Value::Date(clock.div_euclid(time::MS_DAY))),
         _ => {}
     }
@@ -305,6 +310,7 @@ pub fn call(f: Func, args: Vec<Value>, clock: i64) -> Result<Value, EvalError> {
         Func::TimestampToChar | Func::DateToChar | Func::TimeToChar => {
             Value::Varchar(time::format_java(ts(1), &s(0)))
         }
+        Func::Monotonic => args[0].clone(),
         Func::RegexReplace => {
             let (text, pattern, replacement) = (s(0), s(1), s(2));
             let start = if args.len() > 3 {
@@ -369,6 +375,10 @@ pub enum AggFunc {
     StddevSamp,
     VarPop,
     VarSamp,
+    /// `LAG(x[, n[, default]]) OVER w`: the value `n` rows back in the window.
+    Lag,
+    /// `NTH_VALUE(x, n) OVER w`: the value of the window's `n`-th row.
+    NthValue,
 }
 
 pub fn lookup_agg(name: &str) -> Option<AggFunc> {
@@ -384,6 +394,8 @@ pub fn lookup_agg(name: &str) -> Option<AggFunc> {
         "STDDEV_SAMP" | "STDDEV" => AggFunc::StddevSamp,
         "VAR_POP" => AggFunc::VarPop,
         "VAR_SAMP" | "VARIANCE" => AggFunc::VarSamp,
+        "LAG" => AggFunc::Lag,
+        "NTH_VALUE" => AggFunc::NthValue,
         _ => return None,
     })
 }
@@ -401,9 +413,15 @@ impl AggFunc {
                 AggFunc::StddevPop | AggFunc::StddevSamp | AggFunc::VarPop | AggFunc::VarSamp,
                 Some(t),
             ) if t.is_numeric() => Some(SqlType::Double),
-            (AggFunc::Min | AggFunc::Max | AggFunc::FirstValue | AggFunc::LastValue, Some(t)) => {
-                Some(t.clone())
-            }
+            (
+                AggFunc::Min
+                | AggFunc::Max
+                | AggFunc::FirstValue
+                | AggFunc::LastValue
+                | AggFunc::Lag
+                | AggFunc::NthValue,
+                Some(t),
+            ) => Some(t.clone()),
             _ => None,
         }
     }
@@ -419,6 +437,8 @@ pub struct Acc {
     sum_sq: f64,
     all_int: bool,
     value: Option<Value>,
+    /// For `AGG(DISTINCT x)`: the values seen, by [`Value::key`].
+    seen: Option<std::collections::HashSet<String>>,
 }
 
 impl Acc {
@@ -431,6 +451,24 @@ impl Acc {
             sum_sq: 0.0,
             all_int: true,
             value: None,
+            seen: None,
+        }
+    }
+
+    /// An accumulator for `AGG(DISTINCT x)`, which adds each distinct value once.
+    pub fn new_distinct(func: AggFunc) -> Self {
+        Acc {
+            seen: Some(Default::default()),
+            ..Acc::new(func)
+        }
+    }
+
+    /// [`Acc::new`] or [`Acc::new_distinct`].
+    pub fn for_spec(func: AggFunc, distinct: bool) -> Self {
+        if distinct {
+            Acc::new_distinct(func)
+        } else {
+            Acc::new(func)
         }
     }
 
@@ -444,6 +482,11 @@ impl Acc {
             Some(Value::Null) => return Ok(()),
             Some(v) => v,
         };
+        if let Some(seen) = &mut self.seen {
+            if !seen.insert(v.key()) {
+                return Ok(());
+            }
+        }
         self.count += 1;
         match self.func {
             AggFunc::Count => {}
@@ -488,7 +531,7 @@ impl Acc {
                     self.value = Some(v.clone());
                 }
             }
-            AggFunc::LastValue => self.value = Some(v.clone()),
+            AggFunc::LastValue | AggFunc::Lag | AggFunc::NthValue => self.value = Some(v.clone()),
         }
         Ok(())
     }
@@ -517,9 +560,12 @@ impl Acc {
             AggFunc::StddevSamp => var(true)
                 .map(|v| Value::Double(v.sqrt()))
                 .unwrap_or(Value::Null),
-            AggFunc::Min | AggFunc::Max | AggFunc::FirstValue | AggFunc::LastValue => {
-                self.value.clone().unwrap_or(Value::Null)
-            }
+            AggFunc::Min
+            | AggFunc::Max
+            | AggFunc::FirstValue
+            | AggFunc::LastValue
+            | AggFunc::Lag
+            | AggFunc::NthValue => self.value.clone().unwrap_or(Value::Null),
         }
     }
 }

@@ -15,8 +15,10 @@ pub mod exec;
 pub mod format;
 pub mod functions;
 pub mod lexer;
+pub mod logparse;
 pub mod parser;
 pub mod plan;
+pub mod tablefn;
 pub mod time;
 pub mod value;
 

@@ -101,6 +101,60 @@ pub fn parse_query(src: &str) -> Result<Query, SqlError> {
     Ok(q)
 }
 
+/// One column of a log parser's column list: `NAME TYPE VARCHAR(16) [NOT NULL]
+/// [START n [FOR m]] ['format']`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub ty: SqlType,
+    pub start: Option<usize>,
+    pub len: Option<usize>,
+    pub format: Option<String>,
+}
+
+/// Parses the column list string of VARIABLE_COLUMN_LOG_PARSE, FIXED_COLUMN_LOG_PARSE and
+/// REGEX_LOG_PARSE. Positions in errors are within `src`.
+pub fn column_specs(src: &str) -> Result<Vec<ColumnSpec>, SqlError> {
+    let mut p = Parser {
+        toks: lex(src)?,
+        i: 0,
+    };
+    let mut out = Vec::new();
+    loop {
+        let name = p.ident()?.name;
+        p.expect_kw("TYPE")?;
+        let ty = p.data_type()?;
+        if p.eat_kw("NOT") {
+            p.expect_kw("NULL")?;
+        }
+        let (mut start, mut len, mut format) = (None, None, None);
+        if p.eat_kw("START") {
+            start = Some(p.unsigned_int()? as usize);
+            if p.eat_kw("FOR") {
+                len = Some(p.unsigned_int()? as usize);
+            }
+        }
+        if let Tok::Str(f) = &p.peek().tok {
+            format = Some(f.clone());
+            p.next();
+        }
+        out.push(ColumnSpec {
+            name,
+            ty,
+            start,
+            len,
+            format,
+        });
+        if !p.eat_sym(",") {
+            break;
+        }
+    }
+    if p.peek().tok != Tok::Eof {
+        return Err(p.unexpected(&["\",\"", "<EOF>"]));
+    }
+    Ok(out)
+}
+
 struct Parser {
     toks: Vec<Token>,
     i: usize,
@@ -353,23 +407,42 @@ impl Parser {
         let mut from = self.table_ref()?;
         loop {
             let start = self.peek().span;
-            let outer = if self.eat_kw("LEFT") {
+            let mut cross = false;
+            let (outer, keep_right) = if self.eat_kw("LEFT") {
                 self.eat_kw("OUTER");
-                true
+                (true, false)
+            } else if self.eat_kw("RIGHT") {
+                self.eat_kw("OUTER");
+                (false, true)
+            } else if self.eat_kw("FULL") {
+                self.eat_kw("OUTER");
+                (true, true)
+            } else if self.eat_kw("CROSS") {
+                cross = true;
+                (false, false)
             } else if self.eat_kw("INNER") || self.is_kw("JOIN") {
-                false
+                (false, false)
             } else {
                 break;
             };
             self.expect_kw("JOIN")?;
             let right = self.table_ref()?;
-            self.expect_kw("ON")?;
-            let on = self.expr()?;
+            // CROSS JOIN pairs every row with every row: a condition that always holds.
+            let on = if cross {
+                Expr {
+                    kind: ExprKind::Literal(Value::Boolean(true), SqlType::Boolean),
+                    span: self.prev_span(),
+                }
+            } else {
+                self.expect_kw("ON")?;
+                self.expr()?
+            };
             let span = start.to(on.span);
             from = FromItem::Join {
                 left: Box::new(from),
                 right: Box::new(right),
                 outer,
+                keep_right,
                 on,
                 span,
             };
@@ -494,21 +567,64 @@ impl Parser {
     }
 
     fn table_ref(&mut self) -> Result<FromItem, SqlError> {
+        if self.is_kw("TABLE") && self.peek_at(1).tok == Tok::Sym("(") {
+            let start = self.next().span;
+            self.expect_sym("(")?;
+            let name = self.ident()?;
+            self.expect_sym("(")?;
+            self.expect_kw("CURSOR")?;
+            self.expect_sym("(")?;
+            let cursor = self.query()?;
+            self.expect_sym(")")?;
+            let mut args = Vec::new();
+            while self.eat_sym(",") {
+                args.push(self.expr()?);
+            }
+            self.expect_sym(")")?;
+            self.expect_sym(")")?;
+            let span = start.to(self.prev_span());
+            let alias = self.alias()?;
+            return Ok(FromItem::TableFunction {
+                name,
+                cursor: Box::new(cursor),
+                args,
+                alias,
+                span,
+            });
+        }
         if self.peek().tok == Tok::Sym("(") {
             let start = self.next().span;
             let query = self.query()?;
             self.expect_sym(")")?;
             let span = start.to(self.prev_span());
             let alias = self.alias()?;
+            let mut column_aliases = Vec::new();
+            if alias.is_some() && self.eat_sym("(") {
+                column_aliases.push(self.ident()?);
+                while self.eat_sym(",") {
+                    column_aliases.push(self.ident()?);
+                }
+                self.expect_sym(")")?;
+            }
             return Ok(FromItem::Subquery {
                 query: Box::new(query),
                 alias,
+                column_aliases,
                 span,
             });
         }
         let name = self.ident()?;
+        let over = if self.eat_kw("OVER") {
+            if self.peek().tok == Tok::Sym("(") {
+                Some(Over::Inline(self.window_spec()?))
+            } else {
+                Some(Over::Named(self.ident()?))
+            }
+        } else {
+            None
+        };
         let alias = self.alias()?;
-        Ok(FromItem::Stream { name, alias })
+        Ok(FromItem::Stream { name, alias, over })
     }
 
     fn window_spec(&mut self) -> Result<WindowSpec, SqlError> {
@@ -936,6 +1052,7 @@ impl Parser {
                             args: vec![],
                             star: false,
                             distinct: false,
+                            ignore_nulls: false,
                             over: None,
                         },
                         span: t.span,
@@ -954,13 +1071,27 @@ impl Parser {
             self.next();
             let name = self.ident()?;
             let span = first.span.to(name.span);
-            return Ok(Expr {
+            let mut e = Expr {
                 kind: ExprKind::Column {
                     qualifier: Some(first),
                     name,
                 },
                 span,
-            });
+            };
+            // `t.r.COLUMN1`: fields of a row-typed column.
+            while self.peek().tok == Tok::Sym(".") {
+                self.next();
+                let field = self.ident()?;
+                let span = e.span.to(field.span);
+                e = Expr {
+                    kind: ExprKind::Field {
+                        expr: Box::new(e),
+                        field,
+                    },
+                    span,
+                };
+            }
+            return Ok(e);
         }
         let span = first.span;
         Ok(Expr {
@@ -1075,6 +1206,7 @@ impl Parser {
                     args: vec![e],
                     star: false,
                     distinct: false,
+                    ignore_nulls: false,
                     over: None,
                 };
                 return done(self, kind);
@@ -1177,7 +1309,9 @@ impl Parser {
         }
         self.expect_sym(")")?;
         // `LAG(x) IGNORE NULLS OVER w` and friends take a null-treatment before OVER.
+        let mut ignore_nulls = false;
         if (self.is_kw("IGNORE") || self.is_kw("RESPECT")) && is_kw(self.peek_at(1), "NULLS") {
+            ignore_nulls = self.is_kw("IGNORE");
             self.next();
             self.next();
         }
@@ -1196,6 +1330,7 @@ impl Parser {
                 args,
                 star,
                 distinct,
+                ignore_nulls,
                 over,
             },
             span: start.to(self.prev_span()),

@@ -33,6 +33,15 @@ pub struct AggSpec {
     pub arg: Option<CExpr>,
     /// For sliding windows: which window of [`Sliding::windows`] it runs over.
     pub window: usize,
+    /// LAG's rows back (default 1) and NTH_VALUE's position (from 1).
+    pub offset: u64,
+    /// LAG's value when the window holds no row that far back (default NULL), evaluated on
+    /// the current row.
+    pub default: Option<CExpr>,
+    /// `IGNORE NULLS`: LAG and NTH_VALUE count only rows where the value is not NULL.
+    pub ignore_nulls: bool,
+    /// `COUNT(DISTINCT x)` and friends: each value counts once.
+    pub distinct: bool,
 }
 
 /// How a tumbling window's ROWTIME key is computed, which also says when the window ends.
@@ -126,15 +135,64 @@ pub enum Input {
         outer: bool,
         width: usize,
     },
+    /// Two streams joined over windows; rows are the left columns followed by the right ones.
+    StreamJoin(Box<StreamJoin>),
+    /// `TABLE(F(CURSOR(query), ...))`.
+    TableFunction {
+        cursor: Box<QueryPlan>,
+        op: crate::tablefn::TableOp,
+    },
+}
+
+/// Which rows of one side of a stream-to-stream join can still be joined.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JoinWindow {
+    /// No OVER: only rows with the current ROWTIME.
+    Current,
+    /// `RANGE INTERVAL ... PRECEDING`: rows with ROWTIME in `(now - range, now]`.
+    Range(i64),
+    /// `ROWS n PRECEDING`: the side's last `n + 1` rows.
+    Rows(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinSide {
+    pub window: JoinWindow,
+    /// The rows in the window, each with whether it has matched (for LEFT OUTER JOIN).
+    pub rows: std::collections::VecDeque<(crate::exec::Row, bool)>,
+}
+
+/// `FROM a [OVER w] [LEFT [OUTER]] JOIN b OVER w ON ...`. A row arriving on one side is joined
+/// with the rows in the other side's window, so each pair is produced once, when its later row
+/// arrives, with that row's ROWTIME. For a LEFT OUTER JOIN a left row that no right row can
+/// match any more comes out with NULLs once it leaves the window.
+#[derive(Debug, Clone)]
+pub struct StreamJoin {
+    pub left: Input,
+    pub right: Input,
+    pub sides: [JoinSide; 2],
+    pub on: CExpr,
+    /// LEFT or FULL: left rows without a match come out with NULLs.
+    pub outer: bool,
+    /// RIGHT or FULL: right rows without a match come out with NULLs.
+    pub keep_right: bool,
+    pub left_width: usize,
+    pub right_width: usize,
 }
 
 impl Input {
-    /// The in-application stream the input ultimately reads.
-    pub fn source(&self) -> &str {
+    /// The in-application streams the input reads.
+    pub fn sources(&self) -> Vec<&str> {
         match self {
-            Input::Stream(s) => s,
-            Input::Subquery(q) => q.input.source(),
-            Input::Join { left, .. } => left.source(),
+            Input::Stream(s) => vec![s.as_str()],
+            Input::Subquery(q) => q.input.sources(),
+            Input::Join { left, .. } => left.sources(),
+            Input::TableFunction { cursor, .. } => cursor.sources(),
+            Input::StreamJoin(j) => {
+                let mut v = j.left.sources();
+                v.extend(j.right.sources());
+                v
+            }
         }
     }
 }
@@ -145,12 +203,61 @@ pub struct QueryPlan {
     pub filter: Option<CExpr>,
     pub kind: Kind,
     pub output: Vec<Column>,
+    /// Output columns that hold the row's ROWTIME (`rowtime AS window_time`).
+    pub rowtime_columns: Vec<usize>,
+    pub distinct: Option<Distinct>,
+    pub order: Option<OrderBy>,
+}
+
+/// `SELECT STREAM DISTINCT`: a row is emitted the first time it is seen within its ROWTIME
+/// bucket (the values of the select list's ROWTIME-based items), at once.
+#[derive(Debug, Clone)]
+pub struct Distinct {
+    /// Output columns that are monotonic in ROWTIME (`FLOOR(ROWTIME TO MINUTE)`, `ROWTIME AS t`).
+    pub monotonic: Vec<usize>,
+    /// Whether the bucket includes the row's ROWTIME itself (bare `ROWTIME` selected, or the
+    /// rows of a GROUP BY, which all close at their window's end).
+    pub rowtime: bool,
+    pub bucket: Option<String>,
+    pub seen: std::collections::HashSet<String>,
+}
+
+/// The leading, ROWTIME-based expression of a streaming ORDER BY, which says when a bucket of
+/// rows is complete and can be sorted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OrderLead {
+    Rowtime,
+    Tumble(TumbleFn),
+}
+
+impl OrderLead {
+    /// The clock time at which the bucket holding `rowtime` is complete.
+    pub fn end(self, rowtime: i64) -> i64 {
+        match self {
+            OrderLead::Rowtime => rowtime + 1,
+            OrderLead::Tumble(f) => f.end(f.start(rowtime)),
+        }
+    }
+}
+
+/// `ORDER BY rowtime-expression, keys...`: rows are held until their ROWTIME bucket is complete,
+/// then sorted. The sort keys are computed as extra items after the output columns.
+#[derive(Debug, Clone)]
+pub struct OrderBy {
+    pub lead: OrderLead,
+    /// Per sort key: descending?
+    pub descending: Vec<bool>,
+    /// The number of real output columns; sort keys follow them.
+    pub width: usize,
+    /// Rows of a GROUP BY come out of a window all at once and are sorted per batch.
+    pub batch: bool,
+    pub buffer: Vec<(i64, crate::exec::Row)>,
 }
 
 impl QueryPlan {
-    /// The in-application stream the query ultimately reads.
-    pub fn source(&self) -> &str {
-        self.input.source()
+    /// The in-application streams the query reads.
+    pub fn sources(&self) -> Vec<&str> {
+        self.input.sources()
     }
 }
 
@@ -169,6 +276,40 @@ struct Scope {
     /// Each FROM item: the names it answers to and where its columns sit in `columns`.
     entries: Vec<(Vec<String>, std::ops::Range<usize>)>,
     columns: Vec<Column>,
+    /// The sides of a stream-to-stream join: the names each answers to and the hidden column
+    /// (after the visible ones) holding its row's ROWTIME, for `o.ROWTIME`.
+    rowtimes: Vec<(Vec<String>, usize)>,
+    /// Columns of a subquery that hold its rows' ROWTIME (`rowtime AS window_time`), so they are
+    /// as monotonic as ROWTIME itself.
+    rowtime_columns: Vec<usize>,
+}
+
+impl Scope {
+    /// `ROWTIME`, or a column that holds it.
+    fn is_rowtime(&self, e: &Expr) -> bool {
+        if is_rowtime(e) {
+            return true;
+        }
+        let ExprKind::Column { qualifier, name } = &e.kind else {
+            return false;
+        };
+        let range = match qualifier {
+            Some(q) => match self.range(q) {
+                Ok(r) => r,
+                Err(_) => return false,
+            },
+            None => 0..self.visible(),
+        };
+        let hits: Vec<usize> = range
+            .filter(|i| self.columns[*i].name == name.name)
+            .collect();
+        matches!(hits.as_slice(), [i] if self.rowtime_columns.contains(i))
+    }
+
+    /// The columns `*` expands to: all but the hidden ROWTIMEs of joined streams.
+    fn visible(&self) -> usize {
+        self.columns.len() - self.rowtimes.len()
+    }
 }
 
 impl Scope {
@@ -217,6 +358,7 @@ fn any_node(e: &Expr, f: &dyn Fn(&Expr) -> bool) -> bool {
     }
     let kids: Vec<&Expr> = match &e.kind {
         ExprKind::Column { .. } | ExprKind::Literal(..) => vec![],
+        ExprKind::Field { expr, .. } => vec![expr],
         ExprKind::Binary { left, right, .. } => vec![left, right],
         ExprKind::Neg(x) | ExprKind::Not(x) => vec![x],
         ExprKind::Function { args, .. } => args.iter().collect(),
@@ -269,6 +411,30 @@ fn ty_list(a: &SqlType, op: &str, b: &SqlType) -> String {
     format!("'<{a}> {op} <{b}>'")
 }
 
+/// `ROWTIME`, `STEP(ROWTIME BY ...)` or `FLOOR(ROWTIME TO unit)`: expressions that only grow
+/// and so can lead a streaming ORDER BY or bucket a DISTINCT.
+fn rowtime_lead(e: &Expr, scope: &Scope) -> Option<OrderLead> {
+    let is_rowtime = |e: &Expr| scope.is_rowtime(e);
+    match &e.kind {
+        _ if is_rowtime(e) => Some(OrderLead::Rowtime),
+        ExprKind::Step { expr, interval } if is_rowtime(expr) => match &interval.kind {
+            ExprKind::Literal(Value::Interval(ms), _) if *ms > 0 => {
+                Some(OrderLead::Tumble(TumbleFn::Step(*ms)))
+            }
+            _ => None,
+        },
+        ExprKind::FloorCeil {
+            expr,
+            unit,
+            ceil: false,
+        } if is_rowtime(expr) => Some(OrderLead::Tumble(TumbleFn::Floor(*unit))),
+        ExprKind::Function { name, args, .. } if name == "MONOTONIC" && args.len() == 1 => {
+            rowtime_lead(&args[0], scope)
+        }
+        _ => None,
+    }
+}
+
 fn is_rowtime(e: &Expr) -> bool {
     matches!(&e.kind, ExprKind::Column { name, .. } if name.name == "ROWTIME")
 }
@@ -282,9 +448,18 @@ impl<'a> Binder<'a> {
     ) -> Result<(CExpr, SqlType), SqlError> {
         let range = match qualifier {
             Some(q) => self.scope.range(q)?,
-            None => 0..self.scope.columns.len(),
+            None => 0..self.scope.visible(),
         };
         if name.name == "ROWTIME" {
+            let side = qualifier.and_then(|q| {
+                self.scope
+                    .rowtimes
+                    .iter()
+                    .find(|(names, _)| names.contains(&q.name))
+            });
+            if let Some((_, col)) = side {
+                return Ok((CExpr::Col(*col), SqlType::Timestamp));
+            }
             return Ok((CExpr::Rowtime, SqlType::Timestamp));
         }
         let hits: Vec<usize> = range
@@ -368,6 +543,52 @@ impl<'a> Binder<'a> {
         }
         let b = |c: CExpr| Box::new(c);
         Ok(match &e.kind {
+            ExprKind::Column {
+                qualifier: Some(q),
+                name,
+            } if !self
+                .scope
+                .entries
+                .iter()
+                .any(|(names, _)| names.contains(&q.name))
+                && self.resolve(None, q, q.span).is_ok() =>
+            {
+                // `rec.COLUMN1`: a field of a row-typed column rather than a qualified column.
+                let inner = Expr {
+                    kind: ExprKind::Column {
+                        qualifier: None,
+                        name: q.clone(),
+                    },
+                    span: q.span,
+                };
+                let field = Expr {
+                    kind: ExprKind::Field {
+                        expr: Box::new(inner),
+                        field: name.clone(),
+                    },
+                    span: e.span,
+                };
+                self.compile(&field, mode)?
+            }
+            ExprKind::Field { expr, field } => {
+                let (x, xt) = self.compile(expr, mode)?;
+                let SqlType::Row(fields) = &xt else {
+                    return Err(SqlError::typ(
+                        e.span,
+                        format!("'{}' is not a row; it has type {xt}", expr.text()),
+                    ));
+                };
+                let i = fields
+                    .iter()
+                    .position(|(n, _)| *n == field.name)
+                    .ok_or_else(|| {
+                        SqlError::unknown(
+                            field.span,
+                            format!("Unknown field '{}' of '{}'", field.name, expr.text()),
+                        )
+                    })?;
+                (CExpr::Field(b(x), i), fields[i].1.clone())
+            }
             ExprKind::Column { qualifier, name } => {
                 let (c, t) = self.resolve(qualifier.as_ref(), name, e.span)?;
                 if mode == Mode::Group && !matches!(c, CExpr::Rowtime) {
@@ -385,12 +606,20 @@ impl<'a> Binder<'a> {
                 star,
                 distinct,
                 over,
+                ..
             } if functions::lookup_agg(name).is_some() => {
                 let func = functions::lookup_agg(name).expect("checked by the guard");
-                if *distinct {
+                let positional = matches!(func, AggFunc::Lag | AggFunc::NthValue);
+                if positional && over.is_none() {
                     return Err(SqlError::semantic(
                         e.span,
-                        format!("{name}(DISTINCT ...) is not supported yet"),
+                        format!("Function '{name}' requires an OVER clause"),
+                    ));
+                }
+                if *distinct && (positional || *star) {
+                    return Err(SqlError::semantic(
+                        e.span,
+                        format!("DISTINCT is not allowed in '{name}'"),
                     ));
                 }
                 let window = match (over, mode) {
@@ -410,10 +639,19 @@ impl<'a> Binder<'a> {
                         ))
                     }
                 };
-                if func != AggFunc::Count && (*star || args.len() != 1)
-                    || func == AggFunc::Count && !*star && args.len() != 1
-                {
-                    return Err(SqlError::typ(e.span, format!("Invalid number of arguments to function '{name}'. Was expecting 1 arguments")));
+                let arity_ok = match func {
+                    AggFunc::Count => *star && args.is_empty() || !*star && args.len() == 1,
+                    AggFunc::Lag => !*star && (1..=3).contains(&args.len()),
+                    AggFunc::NthValue => !*star && args.len() == 2,
+                    _ => !*star && args.len() == 1,
+                };
+                if !arity_ok {
+                    let expecting = match func {
+                        AggFunc::Lag => "1, 2 or 3",
+                        AggFunc::NthValue => "2",
+                        _ => "1",
+                    };
+                    return Err(SqlError::typ(e.span, format!("Invalid number of arguments to function '{name}'. Was expecting {expecting} arguments")));
                 }
                 let (arg, arg_ty) = match args.first() {
                     Some(a) if !*star => {
@@ -431,7 +669,55 @@ impl<'a> Binder<'a> {
                         ),
                     )
                 })?;
-                self.aggs.push(AggSpec { func, arg, window });
+                let mut offset = if func == AggFunc::Lag { 1 } else { 0 };
+                if let Some(n) = args.get(1) {
+                    offset = match &n.kind {
+                        ExprKind::Literal(Value::Integer(k), _)
+                            if *k >= 0 && (func == AggFunc::Lag || *k >= 1) =>
+                        {
+                            *k as u64
+                        }
+                        _ => {
+                            return Err(SqlError::typ(
+                                n.span,
+                                format!(
+                                    "The offset of '{name}' must be a {} integer literal",
+                                    if func == AggFunc::Lag {
+                                        "non-negative"
+                                    } else {
+                                        "positive"
+                                    }
+                                ),
+                            ))
+                        }
+                    };
+                }
+                let default = match args.get(2) {
+                    Some(d) => {
+                        let (c, t) = self.compile(d, Mode::AggArg)?;
+                        if !ty.comparable(&t) {
+                            return Err(SqlError::typ(d.span, format!("Cannot apply '{name}' to arguments of type '{name}(<{ty}>, <INTEGER>, <{t}>)'")));
+                        }
+                        Some(c)
+                    }
+                    None => None,
+                };
+                let ignore_nulls = matches!(
+                    &e.kind,
+                    ExprKind::Function {
+                        ignore_nulls: true,
+                        ..
+                    }
+                );
+                self.aggs.push(AggSpec {
+                    func,
+                    arg,
+                    window,
+                    offset,
+                    default,
+                    ignore_nulls,
+                    distinct: *distinct,
+                });
                 (CExpr::Agg(self.aggs.len() - 1), ty)
             }
             ExprKind::Function {
@@ -458,6 +744,11 @@ impl<'a> Binder<'a> {
                         ),
                     )
                 };
+                if let Some(planned) = crate::logparse::plan(name, args, &types, e.span) {
+                    let (parser, ty) = planned?;
+                    let input = cargs.into_iter().next().unwrap_or(CExpr::Lit(Value::Null));
+                    return Ok((CExpr::LogParse(Box::new(parser), b(input)), ty));
+                }
                 let f = match f {
                     Some(f) if !*star && over.is_none() => f,
                     _ => return Err(sig_err()),
@@ -789,10 +1080,66 @@ impl<'a> Binder<'a> {
     }
 }
 
-/// Plans a query over the catalog's streams.
-fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), SqlError> {
+fn item_span(item: &FromItem) -> Span {
     match item {
-        FromItem::Stream { name, alias } => {
+        FromItem::Stream { name, .. } => name.span,
+        FromItem::Subquery { span, .. }
+        | FromItem::Join { span, .. }
+        | FromItem::TableFunction { span, .. } => *span,
+    }
+}
+
+/// The window of one side of a stream-to-stream join: `OVER (...)` or the current row.
+fn join_window(item: &FromItem, windows: &[NamedWindow]) -> Result<JoinWindow, SqlError> {
+    let FromItem::Stream {
+        over: Some(over), ..
+    } = item
+    else {
+        return Ok(JoinWindow::Current);
+    };
+    let spec = match over {
+        Over::Inline(spec) => spec,
+        Over::Named(name) => {
+            &windows
+                .iter()
+                .find(|w| w.name.name == name.name)
+                .ok_or_else(|| {
+                    SqlError::unknown(name.span, format!("Window '{}' not found", name.name))
+                })?
+                .spec
+        }
+    };
+    if let Some(p) = spec.partition.first() {
+        return Err(SqlError::semantic(
+            p.span,
+            "PARTITION BY is not allowed in the window of a join",
+        ));
+    }
+    Ok(match spec.frame {
+        Frame::Range(ms) => JoinWindow::Range(ms),
+        Frame::Rows(n) => JoinWindow::Rows(n),
+    })
+}
+
+/// Plans a query over the catalog's streams.
+fn plan_from(
+    item: &FromItem,
+    catalog: &dyn Catalog,
+    windows: &[NamedWindow],
+    in_join: bool,
+) -> Result<(Input, Scope), SqlError> {
+    match item {
+        FromItem::Stream { name, alias, over } => {
+            if let (Some(o), false) = (over, in_join) {
+                let span = match o {
+                    Over::Named(n) => n.span,
+                    Over::Inline(w) => w.span,
+                };
+                return Err(SqlError::semantic(
+                    span,
+                    "A window on a stream in FROM is only allowed on a side of a stream-to-stream JOIN",
+                ));
+            }
             let cols = catalog.stream(&name.name).ok_or_else(|| {
                 SqlError::unknown(name.span, format!("Object '{}' not found", name.name))
             })?;
@@ -813,19 +1160,83 @@ fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), S
             }
             let mut names = vec![name.name.clone()];
             names.extend(alias.iter().map(|a| a.name.clone()));
+            // `JOIN "S" OVER t ... WINDOW t AS (...)`: the window's name also names the side.
+            if let (None, Some(Over::Named(w))) = (alias, over) {
+                names.push(w.name.clone());
+            }
             let scope = Scope {
                 entries: vec![(names, 0..cols.len())],
                 columns: cols.to_vec(),
+                rowtimes: Vec::new(),
+                rowtime_columns: Vec::new(),
             };
             Ok((Input::Stream(name.name.clone()), scope))
         }
-        FromItem::Subquery { query, alias, .. } => {
-            let inner = plan_query(query, catalog)?;
+        FromItem::TableFunction {
+            name,
+            cursor,
+            args,
+            alias,
+            span,
+        } => {
+            let inner = plan_query(cursor, catalog)?;
+            let (op, columns) = crate::tablefn::plan(&name.name, args, &inner.output, *span)
+                .map_err(|mut e| {
+                    if e.span == *span {
+                        e.span = name.span;
+                    }
+                    e
+                })?;
+            let names = alias.iter().map(|a| a.name.clone()).collect();
+            let scope = Scope {
+                entries: vec![(names, 0..columns.len())],
+                columns,
+                rowtimes: Vec::new(),
+                rowtime_columns: Vec::new(),
+            };
+            Ok((
+                Input::TableFunction {
+                    cursor: Box::new(inner),
+                    op,
+                },
+                scope,
+            ))
+        }
+        FromItem::Subquery {
+            query,
+            alias,
+            column_aliases,
+            ..
+        } => {
+            let mut inner = plan_query(query, catalog)?;
+            if !column_aliases.is_empty() {
+                if column_aliases.len() != inner.output.len() {
+                    return Err(SqlError::semantic(
+                        column_aliases[0].span.to(column_aliases[column_aliases.len() - 1].span),
+                        format!(
+                            "List of column aliases must have same degree as table; table has {} columns, whereas alias list has {} columns",
+                            inner.output.len(),
+                            column_aliases.len()
+                        ),
+                    ));
+                }
+                for (c, a) in inner.output.iter_mut().zip(column_aliases) {
+                    c.name = a.name.clone();
+                }
+            }
+            if inner.order.is_some() && in_join {
+                return Err(SqlError::semantic(
+                    query.span,
+                    "ORDER BY is not allowed in a subquery of a JOIN",
+                ));
+            }
             let names = alias.iter().map(|a| a.name.clone()).collect();
             let columns = inner.output.clone();
             let scope = Scope {
                 entries: vec![(names, 0..columns.len())],
                 columns,
+                rowtimes: Vec::new(),
+                rowtime_columns: inner.rowtime_columns.clone(),
             };
             Ok((Input::Subquery(Box::new(inner)), scope))
         }
@@ -833,25 +1244,96 @@ fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), S
             left,
             right,
             outer,
+            keep_right,
             on,
-            ..
+            span,
         } => {
-            let (left, mut scope) = plan_from(left, catalog)?;
+            let left_window = join_window(left, windows)?;
+            let (left, mut scope) = plan_from(left, catalog, windows, true)?;
             let (table, alias) = match &**right {
-                FromItem::Stream { name, alias } if catalog.is_table(&name.name) => (name, alias),
-                FromItem::Stream { name, .. } if catalog.stream(&name.name).is_some() => {
+                FromItem::Stream { name, alias, .. } if catalog.is_table(&name.name) => {
+                    (name, alias)
+                }
+                FromItem::Stream { .. }
+                | FromItem::Subquery { .. }
+                | FromItem::TableFunction { .. } => {
+                    let right_window = join_window(right, windows)?;
+                    if left_window == JoinWindow::Current && right_window == JoinWindow::Current {
+                        return Err(SqlError::semantic(
+                            item_span(right).to(on.span),
+                            "A join of two streams needs a window on at least one side, such as \
+                             JOIN \"S\" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS s",
+                        ));
+                    }
+                    let (right, right_scope) = plan_from(right, catalog, windows, true)?;
+                    let left_width = scope.columns.len();
+                    for (names, r) in right_scope.entries.clone() {
+                        scope
+                            .entries
+                            .push((names, r.start + left_width..r.end + left_width));
+                    }
+                    let right_width = right_scope.columns.len();
+                    let left_names: Vec<String> =
+                        scope.entries.iter().flat_map(|(n, _)| n.clone()).collect();
+                    let right_names: Vec<String> = right_scope
+                        .entries
+                        .iter()
+                        .flat_map(|(n, _)| n.clone())
+                        .collect();
+                    scope.columns.extend(right_scope.columns);
+                    // Each side's ROWTIME rides along after the visible columns.
+                    let hidden = scope.columns.len();
+                    scope.rowtimes = vec![(left_names, hidden), (right_names, hidden + 1)];
+                    scope
+                        .columns
+                        .push(Column::new("ROWTIME", SqlType::Timestamp));
+                    scope
+                        .columns
+                        .push(Column::new("ROWTIME", SqlType::Timestamp));
+                    let mut binder = Binder {
+                        scope: &scope,
+                        group: Vec::new(),
+                        aggs: Vec::new(),
+                        named_windows: &[],
+                        windows: Vec::new(),
+                        window_names: HashMap::new(),
+                        sliding: false,
+                    };
+                    let on = binder.boolean(on, Mode::AggArg, "JOIN condition")?;
+                    let input = Input::StreamJoin(Box::new(StreamJoin {
+                        left,
+                        right,
+                        sides: [
+                            JoinSide {
+                                window: left_window,
+                                rows: Default::default(),
+                            },
+                            JoinSide {
+                                window: right_window,
+                                rows: Default::default(),
+                            },
+                        ],
+                        on,
+                        outer: *outer,
+                        keep_right: *keep_right,
+                        left_width,
+                        right_width,
+                    }));
+                    return Ok((input, scope));
+                }
+                FromItem::Join { span, .. } => {
                     return Err(SqlError::semantic(
-                        name.span,
-                        "Joins between two streams are not supported yet; join a stream to a reference table",
+                        *span,
+                        "A JOIN on the right of a JOIN must be a reference table or a stream",
                     ))
                 }
-                FromItem::Stream { name, .. } => {
-                    return Err(SqlError::unknown(name.span, format!("Object '{}' not found", name.name)))
-                }
-                _ => {
-                    return Err(SqlError::semantic(on.span, "Only reference tables can be joined to a stream so far"))
-                }
             };
+            if *keep_right {
+                return Err(SqlError::semantic(
+                    *span,
+                    "RIGHT and FULL joins need a stream on both sides; a reference table can only be joined to a stream with [LEFT] JOIN",
+                ));
+            }
             let cols = catalog.stream(&table.name).unwrap_or_default();
             let start = scope.columns.len();
             let mut names = vec![table.name.clone()];
@@ -882,19 +1364,7 @@ fn plan_from(item: &FromItem, catalog: &dyn Catalog) -> Result<(Input, Scope), S
 
 /// Plans a query over the catalog's streams.
 pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlError> {
-    let (input, scope) = plan_from(&q.from, catalog)?;
-    if q.distinct {
-        return Err(SqlError::semantic(
-            q.span,
-            "SELECT STREAM DISTINCT is not supported yet",
-        ));
-    }
-    if let Some(o) = q.order_by.first() {
-        return Err(SqlError::semantic(
-            o.expr.span,
-            "ORDER BY is not supported yet",
-        ));
-    }
+    let (input, scope) = plan_from(&q.from, catalog, &q.windows, false)?;
     let mut binder = Binder {
         scope: &scope,
         group: Vec::new(),
@@ -921,7 +1391,8 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
         for (i, g) in q.group_by.iter().enumerate() {
             let (_, t) = binder.compile(g, Mode::AggArg)?;
             let f = match &g.kind {
-                ExprKind::Step { expr, interval } if is_rowtime(expr) => match &interval.kind {
+                ExprKind::Step { expr, interval } if scope.is_rowtime(expr) => match &interval.kind
+                {
                     ExprKind::Literal(Value::Interval(ms), _) => Some(TumbleFn::Step(*ms)),
                     _ => None,
                 },
@@ -929,7 +1400,7 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                     expr,
                     unit,
                     ceil: false,
-                } if is_rowtime(expr) => Some(TumbleFn::Floor(*unit)),
+                } if scope.is_rowtime(expr) => Some(TumbleFn::Floor(*unit)),
                 _ => None,
             };
             if tumble.is_none() {
@@ -965,12 +1436,13 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
     let item_mode = if grouped { Mode::Group } else { Mode::Row };
     let mut items = Vec::new();
     let mut output = Vec::new();
+    let mut rowtime_columns = Vec::new();
     for (n, item) in q.items.iter().enumerate() {
         match item {
             SelectItem::Star { qualifier, span } => {
                 let range = match qualifier {
                     Some(q) => scope.range(q)?,
-                    None => 0..scope.columns.len(),
+                    None => 0..scope.visible(),
                 };
                 if grouped {
                     return Err(SqlError::semantic(
@@ -979,6 +1451,9 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                     ));
                 }
                 for i in range {
+                    if scope.rowtime_columns.contains(&i) {
+                        rowtime_columns.push(output.len());
+                    }
                     items.push(CExpr::Col(i));
                     output.push(scope.columns[i].clone());
                 }
@@ -989,9 +1464,13 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
                 if alias.is_none() && is_rowtime(expr) {
                     continue;
                 }
+                if scope.is_rowtime(expr) {
+                    rowtime_columns.push(output.len());
+                }
                 let name = match (alias, &expr.kind) {
                     (Some(a), _) => a.name.clone(),
                     (None, ExprKind::Column { name, .. }) => name.name.clone(),
+                    (None, ExprKind::Field { field, .. }) => field.name.clone(),
                     _ => format!("EXPR${n}"),
                 };
                 items.push(c);
@@ -999,6 +1478,85 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
             }
         }
     }
+    let width = items.len();
+    let distinct = if q.distinct {
+        let mut monotonic = Vec::new();
+        let mut rowtime = grouped;
+        let mut col = 0;
+        for item in &q.items {
+            match item {
+                SelectItem::Star { qualifier, .. } => {
+                    col += match qualifier {
+                        Some(q) => scope.range(q)?.len(),
+                        None => scope.visible(),
+                    }
+                }
+                SelectItem::Expr { expr, alias } => {
+                    if alias.is_none() && is_rowtime(expr) {
+                        rowtime = true;
+                        continue;
+                    }
+                    if rowtime_lead(expr, &scope).is_some() {
+                        monotonic.push(col);
+                    }
+                    col += 1;
+                }
+            }
+        }
+        if monotonic.is_empty() && !rowtime {
+            return Err(SqlError::semantic(
+                q.span,
+                "Streaming SELECT DISTINCT needs a monotonic expression based on ROWTIME in the \
+                 select list, such as ROWTIME or FLOOR(\"S\".ROWTIME TO MINUTE)",
+            ));
+        }
+        Some(Distinct {
+            monotonic,
+            rowtime,
+            bucket: None,
+            seen: Default::default(),
+        })
+    } else {
+        None
+    };
+    let order = match q.order_by.first() {
+        None => None,
+        Some(first) => {
+            let lead = rowtime_lead(&first.expr, &scope).ok_or_else(|| {
+                SqlError::semantic(
+                    first.expr.span,
+                    "Streaming ORDER BY must start with a monotonic expression based on ROWTIME, \
+                     such as ROWTIME or FLOOR(\"S\".ROWTIME TO SECOND)",
+                )
+            })?;
+            let mut descending = Vec::new();
+            for o in &q.order_by {
+                // An output alias, as in `ORDER BY "ticker_count" DESC`.
+                let by_alias = match &o.expr.kind {
+                    ExprKind::Column {
+                        qualifier: None,
+                        name,
+                    } if !scope.columns.iter().any(|c| c.name == name.name) => {
+                        output.iter().position(|c| c.name == name.name)
+                    }
+                    _ => None,
+                };
+                let key = match by_alias {
+                    Some(i) => items[i].clone(),
+                    None => binder.compile(&o.expr, item_mode)?.0,
+                };
+                items.push(key);
+                descending.push(o.descending);
+            }
+            Some(OrderBy {
+                lead,
+                descending,
+                width,
+                batch: grouped,
+                buffer: Vec::new(),
+            })
+        }
+    };
     let having = match &q.having {
         Some(h) if grouped => Some(binder.boolean(h, Mode::Group, "HAVING clause")?),
         Some(h) => {
@@ -1038,6 +1596,9 @@ pub fn plan_query(q: &Query, catalog: &dyn Catalog) -> Result<QueryPlan, SqlErro
         filter,
         kind,
         output,
+        rowtime_columns,
+        distinct,
+        order,
     })
 }
 

@@ -30,6 +30,8 @@ pub enum SqlType {
     Interval,
     /// The type of the literal NULL, assignable to anything.
     Null,
+    /// The row a log-parsing function returns (`W3C_LOG_PARSE(...)`), read with `r.COLUMN1`.
+    Row(Vec<(String, SqlType)>),
 }
 
 impl SqlType {
@@ -113,6 +115,10 @@ impl fmt::Display for SqlType {
             SqlType::Timestamp => write!(f, "TIMESTAMP"),
             SqlType::Interval => write!(f, "INTERVAL"),
             SqlType::Null => write!(f, "NULL"),
+            SqlType::Row(fields) => {
+                let f2: Vec<String> = fields.iter().map(|(n, t)| format!("{n} {t}")).collect();
+                write!(f, "RecordType({})", f2.join(", "))
+            }
         }
     }
 }
@@ -133,6 +139,8 @@ pub enum Value {
     Timestamp(i64),
     /// Milliseconds.
     Interval(i64),
+    /// The fields of a row-typed value, in the order of its [`SqlType::Row`].
+    Row(Vec<Value>),
 }
 
 impl Value {
@@ -196,6 +204,10 @@ impl Value {
             Value::Time(t) => time::format_time(*t),
             Value::Timestamp(t) => time::format_timestamp(*t),
             Value::Interval(ms) => format!("{}", ms / 1000),
+            Value::Row(fields) => {
+                let f: Vec<String> = fields.iter().map(Value::to_text).collect();
+                format!("{{{}}}", f.join(", "))
+            }
         }
     }
 
@@ -333,6 +345,10 @@ impl Value {
                 Value::Interval(i) => Value::Interval(i),
                 other => return Err(cast_err(&other.to_text(), to)),
             },
+            T::Row(_) => match self {
+                Value::Row(f) => Value::Row(f),
+                other => return Err(cast_err(&other.to_text(), to)),
+            },
         })
     }
 
@@ -345,6 +361,7 @@ impl Value {
             Value::Double(d) => serde_json::Number::from_f64(*d)
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
+            Value::Row(fields) => fields.iter().map(Value::to_json).collect(),
             other => other.to_text().into(),
         }
     }

@@ -95,11 +95,11 @@ fn error_stream_cannot_be_queried() {
 }
 
 #[test]
-fn joining_two_streams_is_reported_as_not_supported_yet() {
+fn joining_two_streams_without_a_window_is_rejected_at_the_join() {
     let e = create(&format!(
         "{DEST}CREATE STREAM S2 (ticker VARCHAR(4));\nCREATE PUMP P AS INSERT INTO \"DESTINATION_SQL_STREAM\"\n  SELECT STREAM s.ticker_symbol, s.price FROM \"SOURCE_SQL_STREAM_001\" AS s JOIN S2 ON s.ticker_symbol = S2.ticker;"
     ));
-    assert!(e.message.contains("not supported yet"), "{e}");
+    assert_eq!(e.to_string(), "From line 4, column 81 to line 4, column 113: A join of two streams needs a window on at least one side, such as JOIN \"S\" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS s");
 }
 
 #[test]

@@ -1057,3 +1057,617 @@ async fn manifests_create_and_start_an_analytics_app() {
         vec![json!({"TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 2, "AVG_PRICE": 15.0})]
     );
 }
+
+/// Puts records in batches of up to 500 with PutRecords, in order, into a one-shard stream.
+async fn put_json_batch(k: &aws_sdk_kinesis::Client, stream: &str, records: &[Value]) {
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    for chunk in records.chunks(500) {
+        let entries = chunk
+            .iter()
+            .map(|r| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key("pk")
+                    .data(Blob::new(serde_json::to_vec(r).unwrap()))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let out = k
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_record_count, Some(0));
+    }
+}
+
+async fn create_and_start(e: &Env, name: &str, code: &str, schema: SourceSchema) {
+    e.a.create_application()
+        .application_name(name)
+        .application_code(code)
+        .inputs(stream_input_with("in", schema))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, name, InputStartingPosition::Now).await;
+}
+
+#[tokio::test]
+async fn a_stream_to_stream_join_reports_orders_with_trades_of_the_minute_before() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's stream-joins example over the two-record-types split of one input.
+    let code = r#"
+CREATE OR REPLACE STREAM "Order_Stream" ("order_id" INTEGER, "ticker" VARCHAR(4), "amount" INTEGER);
+CREATE OR REPLACE STREAM "Trade_Stream" ("order_id" INTEGER, "ticker" VARCHAR(4), "amount" INTEGER);
+CREATE OR REPLACE PUMP "Order_Pump" AS INSERT INTO "Order_Stream"
+  SELECT STREAM "Oid", "Ticker", "Amount" FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Order';
+CREATE OR REPLACE PUMP "Trade_Pump" AS INSERT INTO "Trade_Stream"
+  SELECT STREAM "Oid", "Ticker", "Amount" FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Trade';
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (order_id INTEGER, ticker VARCHAR(4), order_amount INTEGER, trade_amount INTEGER);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM o."order_id", o."ticker", o."amount" AS order_amount, t."amount" AS trade_amount
+  FROM "Order_Stream" AS o
+  JOIN "Trade_Stream" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS t
+  ON o."order_id" = t."order_id";
+"#;
+    let schema = json_schema(&[
+        ("RecordType", "VARCHAR(8)"),
+        ("Oid", "INTEGER"),
+        ("Ticker", "VARCHAR(4)"),
+        ("Amount", "INTEGER"),
+    ]);
+    create_and_start(&e, "joins", code, schema).await;
+    let series =
+        "analytics_input_rows_total{application=\"joins\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    let rec = |kind: &str, oid: i64, amount: i64| json!({"RecordType": kind, "Oid": oid, "Ticker": "AMZN", "Amount": amount});
+    put_json(&e.k, "in", &[rec("Trade", 1, 10), rec("Trade", 2, 20)]).await;
+    wait_metric(&e.server, series, 2.0).await;
+    // Order 2's trade is more than a minute old when the order arrives.
+    advance_clock(&e.server, 30_000).await;
+    put_json(&e.k, "in", &[rec("Order", 1, 100)]).await;
+    wait_metric(&e.server, series, 3.0).await;
+    advance_clock(&e.server, 40_000).await;
+    put_json(&e.k, "in", &[rec("Order", 2, 200)]).await;
+    wait_metric(&e.server, series, 4.0).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read_all(&e.k, "out").await.len(), 1);
+    assert_eq!(
+        rows[0],
+        json!({"ORDER_ID": 1, "TICKER": "AMZN", "ORDER_AMOUNT": 100, "TRADE_AMOUNT": 10})
+    );
+}
+
+#[tokio::test]
+async fn top_k_items_tumbling_reports_the_most_traded_tickers_when_the_minute_closes() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM ("TICKER_SYMBOL" VARCHAR(4), "MOST_FREQUENT_VALUES" BIGINT);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM * FROM TABLE (TOP_K_ITEMS_TUMBLING(
+    CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"),
+    'TICKER_SYMBOL', -- name of column in single quotes
+    3,               -- number of the most frequently occurring values
+    60               -- tumbling window size in seconds
+  ));
+"#;
+    create_and_start(&e, "topk", code, demo_schema()).await;
+    align_to_minute(&e.server).await;
+    let mut records = Vec::new();
+    for (ticker, n) in [("AMZN", 5), ("XOM", 1), ("TGT", 3), ("MSFT", 4), ("WMT", 2)] {
+        for _ in 0..n {
+            records.push(demo(ticker, "X", 0.0, 1.0));
+        }
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let series =
+        "analytics_input_rows_total{application=\"topk\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    wait_metric(&e.server, series, 15.0).await;
+    assert!(read_all(&e.k, "out").await.is_empty(), "the minute is open");
+    advance_clock(&e.server, 60_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 3).await);
+    assert_eq!(
+        rows,
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "MOST_FREQUENT_VALUES": 5}),
+            json!({"TICKER_SYMBOL": "MSFT", "MOST_FREQUENT_VALUES": 4}),
+            json!({"TICKER_SYMBOL": "TGT", "MOST_FREQUENT_VALUES": 3}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn random_cut_forest_scores_anomalous_heart_rates_above_normal_ones() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's anomaly-detection example, as written.
+    let code = r#"
+CREATE OR REPLACE STREAM "TEMP_STREAM" ("heartRate" INTEGER, "rateType" VARCHAR(20), "ANOMALY_SCORE" DOUBLE);
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("heartRate" INTEGER, "rateType" VARCHAR(20), "ANOMALY_SCORE" DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "TEMP_STREAM"
+  SELECT STREAM "heartRate", "rateType", ANOMALY_SCORE
+  FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 100, 256, 100000, 1));
+CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM * FROM "TEMP_STREAM"
+  ORDER BY FLOOR("TEMP_STREAM".ROWTIME TO SECOND), ANOMALY_SCORE DESC;
+"#;
+    let schema = json_schema(&[("heartRate", "INTEGER"), ("rateType", "VARCHAR(20)")]);
+    create_and_start(&e, "rcf", code, schema).await;
+    // 99 % normal (60-100), 1 % high (150-200), from a fixed sequence.
+    let mut seed: u64 = 42;
+    let mut unit = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut records = Vec::new();
+    for _ in 0..1_000 {
+        let (rate, kind) = if unit() < 0.01 {
+            (150.0 + 50.0 * unit(), "HIGH")
+        } else {
+            (60.0 + 40.0 * unit(), "NORMAL")
+        };
+        records.push(json!({"heartRate": rate as i64, "rateType": kind}));
+    }
+    // Make sure some anomalies arrive after the warm-up.
+    for i in [400, 600, 800] {
+        records[i] = json!({"heartRate": 190, "rateType": "HIGH"});
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let series = "analytics_input_rows_total{application=\"rcf\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    wait_metric(&e.server, series, 1_000.0).await;
+    // ORDER BY holds each second's rows until the second is over.
+    advance_clock(&e.server, 2_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1_000).await);
+    assert_eq!(rows.len(), 1_000);
+    let mean = |kind: &str| {
+        let s: Vec<f64> = rows
+            .iter()
+            .filter(|r| r["rateType"] == kind)
+            .map(|r| r["ANOMALY_SCORE"].as_f64().unwrap())
+            .filter(|s| *s > 0.0) // scored after the warm-up
+            .collect();
+        assert!(!s.is_empty(), "no scored {kind} rows");
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    let (high, normal) = (mean("HIGH"), mean("NORMAL"));
+    assert!(high > 2.0 * normal, "HIGH {high} vs NORMAL {normal}");
+}
+
+#[tokio::test]
+async fn w3c_log_parse_splits_apache_log_lines_into_columns() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (host VARCHAR(16), usr VARCHAR(16), request VARCHAR(64), status INTEGER, bytes BIGINT);
+CREATE OR REPLACE PUMP "WEBLOG" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM l.r.COLUMN1, l.r.COLUMN3, l.r.COLUMN5, l.r.COLUMN6, l.r.COLUMN7
+  FROM (SELECT STREAM W3C_LOG_PARSE("log", 'COMMON') FROM "SOURCE_SQL_STREAM_001") AS l(r);
+"#;
+    create_and_start(&e, "weblog", code, json_schema(&[("log", "VARCHAR(256)")])).await;
+    put_json(
+        &e.k,
+        "in",
+        &[json!({"log": r#"192.168.254.30 - John [24/May/2004:22:01:02 -0700] "GET /icons/apache_pb.gif HTTP/1.1" 304 0"#})],
+    )
+    .await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    assert_eq!(
+        rows,
+        vec![json!({
+            "HOST": "192.168.254.30",
+            "USR": "John",
+            "REQUEST": "GET /icons/apache_pb.gif HTTP/1.1",
+            "STATUS": 304,
+            "BYTES": 0
+        })]
+    );
+}
+
+#[tokio::test]
+async fn reference_data_is_loaded_from_the_object_store_and_joined() {
+    // AWS's reference-data example: a CSV of ticker → company in S3, loaded as table
+    // "CompanyName" and LEFT JOINed; the object store here is a directory (`file://`).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("ref-bucket")).unwrap();
+    std::fs::write(
+        dir.path().join("ref-bucket/TickerReference.csv"),
+        "AMZN,Amazon\nTGT,Target\n",
+    )
+    .unwrap();
+    let store = format!("file://{}", dir.path().display());
+    let e = start(&["--s3-endpoint", &store]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    e.a.create_application()
+        .application_name("enrich")
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let csv = |delim: &str| {
+        RecordFormat::builder()
+            .record_format_type(RecordFormatType::Csv)
+            .mapping_parameters(
+                MappingParameters::builder()
+                    .csv_mapping_parameters(
+                        kda::types::CsvMappingParameters::builder()
+                            .record_column_delimiter(delim)
+                            .record_row_delimiter("\n")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    };
+    let column = |name: &str, ty: &str| {
+        RecordColumn::builder()
+            .name(name)
+            .sql_type(ty)
+            .build()
+            .unwrap()
+    };
+    e.a.add_application_reference_data_source()
+        .application_name("enrich")
+        .current_application_version_id(1)
+        .reference_data_source(
+            kda::types::ReferenceDataSource::builder()
+                .table_name("CompanyName")
+                .s3_reference_data_source(
+                    kda::types::S3ReferenceDataSource::builder()
+                        .bucket_arn("arn:aws:s3:::ref-bucket")
+                        .file_key("TickerReference.csv")
+                        .reference_role_arn(ROLE)
+                        .build()
+                        .unwrap(),
+                )
+                .reference_schema(
+                    SourceSchema::builder()
+                        .record_format(csv(","))
+                        .record_encoding("UTF-8")
+                        .record_columns(column("Ticker", "VARCHAR(4)"))
+                        .record_columns(column("Company", "VARCHAR(20)"))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), "Company" VARCHAR(20), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM ticker_symbol, "c"."Company", sector, change, price
+  FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" AS "c"
+  ON "SOURCE_SQL_STREAM_001".ticker_symbol = "c"."Ticker";
+"#;
+    e.a.update_application()
+        .application_name("enrich")
+        .current_application_version_id(2)
+        .application_update(
+            kda::types::ApplicationUpdate::builder()
+                .application_code_update(code)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "enrich", InputStartingPosition::TrimHorizon).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 1.0, 100.0),
+            demo("XOM", "ENERGY", -1.0, 50.0),
+        ],
+    )
+    .await;
+    let rows = parse_json(&wait_for(&e.k, "out", 2).await);
+    assert_eq!(rows[0]["TICKER_SYMBOL"], "AMZN");
+    assert_eq!(rows[0]["Company"], "Amazon");
+    assert_eq!(rows[1]["TICKER_SYMBOL"], "XOM");
+    assert_eq!(rows[1]["Company"], Value::Null);
+
+    // A missing object fails the start with the table and object named.
+    e.a.stop_application()
+        .application_name("enrich")
+        .send()
+        .await
+        .unwrap();
+    std::fs::remove_file(dir.path().join("ref-bucket/TickerReference.csv")).unwrap();
+    let err =
+        e.a.start_application()
+            .application_name("enrich")
+            .input_configurations(
+                InputConfiguration::builder()
+                    .id("1.1")
+                    .input_starting_position_configuration(
+                        InputStartingPositionConfiguration::builder()
+                            .input_starting_position(InputStartingPosition::Now)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "Could not load reference data for table CompanyName from s3://ref-bucket/TickerReference.csv"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn count_distinct_items_tumbling_counts_tickers_per_minute() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's COUNT_DISTINCT_ITEMS_TUMBLING example.
+    let code = r#"
+CREATE OR REPLACE STREAM DESTINATION_SQL_STREAM (NUMBER_OF_DISTINCT_ITEMS BIGINT);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM * FROM TABLE(COUNT_DISTINCT_ITEMS_TUMBLING(
+    CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), -- pointer to the data stream
+    'TICKER_SYMBOL',                                      -- name of column in single quotes
+    60                                                    -- tumbling window size in seconds
+  ));
+"#;
+    create_and_start(&e, "distinct", code, demo_schema()).await;
+    align_to_minute(&e.server).await;
+    let records: Vec<Value> = ["AMZN", "TGT", "AMZN", "XOM", "TGT", "AMZN"]
+        .iter()
+        .map(|t| demo(t, "X", 0.0, 1.0))
+        .collect();
+    put_json_batch(&e.k, "in", &records).await;
+    let series =
+        "analytics_input_rows_total{application=\"distinct\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    wait_metric(&e.server, series, 6.0).await;
+    advance_clock(&e.server, 60_000).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    assert_eq!(rows, vec![json!({"NUMBER_OF_DISTINCT_ITEMS": 3})]);
+}
+
+#[tokio::test]
+async fn random_cut_forest_with_explanation_attributes_blood_pressure_anomalies() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's RANDOM_CUT_FOREST_WITH_EXPLANATION example (blood pressure).
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("Systolic" INTEGER, "Diastolic" INTEGER, "BloodPressureLevel" VARCHAR(20), ANOMALY_SCORE DOUBLE, ANOMALY_EXPLANATION VARCHAR(512));
+CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT "Systolic", "Diastolic", "BloodPressureLevel", ANOMALY_SCORE, ANOMALY_EXPLANATION
+  FROM TABLE(RANDOM_CUT_FOREST_WITH_EXPLANATION(
+    CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 100, 256, 100000, 1, true));
+"#;
+    let schema = json_schema(&[
+        ("Systolic", "INTEGER"),
+        ("Diastolic", "INTEGER"),
+        ("BloodPressureLevel", "VARCHAR(20)"),
+    ]);
+    create_and_start(&e, "bp", code, schema).await;
+    let mut records = Vec::new();
+    for i in 0..400 {
+        let (s, d, level) = if i >= 200 && i % 50 == 0 {
+            (200, 80, "HIGH")
+        } else {
+            (100 + (i * 7) % 20, 65 + (i * 3) % 10, "NORMAL")
+        };
+        records.push(json!({"Systolic": s, "Diastolic": d, "BloodPressureLevel": level}));
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 400).await);
+    assert_eq!(rows.len(), 400);
+    for r in rows.iter().skip(200) {
+        let score = r["ANOMALY_SCORE"].as_f64().unwrap();
+        let exp: Value = serde_json::from_str(r["ANOMALY_EXPLANATION"].as_str().unwrap()).unwrap();
+        let part = |c: &str, f: &str| -> f64 { exp[c][f].as_str().unwrap().parse().unwrap() };
+        let sum = part("Systolic", "ATTRIBUTION_SCORE") + part("Diastolic", "ATTRIBUTION_SCORE");
+        assert!((sum - score).abs() < 0.001, "{sum} vs {score}");
+        if r["BloodPressureLevel"] == "HIGH" {
+            assert_eq!(exp["Systolic"]["DIRECTION"], "HIGH", "{exp}");
+            assert!(
+                part("Systolic", "ATTRIBUTION_SCORE") > part("Diastolic", "ATTRIBUTION_SCORE"),
+                "{exp}"
+            );
+        }
+    }
+    let mean = |level: &str| {
+        let s: Vec<f64> = rows
+            .iter()
+            .skip(200)
+            .filter(|r| r["BloodPressureLevel"] == level)
+            .map(|r| r["ANOMALY_SCORE"].as_f64().unwrap())
+            .collect();
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    assert!(mean("HIGH") > 2.0 * mean("NORMAL"));
+}
+
+#[tokio::test]
+async fn hotspots_reports_the_dense_region_of_the_points() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's hotspots example: `HOTSPOTS(cursor, 1000, 0.2, 17)` over (x, y) points.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("x" DOUBLE, "y" DOUBLE, "is_hot" VARCHAR(4), HOTSPOTS_RESULT VARCHAR(10000));
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT "x", "y", "is_hot", HOTSPOTS_RESULT
+  FROM TABLE(HOTSPOTS(CURSOR(SELECT STREAM "x", "y", "is_hot" FROM "SOURCE_SQL_STREAM_001"), 1000, 0.2, 17));
+"#;
+    let schema = json_schema(&[("x", "DOUBLE"), ("y", "DOUBLE"), ("is_hot", "VARCHAR(4)")]);
+    create_and_start(&e, "hot", code, schema).await;
+    let mut records = Vec::new();
+    for i in 0..600u64 {
+        // A fixed scatter over [0, 10)² with every fifth point in the square [2, 2.4)².
+        let a = ((i * 7919) % 1000) as f64 / 100.0;
+        let b = ((i * 104_729) % 997) as f64 / 99.7;
+        if i % 5 == 0 {
+            records.push(json!({"x": 2.0 + a / 25.0, "y": 2.0 + b / 25.0, "is_hot": "Y"}));
+        } else {
+            records.push(json!({"x": a, "y": b, "is_hot": "N"}));
+        }
+    }
+    put_json_batch(&e.k, "in", &records).await;
+    let rows = parse_json(&wait_for(&e.k, "out", 600).await);
+    let last: Value = serde_json::from_str(rows[599]["HOTSPOTS_RESULT"].as_str().unwrap()).unwrap();
+    let top = &last["hotspots"][0];
+    for d in 0..2 {
+        let lo = top["minValues"][d].as_f64().unwrap();
+        let hi = top["maxValues"][d].as_f64().unwrap();
+        assert!(
+            (1.6..=2.05).contains(&lo) && (2.35..=2.8).contains(&hi),
+            "{top}"
+        );
+    }
+    assert!(top["density"].as_f64().unwrap() > 5.0, "{top}");
+}
+
+#[tokio::test]
+async fn variable_column_log_parse_splits_delimited_text_into_columns() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's VARIABLE_COLUMN_LOG_PARSE example.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (
+    "column_A" VARCHAR(16), "column_B" VARCHAR(16), "column_C" VARCHAR(16), "COL_1" VARCHAR(16), "COL_2" VARCHAR(16), "COL_3" VARCHAR(16));
+CREATE OR REPLACE PUMP "SECOND_STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM t."Col_A", t."Col_B", t."Col_C", t.r."COL_1", t.r."COL_2", t.r."COL_3"
+  FROM (SELECT STREAM "Col_A", "Col_B", "Col_C",
+          VARIABLE_COLUMN_LOG_PARSE("Col_E_Unstructured",
+            'COL_1 TYPE VARCHAR(16), COL_2 TYPE VARCHAR(16), COL_3 TYPE VARCHAR(16)', ',') AS r
+        FROM "SOURCE_SQL_STREAM_001") AS t;
+"#;
+    let schema = json_schema(&[
+        ("Col_A", "VARCHAR(16)"),
+        ("Col_B", "VARCHAR(16)"),
+        ("Col_C", "VARCHAR(16)"),
+        ("Col_D", "VARCHAR(16)"),
+        ("Col_E_Unstructured", "VARCHAR(64)"),
+    ]);
+    create_and_start(&e, "varcol", code, schema).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            json!({"Col_A": "string", "Col_B": "string", "Col_C": "string", "Col_D": "string",
+                  "Col_E_Unstructured": "value,value,value,value"}),
+        ],
+    )
+    .await;
+    let rows = parse_json(&wait_for(&e.k, "out", 1).await);
+    assert_eq!(
+        rows,
+        vec![
+            json!({"column_A": "string", "column_B": "string", "column_C": "string",
+                     "COL_1": "value", "COL_2": "value", "COL_3": "value"})
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_with_reference_data_loads_its_table_before_the_code_runs() {
+    let store = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(store.path().join("ref")).unwrap();
+    std::fs::write(store.path().join("ref/companies.csv"), "AMZN,Amazon\n").unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("app.yaml"),
+        r#"
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {name: ticks}
+spec: {shardCount: 1}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {name: enriched}
+spec: {shardCount: 1}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: AnalyticsApp
+metadata: {name: enrich}
+spec:
+  applicationCode: |
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER_SYMBOL VARCHAR(4), COMPANY VARCHAR(20));
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM TICKER_SYMBOL, "c"."Company"
+      FROM "SOURCE_SQL_STREAM_001" LEFT JOIN "CompanyName" AS "c"
+      ON "SOURCE_SQL_STREAM_001".TICKER_SYMBOL = "c"."Ticker";
+  inputs:
+    - namePrefix: SOURCE_SQL_STREAM
+      kinesisStreamsInput: {resourceRef: {name: ticks}}
+      inputStartingPosition: TRIM_HORIZON
+      inputSchema:
+        recordFormat:
+          recordFormatType: JSON
+          mappingParameters: {jsonMappingParameters: {recordRowPath: $}}
+        recordColumns:
+          - {name: TICKER_SYMBOL, mapping: $.TICKER_SYMBOL, sqlType: VARCHAR(4)}
+  outputs:
+    - name: DESTINATION_SQL_STREAM
+      kinesisStreamsOutput: {resourceRef: {name: enriched}}
+      destinationSchema: {recordFormatType: JSON}
+  referenceDataSources:
+    - tableName: CompanyName
+      s3ReferenceDataSource: {bucketARN: "arn:aws:s3:::ref", fileKey: companies.csv}
+      referenceSchema:
+        recordFormat:
+          recordFormatType: CSV
+          mappingParameters:
+            csvMappingParameters: {recordRowDelimiter: "\n", recordColumnDelimiter: ","}
+        recordColumns:
+          - {name: Ticker, sqlType: VARCHAR(4)}
+          - {name: Company, sqlType: VARCHAR(20)}
+"#,
+    )
+    .unwrap();
+    let store_url = format!("file://{}", store.path().display());
+    let dir = manifests.path().display().to_string();
+    let e = start(&["--manifests", &dir, "--s3-endpoint", &store_url]).await;
+    put_json(&e.k, "ticks", &[json!({"TICKER_SYMBOL": "AMZN"})]).await;
+    let rows = parse_json(&wait_for(&e.k, "enriched", 1).await);
+    assert_eq!(
+        rows,
+        vec![json!({"TICKER_SYMBOL": "AMZN", "COMPANY": "Amazon"})]
+    );
+    let d =
+        e.a.describe_application()
+            .application_name("enrich")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    assert_eq!(d.reference_data_source_descriptions.unwrap().len(), 1);
+}

@@ -37,14 +37,37 @@ pub struct CompiledOutput {
     pub id: String,
     pub in_app_stream: String,
     pub columns: Vec<Column>,
+    /// The Tributary stream, or with `firehose` the delivery stream, written to.
     pub destination: String,
+    /// A `KinesisFirehoseOutput`: records go to a DirectPut delivery stream.
+    pub firehose: bool,
     pub format: OutputFormat,
+}
+
+/// A reference table and the S3 object it is loaded from when the application starts.
+#[derive(Debug, Clone)]
+pub struct CompiledTable {
+    pub name: String,
+    pub bucket: String,
+    pub key: String,
+    pub schema: InputSchema,
 }
 
 pub struct Compiled {
     pub app: Application,
     pub inputs: Vec<CompiledInput>,
     pub outputs: Vec<CompiledOutput>,
+    pub tables: Vec<CompiledTable>,
+    /// Delivery streams, for Firehose outputs (set by the host).
+    pub delivery: Option<std::sync::Arc<crate::delivery::DeliveryStreams>>,
+}
+
+/// The delivery stream name at the end of a Firehose ARN
+/// (`arn:aws:firehose:...:deliverystream/NAME`).
+pub fn delivery_stream_name_of(arn: &str) -> Option<&str> {
+    arn.rsplit_once(":deliverystream/")
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty())
 }
 
 /// The stream name at the end of a Kinesis stream ARN (`arn:aws:kinesis:...:stream/NAME`).
@@ -126,6 +149,7 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
         });
     }
     let mut tables = Vec::new();
+    let mut loads = Vec::new();
     for r in &cfg.references {
         let schema = input_schema(
             r.source
@@ -138,7 +162,20 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
             .iter()
             .map(|c| Column::new(c.name.clone(), c.sql_type.clone()))
             .collect();
-        tables.push((r.source.table_name.clone().unwrap_or_default(), columns));
+        let name = r.source.table_name.clone().unwrap_or_default();
+        tables.push((name.clone(), columns));
+        let s3 = r.source.s3.as_ref();
+        let bucket = s3
+            .and_then(|s| s.bucket_arn.as_deref())
+            .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_string())
+            .unwrap_or_default();
+        let key = s3.and_then(|s| s.file_key.clone()).unwrap_or_default();
+        loads.push(CompiledTable {
+            name,
+            bucket,
+            key,
+            schema,
+        });
     }
     let code = cfg.code.as_deref().unwrap_or("");
     let mut app = Application::with_tables(code, &streams, &tables).map_err(CompileError::Sql)?;
@@ -162,12 +199,19 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
             }
         };
         let _ = app.tap(&name);
+        let firehose = o.output.kinesis_firehose_output.is_some();
         let arn = o
             .output
             .kinesis_streams_output
             .as_ref()
+            .or(o.output.kinesis_firehose_output.as_ref())
             .and_then(|k| k.resource_arn.clone())
             .unwrap_or_default();
+        let destination = if firehose {
+            delivery_stream_name_of(&arn)
+        } else {
+            stream_name_of(&arn)
+        };
         let format = match o
             .output
             .destination_schema
@@ -181,7 +225,8 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
             id: o.id.clone(),
             in_app_stream: name,
             columns,
-            destination: stream_name_of(&arn).unwrap_or_default().to_string(),
+            destination: destination.unwrap_or_default().to_string(),
+            firehose,
             format,
         });
     }
@@ -189,6 +234,8 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
         app,
         inputs,
         outputs,
+        tables: loads,
+        delivery: None,
     })
 }
 

@@ -13,8 +13,10 @@ use tributary_api::{AnalyticsAppSpec, Manifest, StreamSpec};
 
 use super::runtime::Start;
 use crate::manifests::ManifestsError;
-use crate::services::analytics::model::{CreateApplicationInput, Tag};
-use crate::services::analytics::{applications, AnalyticsService};
+use crate::services::analytics::model::{
+    AddReferenceRequest, ApplicationUpdate, CreateApplicationInput, Tag, UpdateApplicationInput,
+};
+use crate::services::analytics::{applications, config, AnalyticsService};
 
 /// The API's member name for a CR field name (`resourceARN` → `ResourceARN`).
 fn pascal(key: &str) -> String {
@@ -183,7 +185,12 @@ pub async fn apply_dir(dir: &Path, service: &AnalyticsService) -> Result<usize, 
                     .map_err(|e| rejected(&name, e.to_string()))?,
             ),
             cloud_watch_logging_options: None,
-            application_code: spec.application_code.clone(),
+            // Code that joins reference tables compiles once the tables exist (below).
+            application_code: if spec.reference_data_sources.is_empty() {
+                spec.application_code.clone()
+            } else {
+                None
+            },
             tags: (!spec.tags.is_empty()).then(|| {
                 spec.tags
                     .iter()
@@ -197,8 +204,52 @@ pub async fn apply_dir(dir: &Path, service: &AnalyticsService) -> Result<usize, 
         applications::create(service, input)
             .await
             .map_err(|e| rejected(&name, format!("{}: {}", e.code, e.message)))?;
-        if !spec.reference_data_sources.is_empty() {
-            tracing::warn!(application = %name, "Reference data sources in manifests are not loaded yet; the application runs without them.");
+        // As on AWS: add the reference data sources, then the code that joins them.
+        let mut version = 1;
+        for r in &spec.reference_data_sources {
+            let mut v = to_api(
+                serde_json::to_value(r).unwrap_or_default(),
+                &streams,
+                &arn_of,
+            );
+            if let Some(s3) = v
+                .get_mut("S3ReferenceDataSource")
+                .and_then(Value::as_object_mut)
+            {
+                s3.entry("ReferenceRoleARN").or_insert_with(|| {
+                    Value::String(format!("arn:aws:iam::{}:role/tributary", engine.account()))
+                });
+            }
+            let source = serde_json::from_value(v).map_err(|e| rejected(&name, e.to_string()))?;
+            config::add_reference(
+                service,
+                AddReferenceRequest {
+                    application_name: Some(name.clone()),
+                    current_application_version_id: Some(version),
+                    reference_data_source: Some(source),
+                },
+            )
+            .await
+            .map_err(|e| rejected(&name, format!("{}: {}", e.code, e.message)))?;
+            version += 1;
+        }
+        if let (false, Some(code)) = (
+            spec.reference_data_sources.is_empty(),
+            &spec.application_code,
+        ) {
+            applications::update(
+                service,
+                UpdateApplicationInput {
+                    application_name: Some(name.clone()),
+                    current_application_version_id: Some(version),
+                    application_update: Some(ApplicationUpdate {
+                        application_code_update: Some(code.clone()),
+                        ..Default::default()
+                    }),
+                },
+            )
+            .await
+            .map_err(|e| rejected(&name, format!("{}: {}", e.code, e.message)))?;
         }
         if !spec.inputs.is_empty() {
             engine

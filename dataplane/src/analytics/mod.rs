@@ -131,6 +131,11 @@ impl AppEntry {
 /// Every application of the account.
 pub struct Analytics {
     pub streams: Arc<Streams>,
+    /// Where reference data (`S3ReferenceDataSource`) is read from: the object store the
+    /// delivery streams write to.
+    store: Option<crate::delivery::store::Store>,
+    /// The delivery streams a `KinesisFirehoseOutput` writes to.
+    pub delivery: Option<Arc<crate::delivery::DeliveryStreams>>,
     apps: Mutex<BTreeMap<String, Arc<AppEntry>>>,
     /// Serialises creation and deletion (names, quota).
     lifecycle: tokio::sync::Mutex<()>,
@@ -143,8 +148,19 @@ fn storage_error(e: StorageError) -> AwsError {
 
 impl Analytics {
     /// Loads persisted applications and starts those that were RUNNING (or starting).
-    pub async fn open(streams: Arc<Streams>) -> Result<Arc<Analytics>, StorageError> {
+    pub async fn open(
+        streams: Arc<Streams>,
+        store: Option<crate::delivery::StoreConfig>,
+        delivery: Option<Arc<crate::delivery::DeliveryStreams>>,
+    ) -> Result<Arc<Analytics>, StorageError> {
+        let store = store.and_then(|cfg| {
+            crate::delivery::store::Store::new(&cfg, Default::default())
+                .map_err(|e| tracing::warn!(error = %e, "Reference data cannot be loaded: the object store is not usable."))
+                .ok()
+        });
         let a = Arc::new(Analytics {
+            store,
+            delivery,
             streams,
             apps: Mutex::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -192,7 +208,7 @@ impl Analytics {
                     .iter()
                     .map(|i| (i.id.clone(), Start::LastStoppedPoint))
                     .collect();
-                match a.launch(&entry, &starts, None) {
+                match a.launch(&entry, &starts, None).await {
                     Ok(()) => {
                         tracing::info!(application = %name, "Resumed a running application.")
                     }
@@ -344,7 +360,7 @@ impl Analytics {
                 .iter()
                 .map(|i| (i.id.clone(), Start::LastStoppedPoint))
                 .collect();
-            self.launch(&entry, &starts, reached)?;
+            self.launch(&entry, &starts, reached).await?;
         }
         Ok(out)
     }
@@ -397,21 +413,23 @@ impl Analytics {
                 }
             }
         }
-        self.launch(&entry, &starts, None)?;
+        self.launch(&entry, &starts, None).await?;
         entry.persist().map_err(storage_error)?;
         Ok(())
     }
 
     /// Compiles the configuration and spawns its runner; the application is RUNNING once the
     /// runner has located its inputs.
-    fn launch(
+    async fn launch(
         &self,
         entry: &Arc<AppEntry>,
         starts: &BTreeMap<String, Start>,
         resume: Option<runtime::Checkpoint>,
     ) -> Result<(), AwsError> {
         let cfg = entry.config();
-        let compiled = compile::compile(&cfg, true).map_err(|e| config_error(&e))?;
+        let mut compiled = compile::compile(&cfg, true).map_err(|e| config_error(&e))?;
+        self.load_reference_data(&mut compiled).await?;
+        compiled.delivery = self.delivery.clone();
         entry.set_status(Status::Starting);
         let runner = Runner::new(
             cfg.name.clone(),
@@ -427,6 +445,46 @@ impl Analytics {
             Some(RunnerHandle { stop: tx, task });
         entry.set_status(Status::Running);
         let _ = entry.persist();
+        Ok(())
+    }
+
+    /// Reads an object of the store reference data comes from (for DiscoverInputSchema's
+    /// `S3Configuration`).
+    pub async fn read_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| "no object store is configured".to_string())?;
+        store.get(bucket, key, MAX_REFERENCE_BYTES).await
+    }
+
+    /// Loads each reference table from its S3 object, as KDA does when an application starts
+    /// or is updated.
+    async fn load_reference_data(&self, compiled: &mut compile::Compiled) -> Result<(), AwsError> {
+        for t in &compiled.tables {
+            let fail = |m: String| {
+                AwsError::new(
+                    errors::INVALID_CONFIGURATION,
+                    format!(
+                        "Could not load reference data for table {} from s3://{}/{}: {m}",
+                        t.name, t.bucket, t.key
+                    ),
+                )
+            };
+            let store = self
+                .store
+                .as_ref()
+                .ok_or_else(|| fail("no object store is configured".into()))?;
+            let data = store
+                .get(&t.bucket, &t.key, MAX_REFERENCE_BYTES)
+                .await
+                .map_err(fail)?;
+            let rows = reference_rows(&t.schema, &data).map_err(|e| fail(e.message))?;
+            compiled
+                .app
+                .load_table(&t.name, rows)
+                .map_err(|e| fail(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -491,6 +549,39 @@ impl Analytics {
 }
 
 /// How a configuration that cannot run is reported.
+/// KDA's limit on a reference data object.
+const MAX_REFERENCE_BYTES: usize = 1 << 30;
+
+/// The rows of a reference data object: CSV lines, or JSON (one document, or one per line).
+fn reference_rows(
+    schema: &tributary_sql::format::InputSchema,
+    data: &[u8],
+) -> Result<Vec<Vec<tributary_sql::Value>>, tributary_sql::EvalError> {
+    let whole = schema.map_record(data, 0);
+    let rows = match (&schema.format, whole) {
+        (_, Ok(rows)) => rows,
+        (tributary_sql::format::RecordFormat::Json { .. }, Err(_)) => {
+            let mut rows = Vec::new();
+            for line in data.split(|b| *b == b'\n') {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                rows.extend(schema.map_record(line, 0)?);
+            }
+            rows
+        }
+        (_, Err(e)) => return Err(e),
+    };
+    // map_record appends the input streams' APPROXIMATE_ARRIVAL_TIME, which tables do not have.
+    Ok(rows
+        .into_iter()
+        .map(|mut r| {
+            r.pop();
+            r
+        })
+        .collect())
+}
+
 pub fn config_error(e: &compile::CompileError) -> AwsError {
     match e {
         compile::CompileError::Sql(sql) => code_error(sql),

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tributary_sql::format::serialize;
 use tributary_sql::ERROR_STREAM;
 
-use super::compile::Compiled;
+use super::compile::{Compiled, CompiledOutput};
 use super::metrics;
 use crate::streams::{hash, PutEntry, PutOutcome, Shard, Streams};
 
@@ -413,6 +413,10 @@ impl Runner {
             if self.pending[k].is_empty() {
                 continue;
             }
+            if out.firehose {
+                self.pending[k] = deliver(&self.app, &self.compiled, out, &self.pending[k]).await;
+                continue;
+            }
             let Some(stream) = self.streams.find(&out.destination) else {
                 m.output_failures
                     .with_label_values(&[&self.app, &out.in_app_stream])
@@ -462,6 +466,43 @@ impl Runner {
 }
 
 /// True when `shard` is closed and read to its end.
+/// Writes an output's records to a DirectPut delivery stream (a `KinesisFirehoseOutput`), as
+/// one batch; returns the records still pending (all of them when the write failed).
+async fn deliver(
+    app: &str,
+    compiled: &Compiled,
+    out: &CompiledOutput,
+    pending: &[PutEntry],
+) -> Vec<PutEntry> {
+    let m = metrics::global();
+    let target = compiled
+        .delivery
+        .as_ref()
+        .and_then(|d| d.find(&out.destination));
+    let result = match &target {
+        Some(ds) => ds
+            .put(pending.iter().map(|e| e.data.clone()).collect())
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("the delivery stream does not exist".into()),
+    };
+    match result {
+        Ok(_) => {
+            m.output_records
+                .with_label_values(&[app, &out.in_app_stream])
+                .inc_by(pending.len() as u64);
+            Vec::new()
+        }
+        Err(error) => {
+            m.output_failures
+                .with_label_values(&[app, &out.in_app_stream])
+                .inc_by(pending.len() as u64);
+            tracing::warn!(application = %app, destination = %out.destination, %error, "Could not write to the delivery stream; output is held and retried.");
+            pending.to_vec()
+        }
+    }
+}
+
 fn finished(shard: &Shard, offset: u64) -> bool {
     shard.closed().is_some_and(|(end, _)| offset >= end)
 }

@@ -31,7 +31,7 @@ pub enum Store {
     S3(Box<S3>),
 }
 
-/// A minimal S3 client: PutObject, path-style, SigV4 with a signed payload hash.
+/// A minimal S3 client: PutObject and GetObject, path-style, SigV4 with a signed payload hash.
 #[derive(Clone)]
 pub struct S3 {
     endpoint: http::Uri,
@@ -72,6 +72,25 @@ impl Store {
                     .map_err(|e| e.to_string())?
             }
             Store::S3(s3) => s3.put(bucket, key, body).await,
+        }
+    }
+}
+
+impl Store {
+    /// Reads `bucket/key` whole, up to `max` bytes (reference data for SQL applications).
+    pub async fn get(&self, bucket: &str, key: &str, max: usize) -> Result<Vec<u8>, String> {
+        match self {
+            Store::Dir(root) => {
+                let path = root.join(bucket).join(key);
+                let data = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                if data.len() > max {
+                    return Err(format!("{} is larger than {max} bytes", path.display()));
+                }
+                Ok(data)
+            }
+            Store::S3(s3) => s3.get(bucket, key, max).await,
         }
     }
 }
@@ -132,6 +151,43 @@ impl S3 {
         } else {
             Err(format!(
                 "S3 PutObject returned {}: {}",
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            ))
+        }
+    }
+}
+
+impl S3 {
+    async fn get(&self, bucket: &str, key: &str, max: usize) -> Result<Vec<u8>, String> {
+        let path = format!("/{}/{}", uri_encode(bucket, false), uri_encode(key, true));
+        let base = self.endpoint.to_string();
+        let url = format!("{}{}", base.trim_end_matches('/'), path);
+        let host = match self.endpoint.port_u16() {
+            Some(p) => format!("{}:{p}", self.endpoint.host().unwrap_or_default()),
+            None => self.endpoint.host().unwrap_or_default().to_string(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let amz_date = super::prefix::format_timestamp("yyyyMMdd'T'HHmmss'Z'", now * 1000);
+        let payload_hash = hex(&Sha256::digest(b""));
+        let authorization = sign(&self.cfg, "GET", &path, &host, &amz_date, &payload_hash, 0);
+        let req = Request::get(url)
+            .header("host", &host)
+            .header("x-amz-date", &amz_date)
+            .header("x-amz-content-sha256", &payload_hash)
+            .header("content-length", 0)
+            .header("authorization", authorization)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let resp = self.client.send(req, S3_TIMEOUT, max).await?;
+        if resp.status.is_success() {
+            Ok(resp.body.to_vec())
+        } else {
+            Err(format!(
+                "S3 GetObject returned {}: {}",
                 resp.status,
                 String::from_utf8_lossy(&resp.body)
             ))

@@ -327,12 +327,29 @@ pub fn output_semantics(a: &AnalyticsService, o: &Output) -> Result<(), AwsError
             "Exactly one of KinesisStreamsOutput, KinesisFirehoseOutput or LambdaOutput must be provided.",
         ));
     }
-    match &o.kinesis_streams_output {
-        Some(k) => stream_exists(a, k.resource_arn.as_deref().unwrap_or_default()),
-        None => Err(AwsError::new(
+    match (&o.kinesis_streams_output, &o.kinesis_firehose_output) {
+        (Some(k), _) => stream_exists(a, k.resource_arn.as_deref().unwrap_or_default()),
+        (None, Some(f)) => delivery_stream_exists(a, f.resource_arn.as_deref().unwrap_or_default()),
+        (None, None) => Err(AwsError::new(
             errors::UNSUPPORTED_OPERATION,
-            "Only KinesisStreamsOutput destinations are supported by this server yet.",
+            "LambdaOutput is not supported by this server: Tributary cannot invoke AWS Lambda functions.",
         )),
+    }
+}
+
+/// A Firehose output needs a DirectPut delivery stream of this server.
+fn delivery_stream_exists(a: &AnalyticsService, arn: &str) -> Result<(), AwsError> {
+    let found = crate::analytics::compile::delivery_stream_name_of(arn)
+        .filter(|_| arn.contains(":firehose:"))
+        .and_then(|n| a.engine.delivery.as_ref()?.find(n));
+    match found {
+        Some(ds) if ds.meta().source == crate::delivery::SourceKind::DirectPut => Ok(()),
+        Some(_) => Err(errors::invalid(format!(
+            "Delivery stream {arn} reads a Kinesis stream; an application can only write to a DirectPut delivery stream."
+        ))),
+        None => Err(errors::invalid(format!(
+            "Kinesis Analytics cannot find the delivery stream {arn}. Make sure the delivery stream exists and the ARN is correct."
+        ))),
     }
 }
 

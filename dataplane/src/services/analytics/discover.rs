@@ -87,17 +87,49 @@ pub async fn discover(
         );
     }
     v.finish()?;
-    if i.s3_configuration.is_some() {
-        return Err(AwsError::new(
-            errors::UNSUPPORTED_OPERATION,
-            "Discovering a schema from an S3 object is not supported by this server yet; sample a stream with ResourceARN.",
-        ));
-    }
     if i.input_processing_configuration.is_some() {
         return Err(AwsError::new(
             errors::UNSUPPORTED_OPERATION,
             "InputLambdaProcessor is not supported by this server: Tributary cannot invoke AWS Lambda functions.",
         ));
+    }
+    if let Some(s3) = &i.s3_configuration {
+        let mut v = Validator::new();
+        v.string(
+            "s3Configuration.bucketARN",
+            s3.bucket_arn.as_deref(),
+            Some(checks::RESOURCE_ARN),
+            1,
+            2048,
+        );
+        v.string(
+            "s3Configuration.fileKey",
+            s3.file_key.as_deref(),
+            None,
+            1,
+            1024,
+        );
+        v.finish()?;
+        let arn = s3.bucket_arn.as_deref().unwrap_or_default();
+        let bucket = arn.rsplit(':').next().unwrap_or(arn);
+        let key = s3.file_key.as_deref().unwrap_or_default();
+        let data = a.engine.read_object(bucket, key).await.map_err(|e| {
+            AwsError::new(
+                errors::RESOURCE_NOT_FOUND,
+                format!("Unable to read s3://{bucket}/{key}: {e}"),
+            )
+        })?;
+        // The object's lines are its records, as for a reference data source.
+        let raw: Vec<bytes::Bytes> = data
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .take(SAMPLE)
+            .map(|l| bytes::Bytes::copy_from_slice(l.strip_suffix(b"\r").unwrap_or(l)))
+            .collect();
+        return describe(
+            raw,
+            "No data was found in the object to discover a schema from.",
+        );
     }
     let Some(arn) = i.resource_arn else {
         return Err(errors::invalid(
@@ -134,6 +166,14 @@ pub async fn discover(
             .map_err(crate::streams::storage_error)?;
         raw.extend(batch.records.into_iter().map(|r| r.data));
     }
+    describe(
+        raw,
+        "No data was found in the stream to discover a schema from.",
+    )
+}
+
+/// Infers the schema of sampled records and answers with them raw and parsed.
+fn describe(raw: Vec<bytes::Bytes>, empty: &str) -> Result<DiscoverInputSchemaOutput, AwsError> {
     let raw_text: Vec<String> = raw
         .iter()
         .map(|r| String::from_utf8_lossy(r).into_owned())
@@ -141,9 +181,7 @@ pub async fn discover(
     let samples: Vec<&[u8]> = raw.iter().map(|r| r.as_ref()).collect();
     let schema = format::discover(&samples).map_err(|e| {
         let message = match e {
-            format::DiscoveryError::NoRecords => {
-                "No data was found in the stream to discover a schema from.".to_string()
-            }
+            format::DiscoveryError::NoRecords => empty.to_string(),
             other => other.to_string(),
         };
         AwsError::new(errors::UNABLE_TO_DETECT_SCHEMA, message)
