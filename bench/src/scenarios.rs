@@ -662,8 +662,7 @@ impl Consumer {
     async fn next(&mut self) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
         match self {
             Consumer::Poll { conn, iterator } => {
-                let body =
-                    serde_json::to_vec(&json!({"ShardIterator": iterator, "Limit": 1000}))?;
+                let body = serde_json::to_vec(&json!({"ShardIterator": iterator, "Limit": 1000}))?;
                 let r = conn.call("GetRecords", Bytes::from(body)).await?;
                 let reply: GetRecordsReply = serde_json::from_slice(r.ok_body("GetRecords")?)
                     .context("GetRecords: unreadable response")?;
