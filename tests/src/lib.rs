@@ -131,3 +131,40 @@ pub fn kinesis_client_with(
         .retry_config(RetryConfig::disabled());
     aws_sdk_kinesis::Client::from_conf(configure(builder).build())
 }
+
+/// Every record of one shard, from TRIM_HORIZON to its end (a closed shard) or to the tip (an
+/// open one), following each page's `NextShardIterator`.
+pub async fn read_shard(
+    c: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shard: &str,
+) -> Vec<aws_sdk_kinesis::types::Record> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let mut it = c
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator;
+    let mut out = Vec::new();
+    while let Some(i) = it {
+        let page = c
+            .get_records()
+            .shard_iterator(i)
+            .send()
+            .await
+            .expect("GetRecords");
+        // An empty page of an open shard is its tip; a closed shard ends with ChildShards and
+        // no next iterator.
+        let at_tip = page.records().is_empty() && page.child_shards().is_empty();
+        it = page.next_shard_iterator;
+        out.extend(page.records);
+        if at_tip {
+            break;
+        }
+    }
+    out
+}
