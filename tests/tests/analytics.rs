@@ -24,17 +24,7 @@ fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
 }
 
 fn analytics(endpoint: &str) -> kda::Client {
-    use kda::config::retry::RetryConfig;
-    use kda::config::{BehaviorVersion, Credentials, Region};
-    let conf = kda::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .build();
-    kda::Client::from_conf(conf)
+    kda::Client::from_conf(tributary_tests::local_config!(kda, endpoint).build())
 }
 
 struct Env {
