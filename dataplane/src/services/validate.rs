@@ -249,6 +249,12 @@ impl Validator {
         }
     }
 
+    /// One member of a tag list: a key of 1–128 characters and a value of up to 256.
+    pub fn tag(&mut self, path: &str, key: &Option<String>, value: Option<&str>) {
+        self.required_texts(path, &[("key", key, Text::len(1, 128))]);
+        self.texts(path, &[("value", value, Text::len(0, 256))]);
+    }
+
     pub fn stream_name(&mut self, path: &str, v: Option<&str>) {
         self.string(path, v, Some((NAME_PATTERN, is_name)), 1, 128);
     }

@@ -78,7 +78,9 @@ const ARN: Text = Text::matching(RESOURCE_ARN, 1, 2048);
 /// The IAM role KDA assumes.
 const ROLE: Text = Text::matching(ROLE_ARN, 1, 2048);
 /// Input name prefixes, output names and reference table names.
-const IN_APP_OBJECT: Text = Text::matching(IN_APP_NAME, 1, 32);
+pub const IN_APP_OBJECT: Text = Text::matching(IN_APP_NAME, 1, 32);
+/// Input, output, reference and logging option ids.
+const CONFIGURATION_ID: Text = Text::matching(ID, 1, 50);
 const RECORD_FORMAT_TYPES: &[&str] = &["JSON", "CSV"];
 
 pub fn resource_role(v: &mut Validator, path: &str, r: &ResourceRole) {
@@ -130,7 +132,7 @@ pub fn record_format(v: &mut Validator, path: &str, f: &RecordFormat) {
     }
 }
 
-fn record_format_type(v: &mut Validator, path: &str, t: &Option<String>) {
+pub fn record_format_type(v: &mut Validator, path: &str, t: &Option<String>) {
     v.required_enumeration(&format!("{path}.recordFormatType"), t, RECORD_FORMAT_TYPES);
 }
 
@@ -241,7 +243,19 @@ pub fn version(v: &mut Validator, value: Option<i64>) {
 }
 
 pub fn app_name(v: &mut Validator, name: Option<&str>) {
-    v.string("applicationName", name, Some(APP_NAME), 1, 128);
+    v.text("applicationName", name, APP_NAME_RULE);
+}
+
+/// The required `ApplicationName` member.
+pub fn application_name(v: &mut Validator, name: &Option<String>) {
+    v.required_text("applicationName", name, APP_NAME_RULE);
+}
+
+const APP_NAME_RULE: Text = Text::matching(APP_NAME, 1, 128);
+
+/// A required input, output, reference or logging option id.
+pub fn id(v: &mut Validator, path: &str, id: &Option<String>) {
+    v.required_text(path, id, CONFIGURATION_ID);
 }
 
 /// A schema whose SQL types parse (checked after the model constraints).

@@ -6,14 +6,14 @@
 //! Each takes `CurrentApplicationVersionId`, changes one part of the configuration, and bumps
 //! the version (ConcurrentModificationException when the given version is not the current one).
 
-use super::applications::check_changed;
+use super::applications::{check_changed, find, not_found};
 use super::checks;
 use super::model::*;
 use super::AnalyticsService;
 use crate::analytics::errors;
 use crate::analytics::model::*;
 use crate::protocol::AwsError;
-use crate::services::validate::{Text, Validator};
+use crate::services::validate::Validator;
 
 /// The request's model constraints: the application name and version every operation here
 /// takes, then the operation's own members (`members`).
@@ -23,8 +23,7 @@ fn check(
     members: impl FnOnce(&mut Validator),
 ) -> Result<(), AwsError> {
     let mut v = Validator::new();
-    v.not_null("applicationName", name);
-    checks::app_name(&mut v, name.as_deref());
+    checks::application_name(&mut v, name);
     checks::version(&mut v, version);
     members(&mut v);
     v.finish()
@@ -43,17 +42,6 @@ async fn update(
     Ok(Empty {})
 }
 
-fn id_member(v: &mut Validator, path: &str, id: &Option<String>) {
-    v.required_text(path, id, Text::matching(checks::ID, 1, 50));
-}
-
-fn not_found(what: &str, id: &str, app: &str) -> AwsError {
-    AwsError::new(
-        errors::RESOURCE_NOT_FOUND,
-        format!("{what} id {id} is not found in application {app}."),
-    )
-}
-
 /// Removes the `what` with `id` from `items` (ResourceNotFoundException when there is none).
 fn remove<T>(
     items: &mut Vec<T>,
@@ -68,18 +56,6 @@ fn remove<T>(
         return Err(not_found(what, id, app));
     }
     Ok(())
-}
-
-/// The input with `id` (ResourceNotFoundException when there is none).
-fn input_mut<'c>(
-    cfg: &'c mut ApplicationConfig,
-    id: &str,
-) -> Result<&'c mut StoredInput, AwsError> {
-    let app = &cfg.name;
-    cfg.inputs
-        .iter_mut()
-        .find(|s| s.id == id)
-        .ok_or_else(|| not_found("Input", id, app))
 }
 
 pub async fn add_input(a: &AnalyticsService, i: AddInputRequest) -> Result<Empty, AwsError> {
@@ -120,7 +96,7 @@ pub async fn delete_output(
 ) -> Result<Empty, AwsError> {
     let version = i.current_application_version_id;
     check(&i.application_name, version, |v| {
-        id_member(v, "outputId", &i.output_id);
+        checks::id(v, "outputId", &i.output_id);
     })?;
     let id = i.output_id.unwrap_or_default();
     update(a, &i.application_name, version, |cfg| {
@@ -156,7 +132,7 @@ pub async fn delete_reference(
 ) -> Result<Empty, AwsError> {
     let version = i.current_application_version_id;
     check(&i.application_name, version, |v| {
-        id_member(v, "referenceId", &i.reference_id);
+        checks::id(v, "referenceId", &i.reference_id);
     })?;
     let id = i.reference_id.unwrap_or_default();
     update(a, &i.application_name, version, |cfg| {
@@ -173,7 +149,7 @@ pub async fn add_processing(
 ) -> Result<Empty, AwsError> {
     let version = i.current_application_version_id;
     check(&i.application_name, version, |v| {
-        id_member(v, "inputId", &i.input_id);
+        checks::id(v, "inputId", &i.input_id);
         v.required(
             "inputProcessingConfiguration",
             &i.input_processing_configuration,
@@ -184,7 +160,7 @@ pub async fn add_processing(
     let processing = i.input_processing_configuration.unwrap_or_default();
     update(a, &i.application_name, version, |cfg| {
         let app = cfg.name.clone();
-        let input = input_mut(cfg, &id)?;
+        let input = find(&mut cfg.inputs, &id, |s| &s.id, "Input", &app)?;
         if input.input.input_processing_configuration.is_some() {
             return Err(errors::invalid(format!(
                 "Input {id} of application {app} already has an input processing configuration."
@@ -202,11 +178,14 @@ pub async fn delete_processing(
 ) -> Result<Empty, AwsError> {
     let version = i.current_application_version_id;
     check(&i.application_name, version, |v| {
-        id_member(v, "inputId", &i.input_id);
+        checks::id(v, "inputId", &i.input_id);
     })?;
     let id = i.input_id.unwrap_or_default();
     update(a, &i.application_name, version, |cfg| {
-        input_mut(cfg, &id)?.input.input_processing_configuration = None;
+        let app = cfg.name.clone();
+        find(&mut cfg.inputs, &id, |s| &s.id, "Input", &app)?
+            .input
+            .input_processing_configuration = None;
         Ok(())
     })
     .await
@@ -247,7 +226,7 @@ pub async fn delete_logging(
 ) -> Result<Empty, AwsError> {
     let version = i.current_application_version_id;
     check(&i.application_name, version, |v| {
-        id_member(
+        checks::id(
             v,
             "cloudWatchLoggingOptionId",
             &i.cloud_watch_logging_option_id,

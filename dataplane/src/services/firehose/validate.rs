@@ -68,8 +68,7 @@ pub fn tags(v: &mut Validator, path: &str, tags: &Option<Vec<Tag>>, min: usize) 
     let Some(t) = tags else { return };
     v.count(path, &format!("{} tags", t.len()), t.len(), min, 50);
     v.each(path, t, |v, p, tag| {
-        v.required_texts(p, &[("key", &tag.key, Text::len(1, 128))]);
-        v.texts(p, &[("value", tag.value.as_deref(), Text::len(0, 256))]);
+        v.tag(p, &tag.key, tag.value.as_deref())
     });
 }
 
