@@ -109,8 +109,25 @@ impl Server {
     }
 }
 
-/// An `aws-sdk-kinesis` client for a local server: test credentials, plain HTTP (HTTP/1.1) and
-/// no retries, so every error a test provokes reaches it.
+/// The configuration builder of an AWS SDK client (`local_config!(aws_sdk_firehose, endpoint)`)
+/// for a local server: test credentials, plain HTTP (HTTP/1.1) and no retries, so every error a
+/// test provokes reaches it.
+#[macro_export]
+macro_rules! local_config {
+    ($sdk:ident, $endpoint:expr) => {
+        $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new("us-east-1"))
+            .endpoint_url($endpoint)
+            .credentials_provider($sdk::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .http_client(::aws_smithy_http_client::Builder::new().build_http())
+            .retry_config($sdk::config::retry::RetryConfig::disabled())
+    };
+}
+
+/// An `aws-sdk-kinesis` client for a local server (see [`local_config!`]).
 pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
     kinesis_client_with(endpoint, |b| b)
 }
@@ -120,14 +137,42 @@ pub fn kinesis_client_with(
     endpoint: &str,
     configure: impl FnOnce(aws_sdk_kinesis::config::Builder) -> aws_sdk_kinesis::config::Builder,
 ) -> aws_sdk_kinesis::Client {
-    use aws_sdk_kinesis::config::retry::RetryConfig;
-    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-    let builder = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled());
-    aws_sdk_kinesis::Client::from_conf(configure(builder).build())
+    aws_sdk_kinesis::Client::from_conf(configure(local_config!(aws_sdk_kinesis, endpoint)).build())
+}
+
+/// Every record of one shard, from TRIM_HORIZON to its end (a closed shard) or to the tip (an
+/// open one), following each page's `NextShardIterator`.
+pub async fn read_shard(
+    c: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shard: &str,
+) -> Vec<aws_sdk_kinesis::types::Record> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let mut it = c
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator;
+    let mut out = Vec::new();
+    while let Some(i) = it {
+        let page = c
+            .get_records()
+            .shard_iterator(i)
+            .send()
+            .await
+            .expect("GetRecords");
+        // An empty page of an open shard is its tip; a closed shard ends with ChildShards and
+        // no next iterator.
+        let at_tip = page.records().is_empty() && page.child_shards().is_empty();
+        it = page.next_shard_iterator;
+        out.extend(page.records);
+        if at_tip {
+            break;
+        }
+    }
+    out
 }

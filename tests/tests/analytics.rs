@@ -7,7 +7,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesisanalytics as kda;
 use kda::types::{
     ApplicationStatus, DestinationSchema, Input, InputConfiguration, InputStartingPosition,
@@ -16,7 +15,7 @@ use kda::types::{
     SourceSchema, Tag,
 };
 use serde_json::{json, Value};
-use tributary_tests::Server;
+use tributary_tests::{read_shard, Server};
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/kda";
 
@@ -25,17 +24,7 @@ fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
 }
 
 fn analytics(endpoint: &str) -> kda::Client {
-    use kda::config::retry::RetryConfig;
-    use kda::config::{BehaviorVersion, Credentials, Region};
-    let conf = kda::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .build();
-    kda::Client::from_conf(conf)
+    kda::Client::from_conf(tributary_tests::local_config!(kda, endpoint).build())
 }
 
 struct Env {
@@ -196,25 +185,8 @@ async fn read_all(k: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
         .unwrap_or_default();
     let mut out = Vec::new();
     for s in shards {
-        let mut it = k
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(s.shard_id)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator;
-        while let Some(i) = it {
-            let r = k.get_records().shard_iterator(i).send().await.unwrap();
-            let n = r.records.len();
-            for rec in r.records {
-                out.push(String::from_utf8(rec.data.into_inner()).unwrap());
-            }
-            if n == 0 {
-                break;
-            }
-            it = r.next_shard_iterator;
+        for rec in read_shard(k, stream, s.shard_id()).await {
+            out.push(String::from_utf8(rec.data.into_inner()).unwrap());
         }
     }
     out

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
-use tributary_tests::Server;
+use tributary_tests::{read_shard, Server};
 
 fn client(endpoint: &str) -> Client {
     tributary_tests::kinesis_client_with(endpoint, |b| {
@@ -117,28 +117,15 @@ async fn read_all(c: &Client) -> BTreeMap<String, Vec<(u128, String)>> {
         .unwrap_or_default();
     let mut out = BTreeMap::new();
     for s in shards {
-        let mut it = c
-            .get_shard_iterator()
-            .stream_name("crash")
-            .shard_id(s.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
+        let recs = read_shard(c, "crash", s.shard_id())
             .await
-            .unwrap()
-            .shard_iterator;
-        let mut recs = Vec::new();
-        while let Some(i) = it {
-            let r = c.get_records().shard_iterator(i).send().await.unwrap();
-            for rec in r.records() {
-                let data = String::from_utf8(rec.data().as_ref().to_vec())
-                    .expect("record data is intact UTF-8");
-                recs.push((rec.sequence_number().parse::<u128>().unwrap(), data));
-            }
-            if r.records().is_empty() {
-                break;
-            }
-            it = r.next_shard_iterator().map(str::to_string);
-        }
+            .into_iter()
+            .map(|rec| {
+                let data =
+                    String::from_utf8(rec.data.into_inner()).expect("record data is intact UTF-8");
+                (rec.sequence_number.parse::<u128>().unwrap(), data)
+            })
+            .collect();
         out.insert(s.shard_id().to_string(), recs);
     }
     out

@@ -9,8 +9,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_firehose::config::retry::RetryConfig;
-use aws_sdk_firehose::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
     BufferingHints, CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
@@ -29,15 +27,7 @@ use tributary_tests::Server;
 const ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
 
 fn client(endpoint: &str) -> Client {
-    let conf = aws_sdk_firehose::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .build();
-    Client::from_conf(conf)
+    Client::from_conf(tributary_tests::local_config!(aws_sdk_firehose, endpoint).build())
 }
 
 fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {

@@ -6,11 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{
-    ScalingType, Shard, ShardIteratorType, StreamMode, StreamModeDetails,
-};
+use aws_sdk_kinesis::types::{ScalingType, Shard, StreamMode, StreamModeDetails};
 use aws_sdk_kinesis::Client;
-use tributary_tests::{kinesis_client as client, Server};
+use tributary_tests::{kinesis_client as client, read_shard, Server};
 
 async fn all_shards(c: &Client, stream: &str) -> Vec<Shard> {
     let mut out = Vec::new();
@@ -28,31 +26,6 @@ async fn all_shards(c: &Client, stream: &str) -> Vec<Shard> {
             return out;
         }
     }
-}
-
-/// Reads a shard from TRIM_HORIZON until its end (closed) or the tip (open).
-async fn read_shard(c: &Client, stream: &str, shard: &str) -> Vec<String> {
-    let mut it = c
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator;
-    let mut out = Vec::new();
-    while let Some(i) = it {
-        let r = c.get_records().shard_iterator(i).send().await.unwrap();
-        for rec in r.records() {
-            out.push(String::from_utf8(rec.data().as_ref().to_vec()).unwrap());
-        }
-        if r.records().is_empty() && r.child_shards().is_empty() {
-            break;
-        }
-        it = r.next_shard_iterator().map(str::to_string);
-    }
-    out
 }
 
 /// Shards ordered so every shard comes after its parents, as a KCL-style consumer reads them.
@@ -147,6 +120,7 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
     let mut per_key: HashMap<String, Vec<u32>> = HashMap::new();
     for shard in lineage_order(&shards) {
         for rec in read_shard(&c, "live", &shard).await {
+            let rec = String::from_utf8(rec.data.into_inner()).unwrap();
             let (key, n) = rec.split_once(':').unwrap();
             per_key
                 .entry(key.to_string())

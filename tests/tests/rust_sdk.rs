@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, Shard, ShardIteratorType};
 use aws_sdk_kinesis::Client;
-use tributary_tests::{kinesis_client as client, Server};
+use tributary_tests::{kinesis_client as client, read_shard, Server};
 
 async fn start() -> (Server, Client) {
     let server = Server::start(&["--in-memory", "--no-limits"])
@@ -82,42 +82,6 @@ async fn shards(c: &Client, stream: &str) -> Vec<Shard> {
         .unwrap_or_default()
 }
 
-/// Reads a shard from TRIM_HORIZON to its end (or to the tip, for open shards).
-async fn read_shard(c: &Client, stream: &str, shard: &str) -> Vec<(String, Vec<u8>, String)> {
-    let mut it = c
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator;
-    let mut out = Vec::new();
-    while let Some(i) = it {
-        let r = c
-            .get_records()
-            .shard_iterator(i)
-            .limit(1000)
-            .send()
-            .await
-            .unwrap();
-        let n = r.records().len();
-        for rec in r.records() {
-            out.push((
-                rec.sequence_number().to_string(),
-                rec.data().as_ref().to_vec(),
-                rec.partition_key().unwrap_or_default().to_string(),
-            ));
-        }
-        it = r.next_shard_iterator().map(str::to_string);
-        if n == 0 && r.millis_behind_latest() == Some(0) && r.child_shards().is_empty() {
-            break;
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn put_records_route_by_md5_and_read_back_intact_in_order() {
     let (_server, c) = start().await;
@@ -175,13 +139,16 @@ async fn put_records_route_by_md5_and_read_back_intact_in_order() {
     let mut got: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for s in &shard_list {
         let recs = read_shard(&c, "orders", s.shard_id()).await;
-        let seqs: Vec<u128> = recs.iter().map(|r| r.0.parse().unwrap()).collect();
+        let seqs: Vec<u128> = recs
+            .iter()
+            .map(|r| r.sequence_number().parse().unwrap())
+            .collect();
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
             "sequence numbers increase"
         );
-        for (_, data, pk) in recs {
-            got.insert(pk, data);
+        for r in recs {
+            got.insert(r.partition_key.unwrap_or_default(), r.data.into_inner());
         }
     }
     assert_eq!(got.len(), sent.len());
@@ -307,8 +274,8 @@ async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
     // Read every shard; closed shards end with ChildShards and no next iterator.
     let mut seen: Vec<String> = Vec::new();
     for s in &all {
-        for (_, data, _) in read_shard(&c, "r", s.shard_id()).await {
-            seen.push(String::from_utf8(data).unwrap());
+        for r in read_shard(&c, "r", s.shard_id()).await {
+            seen.push(String::from_utf8(r.data.into_inner()).unwrap());
         }
     }
     seen.sort();

@@ -8,41 +8,81 @@ use ciborium::Value;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use serde_json::json;
 use tributary_tests::Server;
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-fn h1() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
+/// Hand-built calls to one server's API endpoint.
+struct Api {
+    client: HttpClient,
+    endpoint: String,
 }
 
-fn h2c() -> HttpClient {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http()
-}
+impl Api {
+    /// HTTP/1.1.
+    fn h1(server: &Server) -> Api {
+        Api::with(server, Client::builder(TokioExecutor::new()).build_http())
+    }
 
-async fn call(
-    client: &HttpClient,
-    endpoint: &str,
-    op: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> (u16, http::HeaderMap, Bytes) {
-    let req = http::Request::post(format!("{endpoint}/"))
-        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, body)
-}
+    /// HTTP/2 over cleartext with prior knowledge.
+    fn h2c(server: &Server) -> Api {
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+        Api::with(server, client)
+    }
 
-fn json(v: serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(&v).unwrap()
+    fn with(server: &Server, client: HttpClient) -> Api {
+        Api {
+            client,
+            endpoint: server.api.clone(),
+        }
+    }
+
+    async fn call(
+        &self,
+        op: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, http::HeaderMap, Bytes) {
+        let req = http::Request::post(format!("{}/", self.endpoint))
+            .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let resp = self.client.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, body)
+    }
+
+    /// A JSON 1.1 call with `body` as the request.
+    async fn json(&self, op: &str, body: serde_json::Value) -> (u16, http::HeaderMap, Bytes) {
+        self.call(op, JSON, serde_json::to_vec(&body).unwrap())
+            .await
+    }
+
+    /// A CBOR 1.1 call whose request is the map of `entries`; the response body comes back
+    /// decoded (`Null` when it is empty).
+    async fn cbor(&self, op: &str, entries: Vec<(&str, Value)>) -> (u16, http::HeaderMap, Value) {
+        let request = Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Value::Text(k.into()), v))
+                .collect(),
+        );
+        let mut body = Vec::new();
+        ciborium::into_writer(&request, &mut body).unwrap();
+        let (status, headers, body) = self.call(op, CBOR, body).await;
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            ciborium::from_reader(&body[..]).unwrap()
+        };
+        (status, headers, value)
+    }
 }
 
 const JSON: &str = "application/x-amz-json-1.1";
@@ -53,39 +93,27 @@ async fn h2c_prior_knowledge_serves_every_call() {
     let server = Server::start(&["--in-memory", "--no-limits"])
         .await
         .unwrap();
-    let c = h2c();
-    let (s, _, _) = call(
-        &c,
-        &server.api,
-        "CreateStream",
-        JSON,
-        json(serde_json::json!({"StreamName": "h2", "ShardCount": 1})),
-    )
-    .await;
+    let c = Api::h2c(&server);
+    let (s, _, _) = c
+        .json("CreateStream", json!({"StreamName": "h2", "ShardCount": 1}))
+        .await;
     assert_eq!(s, 200);
-    let (s, h, body) = call(
-        &c,
-        &server.api,
-        "PutRecord",
-        JSON,
-        json(serde_json::json!({"StreamName": "h2", "PartitionKey": "k", "Data": "aGVsbG8="})),
-    )
-    .await;
+    let (s, h, body) = c
+        .json(
+            "PutRecord",
+            json!({"StreamName": "h2", "PartitionKey": "k", "Data": "aGVsbG8="}),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(h["content-type"], JSON);
     assert!(h.contains_key("x-amzn-requestid"));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["ShardId"], "shardId-000000000000");
-    let (_, _, body) = call(&c, &server.api, "GetShardIterator", JSON, json(serde_json::json!({"StreamName": "h2", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}))).await;
+    let (_, _, body) = c.json("GetShardIterator", json!({"StreamName": "h2", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"})).await;
     let it: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let (s, _, body) = call(
-        &c,
-        &server.api,
-        "GetRecords",
-        JSON,
-        json(serde_json::json!({"ShardIterator": it["ShardIterator"]})),
-    )
-    .await;
+    let (s, _, body) = c
+        .json("GetRecords", json!({"ShardIterator": it["ShardIterator"]}))
+        .await;
     assert_eq!(s, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["Records"][0]["Data"], "aGVsbG8=");
@@ -105,19 +133,8 @@ async fn h2c_prior_knowledge_serves_every_call() {
     );
 }
 
-fn cbor(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    ciborium::into_writer(v, &mut out).unwrap();
-    out
-}
-
-fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::Text(k.into()), v))
-            .collect(),
-    )
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
 }
 
 fn get<'a>(v: &'a Value, key: &str) -> &'a Value {
@@ -134,66 +151,51 @@ async fn cbor_requests_get_cbor_responses_with_millisecond_timestamps() {
     let server = Server::start(&["--in-memory", "--no-limits"])
         .await
         .unwrap();
-    let c = h1();
-    let (s, _, _) = call(
-        &c,
-        &server.api,
-        "CreateStream",
-        CBOR,
-        cbor(&map(vec![
-            ("StreamName", Value::Text("cb".into())),
-            ("ShardCount", Value::Integer(1.into())),
-        ])),
-    )
-    .await;
+    let c = Api::h1(&server);
+    let (s, _, _) = c
+        .cbor(
+            "CreateStream",
+            vec![
+                ("StreamName", text("cb")),
+                ("ShardCount", Value::Integer(1.into())),
+            ],
+        )
+        .await;
     assert_eq!(s, 200);
     let before_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let (s, h, _) = call(
-        &c,
-        &server.api,
-        "PutRecord",
-        CBOR,
-        cbor(&map(vec![
-            ("StreamName", Value::Text("cb".into())),
-            ("PartitionKey", Value::Text("k".into())),
-            ("Data", Value::Bytes(vec![0, 1, 2, 255])),
-        ])),
-    )
-    .await;
+    let (s, h, _) = c
+        .cbor(
+            "PutRecord",
+            vec![
+                ("StreamName", text("cb")),
+                ("PartitionKey", text("k")),
+                ("Data", Value::Bytes(vec![0, 1, 2, 255])),
+            ],
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(h["content-type"], CBOR);
     // AT_TIMESTAMP with a tag-1 millisecond timestamp, as the Java SDK sends it.
-    let (s, _, body) = call(
-        &c,
-        &server.api,
-        "GetShardIterator",
-        CBOR,
-        cbor(&map(vec![
-            ("StreamName", Value::Text("cb".into())),
-            ("ShardId", Value::Text("shardId-000000000000".into())),
-            ("ShardIteratorType", Value::Text("AT_TIMESTAMP".into())),
-            (
-                "Timestamp",
-                Value::Tag(1, Box::new(Value::Integer((before_ms - 60_000).into()))),
-            ),
-        ])),
-    )
-    .await;
+    let (s, _, v) = c
+        .cbor(
+            "GetShardIterator",
+            vec![
+                ("StreamName", text("cb")),
+                ("ShardId", text("shardId-000000000000")),
+                ("ShardIteratorType", text("AT_TIMESTAMP")),
+                (
+                    "Timestamp",
+                    Value::Tag(1, Box::new(Value::Integer((before_ms - 60_000).into()))),
+                ),
+            ],
+        )
+        .await;
     assert_eq!(s, 200);
-    let v: Value = ciborium::from_reader(&body[..]).unwrap();
     let it = get(&v, "ShardIterator").clone();
-    let (_, _, body) = call(
-        &c,
-        &server.api,
-        "GetRecords",
-        CBOR,
-        cbor(&map(vec![("ShardIterator", it)])),
-    )
-    .await;
-    let v: Value = ciborium::from_reader(&body[..]).unwrap();
+    let (_, _, v) = c.cbor("GetRecords", vec![("ShardIterator", it)]).await;
     let rec = &get(&v, "Records").as_array().unwrap()[0];
     assert_eq!(get(rec, "Data"), &Value::Bytes(vec![0, 1, 2, 255]));
     match get(rec, "ApproximateArrivalTimestamp") {
@@ -207,20 +209,11 @@ async fn cbor_requests_get_cbor_responses_with_millisecond_timestamps() {
         other => panic!("timestamp is not tag 1: {other:?}"),
     }
     // Errors come back as CBOR maps too.
-    let (s, _, body) = call(
-        &c,
-        &server.api,
-        "DescribeStream",
-        CBOR,
-        cbor(&map(vec![("StreamName", Value::Text("missing".into()))])),
-    )
-    .await;
+    let (s, _, v) = c
+        .cbor("DescribeStream", vec![("StreamName", text("missing"))])
+        .await;
     assert_eq!(s, 400);
-    let v: Value = ciborium::from_reader(&body[..]).unwrap();
-    assert_eq!(
-        get(&v, "__type"),
-        &Value::Text("ResourceNotFoundException".into())
-    );
+    assert_eq!(get(&v, "__type"), &text("ResourceNotFoundException"));
 }
 
 #[tokio::test]
@@ -228,7 +221,7 @@ async fn oversized_bodies_are_refused_and_the_server_keeps_serving() {
     let server = Server::start(&["--in-memory", "--no-limits"])
         .await
         .unwrap();
-    let c = h1();
+    let c = Api::h1(&server);
     // Announce a 20 MiB body and send none of it: the refusal comes before any body is read.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = server.api.trim_start_matches("http://");
@@ -242,9 +235,9 @@ async fn oversized_bodies_are_refused_and_the_server_keeps_serving() {
     let mut head = [0u8; 12];
     sock.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 413");
-    let (s, _, body) = call(&c, &server.api, "ListStreams", JSON, b"{}".to_vec()).await;
+    let (s, _, body) = c.call("ListStreams", JSON, b"{}".to_vec()).await;
     assert_eq!(s, 200, "{body:?}");
-    let (s, _, body) = call(&c, &server.api, "ListStreams", JSON, b"{not json".to_vec()).await;
+    let (s, _, body) = c.call("ListStreams", JSON, b"{not json".to_vec()).await;
     assert_eq!(s, 400);
     assert_eq!(&body[..], br#"{"__type":"SerializationException"}"#);
 }
@@ -256,17 +249,16 @@ async fn sigterm_flushes_unsynced_writes_before_exit() {
     let server = Server::start(&["--data-dir", &data, "--no-limits", "--no-fsync"])
         .await
         .unwrap();
-    let c = h1();
-    call(
-        &c,
-        &server.api,
-        "CreateStream",
-        JSON,
-        json(serde_json::json!({"StreamName": "t", "ShardCount": 1})),
-    )
-    .await;
+    let c = Api::h1(&server);
+    c.json("CreateStream", json!({"StreamName": "t", "ShardCount": 1}))
+        .await;
     for i in 0..100 {
-        let (s, _, _) = call(&c, &server.api, "PutRecord", JSON, json(serde_json::json!({"StreamName": "t", "PartitionKey": format!("k{i}"), "Data": "eA=="}))).await;
+        let (s, _, _) = c
+            .json(
+                "PutRecord",
+                json!({"StreamName": "t", "PartitionKey": format!("k{i}"), "Data": "eA=="}),
+            )
+            .await;
         assert_eq!(s, 200);
     }
     let status = server.stop().await.unwrap();
@@ -274,17 +266,18 @@ async fn sigterm_flushes_unsynced_writes_before_exit() {
     let server = Server::start(&["--data-dir", &data, "--no-limits"])
         .await
         .unwrap();
+    let c = Api::h1(&server);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let (_, _, body) = call(&c, &server.api, "GetShardIterator", JSON, json(serde_json::json!({"StreamName": "t", "ShardId": "0", "ShardIteratorType": "TRIM_HORIZON"}))).await;
+    let (_, _, body) = c
+        .json(
+            "GetShardIterator",
+            json!({"StreamName": "t", "ShardId": "0", "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await;
     let it: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let (_, _, body) = call(
-        &c,
-        &server.api,
-        "GetRecords",
-        JSON,
-        json(serde_json::json!({"ShardIterator": it["ShardIterator"]})),
-    )
-    .await;
+    let (_, _, body) = c
+        .json("GetRecords", json!({"ShardIterator": it["ShardIterator"]}))
+        .await;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["Records"].as_array().unwrap().len(), 100);
 }

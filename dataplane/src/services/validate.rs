@@ -12,6 +12,35 @@ const MAX_ERRORS: usize = 10;
 /// A pattern as AWS prints it, with the check that implements it.
 pub type Pattern<'a> = (&'a str, fn(&str) -> bool);
 
+/// A string member's constraints: an optional pattern (checked first), then a length range in
+/// characters. Written once per rule and shared by every member that follows it.
+#[derive(Clone, Copy)]
+pub struct Text {
+    pattern: Option<Pattern<'static>>,
+    min: usize,
+    max: usize,
+}
+
+impl Text {
+    /// Only a length range.
+    pub const fn len(min: usize, max: usize) -> Text {
+        Text {
+            pattern: None,
+            min,
+            max,
+        }
+    }
+
+    /// A pattern and a length range.
+    pub const fn matching(pattern: Pattern<'static>, min: usize, max: usize) -> Text {
+        Text {
+            pattern: Some(pattern),
+            min,
+            max,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Validator {
     errors: Vec<String>,
@@ -134,6 +163,96 @@ impl Validator {
                 &format!("Member must have length less than or equal to {max}"),
             );
         }
+    }
+
+    /// A string member checked against `rule`.
+    pub fn text(&mut self, path: &str, v: Option<&str>, rule: Text) {
+        self.string(path, v, rule.pattern, rule.min, rule.max);
+    }
+
+    /// A required string member: not-null, then `rule` when present.
+    pub fn required_text(&mut self, path: &str, v: &Option<String>, rule: Text) {
+        if self.not_null(path, v) {
+            self.text(path, v.as_deref(), rule);
+        }
+    }
+
+    /// Optional string members of the structure at `path`, in the model's order.
+    pub fn texts(&mut self, path: &str, members: &[(&str, Option<&str>, Text)]) {
+        for (member, value, rule) in members {
+            self.text(&format!("{path}.{member}"), *value, *rule);
+        }
+    }
+
+    /// Required string members of the structure at `path`, in the model's order.
+    pub fn required_texts(&mut self, path: &str, members: &[(&str, &Option<String>, Text)]) {
+        for (member, value, rule) in members {
+            self.required_text(&format!("{path}.{member}"), value, *rule);
+        }
+    }
+
+    /// Not-null checks of several members of the structure at `path` (whether each is given),
+    /// made before any of their other constraints.
+    pub fn not_nulls(&mut self, path: &str, members: &[(&str, bool)]) {
+        for (member, given) in members {
+            if !given {
+                self.push(
+                    "null",
+                    &format!("{path}.{member}"),
+                    "Member must not be null",
+                );
+            }
+        }
+    }
+
+    /// A required member that must be one of `allowed`.
+    pub fn required_enumeration(&mut self, path: &str, v: &Option<String>, allowed: &[&str]) {
+        if self.not_null(path, v) {
+            self.enumeration(path, v.as_deref(), allowed);
+        }
+    }
+
+    /// An optional nested structure, checked by `check` at `path` when present.
+    pub fn nested<T: ?Sized>(
+        &mut self,
+        path: &str,
+        value: Option<&T>,
+        check: impl FnOnce(&mut Self, &str, &T),
+    ) {
+        if let Some(value) = value {
+            check(self, path, value);
+        }
+    }
+
+    /// A required nested structure: not-null, then `check` at `path` when present.
+    pub fn required<T>(
+        &mut self,
+        path: &str,
+        value: &Option<T>,
+        check: impl FnOnce(&mut Self, &str, &T),
+    ) {
+        if self.not_null(path, value) {
+            self.nested(path, value.as_ref(), check);
+        }
+    }
+
+    /// Each member of a list, checked by `check` at `path.N.member` (N from 1), as AWS names
+    /// list members.
+    pub fn each<'a, T: 'a>(
+        &mut self,
+        path: &str,
+        items: impl IntoIterator<Item = &'a T>,
+        mut check: impl FnMut(&mut Self, &str, &T),
+    ) {
+        for (i, item) in items.into_iter().enumerate() {
+            check(self, &format!("{path}.{}.member", i + 1), item);
+        }
+    }
+
+    /// One member of a tag list: a key of 1–128 characters and a value of up to 256.
+    pub fn tag(&mut self, path: &str, key: &Option<String>, value: Option<&str>) {
+        self.required_texts(path, &[("key", key, Text::len(1, 128))]);
+        self.texts(path, &[("value", value, Text::len(0, 256))]);
     }
 
     pub fn stream_name(&mut self, path: &str, v: Option<&str>) {

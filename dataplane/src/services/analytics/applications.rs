@@ -69,12 +69,7 @@ pub fn check_limits(cfg: &ApplicationConfig) -> Result<(), AwsError> {
 
 pub fn validate_tags(v: &mut Validator, tags: &[Tag]) {
     v.count("tags", "[]", tags.len(), 1, 200);
-    for (i, t) in tags.iter().enumerate() {
-        let p = format!("tags.{}.member", i + 1);
-        v.not_null(&format!("{p}.key"), &t.key);
-        v.string(&format!("{p}.key"), t.key.as_deref(), None, 1, 128);
-        v.string(&format!("{p}.value"), t.value.as_deref(), None, 0, 256);
-    }
+    v.each("tags", tags, |v, p, t| v.tag(p, &t.key, t.value.as_deref()));
 }
 
 pub async fn create(
@@ -82,8 +77,7 @@ pub async fn create(
     i: CreateApplicationInput,
 ) -> Result<CreateApplicationOutput, AwsError> {
     let mut v = Validator::new();
-    v.not_null("applicationName", &i.application_name);
-    checks::app_name(&mut v, i.application_name.as_deref());
+    checks::application_name(&mut v, &i.application_name);
     v.string(
         "applicationDescription",
         i.application_description.as_deref(),
@@ -91,19 +85,13 @@ pub async fn create(
         0,
         1024,
     );
-    for (k, input) in i.inputs.iter().flatten().enumerate() {
-        checks::input(&mut v, &format!("inputs.{}.member", k + 1), input);
-    }
-    for (k, output) in i.outputs.iter().flatten().enumerate() {
-        checks::output(&mut v, &format!("outputs.{}.member", k + 1), output);
-    }
-    for (k, l) in i.cloud_watch_logging_options.iter().flatten().enumerate() {
-        checks::logging(
-            &mut v,
-            &format!("cloudWatchLoggingOptions.{}.member", k + 1),
-            l,
-        );
-    }
+    v.each("inputs", i.inputs.iter().flatten(), checks::input);
+    v.each("outputs", i.outputs.iter().flatten(), checks::output);
+    v.each(
+        "cloudWatchLoggingOptions",
+        i.cloud_watch_logging_options.iter().flatten(),
+        checks::logging,
+    );
     v.string(
         "applicationCode",
         i.application_code.as_deref(),
@@ -268,8 +256,7 @@ fn detail(cfg: &ApplicationConfig) -> ApplicationDetail {
 
 fn named(i: &Option<String>) -> Result<String, AwsError> {
     let mut v = Validator::new();
-    v.not_null("applicationName", i);
-    checks::app_name(&mut v, i.as_deref());
+    checks::application_name(&mut v, i);
     v.finish()?;
     Ok(i.clone().unwrap_or_default())
 }
@@ -319,8 +306,7 @@ pub async fn list(
 
 pub async fn delete(a: &AnalyticsService, i: DeleteApplicationInput) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
-    v.not_null("applicationName", &i.application_name);
-    checks::app_name(&mut v, i.application_name.as_deref());
+    checks::application_name(&mut v, &i.application_name);
     v.not_null("createTimestamp", &i.create_timestamp);
     v.finish()?;
     let name = i.application_name.unwrap_or_default();
@@ -340,13 +326,11 @@ pub async fn delete(a: &AnalyticsService, i: DeleteApplicationInput) -> Result<E
 
 pub async fn start(a: &AnalyticsService, i: StartApplicationInput) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
-    v.not_null("applicationName", &i.application_name);
-    checks::app_name(&mut v, i.application_name.as_deref());
+    checks::application_name(&mut v, &i.application_name);
     v.not_null("inputConfigurations", &i.input_configurations);
     for (k, c) in i.input_configurations.iter().flatten().enumerate() {
         let p = format!("inputConfigurations.{}.member", k + 1);
-        v.not_null(&format!("{p}.id"), &c.id);
-        v.string(&format!("{p}.id"), c.id.as_deref(), Some(checks::ID), 1, 50);
+        checks::id(&mut v, &format!("{p}.id"), &c.id);
         v.not_null(
             &format!("{p}.inputStartingPositionConfiguration"),
             &c.input_starting_position_configuration,
@@ -393,19 +377,26 @@ pub async fn stop(a: &AnalyticsService, i: ApplicationNameInput) -> Result<Empty
     Ok(Empty {})
 }
 
-fn find<'a, T>(
+/// The `what` (input, output, ...) with `id` among `items`.
+pub(super) fn find<'a, T>(
     items: &'a mut [T],
     id: &str,
     id_of: impl Fn(&T) -> &str,
     what: &str,
     app: &str,
 ) -> Result<&'a mut T, AwsError> {
-    items.iter_mut().find(|t| id_of(t) == id).ok_or_else(|| {
-        AwsError::new(
-            errors::RESOURCE_NOT_FOUND,
-            format!("{what} id {id} is not found in application {app}."),
-        )
-    })
+    items
+        .iter_mut()
+        .find(|t| id_of(t) == id)
+        .ok_or_else(|| not_found(what, id, app))
+}
+
+/// ResourceNotFoundException for an id the application's configuration does not have.
+pub(super) fn not_found(what: &str, id: &str, app: &str) -> AwsError {
+    AwsError::new(
+        errors::RESOURCE_NOT_FOUND,
+        format!("{what} id {id} is not found in application {app}."),
+    )
 }
 
 fn apply_role(target: &mut Option<ResourceRole>, u: &ResourceRoleUpdate) {
@@ -428,20 +419,11 @@ fn validate_update(v: &mut Validator, u: &ApplicationUpdate) {
     );
     for (k, iu) in u.input_updates.iter().flatten().enumerate() {
         let p = format!("applicationUpdate.inputUpdates.{}.member", k + 1);
-        v.not_null(&format!("{p}.inputId"), &iu.input_id);
-        v.string(
-            &format!("{p}.inputId"),
-            iu.input_id.as_deref(),
-            Some(checks::ID),
-            1,
-            50,
-        );
-        v.string(
+        checks::id(v, &format!("{p}.inputId"), &iu.input_id);
+        v.text(
             &format!("{p}.namePrefixUpdate"),
             iu.name_prefix_update.as_deref(),
-            Some(checks::IN_APP_NAME),
-            1,
-            32,
+            checks::IN_APP_OBJECT,
         );
         if let Some(pu) = &iu.input_parallelism_update {
             v.range(
@@ -468,30 +450,17 @@ fn validate_update(v: &mut Validator, u: &ApplicationUpdate) {
     }
     for (k, ou) in u.output_updates.iter().flatten().enumerate() {
         let p = format!("applicationUpdate.outputUpdates.{}.member", k + 1);
-        v.not_null(&format!("{p}.outputId"), &ou.output_id);
-        v.string(
-            &format!("{p}.outputId"),
-            ou.output_id.as_deref(),
-            Some(checks::ID),
-            1,
-            50,
-        );
-        v.string(
+        checks::id(v, &format!("{p}.outputId"), &ou.output_id);
+        v.text(
             &format!("{p}.nameUpdate"),
             ou.name_update.as_deref(),
-            Some(checks::IN_APP_NAME),
-            1,
-            32,
+            checks::IN_APP_OBJECT,
         );
         if let Some(d) = &ou.destination_schema_update {
-            v.not_null(
-                &format!("{p}.destinationSchemaUpdate.recordFormatType"),
+            checks::record_format_type(
+                v,
+                &format!("{p}.destinationSchemaUpdate"),
                 &d.record_format_type,
-            );
-            v.enumeration(
-                &format!("{p}.destinationSchemaUpdate.recordFormatType"),
-                d.record_format_type.as_deref(),
-                &["JSON", "CSV"],
             );
         }
     }
@@ -501,12 +470,10 @@ fn validate_update(v: &mut Validator, u: &ApplicationUpdate) {
             k + 1
         );
         v.not_null(&format!("{p}.referenceId"), &ru.reference_id);
-        v.string(
+        v.text(
             &format!("{p}.tableNameUpdate"),
             ru.table_name_update.as_deref(),
-            Some(checks::IN_APP_NAME),
-            1,
-            32,
+            checks::IN_APP_OBJECT,
         );
         if let Some(s) = &ru.reference_schema_update {
             checks::schema(v, &format!("{p}.referenceSchemaUpdate"), s);
@@ -668,8 +635,7 @@ pub fn check_changed(a: &AnalyticsService, cfg: &ApplicationConfig) -> Result<()
 
 pub async fn update(a: &AnalyticsService, i: UpdateApplicationInput) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
-    v.not_null("applicationName", &i.application_name);
-    checks::app_name(&mut v, i.application_name.as_deref());
+    checks::application_name(&mut v, &i.application_name);
     checks::version(&mut v, i.current_application_version_id);
     v.not_null("applicationUpdate", &i.application_update);
     if let Some(u) = &i.application_update {

@@ -7,7 +7,7 @@ use crate::analytics::compile::{input_schema, stream_name_of};
 use crate::analytics::errors;
 use crate::analytics::model::*;
 use crate::protocol::AwsError;
-use crate::services::validate::{Pattern, Validator};
+use crate::services::validate::{Pattern, Text, Validator};
 
 pub const APP_NAME: Pattern<'static> = ("[a-zA-Z0-9_.-]+", crate::services::validate::is_name);
 pub const ID: Pattern<'static> = ("[a-zA-Z0-9_.-]+", crate::services::validate::is_name);
@@ -73,209 +73,167 @@ fn is_app_arn(s: &str) -> bool {
             .is_some_and(|n| crate::services::validate::is_name(n) && n.len() <= 128)
 }
 
+/// Resource and log stream ARNs.
+const ARN: Text = Text::matching(RESOURCE_ARN, 1, 2048);
+/// The IAM role KDA assumes.
+const ROLE: Text = Text::matching(ROLE_ARN, 1, 2048);
+/// Input name prefixes, output names and reference table names.
+pub const IN_APP_OBJECT: Text = Text::matching(IN_APP_NAME, 1, 32);
+/// Input, output, reference and logging option ids.
+const CONFIGURATION_ID: Text = Text::matching(ID, 1, 50);
+const RECORD_FORMAT_TYPES: &[&str] = &["JSON", "CSV"];
+
 pub fn resource_role(v: &mut Validator, path: &str, r: &ResourceRole) {
-    v.not_null(&format!("{path}.resourceARN"), &r.resource_arn);
-    v.string(
-        &format!("{path}.resourceARN"),
-        r.resource_arn.as_deref(),
-        Some(RESOURCE_ARN),
-        1,
-        2048,
-    );
-    v.not_null(&format!("{path}.roleARN"), &r.role_arn);
-    v.string(
-        &format!("{path}.roleARN"),
-        r.role_arn.as_deref(),
-        Some(ROLE_ARN),
-        1,
-        2048,
+    v.required_texts(
+        path,
+        &[
+            ("resourceARN", &r.resource_arn, ARN),
+            ("roleARN", &r.role_arn, ROLE),
+        ],
     );
 }
 
 pub fn processing(v: &mut Validator, path: &str, p: &InputProcessingConfiguration) {
-    let path = format!("{path}.inputLambdaProcessor");
-    v.not_null(&path, &p.input_lambda_processor);
-    if let Some(l) = &p.input_lambda_processor {
-        resource_role(v, &path, l);
-    }
+    v.required(
+        &format!("{path}.inputLambdaProcessor"),
+        &p.input_lambda_processor,
+        resource_role,
+    );
 }
 
 pub fn record_format(v: &mut Validator, path: &str, f: &RecordFormat) {
-    let t = format!("{path}.recordFormatType");
-    v.not_null(&t, &f.record_format_type);
-    v.enumeration(&t, f.record_format_type.as_deref(), &["JSON", "CSV"]);
+    record_format_type(v, path, &f.record_format_type);
+    let mapping = format!("{path}.mappingParameters");
     if let Some(m) = &f.mapping_parameters {
-        if let Some(j) = &m.json {
-            let p = format!("{path}.mappingParameters.jSONMappingParameters.recordRowPath");
-            v.not_null(&p, &j.record_row_path);
-            v.string(&p, j.record_row_path.as_deref(), Some(ROW_PATH), 1, 65535);
-        }
-        if let Some(c) = &m.csv {
-            let base = format!("{path}.mappingParameters.cSVMappingParameters");
-            v.not_null(
-                &format!("{base}.recordRowDelimiter"),
-                &c.record_row_delimiter,
+        v.nested(&mapping, m.json.as_ref(), |v, path, j| {
+            v.required_texts(
+                &format!("{path}.jSONMappingParameters"),
+                &[(
+                    "recordRowPath",
+                    &j.record_row_path,
+                    Text::matching(ROW_PATH, 1, 65535),
+                )],
             );
-            v.string(
-                &format!("{base}.recordRowDelimiter"),
-                c.record_row_delimiter.as_deref(),
-                None,
-                1,
-                usize::MAX,
+        });
+        v.nested(&mapping, m.csv.as_ref(), |v, path, c| {
+            let delimiter = Text::len(1, usize::MAX);
+            v.required_texts(
+                &format!("{path}.cSVMappingParameters"),
+                &[
+                    ("recordRowDelimiter", &c.record_row_delimiter, delimiter),
+                    (
+                        "recordColumnDelimiter",
+                        &c.record_column_delimiter,
+                        delimiter,
+                    ),
+                ],
             );
-            v.not_null(
-                &format!("{base}.recordColumnDelimiter"),
-                &c.record_column_delimiter,
-            );
-            v.string(
-                &format!("{base}.recordColumnDelimiter"),
-                c.record_column_delimiter.as_deref(),
-                None,
-                1,
-                usize::MAX,
-            );
-        }
+        });
     }
+}
+
+pub fn record_format_type(v: &mut Validator, path: &str, t: &Option<String>) {
+    v.required_enumeration(&format!("{path}.recordFormatType"), t, RECORD_FORMAT_TYPES);
 }
 
 pub fn schema(v: &mut Validator, path: &str, s: &SourceSchema) {
-    let rf = format!("{path}.recordFormat");
-    v.not_null(&rf, &s.record_format);
-    if let Some(f) = &s.record_format {
-        record_format(v, &rf, f);
-    }
-    v.string(
+    v.required(
+        &format!("{path}.recordFormat"),
+        &s.record_format,
+        record_format,
+    );
+    v.text(
         &format!("{path}.recordEncoding"),
         s.record_encoding.as_deref(),
-        Some(ENCODING),
-        0,
-        usize::MAX,
+        Text::matching(ENCODING, 0, usize::MAX),
     );
-    let cols = format!("{path}.recordColumns");
-    v.not_null(&cols, &s.record_columns);
-    if let Some(c) = &s.record_columns {
-        v.count(&cols, "[]", c.len(), 1, 1000);
-        for (i, col) in c.iter().enumerate() {
-            let p = format!("{cols}.{}.member", i + 1);
-            v.not_null(&format!("{p}.name"), &col.name);
-            v.string(
-                &format!("{p}.name"),
-                col.name.as_deref(),
-                Some(IN_APP_NAME),
-                0,
-                usize::MAX,
-            );
-            v.not_null(&format!("{p}.sqlType"), &col.sql_type);
-            v.string(
-                &format!("{p}.sqlType"),
-                col.sql_type.as_deref(),
-                None,
-                1,
-                usize::MAX,
-            );
-        }
-    }
+    v.required(
+        &format!("{path}.recordColumns"),
+        &s.record_columns,
+        |v, cols, c| {
+            v.count(cols, "[]", c.len(), 1, 1000);
+            v.each(cols, c, |v, p, col| {
+                v.required_texts(
+                    p,
+                    &[
+                        (
+                            "name",
+                            &col.name,
+                            Text::matching(IN_APP_NAME, 0, usize::MAX),
+                        ),
+                        ("sqlType", &col.sql_type, Text::len(1, usize::MAX)),
+                    ],
+                );
+            });
+        },
+    );
 }
 
 pub fn input(v: &mut Validator, path: &str, i: &Input) {
-    let np = format!("{path}.namePrefix");
-    v.not_null(&np, &i.name_prefix);
-    v.string(&np, i.name_prefix.as_deref(), Some(IN_APP_NAME), 1, 32);
-    if let Some(p) = &i.input_processing_configuration {
-        processing(v, &format!("{path}.inputProcessingConfiguration"), p);
-    }
-    if let Some(k) = &i.kinesis_streams_input {
-        resource_role(v, &format!("{path}.kinesisStreamsInput"), k);
-    }
-    if let Some(k) = &i.kinesis_firehose_input {
-        resource_role(v, &format!("{path}.kinesisFirehoseInput"), k);
+    v.required_texts(path, &[("namePrefix", &i.name_prefix, IN_APP_OBJECT)]);
+    v.nested(
+        &format!("{path}.inputProcessingConfiguration"),
+        i.input_processing_configuration.as_ref(),
+        processing,
+    );
+    for (member, r) in [
+        ("kinesisStreamsInput", &i.kinesis_streams_input),
+        ("kinesisFirehoseInput", &i.kinesis_firehose_input),
+    ] {
+        v.nested(&format!("{path}.{member}"), r.as_ref(), resource_role);
     }
     if let Some(p) = &i.input_parallelism {
         v.range(&format!("{path}.inputParallelism.count"), p.count, 1, 64);
     }
-    let sp = format!("{path}.inputSchema");
-    v.not_null(&sp, &i.input_schema);
-    if let Some(s) = &i.input_schema {
-        schema(v, &sp, s);
-    }
+    v.required(&format!("{path}.inputSchema"), &i.input_schema, schema);
 }
 
 pub fn output(v: &mut Validator, path: &str, o: &Output) {
-    let n = format!("{path}.name");
-    v.not_null(&n, &o.name);
-    v.string(&n, o.name.as_deref(), Some(IN_APP_NAME), 1, 32);
+    v.required_texts(path, &[("name", &o.name, IN_APP_OBJECT)]);
     for (member, r) in [
         ("kinesisStreamsOutput", &o.kinesis_streams_output),
         ("kinesisFirehoseOutput", &o.kinesis_firehose_output),
         ("lambdaOutput", &o.lambda_output),
     ] {
-        if let Some(r) = r {
-            resource_role(v, &format!("{path}.{member}"), r);
-        }
+        v.nested(&format!("{path}.{member}"), r.as_ref(), resource_role);
     }
-    let d = format!("{path}.destinationSchema");
-    v.not_null(&d, &o.destination_schema);
-    if let Some(s) = &o.destination_schema {
-        let t = format!("{d}.recordFormatType");
-        v.not_null(&t, &s.record_format_type);
-        v.enumeration(&t, s.record_format_type.as_deref(), &["JSON", "CSV"]);
-    }
+    v.required(
+        &format!("{path}.destinationSchema"),
+        &o.destination_schema,
+        |v, d, s| record_format_type(v, d, &s.record_format_type),
+    );
 }
 
 pub fn reference(v: &mut Validator, path: &str, r: &ReferenceDataSource) {
-    let t = format!("{path}.tableName");
-    v.not_null(&t, &r.table_name);
-    v.string(&t, r.table_name.as_deref(), Some(IN_APP_NAME), 1, 32);
-    if let Some(s3) = &r.s3 {
-        let p = format!("{path}.s3ReferenceDataSource");
-        v.not_null(&format!("{p}.bucketARN"), &s3.bucket_arn);
-        v.string(
-            &format!("{p}.bucketARN"),
-            s3.bucket_arn.as_deref(),
-            Some(RESOURCE_ARN),
-            1,
-            2048,
-        );
-        v.not_null(&format!("{p}.fileKey"), &s3.file_key);
-        v.string(
-            &format!("{p}.fileKey"),
-            s3.file_key.as_deref(),
-            None,
-            1,
-            1024,
-        );
-        v.not_null(&format!("{p}.referenceRoleARN"), &s3.reference_role_arn);
-        v.string(
-            &format!("{p}.referenceRoleARN"),
-            s3.reference_role_arn.as_deref(),
-            Some(ROLE_ARN),
-            1,
-            2048,
-        );
-    }
-    let sp = format!("{path}.referenceSchema");
-    v.not_null(&sp, &r.reference_schema);
-    if let Some(s) = &r.reference_schema {
-        schema(v, &sp, s);
-    }
+    v.required_texts(path, &[("tableName", &r.table_name, IN_APP_OBJECT)]);
+    v.nested(
+        &format!("{path}.s3ReferenceDataSource"),
+        r.s3.as_ref(),
+        |v, p, s3| {
+            v.required_texts(
+                p,
+                &[
+                    ("bucketARN", &s3.bucket_arn, ARN),
+                    ("fileKey", &s3.file_key, Text::len(1, 1024)),
+                    ("referenceRoleARN", &s3.reference_role_arn, ROLE),
+                ],
+            );
+        },
+    );
+    v.required(
+        &format!("{path}.referenceSchema"),
+        &r.reference_schema,
+        schema,
+    );
 }
 
 pub fn logging(v: &mut Validator, path: &str, l: &CloudWatchLoggingOption) {
-    v.not_null(&format!("{path}.logStreamARN"), &l.log_stream_arn);
-    v.string(
-        &format!("{path}.logStreamARN"),
-        l.log_stream_arn.as_deref(),
-        Some(RESOURCE_ARN),
-        1,
-        2048,
-    );
-    v.not_null(&format!("{path}.roleARN"), &l.role_arn);
-    v.string(
-        &format!("{path}.roleARN"),
-        l.role_arn.as_deref(),
-        Some(ROLE_ARN),
-        1,
-        2048,
+    v.required_texts(
+        path,
+        &[
+            ("logStreamARN", &l.log_stream_arn, ARN),
+            ("roleARN", &l.role_arn, ROLE),
+        ],
     );
 }
 
@@ -285,7 +243,19 @@ pub fn version(v: &mut Validator, value: Option<i64>) {
 }
 
 pub fn app_name(v: &mut Validator, name: Option<&str>) {
-    v.string("applicationName", name, Some(APP_NAME), 1, 128);
+    v.text("applicationName", name, APP_NAME_RULE);
+}
+
+/// The required `ApplicationName` member.
+pub fn application_name(v: &mut Validator, name: &Option<String>) {
+    v.required_text("applicationName", name, APP_NAME_RULE);
+}
+
+const APP_NAME_RULE: Text = Text::matching(APP_NAME, 1, 128);
+
+/// A required input, output, reference or logging option id.
+pub fn id(v: &mut Validator, path: &str, id: &Option<String>) {
+    v.required_text(path, id, CONFIGURATION_ID);
 }
 
 /// A schema whose SQL types parse (checked after the model constraints).

@@ -7,18 +7,30 @@ use super::model::Tag;
 use std::path::Path;
 
 use crate::delivery::compress;
-use crate::delivery::config::{HttpDestination, ProcessingConfiguration, S3Destination};
+use crate::delivery::config::{
+    HttpDestination, ProcessingConfiguration, RetryOptions, S3Destination,
+};
 use crate::delivery::convert::{self, ConversionConfig};
 use crate::delivery::postgres::{self, RedshiftDestination};
 use crate::delivery::prefix::Prefix;
 use crate::protocol::AwsError;
-use crate::services::validate::{is_name, Validator, NAME_PATTERN};
+use crate::services::validate::{is_name, Text, Validator, NAME_PATTERN};
 
 pub fn name(v: &mut Validator, path: &str, value: &Option<String>) {
-    if v.not_null(path, value) {
-        v.string(path, value.as_deref(), Some((NAME_PATTERN, is_name)), 1, 64);
-    }
+    v.required_text(path, value, Text::matching((NAME_PATTERN, is_name), 1, 64));
 }
+
+const ROLE_ARN: Text = Text::matching(
+    (
+        "arn:.*:iam::\\d{12}:role/[a-zA-Z_0-9+=,.@\\-_/]+",
+        is_role_arn,
+    ),
+    1,
+    512,
+);
+const BUCKET_ARN: Text = Text::matching(("arn:.*:s3:::[\\w\\.\\-]{1,255}", is_bucket_arn), 1, 2048);
+const PREFIX: Text = Text::len(0, 1024);
+const S3_BACKUP_MODES: &[&str] = &["Disabled", "Enabled"];
 
 fn is_bucket_arn(s: &str) -> bool {
     // arn:.*:s3:::[\w\.\-]{1,255}
@@ -55,13 +67,9 @@ fn is_url(s: &str) -> bool {
 pub fn tags(v: &mut Validator, path: &str, tags: &Option<Vec<Tag>>, min: usize) {
     let Some(t) = tags else { return };
     v.count(path, &format!("{} tags", t.len()), t.len(), min, 50);
-    for (i, tag) in t.iter().enumerate() {
-        let p = format!("{path}.{}.member", i + 1);
-        if v.not_null(&format!("{p}.key"), &tag.key) {
-            v.string(&format!("{p}.key"), tag.key.as_deref(), None, 1, 128);
-        }
-        v.string(&format!("{p}.value"), tag.value.as_deref(), None, 0, 256);
-    }
+    v.each(path, t, |v, p, tag| {
+        v.tag(p, &tag.key, tag.value.as_deref())
+    });
 }
 
 /// Tag keys starting with `aws:` are reserved.
@@ -105,42 +113,40 @@ fn hints(
     }
 }
 
+fn retry(v: &mut Validator, path: &str, r: &Option<RetryOptions>) {
+    if let Some(r) = r {
+        v.range(
+            &format!("{path}.retryOptions.durationInSeconds"),
+            r.duration_in_seconds,
+            0,
+            7200,
+        );
+    }
+}
+
 /// Model constraints of an S3 configuration; `update` relaxes the required members.
 pub fn s3(v: &mut Validator, path: &str, c: &S3Destination, update: bool) {
     if !update {
-        v.not_null(&format!("{path}.roleARN"), &c.role_arn);
-        v.not_null(&format!("{path}.bucketARN"), &c.bucket_arn);
+        v.not_nulls(
+            path,
+            &[
+                ("roleARN", c.role_arn.is_some()),
+                ("bucketARN", c.bucket_arn.is_some()),
+            ],
+        );
     }
-    v.string(
-        &format!("{path}.roleARN"),
-        c.role_arn.as_deref(),
-        Some((
-            "arn:.*:iam::\\d{12}:role/[a-zA-Z_0-9+=,.@\\-_/]+",
-            is_role_arn,
-        )),
-        1,
-        512,
-    );
-    v.string(
-        &format!("{path}.bucketARN"),
-        c.bucket_arn.as_deref(),
-        Some(("arn:.*:s3:::[\\w\\.\\-]{1,255}", is_bucket_arn)),
-        1,
-        2048,
-    );
-    v.string(
-        &format!("{path}.prefix"),
-        c.prefix.as_deref(),
-        None,
-        0,
-        1024,
-    );
-    v.string(
-        &format!("{path}.errorOutputPrefix"),
-        c.error_output_prefix.as_deref(),
-        None,
-        0,
-        1024,
+    v.texts(
+        path,
+        &[
+            ("roleARN", c.role_arn.as_deref(), ROLE_ARN),
+            ("bucketARN", c.bucket_arn.as_deref(), BUCKET_ARN),
+            ("prefix", c.prefix.as_deref(), PREFIX),
+            (
+                "errorOutputPrefix",
+                c.error_output_prefix.as_deref(),
+                PREFIX,
+            ),
+        ],
     );
     hints(v, path, &c.buffering_hints, 128);
     v.enumeration(
@@ -148,28 +154,27 @@ pub fn s3(v: &mut Validator, path: &str, c: &S3Destination, update: bool) {
         c.compression_format.as_deref(),
         compress::FORMATS,
     );
-    v.string(
-        &format!("{path}.fileExtension"),
-        c.file_extension.as_deref(),
-        Some(("^$|\\.[0-9a-z!\\-_.*'()]+", is_file_extension)),
-        0,
-        128,
-    );
-    v.string(
-        &format!("{path}.customTimeZone"),
-        c.custom_time_zone.as_deref(),
-        None,
-        0,
-        50,
+    v.texts(
+        path,
+        &[
+            (
+                "fileExtension",
+                c.file_extension.as_deref(),
+                Text::matching(("^$|\\.[0-9a-z!\\-_.*'()]+", is_file_extension), 0, 128),
+            ),
+            (
+                "customTimeZone",
+                c.custom_time_zone.as_deref(),
+                Text::len(0, 50),
+            ),
+        ],
     );
     v.enumeration(
         &format!("{path}.s3BackupMode"),
         c.s3_backup_mode.as_deref(),
-        &["Disabled", "Enabled"],
+        S3_BACKUP_MODES,
     );
-    if let Some(b) = &c.s3_backup_configuration {
-        s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
-    }
+    s3_backup(v, path, c.s3_backup_configuration.as_deref(), update);
     processing_model(
         v,
         &format!("{path}.processingConfiguration"),
@@ -178,6 +183,20 @@ pub fn s3(v: &mut Validator, path: &str, c: &S3Destination, update: bool) {
     if let Some(d) = &c.data_format_conversion_configuration {
         conversion_model(v, &format!("{path}.dataFormatConversionConfiguration"), d);
     }
+}
+
+/// The S3 configuration a destination backs up to.
+fn s3_backup(v: &mut Validator, path: &str, b: Option<&S3Destination>, update: bool) {
+    v.nested(&format!("{path}.s3BackupConfiguration"), b, |v, p, b| {
+        s3(v, p, b, update);
+    });
+}
+
+/// The S3 configuration an HTTP or Redshift destination stages or backs up through.
+fn s3_configuration(v: &mut Validator, path: &str, c: Option<&S3Destination>, update: bool) {
+    v.nested(&format!("{path}.s3Configuration"), c, |v, p, c| {
+        s3(v, p, c, update);
+    });
 }
 
 pub const PROCESSOR_TYPES: &[&str] = &[
@@ -207,31 +226,26 @@ pub const PARAMETER_NAMES: &[&str] = &[
 /// 1–5120-character values.
 fn processing_model(v: &mut Validator, path: &str, p: &Option<ProcessingConfiguration>) {
     let Some(p) = p else { return };
-    for (i, proc) in p.processors.iter().flatten().enumerate() {
-        let pp = format!("{path}.processors.{}.member", i + 1);
-        if v.not_null(&format!("{pp}.type"), &proc.kind) {
-            v.enumeration(&format!("{pp}.type"), proc.kind.as_deref(), PROCESSOR_TYPES);
-        }
-        for (j, param) in proc.parameters.iter().flatten().enumerate() {
-            let mp = format!("{pp}.parameters.{}.member", j + 1);
-            if v.not_null(&format!("{mp}.parameterName"), &param.parameter_name) {
-                v.enumeration(
-                    &format!("{mp}.parameterName"),
-                    param.parameter_name.as_deref(),
-                    PARAMETER_NAMES,
-                );
-            }
-            if v.not_null(&format!("{mp}.parameterValue"), &param.parameter_value) {
-                v.string(
-                    &format!("{mp}.parameterValue"),
-                    param.parameter_value.as_deref(),
-                    Some(("^(?!\\s*$).+", |s: &str| !s.trim().is_empty())),
-                    1,
-                    5120,
-                );
-            }
-        }
-    }
+    let value = Text::matching(("^(?!\\s*$).+", |s: &str| !s.trim().is_empty()), 1, 5120);
+    v.each(
+        &format!("{path}.processors"),
+        p.processors.iter().flatten(),
+        |v, pp, proc| {
+            v.required_enumeration(&format!("{pp}.type"), &proc.kind, PROCESSOR_TYPES);
+            v.each(
+                &format!("{pp}.parameters"),
+                proc.parameters.iter().flatten(),
+                |v, mp, param| {
+                    v.required_enumeration(
+                        &format!("{mp}.parameterName"),
+                        &param.parameter_name,
+                        PARAMETER_NAMES,
+                    );
+                    v.required_texts(mp, &[("parameterValue", &param.parameter_value, value)]);
+                },
+            );
+        },
+    );
 }
 
 /// Model constraints of a `DataFormatConversionConfiguration`.
@@ -249,12 +263,14 @@ fn conversion_model(v: &mut Validator, path: &str, raw: &serde_json::Value) {
             ("region", &s.region),
             ("versionId", &s.version_id),
         ] {
-            v.string(
+            v.text(
                 &format!("{sp}.{member}"),
                 value.as_deref(),
-                Some(("^\\S+$", |s: &str| !s.chars().any(char::is_whitespace))),
-                1,
-                if member == "roleARN" { 512 } else { 1024 },
+                Text::matching(
+                    ("^\\S+$", |s: &str| !s.chars().any(char::is_whitespace)),
+                    1,
+                    if member == "roleARN" { 512 } else { 1024 },
+                ),
             );
         }
     }
@@ -287,39 +303,38 @@ fn conversion_model(v: &mut Validator, path: &str, raw: &serde_json::Value) {
 
 /// Model constraints of an HTTP endpoint configuration.
 pub fn http(v: &mut Validator, path: &str, c: &HttpDestination, update: bool) {
-    let ep = format!("{path}.endpointConfiguration");
     if !update {
-        v.not_null(&ep, &c.endpoint_configuration);
-        v.not_null(&format!("{path}.s3Configuration"), &c.s3_configuration);
+        v.not_nulls(
+            path,
+            &[
+                ("endpointConfiguration", c.endpoint_configuration.is_some()),
+                ("s3Configuration", c.s3_configuration.is_some()),
+            ],
+        );
     }
-    if let Some(e) = &c.endpoint_configuration {
-        if v.not_null(&format!("{ep}.url"), &e.url) {
-            v.string(
-                &format!("{ep}.url"),
-                e.url.as_deref(),
-                Some(("https://.*", is_url)),
-                1,
-                1000,
+    v.nested(
+        &format!("{path}.endpointConfiguration"),
+        c.endpoint_configuration.as_ref(),
+        |v, ep, e| {
+            v.required_texts(
+                ep,
+                &[(
+                    "url",
+                    &e.url,
+                    Text::matching(("https://.*", is_url), 1, 1000),
+                )],
             );
-        }
-        v.string(&format!("{ep}.name"), e.name.as_deref(), None, 1, 256);
-        v.string(
-            &format!("{ep}.accessKey"),
-            e.access_key.as_deref(),
-            None,
-            0,
-            4096,
-        );
-    }
+            v.texts(
+                ep,
+                &[
+                    ("name", e.name.as_deref(), Text::len(1, 256)),
+                    ("accessKey", e.access_key.as_deref(), Text::len(0, 4096)),
+                ],
+            );
+        },
+    );
     hints(v, path, &c.buffering_hints, 64);
-    if let Some(r) = &c.retry_options {
-        v.range(
-            &format!("{path}.retryOptions.durationInSeconds"),
-            r.duration_in_seconds,
-            0,
-            7200,
-        );
-    }
+    retry(v, path, &c.retry_options);
     if let Some(rc) = &c.request_configuration {
         v.enumeration(
             &format!("{path}.requestConfiguration.contentEncoding"),
@@ -346,74 +361,66 @@ pub fn http(v: &mut Validator, path: &str, c: &HttpDestination, update: bool) {
         &format!("{path}.processingConfiguration"),
         &c.processing_configuration,
     );
-    if let Some(s) = &c.s3_configuration {
-        s3(v, &format!("{path}.s3Configuration"), s, update);
-    }
+    s3_configuration(v, path, c.s3_configuration.as_ref(), update);
 }
 
 /// Model constraints of a Redshift (PostgreSQL) configuration.
 pub fn redshift(v: &mut Validator, path: &str, c: &RedshiftDestination, update: bool) {
     if !update {
-        v.not_null(&format!("{path}.roleARN"), &c.role_arn);
-        v.not_null(&format!("{path}.clusterJDBCURL"), &c.cluster_jdbc_url);
-        v.not_null(&format!("{path}.copyCommand"), &c.copy_command);
-        v.not_null(&format!("{path}.s3Configuration"), &c.s3_configuration);
+        v.not_nulls(
+            path,
+            &[
+                ("roleARN", c.role_arn.is_some()),
+                ("clusterJDBCURL", c.cluster_jdbc_url.is_some()),
+                ("copyCommand", c.copy_command.is_some()),
+                ("s3Configuration", c.s3_configuration.is_some()),
+            ],
+        );
     }
-    v.string(
+    v.text(
         &format!("{path}.clusterJDBCURL"),
         c.cluster_jdbc_url.as_deref(),
-        Some(("jdbc:(redshift|postgresql)://...", |s: &str| {
-            postgres::parse_jdbc(s).is_ok()
-        })),
-        1,
-        512,
+        Text::matching(
+            ("jdbc:(redshift|postgresql)://...", |s: &str| {
+                postgres::parse_jdbc(s).is_ok()
+            }),
+            1,
+            512,
+        ),
     );
-    if let Some(cmd) = &c.copy_command {
-        let p = format!("{path}.copyCommand.dataTableName");
-        if v.not_null(&p, &cmd.data_table_name) {
-            v.string(&p, cmd.data_table_name.as_deref(), None, 1, 512);
-        }
-        v.string(
-            &format!("{path}.copyCommand.copyOptions"),
-            cmd.copy_options.as_deref(),
-            None,
-            0,
-            204_800,
-        );
-    }
-    v.string(
-        &format!("{path}.username"),
-        c.username.as_deref(),
-        None,
-        1,
-        512,
+    v.nested(
+        &format!("{path}.copyCommand"),
+        c.copy_command.as_ref(),
+        |v, p, cmd| {
+            v.required_texts(
+                p,
+                &[("dataTableName", &cmd.data_table_name, Text::len(1, 512))],
+            );
+            v.texts(
+                p,
+                &[(
+                    "copyOptions",
+                    cmd.copy_options.as_deref(),
+                    Text::len(0, 204_800),
+                )],
+            );
+        },
     );
-    v.string(
-        &format!("{path}.password"),
-        c.password.as_deref(),
-        None,
-        6,
-        512,
+    v.texts(
+        path,
+        &[
+            ("username", c.username.as_deref(), Text::len(1, 512)),
+            ("password", c.password.as_deref(), Text::len(6, 512)),
+        ],
     );
-    if let Some(r) = &c.retry_options {
-        v.range(
-            &format!("{path}.retryOptions.durationInSeconds"),
-            r.duration_in_seconds,
-            0,
-            7200,
-        );
-    }
-    if let Some(s) = &c.s3_configuration {
-        s3(v, &format!("{path}.s3Configuration"), s, update);
-    }
+    retry(v, path, &c.retry_options);
+    s3_configuration(v, path, c.s3_configuration.as_ref(), update);
     v.enumeration(
         &format!("{path}.s3BackupMode"),
         c.s3_backup_mode.as_deref(),
-        &["Disabled", "Enabled"],
+        S3_BACKUP_MODES,
     );
-    if let Some(b) = &c.s3_backup_configuration {
-        s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
-    }
+    s3_backup(v, path, c.s3_backup_configuration.as_ref(), update);
     processing_model(
         v,
         &format!("{path}.processingConfiguration"),
