@@ -287,7 +287,11 @@ impl ServeConfig {
     /// The remote streams of `--stream-endpoint`; a stream named twice is an error.
     pub fn remote_config(&self) -> Result<RemoteConfig, String> {
         let mut endpoints = std::collections::BTreeMap::new();
-        for spec in self.stream_endpoints.iter().filter(|s| !s.trim().is_empty()) {
+        for spec in self
+            .stream_endpoints
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+        {
             let (name, url) = crate::remote::parse_endpoint(spec)?;
             if endpoints.insert(name.clone(), url).is_some() {
                 return Err(format!("--stream-endpoint names stream {name} twice"));

@@ -95,9 +95,14 @@ async fn start() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let a_data = dir.path().join("a");
     let a_listen = format!("127.0.0.1:{}", free_port());
-    let a = Server::start(&["--data-dir", a_data.to_str().unwrap(), "--listen", &a_listen])
-        .await
-        .unwrap();
+    let a = Server::start(&[
+        "--data-dir",
+        a_data.to_str().unwrap(),
+        "--listen",
+        &a_listen,
+    ])
+    .await
+    .unwrap();
     let kinesis = kinesis_client(&a.api);
     for (name, shards) in [("orders", 2), ("totals", 1)] {
         kinesis
@@ -360,7 +365,10 @@ async fn the_reader_keeps_serving_while_the_owner_is_down_and_resumes_after() {
     // B still answers its own API while its source is unreachable.
     let b = kinesis_client(&env.b.api);
     b.list_streams().send().await.unwrap();
-    assert!(env.b.child.try_wait().unwrap().is_none(), "B is still running");
+    assert!(
+        env.b.child.try_wait().unwrap().is_none(),
+        "B is still running"
+    );
 
     env.a.restart().await.unwrap();
     let kinesis = kinesis_client(&env.a.api);

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
 use hmac::{Hmac, Mac};
+use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -107,13 +107,9 @@ pub fn sign_v4(
         .iter()
         .map(|(k, v)| format!("{k}:{}\n", v.trim()))
         .collect();
-    let canonical = format!(
-        "{method}\n{path}\n\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
-    );
-    let scope = format!(
-        "{date}/{}/{}/aws4_request",
-        signer.region, signer.service
-    );
+    let canonical =
+        format!("{method}\n{path}\n\n{canonical_headers}\n{signed_headers}\n{payload_hash}");
+    let scope = format!("{date}/{}/{}/aws4_request", signer.region, signer.service);
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex(&Sha256::digest(canonical.as_bytes()))

@@ -241,10 +241,12 @@ impl KinesisClient {
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut records = Vec::with_capacity(out.records.len());
         for r in out.records {
-            let data = b64.decode(r.data.as_bytes()).map_err(|e| RemoteError::Malformed {
-                endpoint: self.endpoint.clone(),
-                message: format!("record {} has invalid base64 data: {e}", r.sequence_number),
-            })?;
+            let data = b64
+                .decode(r.data.as_bytes())
+                .map_err(|e| RemoteError::Malformed {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("record {} has invalid base64 data: {e}", r.sequence_number),
+                })?;
             records.push(RemoteRecord {
                 sequence_number: r.sequence_number,
                 partition_key: r.partition_key,
@@ -302,7 +304,10 @@ impl KinesisClient {
                 })
                 .collect();
             let out: PutRecordsOut = match self
-                .call_as("PutRecords", json!({"StreamName": stream, "Records": entries}))
+                .call_as(
+                    "PutRecords",
+                    json!({"StreamName": stream, "Records": entries}),
+                )
                 .await
             {
                 Ok(out) => out,
@@ -439,7 +444,11 @@ fn aws_error(status: u16, headers: &http::HeaderMap, body: &[u8]) -> RemoteError
     let code = v
         .get("__type")
         .and_then(Value::as_str)
-        .or_else(|| headers.get("x-amzn-errortype").and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            headers
+                .get("x-amzn-errortype")
+                .and_then(|h| h.to_str().ok())
+        })
         .map(|t| {
             let t = t.split(':').next().unwrap_or(t);
             t.rsplit('#').next().unwrap_or(t).to_string()
