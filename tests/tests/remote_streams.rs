@@ -92,17 +92,31 @@ struct Env {
 /// Starts A (owning `orders` with two shards and `totals`), then B reading and writing them
 /// through A.
 async fn start() -> Env {
+    start_signed(false).await
+}
+
+/// [`start`]; with `auth`, A requires SigV4 signatures from listed keys and B signs with a
+/// key pair from its environment.
+async fn start_signed(auth: bool) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let a_data = dir.path().join("a");
     let a_listen = format!("127.0.0.1:{}", free_port());
-    let a = Server::start(&[
+    let auth_file = dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth_file,
+        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n  - accessKeyId: AKIDREADER\n    secretAccessKey: reader-secret\n",
+    )
+    .unwrap();
+    let mut a_args = vec![
         "--data-dir",
         a_data.to_str().unwrap(),
         "--listen",
         &a_listen,
-    ])
-    .await
-    .unwrap();
+    ];
+    if auth {
+        a_args.extend(["--auth-file", auth_file.to_str().unwrap()]);
+    }
+    let a = Server::start(&a_args).await.unwrap();
     let kinesis = kinesis_client(&a.api);
     for (name, shards) in [("orders", 2), ("totals", 1)] {
         kinesis
@@ -121,22 +135,33 @@ async fn start() -> Env {
     let store_url = format!("file://{}", store.display());
     let orders = format!("orders={}", a.api);
     let totals = format!("totals={}", a.api);
-    let b = Server::start(&[
-        "--data-dir",
-        b_data.to_str().unwrap(),
-        "--s3-endpoint",
-        &store_url,
-        "--stream-endpoint",
-        &orders,
-        "--stream-endpoint",
-        &totals,
-        "--manifests",
-        manifests.to_str().unwrap(),
-        "--delivery-retry-initial-ms",
-        "100",
-        "--delivery-retry-max-ms",
-        "400",
-    ])
+    let env: &[(&str, &str)] = if auth {
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDREADER"),
+            ("AWS_SECRET_ACCESS_KEY", "reader-secret"),
+        ]
+    } else {
+        &[]
+    };
+    let b = Server::start_with_env(
+        &[
+            "--data-dir",
+            b_data.to_str().unwrap(),
+            "--s3-endpoint",
+            &store_url,
+            "--stream-endpoint",
+            &orders,
+            "--stream-endpoint",
+            &totals,
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--delivery-retry-initial-ms",
+            "100",
+            "--delivery-retry-max-ms",
+            "400",
+        ],
+        env,
+    )
     .await
     .unwrap();
     Env {
@@ -377,4 +402,14 @@ async fn the_reader_keeps_serving_while_the_owner_is_down_and_resumes_after() {
     assert_eq!(got.len(), 250);
     // Rows a killed A took but never acknowledged are written again: at least once.
     wait_output(&kinesis, 250, Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn an_owner_that_requires_signatures_accepts_the_key_pair_from_the_environment() {
+    let env = start_signed(true).await;
+    put_orders(&env.kinesis, 0..50, 5).await;
+    let got = wait_delivered(&env.objects, 50, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 50);
+    let rows = wait_output(&env.kinesis, 50, Duration::from_secs(60)).await;
+    assert_eq!(rows.len(), 50);
 }
