@@ -121,7 +121,7 @@ impl ShardReader {
         if let Err(e) = self.read_shards(pos, limit, &mut batch).await {
             self.failures += 1;
             let backoff = FIRST_BACKOFF
-                .saturating_mul(1 << self.failures.min(6))
+                .saturating_mul(1 << (self.failures - 1).min(6))
                 .min(MAX_BACKOFF);
             self.retry_at = Some(Instant::now() + jitter(backoff));
             batch.error = Some(e);
