@@ -422,6 +422,17 @@ async fn the_reader_keeps_serving_while_the_owner_is_down_and_resumes_after() {
         env.b.child.try_wait().unwrap().is_none(),
         "B is still running"
     );
+    // ... and shows the outage on its metrics.
+    let unreachable: f64 = scrape(&env.b)
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("remote_kinesis_requests_total{")
+                && l.contains("outcome=\"unreachable\",stream=\"orders\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(unreachable > 0.0);
 
     env.a.restart().await.unwrap();
     let kinesis = kinesis_client(&env.a.api);
@@ -473,6 +484,14 @@ async fn throttled_remote_writes_are_retried_without_loss_or_duplicates() {
         throttled("kinesis_write_provisioned_throughput_exceeded_total{stream=\"totals\"}") > 0.0,
         "the application's writes were throttled"
     );
+    // B shows the refusals it retried.
+    let b_metrics = scrape(&env.b).await;
+    let refused = b_metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("remote_kinesis_put_entries_refused_total{stream=\"totals\"}"))
+        .map(|v| v.trim().parse::<f64>().unwrap())
+        .unwrap_or(0.0);
+    assert!(refused > 0.0, "{b_metrics}");
 }
 
 /// The Prometheus text of a server's metrics listener.

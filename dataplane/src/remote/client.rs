@@ -136,9 +136,10 @@ pub struct PutRecord {
     pub data: Bytes,
 }
 
-/// A Kinesis API endpoint.
+/// A Kinesis API endpoint, as used for one remote stream (the label of its metrics).
 #[derive(Clone)]
 pub struct KinesisClient {
+    stream: String,
     endpoint: String,
     host: String,
     region: String,
@@ -147,9 +148,10 @@ pub struct KinesisClient {
 }
 
 impl KinesisClient {
-    /// A client for `endpoint` (`http://host:port`, validated by
+    /// A client for remote stream `stream` at `endpoint` (`http://host:port`, validated by
     /// [`super::parse_endpoint`]).
     pub fn new(
+        stream: &str,
         endpoint: &str,
         region: &str,
         credentials: Credentials,
@@ -164,6 +166,7 @@ impl KinesisClient {
             .unwrap_or_default()
             .to_string();
         KinesisClient {
+            stream: stream.to_string(),
             endpoint,
             host,
             region: region.to_string(),
@@ -336,6 +339,10 @@ impl KinesisClient {
                     left.push(i);
                 }
             }
+            super::metrics::global()
+                .put_entries_refused
+                .with_label_values(&[&self.stream])
+                .inc_by(left.len() as u64);
             todo = left;
         }
         Ok(written)
@@ -373,7 +380,9 @@ impl KinesisClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.send(operation, body.clone()).await {
+            let result = self.send(operation, body.clone()).await;
+            super::metrics::global().record(&self.stream, operation, result.as_ref().map(|_| ()));
+            match result {
                 Err(e) if e.is_transient() && attempt < ATTEMPTS => {
                     tracing::debug!(operation, error = %e, "Retrying a remote Kinesis call.");
                     tokio::time::sleep(jitter(backoff)).await;
@@ -602,6 +611,7 @@ mod tests {
         use crate::protocol::sigv4::{verify, KeyStore};
         let client = |secret: &str| {
             KinesisClient::new(
+                "orders",
                 "http://orders.team-a.svc:4567",
                 "eu-west-1",
                 Credentials {
@@ -629,6 +639,7 @@ mod tests {
     async fn an_unreachable_endpoint_is_an_error_not_a_panic() {
         // Port 1 on loopback refuses connections.
         let c = KinesisClient::new(
+            "orders",
             "http://127.0.0.1:1",
             "us-east-1",
             Credentials::default(),

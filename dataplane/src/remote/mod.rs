@@ -5,6 +5,7 @@
 //! stream does not need to exist locally.
 
 pub mod client;
+pub mod metrics;
 pub mod reader;
 
 use std::collections::BTreeMap;
@@ -111,8 +112,14 @@ impl Remotes {
                 .endpoints
                 .iter()
                 .map(|(name, url)| {
-                    let client =
-                        KinesisClient::new(url, &cfg.region, cfg.credentials.clone(), http.clone());
+                    metrics::global().init(name);
+                    let client = KinesisClient::new(
+                        name,
+                        url,
+                        &cfg.region,
+                        cfg.credentials.clone(),
+                        http.clone(),
+                    );
                     (
                         name.clone(),
                         Arc::new(RemoteStream {
