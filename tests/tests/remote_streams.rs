@@ -14,63 +14,11 @@ use aws_sdk_kinesis::Client;
 use serde_json::Value;
 use tributary_tests::{kinesis_client, Server};
 
-const MANIFESTS: &str = r#"
-apiVersion: tributary.dev/v1alpha1
-kind: DeliveryStream
-metadata:
-  name: orders-archive
-spec:
-  deliveryStreamType: KinesisStreamAsSource
-  kinesisStreamSourceConfiguration:
-    streamRef:
-      name: orders
-  extendedS3DestinationConfiguration:
-    bucketARN: arn:aws:s3:::archive
-    prefix: orders/
-    bufferingHints:
-      sizeInMBs: 1
-      intervalInSeconds: 1
----
-apiVersion: tributary.dev/v1alpha1
-kind: AnalyticsApp
-metadata:
-  name: order-copy
-spec:
-  applicationCode: |
-    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ID INTEGER, K VARCHAR(8), N INTEGER);
-    CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
-      SELECT STREAM ID, K, N FROM "SOURCE_SQL_STREAM_001";
-  inputs:
-    - namePrefix: SOURCE_SQL_STREAM
-      kinesisStreamsInput:
-        resourceRef:
-          name: orders
-      inputStartingPosition: TRIM_HORIZON
-      inputSchema:
-        recordFormat:
-          recordFormatType: JSON
-          mappingParameters:
-            jsonMappingParameters:
-              recordRowPath: $
-        recordEncoding: UTF-8
-        recordColumns:
-          - name: ID
-            mapping: $.id
-            sqlType: INTEGER
-          - name: K
-            mapping: $.key
-            sqlType: VARCHAR(8)
-          - name: N
-            mapping: $.n
-            sqlType: INTEGER
-  outputs:
-    - name: DESTINATION_SQL_STREAM
-      kinesisStreamsOutput:
-        resourceRef:
-          name: totals
-      destinationSchema:
-        recordFormatType: JSON
-"#;
+/// `examples/remote/pipeline.yaml`: a DeliveryStream archiving `orders` and an AnalyticsApp
+/// copying it to `totals`, both naming streams B does not have.
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/remote")
+}
 
 /// A port free right now, so A can come back on the address B was given.
 fn free_port() -> u16 {
@@ -128,9 +76,7 @@ async fn start_with(auth: bool, owner_args: &[&str]) -> Env {
             .await
             .unwrap();
     }
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("pipeline.yaml"), MANIFESTS).unwrap();
+    let manifests = manifests();
     let b_data = dir.path().join("b");
     let store = dir.path().join("s3");
     let store_url = format!("file://{}", store.display());
