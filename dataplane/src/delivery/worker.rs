@@ -61,15 +61,21 @@ pub async fn run(
         }
         let meta = ds.meta();
         let (size, interval_ms) = hints(&meta.destination);
-        if let Err(e) = source::fill(
-            &engine,
-            &ds,
-            meta.kinesis.as_ref(),
-            &mut cursor,
-            &mut pending,
-            &mut pending_bytes,
-            size,
-        ) {
+        // A remote source may take a while to answer; stopping does not wait for it (the
+        // cursor is discarded, the checkpoint is what counts).
+        let filled = tokio::select! {
+            r = source::fill(
+                &engine,
+                &ds,
+                meta.kinesis.as_ref(),
+                &mut cursor,
+                &mut pending,
+                &mut pending_bytes,
+                size,
+            ) => r,
+            _ = stop.changed() => return,
+        };
+        if let Err(e) = filled {
             tracing::warn!(delivery_stream = %name, error = %e, "Reading the source failed; retrying.");
         }
         let now = engine.clock.now_ms();

@@ -1,0 +1,453 @@
+//! Streams reached through another data plane (`--stream-endpoint NAME=URL`): process A owns
+//! the streams `orders` and `totals`; process B runs, from manifests, a delivery stream that
+//! archives `orders` into a directory object store and an analytics application that reads
+//! `orders` and writes `totals`, both through A's Kinesis API. Records are written to and read
+//! from A with aws-sdk-kinesis.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+use serde_json::Value;
+use tributary_tests::{kinesis_client, Server};
+
+/// `examples/remote/pipeline.yaml`: a DeliveryStream archiving `orders` and an AnalyticsApp
+/// copying it to `totals`, both naming streams B does not have.
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/remote")
+}
+
+/// A port free right now, so A can come back on the address B was given.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    a: Server,
+    b: Server,
+    kinesis: Client,
+    objects: PathBuf,
+}
+
+/// Starts A (owning `orders` with two shards and `totals`), then B reading and writing them
+/// through A.
+async fn start() -> Env {
+    start_with(false, &[]).await
+}
+
+/// [`start`]; with `auth`, A requires SigV4 signatures from listed keys and B signs with a
+/// key pair from its environment; `owner_args` are A's extra flags.
+async fn start_with(auth: bool, owner_args: &[&str]) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let a_data = dir.path().join("a");
+    let a_listen = format!("127.0.0.1:{}", free_port());
+    let auth_file = dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth_file,
+        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n  - accessKeyId: AKIDREADER\n    secretAccessKey: reader-secret\n",
+    )
+    .unwrap();
+    let mut a_args = vec![
+        "--data-dir",
+        a_data.to_str().unwrap(),
+        "--listen",
+        &a_listen,
+    ];
+    if auth {
+        a_args.extend(["--auth-file", auth_file.to_str().unwrap()]);
+    }
+    a_args.extend_from_slice(owner_args);
+    let a = Server::start(&a_args).await.unwrap();
+    let kinesis = kinesis_client(&a.api);
+    for (name, shards) in [("orders", 2), ("totals", 1)] {
+        kinesis
+            .create_stream()
+            .stream_name(name)
+            .shard_count(shards)
+            .send()
+            .await
+            .unwrap();
+    }
+    let manifests = manifests();
+    let b_data = dir.path().join("b");
+    let store = dir.path().join("s3");
+    let store_url = format!("file://{}", store.display());
+    let orders = format!("orders={}", a.api);
+    let totals = format!("totals={}", a.api);
+    let env: &[(&str, &str)] = if auth {
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDREADER"),
+            ("AWS_SECRET_ACCESS_KEY", "reader-secret"),
+        ]
+    } else {
+        &[]
+    };
+    let b = Server::start_with_env(
+        &[
+            "--data-dir",
+            b_data.to_str().unwrap(),
+            "--s3-endpoint",
+            &store_url,
+            "--stream-endpoint",
+            &orders,
+            "--stream-endpoint",
+            &totals,
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--delivery-retry-initial-ms",
+            "100",
+            "--delivery-retry-max-ms",
+            "400",
+        ],
+        env,
+    )
+    .await
+    .unwrap();
+    Env {
+        objects: store.join("archive"),
+        _dir: dir,
+        a,
+        b,
+        kinesis,
+    }
+}
+
+/// Writes orders `ids` (key `k{id % keys}`, `n` counting per key from `first_n`) to A.
+async fn put_orders(k: &Client, ids: std::ops::Range<u32>, keys: u32) {
+    let batch: Vec<_> = ids
+        .map(|id| {
+            let key = format!("k{}", id % keys);
+            let body = format!("{{\"id\":{id},\"key\":\"{key}\",\"n\":{}}}\n", id / keys);
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key(key)
+                .data(Blob::new(body))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for chunk in batch.chunks(500) {
+        let out = k
+            .put_records()
+            .stream_name("orders")
+            .set_records(Some(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+}
+
+/// Every delivered record, objects in the order they were written (file modification time).
+fn delivered(root: &Path) -> Vec<Value> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                let mtime = e.metadata().unwrap().modified().unwrap();
+                files.push((mtime, p));
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .flat_map(|(_, p)| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits until every id of `0..n` was delivered; returns the delivered records.
+async fn wait_delivered(root: &Path, n: u32, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = delivered(root);
+        let ids: BTreeSet<u64> = got.iter().map(|v| v["id"].as_u64().unwrap()).collect();
+        if ids.len() == n as usize {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records delivered",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every record of `stream` on A, shard by shard (parents before children).
+async fn read_stream(k: &Client, stream: &str) -> Vec<Value> {
+    let shards = k.list_shards().stream_name(stream).send().await.unwrap();
+    let mut out = Vec::new();
+    for s in shards.shards() {
+        let mut it = k
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(s.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        loop {
+            let page = k.get_records().shard_iterator(&it).send().await.unwrap();
+            for r in page.records() {
+                out.push(serde_json::from_slice(r.data().as_ref()).unwrap());
+            }
+            match page.next_shard_iterator() {
+                Some(next) if page.millis_behind_latest() != Some(0) => it = next.to_string(),
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+/// Waits until the application wrote a row for every id of `0..n` to `totals` on A.
+async fn wait_output(k: &Client, n: u32, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = read_stream(k, "totals").await;
+        let ids: BTreeSet<u64> = got.iter().map(|v| v["ID"].as_u64().unwrap()).collect();
+        if ids.len() == n as usize {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} output rows on A",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The per-key counters in the order they appear, and whether each key's run is increasing.
+fn ordered_per_key(records: &[Value], key: &str, n: &str) -> bool {
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    records.iter().all(|v| {
+        let k = v[key].as_str().unwrap().to_string();
+        let n = v[n].as_i64().unwrap();
+        let prev = last.insert(k, n).unwrap_or(-1);
+        n > prev
+    })
+}
+
+#[tokio::test]
+async fn records_written_to_the_owner_reach_the_remote_delivery_stream_and_application() {
+    let env = start().await;
+    put_orders(&env.kinesis, 0..300, 10).await;
+
+    let got = wait_delivered(&env.objects, 300, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 300, "each record is delivered once");
+    assert!(ordered_per_key(&got, "key", "n"));
+
+    let rows = wait_output(&env.kinesis, 300, Duration::from_secs(60)).await;
+    assert_eq!(rows.len(), 300, "each row is written once");
+    assert!(ordered_per_key(&rows, "K", "N"));
+    assert_eq!(rows[0].as_object().unwrap().len(), 3, "{}", rows[0]);
+    drop(env.b);
+}
+
+/// Sends `signal` (STOP, CONT) to a server process.
+fn signal(server: &Server, signal: &str) {
+    let pid = server.child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn resharding_the_owner_while_it_is_read_loses_nothing_and_keeps_key_order() {
+    // Without throughput limits on A, so a backlog of more than one GetRecords page (1000
+    // records) per shard can be written quickly.
+    let env = start_with(false, &["--no-limits"]).await;
+    put_orders(&env.kinesis, 0..200, 32).await;
+    // Split the first shard while B reads it.
+    env.kinesis
+        .split_shard()
+        .stream_name("orders")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("85070591730234615865843651857942052864")
+        .send()
+        .await
+        .unwrap();
+    put_orders(&env.kinesis, 200..400, 32).await;
+    wait_delivered(&env.objects, 400, Duration::from_secs(60)).await;
+    // With B paused, parents and children both hold unread records when it goes on (the
+    // parents more than one page): it must finish each parent (the split halves) before their
+    // merged child.
+    signal(&env.b, "STOP");
+    put_orders(&env.kinesis, 400..6400, 32).await;
+    env.kinesis
+        .merge_shards()
+        .stream_name("orders")
+        .shard_to_merge("shardId-000000000002")
+        .adjacent_shard_to_merge("shardId-000000000003")
+        .send()
+        .await
+        .unwrap();
+    put_orders(&env.kinesis, 6400..7000, 32).await;
+    // Long enough for B's shard lists to be stale, so B sees the merged child at once.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    signal(&env.b, "CONT");
+
+    let got = wait_delivered(&env.objects, 7000, Duration::from_secs(90)).await;
+    assert_eq!(got.len(), 7000);
+    assert!(ordered_per_key(&got, "key", "n"), "key order in delivery");
+    let rows = wait_output(&env.kinesis, 7000, Duration::from_secs(90)).await;
+    assert_eq!(rows.len(), 7000);
+    assert!(ordered_per_key(&rows, "K", "N"), "key order in output");
+    drop(env.b);
+}
+
+#[tokio::test]
+async fn a_killed_remote_reader_resumes_from_its_checkpoint() {
+    let mut env = start().await;
+    // Two deliveries, so a restart that lost the checkpoint would deliver the second again.
+    put_orders(&env.kinesis, 0..100, 10).await;
+    wait_delivered(&env.objects, 100, Duration::from_secs(60)).await;
+    put_orders(&env.kinesis, 100..200, 10).await;
+    wait_delivered(&env.objects, 200, Duration::from_secs(60)).await;
+    wait_output(&env.kinesis, 200, Duration::from_secs(60)).await;
+
+    env.b.kill9().await;
+    put_orders(&env.kinesis, 200..400, 10).await;
+    env.b.restart().await.unwrap();
+    put_orders(&env.kinesis, 400..500, 10).await;
+
+    let got = wait_delivered(&env.objects, 500, Duration::from_secs(60)).await;
+    // A batch delivered again after the kill goes to the same object key, replacing it: the
+    // directory holds each record once.
+    let mut times: BTreeMap<u64, u32> = BTreeMap::new();
+    for v in &got {
+        *times.entry(v["id"].as_u64().unwrap()).or_default() += 1;
+    }
+    let twice: Vec<_> = times.iter().filter(|(_, &t)| t > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    assert!(ordered_per_key(&got, "key", "n"));
+    // The application resumes from its checkpoint: at most the last second of input is
+    // written again, not everything since TRIM_HORIZON.
+    let rows = wait_output(&env.kinesis, 500, Duration::from_secs(60)).await;
+    assert!(rows.len() < 700, "{} rows written for 500", rows.len());
+}
+
+#[tokio::test]
+async fn the_reader_keeps_serving_while_the_owner_is_down_and_resumes_after() {
+    let mut env = start().await;
+    put_orders(&env.kinesis, 0..100, 5).await;
+    wait_delivered(&env.objects, 100, Duration::from_secs(60)).await;
+
+    env.a.kill9().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // B still answers its own API while its source is unreachable.
+    let b = kinesis_client(&env.b.api);
+    b.list_streams().send().await.unwrap();
+    assert!(
+        env.b.child.try_wait().unwrap().is_none(),
+        "B is still running"
+    );
+    // ... and shows the outage on its metrics.
+    let unreachable: f64 = scrape(&env.b)
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("remote_kinesis_requests_total{")
+                && l.contains("outcome=\"unreachable\",stream=\"orders\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(unreachable > 0.0);
+
+    env.a.restart().await.unwrap();
+    let kinesis = kinesis_client(&env.a.api);
+    put_orders(&kinesis, 100..250, 5).await;
+    let got = wait_delivered(&env.objects, 250, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 250);
+    // Rows a killed A took but never acknowledged are written again: at least once.
+    wait_output(&kinesis, 250, Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn an_owner_that_requires_signatures_accepts_the_key_pair_from_the_environment() {
+    let env = start_with(true, &[]).await;
+    put_orders(&env.kinesis, 0..50, 5).await;
+    let got = wait_delivered(&env.objects, 50, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 50);
+    let rows = wait_output(&env.kinesis, 50, Duration::from_secs(60)).await;
+    assert_eq!(rows.len(), 50);
+}
+
+#[tokio::test]
+async fn throttled_remote_writes_are_retried_without_loss_or_duplicates() {
+    // A enforces Kinesis's limits (1000 records/s written per shard). With B paused, a backlog
+    // builds up; when B goes on it reads it as fast as it can and the application writes 3000
+    // rows to the one-shard `totals`, so PutRecords entries are refused with
+    // ProvisionedThroughputExceededException and must be retried.
+    let env = start().await;
+    signal(&env.b, "STOP");
+    for start in (0..3000).step_by(500) {
+        put_orders(&env.kinesis, start..start + 500, 16).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    signal(&env.b, "CONT");
+
+    let got = wait_delivered(&env.objects, 3000, Duration::from_secs(90)).await;
+    assert_eq!(got.len(), 3000);
+    assert!(ordered_per_key(&got, "key", "n"));
+    let rows = wait_output(&env.kinesis, 3000, Duration::from_secs(90)).await;
+    assert_eq!(rows.len(), 3000, "only refused entries are written again");
+    let metrics = scrape(&env.a).await;
+    let throttled = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        throttled("kinesis_write_provisioned_throughput_exceeded_total{stream=\"totals\"}") > 0.0,
+        "the application's writes were throttled"
+    );
+    // B shows the refusals it retried.
+    let b_metrics = scrape(&env.b).await;
+    let refused = b_metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("remote_kinesis_put_entries_refused_total{stream=\"totals\"}"))
+        .map(|v| v.trim().parse::<f64>().unwrap())
+        .unwrap_or(0.0);
+    assert!(refused > 0.0, "{b_metrics}");
+}
+
+/// The Prometheus text of a server's metrics listener.
+async fn scrape(server: &Server) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.metrics.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
