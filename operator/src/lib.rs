@@ -17,5 +17,6 @@ pub(crate) mod fixtures;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod query;
 pub mod resources;
 pub mod status;

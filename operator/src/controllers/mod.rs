@@ -1,8 +1,11 @@
 //! Controllers, one file per kind: the reconcile (apply) and cleanup of each, plus what they
 //! share: the context, the finalizer, the pause annotation, events and the field manager.
 
+pub mod analytics;
 pub mod consumer;
+pub mod delivery;
 pub mod stream;
+pub mod workload;
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,7 +20,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
 };
 use tracing::{info, warn};
-use tributary_api::{Stream, StreamConsumer};
+use tributary_api::{AnalyticsApp, DeliveryStream, Stream, StreamConsumer};
 
 use crate::{config::Settings, dataplane::DataPlaneClient, error::Error, metrics::Metrics};
 
@@ -98,8 +101,8 @@ pub fn error_policy(err: &Error, settings: &Settings) -> Action {
     }
 }
 
-/// Runs the Stream and StreamConsumer controllers until `shutdown` resolves: one pair per
-/// watched namespace, or one pair for the whole cluster.
+/// Runs the Stream, StreamConsumer, DeliveryStream and AnalyticsApp controllers until
+/// `shutdown` resolves: one set per watched namespace, or one set for the whole cluster.
 pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
     let shutdown = shutdown.shared();
     let scopes: Vec<Option<String>> = match ctx.settings.namespaces() {
@@ -152,6 +155,65 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
                     Err(e) => warn!(error = %e, "Stream reconcile failed."),
                 }
             });
+        let scoped = |c: &Client| -> (Api<DeliveryStream>, Api<AnalyticsApp>) {
+            match &scope {
+                Some(ns) => (
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                ),
+                None => (Api::all(c.clone()), Api::all(c.clone())),
+            }
+        };
+        let (deliveries, apps) = scoped(&ctx.client);
+        let workload_children = |c: &Client| -> (
+            Api<k8s_openapi::api::apps::v1::Deployment>,
+            Api<k8s_openapi::api::core::v1::Service>,
+            Api<k8s_openapi::api::core::v1::ConfigMap>,
+        ) {
+            match &scope {
+                Some(ns) => (
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                ),
+                None => (
+                    Api::all(c.clone()),
+                    Api::all(c.clone()),
+                    Api::all(c.clone()),
+                ),
+            }
+        };
+        let labelled_for = |component: &str| {
+            watcher::Config::default().labels(&format!(
+                "app.kubernetes.io/managed-by=tributary-operator,app.kubernetes.io/component={component}"
+            ))
+        };
+        let (deps, svcs, cfgs) = workload_children(&ctx.client);
+        let delivery_ctl = Controller::new(deliveries, cfg.clone())
+            .owns(deps, labelled_for("delivery-stream"))
+            .owns(svcs, labelled_for("delivery-stream"))
+            .owns(cfgs, labelled_for("delivery-stream"))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(delivery::reconcile, delivery::error_policy, ctx.clone())
+            .for_each(|r| async move {
+                match r {
+                    Ok((obj, _)) => tracing::debug!(delivery_stream = %obj.name, "Reconciled."),
+                    Err(e) => warn!(error = %e, "DeliveryStream reconcile failed."),
+                }
+            });
+        let (deps, svcs, cfgs) = workload_children(&ctx.client);
+        let analytics_ctl = Controller::new(apps, cfg.clone())
+            .owns(deps, labelled_for("analytics-app"))
+            .owns(svcs, labelled_for("analytics-app"))
+            .owns(cfgs, labelled_for("analytics-app"))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(analytics::reconcile, analytics::error_policy, ctx.clone())
+            .for_each(|r| async move {
+                match r {
+                    Ok((obj, _)) => tracing::debug!(analytics_app = %obj.name, "Reconciled."),
+                    Err(e) => warn!(error = %e, "AnalyticsApp reconcile failed."),
+                }
+            });
         let consumer_ctl = Controller::new(consumers, cfg)
             .graceful_shutdown_on(shutdown.clone())
             .run(consumer::reconcile, consumer::error_policy, ctx.clone())
@@ -166,7 +228,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
             "Starting controllers."
         );
         tasks.push(tokio::spawn(async move {
-            futures::join!(stream_ctl, consumer_ctl);
+            futures::join!(stream_ctl, consumer_ctl, delivery_ctl, analytics_ctl);
         }));
     }
     for t in tasks {
