@@ -212,3 +212,162 @@ async fn cleanup(app: Arc<AnalyticsApp>, ctx: &Context) -> Result<Action> {
     }
     Ok(Action::await_change())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Settings,
+        dataplane::fake,
+        fixtures::{analytics_app, echo, stream, ApiServer},
+        metrics::Metrics,
+    };
+    use serde_json::{json, Value};
+
+    const APP_PATH: &str = "/apis/tributary.dev/v1alpha1/namespaces/default/analyticsapps/tickers";
+    const GOOD: &str = r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER VARCHAR(4), PRICE DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+SELECT STREAM TICKER, PRICE FROM "SOURCE_SQL_STREAM_001" WHERE PRICE > 10;
+"#;
+
+    fn context(client: kube::Client, ep: &str) -> Arc<Context> {
+        let mut settings = Settings::test();
+        settings.config.dataplane_endpoint = ep.to_string();
+        Arc::new(Context::new(client, settings, Arc::new(Metrics::new())))
+    }
+
+    fn ready_stream(name: &str) -> (String, Value) {
+        let mut s = serde_json::to_value(stream(name, 1)).unwrap();
+        s["status"] = json!({
+            "streamArn": format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}"),
+            "endpoint": format!("http://{name}.default.svc:4567"),
+        });
+        (
+            format!("/apis/tributary.dev/v1alpha1/namespaces/default/streams/{name}"),
+            s,
+        )
+    }
+
+    fn condition(status: &Value, t: &str) -> Value {
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .unwrap()
+            .clone()
+    }
+
+    fn status_of(server: &ApiServer) -> Value {
+        server
+            .requests()
+            .iter()
+            .find(|s| s.uri.starts_with(&format!("{APP_PATH}/status")))
+            .expect("a status patch")
+            .body["status"]
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn bad_sql_is_query_valid_false_with_its_position_and_is_not_deployed() {
+        let (ep, dp) = fake::start().await;
+        let app = analytics_app("tickers", &GOOD.replace("WHERE PRICE", "WHERE PRIZE"));
+        let obj = serde_json::to_value(&app).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![(APP_PATH.into(), obj)]));
+        reconcile(Arc::new(app), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(
+            server.lines(),
+            [
+                format!("PATCH {APP_PATH}/status"),
+                "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string(),
+            ]
+        );
+        let status = status_of(&server);
+        let q = condition(&status, "QueryValid");
+        assert_eq!(q["status"], "False");
+        assert_eq!(q["reason"], "UnknownObject");
+        let msg = q["message"].as_str().unwrap();
+        assert!(msg.starts_with("From line 3, column "), "{msg}");
+        assert!(msg.contains("PRIZE"), "{msg}");
+        assert_eq!(condition(&status, "Stalled")["status"], "True");
+        assert_eq!(condition(&status, "Ready")["reason"], "InvalidQuery");
+        assert_eq!(status["observedGeneration"], 1);
+        assert!(dp.lock().unwrap().calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_valid_app_is_deployed_with_every_stream_wired_and_reports_running() {
+        let (ep, dp) = fake::start().await;
+        dp.lock()
+            .unwrap()
+            .applications
+            .insert("tickers".into(), "RUNNING".into());
+        let app = analytics_app("tickers", GOOD);
+        let obj = serde_json::to_value(&app).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![
+            (APP_PATH.into(), obj),
+            ready_stream("orders"),
+            ready_stream("summaries"),
+        ]));
+        let action = reconcile(Arc::new(app), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+        let lines = server.lines();
+        assert_eq!(
+            lines[..5],
+            [
+                "GET /apis/tributary.dev/v1alpha1/namespaces/default/streams/orders".to_string(),
+                "GET /apis/tributary.dev/v1alpha1/namespaces/default/streams/summaries".into(),
+                "PATCH /api/v1/namespaces/default/configmaps/tickers-analytics-config".into(),
+                "PATCH /api/v1/namespaces/default/services/tickers-analytics".into(),
+                "PATCH /apis/apps/v1/namespaces/default/deployments/tickers-analytics".into(),
+            ]
+        );
+        let dep = &server.requests()[4].body;
+        let args: Vec<String> = serde_json::from_value(
+            dep["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+        )
+        .unwrap();
+        for (s, url) in [
+            ("orders", "http://orders.default.svc:4567"),
+            ("summaries", "http://summaries.default.svc:4567"),
+        ] {
+            assert!(args.contains(&format!("{s}={url}")), "{args:?}");
+        }
+        assert!(dep["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "data" && v.get("emptyDir").is_some()));
+        let status = status_of(&server);
+        assert_eq!(condition(&status, "QueryValid")["status"], "True");
+        assert_eq!(condition(&status, "Ready")["status"], "True");
+        assert_eq!(condition(&status, "Ready")["reason"], "Running");
+        assert_eq!(status["applicationStatus"], "RUNNING");
+        assert_eq!(status["applicationVersionId"], 1);
+        assert_eq!(dp.lock().unwrap().calls, ["DescribeApplication"]);
+    }
+
+    #[tokio::test]
+    async fn a_valid_app_waits_for_its_output_stream() {
+        let (ep, _dp) = fake::start().await;
+        let app = analytics_app("tickers", GOOD);
+        let obj = serde_json::to_value(&app).unwrap();
+        let (client, server) =
+            ApiServer::start(echo(vec![(APP_PATH.into(), obj), ready_stream("orders")]));
+        reconcile(Arc::new(app), context(client, &ep))
+            .await
+            .unwrap();
+        let status = status_of(&server);
+        assert_eq!(condition(&status, "Ready")["reason"], "WaitingForStream");
+        assert_eq!(
+            condition(&status, "Ready")["message"],
+            "Stream summaries does not exist"
+        );
+        assert_eq!(condition(&status, "QueryValid")["status"], "True");
+        assert!(!server.lines().iter().any(|l| l.contains("deployments")));
+    }
+}

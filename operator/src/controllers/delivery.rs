@@ -224,3 +224,241 @@ async fn cleanup(ds: Arc<DeliveryStream>, ctx: &Context) -> Result<Action> {
     }
     Ok(Action::await_change())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Settings,
+        dataplane::fake,
+        fixtures::{delivery_stream, echo, stream, ApiServer},
+        metrics::Metrics,
+    };
+    use serde_json::{json, Value};
+
+    const DS_PATH: &str = "/apis/tributary.dev/v1alpha1/namespaces/default/deliverystreams/archive";
+    const STREAM_PATH: &str = "/apis/tributary.dev/v1alpha1/namespaces/default/streams/orders";
+    const SECRET_PATH: &str = "/api/v1/namespaces/default/secrets/garage-keys";
+
+    fn context(client: kube::Client, ep: &str) -> Arc<Context> {
+        let mut settings = Settings::test();
+        settings.config.dataplane_endpoint = ep.to_string();
+        Arc::new(Context::new(client, settings, Arc::new(Metrics::new())))
+    }
+
+    /// The Stream `orders` once its stream exists: ARN and endpoint in its status.
+    fn ready_stream() -> Value {
+        let mut s = serde_json::to_value(stream("orders", 2)).unwrap();
+        s["status"] = json!({
+            "streamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/orders",
+            "endpoint": "http://orders.default.svc:4567",
+        });
+        s
+    }
+
+    fn status_of(server: &ApiServer) -> Value {
+        server
+            .requests()
+            .iter()
+            .find(|s| s.uri.starts_with(&format!("{DS_PATH}/status")))
+            .expect("a status patch")
+            .body["status"]
+            .clone()
+    }
+
+    fn cond(status: &Value, t: &str) -> (String, String, String) {
+        let c = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .unwrap();
+        (
+            c["status"].as_str().unwrap().into(),
+            c["reason"].as_str().unwrap().into(),
+            c["message"].as_str().unwrap().into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_delivery_stream_waits_for_its_source_stream_without_deploying() {
+        let (ep, dp) = fake::start().await;
+        let ds = delivery_stream("archive", "orders");
+        let obj = serde_json::to_value(&ds).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![(DS_PATH.into(), obj)]));
+        let action = reconcile(Arc::new(ds), context(client, &ep)).await.unwrap();
+        assert_eq!(action, Action::requeue(WAIT_REQUEUE));
+        assert_eq!(
+            server.lines(),
+            [
+                format!("GET {STREAM_PATH}"),
+                format!("PATCH {DS_PATH}/status"),
+                "POST /apis/events.k8s.io/v1/namespaces/default/events".into(),
+            ]
+        );
+        let (status, reason, message) = cond(&status_of(&server), "Ready");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "WaitingForStream")
+        );
+        assert_eq!(message, "Stream orders does not exist");
+        assert!(dp.lock().unwrap().calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ready_source_gets_the_deployment_wired_to_it_and_the_arn_is_published() {
+        let (ep, dp) = fake::start().await;
+        dp.lock()
+            .unwrap()
+            .delivery_streams
+            .insert("archive".into(), "ACTIVE".into());
+        let ds = delivery_stream("archive", "orders");
+        let obj = serde_json::to_value(&ds).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![
+            (DS_PATH.into(), obj),
+            (STREAM_PATH.into(), ready_stream()),
+        ]));
+        let action = reconcile(Arc::new(ds), context(client, &ep)).await.unwrap();
+        assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+        assert_eq!(
+            server.lines(),
+            [
+                format!("GET {STREAM_PATH}"),
+                "PATCH /api/v1/namespaces/default/configmaps/archive-firehose-config".into(),
+                "PATCH /api/v1/namespaces/default/services/archive-firehose".into(),
+                "PATCH /api/v1/namespaces/default/persistentvolumeclaims/archive-firehose-data"
+                    .into(),
+                "PATCH /apis/apps/v1/namespaces/default/deployments/archive-firehose".into(),
+                format!("PATCH {DS_PATH}/status"),
+                "POST /apis/events.k8s.io/v1/namespaces/default/events".into(),
+            ]
+        );
+        let seen = server.requests();
+        for r in &seen[1..5] {
+            assert!(
+                r.uri.contains("fieldManager=tributary-operator"),
+                "{}",
+                r.uri
+            );
+            assert_eq!(r.content_type, "application/apply-patch+yaml");
+        }
+        let args = seen[4].body["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        let args: Vec<String> = serde_json::from_value(args).unwrap();
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["--stream-endpoint", "orders=http://orders.default.svc:4567"]));
+        let status = status_of(&server);
+        assert_eq!(cond(&status, "Ready").0, "True");
+        assert_eq!(cond(&status, "Ready").1, "Active");
+        assert_eq!(
+            status["deliveryStreamArn"],
+            "arn:aws:firehose:us-east-1:000000000000:deliverystream/archive"
+        );
+        assert_eq!(status["deliveryStreamStatus"], "ACTIVE");
+        assert_eq!(status["observedGeneration"], 1);
+        assert_eq!(status["endpoint"], ep.as_str());
+        assert_eq!(dp.lock().unwrap().calls, ["DescribeDeliveryStream"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_stalls_with_a_clear_message_and_nothing_is_deployed() {
+        let (ep, _dp) = fake::start().await;
+        let mut ds = delivery_stream("archive", "orders");
+        ds.spec
+            .extended_s3_destination_configuration
+            .as_mut()
+            .unwrap()
+            .credentials_secret_ref = Some(tributary_api::delivery::SecretRef {
+            name: "garage-keys".into(),
+        });
+        let obj = serde_json::to_value(&ds).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![
+            (DS_PATH.into(), obj.clone()),
+            (STREAM_PATH.into(), ready_stream()),
+        ]));
+        reconcile(Arc::new(ds.clone()), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(
+            server.lines(),
+            [
+                format!("GET {STREAM_PATH}"),
+                format!("GET {SECRET_PATH}"),
+                format!("PATCH {DS_PATH}/status"),
+                "POST /apis/events.k8s.io/v1/namespaces/default/events".into(),
+            ]
+        );
+        let status = status_of(&server);
+        let (st, reason, message) = cond(&status, "Stalled");
+        assert_eq!((st.as_str(), reason.as_str()), ("True", "SecretNotFound"));
+        assert_eq!(
+            message,
+            "Secret garage-keys does not exist (it must hold the key AWS_ACCESS_KEY_ID)"
+        );
+        let event = &server.requests()[3].body;
+        assert_eq!(event["type"], "Warning");
+
+        // Once the Secret exists (only its metadata is read), the pod is deployed.
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "garage-keys", "namespace": "default"},
+            "data": {"AWS_ACCESS_KEY_ID": "eA==", "AWS_SECRET_ACCESS_KEY": "eA=="}});
+        let (client, server) = ApiServer::start(echo(vec![
+            (DS_PATH.into(), obj),
+            (STREAM_PATH.into(), ready_stream()),
+            (SECRET_PATH.into(), secret),
+        ]));
+        reconcile(Arc::new(ds), context(client, &ep)).await.unwrap();
+        let lines = server.lines();
+        assert!(lines.contains(
+            &"PATCH /apis/apps/v1/namespaces/default/deployments/archive-firehose".to_string()
+        ));
+        let get = &server.requests()[1];
+        assert!(get.uri.starts_with(SECRET_PATH));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_delivery_stream_deletes_it_in_its_pod_and_releases_the_finalizer() {
+        let (ep, dp) = fake::start().await;
+        dp.lock()
+            .unwrap()
+            .delivery_streams
+            .insert("archive".into(), "ACTIVE".into());
+        let mut ds = delivery_stream("archive", "orders");
+        ds.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        let obj = serde_json::to_value(&ds).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![(DS_PATH.into(), obj)]));
+        reconcile(Arc::new(ds), context(client, &ep)).await.unwrap();
+        assert!(dp.lock().unwrap().delivery_streams.is_empty());
+        assert_eq!(
+            server.lines(),
+            [
+                "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string(),
+                format!("PATCH {DS_PATH}"),
+            ]
+        );
+        assert_eq!(server.requests()[0].body["reason"], "Deleted");
+    }
+
+    #[tokio::test]
+    async fn a_paused_delivery_stream_only_reports_that_it_is_paused() {
+        let (ep, dp) = fake::start().await;
+        let mut ds = delivery_stream("archive", "orders");
+        ds.metadata.annotations = Some(
+            [(
+                super::super::PAUSE_ANNOTATION.to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
+        let obj = serde_json::to_value(&ds).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![(DS_PATH.into(), obj)]));
+        let action = reconcile(Arc::new(ds), context(client, &ep)).await.unwrap();
+        assert_eq!(action, Action::await_change());
+        assert_eq!(server.lines()[0], format!("PATCH {DS_PATH}/status"));
+        assert_eq!(cond(&status_of(&server), "Ready").1, "Paused");
+        assert!(dp.lock().unwrap().calls.is_empty());
+    }
+}
