@@ -1,6 +1,7 @@
-//! A small typed client for the Kinesis JSON 1.1 API of a stream's data-plane pods: the
-//! control-plane calls the operator makes (create, describe, reshard, retention, tags,
-//! encryption, consumers, delete). Plain HTTP inside the cluster; no AWS SDK.
+//! A small typed client for the JSON 1.1 APIs of the data-plane pods: the control-plane calls
+//! the operator makes to Kinesis (create, describe, reshard, retention, tags, encryption,
+//! consumers, delete), Firehose (describe and delete a delivery stream) and Analytics
+//! (describe and delete an application). Plain HTTP inside the cluster; no AWS SDK.
 
 use std::{collections::BTreeMap, time::Duration};
 
