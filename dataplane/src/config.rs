@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::delivery::{DeliveryConfig, StoreConfig};
+use crate::remote::{Credentials, RemoteConfig};
 use crate::storage::StorageConfig;
 use crate::streams::StreamsConfig;
 
@@ -43,6 +44,18 @@ pub struct ServeConfig {
     /// Keep everything in memory (nothing survives a restart).
     #[arg(long, env = "TRIBUTARY_IN_MEMORY")]
     pub in_memory: bool,
+
+    /// A stream served by another Kinesis endpoint, as NAME=URL (repeatable; the environment
+    /// variable takes a comma-separated list). Delivery streams and analytics applications that
+    /// name stream NAME read and write it through the Kinesis API at URL (SigV4-signed with
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and --region); it need not exist locally.
+    #[arg(
+        long = "stream-endpoint",
+        env = "TRIBUTARY_STREAM_ENDPOINTS",
+        value_name = "NAME=URL",
+        value_delimiter = ','
+    )]
+    pub stream_endpoints: Vec<String>,
 
     /// Create the Stream resources described by the YAML files in this directory.
     #[arg(long, env = "TRIBUTARY_MANIFESTS")]
@@ -226,6 +239,7 @@ impl ServeConfig {
         if self.segment_bytes < 64 * 1024 {
             return Err("--segment-bytes must be at least 65536".into());
         }
+        self.remote_config()?;
         Ok(())
     }
 
@@ -270,6 +284,26 @@ impl ServeConfig {
         }
     }
 
+    /// The remote streams of `--stream-endpoint`; a stream named twice is an error.
+    pub fn remote_config(&self) -> Result<RemoteConfig, String> {
+        let mut endpoints = std::collections::BTreeMap::new();
+        for spec in self
+            .stream_endpoints
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+        {
+            let (name, url) = crate::remote::parse_endpoint(spec)?;
+            if endpoints.insert(name.clone(), url).is_some() {
+                return Err(format!("--stream-endpoint names stream {name} twice"));
+            }
+        }
+        Ok(RemoteConfig {
+            endpoints,
+            region: self.region.clone(),
+            credentials: Credentials::from_env(),
+        })
+    }
+
     pub fn streams_config(&self) -> StreamsConfig {
         StreamsConfig {
             region: self.region.clone(),
@@ -287,6 +321,7 @@ impl ServeConfig {
             delete_delay_ms: self.delete_delay_ms,
             update_delay_ms: self.update_delay_ms,
             subscription_lifetime_ms: self.subscription_lifetime_ms,
+            remote: self.remote_config().unwrap_or_default(),
             ..StreamsConfig::default()
         }
     }
@@ -339,5 +374,34 @@ mod tests {
     fn bad_account_id_is_rejected() {
         let cli = Cli::try_parse_from(["tributary", "--account-id", "12"]).unwrap();
         assert!(cli.serve.validate().is_err());
+    }
+
+    #[test]
+    fn stream_endpoints_are_repeatable_and_validated() {
+        let cli = Cli::try_parse_from([
+            "tributary",
+            "--stream-endpoint",
+            "orders=http://orders.team-a.svc:4567",
+            "--stream-endpoint",
+            "totals=http://127.0.0.1:4568/",
+        ])
+        .unwrap();
+        cli.serve.validate().unwrap();
+        let r = cli.serve.remote_config().unwrap();
+        assert_eq!(r.endpoints["orders"], "http://orders.team-a.svc:4567");
+        assert_eq!(r.endpoints["totals"], "http://127.0.0.1:4568");
+        for bad in [
+            vec!["--stream-endpoint", "orders"],
+            vec!["--stream-endpoint", "orders=https://x:443"],
+            vec![
+                "--stream-endpoint",
+                "orders=http://a:1",
+                "--stream-endpoint",
+                "orders=http://b:1",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("tributary").chain(bad.clone())).unwrap();
+            assert!(cli.serve.validate().is_err(), "{bad:?}");
+        }
     }
 }

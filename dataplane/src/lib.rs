@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod manifests;
 pub mod metrics;
 pub mod protocol;
+pub mod remote;
 pub mod server;
 pub mod services;
 pub mod storage;
@@ -55,6 +56,7 @@ impl App {
 pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let clock = clock::Clock::default();
     let engine = Streams::open(cfg.streams_config(), clock.clone()).await?;
+    engine.remote.probe();
     for s in engine.list() {
         metrics::global().init_stream(&s.name);
     }

@@ -52,9 +52,16 @@ impl Server {
     }
 
     async fn spawn(args: Vec<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Server> {
+        // Port 0 unless the test fixes the API address (to restart on the same one).
+        let listen = if args.iter().any(|a| a == "--listen") {
+            vec![]
+        } else {
+            vec!["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(binary())
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(listen)
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(&args)
             .env("TRIBUTARY_LOG", "warn")
             .stdout(Stdio::piped())

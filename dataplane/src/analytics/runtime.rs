@@ -15,6 +15,10 @@
 //!    derived from input read after the previous checkpoint or before it: no input is lost and
 //!    output is at least once.
 //!
+//! An input or output stream with a `--stream-endpoint` is read or written through that
+//! endpoint's Kinesis API (`crate::remote`): the same lineage rule, its position checkpointed
+//! per remote shard id, refused output records kept pending and retried.
+//!
 //! Window state is not checkpointed. As in KDA ("state is volatile and is rebuilt from the
 //! source"), windows open at a restart start empty and fill from the records read afterwards;
 //! a tumbling window that spans the restart reports only rows read after it.
@@ -32,6 +36,9 @@ use tributary_sql::ERROR_STREAM;
 
 use super::compile::Compiled;
 use super::metrics;
+use crate::remote::client::PutRecord;
+use crate::remote::reader::shard_number;
+use crate::remote::{Position, ShardReader};
 use crate::streams::{hash, PutEntry, PutOutcome, Shard, Streams};
 
 /// How often the clock advances when no records arrive.
@@ -49,6 +56,9 @@ pub struct InputCheckpoint {
     pub stream: String,
     pub incarnation: u64,
     pub offsets: BTreeMap<u32, u64>,
+    /// The position in a stream served by another endpoint (then `offsets` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Position>,
 }
 
 /// `checkpoint.json`: read positions by input id.
@@ -92,6 +102,8 @@ struct Reader {
     position: Option<InputCheckpoint>,
     /// Checkpointed positions to resume from, consumed when the stream is first found.
     resume: Option<InputCheckpoint>,
+    /// The reader of an input stream served by another endpoint.
+    remote: Option<ShardReader>,
 }
 
 pub struct Runner {
@@ -133,6 +145,7 @@ impl Runner {
                     schema: i.schema.clone(),
                     start,
                     position: None,
+                    remote: streams.remote.get(&i.stream).map(ShardReader::new),
                     resume: match start {
                         Start::LastStoppedPoint => saved.inputs.get(&i.id).cloned(),
                         _ => None,
@@ -212,7 +225,7 @@ impl Runner {
     /// Receivers that change when any shard being read gets new records.
     fn tips(&self) -> Vec<watch::Receiver<u64>> {
         let mut out = Vec::new();
-        for r in &self.readers {
+        for r in self.readers.iter().filter(|r| r.remote.is_none()) {
             let (Some(pos), Some(stream)) = (&r.position, self.streams.find(&r.stream_name)) else {
                 continue;
             };
@@ -227,7 +240,15 @@ impl Runner {
 
     /// Finds each input's stream and sets where reading begins.
     fn locate_streams(&mut self) {
+        let now = self.streams.clock.now_ms();
         for r in &mut self.readers {
+            if r.remote.is_some() {
+                if r.position.is_none() {
+                    r.position = Some(remote_start(r, now));
+                    self.dirty = true;
+                }
+                continue;
+            }
             let Some(stream) = self.streams.find(&r.stream_name) else {
                 continue;
             };
@@ -240,6 +261,7 @@ impl Runner {
                     stream: stream.name.clone(),
                     incarnation: stream.incarnation,
                     offsets: BTreeMap::new(),
+                    remote: None,
                 });
                 continue;
             }
@@ -247,6 +269,7 @@ impl Runner {
                 stream: stream.name.clone(),
                 incarnation: stream.incarnation,
                 offsets: BTreeMap::new(),
+                remote: None,
             };
             let resume = r
                 .resume
@@ -324,6 +347,9 @@ impl Runner {
     /// Reads one batch from every readable shard of input `k` into the engine; true when some
     /// shard has more records already.
     async fn read_input(&mut self, k: usize) -> bool {
+        if self.readers[k].remote.is_some() {
+            return self.read_remote_input(k).await;
+        }
         let m = metrics::global();
         let Some(stream) = self.streams.find(&self.readers[k].stream_name) else {
             return false;
@@ -406,11 +432,101 @@ impl Runner {
         more
     }
 
+    /// [`Self::read_input`] for an input served by another endpoint: one page from every
+    /// readable remote shard.
+    async fn read_remote_input(&mut self, k: usize) -> bool {
+        let m = metrics::global();
+        let reader = &mut self.readers[k];
+        let (Some(remote), Some(pos)) = (reader.remote.as_mut(), reader.position.as_mut()) else {
+            return false;
+        };
+        let position = pos.remote.get_or_insert_with(Position::default);
+        let before = position.clone();
+        let batch = remote.read(position, BATCH_RECORDS).await;
+        if *position != before {
+            self.dirty = true;
+        }
+        if let Some(e) = &batch.error {
+            tracing::warn!(application = %self.app, stream = %reader.stream_name, error = %e, "Reading the remote input stream failed; retrying.");
+        }
+        // Processing time is taken after the read, as for local inputs.
+        let now = self.streams.clock.now_ms();
+        let mut rows_per_stream: BTreeMap<usize, u64> = BTreeMap::new();
+        for (shard_id, records) in &batch.shards {
+            // Rows of a shard go to one in-application stream, so each keeps its order.
+            let target = (shard_number(shard_id) % reader.in_app.len() as u64) as usize;
+            for rec in records {
+                match reader.schema.map_record(&rec.data, rec.arrival_ms) {
+                    Ok(rows) => {
+                        for values in rows {
+                            *rows_per_stream.entry(target).or_default() += 1;
+                            let _ = self
+                                .compiled
+                                .app
+                                .insert(&reader.in_app[target], now, values);
+                        }
+                    }
+                    Err(e) => self.compiled.app.reject_input(e, now, &rec.data),
+                }
+            }
+        }
+        m.input_records
+            .with_label_values(&[&self.app])
+            .inc_by(batch.records() as u64);
+        for (i, n) in rows_per_stream {
+            m.input_rows
+                .with_label_values(&[&self.app, &reader.in_app[i]])
+                .inc_by(n);
+        }
+        m.input_lag_ms
+            .with_label_values(&[&self.app])
+            .set(batch.lag_ms.max(0));
+        batch.more && batch.error.is_none()
+    }
+
     /// Writes pending output records; those refused stay pending.
     async fn flush(&mut self) {
         let m = metrics::global();
         for (k, out) in self.compiled.outputs.iter().enumerate() {
             if self.pending[k].is_empty() {
+                continue;
+            }
+            if let Some(remote) = self.streams.remote.get(&out.destination) {
+                let mut left = Vec::new();
+                let mut written = 0u64;
+                for chunk in self.pending[k].chunks(PUT_BATCH) {
+                    let records: Vec<PutRecord> = chunk
+                        .iter()
+                        .map(|e| PutRecord {
+                            partition_key: String::from_utf8_lossy(&e.partition_key).into_owned(),
+                            data: e.data.clone(),
+                        })
+                        .collect();
+                    match remote.client.put_records(&remote.name, &records).await {
+                        Ok(results) => {
+                            for (entry, ok) in chunk.iter().zip(results) {
+                                if ok {
+                                    written += 1;
+                                } else {
+                                    left.push(entry.clone());
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(application = %self.app, destination = %out.destination, error = %e, "Writing to the remote output stream failed; output is held and retried.");
+                            left.extend(chunk.iter().cloned());
+                        }
+                    }
+                }
+                m.output_records
+                    .with_label_values(&[&self.app, &out.in_app_stream])
+                    .inc_by(written);
+                if !left.is_empty() {
+                    m.output_failures
+                        .with_label_values(&[&self.app, &out.in_app_stream])
+                        .inc_by(left.len() as u64);
+                }
+                self.pending[k] = left;
                 continue;
             }
             let Some(stream) = self.streams.find(&out.destination) else {
@@ -458,6 +574,30 @@ impl Runner {
                 tracing::error!(application = %self.app, error = %e, "Could not write the checkpoint.")
             }
         }
+    }
+}
+
+/// Where a remote input begins: the checkpointed position (LAST_STOPPED_POINT), the trim
+/// horizon, or (NOW) records that arrive from `now` on.
+fn remote_start(r: &mut Reader, now: i64) -> InputCheckpoint {
+    let resumed = r
+        .resume
+        .take()
+        .filter(|c| c.stream == r.stream_name)
+        .and_then(|c| c.remote);
+    let position = match (r.start, resumed) {
+        (_, Some(p)) => p,
+        (Start::TrimHorizon, None) => Position::default(),
+        _ => Position {
+            start_ms: Some(now),
+            ..Position::default()
+        },
+    };
+    InputCheckpoint {
+        stream: r.stream_name.clone(),
+        incarnation: 0,
+        offsets: BTreeMap::new(),
+        remote: Some(position),
     }
 }
 

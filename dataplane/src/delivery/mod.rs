@@ -5,7 +5,8 @@
 //! Each delivery stream has one worker task. A DirectPut stream's records are appended to its
 //! own segment log (`storage::ShardLog`, fsynced before PutRecord answers); a
 //! KinesisStreamAsSource stream reads the source stream's shard logs through the streams
-//! engine. The worker reads from the source's checkpoint, builds a batch until the buffering
+//! engine, or, when the stream has a `--stream-endpoint`, through the Kinesis API of that
+//! endpoint (`crate::remote`). The worker reads from the source's checkpoint, builds a batch until the buffering
 //! size or interval is reached, delivers it (retrying), then moves and persists the
 //! checkpoint. A crash between delivery and checkpoint redelivers the batch under the same
 //! object key, so the object is overwritten, not duplicated (at-least-once for HTTP
@@ -178,6 +179,9 @@ pub struct DeliveryStream {
     pub buffer: Option<ShardLog>,
     /// DirectPut throughput quotas, when limits are on.
     pub limits: Option<PutLimits>,
+    /// The reader of a source stream served by another endpoint (`--stream-endpoint`), kept
+    /// between reads for its shard iterators.
+    remote_reader: tokio::sync::Mutex<Option<crate::remote::ShardReader>>,
     /// Poked after each put so a zero-interval stream delivers without polling delay.
     notify: Arc<Notify>,
     stop: watch::Sender<bool>,
@@ -343,6 +347,7 @@ impl DeliveryStreams {
             limits: (self.cfg.limits && buffer.is_some())
                 .then(|| PutLimits::new(self.clock.now_ms())),
             buffer,
+            remote_reader: tokio::sync::Mutex::new(None),
             notify: Arc::new(Notify::new()),
             stop,
             worker: Mutex::new(None),

@@ -1,6 +1,8 @@
 //! Reading a delivery stream's source from its checkpoint: the DirectPut buffer log, or the
 //! shards of a source stream (following splits and merges: a child shard is read only once
 //! all its parents are read to their end, so records of one partition key stay in order).
+//! A source stream with a `--stream-endpoint` is read through that endpoint's Kinesis API
+//! with the same lineage rule; its position is kept per remote shard id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{DeliveryStream, DeliveryStreams, KinesisSource};
+use crate::remote::{Position, ShardReader};
 use crate::storage::{ShardLog, StorageError};
 
 /// A record waiting to be delivered.
@@ -37,6 +40,10 @@ pub struct Checkpoint {
     /// Source shards read to their end.
     #[serde(default)]
     pub finished: BTreeSet<u32>,
+    /// Position in a source stream served by another endpoint (absent otherwise, so local
+    /// checkpoints, and the object keys seeded from them, are unchanged).
+    #[serde(default, skip_serializing_if = "Position::is_empty")]
+    pub remote: Position,
 }
 
 impl Checkpoint {
@@ -71,7 +78,7 @@ const READ_BYTES: usize = 4 * 1024 * 1024;
 
 /// Reads records after `cursor` into `out` until `out` holds `max_bytes` or the source has no
 /// more; moves `cursor` past what was read.
-pub fn fill(
+pub async fn fill(
     engine: &Arc<DeliveryStreams>,
     ds: &DeliveryStream,
     kinesis: Option<&KinesisSource>,
@@ -84,6 +91,11 @@ pub fn fill(
         return fill_log(log, cursor, out, out_bytes, max_bytes);
     }
     let Some(src) = kinesis else { return Ok(()) };
+    if let Some(remote) = engine.streams.remote.by_arn(&src.stream_arn) {
+        let mut reader = ds.remote_reader.lock().await;
+        let reader = reader.get_or_insert_with(|| ShardReader::new(remote));
+        return fill_remote(reader, src, cursor, out, out_bytes, max_bytes).await;
+    }
     let stream_name = src.stream_arn.rsplit('/').next().unwrap_or_default();
     let Some(stream) = engine.streams.find(stream_name) else {
         return Err(format!("source stream {stream_name} does not exist"));
@@ -121,30 +133,8 @@ pub fn fill(
             })
             .map_err(|e| e.to_string())?;
             for r in &batch.records {
-                let sequence = stream.sequence(shard.index, r.offset);
-                // Firehose de-aggregates KPL records read from a stream before processing.
-                match super::kpl::deaggregate(&r.data) {
-                    Some(subs) => {
-                        for (i, data) in subs.into_iter().enumerate() {
-                            *out_bytes += data.len();
-                            out.push(Pending {
-                                data,
-                                arrival_ms: r.arrival_ms,
-                                id: format!("{sequence}:{i}"),
-                                lambda_keys: None,
-                            });
-                        }
-                    }
-                    None => {
-                        *out_bytes += r.data.len();
-                        out.push(Pending {
-                            data: r.data.clone(),
-                            arrival_ms: r.arrival_ms,
-                            id: sequence.to_string(),
-                            lambda_keys: None,
-                        });
-                    }
-                }
+                let sequence = stream.sequence(shard.index, r.offset).to_string();
+                push_record(out, out_bytes, &r.data, r.arrival_ms, &sequence);
             }
             pos = batch.next_offset;
             if batch.records.is_empty() || *out_bytes >= max_bytes {
@@ -160,6 +150,72 @@ pub fn fill(
         }
     }
     Ok(())
+}
+
+/// [`fill`] from a remote stream: pages of every readable shard until `out` is full or every
+/// shard is caught up. Records are handed over with the position that passes them, so a
+/// failed read (kept in the error) loses nothing.
+async fn fill_remote(
+    reader: &mut ShardReader,
+    src: &KinesisSource,
+    cursor: &mut Checkpoint,
+    out: &mut Vec<Pending>,
+    out_bytes: &mut usize,
+    max_bytes: usize,
+) -> Result<(), String> {
+    // Shards never read start where the local source starts: records that arrived at or
+    // after the delivery stream's creation.
+    cursor.remote.start_ms.get_or_insert(src.start_ms);
+    while *out_bytes < max_bytes {
+        let batch = reader.read(&mut cursor.remote, READ_RECORDS).await;
+        for (_, records) in &batch.shards {
+            for r in records {
+                push_record(out, out_bytes, &r.data, r.arrival_ms, &r.sequence_number);
+            }
+        }
+        if let Some(e) = batch.error {
+            return Err(format!(
+                "reading remote stream {} failed: {e}",
+                reader.stream_name()
+            ));
+        }
+        if !batch.more {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a source-stream record, de-aggregating KPL records as Firehose does before processing.
+fn push_record(
+    out: &mut Vec<Pending>,
+    out_bytes: &mut usize,
+    data: &Bytes,
+    arrival_ms: i64,
+    sequence: &str,
+) {
+    match super::kpl::deaggregate(data) {
+        Some(subs) => {
+            for (i, data) in subs.into_iter().enumerate() {
+                *out_bytes += data.len();
+                out.push(Pending {
+                    data,
+                    arrival_ms,
+                    id: format!("{sequence}:{i}"),
+                    lambda_keys: None,
+                });
+            }
+        }
+        None => {
+            *out_bytes += data.len();
+            out.push(Pending {
+                data: data.clone(),
+                arrival_ms,
+                id: sequence.to_string(),
+                lambda_keys: None,
+            });
+        }
+    }
 }
 
 fn fill_log(

@@ -7,12 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::Request;
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
 
-use super::client::HttpClient;
+use super::client::{hex, sign_v4, HttpClient, Signer};
 
 /// Where and how to reach the object store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,20 +102,26 @@ impl S3 {
             Some(p) => format!("{}:{p}", self.endpoint.host().unwrap_or_default()),
             None => self.endpoint.host().unwrap_or_default().to_string(),
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let amz_date = super::prefix::format_timestamp("yyyyMMdd'T'HHmmss'Z'", now * 1000);
+        let amz_date = super::client::amz_date_now();
         let payload_hash = hex(&Sha256::digest(&body));
-        let authorization = sign(
-            &self.cfg,
+        let content_length = body.len().to_string();
+        let authorization = sign_v4(
+            &Signer {
+                access_key_id: &self.cfg.access_key_id,
+                secret_access_key: &self.cfg.secret_access_key,
+                region: &self.cfg.region,
+                service: "s3",
+            },
             "PUT",
             &path,
-            &host,
             &amz_date,
+            &[
+                ("content-length", &content_length),
+                ("host", &host),
+                ("x-amz-content-sha256", &payload_hash),
+                ("x-amz-date", &amz_date),
+            ],
             &payload_hash,
-            body.len(),
         );
         let req = Request::put(url)
             .header("host", &host)
@@ -139,48 +144,6 @@ impl S3 {
     }
 }
 
-/// The `Authorization` header of a SigV4-signed S3 request whose signed headers are
-/// content-length, host, x-amz-content-sha256 and x-amz-date.
-fn sign(
-    cfg: &StoreConfig,
-    method: &str,
-    path: &str,
-    host: &str,
-    amz_date: &str,
-    payload_hash: &str,
-    content_length: usize,
-) -> String {
-    let date = &amz_date[..8];
-    let signed_headers = "content-length;host;x-amz-content-sha256;x-amz-date";
-    let canonical = format!(
-        "{method}\n{path}\n\ncontent-length:{content_length}\nhost:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n\n{signed_headers}\n{payload_hash}"
-    );
-    let scope = format!("{date}/{}/s3/aws4_request", cfg.region);
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let mut key = format!("AWS4{}", cfg.secret_access_key).into_bytes();
-    for part in [date, cfg.region.as_str(), "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let signature = hex(&hmac(&key, to_sign.as_bytes()));
-    format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-        cfg.access_key_id
-    )
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// SigV4 URI encoding: everything but unreserved characters (and `/` in keys) as `%XX`.
 fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
@@ -196,6 +159,7 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::hmac;
     use super::*;
 
     #[test]

@@ -67,7 +67,9 @@ pub async fn run(
             &mut pending,
             &mut pending_bytes,
             size,
-        ) {
+        )
+        .await
+        {
             tracing::warn!(delivery_stream = %name, error = %e, "Reading the source failed; retrying.");
         }
         let now = engine.clock.now_ms();

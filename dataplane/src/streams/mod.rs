@@ -54,6 +54,8 @@ pub struct StreamsConfig {
     pub update_delay_ms: u64,
     /// How long a SubscribeToShard subscription lasts (AWS: 5 minutes).
     pub subscription_lifetime_ms: u64,
+    /// Streams served by other endpoints (`--stream-endpoint`).
+    pub remote: crate::remote::RemoteConfig,
 }
 
 impl Default for StreamsConfig {
@@ -71,6 +73,7 @@ impl Default for StreamsConfig {
             delete_delay_ms: 0,
             update_delay_ms: 0,
             subscription_lifetime_ms: 300_000,
+            remote: crate::remote::RemoteConfig::default(),
         }
     }
 }
@@ -145,6 +148,8 @@ pub struct Streams {
     pub subscriptions: fanout::Subscriptions,
     /// Account-level settings (the minimum throughput billing commitment).
     pub account_settings: Mutex<AccountSettings>,
+    /// Streams served by other endpoints, read and written through the Kinesis API.
+    pub remote: crate::remote::Remotes,
 }
 
 /// The account's minimum throughput billing commitment ("On-demand Advantage").
@@ -182,6 +187,7 @@ impl Streams {
             Some(dir) => load_or_create_secret(dir)?,
             None => rand::random(),
         };
+        let remote = crate::remote::Remotes::new(&cfg.remote);
         let engine = Arc::new(Streams {
             cfg,
             clock,
@@ -192,6 +198,7 @@ impl Streams {
             lifecycle: tokio::sync::Mutex::new(()),
             subscriptions: fanout::Subscriptions::default(),
             account_settings: Mutex::new(AccountSettings::default()),
+            remote,
         });
         if let Some(dir) = &engine.cfg.data_dir {
             if let Ok(raw) = std::fs::read(dir.join("account.json")) {

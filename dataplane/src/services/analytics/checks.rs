@@ -340,6 +340,8 @@ fn stream_exists(a: &AnalyticsService, arn: &str) -> Result<(), AwsError> {
     let name = stream_name_of(arn).filter(|_| arn.contains(":kinesis:"));
     match name {
         Some(n) if a.engine.streams.find(n).is_some() => Ok(()),
+        // Served by another endpoint (--stream-endpoint); reached when the application runs.
+        Some(n) if a.engine.streams.remote.get(n).is_some() => Ok(()),
         _ => Err(errors::invalid(format!(
             "Kinesis Analytics cannot find the stream {arn}. Make sure the stream exists and the ARN is correct."
         ))),

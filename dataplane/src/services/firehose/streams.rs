@@ -203,7 +203,10 @@ pub async fn create(f: &Firehose, i: CreateInput) -> Result<CreateOutput, AwsErr
         (SourceKind::KinesisStreamAsSource, Some(k)) => {
             let arn = k.kinesis_stream_arn.clone().unwrap_or_default();
             let stream = arn.rsplit('/').next().unwrap_or_default();
-            if f.engine.streams.find(stream).is_none() {
+            // A stream with a --stream-endpoint lives elsewhere and is checked when read.
+            if f.engine.streams.find(stream).is_none()
+                && f.engine.streams.remote.get(stream).is_none()
+            {
                 return Err(invalid_argument(format!(
                     "Stream {stream} under account {} not found.",
                     f.account()

@@ -1,0 +1,380 @@
+//! Streams reached through another data plane (`--stream-endpoint NAME=URL`): process A owns
+//! the streams `orders` and `totals`; process B runs, from manifests, a delivery stream that
+//! archives `orders` into a directory object store and an analytics application that reads
+//! `orders` and writes `totals`, both through A's Kinesis API. Records are written to and read
+//! from A with aws-sdk-kinesis.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+use serde_json::Value;
+use tributary_tests::{kinesis_client, Server};
+
+const MANIFESTS: &str = r#"
+apiVersion: tributary.dev/v1alpha1
+kind: DeliveryStream
+metadata:
+  name: orders-archive
+spec:
+  deliveryStreamType: KinesisStreamAsSource
+  kinesisStreamSourceConfiguration:
+    streamRef:
+      name: orders
+  extendedS3DestinationConfiguration:
+    bucketARN: arn:aws:s3:::archive
+    prefix: orders/
+    bufferingHints:
+      sizeInMBs: 1
+      intervalInSeconds: 1
+---
+apiVersion: tributary.dev/v1alpha1
+kind: AnalyticsApp
+metadata:
+  name: order-copy
+spec:
+  applicationCode: |
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ID INTEGER, K VARCHAR(8), N INTEGER);
+    CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM ID, K, N FROM "SOURCE_SQL_STREAM_001";
+  inputs:
+    - namePrefix: SOURCE_SQL_STREAM
+      kinesisStreamsInput:
+        resourceRef:
+          name: orders
+      inputStartingPosition: TRIM_HORIZON
+      inputSchema:
+        recordFormat:
+          recordFormatType: JSON
+          mappingParameters:
+            jsonMappingParameters:
+              recordRowPath: $
+        recordEncoding: UTF-8
+        recordColumns:
+          - name: ID
+            mapping: $.id
+            sqlType: INTEGER
+          - name: K
+            mapping: $.key
+            sqlType: VARCHAR(8)
+          - name: N
+            mapping: $.n
+            sqlType: INTEGER
+  outputs:
+    - name: DESTINATION_SQL_STREAM
+      kinesisStreamsOutput:
+        resourceRef:
+          name: totals
+      destinationSchema:
+        recordFormatType: JSON
+"#;
+
+/// A port free right now, so A can come back on the address B was given.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    a: Server,
+    b: Server,
+    kinesis: Client,
+    objects: PathBuf,
+}
+
+/// Starts A (owning `orders` with two shards and `totals`), then B reading and writing them
+/// through A.
+async fn start() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let a_data = dir.path().join("a");
+    let a_listen = format!("127.0.0.1:{}", free_port());
+    let a = Server::start(&[
+        "--data-dir",
+        a_data.to_str().unwrap(),
+        "--listen",
+        &a_listen,
+    ])
+    .await
+    .unwrap();
+    let kinesis = kinesis_client(&a.api);
+    for (name, shards) in [("orders", 2), ("totals", 1)] {
+        kinesis
+            .create_stream()
+            .stream_name(name)
+            .shard_count(shards)
+            .send()
+            .await
+            .unwrap();
+    }
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("pipeline.yaml"), MANIFESTS).unwrap();
+    let b_data = dir.path().join("b");
+    let store = dir.path().join("s3");
+    let store_url = format!("file://{}", store.display());
+    let orders = format!("orders={}", a.api);
+    let totals = format!("totals={}", a.api);
+    let b = Server::start(&[
+        "--data-dir",
+        b_data.to_str().unwrap(),
+        "--s3-endpoint",
+        &store_url,
+        "--stream-endpoint",
+        &orders,
+        "--stream-endpoint",
+        &totals,
+        "--manifests",
+        manifests.to_str().unwrap(),
+        "--delivery-retry-initial-ms",
+        "100",
+        "--delivery-retry-max-ms",
+        "400",
+    ])
+    .await
+    .unwrap();
+    Env {
+        objects: store.join("archive"),
+        _dir: dir,
+        a,
+        b,
+        kinesis,
+    }
+}
+
+/// Writes orders `ids` (key `k{id % keys}`, `n` counting per key from `first_n`) to A.
+async fn put_orders(k: &Client, ids: std::ops::Range<u32>, keys: u32) {
+    let batch: Vec<_> = ids
+        .map(|id| {
+            let key = format!("k{}", id % keys);
+            let body = format!("{{\"id\":{id},\"key\":\"{key}\",\"n\":{}}}\n", id / keys);
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key(key)
+                .data(Blob::new(body))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for chunk in batch.chunks(100) {
+        let out = k
+            .put_records()
+            .stream_name("orders")
+            .set_records(Some(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+}
+
+/// Every delivered record, objects in the order they were written (file modification time).
+fn delivered(root: &Path) -> Vec<Value> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                let mtime = e.metadata().unwrap().modified().unwrap();
+                files.push((mtime, p));
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .flat_map(|(_, p)| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits until every id of `0..n` was delivered; returns the delivered records.
+async fn wait_delivered(root: &Path, n: u32, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = delivered(root);
+        let ids: BTreeSet<u64> = got.iter().map(|v| v["id"].as_u64().unwrap()).collect();
+        if ids.len() == n as usize {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records delivered",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every record of `stream` on A, shard by shard (parents before children).
+async fn read_stream(k: &Client, stream: &str) -> Vec<Value> {
+    let shards = k.list_shards().stream_name(stream).send().await.unwrap();
+    let mut out = Vec::new();
+    for s in shards.shards() {
+        let mut it = k
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(s.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        loop {
+            let page = k.get_records().shard_iterator(&it).send().await.unwrap();
+            for r in page.records() {
+                out.push(serde_json::from_slice(r.data().as_ref()).unwrap());
+            }
+            match page.next_shard_iterator() {
+                Some(next) if page.millis_behind_latest() != Some(0) => it = next.to_string(),
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+/// Waits until the application wrote a row for every id of `0..n` to `totals` on A.
+async fn wait_output(k: &Client, n: u32, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = read_stream(k, "totals").await;
+        let ids: BTreeSet<u64> = got.iter().map(|v| v["ID"].as_u64().unwrap()).collect();
+        if ids.len() == n as usize {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} output rows on A",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The per-key counters in the order they appear, and whether each key's run is increasing.
+fn ordered_per_key(records: &[Value], key: &str, n: &str) -> bool {
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    records.iter().all(|v| {
+        let k = v[key].as_str().unwrap().to_string();
+        let n = v[n].as_i64().unwrap();
+        let prev = last.insert(k, n).unwrap_or(-1);
+        n > prev
+    })
+}
+
+#[tokio::test]
+async fn records_written_to_the_owner_reach_the_remote_delivery_stream_and_application() {
+    let env = start().await;
+    put_orders(&env.kinesis, 0..300, 10).await;
+
+    let got = wait_delivered(&env.objects, 300, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 300, "each record is delivered once");
+    assert!(ordered_per_key(&got, "key", "n"));
+
+    let rows = wait_output(&env.kinesis, 300, Duration::from_secs(60)).await;
+    assert_eq!(rows.len(), 300, "each row is written once");
+    assert!(ordered_per_key(&rows, "K", "N"));
+    assert_eq!(rows[0].as_object().unwrap().len(), 3, "{}", rows[0]);
+    drop(env.b);
+}
+
+#[tokio::test]
+async fn resharding_the_owner_while_it_is_read_loses_nothing_and_keeps_key_order() {
+    let env = start().await;
+    put_orders(&env.kinesis, 0..200, 8).await;
+    // Split the first shard, write, then merge the two halves back: the readers must finish
+    // each parent before its children.
+    env.kinesis
+        .split_shard()
+        .stream_name("orders")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("85070591730234615865843651857942052864")
+        .send()
+        .await
+        .unwrap();
+    put_orders(&env.kinesis, 200..400, 8).await;
+    env.kinesis
+        .merge_shards()
+        .stream_name("orders")
+        .shard_to_merge("shardId-000000000002")
+        .adjacent_shard_to_merge("shardId-000000000003")
+        .send()
+        .await
+        .unwrap();
+    put_orders(&env.kinesis, 400..600, 8).await;
+
+    let got = wait_delivered(&env.objects, 600, Duration::from_secs(90)).await;
+    assert_eq!(got.len(), 600);
+    assert!(ordered_per_key(&got, "key", "n"), "key order in delivery");
+    let rows = wait_output(&env.kinesis, 600, Duration::from_secs(90)).await;
+    assert_eq!(rows.len(), 600);
+    assert!(ordered_per_key(&rows, "K", "N"), "key order in output");
+    drop(env.b);
+}
+
+#[tokio::test]
+async fn a_killed_remote_reader_resumes_from_its_checkpoint() {
+    let mut env = start().await;
+    put_orders(&env.kinesis, 0..200, 10).await;
+    wait_delivered(&env.objects, 200, Duration::from_secs(60)).await;
+    wait_output(&env.kinesis, 200, Duration::from_secs(60)).await;
+
+    env.b.kill9().await;
+    put_orders(&env.kinesis, 200..400, 10).await;
+    env.b.restart().await.unwrap();
+    put_orders(&env.kinesis, 400..500, 10).await;
+
+    let got = wait_delivered(&env.objects, 500, Duration::from_secs(60)).await;
+    let mut times: BTreeMap<u64, u32> = BTreeMap::new();
+    for v in &got {
+        *times.entry(v["id"].as_u64().unwrap()).or_default() += 1;
+    }
+    // At least once; and the checkpoint kept B from starting over.
+    assert!(times.values().all(|&t| t <= 2), "{times:?}");
+    assert!(got.len() < 700, "{} records delivered for 500", got.len());
+    let rows = wait_output(&env.kinesis, 500, Duration::from_secs(60)).await;
+    assert!(rows.len() < 700, "{} rows written for 500", rows.len());
+}
+
+#[tokio::test]
+async fn the_reader_keeps_serving_while_the_owner_is_down_and_resumes_after() {
+    let mut env = start().await;
+    put_orders(&env.kinesis, 0..100, 5).await;
+    wait_delivered(&env.objects, 100, Duration::from_secs(60)).await;
+
+    env.a.kill9().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // B still answers its own API while its source is unreachable.
+    let b = kinesis_client(&env.b.api);
+    b.list_streams().send().await.unwrap();
+    assert!(
+        env.b.child.try_wait().unwrap().is_none(),
+        "B is still running"
+    );
+
+    env.a.restart().await.unwrap();
+    let kinesis = kinesis_client(&env.a.api);
+    put_orders(&kinesis, 100..250, 5).await;
+    let got = wait_delivered(&env.objects, 250, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 250);
+    // Rows a killed A took but never acknowledged are written again: at least once.
+    wait_output(&kinesis, 250, Duration::from_secs(60)).await;
+}
