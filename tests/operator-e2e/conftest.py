@@ -33,7 +33,15 @@ NAMESPACE = "default"
 SYNC_SECONDS = 3
 # Services of test_workloads_e2e.py (its Streams, and the Services of its DeliveryStream and
 # AnalyticsApp pods), reserved before the operator starts so `--dataplane-connect-to` has them.
-WORKLOAD_SERVICES = ["wl-orders", "wl-ticks", "wl-ticks-out", "wl-archive-firehose", "wl-tickers-analytics", "wl-bad-sql-analytics"]
+WORKLOAD_SERVICES = [
+    "wl-orders",
+    "wl-ticks",
+    "wl-ticks-out",
+    "wl-archive-firehose",
+    "wl-landing-firehose",
+    "wl-tickers-analytics",
+    "wl-bad-sql-analytics",
+]
 
 
 def binary(env, name):

@@ -8,13 +8,18 @@ own Streams (`wl-*`), whose Service addresses conftest reserves before the opera
 
 import base64
 import json
-import pathlib
 import subprocess
+import sys
 import time
 
+import boto3
+import botocore.config
 import pytest
 
-from conftest import NAMESPACE
+from conftest import NAMESPACE, REPO
+
+sys.path.insert(0, str(REPO / "tests" / "python"))
+import garage as garage_mod  # noqa: E402  (tests/python/garage.py: a one-node Garage)
 
 V1A1 = "tributary.dev/v1alpha1"
 
@@ -171,6 +176,65 @@ def test_records_written_to_the_stream_arrive_at_the_destination(kube, cluster, 
     got = kube.wait("the records in the bucket", delivered, timeout=60)
     assert len(got) == 20
     assert all(str(p.relative_to(bucket)).startswith("orders/") for p in bucket.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def garage(workdir):
+    """A Garage S3 server whose region is the data plane's default S3 region (us-east-1)."""
+    try:
+        garage_mod.garage_binary()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(garage_mod, "REGION", "us-east-1")
+        g = garage_mod.Garage(workdir / "garage", bucket="landing")
+        yield g
+        g.stop()
+
+
+def test_a_direct_put_delivery_stream_delivers_to_s3_with_credentials_from_a_secret(kube, cluster, garage):
+    """DirectPut: producers call PutRecordBatch at the delivery stream's Service; the buffer is on
+    the claim; objects go to an S3 store (Garage) signed with the keys of the referenced Secret."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wl-garage-keys", "namespace": NAMESPACE},
+              "stringData": {"AWS_ACCESS_KEY_ID": garage.key_id, "AWS_SECRET_ACCESS_KEY": garage.secret}}
+    kube.request("POST", kube.path("v1", "Secret"), secret)
+    kube.apply({
+        "apiVersion": V1A1,
+        "kind": "DeliveryStream",
+        "metadata": {"name": "wl-landing", "namespace": NAMESPACE},
+        "spec": {
+            "deliveryStreamType": "DirectPut",
+            "extendedS3DestinationConfiguration": {
+                "bucketARN": "arn:aws:s3:::landing",
+                "prefix": "events/",
+                "bufferingHints": {"sizeInMBs": 1, "intervalInSeconds": 1},
+                "endpointURL": garage.url,
+                "credentialsSecretRef": {"name": "wl-garage-keys"},
+            },
+        },
+    })
+    ds = kube.wait("DeliveryStream Ready", lambda: ready(kube, "DeliveryStream", "wl-landing", "Active"), timeout=60)
+    assert ds["status"]["endpoint"] == "http://wl-landing-firehose.default.svc:4567"
+    dep = deployment(kube, "wl-landing-firehose")
+    assert "--stream-endpoint" not in container(dep)["args"]
+    assert any(v["name"] == "data" and v["persistentVolumeClaim"]["claimName"] == "wl-landing-firehose-data"
+               for v in dep["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v)
+    firehose = boto3.client(
+        "firehose", endpoint_url=cluster.network.resolve(ds["status"]["endpoint"]), region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=botocore.config.Config(retries={"max_attempts": 2}),
+    )
+    sent = [json.dumps({"event": i}) for i in range(10)]
+    out = firehose.put_record_batch(DeliveryStreamName="wl-landing", Records=[{"Data": (d + "\n").encode()} for d in sent])
+    assert out["FailedPutCount"] == 0
+
+    def delivered():
+        got = [line for body in garage.objects("events/").values() for line in body.decode().splitlines() if line]
+        return got if sorted(got) == sorted(sent) else None
+
+    kube.wait("the records in Garage", delivered, timeout=60)
+    kube.delete(V1A1, "DeliveryStream", "wl-landing")
+    kube.wait("the DeliveryStream gone", lambda: kube.get(V1A1, "DeliveryStream", "wl-landing") is None, timeout=60)
 
 
 def test_bad_sql_is_query_valid_false_with_its_position(kube):
