@@ -136,6 +136,19 @@ SELECT STREAM TICKER, PRICE FROM "SOURCE_SQL_STREAM_001" WHERE PRICE > 10;
     }
 
     #[test]
+    fn an_unknown_column_in_the_select_list_is_reported_from_its_line() {
+        // The application tests/e2e/kind.sh applies.
+        let code = "CREATE OR REPLACE STREAM \"DESTINATION_SQL_STREAM\" (TICKER VARCHAR(4));\nCREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"\nSELECT STREAM NOPE FROM \"SOURCE_SQL_STREAM_001\";\n";
+        let e = validate(&analytics_app("a", code).spec).unwrap_err();
+        assert_eq!(e.reason, "UnknownObject");
+        assert!(
+            e.message.starts_with("From line 3, column 15"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn an_output_the_code_does_not_create_is_invalid() {
         let code = GOOD.replace("\"DESTINATION_SQL_STREAM\"", "\"OTHER\"");
         let e = validate(&analytics_app("a", &code).spec).unwrap_err();
