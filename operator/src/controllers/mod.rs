@@ -101,6 +101,24 @@ pub fn error_policy(err: &Error, settings: &Settings) -> Action {
     }
 }
 
+/// The resources in `cache` of the Stream's namespace whose `refs` name the Stream `s`.
+fn referencing<K>(
+    cache: &kube::runtime::reflector::Store<K>,
+    s: &Stream,
+    refs: impl Fn(&K) -> Vec<String>,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (ns, name) = (s.namespace(), s.name_any());
+    cache
+        .state()
+        .into_iter()
+        .filter(|o| o.namespace() == ns && refs(o).contains(&name))
+        .map(|o| kube::runtime::reflector::ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
 /// Runs the Stream, StreamConsumer, DeliveryStream and AnalyticsApp controllers until
 /// `shutdown` resolves: one set per watched namespace, or one set for the whole cluster.
 pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
@@ -183,13 +201,29 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
                 ),
             }
         };
+        // A Stream change (it got its endpoint, it went away) wakes the workloads naming it.
+        let streams_api = |c: &Client| -> Api<Stream> {
+            match &scope {
+                Some(ns) => Api::namespaced(c.clone(), ns),
+                None => Api::all(c.clone()),
+            }
+        };
         let labelled_for = |component: &str| {
             watcher::Config::default().labels(&format!(
                 "app.kubernetes.io/managed-by=tributary-operator,app.kubernetes.io/component={component}"
             ))
         };
         let (deps, svcs, cfgs) = workload_children(&ctx.client);
-        let delivery_ctl = Controller::new(deliveries, cfg.clone())
+        let delivery_ctl = Controller::new(deliveries, cfg.clone());
+        let referrers = delivery_ctl.store();
+        let delivery_ctl = delivery_ctl
+            .watches(streams_api(&ctx.client), cfg.clone(), move |s: Stream| {
+                referencing(&referrers, &s, |d: &DeliveryStream| {
+                    crate::resources::workload::delivery_stream_ref(&d.spec)
+                        .into_iter()
+                        .collect()
+                })
+            })
             .owns(deps, labelled_for("delivery-stream"))
             .owns(svcs, labelled_for("delivery-stream"))
             .owns(cfgs, labelled_for("delivery-stream"))
@@ -202,7 +236,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
                 }
             });
         let (deps, svcs, cfgs) = workload_children(&ctx.client);
-        let analytics_ctl = Controller::new(apps, cfg.clone())
+        let analytics_ctl = Controller::new(apps, cfg.clone());
+        let referrers = analytics_ctl.store();
+        let analytics_ctl = analytics_ctl
+            .watches(streams_api(&ctx.client), cfg.clone(), move |s: Stream| {
+                referencing(&referrers, &s, |a: &AnalyticsApp| {
+                    crate::resources::workload::analytics_stream_refs(&a.spec)
+                })
+            })
             .owns(deps, labelled_for("analytics-app"))
             .owns(svcs, labelled_for("analytics-app"))
             .owns(cfgs, labelled_for("analytics-app"))
