@@ -37,21 +37,35 @@ pub struct Server {
     pub metrics: String,
     pub data_dir: Option<PathBuf>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts the server with `args` (plus ports 0) and waits until it listens.
     pub async fn start(args: &[&str]) -> anyhow::Result<Server> {
+        Self::start_with_env(args, &[]).await
+    }
+
+    /// [`Server::start`] with extra environment variables (kept for restarts).
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Server> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let data_dir = args
             .iter()
             .position(|a| a == "--data-dir")
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from);
-        Self::spawn(args, data_dir).await
+        Self::spawn(args, data_dir, env).await
     }
 
-    async fn spawn(args: Vec<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Server> {
+    async fn spawn(
+        args: Vec<String>,
+        data_dir: Option<PathBuf>,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Server> {
         // Port 0 unless the test fixes the API address (to restart on the same one).
         let listen = if args.iter().any(|a| a == "--listen") {
             vec![]
@@ -64,6 +78,7 @@ impl Server {
             .args(["--metrics-listen", "127.0.0.1:0"])
             .args(&args)
             .env("TRIBUTARY_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -89,6 +104,7 @@ impl Server {
             metrics,
             data_dir,
             args,
+            env,
         })
     }
 
@@ -100,7 +116,7 @@ impl Server {
     /// Starts a new process with the same arguments (and data directory).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9().await;
-        let fresh = Self::spawn(self.args.clone(), self.data_dir.clone()).await?;
+        let fresh = Self::spawn(self.args.clone(), self.data_dir.clone(), self.env.clone()).await?;
         *self = fresh;
         Ok(())
     }

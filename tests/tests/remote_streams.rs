@@ -92,17 +92,32 @@ struct Env {
 /// Starts A (owning `orders` with two shards and `totals`), then B reading and writing them
 /// through A.
 async fn start() -> Env {
+    start_with(false, &[]).await
+}
+
+/// [`start`]; with `auth`, A requires SigV4 signatures from listed keys and B signs with a
+/// key pair from its environment; `owner_args` are A's extra flags.
+async fn start_with(auth: bool, owner_args: &[&str]) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let a_data = dir.path().join("a");
     let a_listen = format!("127.0.0.1:{}", free_port());
-    let a = Server::start(&[
+    let auth_file = dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth_file,
+        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n  - accessKeyId: AKIDREADER\n    secretAccessKey: reader-secret\n",
+    )
+    .unwrap();
+    let mut a_args = vec![
         "--data-dir",
         a_data.to_str().unwrap(),
         "--listen",
         &a_listen,
-    ])
-    .await
-    .unwrap();
+    ];
+    if auth {
+        a_args.extend(["--auth-file", auth_file.to_str().unwrap()]);
+    }
+    a_args.extend_from_slice(owner_args);
+    let a = Server::start(&a_args).await.unwrap();
     let kinesis = kinesis_client(&a.api);
     for (name, shards) in [("orders", 2), ("totals", 1)] {
         kinesis
@@ -121,22 +136,33 @@ async fn start() -> Env {
     let store_url = format!("file://{}", store.display());
     let orders = format!("orders={}", a.api);
     let totals = format!("totals={}", a.api);
-    let b = Server::start(&[
-        "--data-dir",
-        b_data.to_str().unwrap(),
-        "--s3-endpoint",
-        &store_url,
-        "--stream-endpoint",
-        &orders,
-        "--stream-endpoint",
-        &totals,
-        "--manifests",
-        manifests.to_str().unwrap(),
-        "--delivery-retry-initial-ms",
-        "100",
-        "--delivery-retry-max-ms",
-        "400",
-    ])
+    let env: &[(&str, &str)] = if auth {
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDREADER"),
+            ("AWS_SECRET_ACCESS_KEY", "reader-secret"),
+        ]
+    } else {
+        &[]
+    };
+    let b = Server::start_with_env(
+        &[
+            "--data-dir",
+            b_data.to_str().unwrap(),
+            "--s3-endpoint",
+            &store_url,
+            "--stream-endpoint",
+            &orders,
+            "--stream-endpoint",
+            &totals,
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--delivery-retry-initial-ms",
+            "100",
+            "--delivery-retry-max-ms",
+            "400",
+        ],
+        env,
+    )
     .await
     .unwrap();
     Env {
@@ -161,7 +187,7 @@ async fn put_orders(k: &Client, ids: std::ops::Range<u32>, keys: u32) {
                 .unwrap()
         })
         .collect();
-    for chunk in batch.chunks(100) {
+    for chunk in batch.chunks(500) {
         let out = k
             .put_records()
             .stream_name("orders")
@@ -296,12 +322,23 @@ async fn records_written_to_the_owner_reach_the_remote_delivery_stream_and_appli
     drop(env.b);
 }
 
+/// Sends `signal` (STOP, CONT) to a server process.
+fn signal(server: &Server, signal: &str) {
+    let pid = server.child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[tokio::test]
 async fn resharding_the_owner_while_it_is_read_loses_nothing_and_keeps_key_order() {
-    let env = start().await;
-    put_orders(&env.kinesis, 0..200, 8).await;
-    // Split the first shard, write, then merge the two halves back: the readers must finish
-    // each parent before its children.
+    // Without throughput limits on A, so a backlog of more than one GetRecords page (1000
+    // records) per shard can be written quickly.
+    let env = start_with(false, &["--no-limits"]).await;
+    put_orders(&env.kinesis, 0..200, 32).await;
+    // Split the first shard while B reads it.
     env.kinesis
         .split_shard()
         .stream_name("orders")
@@ -310,7 +347,13 @@ async fn resharding_the_owner_while_it_is_read_loses_nothing_and_keeps_key_order
         .send()
         .await
         .unwrap();
-    put_orders(&env.kinesis, 200..400, 8).await;
+    put_orders(&env.kinesis, 200..400, 32).await;
+    wait_delivered(&env.objects, 400, Duration::from_secs(60)).await;
+    // With B paused, parents and children both hold unread records when it goes on (the
+    // parents more than one page): it must finish each parent (the split halves) before their
+    // merged child.
+    signal(&env.b, "STOP");
+    put_orders(&env.kinesis, 400..6400, 32).await;
     env.kinesis
         .merge_shards()
         .stream_name("orders")
@@ -319,13 +362,16 @@ async fn resharding_the_owner_while_it_is_read_loses_nothing_and_keeps_key_order
         .send()
         .await
         .unwrap();
-    put_orders(&env.kinesis, 400..600, 8).await;
+    put_orders(&env.kinesis, 6400..7000, 32).await;
+    // Long enough for B's shard lists to be stale, so B sees the merged child at once.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    signal(&env.b, "CONT");
 
-    let got = wait_delivered(&env.objects, 600, Duration::from_secs(90)).await;
-    assert_eq!(got.len(), 600);
+    let got = wait_delivered(&env.objects, 7000, Duration::from_secs(90)).await;
+    assert_eq!(got.len(), 7000);
     assert!(ordered_per_key(&got, "key", "n"), "key order in delivery");
-    let rows = wait_output(&env.kinesis, 600, Duration::from_secs(90)).await;
-    assert_eq!(rows.len(), 600);
+    let rows = wait_output(&env.kinesis, 7000, Duration::from_secs(90)).await;
+    assert_eq!(rows.len(), 7000);
     assert!(ordered_per_key(&rows, "K", "N"), "key order in output");
     drop(env.b);
 }
@@ -377,4 +423,14 @@ async fn the_reader_keeps_serving_while_the_owner_is_down_and_resumes_after() {
     assert_eq!(got.len(), 250);
     // Rows a killed A took but never acknowledged are written again: at least once.
     wait_output(&kinesis, 250, Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn an_owner_that_requires_signatures_accepts_the_key_pair_from_the_environment() {
+    let env = start_with(true, &[]).await;
+    put_orders(&env.kinesis, 0..50, 5).await;
+    let got = wait_delivered(&env.objects, 50, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 50);
+    let rows = wait_output(&env.kinesis, 50, Duration::from_secs(60)).await;
+    assert_eq!(rows.len(), 50);
 }

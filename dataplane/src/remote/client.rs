@@ -384,7 +384,8 @@ impl KinesisClient {
         }
     }
 
-    async fn send(&self, operation: &str, body: Bytes) -> Result<Bytes, RemoteError> {
+    /// The signed HTTP request of one operation.
+    fn request(&self, operation: &str, body: Bytes) -> Result<Request<Full<Bytes>>, RemoteError> {
         let amz_date = amz_date_now();
         let target = format!("Kinesis_20131202.{operation}");
         let content_type = "application/x-amz-json-1.1";
@@ -415,13 +416,16 @@ impl KinesisClient {
         for (k, v) in &signed {
             req = req.header(*k, *v);
         }
-        let req = req
-            .header("authorization", authorization)
+        req.header("authorization", authorization)
             .body(Full::new(body))
             .map_err(|e| RemoteError::Malformed {
                 endpoint: self.endpoint.clone(),
                 message: e.to_string(),
-            })?;
+            })
+    }
+
+    async fn send(&self, operation: &str, body: Bytes) -> Result<Bytes, RemoteError> {
+        let req = self.request(operation, body)?;
         let resp = self
             .http
             .send(req, CALL_TIMEOUT, MAX_RESPONSE)
@@ -591,6 +595,34 @@ mod tests {
         assert_eq!(e.code(), Some("ResourceNotFoundException"));
         assert!(!e.is_transient());
         assert!(aws_error(503, &http::HeaderMap::new(), b"").is_transient());
+    }
+
+    #[test]
+    fn requests_carry_a_signature_the_kinesis_verifier_accepts() {
+        use crate::protocol::sigv4::{verify, KeyStore};
+        let client = |secret: &str| {
+            KinesisClient::new(
+                "http://orders.team-a.svc:4567",
+                "eu-west-1",
+                Credentials {
+                    access_key_id: "AKIDREMOTE".into(),
+                    secret_access_key: secret.into(),
+                    session_token: None,
+                },
+                HttpClient::default(),
+            )
+        };
+        let mut keys = KeyStore::new();
+        keys.insert("AKIDREMOTE", "right-secret", None);
+        let body = Bytes::from_static(br#"{"StreamName":"orders"}"#);
+        let check = |secret: &str| {
+            let req = client(secret).request("ListShards", body.clone()).unwrap();
+            assert_eq!(req.headers()["x-amz-target"], "Kinesis_20131202.ListShards");
+            let (parts, _) = req.into_parts();
+            verify(&parts, &body, &keys, std::time::SystemTime::now())
+        };
+        check("right-secret").unwrap();
+        assert!(check("wrong-secret").is_err());
     }
 
     #[tokio::test]
