@@ -26,7 +26,7 @@ use crate::{config::Settings, dataplane::DataPlaneClient, error::Error, metrics:
 
 /// The one field manager of every server-side apply the controllers make.
 pub const FIELD_MANAGER: &str = "tributary-operator";
-/// Finalizer on Streams and StreamConsumers, removed once cleanup (per `deletionPolicy`) ran.
+/// Finalizer on every Tributary resource, removed once cleanup (per `deletionPolicy`) ran.
 pub const FINALIZER: &str = "tributary.dev/cleanup";
 /// Annotation that pauses reconciliation of a resource while `"true"`.
 pub const PAUSE_ANNOTATION: &str = "tributary.dev/pause-reconciliation";
