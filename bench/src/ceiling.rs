@@ -12,8 +12,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use base64_simd::STANDARD;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -101,7 +100,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             };
             let mut records = Vec::with_capacity(input.records.len());
             for r in &input.records {
-                let data = match STANDARD.decode(r.data.as_bytes()) {
+                let data = match STANDARD.decode_to_vec(r.data.as_bytes()) {
                     Ok(d) => d,
                     Err(_) => return bad_request("base64 value invalid", request),
                 };
@@ -123,7 +122,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
                 Ok(i) => i,
                 Err(e) => return bad_request(&e.to_string(), request),
             };
-            match STANDARD.decode(input.data.as_bytes()) {
+            match STANDARD.decode_to_vec(input.data.as_bytes()) {
                 Ok(d) => std::hint::black_box((d, &input.partition_key)),
                 Err(_) => return bad_request("base64 value invalid", request),
             };

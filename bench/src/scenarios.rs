@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use base64_simd::STANDARD;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
@@ -585,11 +584,12 @@ async fn readback(server: &Server, stream: &str, o: &Options) -> anyhow::Result<
                         .context("GetRecords: unreadable response")?;
                     let empty = reply.records.is_empty();
                     for rec in &reply.records {
-                        data.clear();
-                        STANDARD
-                            .decode_vec(rec.data.as_bytes(), &mut data)
+                        let src = rec.data.as_bytes();
+                        data.resize(STANDARD.estimated_decoded_length(src.len()), 0);
+                        let decoded = STANDARD
+                            .decode(src, base64_simd::Out::from_slice(&mut data))
                             .context("GetRecords returned invalid base64")?;
-                        sum.add(workload::record_sum(rec.partition_key.as_bytes(), &data));
+                        sum.add(workload::record_sum(rec.partition_key.as_bytes(), decoded));
                     }
                     empties = if empty { empties + 1 } else { 0 };
                     // Caught up: an empty answer at the tip (or a few in a row from a server
@@ -690,7 +690,7 @@ async fn end_to_end(server: &Server, stream: &str, o: &Options) -> anyhow::Resul
             let now = origin.elapsed().as_micros() as u64;
             let empty = reply.records.is_empty();
             for rec in reply.records {
-                let data = STANDARD.decode(rec.data.as_bytes())?;
+                let data = STANDARD.decode_to_vec(rec.data.as_bytes())?;
                 let at = u64::from_le_bytes(data[..8].try_into()?);
                 lat.push(now.saturating_sub(at));
                 received += 1;

@@ -182,6 +182,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_LAMBDA_ENDPOINT")]
     pub lambda_endpoint: Option<String>,
 
+    /// Directory of Glue table definitions for Firehose record format conversion: the schema
+    /// of `SchemaConfiguration` {DatabaseName, TableName} is read from
+    /// `DIR/<DatabaseName>/<TableName>.json` (the output of `aws glue get-table`).
+    #[arg(long, env = "TRIBUTARY_GLUE_CATALOG")]
+    pub glue_catalog: Option<PathBuf>,
+
     /// First delay before a failed delivery is retried, in milliseconds (doubles per attempt).
     #[arg(
         long,
@@ -280,6 +286,7 @@ impl ServeConfig {
             initial_backoff_ms: self.delivery_retry_initial_ms,
             max_backoff_ms: self.delivery_retry_max_ms,
             lambda_endpoint: self.lambda_endpoint.clone(),
+            glue_catalog: self.glue_catalog.clone(),
             limits: !self.no_limits,
         }
     }

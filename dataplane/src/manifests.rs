@@ -270,7 +270,7 @@ async fn apply_delivery_stream(
                 .collect(),
         );
     }
-    let firehose = Firehose::new(delivery.clone());
+    let firehose = Firehose::internal(delivery.clone());
     crate::services::firehose::streams::create(&firehose, input)
         .await
         .map_err(|e| rejected(format!("{}: {}", e.code, e.message)))?;

@@ -337,7 +337,12 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         let outcome = match &result {
             Ok(_) => "success",
             Err(e) if e.status >= 500 => "server_error",
-            Err(e) if e.code == crate::services::firehose::errors::LIMIT_EXCEEDED => "throttled",
+            Err(e)
+                if e.code == crate::services::firehose::errors::LIMIT_EXCEEDED
+                    || e.code == crate::services::firehose::errors::THROTTLING =>
+            {
+                "throttled"
+            }
             Err(_) => "client_error",
         };
         m.firehose

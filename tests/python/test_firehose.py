@@ -1,6 +1,8 @@
 """Firehose with boto3 and the AWS CLI: the API, and delivery into a real S3-compatible server
 (Garage) and a real PostgreSQL."""
 
+import base64
+import decimal
 import gzip
 import io
 import json
@@ -37,10 +39,43 @@ def garage(tmp_path_factory):
     g.stop()
 
 
+GLUE_TABLE = {
+    "Table": {
+        "Name": "orders",
+        "DatabaseName": "shop",
+        "StorageDescriptor": {
+            "Columns": [
+                {"Name": "order_id", "Type": "bigint"},
+                {"Name": "customer", "Type": "string"},
+                {"Name": "total", "Type": "double"},
+                {"Name": "paid", "Type": "boolean"},
+                {"Name": "placed_at", "Type": "timestamp"},
+                {"Name": "discount", "Type": "decimal(5,2)"},
+                {"Name": "items", "Type": "array<struct<sku:string,qty:int>>"},
+                {"Name": "labels", "Type": "map<string,string>"},
+            ],
+            "Location": "s3://landing/orders/",
+        },
+        "TableType": "EXTERNAL_TABLE",
+    }
+}
+
+
 @pytest.fixture(scope="module")
-def fh_server(garage, tmp_path_factory):
+def glue_catalog(tmp_path_factory):
+    """A Glue catalog directory: shop/orders.json as `aws glue get-table` prints it."""
+    root = tmp_path_factory.mktemp("glue")
+    (root / "shop").mkdir()
+    (root / "shop" / "orders.json").write_text(json.dumps(GLUE_TABLE))
+    return root
+
+
+@pytest.fixture(scope="module")
+def fh_server(garage, glue_catalog, tmp_path_factory):
     s = Server(
         "--no-limits",
+        "--glue-catalog",
+        str(glue_catalog),
         "--delivery-retry-initial-ms",
         "200",
         "--delivery-retry-max-ms",
@@ -375,3 +410,123 @@ def test_aws_cli_creates_a_delivery_stream_and_its_records_land_in_garage(
     assert aws("put-record", "--delivery-stream-name", name, "--record", record)["RecordId"]
     objs = wait_objects(garage, f"{name}/", lambda o: len(lines_of(o)) >= 1)
     assert lines_of(objs) == ['{"via":"cli"}']
+
+
+def test_json_records_land_in_garage_as_parquet_that_pyarrow_reads(firehose, garage):
+    import pyarrow.parquet as pq
+
+    name = unique("parquet")
+    prefix = f"{name}/"
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": "arn:aws:s3:::landing",
+            "Prefix": prefix,
+            "ErrorOutputPrefix": f"{name}-errors/!{{firehose:error-output-type}}/",
+            "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 0},
+            "DataFormatConversionConfiguration": {
+                "Enabled": True,
+                "SchemaConfiguration": {
+                    "RoleARN": ROLE,
+                    "DatabaseName": "shop",
+                    "TableName": "orders",
+                },
+                "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                "OutputFormatConfiguration": {
+                    "Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}
+                },
+            },
+        },
+    )
+    records = [
+        {"order_id": 1, "customer": "ada", "total": 12.5, "paid": True, "placed_at": "2024-05-01T10:00:00Z", "discount": "1.5",
+         "items": [{"sku": "pen", "qty": 2}, {"sku": "ink"}], "labels": {"channel": "web"}},
+        {"order_id": 2, "customer": "bob", "total": 3.0, "paid": False, "placed_at": 1714557600},
+        {"order_id": 3, "customer": "cy"},
+    ]
+    put_batch(firehose, name, [json.dumps(r) for r in records] + ['"just a string"'])
+    objs = wait_objects(garage, prefix, lambda o: len(o) >= 1)
+    ((key, body),) = objs.items()
+    assert key.endswith(".parquet")
+    table = pq.read_table(io.BytesIO(body))
+    assert table.column_names == [
+        "order_id", "customer", "total", "paid", "placed_at", "discount", "items", "labels"
+    ]
+    assert pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0).column(0).compression == "GZIP"
+    rows = table.to_pylist()
+    assert [r["order_id"] for r in rows] == [1, 2, 3]
+    assert [r["customer"] for r in rows] == ["ada", "bob", "cy"]
+    assert rows[0]["total"] == 12.5 and rows[0]["paid"] is True
+    assert rows[0]["placed_at"].isoformat().startswith("2024-05-01T10:00:00")
+    assert rows[1]["placed_at"].isoformat().startswith("2024-05-01T10:00:00")
+    assert rows[2]["total"] is None and rows[2]["placed_at"] is None
+    assert rows[0]["discount"] == decimal.Decimal("1.50") and rows[1]["discount"] is None
+    assert rows[0]["items"] == [{"sku": "pen", "qty": 2}, {"sku": "ink", "qty": None}]
+    assert rows[0]["labels"] == [("channel", "web")]
+    assert rows[1]["items"] is None and rows[1]["labels"] is None
+    errors = wait_objects(garage, f"{name}-errors/format-conversion-failed/", lambda o: len(o) >= 1)
+    (line,) = lines_of(errors)
+    err = json.loads(line)
+    assert err["lastErrorCode"] == "DataFormatConversion.MalformedData"
+    assert err["dataCatalogTable"]["tableName"] == "orders"
+    assert base64.b64decode(err["rawData"]) == b'"just a string"'
+
+
+def test_format_conversion_needs_a_known_glue_table(firehose):
+    with pytest.raises(ClientError) as e:
+        firehose.create_delivery_stream(
+            DeliveryStreamName=unique("parquet"),
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": ROLE,
+                "BucketARN": "arn:aws:s3:::landing",
+                "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 60},
+                "DataFormatConversionConfiguration": {
+                    "SchemaConfiguration": {"DatabaseName": "shop", "TableName": "refunds"},
+                    "InputFormatConfiguration": {"Deserializer": {"HiveJsonSerDe": {}}},
+                    "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {}}},
+                },
+            },
+        )
+    assert error_code(e) == "InvalidArgumentException"
+    assert error_message(e) == "Table refunds in database shop not found."
+
+
+def test_control_plane_calls_over_five_per_second_are_throttled_and_boto3_retries_them(limited_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def burst(client, n):
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            futures = [pool.submit(client.list_delivery_streams) for _ in range(n)]
+        ok, errors = 0, []
+        for f in futures:
+            try:
+                f.result()
+                ok += 1
+            except ClientError as e:
+                errors.append(e)
+        return ok, errors
+
+    no_retries = firehose_client(limited_server.url)
+    start = time.monotonic()
+    ok, errors = burst(no_retries, 30)
+    elapsed = time.monotonic() - start
+    # 5 calls at once, then 5 per second while the burst lasts.
+    assert 5 <= ok <= 5 + 5 * elapsed + 1
+    assert len(errors) == 30 - ok
+    for e in errors:
+        assert e.response["Error"]["Code"] == "ThrottlingException"
+        assert e.response["Error"]["Message"] == "Rate exceeded"
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    time.sleep(1.1)
+    # boto3 treats ThrottlingException as a throttle and retries it with backoff.
+    retrying = boto3.client(
+        "firehose",
+        endpoint_url=limited_server.url,
+        region_name=REGION,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="dummy-secret",
+        config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 10}),
+    )
+    ok, errors = burst(retrying, 12)
+    assert (ok, errors) == (12, [])

@@ -1339,4 +1339,722 @@ async fn dynamic_partitioning_writes_one_object_per_jq_key_and_errors_unparsable
         })
         .collect();
     assert!(raw.contains(b"not json at all".as_slice()));
+    assert_eq!(
+        metric(
+            &_server,
+            "firehose_partition_count{delivery_stream=\"partitioned\"}"
+        )
+        .await,
+        2.0
+    );
+}
+
+fn param(
+    name: aws_sdk_firehose::types::ProcessorParameterName,
+    value: &str,
+) -> aws_sdk_firehose::types::ProcessorParameter {
+    aws_sdk_firehose::types::ProcessorParameter::builder()
+        .parameter_name(name)
+        .parameter_value(value)
+        .build()
+        .unwrap()
+}
+
+fn processor(
+    kind: ProcessorType,
+    params: Vec<aws_sdk_firehose::types::ProcessorParameter>,
+) -> Processor {
+    Processor::builder()
+        .r#type(kind)
+        .set_parameters(Some(params))
+        .build()
+        .unwrap()
+}
+
+fn processing(processors: Vec<Processor>) -> ProcessingConfiguration {
+    ProcessingConfiguration::builder()
+        .enabled(true)
+        .set_processors(Some(processors))
+        .build()
+}
+
+fn s3_with(
+    prefix: &str,
+    size_mb: i32,
+    p: ProcessingConfiguration,
+) -> ExtendedS3DestinationConfiguration {
+    ExtendedS3DestinationConfiguration::builder()
+        .role_arn(ROLE)
+        .bucket_arn("arn:aws:s3:::landing")
+        .prefix(prefix)
+        .error_output_prefix("errors/!{firehose:error-output-type}/")
+        .buffering_hints(hints(size_mb, 0))
+        .processing_configuration(p)
+        .build()
+        .unwrap()
+}
+
+/// The JSON error records of every object under `dir`.
+fn error_records(dir: &Path) -> Vec<serde_json::Value> {
+    files(dir)
+        .iter()
+        .flat_map(|(_, body)| {
+            String::from_utf8(body.clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn raw_data(e: &serde_json::Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(e["rawData"].as_str().unwrap())
+        .unwrap()
+}
+
+fn gzip(s: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(s.as_bytes()).unwrap();
+    e.finish().unwrap()
+}
+
+async fn put_raw(c: &Client, name: &str, records: Vec<Vec<u8>>) {
+    let out = c
+        .put_record_batch()
+        .delivery_stream_name(name)
+        .set_records(Some(
+            records
+                .into_iter()
+                .map(|r| Record::builder().data(Blob::new(r)).build().unwrap())
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_put_count(), 0);
+}
+
+fn error_code<E, R>(e: aws_sdk_firehose::error::SdkError<E, R>) -> (String, String)
+where
+    E: aws_sdk_firehose::error::ProvideErrorMetadata,
+{
+    use aws_sdk_firehose::error::ProvideErrorMetadata;
+    (
+        e.code().unwrap_or_default().to_string(),
+        e.message().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn cloudwatch_logs_subscription_data_is_decompressed_and_its_messages_extracted() {
+    use aws_sdk_firehose::types::ProcessorParameterName as N;
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let p = processing(vec![
+        processor(
+            ProcessorType::Decompression,
+            vec![param(N::CompressionFormat, "GZIP")],
+        ),
+        processor(
+            ProcessorType::CloudWatchLogProcessing,
+            vec![param(N::DataMessageExtraction, "true")],
+        ),
+        processor(ProcessorType::AppendDelimiterToRecord, vec![]),
+    ]);
+    c.create_delivery_stream()
+        .delivery_stream_name("cwl")
+        .extended_s3_destination_configuration(s3_with("logs/", 1, p))
+        .send()
+        .await
+        .unwrap();
+    let data = |events: &[&str]| {
+        let events: Vec<serde_json::Value> = events
+            .iter()
+            .enumerate()
+            .map(|(i, m)| serde_json::json!({"id": i.to_string(), "timestamp": 1_700_000_000_000i64 + i as i64, "message": m}))
+            .collect();
+        gzip(
+            &serde_json::json!({
+                "messageType": "DATA_MESSAGE", "owner": "000000000000", "logGroup": "/app",
+                "logStream": "web-1", "subscriptionFilters": ["all"], "logEvents": events,
+            })
+            .to_string(),
+        )
+    };
+    let control = gzip(
+        r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#,
+    );
+    put_raw(
+        &c,
+        "cwl",
+        vec![
+            data(&["GET /index.html 200", "GET /missing 404"]),
+            control,
+            b"not gzip".to_vec(),
+            data(&["POST /login 302"]),
+        ],
+    )
+    .await;
+    let root = dir.path().join("s3/landing");
+    let lines = wait_for("extracted messages", Duration::from_secs(20), || {
+        let l = delivered_lines(&root.join("logs"));
+        (l.len() >= 3).then_some(l)
+    })
+    .await;
+    assert_eq!(
+        lines,
+        ["GET /index.html 200", "GET /missing 404", "POST /login 302"]
+    );
+    let errors = wait_for("decompression errors", Duration::from_secs(20), || {
+        let e = error_records(&root.join("errors/decompression-failed"));
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(raw_data(&errors[0]), b"not gzip");
+    assert_eq!(errors[0]["errorCode"], "Decompression.InvalidData");
+    assert_eq!(
+        metric(
+            &_server,
+            "firehose_failed_processing_records_total{delivery_stream=\"cwl\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn record_deaggregation_splits_json_and_delimited_records() {
+    use aws_sdk_firehose::types::ProcessorParameterName as N;
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let newline = processor(ProcessorType::AppendDelimiterToRecord, vec![]);
+    c.create_delivery_stream()
+        .delivery_stream_name("json-agg")
+        .extended_s3_destination_configuration(s3_with(
+            "json/",
+            1,
+            processing(vec![
+                processor(
+                    ProcessorType::RecordDeAggregation,
+                    vec![param(N::SubRecordType, "JSON")],
+                ),
+                newline.clone(),
+            ]),
+        ))
+        .send()
+        .await
+        .unwrap();
+    c.create_delivery_stream()
+        .delivery_stream_name("delimited-agg")
+        .extended_s3_destination_configuration(s3_with(
+            "delimited/",
+            1,
+            processing(vec![
+                processor(
+                    ProcessorType::RecordDeAggregation,
+                    vec![
+                        param(N::SubRecordType, "DELIMITED"),
+                        // base64 of "####", as in Firehose's documentation.
+                        param(N::Delimiter, "IyMjIw=="),
+                    ],
+                ),
+                newline,
+            ]),
+        ))
+        .send()
+        .await
+        .unwrap();
+    put_raw(
+        &c,
+        "json-agg",
+        vec![
+            br#"{"a":1}{"b":{"c":2}}"#.to_vec(),
+            b"{\"d\":3}\n{\"e\":4}\n".to_vec(),
+            b"[1,2,3]".to_vec(),
+        ],
+    )
+    .await;
+    put_raw(&c, "delimited-agg", vec![b"x=1####y=2####z=3".to_vec()]).await;
+    let root = dir.path().join("s3/landing");
+    let json = wait_for("JSON sub-records", Duration::from_secs(20), || {
+        let l = delivered_lines(&root.join("json"));
+        (l.len() >= 4).then_some(l)
+    })
+    .await;
+    assert_eq!(
+        json,
+        [r#"{"a":1}"#, r#"{"b":{"c":2}}"#, r#"{"d":3}"#, r#"{"e":4}"#]
+    );
+    let delimited = wait_for("delimited sub-records", Duration::from_secs(20), || {
+        let l = delivered_lines(&root.join("delimited"));
+        (l.len() >= 3).then_some(l)
+    })
+    .await;
+    assert_eq!(delimited, ["x=1", "y=2", "z=3"]);
+    let errors = wait_for("de-aggregation errors", Duration::from_secs(20), || {
+        let e = error_records(&root.join("errors/processing-failed"));
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(raw_data(&errors[0]), b"[1,2,3]");
+}
+
+#[tokio::test]
+async fn processor_parameters_are_checked_as_firehose_does() {
+    use aws_sdk_firehose::types::ProcessorParameterName as N;
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, c) = start(dir.path(), &[]).await;
+    let cases: Vec<(Vec<Processor>, &str)> = vec![
+        (
+            vec![processor(
+                ProcessorType::RecordDeAggregation,
+                vec![param(N::SubRecordType, "CSV")],
+            )],
+            "SubRecordType CSV is invalid; valid values: JSON, DELIMITED.",
+        ),
+        (
+            vec![processor(
+                ProcessorType::RecordDeAggregation,
+                vec![param(N::SubRecordType, "DELIMITED")],
+            )],
+            "SubRecordType DELIMITED requires the Delimiter parameter.",
+        ),
+        (
+            vec![processor(
+                ProcessorType::CloudWatchLogProcessing,
+                vec![param(N::DataMessageExtraction, "true")],
+            )],
+            "The CloudWatchLogProcessing processor requires the Decompression processor.",
+        ),
+        (
+            vec![processor(
+                ProcessorType::Decompression,
+                vec![param(N::CompressionFormat, "ZIP")],
+            )],
+            "CompressionFormat ZIP is invalid for processor type Decompression; valid values: GZIP.",
+        ),
+        (
+            vec![processor(
+                ProcessorType::Decompression,
+                vec![param(N::LambdaArn, "arn:aws:lambda:us-east-1:000000000000:function:f")],
+            )],
+            "Processor parameter LambdaArn is not valid for processor type Decompression.",
+        ),
+        (
+            vec![processor(
+                ProcessorType::Lambda,
+                vec![
+                    param(N::LambdaArn, "arn:aws:lambda:us-east-1:000000000000:function:f"),
+                    param(N::BufferSizeInMb, "5"),
+                ],
+            )],
+            "BufferSizeInMBs value 5 is invalid for processor type Lambda: it must be a number between 0.2 and 3.",
+        ),
+        (
+            vec![processor(
+                ProcessorType::MetadataExtraction,
+                vec![param(N::MetadataExtractionQuery, "{a: .a}")],
+            )],
+            "The MetadataExtraction processor requires the JsonParsingEngine parameter.",
+        ),
+    ];
+    for (i, (processors, message)) in cases.into_iter().enumerate() {
+        let e = c
+            .create_delivery_stream()
+            .delivery_stream_name(format!("bad-{i}"))
+            .extended_s3_destination_configuration(s3_with("p/", 1, processing(processors)))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error_code(e),
+            ("InvalidArgumentException".to_string(), message.to_string())
+        );
+    }
+    // Unknown processor types and parameter names fail the model's enum check.
+    let e = c
+        .create_delivery_stream()
+        .delivery_stream_name("bad-enum")
+        .extended_s3_destination_configuration(s3_with(
+            "p/",
+            1,
+            processing(vec![processor(ProcessorType::from("Compress"), vec![])]),
+        ))
+        .send()
+        .await
+        .unwrap_err();
+    let (code, message) = error_code(e);
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.contains("Member must satisfy enum value set: [RecordDeAggregation, Decompression, CloudWatchLogProcessing, Lambda, MetadataExtraction, AppendDelimiterToRecord]"),
+        "{message}"
+    );
+}
+
+/// The value of one series on the metrics listener (0 when absent).
+async fn metric(server: &Server, series: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.metrics.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .map(|v| v.trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
+}
+
+/// A Glue table as `aws glue get-table` prints it.
+fn glue_table(dir: &Path) {
+    std::fs::create_dir_all(dir.join("analytics")).unwrap();
+    std::fs::write(
+        dir.join("analytics/trades.json"),
+        serde_json::json!({"Table": {
+            "Name": "trades", "DatabaseName": "analytics",
+            "StorageDescriptor": {"Columns": [
+                {"Name": "ticker", "Type": "string"},
+                {"Name": "price", "Type": "double"},
+                {"Name": "qty", "Type": "int"},
+                {"Name": "traded_at", "Type": "timestamp"},
+                {"Name": "venue_id", "Type": "bigint"},
+            ], "Location": "s3://landing/trades/"},
+            "TableType": "EXTERNAL_TABLE",
+        }})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+fn conversion(
+    table: &str,
+    compression: aws_sdk_firehose::types::ParquetCompression,
+) -> aws_sdk_firehose::types::DataFormatConversionConfiguration {
+    use aws_sdk_firehose::types::*;
+    DataFormatConversionConfiguration::builder()
+        .enabled(true)
+        .schema_configuration(
+            SchemaConfiguration::builder()
+                .role_arn(ROLE)
+                .database_name("analytics")
+                .table_name(table)
+                .region("us-east-1")
+                .version_id("LATEST")
+                .build(),
+        )
+        .input_format_configuration(
+            InputFormatConfiguration::builder()
+                .deserializer(
+                    Deserializer::builder()
+                        .open_x_json_ser_de(
+                            OpenXJsonSerDe::builder()
+                                .convert_dots_in_json_keys_to_underscores(true)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .output_format_configuration(
+            OutputFormatConfiguration::builder()
+                .serializer(
+                    Serializer::builder()
+                        .parquet_ser_de(ParquetSerDe::builder().compression(compression).build())
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+fn converted_s3(
+    table: &str,
+    size_mb: i32,
+    compression: CompressionFormat,
+) -> ExtendedS3DestinationConfiguration {
+    ExtendedS3DestinationConfiguration::builder()
+        .role_arn(ROLE)
+        .bucket_arn("arn:aws:s3:::landing")
+        .prefix("trades/")
+        .error_output_prefix("errors/!{firehose:error-output-type}/")
+        .buffering_hints(hints(size_mb, 0))
+        .compression_format(compression)
+        .data_format_conversion_configuration(conversion(
+            table,
+            aws_sdk_firehose::types::ParquetCompression::Snappy,
+        ))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn json_records_are_converted_to_parquet_with_the_glue_table_schema() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let glue = dir.path().join("glue");
+    glue_table(&glue);
+    let (_server, c) = start(dir.path(), &["--glue-catalog", glue.to_str().unwrap()]).await;
+    c.create_delivery_stream()
+        .delivery_stream_name("trades")
+        .extended_s3_destination_configuration(converted_s3(
+            "trades",
+            64,
+            CompressionFormat::Uncompressed,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let described = c
+        .describe_delivery_stream()
+        .delivery_stream_name("trades")
+        .send()
+        .await
+        .unwrap();
+    let d = described
+        .delivery_stream_description()
+        .unwrap()
+        .destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap()
+        .data_format_conversion_configuration()
+        .unwrap()
+        .clone();
+    assert_eq!(d.enabled(), Some(true));
+    assert_eq!(
+        d.schema_configuration().unwrap().table_name(),
+        Some("trades")
+    );
+    put_batch(
+        &c,
+        "trades",
+        &[
+            r#"{"ticker":"AMZN","price":181.5,"qty":10,"traded_at":"2024-03-01T14:30:00Z","venue.id":7}"#.to_string(),
+            // Keys match case-insensitively; numbers in strings and epoch seconds are read.
+            r#"{"TICKER":"MSFT","Price":"402.25","qty":3,"traded_at":1709303400}"#.to_string(),
+            // Two objects in one record are two rows.
+            r#"{"ticker":"A","qty":1} {"ticker":"B","qty":2}"#.to_string(),
+            r#"[{"ticker":"arrays are not records"}]"#.to_string(),
+            r#"{"ticker":"BAD","qty":"many"}"#.to_string(),
+        ],
+    )
+    .await;
+    let root = dir.path().join("s3/landing");
+    let objects = wait_for("the Parquet object", Duration::from_secs(20), || {
+        let f = files(&root.join("trades"));
+        (!f.is_empty()).then_some(f)
+    })
+    .await;
+    assert_eq!(objects.len(), 1);
+    let (key, body) = &objects[0];
+    assert!(key.ends_with(".parquet"), "{key}");
+    assert!(key.contains("trades-1-"), "{key}");
+    let reader = SerializedFileReader::new(Bytes::from(body.clone())).unwrap();
+    let schema: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(schema, ["ticker", "price", "qty", "traded_at", "venue_id"]);
+    assert_eq!(
+        reader.metadata().row_group(0).column(0).compression(),
+        parquet::basic::Compression::SNAPPY
+    );
+    let rows: Vec<serde_json::Value> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| r.unwrap().to_json_value())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"ticker":"AMZN","price":181.5,"qty":10,"traded_at":"2024-03-01 14:30:00.000 +00:00","venue_id":7}),
+            serde_json::json!({"ticker":"MSFT","price":402.25,"qty":3,"traded_at":"2024-03-01 14:30:00.000 +00:00","venue_id":null}),
+            serde_json::json!({"ticker":"A","price":null,"qty":1,"traded_at":null,"venue_id":null}),
+            serde_json::json!({"ticker":"B","price":null,"qty":2,"traded_at":null,"venue_id":null}),
+        ]
+    );
+    let errors = wait_for("conversion errors", Duration::from_secs(20), || {
+        let e = error_records(&root.join("errors/format-conversion-failed"));
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(errors.len(), 2);
+    for e in &errors {
+        assert_eq!(e["lastErrorCode"], "DataFormatConversion.MalformedData");
+        assert_eq!(e["dataCatalogTable"]["databaseName"], "analytics");
+        assert_eq!(e["dataCatalogTable"]["tableName"], "trades");
+        assert_eq!(e["attemptsMade"], 1);
+    }
+    let raw: BTreeSet<Vec<u8>> = errors.iter().map(raw_data).collect();
+    assert!(raw.contains(br#"{"ticker":"BAD","qty":"many"}"#.as_slice()));
+    // Firehose's SucceedConversion.Records and FailedConversion.Records count records.
+    let series =
+        |m: &str| format!("firehose_{m}_conversion_records_total{{delivery_stream=\"trades\"}}");
+    assert_eq!(metric(&_server, &series("succeed")).await, 3.0);
+    assert_eq!(metric(&_server, &series("failed")).await, 2.0);
+}
+
+#[tokio::test]
+async fn format_conversion_configurations_are_checked_as_firehose_does() {
+    use aws_sdk_firehose::types::ParquetCompression;
+    let dir = tempfile::tempdir().unwrap();
+    let glue = dir.path().join("glue");
+    glue_table(&glue);
+    let (_server, c) = start(dir.path(), &["--glue-catalog", glue.to_str().unwrap()]).await;
+    let cases = [
+        (
+            converted_s3("trades", 64, CompressionFormat::Gzip),
+            "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; the serializer compresses the data.",
+        ),
+        (
+            converted_s3("trades", 5, CompressionFormat::Uncompressed),
+            "BufferingHints.SizeInMBs must be at least 64 when data format conversion is enabled.",
+        ),
+        (
+            converted_s3("missing", 64, CompressionFormat::Uncompressed),
+            "Table missing in database analytics not found.",
+        ),
+    ];
+    for (i, (config, message)) in cases.into_iter().enumerate() {
+        let e = c
+            .create_delivery_stream()
+            .delivery_stream_name(format!("conv-{i}"))
+            .extended_s3_destination_configuration(config)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error_code(e),
+            ("InvalidArgumentException".to_string(), message.to_string())
+        );
+    }
+    let mut bad = converted_s3("trades", 64, CompressionFormat::Uncompressed);
+    bad.data_format_conversion_configuration =
+        Some(conversion("trades", ParquetCompression::from("LZO")));
+    let e = c
+        .create_delivery_stream()
+        .delivery_stream_name("conv-enum")
+        .extended_s3_destination_configuration(bad)
+        .send()
+        .await
+        .unwrap_err();
+    let (code, message) = error_code(e);
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.contains("Member must satisfy enum value set: [UNCOMPRESSED, GZIP, SNAPPY]"),
+        "{message}"
+    );
+    // Enabled defaults to true, and the buffer to 128 MiB, as in Firehose.
+    let mut defaults = converted_s3("trades", 64, CompressionFormat::Uncompressed);
+    defaults.buffering_hints = None;
+    defaults
+        .data_format_conversion_configuration
+        .as_mut()
+        .unwrap()
+        .enabled = None;
+    c.create_delivery_stream()
+        .delivery_stream_name("conv-defaults")
+        .extended_s3_destination_configuration(defaults)
+        .send()
+        .await
+        .unwrap();
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("conv-defaults")
+        .send()
+        .await
+        .unwrap();
+    let s3 = d.delivery_stream_description().unwrap().destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap()
+        .clone();
+    assert_eq!(s3.buffering_hints().unwrap().size_in_mbs(), Some(128));
+    assert_eq!(
+        s3.data_format_conversion_configuration().unwrap().enabled(),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn control_plane_calls_beyond_five_per_second_are_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("file://{}", dir.path().join("s3").display());
+    let data = dir.path().join("data");
+    // Limits on (no --no-limits).
+    let server = Server::start(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--s3-endpoint",
+        &endpoint,
+    ])
+    .await
+    .unwrap();
+    let c = client(&server.api);
+    let started = Instant::now();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.list_delivery_streams().send().await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut throttled = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(
+                    error_code(e),
+                    (
+                        "ThrottlingException".to_string(),
+                        "Rate exceeded".to_string()
+                    )
+                );
+                throttled += 1;
+            }
+        }
+    }
+    // 5 calls at once, then 5 per second while the burst lasts.
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(ok >= 5, "{ok} calls admitted");
+    assert!(
+        (ok as f64) <= 6.0 + 5.0 * elapsed,
+        "{ok} calls admitted in {elapsed} s"
+    );
+    assert!(throttled >= 1, "{throttled} calls throttled");
+    assert_eq!(
+        metric(
+            &server,
+            "firehose_requests_total{operation=\"ListDeliveryStreams\",outcome=\"throttled\"}"
+        )
+        .await,
+        throttled as f64
+    );
+    // Each operation has its own rate.
+    c.describe_delivery_stream()
+        .delivery_stream_name("none")
+        .send()
+        .await
+        .map(|_| ())
+        .or_else(|e| {
+            let (code, _) = error_code(e);
+            (code == "ResourceNotFoundException")
+                .then_some(())
+                .ok_or(code)
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.list_delivery_streams().send().await.unwrap();
 }

@@ -494,7 +494,12 @@ impl Runner {
             if let Some(remote) = self.streams.remote.get(&out.destination) {
                 let mut left = Vec::new();
                 let mut written = 0u64;
+                let mut unreachable = false;
                 for chunk in self.pending[k].chunks(PUT_BATCH) {
+                    if unreachable {
+                        left.extend(chunk.iter().cloned());
+                        continue;
+                    }
                     let records: Vec<PutRecord> = chunk
                         .iter()
                         .map(|e| PutRecord {
@@ -514,7 +519,10 @@ impl Runner {
                         }
                         Err(e) => {
                             tracing::warn!(application = %self.app, destination = %out.destination, error = %e, "Writing to the remote output stream failed; output is held and retried.");
+                            // The endpoint is down: keep the rest for the next cycle rather
+                            // than waiting out every chunk's retries now.
                             left.extend(chunk.iter().cloned());
+                            unreachable = true;
                         }
                     }
                 }

@@ -36,12 +36,29 @@ pub struct ProcessingConfiguration {
     pub processors: Option<Vec<Processor>>,
 }
 
+impl Processor {
+    /// The value of the parameter `name`.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.parameters
+            .iter()
+            .flatten()
+            .find(|x| x.parameter_name.as_deref() == Some(name))
+            .and_then(|x| x.parameter_value.clone())
+    }
+}
+
 impl ProcessingConfiguration {
     fn active(&self) -> impl Iterator<Item = &Processor> {
         self.processors
             .iter()
             .flatten()
             .filter(move |_| self.enabled.unwrap_or(false))
+    }
+
+    /// The active processors of type `kind`.
+    pub fn processors_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Processor> {
+        self.active()
+            .filter(move |p| p.kind.as_deref() == Some(kind))
     }
 
     /// The `Lambda` processor's function and retry count (`NumberOfRetries`, default 3).

@@ -18,10 +18,12 @@
 pub mod client;
 pub mod compress;
 pub mod config;
+pub mod convert;
 pub mod kpl;
 pub mod partition;
 pub mod postgres;
 pub mod prefix;
+pub mod processors;
 mod source;
 pub mod store;
 pub mod transform;
@@ -59,6 +61,9 @@ pub struct DeliveryConfig {
     pub limits: bool,
     /// Base URL of a Lambda Invoke API for `Lambda` processors whose `LambdaArn` is an ARN.
     pub lambda_endpoint: Option<String>,
+    /// Directory of Glue table definitions for record format conversion
+    /// (`<database>/<table>.json`).
+    pub glue_catalog: Option<PathBuf>,
 }
 
 /// Where a delivery stream's records come from.

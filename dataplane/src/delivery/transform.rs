@@ -48,6 +48,8 @@ pub struct Transformed {
     pub failed: Vec<Failed>,
     /// Invocation attempts made (for error objects).
     pub attempts: u32,
+    /// Invocations that still failed after their retries.
+    pub invocations_failed: u32,
 }
 
 #[derive(Serialize)]
@@ -163,11 +165,14 @@ pub async fn apply(
                     }
                 }
             }
-            Err((code, message)) => out.failed.extend(chunk.iter().map(|r| Failed {
-                record: r.clone(),
-                code: code.clone(),
-                message: message.clone(),
-            })),
+            Err((code, message)) => {
+                out.invocations_failed += 1;
+                out.failed.extend(chunk.iter().map(|r| Failed {
+                    record: r.clone(),
+                    code: code.clone(),
+                    message: message.clone(),
+                }))
+            }
         }
         start = end;
         chunk_index += 1;

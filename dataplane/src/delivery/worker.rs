@@ -23,9 +23,11 @@ use tokio::sync::watch;
 use super::client::HttpClient;
 use super::compress::Compression;
 use super::config::{BufferingHints, HttpDestination, S3Destination, DEFAULT_HTTP_RETRY_S};
+use super::convert::{ConversionConfig, Converter};
 use super::partition::{self, Keys};
 use super::postgres::{self, RedshiftDestination};
 use super::prefix::{self, Prefix};
+use super::processors;
 use super::source::{self, Checkpoint, Pending};
 use super::store::{Store, StoreConfig};
 use super::transform;
@@ -59,17 +61,21 @@ pub async fn run(
         }
         let meta = ds.meta();
         let (size, interval_ms) = hints(&meta.destination);
-        if let Err(e) = source::fill(
-            &engine,
-            &ds,
-            meta.kinesis.as_ref(),
-            &mut cursor,
-            &mut pending,
-            &mut pending_bytes,
-            size,
-        )
-        .await
-        {
+        // A remote source may take a while to answer; stopping does not wait for it (the
+        // cursor is discarded, the checkpoint is what counts).
+        let filled = tokio::select! {
+            r = source::fill(
+                &engine,
+                &ds,
+                meta.kinesis.as_ref(),
+                &mut cursor,
+                &mut pending,
+                &mut pending_bytes,
+                size,
+            ) => r,
+            _ = stop.changed() => return,
+        };
+        if let Err(e) = filled {
             tracing::warn!(delivery_stream = %name, error = %e, "Reading the source failed; retrying.");
         }
         let now = engine.clock.now_ms();
@@ -146,7 +152,12 @@ fn hints(d: &Destination) -> (usize, i64) {
     match d {
         Destination::ExtendedS3(v) => {
             let c: S3Destination = serde_json::from_value(v.clone()).unwrap_or_default();
-            BufferingHints::resolved(c.buffering_hints.as_ref())
+            let mut h = c.buffering_hints.clone().unwrap_or_default();
+            if ConversionConfig::parse(c.data_format_conversion_configuration.as_ref()).is_some() {
+                // With format conversion Firehose buffers 128 MiB by default.
+                h.size_in_mbs.get_or_insert(128);
+            }
+            BufferingHints::resolved(Some(&h))
         }
         Destination::HttpEndpoint(v) => {
             let c: HttpDestination = serde_json::from_value(v.clone()).unwrap_or_default();
@@ -280,8 +291,48 @@ async fn deliver(
         }
     }
     let mut records = batch.records.to_vec();
+    let m = &crate::metrics::global().firehose;
+    if let Some(p) = &processing {
+        let pre = processors::apply(p, records);
+        if !pre.rejected.is_empty() {
+            m.failed(
+                &meta.name,
+                destination_label(&meta.destination),
+                pre.rejected.len(),
+            );
+            m.processing_failed(&meta.name, pre.rejected.len());
+            for ty in ["decompression-failed", "processing-failed"] {
+                let entries: Vec<ErrorEntry> = pre
+                    .rejected
+                    .iter()
+                    .filter(|r| r.error_output_type == ty)
+                    .map(|r| ErrorEntry {
+                        record: &r.record,
+                        code: &r.code,
+                        message: &r.message,
+                    })
+                    .collect();
+                if !entries.is_empty() {
+                    write_errors(
+                        engine,
+                        client,
+                        meta,
+                        error_bucket.as_ref(),
+                        batch,
+                        &entries,
+                        1,
+                        ty,
+                        ErrorKind::Processor,
+                    )
+                    .await;
+                }
+            }
+        }
+        records = pre.ok;
+    }
     if let Some((arn, retries)) = processing.as_ref().and_then(|p| p.lambda()) {
         let url = transform::invoke_url(&arn, engine.cfg.lambda_endpoint.as_deref());
+        let started = std::time::Instant::now();
         let t = transform::apply(
             client,
             meta,
@@ -289,10 +340,21 @@ async fn deliver(
             url.as_deref(),
             retries,
             batch.seed,
-            batch.records,
+            &records,
         )
         .await;
+        m.executed(
+            &meta.name,
+            t.invocations_failed == 0,
+            started.elapsed().as_millis() as i64,
+        );
+        m.processing_succeeded(
+            &meta.name,
+            t.ok.len(),
+            t.ok.iter().map(|r| r.data.len()).sum(),
+        );
         if !t.failed.is_empty() {
+            m.processing_failed(&meta.name, t.failed.len());
             crate::metrics::global().firehose.failed(
                 &meta.name,
                 destination_label(&meta.destination),
@@ -439,7 +501,19 @@ async fn deliver_s3(
         .as_ref()
         .is_some_and(|p| p.appends_newline());
     let compression = Compression::parse(c.compression_format.as_deref());
+    let started = std::time::Instant::now();
     let (groups, failed) = partitions(c, batch.records);
+    let m = &crate::metrics::global().firehose;
+    if c.dynamic_partitioning() {
+        m.partitions(
+            &meta.name,
+            groups.len(),
+            failed
+                .iter()
+                .any(|f| f.1 == "DynamicPartitioning.PartitionCountExceeded"),
+            started.elapsed().as_millis() as i64,
+        );
+    }
     if !failed.is_empty() {
         crate::metrics::global()
             .firehose
@@ -465,6 +539,11 @@ async fn deliver_s3(
         )
         .await;
     }
+    let conversion = ConversionConfig::parse(c.data_format_conversion_configuration.as_ref());
+    if let Some(conv) = &conversion {
+        deliver_converted(engine, client, meta, c, conv, batch, &groups).await;
+        return true;
+    }
     for (keys, records) in &groups {
         let part = Batch {
             records,
@@ -480,6 +559,116 @@ async fn deliver_s3(
         put_with_retries(engine, client, meta, c.bucket(), &key, object).await;
     }
     true
+}
+
+/// Record format conversion: each partition's records become one Parquet object; records
+/// that cannot be converted go to the error output as `format-conversion-failed`.
+async fn deliver_converted(
+    engine: &DeliveryStreams,
+    client: &HttpClient,
+    meta: &DeliveryMeta,
+    c: &S3Destination,
+    conv: &ConversionConfig,
+    batch: &Batch<'_>,
+    groups: &[Partition],
+) {
+    let m = &crate::metrics::global().firehose;
+    let (database, table) = conv.table();
+    let converter =
+        super::convert::load_table(engine.cfg.glue_catalog.as_deref(), &database, &table)
+            .map(|columns| Converter::new(conv, columns));
+    let mut failed: Vec<(Pending, String)> = Vec::new();
+    for (keys, records) in groups {
+        let converter = match &converter {
+            Ok(c) => c,
+            Err(e) => {
+                failed.extend(records.iter().map(|r| (r.clone(), e.clone())));
+                continue;
+            }
+        };
+        let mut rows = super::convert::Shredded::default();
+        let mut ok = Vec::new();
+        for r in records {
+            match converter.rows(&r.data) {
+                Ok(x) => {
+                    rows.append(x);
+                    ok.push(r.clone());
+                }
+                Err(e) => failed.push((r.clone(), e)),
+            }
+        }
+        if ok.is_empty() {
+            continue;
+        }
+        m.conversion(
+            &meta.name,
+            true,
+            ok.len(),
+            ok.iter().map(|r| r.data.len()).sum(),
+        );
+        let part = Batch {
+            records: &ok,
+            seed: partition_seed(batch.seed, keys),
+        };
+        let object = match converter.write(&rows) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(delivery_stream = %meta.name, error = %e, "Writing the Parquet object failed; the batch is dropped.");
+                continue;
+            }
+        };
+        let (key, _) = match object_key(meta, c, &part, keys, ".parquet") {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(delivery_stream = %meta.name, error = %e, "Building the object key failed; the batch is dropped.");
+                continue;
+            }
+        };
+        put_with_retries(engine, client, meta, c.bucket(), &key, object).await;
+    }
+    if failed.is_empty() {
+        return;
+    }
+    m.conversion(
+        &meta.name,
+        false,
+        failed.len(),
+        failed.iter().map(|(r, _)| r.data.len()).sum(),
+    );
+    m.failed(&meta.name, "S3", failed.len());
+    let schema = conv.schema_configuration.clone().unwrap_or_default();
+    let catalog_id = schema
+        .catalog_id
+        .unwrap_or_else(|| engine.cfg.account_id.clone());
+    let region = schema.region.unwrap_or_else(|| engine.cfg.region.clone());
+    let catalog = serde_json::json!({
+        "catalogId": catalog_id,
+        "databaseName": database,
+        "tableName": table,
+        "region": region,
+        "versionId": schema.version_id.unwrap_or_else(|| "LATEST".into()),
+        "catalogArn": format!("arn:aws:glue:{region}:{catalog_id}:catalog"),
+    });
+    let entries: Vec<ErrorEntry> = failed
+        .iter()
+        .map(|(r, message)| ErrorEntry {
+            record: r,
+            code: "DataFormatConversion.MalformedData",
+            message,
+        })
+        .collect();
+    write_errors(
+        engine,
+        client,
+        meta,
+        Some(c),
+        batch,
+        &entries,
+        1,
+        "format-conversion-failed",
+        ErrorKind::Conversion(&catalog),
+    )
+    .await;
 }
 
 async fn put_with_retries(
@@ -587,6 +776,29 @@ async fn deliver_redshift(
     }
 }
 
+/// The object key of a batch (and the object's file name), with `FileExtension` or else
+/// `default_ext`.
+fn object_key(
+    meta: &DeliveryMeta,
+    c: &S3Destination,
+    batch: &Batch<'_>,
+    keys: &(Keys, Keys),
+    default_ext: &str,
+) -> Result<(String, String), String> {
+    let oldest = batch.oldest_ms();
+    let prefix = Prefix::parse(c.prefix.as_deref().unwrap_or("")).map_err(|e| e.to_string())?;
+    let ext = match c.file_extension.as_deref() {
+        Some(e) if !e.is_empty() => e.to_string(),
+        _ => default_ext.to_string(),
+    };
+    let name = prefix::object_name(&meta.name, meta.version_id, oldest, batch.seed, &ext);
+    let key = format!(
+        "{}{name}",
+        prefix.evaluate_with(oldest, batch.seed, None, &keys.0, &keys.1)
+    );
+    Ok((key, name))
+}
+
 fn s3_object(
     meta: &DeliveryMeta,
     c: &S3Destination,
@@ -595,17 +807,7 @@ fn s3_object(
     newline: bool,
     compression: Compression,
 ) -> Result<(String, Vec<u8>), String> {
-    let oldest = batch.oldest_ms();
-    let prefix = Prefix::parse(c.prefix.as_deref().unwrap_or("")).map_err(|e| e.to_string())?;
-    let ext = match c.file_extension.as_deref() {
-        Some(e) if !e.is_empty() => e.to_string(),
-        _ => compression.extension().to_string(),
-    };
-    let name = prefix::object_name(&meta.name, meta.version_id, oldest, batch.seed, &ext);
-    let key = format!(
-        "{}{name}",
-        prefix.evaluate_with(oldest, batch.seed, None, &keys.0, &keys.1)
-    );
+    let (key, name) = object_key(meta, c, batch, keys, compression.extension())?;
     let object = compression
         .compress(&batch.body(newline), &name)
         .map_err(|e| e.to_string())?;
@@ -863,6 +1065,23 @@ enum ErrorKind<'a> {
     Lambda(&'a str),
     /// Dynamic partitioning: the common members only.
     Partitioning,
+    /// Decompression, message extraction and de-aggregation: the common members only.
+    Processor,
+    /// Record format conversion: `lastErrorCode`, `lastErrorMessage`, `sequenceNumber`,
+    /// `subSequenceNumber` and `dataCatalogTable`.
+    Conversion(&'a serde_json::Value),
+}
+
+impl ErrorKind<'_> {
+    fn label(&self) -> &'static str {
+        match self {
+            ErrorKind::Http => "http",
+            ErrorKind::Lambda(_) => "lambda",
+            ErrorKind::Partitioning => "partitioning",
+            ErrorKind::Processor => "processor",
+            ErrorKind::Conversion(_) => "conversion",
+        }
+    }
 }
 
 /// A record that could not be processed or delivered.
@@ -872,23 +1091,48 @@ struct ErrorEntry<'a> {
     message: &'a str,
 }
 
-/// Firehose's error-object layout, one JSON object per line: HTTP endpoint failures carry
-/// `subsequenceNumber` and `dataId`, processing failures `lambdaArn`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ErrorRecord<'a> {
-    attempts_made: u32,
-    arrival_timestamp: i64,
-    error_code: &'a str,
-    error_message: &'a str,
-    attempt_ending_timestamp: i64,
-    raw_data: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subsequence_number: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lambda_arn: Option<&'a str>,
+/// One line of an error object in Firehose's layout for `kind`.
+fn error_line(
+    e: &ErrorEntry<'_>,
+    kind: ErrorKind<'_>,
+    attempts: u32,
+    now: i64,
+    stream_source: bool,
+) -> serde_json::Value {
+    let raw = base64::engine::general_purpose::STANDARD.encode(&e.record.data);
+    let mut line = serde_json::json!({
+        "attemptsMade": attempts,
+        "arrivalTimestamp": e.record.arrival_ms,
+        "errorCode": e.code,
+        "errorMessage": e.message,
+        "attemptEndingTimestamp": now,
+        "rawData": raw,
+    });
+    let m = line.as_object_mut().expect("an object");
+    match kind {
+        ErrorKind::Http => {
+            m.insert("subsequenceNumber".into(), 0.into());
+            m.insert("dataId".into(), e.record.id.clone().into());
+        }
+        ErrorKind::Lambda(arn) => {
+            m.insert("lambdaArn".into(), arn.into());
+        }
+        ErrorKind::Partitioning | ErrorKind::Processor => {}
+        ErrorKind::Conversion(catalog) => {
+            line = serde_json::json!({
+                "attemptsMade": attempts,
+                "arrivalTimestamp": e.record.arrival_ms,
+                "lastErrorCode": e.code,
+                "lastErrorMessage": e.message,
+                "attemptEndingTimestamp": now,
+                "rawData": raw,
+                "sequenceNumber": stream_source.then(|| e.record.id.split('.').next().unwrap_or_default().to_string()),
+                "subSequenceNumber": stream_source.then_some(0),
+                "dataCatalogTable": catalog,
+            });
+        }
+    }
+    line
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -908,25 +1152,9 @@ async fn write_errors(
         return;
     };
     let now = engine.clock.now_ms();
-    let b64 = base64::engine::general_purpose::STANDARD;
     let mut body = Vec::new();
     for e in entries {
-        let http = matches!(kind, ErrorKind::Http);
-        let lambda_arn = match kind {
-            ErrorKind::Lambda(arn) => Some(arn),
-            _ => None,
-        };
-        let line = ErrorRecord {
-            attempts_made: attempts,
-            arrival_timestamp: e.record.arrival_ms,
-            error_code: e.code,
-            error_message: e.message,
-            attempt_ending_timestamp: now,
-            raw_data: b64.encode(&e.record.data),
-            subsequence_number: http.then_some(0),
-            data_id: http.then_some(e.record.id.as_str()),
-            lambda_arn,
-        };
+        let line = error_line(e, kind, attempts, now, meta.kinesis.is_some());
         body.extend_from_slice(&serde_json::to_vec(&line).unwrap_or_default());
         body.push(b'\n');
     }
@@ -935,10 +1163,10 @@ async fn write_errors(
         .map(|e| e.record.arrival_ms)
         .min()
         .unwrap_or_else(|| batch.oldest_ms());
-    // Each error type of a batch gets its own object, even under a prefix without the
-    // error-output-type expression.
+    // Each error type and stage of a batch gets its own object, even under a prefix without
+    // the error-output-type expression.
     let seed = batch.seed
-        ^ error_output_type
+        ^ format!("{error_output_type}/{}", kind.label())
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u128, |h, b| {
                 (h ^ b as u128).wrapping_mul(0x1000_0000_01b3)

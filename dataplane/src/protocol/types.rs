@@ -5,8 +5,7 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use base64_simd::STANDARD;
 use bytes::Bytes;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -24,7 +23,7 @@ impl fmt::Debug for Blob {
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&STANDARD.encode(&self.0))
+            s.serialize_str(&STANDARD.encode_to_string(&self.0))
         } else {
             s.serialize_bytes(&self.0)
         }
@@ -42,7 +41,7 @@ impl<'de> Deserialize<'de> for Blob {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
                 // AWS decodes strictly: canonical padding, standard alphabet.
                 STANDARD
-                    .decode(v)
+                    .decode_to_vec(v)
                     .map(|b| Blob(Bytes::from(b)))
                     .map_err(|_| E::custom(format!("{BASE64_ERROR}{}", base64_problem(v))))
             }
@@ -174,6 +173,22 @@ mod tests {
         let int: S = serde_json::from_str(r#"{"data":"","at":1764140000}"#).unwrap();
         assert_eq!(int.at, Timestamp(1_764_140_000_000));
         assert!(serde_json::from_str::<S>(r#"{"data":"a","at":1}"#).is_err());
+    }
+
+    #[test]
+    fn blobs_decode_as_strictly_as_aws() {
+        use base64::Engine;
+        let strict = base64::engine::general_purpose::STANDARD;
+        for v in [
+            "", "aGk=", "aGk", "aGl=", "aGk==", "a===", "====", "aG=k", "aGk=aGk=", "aGVsbG8",
+            "aGVsbG8=", "aGVsbG9=", "YQ==", "YR==", "YQ=", "YQ", "Y", "+/+/", "-_-_", "aGk\n",
+            " aGk=", "aGk= ", "AAAA", "AAA=", "AA==",
+        ] {
+            let ours = serde_json::from_value::<Blob>(serde_json::Value::from(v))
+                .ok()
+                .map(|b| b.0.to_vec());
+            assert_eq!(ours, strict.decode(v).ok(), "{v:?}");
+        }
     }
 
     #[test]

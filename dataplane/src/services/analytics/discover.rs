@@ -104,6 +104,16 @@ pub async fn discover(
             "Either ResourceARN or S3Configuration must be provided.",
         ));
     };
+    if let Some(remote) = stream_name_of(&arn).and_then(|n| a.engine.streams.remote.get(n)) {
+        return Err(AwsError::new(
+            errors::UNSUPPORTED_OPERATION,
+            format!(
+                "Stream {} is served by {} (--stream-endpoint); this server samples only its own streams. Call DiscoverInputSchema on that endpoint.",
+                remote.name,
+                remote.client.endpoint()
+            ),
+        ));
+    }
     let stream = stream_name_of(&arn)
         .and_then(|n| a.engine.streams.find(n))
         .ok_or_else(|| {

@@ -11,13 +11,15 @@ pub mod streams;
 pub mod tags;
 pub mod validate;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::delivery::DeliveryStreams;
 use crate::protocol::error::codes;
 use crate::protocol::{AwsError, Protocol};
 use crate::run_op;
 use crate::services::CallResult;
+use crate::streams::limits::TokenBucket;
 
 /// Firehose's error names.
 pub mod errors {
@@ -29,6 +31,7 @@ pub mod errors {
     pub const LIMIT_EXCEEDED: &str = "LimitExceededException";
     pub const CONCURRENT_MODIFICATION: &str = "ConcurrentModificationException";
     pub const SERVICE_UNAVAILABLE: &str = "ServiceUnavailableException";
+    pub const THROTTLING: &str = "ThrottlingException";
 
     pub fn invalid_argument(message: impl Into<String>) -> AwsError {
         AwsError::new(INVALID_ARGUMENT, message)
@@ -49,12 +52,25 @@ pub mod errors {
     pub fn unavailable(message: impl Into<String>) -> AwsError {
         AwsError::new(SERVICE_UNAVAILABLE, message).with_status(503)
     }
+
+    /// A control-plane call over its per-account rate. Firehose answers these with
+    /// `ThrottlingException: Rate exceeded` (HTTP 400), which the SDKs retry with backoff.
+    pub fn throttled() -> AwsError {
+        AwsError::new(THROTTLING, "Rate exceeded")
+    }
 }
+
+/// Firehose's control-plane quota: 5 calls per second per account for each operation
+/// (Create, Delete, Describe, List, Update, Tag, Untag, ListTags, Start/Stop encryption).
+/// PutRecord and PutRecordBatch have their own per-stream quotas instead.
+pub const CONTROL_TPS: f64 = 5.0;
 
 /// The Firehose service over the delivery engine.
 #[derive(Clone)]
 pub struct Firehose {
     pub engine: Arc<DeliveryStreams>,
+    /// Per-operation control-plane token buckets; `None` when limits are off.
+    rates: Option<Arc<Mutex<HashMap<&'static str, TokenBucket>>>>,
 }
 
 /// Every operation this service answers.
@@ -74,8 +90,45 @@ pub const OPERATIONS: &[&str] = &[
 ];
 
 impl Firehose {
+    /// The API as clients reach it: control-plane rates apply unless `--no-limits`.
     pub fn new(engine: Arc<DeliveryStreams>) -> Self {
-        Firehose { engine }
+        let rates = engine
+            .cfg
+            .limits
+            .then(|| Arc::new(Mutex::new(HashMap::new())));
+        Firehose { engine, rates }
+    }
+
+    /// The API as the server itself calls it (manifests at start-up): no control-plane rates.
+    pub fn internal(engine: Arc<DeliveryStreams>) -> Self {
+        Firehose {
+            engine,
+            rates: None,
+        }
+    }
+
+    /// Admits a control-plane call under its per-account rate.
+    fn admit(&self, operation: &str) -> Result<(), AwsError> {
+        let Some(rates) = &self.rates else {
+            return Ok(());
+        };
+        let Some(op) = OPERATIONS
+            .iter()
+            .copied()
+            .find(|o| *o == operation && !o.starts_with("PutRecord"))
+        else {
+            return Ok(());
+        };
+        let now = self.engine.clock.now_ms();
+        let mut rates = rates.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = rates
+            .entry(op)
+            .or_insert_with(|| TokenBucket::new(CONTROL_TPS, CONTROL_TPS, now));
+        if bucket.try_take(1.0, now) {
+            Ok(())
+        } else {
+            Err(errors::throttled())
+        }
     }
 
     pub fn account(&self) -> &str {
@@ -85,6 +138,7 @@ impl Firehose {
     /// Calls `operation` with a request body in `protocol`.
     pub async fn call(&self, operation: &str, protocol: Protocol, body: &[u8]) -> CallResult {
         let f = self;
+        self.admit(operation)?;
         match operation {
             "CreateDeliveryStream" => run_op!(protocol, body, |i| streams::create(f, i)),
             "DeleteDeliveryStream" => run_op!(protocol, body, |i| streams::delete(f, i)),

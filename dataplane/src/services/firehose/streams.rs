@@ -110,9 +110,11 @@ fn validate_destination(
     Ok(())
 }
 
-fn destination_rules(d: &Destination) -> Result<(), AwsError> {
+fn destination_rules(f: &Firehose, d: &Destination) -> Result<(), AwsError> {
     match d {
-        Destination::ExtendedS3(v) => validate::s3_rules(&validate::decode(v)?),
+        Destination::ExtendedS3(v) => {
+            validate::s3_rules(&validate::decode(v)?, f.engine.cfg.glue_catalog.as_deref())
+        }
         Destination::HttpEndpoint(v) => validate::http_rules(&validate::decode(v)?),
         Destination::Redshift(v) => validate::redshift_rules(&validate::decode(v)?),
     }
@@ -233,7 +235,7 @@ pub async fn create(f: &Firehose, i: CreateInput) -> Result<CreateOutput, AwsErr
     let tags = i.tags.clone().unwrap_or_default();
     validate::tag_rules(&tags)?;
     let dest = destination(&i)?;
-    destination_rules(&dest)?;
+    destination_rules(f, &dest)?;
     let encryption = match &i.delivery_stream_encryption_configuration_input {
         Some(e) => {
             if kind != SourceKind::DirectPut {
@@ -364,6 +366,19 @@ fn destination_description(d: &Destination) -> Value {
     match d {
         Destination::ExtendedS3(c) => {
             let mut m = object(c);
+            let conversion = crate::delivery::convert::ConversionConfig::parse(
+                m.get("DataFormatConversionConfiguration"),
+            )
+            .is_some();
+            if conversion {
+                // With format conversion Firehose buffers 128 MiB by default.
+                let mut hints = m.get("BufferingHints").map(object).unwrap_or_default();
+                default_member(&mut hints, "SizeInMBs", json!(128));
+                m.insert("BufferingHints".into(), Value::Object(hints));
+                if let Some(Value::Object(d)) = m.get_mut("DataFormatConversionConfiguration") {
+                    default_member(d, "Enabled", json!(true));
+                }
+            }
             defaults_s3(&mut m);
             default_member(&mut m, "S3BackupMode", json!("Disabled"));
             if let Some(b) = m.remove("S3BackupConfiguration") {
@@ -724,7 +739,7 @@ pub async fn update_destination(
         };
         validate_destination(&mut v, path, next.config(), kind, false)?;
         v.finish()?;
-        destination_rules(&next)?;
+        destination_rules(f, &next)?;
         m.destination = next;
         m.version_id += 1;
         m.update_ms = Some(now);

@@ -4,8 +4,11 @@
 
 use super::errors::invalid_argument;
 use super::model::Tag;
+use std::path::Path;
+
 use crate::delivery::compress;
 use crate::delivery::config::{HttpDestination, ProcessingConfiguration, S3Destination};
+use crate::delivery::convert::{self, ConversionConfig};
 use crate::delivery::postgres::{self, RedshiftDestination};
 use crate::delivery::prefix::Prefix;
 use crate::protocol::AwsError;
@@ -167,6 +170,119 @@ pub fn s3(v: &mut Validator, path: &str, c: &S3Destination, update: bool) {
     if let Some(b) = &c.s3_backup_configuration {
         s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
     }
+    processing_model(
+        v,
+        &format!("{path}.processingConfiguration"),
+        &c.processing_configuration,
+    );
+    if let Some(d) = &c.data_format_conversion_configuration {
+        conversion_model(v, &format!("{path}.dataFormatConversionConfiguration"), d);
+    }
+}
+
+pub const PROCESSOR_TYPES: &[&str] = &[
+    "RecordDeAggregation",
+    "Decompression",
+    "CloudWatchLogProcessing",
+    "Lambda",
+    "MetadataExtraction",
+    "AppendDelimiterToRecord",
+];
+
+pub const PARAMETER_NAMES: &[&str] = &[
+    "LambdaArn",
+    "NumberOfRetries",
+    "MetadataExtractionQuery",
+    "JsonParsingEngine",
+    "RoleArn",
+    "BufferSizeInMBs",
+    "BufferIntervalInSeconds",
+    "SubRecordType",
+    "Delimiter",
+    "CompressionFormat",
+    "DataMessageExtraction",
+];
+
+/// Model constraints of a `ProcessingConfiguration`: processor types, parameter names and
+/// 1–5120-character values.
+fn processing_model(v: &mut Validator, path: &str, p: &Option<ProcessingConfiguration>) {
+    let Some(p) = p else { return };
+    for (i, proc) in p.processors.iter().flatten().enumerate() {
+        let pp = format!("{path}.processors.{}.member", i + 1);
+        if v.not_null(&format!("{pp}.type"), &proc.kind) {
+            v.enumeration(&format!("{pp}.type"), proc.kind.as_deref(), PROCESSOR_TYPES);
+        }
+        for (j, param) in proc.parameters.iter().flatten().enumerate() {
+            let mp = format!("{pp}.parameters.{}.member", j + 1);
+            if v.not_null(&format!("{mp}.parameterName"), &param.parameter_name) {
+                v.enumeration(
+                    &format!("{mp}.parameterName"),
+                    param.parameter_name.as_deref(),
+                    PARAMETER_NAMES,
+                );
+            }
+            if v.not_null(&format!("{mp}.parameterValue"), &param.parameter_value) {
+                v.string(
+                    &format!("{mp}.parameterValue"),
+                    param.parameter_value.as_deref(),
+                    Some(("^(?!\\s*$).+", |s: &str| !s.trim().is_empty())),
+                    1,
+                    5120,
+                );
+            }
+        }
+    }
+}
+
+/// Model constraints of a `DataFormatConversionConfiguration`.
+fn conversion_model(v: &mut Validator, path: &str, raw: &serde_json::Value) {
+    let Ok(c) = serde_json::from_value::<ConversionConfig>(raw.clone()) else {
+        return;
+    };
+    if let Some(s) = &c.schema_configuration {
+        let sp = format!("{path}.schemaConfiguration");
+        for (member, value) in [
+            ("roleARN", &s.role_arn),
+            ("catalogId", &s.catalog_id),
+            ("databaseName", &s.database_name),
+            ("tableName", &s.table_name),
+            ("region", &s.region),
+            ("versionId", &s.version_id),
+        ] {
+            v.string(
+                &format!("{sp}.{member}"),
+                value.as_deref(),
+                Some(("^\\S+$", |s: &str| !s.chars().any(char::is_whitespace))),
+                1,
+                if member == "roleARN" { 512 } else { 1024 },
+            );
+        }
+    }
+    if let Some(p) = c
+        .output_format_configuration
+        .as_ref()
+        .and_then(|o| o.serializer.as_ref())
+        .and_then(|s| s.parquet.as_ref())
+    {
+        let pp = format!("{path}.outputFormatConfiguration.serializer.parquetSerDe");
+        v.min(
+            &format!("{pp}.blockSizeBytes"),
+            p.block_size_bytes,
+            67_108_864,
+        );
+        v.min(&format!("{pp}.pageSizeBytes"), p.page_size_bytes, 65_536);
+        v.min(&format!("{pp}.maxPaddingBytes"), p.max_padding_bytes, 0);
+        v.enumeration(
+            &format!("{pp}.compression"),
+            p.compression.as_deref(),
+            &["UNCOMPRESSED", "GZIP", "SNAPPY"],
+        );
+        v.enumeration(
+            &format!("{pp}.writerVersion"),
+            p.writer_version.as_deref(),
+            &["V1", "V2"],
+        );
+    }
 }
 
 /// Model constraints of an HTTP endpoint configuration.
@@ -224,6 +340,11 @@ pub fn http(v: &mut Validator, path: &str, c: &HttpDestination, update: bool) {
         &format!("{path}.s3BackupMode"),
         c.s3_backup_mode.as_deref(),
         &["FailedDataOnly", "AllData"],
+    );
+    processing_model(
+        v,
+        &format!("{path}.processingConfiguration"),
+        &c.processing_configuration,
     );
     if let Some(s) = &c.s3_configuration {
         s3(v, &format!("{path}.s3Configuration"), s, update);
@@ -293,6 +414,11 @@ pub fn redshift(v: &mut Validator, path: &str, c: &RedshiftDestination, update: 
     if let Some(b) = &c.s3_backup_configuration {
         s3(v, &format!("{path}.s3BackupConfiguration"), b, update);
     }
+    processing_model(
+        v,
+        &format!("{path}.processingConfiguration"),
+        &c.processing_configuration,
+    );
 }
 
 /// Service rules of a Redshift configuration: Firehose requires a prefix without expressions,
@@ -344,49 +470,157 @@ pub fn redshift_rules(c: &RedshiftDestination) -> Result<(), AwsError> {
     Ok(())
 }
 
-/// Processors this engine runs. Others are refused rather than silently skipped.
+/// The parameters each processor type accepts.
+fn allowed_parameters(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Lambda" => &[
+            "LambdaArn",
+            "NumberOfRetries",
+            "RoleArn",
+            "BufferSizeInMBs",
+            "BufferIntervalInSeconds",
+        ],
+        "MetadataExtraction" => &["MetadataExtractionQuery", "JsonParsingEngine"],
+        "RecordDeAggregation" => &["SubRecordType", "Delimiter"],
+        "Decompression" => &["CompressionFormat"],
+        "CloudWatchLogProcessing" => &["DataMessageExtraction"],
+        _ => &[],
+    }
+}
+
+/// Service rules of processors: each type at most once, its parameters known and valid.
 fn processing(p: &Option<ProcessingConfiguration>) -> Result<(), AwsError> {
     let Some(p) = p else { return Ok(()) };
+    let mut seen: Vec<&str> = Vec::new();
     for proc in p.processors.iter().flatten() {
-        match proc.kind.as_deref() {
-            Some("AppendDelimiterToRecord") => {}
-            Some("Lambda") => {
-                let has_arn = proc.parameters.iter().flatten().any(|p| {
-                    p.parameter_name.as_deref() == Some("LambdaArn")
-                        && p.parameter_value.as_deref().is_some_and(|v| !v.is_empty())
-                });
-                if !has_arn {
+        let Some(kind) = proc.kind.as_deref() else {
+            return Err(invalid_argument("Processor type must not be null."));
+        };
+        if seen.contains(&kind) {
+            return Err(invalid_argument(format!(
+                "Processor type {kind} is specified more than once."
+            )));
+        }
+        seen.push(kind);
+        let mut names: Vec<&str> = Vec::new();
+        for param in proc.parameters.iter().flatten() {
+            let name = param.parameter_name.as_deref().unwrap_or_default();
+            if !allowed_parameters(kind).contains(&name) {
+                return Err(invalid_argument(format!(
+                    "Processor parameter {name} is not valid for processor type {kind}."
+                )));
+            }
+            if names.contains(&name) {
+                return Err(invalid_argument(format!(
+                    "Processor parameter {name} is specified more than once for processor type {kind}."
+                )));
+            }
+            names.push(name);
+        }
+        let param = |name: &str| proc.param(name);
+        let number = |name: &str, lo: f64, hi: f64| -> Result<(), AwsError> {
+            match param(name) {
+                None => Ok(()),
+                Some(v) => match v.parse::<f64>() {
+                    Ok(n) if (lo..=hi).contains(&n) => Ok(()),
+                    _ => Err(invalid_argument(format!(
+                        "{name} value {v} is invalid for processor type {kind}: it must be a number between {lo} and {hi}."
+                    ))),
+                },
+            }
+        };
+        match kind {
+            "AppendDelimiterToRecord" => {}
+            "Lambda" => {
+                if param("LambdaArn").is_none_or(|v| v.is_empty()) {
                     return Err(invalid_argument(
                         "The Lambda processor requires the LambdaArn parameter.",
                     ));
                 }
+                number("NumberOfRetries", 0.0, 300.0)?;
+                if param("NumberOfRetries").is_some_and(|v| v.parse::<u32>().is_err()) {
+                    return Err(invalid_argument(
+                        "NumberOfRetries value must be an integer between 0 and 300.",
+                    ));
+                }
+                number("BufferSizeInMBs", 0.2, 3.0)?;
+                number("BufferIntervalInSeconds", 0.0, 900.0)?;
             }
-            Some("MetadataExtraction") => {
-                let param = |name: &str| {
-                    proc.parameters
-                        .iter()
-                        .flatten()
-                        .find(|p| p.parameter_name.as_deref() == Some(name))
-                        .and_then(|p| p.parameter_value.clone())
-                };
+            "MetadataExtraction" => {
                 let Some(query) = param("MetadataExtractionQuery") else {
                     return Err(invalid_argument(
                         "The MetadataExtraction processor requires the MetadataExtractionQuery parameter.",
                     ));
                 };
-                if param("JsonParsingEngine").is_some_and(|e| e != "JQ-1.6") {
-                    return Err(invalid_argument(
-                        "JsonParsingEngine must be JQ-1.6.",
-                    ));
+                match param("JsonParsingEngine").as_deref() {
+                    Some("JQ-1.6") => {}
+                    None => {
+                        return Err(invalid_argument(
+                            "The MetadataExtraction processor requires the JsonParsingEngine parameter.",
+                        ))
+                    }
+                    Some(_) => return Err(invalid_argument("JsonParsingEngine must be JQ-1.6.")),
                 }
                 crate::delivery::partition::check(&query).map_err(invalid_argument)?;
             }
-            Some(other) => {
+            "RecordDeAggregation" => match param("SubRecordType").as_deref() {
+                Some("JSON") => {
+                    if param("Delimiter").is_some() {
+                        return Err(invalid_argument(
+                            "Delimiter is only valid with SubRecordType DELIMITED.",
+                        ));
+                    }
+                }
+                Some("DELIMITED") => {
+                    let delimiter = param("Delimiter").ok_or_else(|| {
+                        invalid_argument("SubRecordType DELIMITED requires the Delimiter parameter.")
+                    })?;
+                    let decoded = base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        &delimiter,
+                    );
+                    if decoded.map_or(true, |d| d.is_empty()) {
+                        return Err(invalid_argument(
+                            "Delimiter must be a non-empty base64-encoded string.",
+                        ));
+                    }
+                }
+                Some(other) => {
+                    return Err(invalid_argument(format!(
+                        "SubRecordType {other} is invalid; valid values: JSON, DELIMITED."
+                    )))
+                }
+                None => {
+                    return Err(invalid_argument(
+                        "The RecordDeAggregation processor requires the SubRecordType parameter.",
+                    ))
+                }
+            },
+            "Decompression" => match param("CompressionFormat").as_deref() {
+                None | Some("GZIP") => {}
+                Some(other) => {
+                    return Err(invalid_argument(format!(
+                        "CompressionFormat {other} is invalid for processor type Decompression; valid values: GZIP."
+                    )))
+                }
+            },
+            "CloudWatchLogProcessing" => {
+                if param("DataMessageExtraction").is_none_or(|v| v != "true") {
+                    return Err(invalid_argument(
+                        "The CloudWatchLogProcessing processor requires DataMessageExtraction set to true.",
+                    ));
+                }
+                if !p.processors.iter().flatten().any(|x| x.kind.as_deref() == Some("Decompression")) {
+                    return Err(invalid_argument(
+                        "The CloudWatchLogProcessing processor requires the Decompression processor.",
+                    ));
+                }
+            }
+            other => {
                 return Err(invalid_argument(format!(
-                    "Processor type {other} is not supported by this Tributary version; supported: Lambda, MetadataExtraction and AppendDelimiterToRecord."
+                    "Processor type {other} is not supported."
                 )))
             }
-            None => return Err(invalid_argument("Processor type must not be null.")),
         }
     }
     Ok(())
@@ -434,8 +668,9 @@ pub fn prefixes(
     Ok(())
 }
 
-/// Service rules of an S3 configuration.
-pub fn s3_rules(c: &S3Destination) -> Result<(), AwsError> {
+/// Service rules of an S3 configuration; `catalog` is where format conversion reads its
+/// Glue tables.
+pub fn s3_rules(c: &S3Destination, catalog: Option<&Path>) -> Result<(), AwsError> {
     let dp = c.dynamic_partitioning();
     prefixes(c.prefix.as_deref(), c.error_output_prefix.as_deref(), dp)?;
     processing(&c.processing_configuration)?;
@@ -465,21 +700,80 @@ pub fn s3_rules(c: &S3Destination) -> Result<(), AwsError> {
             "partitionKeyFromLambda expressions require a Lambda processor.",
         ));
     }
-    let conversion = c
-        .data_format_conversion_configuration
-        .as_ref()
-        .and_then(|d| d.get("Enabled"))
-        .and_then(|e| e.as_bool())
-        .unwrap_or(false);
-    if conversion {
-        return Err(invalid_argument(
-            "Record format conversion is not supported by this Tributary version.",
-        ));
+    if let Some(conv) = ConversionConfig::parse(c.data_format_conversion_configuration.as_ref()) {
+        conversion_rules(c, &conv, catalog)?;
     }
     backup_rules(
         c.s3_backup_mode.as_deref(),
         c.s3_backup_configuration.as_deref(),
     )
+}
+
+/// Firehose's rules for an enabled `DataFormatConversionConfiguration`.
+fn conversion_rules(
+    c: &S3Destination,
+    conv: &ConversionConfig,
+    catalog: Option<&Path>,
+) -> Result<(), AwsError> {
+    let schema = conv.schema_configuration.as_ref().ok_or_else(|| {
+        invalid_argument("SchemaConfiguration is required when data format conversion is enabled.")
+    })?;
+    let de = conv
+        .input_format_configuration
+        .as_ref()
+        .and_then(|i| i.deserializer.as_ref())
+        .ok_or_else(|| {
+            invalid_argument(
+                "InputFormatConfiguration with a Deserializer is required when data format conversion is enabled.",
+            )
+        })?;
+    if de.openx.is_some() == de.hive.is_some() {
+        return Err(invalid_argument(
+            "Exactly one deserializer (OpenXJsonSerDe or HiveJsonSerDe) must be specified.",
+        ));
+    }
+    let ser = conv
+        .output_format_configuration
+        .as_ref()
+        .and_then(|o| o.serializer.as_ref())
+        .ok_or_else(|| {
+            invalid_argument(
+                "OutputFormatConfiguration with a Serializer is required when data format conversion is enabled.",
+            )
+        })?;
+    if ser.parquet.is_some() == ser.orc.is_some() {
+        return Err(invalid_argument(
+            "Exactly one serializer (ParquetSerDe or OrcSerDe) must be specified.",
+        ));
+    }
+    if ser.orc.is_some() {
+        return Err(invalid_argument(
+            "OrcSerDe is not supported by this Tributary version; use ParquetSerDe.",
+        ));
+    }
+    if c.compression_format.as_deref().unwrap_or("UNCOMPRESSED") != "UNCOMPRESSED" {
+        return Err(invalid_argument(
+            "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; the serializer compresses the data.",
+        ));
+    }
+    if c.buffering_hints
+        .as_ref()
+        .and_then(|h| h.size_in_mbs)
+        .is_some_and(|mb| mb < 64)
+    {
+        return Err(invalid_argument(
+            "BufferingHints.SizeInMBs must be at least 64 when data format conversion is enabled.",
+        ));
+    }
+    let database = schema.database_name.clone().unwrap_or_default();
+    let table = schema.table_name.clone().unwrap_or_default();
+    if database.is_empty() || table.is_empty() {
+        return Err(invalid_argument(
+            "SchemaConfiguration requires DatabaseName and TableName.",
+        ));
+    }
+    convert::load_table(catalog, &database, &table).map_err(invalid_argument)?;
+    Ok(())
 }
 
 /// `S3BackupMode: Enabled` needs an `S3BackupConfiguration`, whose prefixes follow the usual

@@ -491,7 +491,6 @@ impl crate::services::Encode for GetRecordsReply {
 }
 
 fn get_records_json(o: &GetRecordsOutput) -> Vec<u8> {
-    use base64::Engine;
     let size: usize = o
         .records
         .iter()
@@ -509,12 +508,9 @@ fn get_records_json(o: &GetRecordsOutput) -> Vec<u8> {
         let _ = serde_json::to_writer(&mut out, &r.approximate_arrival_timestamp);
         out.extend_from_slice(b",\"Data\":\"");
         let start = out.len();
-        let encoded = base64::encoded_len(r.data.0.len(), true).unwrap_or(0);
-        out.resize(start + encoded, 0);
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(&r.data.0, &mut out[start..])
-            .unwrap_or(0);
-        out.truncate(start + written);
+        let b64 = base64_simd::STANDARD;
+        out.resize(start + b64.encoded_length(r.data.0.len()), 0);
+        let _ = b64.encode(&r.data.0, base64_simd::Out::from_slice(&mut out[start..]));
         out.extend_from_slice(b"\",\"PartitionKey\":");
         let _ = serde_json::to_writer(&mut out, &r.partition_key);
         if let Some(e) = r.encryption_type {
