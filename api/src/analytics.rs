@@ -110,6 +110,13 @@ pub struct AnalyticsAppSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
+impl AnalyticsAppSpec {
+    /// The application name in the Analytics API for a resource called `resource_name`.
+    pub fn effective_name<'a>(&'a self, resource_name: &'a str) -> &'a str {
+        self.application_name.as_deref().unwrap_or(resource_name)
+    }
+}
+
 /// A streaming source, mapped into in-application streams `<namePrefix>_001`...
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
@@ -361,4 +368,8 @@ pub struct AnalyticsAppStatus {
     /// Version of the application configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_version_id: Option<i64>,
+    /// Analytics API endpoint of the application's pod
+    /// (`http://<name>-analytics.<namespace>.svc:4567`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }

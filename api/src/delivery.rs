@@ -119,6 +119,15 @@ pub struct DeliveryStreamSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
+impl DeliveryStreamSpec {
+    /// The delivery stream name in the Firehose API for a resource called `resource_name`.
+    pub fn effective_name<'a>(&'a self, resource_name: &'a str) -> &'a str {
+        self.delivery_stream_name
+            .as_deref()
+            .unwrap_or(resource_name)
+    }
+}
+
 /// Source of a delivery stream: `DirectPut` or `KinesisStreamAsSource`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
@@ -538,4 +547,8 @@ pub struct DeliveryStreamStatus {
     /// Version of the destination configuration (Firehose `VersionId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// Firehose endpoint of the delivery stream's pod (`http://<name>-firehose.<namespace>.svc:4567`):
+    /// where DirectPut producers call PutRecord and PutRecordBatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }

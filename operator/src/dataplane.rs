@@ -1,6 +1,7 @@
-//! A small typed client for the Kinesis JSON 1.1 API of a stream's data-plane pods: the
-//! control-plane calls the operator makes (create, describe, reshard, retention, tags,
-//! encryption, consumers, delete). Plain HTTP inside the cluster; no AWS SDK.
+//! A small typed client for the JSON 1.1 APIs of the data-plane pods: the control-plane calls
+//! the operator makes to Kinesis (create, describe, reshard, retention, tags, encryption,
+//! consumers, delete), Firehose (describe and delete a delivery stream) and Analytics
+//! (describe and delete an application). Plain HTTP inside the cluster; no AWS SDK.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -15,6 +16,10 @@ use serde_json::{json, Value};
 
 /// `X-Amz-Target` prefix of the Kinesis Data Streams API.
 const TARGET_PREFIX: &str = "Kinesis_20131202";
+/// `X-Amz-Target` prefix of the Firehose API.
+const FIREHOSE_PREFIX: &str = "Firehose_20150804";
+/// `X-Amz-Target` prefix of the Kinesis Data Analytics (SQL, v1) API.
+const ANALYTICS_PREFIX: &str = "KinesisAnalytics_20150814";
 
 /// A failed data-plane call.
 #[derive(Debug, thiserror::Error)]
@@ -237,13 +242,25 @@ impl DataPlaneClient {
         op: &'static str,
         body: &Value,
     ) -> Result<T, ClientError> {
+        self.call_api(endpoint, TARGET_PREFIX, op, body).await
+    }
+
+    /// Calls `op` of the API whose `X-Amz-Target` prefix is `prefix` (Kinesis, Firehose or
+    /// Analytics; one data-plane port serves all three).
+    pub async fn call_api<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        prefix: &str,
+        op: &'static str,
+        body: &Value,
+    ) -> Result<T, ClientError> {
         let (uri, host) = self.route(endpoint)?;
         let mut req = http::Request::post(uri);
         if let Some(host) = host {
             req = req.header(http::header::HOST, host);
         }
         let req = req
-            .header("X-Amz-Target", format!("{TARGET_PREFIX}.{op}"))
+            .header("X-Amz-Target", format!("{prefix}.{op}"))
             .header("Content-Type", "application/x-amz-json-1.1")
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| ClientError::Unreachable(format!("invalid endpoint {endpoint}: {e}")))?;
@@ -523,6 +540,116 @@ impl DataPlaneClient {
     }
 }
 
+impl DataPlaneClient {
+    /// Firehose DescribeDeliveryStream.
+    pub async fn describe_delivery_stream(
+        &self,
+        endpoint: &str,
+        name: &str,
+    ) -> Result<DeliveryStreamDescription, ClientError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Out {
+            delivery_stream_description: DeliveryStreamDescription,
+        }
+        let out: Out = self
+            .call_api(
+                endpoint,
+                FIREHOSE_PREFIX,
+                "DescribeDeliveryStream",
+                &json!({"DeliveryStreamName": name}),
+            )
+            .await?;
+        Ok(out.delivery_stream_description)
+    }
+
+    /// Firehose DeleteDeliveryStream.
+    pub async fn delete_delivery_stream(
+        &self,
+        endpoint: &str,
+        name: &str,
+    ) -> Result<(), ClientError> {
+        self.call_api::<Value>(
+            endpoint,
+            FIREHOSE_PREFIX,
+            "DeleteDeliveryStream",
+            &json!({"DeliveryStreamName": name}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Analytics DescribeApplication.
+    pub async fn describe_application(
+        &self,
+        endpoint: &str,
+        name: &str,
+    ) -> Result<ApplicationDetail, ClientError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Out {
+            application_detail: ApplicationDetail,
+        }
+        let out: Out = self
+            .call_api(
+                endpoint,
+                ANALYTICS_PREFIX,
+                "DescribeApplication",
+                &json!({"ApplicationName": name}),
+            )
+            .await?;
+        Ok(out.application_detail)
+    }
+
+    /// Analytics DeleteApplication (which wants the creation time DescribeApplication reports).
+    pub async fn delete_application(
+        &self,
+        endpoint: &str,
+        name: &str,
+        create_timestamp: f64,
+    ) -> Result<(), ClientError> {
+        self.call_api::<Value>(
+            endpoint,
+            ANALYTICS_PREFIX,
+            "DeleteApplication",
+            &json!({"ApplicationName": name, "CreateTimestamp": create_timestamp}),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// `DeliveryStreamDescription` of DescribeDeliveryStream (the fields the operator reads).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeliveryStreamDescription {
+    /// Delivery stream ARN.
+    #[serde(rename = "DeliveryStreamARN")]
+    pub delivery_stream_arn: String,
+    /// CREATING, ACTIVE, DELETING, CREATING_FAILED or DELETING_FAILED.
+    pub delivery_stream_status: String,
+    /// Version of the destination configuration.
+    #[serde(default)]
+    pub version_id: Option<String>,
+}
+
+/// `ApplicationDetail` of DescribeApplication (the fields the operator reads).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApplicationDetail {
+    /// Application ARN.
+    #[serde(rename = "ApplicationARN")]
+    pub application_arn: String,
+    /// DELETING, STARTING, STOPPING, READY, RUNNING or UPDATING.
+    pub application_status: String,
+    /// Version of the configuration.
+    #[serde(default)]
+    pub application_version_id: Option<i64>,
+    /// Creation time, epoch seconds (DeleteApplication needs it).
+    #[serde(default)]
+    pub create_timestamp: Option<f64>,
+}
+
 /// Parses an AWS JSON error body. `__type` may carry a namespace (`com.amazonaws...#Name`),
 /// which AWS clients strip too.
 fn aws_error(status: u16, body: &[u8]) -> ClientError {
@@ -600,6 +727,10 @@ pub(crate) mod fake {
     #[derive(Debug, Default)]
     pub struct FakeState {
         pub streams: BTreeMap<String, FakeStream>,
+        /// Delivery streams by name → DeliveryStreamStatus.
+        pub delivery_streams: BTreeMap<String, String>,
+        /// Analytics applications by name → ApplicationStatus.
+        pub applications: BTreeMap<String, String>,
         pub calls: Vec<String>,
         /// `Host` header of every request, in order.
         pub hosts: Vec<String>,
@@ -657,11 +788,14 @@ pub(crate) mod fake {
         state.lock().unwrap().hosts.push(host);
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
-        let op = target
-            .strip_prefix("Kinesis_20131202.")
-            .unwrap_or("")
-            .to_string();
-        let (status, out) = dispatch(&mut state.lock().unwrap(), &op, &input);
+        let (status, out) = if let Some(op) = target.strip_prefix("Firehose_20150804.") {
+            dispatch_firehose(&mut state.lock().unwrap(), op, &input)
+        } else if let Some(op) = target.strip_prefix("KinesisAnalytics_20150814.") {
+            dispatch_analytics(&mut state.lock().unwrap(), op, &input)
+        } else {
+            let op = target.strip_prefix("Kinesis_20131202.").unwrap_or("");
+            dispatch(&mut state.lock().unwrap(), op, &input)
+        };
         Ok(Response::builder()
             .status(status)
             .header("content-type", "application/x-amz-json-1.1")
@@ -679,6 +813,63 @@ pub(crate) mod fake {
                     .map(|a| a.rsplit('/').next().unwrap().to_string())
             })
             .unwrap_or_default()
+    }
+
+    fn dispatch_firehose(st: &mut FakeState, op: &str, input: &Value) -> (u16, Value) {
+        st.calls.push(op.to_string());
+        let name = input["DeliveryStreamName"].as_str().unwrap_or_default();
+        let Some(status) = st.delivery_streams.get(name).cloned() else {
+            return err(
+                400,
+                "ResourceNotFoundException",
+                &format!("Firehose {name} under account 000000000000 not found."),
+            );
+        };
+        match op {
+            "DescribeDeliveryStream" => (
+                200,
+                json!({"DeliveryStreamDescription": {
+                    "DeliveryStreamName": name,
+                    "DeliveryStreamARN": format!("arn:aws:firehose:us-east-1:000000000000:deliverystream/{name}"),
+                    "DeliveryStreamStatus": status, "VersionId": "1",
+                    "DeliveryStreamType": "KinesisStreamAsSource", "Destinations": [],
+                    "HasMoreDestinations": false,
+                }}),
+            ),
+            "DeleteDeliveryStream" => {
+                st.delivery_streams.remove(name);
+                (200, json!({}))
+            }
+            _ => err(400, "UnknownOperationException", op),
+        }
+    }
+
+    fn dispatch_analytics(st: &mut FakeState, op: &str, input: &Value) -> (u16, Value) {
+        st.calls.push(op.to_string());
+        let name = input["ApplicationName"].as_str().unwrap_or_default();
+        let Some(status) = st.applications.get(name).cloned() else {
+            return err(
+                400,
+                "ResourceNotFoundException",
+                &format!("Application {name} not found"),
+            );
+        };
+        match op {
+            "DescribeApplication" => (
+                200,
+                json!({"ApplicationDetail": {
+                    "ApplicationName": name,
+                    "ApplicationARN": format!("arn:aws:kinesisanalytics:us-east-1:000000000000:application/{name}"),
+                    "ApplicationStatus": status, "ApplicationVersionId": 1,
+                    "CreateTimestamp": 1.7e9,
+                }}),
+            ),
+            "DeleteApplication" => {
+                st.applications.remove(name);
+                (200, json!({}))
+            }
+            _ => err(400, "UnknownOperationException", op),
+        }
     }
 
     fn dispatch(st: &mut FakeState, op: &str, input: &Value) -> (u16, Value) {

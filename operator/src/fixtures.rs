@@ -6,7 +6,9 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use kube::{client::Body, Client};
 use serde_json::{json, Value};
-use tributary_api::{Stream, StreamConsumer, StreamConsumerSpec, StreamRef, StreamSpec};
+use tributary_api::{
+    AnalyticsApp, DeliveryStream, Stream, StreamConsumer, StreamConsumerSpec, StreamRef, StreamSpec,
+};
 
 use crate::dataplane::{StreamModeDetails, StreamSummary};
 
@@ -37,6 +39,60 @@ pub fn consumer(name: &str, stream: &str) -> StreamConsumer {
     c.metadata.generation = Some(1);
     c.metadata.finalizers = Some(vec![crate::controllers::FINALIZER.into()]);
     c
+}
+
+/// A DeliveryStream `name` reading the Stream `stream` into a bucket, finalizer added.
+pub fn delivery_stream(name: &str, stream: &str) -> DeliveryStream {
+    let spec = serde_json::from_value(json!({
+        "deliveryStreamType": "KinesisStreamAsSource",
+        "kinesisStreamSourceConfiguration": {"streamRef": {"name": stream}},
+        "extendedS3DestinationConfiguration": {
+            "bucketARN": "arn:aws:s3:::archive",
+            "bufferingHints": {"sizeInMBs": 1, "intervalInSeconds": 60},
+        },
+    }))
+    .unwrap();
+    let mut d = DeliveryStream::new(name, spec);
+    d.metadata.namespace = Some("default".into());
+    d.metadata.uid = Some(format!("uid-{name}"));
+    d.metadata.generation = Some(1);
+    d.metadata.finalizers = Some(vec![crate::controllers::FINALIZER.into()]);
+    d
+}
+
+/// An AnalyticsApp `name` running `code` over the Stream `orders` (columns `TICKER VARCHAR(4)`
+/// and `PRICE DOUBLE` in `SOURCE_SQL_STREAM_001`) into the Stream `summaries`, finalizer added.
+pub fn analytics_app(name: &str, code: &str) -> AnalyticsApp {
+    let spec = serde_json::from_value(json!({
+        "applicationCode": code,
+        "inputs": [{
+            "namePrefix": "SOURCE_SQL_STREAM",
+            "kinesisStreamsInput": {"resourceRef": {"name": "orders"}},
+            "inputSchema": {
+                "recordFormat": {
+                    "recordFormatType": "JSON",
+                    "mappingParameters": {"jsonMappingParameters": {"recordRowPath": "$"}},
+                },
+                "recordColumns": [
+                    {"name": "TICKER", "mapping": "$.ticker", "sqlType": "VARCHAR(4)"},
+                    {"name": "PRICE", "mapping": "$.price", "sqlType": "DOUBLE"},
+                ],
+            },
+            "inputStartingPosition": "TRIM_HORIZON",
+        }],
+        "outputs": [{
+            "name": "DESTINATION_SQL_STREAM",
+            "kinesisStreamsOutput": {"resourceRef": {"name": "summaries"}},
+            "destinationSchema": {"recordFormatType": "JSON"},
+        }],
+    }))
+    .unwrap();
+    let mut a = AnalyticsApp::new(name, spec);
+    a.metadata.namespace = Some("default".into());
+    a.metadata.uid = Some(format!("uid-{name}"));
+    a.metadata.generation = Some(1);
+    a.metadata.finalizers = Some(vec![crate::controllers::FINALIZER.into()]);
+    a
 }
 
 /// A DescribeStreamSummary answer.

@@ -1,10 +1,12 @@
-//! The Tributary operator: reconciles `Stream` and `StreamConsumer` resources into data-plane
-//! pods and Kinesis API calls.
+//! The Tributary operator: reconciles `Stream`, `StreamConsumer`, `DeliveryStream` and
+//! `AnalyticsApp` resources into data-plane pods and Kinesis, Firehose and Analytics API calls.
 //!
-//! - [`resources`]: pure manifest builders (StatefulSet, Services, PDB, ConfigMap);
+//! - [`resources`]: pure manifest builders (StatefulSet, Deployment, Services, PDB, ConfigMap,
+//!   claim);
+//! - [`query`]: reconcile-time validation of an AnalyticsApp's SQL;
 //! - [`status`]: status and kstatus conditions computed from what a reconcile observed;
 //! - [`controllers`]: one file per kind, reconcile and cleanup;
-//! - [`dataplane`]: the typed Kinesis client for the data plane;
+//! - [`dataplane`]: the typed Kinesis, Firehose and Analytics client for the data plane;
 //! - [`crd`], [`metrics`], [`http`], [`leader`], [`config`], [`error`].
 
 pub mod config;
@@ -17,5 +19,6 @@ pub(crate) mod fixtures;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod query;
 pub mod resources;
 pub mod status;

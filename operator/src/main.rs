@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the Stream and StreamConsumer controllers.
+    /// Run the Stream, StreamConsumer, DeliveryStream and AnalyticsApp controllers.
     Run(Box<Config>),
     /// Print or install the CustomResourceDefinitions.
     Crd {

@@ -10,7 +10,7 @@ use prometheus::{
 };
 
 /// Kinds the operator reconciles (the `kind` label).
-pub const KINDS: [&str; 2] = ["Stream", "StreamConsumer"];
+pub const KINDS: [&str; 4] = ["Stream", "StreamConsumer", "DeliveryStream", "AnalyticsApp"];
 
 /// Failure reasons initialised to zero for every kind.
 const COMMON_REASONS: [&str; 4] = [

@@ -13,10 +13,17 @@
 
 use tributary_api::{
     status::{set_condition, Condition, ConditionStatus, READY, RECONCILING, STALLED},
-    ReshardingStatus, StreamConsumerStatus, StreamMode, StreamStatus,
+    AnalyticsAppStatus, DeliveryStreamStatus, ReshardingStatus, StreamConsumerStatus, StreamMode,
+    StreamStatus,
 };
 
-use crate::dataplane::{ConsumerDescription, StreamSummary};
+use crate::dataplane::{
+    ApplicationDetail, ConsumerDescription, DeliveryStreamDescription, StreamSummary,
+};
+use crate::query::QueryError;
+
+/// Condition type of an AnalyticsApp: its application code parses and plans.
+pub const QUERY_VALID: &str = "QueryValid";
 
 /// Overall health of a resource after a reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,6 +330,151 @@ pub fn consumer_status(
     }
 }
 
+/// What a reconcile of a `DeliveryStream` or `AnalyticsApp` (a workload: a Deployment of the
+/// data plane) found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadPhase {
+    /// The `tributary.dev/pause-reconciliation` annotation is set.
+    Paused,
+    /// A referenced Stream does not exist yet or has no endpoint.
+    WaitingForStream(String),
+    /// A referenced Secret does not exist: nothing can start until it does.
+    SecretNotFound(String),
+    /// The application code does not compile; nothing is deployed.
+    InvalidQuery(String),
+    /// The pod does not answer yet (starting, restarting).
+    WaitingForPods(String),
+    /// The pod answers; the delivery stream or application is not active yet (its status).
+    Starting(String),
+    /// ACTIVE (delivery stream) or RUNNING (application).
+    Active(&'static str),
+    /// A transient failure.
+    Retrying {
+        /// CamelCase reason.
+        reason: &'static str,
+        /// Detail.
+        message: String,
+    },
+    /// A terminal failure.
+    Stalled {
+        /// CamelCase reason.
+        reason: &'static str,
+        /// Detail.
+        message: String,
+    },
+}
+
+impl WorkloadPhase {
+    /// The health, reason and message of this phase.
+    pub fn verdict(&self) -> Verdict {
+        use Health::*;
+        match self {
+            WorkloadPhase::Paused => Verdict::new(
+                Paused,
+                "Paused",
+                "Reconciliation is paused by the tributary.dev/pause-reconciliation annotation",
+            ),
+            WorkloadPhase::WaitingForStream(m) => {
+                Verdict::new(Progressing, "WaitingForStream", m.clone())
+            }
+            WorkloadPhase::SecretNotFound(m) => Verdict::new(Stalled, "SecretNotFound", m.clone()),
+            WorkloadPhase::InvalidQuery(m) => Verdict::new(Stalled, "InvalidQuery", m.clone()),
+            WorkloadPhase::WaitingForPods(m) => Verdict::new(
+                Progressing,
+                "WaitingForPods",
+                format!("Waiting for the data-plane pod: {m}"),
+            ),
+            WorkloadPhase::Starting(status) => {
+                Verdict::new(Progressing, "Starting", format!("Status is {status}"))
+            }
+            WorkloadPhase::Active(status) => {
+                let reason = if *status == "RUNNING" {
+                    "Running"
+                } else {
+                    "Active"
+                };
+                Verdict::new(Ready, reason, format!("Status is {status}"))
+            }
+            WorkloadPhase::Retrying { reason, message } => {
+                Verdict::new(Progressing, reason, message.clone())
+            }
+            WorkloadPhase::Stalled { reason, message } => {
+                Verdict::new(Stalled, reason, message.clone())
+            }
+        }
+    }
+}
+
+/// The status of a `DeliveryStream` after a reconcile that ended in `phase`.
+pub fn delivery_status(
+    old: Option<&DeliveryStreamStatus>,
+    generation: Option<i64>,
+    described: Option<&DeliveryStreamDescription>,
+    endpoint: &str,
+    phase: &WorkloadPhase,
+    now: &str,
+) -> DeliveryStreamStatus {
+    let old = old.cloned().unwrap_or_default();
+    let verdict = phase.verdict();
+    DeliveryStreamStatus {
+        observed_generation: observed_generation(old.observed_generation, generation, &verdict),
+        conditions: conditions(&old.conditions, generation, &verdict, now),
+        delivery_stream_arn: described
+            .map(|d| d.delivery_stream_arn.clone())
+            .or(old.delivery_stream_arn),
+        delivery_stream_status: described
+            .map(|d| d.delivery_stream_status.clone())
+            .or(old.delivery_stream_status),
+        version_id: described
+            .and_then(|d| d.version_id.clone())
+            .or(old.version_id),
+        endpoint: Some(endpoint.to_string()),
+    }
+}
+
+/// The status of an `AnalyticsApp` after a reconcile that ended in `phase`; `query` is the
+/// outcome of validating the code, when it was validated (not while paused).
+pub fn analytics_status(
+    old: Option<&AnalyticsAppStatus>,
+    generation: Option<i64>,
+    detail: Option<&ApplicationDetail>,
+    endpoint: &str,
+    query: Option<&Result<(), QueryError>>,
+    phase: &WorkloadPhase,
+    now: &str,
+) -> AnalyticsAppStatus {
+    let old = old.cloned().unwrap_or_default();
+    let verdict = phase.verdict();
+    let mut conds = conditions(&old.conditions, generation, &verdict, now);
+    if let Some(q) = query {
+        let mut c = match q {
+            Ok(()) => Condition::new(
+                QUERY_VALID,
+                ConditionStatus::True,
+                "Valid",
+                "The application code parses and plans",
+            ),
+            Err(e) => Condition::new(QUERY_VALID, ConditionStatus::False, e.reason, &e.message),
+        };
+        c.observed_generation = generation;
+        set_condition(&mut conds, c, now);
+    }
+    AnalyticsAppStatus {
+        observed_generation: observed_generation(old.observed_generation, generation, &verdict),
+        conditions: conds,
+        application_arn: detail
+            .map(|d| d.application_arn.clone())
+            .or(old.application_arn),
+        application_status: detail
+            .map(|d| d.application_status.clone())
+            .or(old.application_status),
+        application_version_id: detail
+            .and_then(|d| d.application_version_id)
+            .or(old.application_version_id),
+        endpoint: Some(endpoint.to_string()),
+    }
+}
+
 /// The `Ready` condition's reason, if any: what transitions (and events) are keyed on.
 pub fn ready_reason(conditions: &[Condition]) -> Option<&str> {
     tributary_api::status::find_condition(conditions, READY).map(|c| c.reason.as_str())
@@ -449,6 +601,73 @@ mod tests {
         let a = stream_status(&obs(None, Some(&sum), 1), &StreamPhase::Active, "t1");
         let b = stream_status(&obs(Some(&a), Some(&sum), 1), &StreamPhase::Active, "t2");
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn an_invalid_query_stalls_the_app_and_says_where() {
+        let err = Err(QueryError {
+            reason: "UnknownObject",
+            message:
+                "From line 3, column 8 to line 3, column 12: Column 'PRIZE' not found in any table"
+                    .into(),
+        });
+        let phase = WorkloadPhase::InvalidQuery(err.clone().unwrap_err().message);
+        let s = analytics_status(None, Some(2), None, "http://x", Some(&err), &phase, "t");
+        let q = find_condition(&s.conditions, QUERY_VALID).unwrap();
+        assert_eq!(q.status, ConditionStatus::False);
+        assert_eq!(q.reason, "UnknownObject");
+        assert!(q.message.starts_with("From line 3, column 8"));
+        assert_eq!(q.observed_generation, Some(2));
+        let stalled = find_condition(&s.conditions, STALLED).unwrap();
+        assert_eq!(stalled.status, ConditionStatus::True);
+        assert_eq!(stalled.reason, "InvalidQuery");
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(s.conditions.len(), 4);
+    }
+
+    #[test]
+    fn a_running_app_is_ready_with_its_status() {
+        let d = ApplicationDetail {
+            application_arn: "arn:a".into(),
+            application_status: "RUNNING".into(),
+            application_version_id: Some(1),
+            create_timestamp: None,
+        };
+        let s = analytics_status(
+            None,
+            Some(1),
+            Some(&d),
+            "http://x",
+            Some(&Ok(())),
+            &WorkloadPhase::Active("RUNNING"),
+            "t",
+        );
+        assert_eq!(ready_reason(&s.conditions), Some("Running"));
+        assert_eq!(s.application_status.as_deref(), Some("RUNNING"));
+        assert_eq!(
+            find_condition(&s.conditions, QUERY_VALID).unwrap().status,
+            ConditionStatus::True
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_stalls_a_delivery_stream_until_the_spec_changes() {
+        let phase = WorkloadPhase::SecretNotFound("Secret garage-keys does not exist".into());
+        let s = delivery_status(None, Some(3), None, "http://x", &phase, "t");
+        let stalled = find_condition(&s.conditions, STALLED).unwrap();
+        assert_eq!(stalled.status, ConditionStatus::True);
+        assert_eq!(stalled.reason, "SecretNotFound");
+        assert_eq!(s.observed_generation, Some(3));
+        let w = delivery_status(
+            Some(&s),
+            Some(3),
+            None,
+            "http://x",
+            &WorkloadPhase::WaitingForPods("refused".into()),
+            "t2",
+        );
+        assert_eq!(w.observed_generation, Some(3));
+        assert_eq!(ready_reason(&w.conditions), Some("WaitingForPods"));
     }
 
     #[test]

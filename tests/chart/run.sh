@@ -17,4 +17,4 @@ if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 cd "$here"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" test_chart.py
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" test_chart.py test_argocd_health.py

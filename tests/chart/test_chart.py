@@ -136,7 +136,7 @@ def test_rbac_is_cluster_wide_only_when_no_namespaces_are_watched():
     assert env(operator_deployment(objs))["TRIBUTARY_OPERATOR_WATCH_NAMESPACES"] == "team-a,team-b"
 
 
-def test_rbac_grants_exactly_what_the_operator_calls_and_no_secrets():
+def test_rbac_grants_exactly_what_the_operator_calls_and_only_get_on_secrets():
     (role,) = operator_rules(objects({}), "ClusterRole")
     grants = {}
     for rule in role["rules"]:
@@ -144,15 +144,19 @@ def test_rbac_grants_exactly_what_the_operator_calls_and_no_secrets():
             for res in rule["resources"]:
                 grants.setdefault((group, res), set()).update(rule["verbs"])
                 assert "*" not in rule["verbs"] and res != "*" and group != "*"
-    assert ("", "secrets") not in grants
+    # Whether a referenced Secret exists, never a list or watch of every Secret's values.
+    assert grants[("", "secrets")] == {"get"}
     # Server-side apply of a missing child needs create as well as patch.
-    for child in [("apps", "statefulsets"), ("", "services"), ("", "configmaps"), ("policy", "poddisruptionbudgets")]:
+    for child in [("apps", "statefulsets"), ("apps", "deployments"), ("", "services"), ("", "configmaps"),
+                  ("", "persistentvolumeclaims"), ("policy", "poddisruptionbudgets")]:
         assert {"create", "patch", "get"} <= grants[child], child
-    # Children the controller watches for drift.
-    for watched in [("apps", "statefulsets"), ("", "services"), ("", "configmaps")]:
+    # Children the controllers watch for drift.
+    for watched in [("apps", "statefulsets"), ("apps", "deployments"), ("", "services"), ("", "configmaps")]:
         assert {"list", "watch"} <= grants[watched]
-    assert {"get", "list", "watch", "patch"} <= grants[("tributary.dev", "streams")]
-    assert "patch" in grants[("tributary.dev", "streams/status")]
+    for kind in ["streams", "streamconsumers", "deliverystreams", "analyticsapps"]:
+        assert {"get", "list", "watch", "patch"} <= grants[("tributary.dev", kind)]
+        assert "patch" in grants[("tributary.dev", f"{kind}/status")]
+        assert "update" in grants[("tributary.dev", f"{kind}/finalizers")]
     assert "create" in grants[("events.k8s.io", "events")]
 
 

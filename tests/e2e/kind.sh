@@ -104,6 +104,57 @@ kubectl -n "$ns" wait --for=condition=Ready streamconsumer/orders-dashboard --ti
 arn="$(kubectl -n "$ns" get streamconsumer/orders-dashboard -o jsonpath='{.status.consumerArn}')"
 [[ "$arn" == arn:aws:kinesis:* ]] || fail "no consumer ARN in status: '$arn'"
 
+log "A DeliveryStream reading orders, and an AnalyticsApp with invalid SQL"
+kubectl -n "$ns" apply -f - <<'YAML'
+apiVersion: tributary.dev/v1alpha1
+kind: DeliveryStream
+metadata:
+  name: orders-archive
+spec:
+  deliveryStreamType: KinesisStreamAsSource
+  kinesisStreamSourceConfiguration:
+    streamRef:
+      name: orders
+  extendedS3DestinationConfiguration:
+    bucketARN: arn:aws:s3:::archive
+    bufferingHints:
+      sizeInMBs: 1
+      intervalInSeconds: 1
+---
+apiVersion: tributary.dev/v1alpha1
+kind: AnalyticsApp
+metadata:
+  name: bad-sql
+spec:
+  applicationCode: |
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER VARCHAR(4));
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM NOPE FROM "SOURCE_SQL_STREAM_001";
+  inputs:
+    - namePrefix: SOURCE_SQL_STREAM
+      kinesisStreamsInput:
+        resourceRef:
+          name: orders
+      inputSchema:
+        recordFormat:
+          recordFormatType: JSON
+          mappingParameters:
+            jsonMappingParameters:
+              recordRowPath: $
+        recordColumns:
+          - name: TICKER
+            mapping: $.ticker
+            sqlType: VARCHAR(4)
+YAML
+kubectl -n "$ns" wait --for=condition=Ready deliverystream/orders-archive --timeout=300s
+arn="$(kubectl -n "$ns" get deliverystream/orders-archive -o jsonpath='{.status.deliveryStreamArn}')"
+[[ "$arn" == arn:aws:firehose:* ]] || fail "no delivery stream ARN in status: '$arn'"
+kubectl -n "$ns" wait --for=condition=QueryValid=false analyticsapp/bad-sql --timeout=120s
+msg="$(kubectl -n "$ns" get analyticsapp/bad-sql -o jsonpath='{.status.conditions[?(@.type=="QueryValid")].message}')"
+[[ "$msg" == "From line 3, column"* ]] || fail "QueryValid has no position: '$msg'"
+! kubectl -n "$ns" get deployment/bad-sql-analytics >/dev/null 2>&1 || fail "an invalid app was deployed"
+kubectl -n "$ns" delete analyticsapp/bad-sql deliverystream/orders-archive --wait --timeout=120s
+
 log "Deleting everything"
 kubectl -n "$ns" delete streamconsumer/orders-dashboard --wait --timeout=120s
 kill "$pf" 2>/dev/null || true

@@ -31,6 +31,17 @@ NAMESPACE = "default"
 # How often the operator resyncs a converged Stream (and so reverts drift made through the
 # Kinesis API); 60 s by default, short here so the drift test is quick.
 SYNC_SECONDS = 3
+# Services of test_workloads_e2e.py (its Streams, and the Services of its DeliveryStream and
+# AnalyticsApp pods), reserved before the operator starts so `--dataplane-connect-to` has them.
+WORKLOAD_SERVICES = [
+    "wl-orders",
+    "wl-ticks",
+    "wl-ticks-out",
+    "wl-archive-firehose",
+    "wl-landing-firehose",
+    "wl-tickers-analytics",
+    "wl-bad-sql-analytics",
+]
 
 
 def binary(env, name):
@@ -237,6 +248,8 @@ def cluster(binaries, workdir, request):
     # The Services the example Streams get, as cluster DNS would know them.
     for s in example_docs("Stream"):
         c.network.reserve(f"{s['metadata']['name']}.{NAMESPACE}.svc:4567")
+    for name in WORKLOAD_SERVICES:
+        c.network.reserve(f"{name}.{NAMESPACE}.svc:4567")
     yield c
     if request.session.testsfailed:
         print("\n--- kubelet events (last 30) ---")

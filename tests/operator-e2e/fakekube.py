@@ -96,6 +96,14 @@ BUILTINS = [
     _builtin("v1", "pods", "Pod", subresources=["status"]),
     _builtin("v1", "events", "Event"),
     _builtin("v1", "persistentvolumeclaims", "PersistentVolumeClaim", subresources=["status"]),
+    _builtin("v1", "secrets", "Secret"),
+    _builtin(
+        "apps/v1",
+        "deployments",
+        "Deployment",
+        subresources=["status", "scale"],
+        scale=(".spec.replicas", ".status.replicas"),
+    ),
     _builtin(
         "apps/v1",
         "statefulsets",
@@ -731,7 +739,11 @@ class FakeApiServer:
         if sub == "scale":
             return await self.scale(request, t, ns, name)
         if m == "GET":
-            return web.json_response(s.get(t, ns, name))
+            obj = s.get(t, ns, name)
+            if "as=PartialObjectMetadata" in request.headers.get("Accept", ""):
+                # A metadata-only GET (kube-rs `get_metadata`): no data, no spec, no status.
+                return web.json_response({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+            return web.json_response(obj)
         if m == "DELETE":
             return web.json_response(s.delete(t, ns, name))
         body = await self.body(request)
@@ -764,7 +776,7 @@ class FakeApiServer:
 
         def view(o):
             sel = get_path(o, ".status.selector")
-            if t.plural == "statefulsets":
+            if t.plural in ("statefulsets", "deployments"):
                 labels = get_path(o, ".spec.selector.matchLabels") or {}
                 sel = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
             return {

@@ -1,32 +1,40 @@
-"""The StatefulSet controller and kubelet of the fake cluster: runs each StatefulSet's pods as
-real local processes, exactly as their pod spec says, and reports them in the API.
+"""The StatefulSet and Deployment controllers and kubelet of the fake cluster: runs each
+StatefulSet's and Deployment's pods as real local processes, exactly as their pod spec says,
+and reports them in the API.
 
-For each StatefulSet in the fake API server (`fakekube.Store`), this:
+For each StatefulSet or Deployment in the fake API server (`fakekube.Store`), this:
 
 1. starts `spec.replicas` pods `NAME-0..N-1` once the ConfigMaps their volumes name exist. A
    pod is one process: the container's `command` (or the image's entrypoint, `tributary`) with
    its `args` and `env`. The executable `tributary` is the binary under test;
 2. gives the pod its volumes as directories: a ConfigMap volume is its keys written as files,
    an `emptyDir` is a fresh directory, a `volumeClaimTemplates` claim is a directory kept per
-   StatefulSet and ordinal (the persistent volume). Every mount path in the arguments and
-   environment is rewritten to its directory;
+   StatefulSet and ordinal (the persistent volume), a `persistentVolumeClaim` volume is a
+   directory per claim that goes when the claim object is deleted. Every mount path in the
+   arguments and environment is rewritten to its directory. `secretKeyRef` variables are read
+   from the Secret (a pod waits while it is missing, like CreateContainerConfigError);
 3. gives the pod loopback ports: an argument or variable naming a declared container port
    (`0.0.0.0:4567`, `:4567`) is rewritten to `127.0.0.1:PORT`. For a port a Service targets,
    PORT is the address the `Network` holds for `SERVICE.NAMESPACE.svc:SERVICEPORT`, so the
    Service's address (through `--dataplane-connect-to` for the operator, through
-   `Network.resolve` for the test) reaches the pod; other ports get free ports;
+   `Network.resolve` for the test) reaches the pod; other ports get free ports. A Service
+   address (`NAME.NAMESPACE.svc:PORT`) anywhere in an argument or variable becomes its loopback
+   address, the way cluster DNS would resolve it;
 4. runs the readiness probe (`httpGet` on the rewritten port) and writes `Pod` objects and the
-   StatefulSet's `status` (`readyReplicas`, `observedGeneration`, ...), which the operator
+   workload's `status` (`readyReplicas`, `observedGeneration`, ...), which the operator
    watches;
 5. restarts a process that exits (restartPolicy Always), replaces pods whose template changed,
    and, when the StatefulSet is deleted, stops its pods and keeps or deletes their volumes as
    `persistentVolumeClaimRetentionPolicy.whenDeleted` says.
 
 Not modelled: images, resource limits, security contexts, probes other than readiness, more
-than one container, Secrets, pod scheduling. A real cluster tests those.
+than one container, ReplicaSets and rolling updates (a Deployment's pods are replaced at once,
+`NAME-0`), pod scheduling. Workloads of both kinds must have distinct names in a namespace.
+A real cluster tests those.
 """
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -83,8 +91,9 @@ class NotYet(Exception):
 
 
 class Pod:
-    def __init__(self, ns, sts_name, ordinal, template_hash):
+    def __init__(self, ns, sts_name, ordinal, template_hash, plural="statefulsets"):
         self.ns, self.sts_name, self.ordinal = ns, sts_name, ordinal
+        self.plural = plural
         self.name = f"{sts_name}-{ordinal}"
         self.hash = template_hash
         self.proc = None
@@ -112,6 +121,10 @@ class Kubelet:
         self.events = []  # (time, ns, pod, message), for test failure messages
         self.starts = 0
         self.sts_type = store.type_for("apps", "v1", "statefulsets")
+        self.dep_type = store.type_for("apps", "v1", "deployments")
+        self.workload_types = {"statefulsets": self.sts_type, "deployments": self.dep_type}
+        self.pvc_type = store.type_for("", "v1", "persistentvolumeclaims")
+        self.secret_type = store.type_for("", "v1", "secrets")
         self.cm_type = store.type_for("", "v1", "configmaps")
         self.svc_type = store.type_for("", "v1", "services")
         self.pod_type = store.type_for("", "v1", "pods")
@@ -123,15 +136,22 @@ class Kubelet:
     # reacting to the API ------------------------------------------------------------------------
     def on_event(self, etype, t, obj):
         meta = obj["metadata"]
-        if t.key == self.sts_type.key:
-            self.schedule(meta["namespace"], meta["name"])
-        elif t.key == self.cm_type.key and etype != "DELETED":
-            # A pod waiting for this ConfigMap may start now; syncing is idempotent.
-            for sts in self.store.list(self.sts_type, meta["namespace"]):
-                self.schedule(meta["namespace"], sts["metadata"]["name"])
+        for plural, wt in self.workload_types.items():
+            if t.key == wt.key:
+                self.schedule(meta["namespace"], meta["name"], plural)
+        if t.key in (self.cm_type.key, self.secret_type.key) and etype != "DELETED":
+            # A pod waiting for this ConfigMap or Secret may start now; syncing is idempotent.
+            for plural, wt in self.workload_types.items():
+                for w in self.store.list(wt, meta["namespace"]):
+                    self.schedule(meta["namespace"], w["metadata"]["name"], plural)
+        elif t.key == self.pvc_type.key and etype == "DELETED":
+            d = self.root / "claims" / meta["namespace"] / meta["name"]
+            if d.exists():
+                shutil.rmtree(d, ignore_errors=True)
+                self.log_event(meta["namespace"], meta["name"], f"deleted volume of claim {meta['name']}")
 
-    def schedule(self, ns, name):
-        key = (ns, name)
+    def schedule(self, ns, name, plural="statefulsets"):
+        key = (ns, name, plural)
         if key in self.pending:
             return
         self.pending.add(key)
@@ -149,13 +169,15 @@ class Kubelet:
                 self.log_event(key[0], key[1], f"sync failed: {e!r}")
 
     # the StatefulSet controller ------------------------------------------------------------------
-    async def sync(self, ns, name):
-        sts = self.store.find(self.sts_type, ns, name)
+    async def sync(self, ns, name, plural="statefulsets"):
+        sts = self.store.find(self.workload_types[plural], ns, name)
         mine = {k[2]: p for k, p in self.pods.items() if k[:2] == (ns, name)}
         if sts is None or sts["metadata"].get("deletionTimestamp"):
             for pod in mine.values():
                 await self.stop(pod)
             policy, claims = self.claim_policy.pop((ns, name), ("Retain", []))
+            if plural != "statefulsets":
+                return
             if sts is None and policy == "Delete":
                 for claim in claims:
                     for d in (self.root / "volumes" / ns).glob(f"{claim}-{name}-*"):
@@ -164,9 +186,10 @@ class Kubelet:
                             self.log_event(ns, name, f"deleted volume {d.name}")
             return
         spec = sts["spec"]
-        policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
-        claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
-        self.claim_policy[(ns, name)] = (policy.get("whenDeleted", "Retain"), claims)
+        if plural == "statefulsets":
+            policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+            claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
+            self.claim_policy[(ns, name)] = (policy.get("whenDeleted", "Retain"), claims)
         template = spec["template"]
         want_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
         replicas = spec.get("replicas", 1)
@@ -179,17 +202,18 @@ class Kubelet:
             if ordinal in mine:
                 continue
             try:
-                await self.start(sts, ordinal, want_hash)
+                await self.start(sts, ordinal, want_hash, plural)
             except NotYet as e:
                 self.log_event(ns, f"{name}-{ordinal}", f"waiting: {e}")
                 waiting = True
-        self.report(ns, name)
+        self.report(ns, name, plural)
         if waiting:
-            asyncio.get_running_loop().create_task(self._sync_soon((ns, name), delay=0.5))
+            asyncio.get_running_loop().create_task(self._sync_soon((ns, name, plural), delay=0.5))
 
-    def report(self, ns, name):
-        """Writes the StatefulSet's status (and its pods' objects) from the running pods."""
-        sts = self.store.find(self.sts_type, ns, name)
+    def report(self, ns, name, plural="statefulsets"):
+        """Writes the workload's status (and its pods' objects) from the running pods."""
+        wt = self.workload_types[plural]
+        sts = self.store.find(wt, ns, name)
         if sts is None or sts["metadata"].get("deletionTimestamp"):
             return
         pods = [p for k, p in sorted(self.pods.items()) if k[:2] == (ns, name)]
@@ -197,21 +221,34 @@ class Kubelet:
         current = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
         ready = sum(p.ready for p in pods)
         updated = sum(p.hash == current for p in pods)
-        status = {
-            "observedGeneration": sts["metadata"]["generation"],
-            "replicas": len(pods),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "currentReplicas": updated,
-            "updatedReplicas": updated,
-            "currentRevision": f"{name}-{current}",
-            "updateRevision": f"{name}-{current}",
-            "collisionCount": 0,
-        }
+        if plural == "statefulsets":
+            status = {
+                "observedGeneration": sts["metadata"]["generation"],
+                "replicas": len(pods),
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+                "currentReplicas": updated,
+                "updatedReplicas": updated,
+                "currentRevision": f"{name}-{current}",
+                "updateRevision": f"{name}-{current}",
+                "collisionCount": 0,
+            }
+        else:
+            available = ready >= sts["spec"].get("replicas", 1)
+            status = {
+                "observedGeneration": sts["metadata"]["generation"],
+                "replicas": len(pods),
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+                "updatedReplicas": updated,
+                "unavailableReplicas": len(pods) - ready,
+                "conditions": [{"type": "Available", "status": "True" if available else "False",
+                                "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable"}],
+            }
         if sts.get("status") != status:
             sts["status"] = status
             try:
-                self.store.update(self.sts_type, ns, name, sts, subresource="status")
+                self.store.update(wt, ns, name, sts, subresource="status")
             except ApiError:
                 pass
         for p in pods:
@@ -224,7 +261,7 @@ class Kubelet:
                 "name": pod.name,
                 "namespace": pod.ns,
                 "labels": {**(template.get("metadata", {}).get("labels") or {}), "statefulset.kubernetes.io/pod-name": pod.name},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": pod.sts_name, "uid": sts["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}],
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": self.workload_types[pod.plural].kind, "name": pod.sts_name, "uid": sts["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}],
             },
             "spec": {**template.get("spec", {}), "nodeName": "localhost", "hostname": pod.name},
         }
@@ -265,7 +302,7 @@ class Kubelet:
                     out.setdefault(cport, self.network.reserve(host))
         return out
 
-    async def start(self, sts, ordinal, template_hash):
+    async def start(self, sts, ordinal, template_hash, plural="statefulsets"):
         ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
         spec = sts["spec"]
         pod_spec = spec["template"]["spec"]
@@ -274,7 +311,7 @@ class Kubelet:
         if len(containers) != 1 or pod_spec.get("initContainers"):
             raise Unsupported("exactly one container and no init containers")
         c = containers[0]
-        pod = Pod(ns, name, ordinal, template_hash)
+        pod = Pod(ns, name, ordinal, template_hash, plural)
         self.starts += 1
         pod.dir = self.root / "pods" / ns / f"{pod.name}.{self.starts}"
         pod.dir.mkdir(parents=True)
@@ -297,8 +334,15 @@ class Kubelet:
                     (d / it["path"]).write_bytes(data[it["key"]])
             elif "emptyDir" in v:
                 d.mkdir(parents=True)
+            elif "persistentVolumeClaim" in v:
+                claim = v["persistentVolumeClaim"]["claimName"]
+                if self.store.find(self.pvc_type, ns, claim) is None:
+                    shutil.rmtree(pod.dir)
+                    raise NotYet(f"PersistentVolumeClaim {claim} does not exist yet")
+                d = self.root / "claims" / ns / claim
+                d.mkdir(parents=True, exist_ok=True)
             else:
-                raise Unsupported(f"volume {v['name']}: only configMap and emptyDir volumes")
+                raise Unsupported(f"volume {v['name']}: only configMap, emptyDir and persistentVolumeClaim volumes")
             dirs[v["name"]] = d
         for claim in claims:
             d = self.root / "volumes" / ns / f"{claim}-{name}-{ordinal}"
@@ -333,8 +377,17 @@ class Kubelet:
                 ref = e["valueFrom"]["configMapKeyRef"]
                 cm = self.store.find(self.cm_type, ns, ref["name"]) or {}
                 env[e["name"]] = (cm.get("data") or {})[ref["key"]]
+            elif "secretKeyRef" in (e.get("valueFrom") or {}):
+                ref = e["valueFrom"]["secretKeyRef"]
+                secret = self.store.find(self.secret_type, ns, ref["name"])
+                values = {k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()}
+                values.update((secret or {}).get("stringData") or {})
+                if ref["key"] not in values:
+                    shutil.rmtree(pod.dir)
+                    raise NotYet(f"Secret {ref['name']} with key {ref['key']} does not exist yet")
+                env[e["name"]] = values[ref["key"]]
             else:
-                raise Unsupported(f"env {e['name']}: only value, fieldRef and configMapKeyRef")
+                raise Unsupported(f"env {e['name']}: only value, fieldRef, configMapKeyRef and secretKeyRef")
         pod.env = env
         pod.probe = self.probe_spec(c.get("readinessProbe"))
         pod.grace = min(pod_spec.get("terminationGracePeriodSeconds", 30), 10)
@@ -355,7 +408,8 @@ class Kubelet:
         m = re.fullmatch(r"(0\.0\.0\.0|\[::\]|::|localhost|127\.0\.0\.1|)?:(\d+)", value)
         if m and int(m.group(2)) in pod.ports:
             return f"127.0.0.1:{pod.ports[int(m.group(2))]}"
-        return value
+        # Cluster DNS: a Service address resolves to the loopback address behind it.
+        return re.sub(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.svc:\d+", lambda h: self.network.reserve(h.group(0)), value)
 
     @staticmethod
     def probe_spec(probe):
@@ -383,7 +437,7 @@ class Kubelet:
 
     async def supervise(self, pod):
         """Readiness probing and restarts, for the pod's lifetime."""
-        sts = self.store.find(self.sts_type, pod.ns, pod.sts_name)
+        sts = self.store.find(self.workload_types[pod.plural], pod.ns, pod.sts_name)
         c = sts["spec"]["template"]["spec"]["containers"][0]
         named = {p.get("name"): p["containerPort"] for p in c.get("ports", []) if p.get("name")}
         url = self.probe_target(pod, named) if pod.probe else None
@@ -393,7 +447,7 @@ class Kubelet:
                 if pod.proc.returncode is not None:
                     pod.ready = False
                     self.log_event(pod.ns, pod.name, f"exited with {pod.proc.returncode}; restarting")
-                    self.report(pod.ns, pod.sts_name)
+                    self.report(pod.ns, pod.sts_name, pod.plural)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5)
                     if pod.stopping:
@@ -411,7 +465,7 @@ class Kubelet:
                 if ready != pod.ready:
                     pod.ready = ready
                     self.log_event(pod.ns, pod.name, "ready" if ready else "not ready")
-                    self.report(pod.ns, pod.sts_name)
+                    self.report(pod.ns, pod.sts_name, pod.plural)
                 await asyncio.sleep(0.2 if not pod.ready else 1.0)
 
     async def stop(self, pod):

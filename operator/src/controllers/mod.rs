@@ -1,8 +1,11 @@
 //! Controllers, one file per kind: the reconcile (apply) and cleanup of each, plus what they
 //! share: the context, the finalizer, the pause annotation, events and the field manager.
 
+pub mod analytics;
 pub mod consumer;
+pub mod delivery;
 pub mod stream;
+pub mod workload;
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,13 +20,13 @@ use kube::{
     Api, Client, Resource, ResourceExt,
 };
 use tracing::{info, warn};
-use tributary_api::{Stream, StreamConsumer};
+use tributary_api::{AnalyticsApp, DeliveryStream, Stream, StreamConsumer};
 
 use crate::{config::Settings, dataplane::DataPlaneClient, error::Error, metrics::Metrics};
 
 /// The one field manager of every server-side apply the controllers make.
 pub const FIELD_MANAGER: &str = "tributary-operator";
-/// Finalizer on Streams and StreamConsumers, removed once cleanup (per `deletionPolicy`) ran.
+/// Finalizer on every Tributary resource, removed once cleanup (per `deletionPolicy`) ran.
 pub const FINALIZER: &str = "tributary.dev/cleanup";
 /// Annotation that pauses reconciliation of a resource while `"true"`.
 pub const PAUSE_ANNOTATION: &str = "tributary.dev/pause-reconciliation";
@@ -98,8 +101,26 @@ pub fn error_policy(err: &Error, settings: &Settings) -> Action {
     }
 }
 
-/// Runs the Stream and StreamConsumer controllers until `shutdown` resolves: one pair per
-/// watched namespace, or one pair for the whole cluster.
+/// The resources in `cache` of the Stream's namespace whose `refs` name the Stream `s`.
+fn referencing<K>(
+    cache: &kube::runtime::reflector::Store<K>,
+    s: &Stream,
+    refs: impl Fn(&K) -> Vec<String>,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (ns, name) = (s.namespace(), s.name_any());
+    cache
+        .state()
+        .into_iter()
+        .filter(|o| o.namespace() == ns && refs(o).contains(&name))
+        .map(|o| kube::runtime::reflector::ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
+/// Runs the Stream, StreamConsumer, DeliveryStream and AnalyticsApp controllers until
+/// `shutdown` resolves: one set per watched namespace, or one set for the whole cluster.
 pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
     let shutdown = shutdown.shared();
     let scopes: Vec<Option<String>> = match ctx.settings.namespaces() {
@@ -152,6 +173,88 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
                     Err(e) => warn!(error = %e, "Stream reconcile failed."),
                 }
             });
+        let scoped = |c: &Client| -> (Api<DeliveryStream>, Api<AnalyticsApp>) {
+            match &scope {
+                Some(ns) => (
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                ),
+                None => (Api::all(c.clone()), Api::all(c.clone())),
+            }
+        };
+        let (deliveries, apps) = scoped(&ctx.client);
+        let workload_children = |c: &Client| -> (
+            Api<k8s_openapi::api::apps::v1::Deployment>,
+            Api<k8s_openapi::api::core::v1::Service>,
+            Api<k8s_openapi::api::core::v1::ConfigMap>,
+        ) {
+            match &scope {
+                Some(ns) => (
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                    Api::namespaced(c.clone(), ns),
+                ),
+                None => (
+                    Api::all(c.clone()),
+                    Api::all(c.clone()),
+                    Api::all(c.clone()),
+                ),
+            }
+        };
+        // A Stream change (it got its endpoint, it went away) wakes the workloads naming it.
+        let streams_api = |c: &Client| -> Api<Stream> {
+            match &scope {
+                Some(ns) => Api::namespaced(c.clone(), ns),
+                None => Api::all(c.clone()),
+            }
+        };
+        let labelled_for = |component: &str| {
+            watcher::Config::default().labels(&format!(
+                "app.kubernetes.io/managed-by=tributary-operator,app.kubernetes.io/component={component}"
+            ))
+        };
+        let (deps, svcs, cfgs) = workload_children(&ctx.client);
+        let delivery_ctl = Controller::new(deliveries, cfg.clone());
+        let referrers = delivery_ctl.store();
+        let delivery_ctl = delivery_ctl
+            .watches(streams_api(&ctx.client), cfg.clone(), move |s: Stream| {
+                referencing(&referrers, &s, |d: &DeliveryStream| {
+                    crate::resources::workload::delivery_stream_ref(&d.spec)
+                        .into_iter()
+                        .collect()
+                })
+            })
+            .owns(deps, labelled_for("delivery-stream"))
+            .owns(svcs, labelled_for("delivery-stream"))
+            .owns(cfgs, labelled_for("delivery-stream"))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(delivery::reconcile, delivery::error_policy, ctx.clone())
+            .for_each(|r| async move {
+                match r {
+                    Ok((obj, _)) => tracing::debug!(delivery_stream = %obj.name, "Reconciled."),
+                    Err(e) => warn!(error = %e, "DeliveryStream reconcile failed."),
+                }
+            });
+        let (deps, svcs, cfgs) = workload_children(&ctx.client);
+        let analytics_ctl = Controller::new(apps, cfg.clone());
+        let referrers = analytics_ctl.store();
+        let analytics_ctl = analytics_ctl
+            .watches(streams_api(&ctx.client), cfg.clone(), move |s: Stream| {
+                referencing(&referrers, &s, |a: &AnalyticsApp| {
+                    crate::resources::workload::analytics_stream_refs(&a.spec)
+                })
+            })
+            .owns(deps, labelled_for("analytics-app"))
+            .owns(svcs, labelled_for("analytics-app"))
+            .owns(cfgs, labelled_for("analytics-app"))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(analytics::reconcile, analytics::error_policy, ctx.clone())
+            .for_each(|r| async move {
+                match r {
+                    Ok((obj, _)) => tracing::debug!(analytics_app = %obj.name, "Reconciled."),
+                    Err(e) => warn!(error = %e, "AnalyticsApp reconcile failed."),
+                }
+            });
         let consumer_ctl = Controller::new(consumers, cfg)
             .graceful_shutdown_on(shutdown.clone())
             .run(consumer::reconcile, consumer::error_policy, ctx.clone())
@@ -166,7 +269,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
             "Starting controllers."
         );
         tasks.push(tokio::spawn(async move {
-            futures::join!(stream_ctl, consumer_ctl);
+            futures::join!(stream_ctl, consumer_ctl, delivery_ctl, analytics_ctl);
         }));
     }
     for t in tasks {

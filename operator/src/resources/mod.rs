@@ -10,12 +10,14 @@
 
 pub mod configmap;
 pub mod pdb;
+pub mod pod;
 pub mod service;
 pub mod statefulset;
+pub mod workload;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use tributary_api::Stream;
 
@@ -40,58 +42,68 @@ pub fn configmap_name(stream: &Stream) -> String {
     format!("{}-config", stream.name_any())
 }
 
-/// Labels that select a stream's pods. They are part of the StatefulSet's immutable selector,
-/// so they never change.
-pub fn selector_labels(stream: &Stream) -> BTreeMap<String, String> {
+/// The `app.kubernetes.io/component` of the objects made for a kind: `stream`,
+/// `delivery-stream`, `analytics-app`.
+pub fn component<K: Resource<DynamicType = ()>>() -> String {
+    let mut out = String::new();
+    for (i, ch) in K::kind(&()).chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Labels that select a resource's pods. They are part of the StatefulSet's (or Deployment's)
+/// immutable selector, so they never change.
+pub fn selector_labels<K: Resource<DynamicType = ()>>(obj: &K) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
             "app.kubernetes.io/name".to_string(),
             "tributary".to_string(),
         ),
-        ("app.kubernetes.io/instance".to_string(), stream.name_any()),
-        (
-            "app.kubernetes.io/component".to_string(),
-            "stream".to_string(),
-        ),
+        ("app.kubernetes.io/instance".to_string(), obj.name_any()),
+        ("app.kubernetes.io/component".to_string(), component::<K>()),
     ])
 }
 
 /// The selector as a label-selector string, published in `status.selector` for `/scale`.
-pub fn selector_string(stream: &Stream) -> String {
-    selector_labels(stream)
+pub fn selector_string<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    selector_labels(obj)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
 }
 
-/// Labels of every object made for a stream.
-pub fn labels(stream: &Stream) -> BTreeMap<String, String> {
-    let mut l = selector_labels(stream);
+/// Labels of every object made for a resource (`tributary.dev/stream: NAME` for a Stream,
+/// `tributary.dev/delivery-stream: NAME` for a DeliveryStream...).
+pub fn labels<K: Resource<DynamicType = ()>>(obj: &K) -> BTreeMap<String, String> {
+    let mut l = selector_labels(obj);
     l.insert(
         "app.kubernetes.io/managed-by".into(),
         "tributary-operator".into(),
     );
     l.insert("app.kubernetes.io/part-of".into(), "tributary".into());
-    l.insert("tributary.dev/stream".into(), stream.name_any());
+    l.insert(
+        format!("tributary.dev/{}", component::<K>()),
+        obj.name_any(),
+    );
     l
 }
 
-/// Metadata of a child object: name, the stream's namespace, labels and a controller owner
-/// reference, so Kubernetes garbage-collects children with their Stream and the controller
+/// Metadata of a child object: name, the resource's namespace, labels and a controller owner
+/// reference, so Kubernetes garbage-collects children with their resource and the controller
 /// is woken when they drift.
-pub fn child_meta(stream: &Stream, name: String) -> ObjectMeta {
+pub fn child_meta<K: Resource<DynamicType = ()>>(obj: &K, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
-        namespace: stream.namespace(),
-        labels: Some(labels(stream)),
-        owner_references: owner_reference(stream).map(|o| vec![o]),
+        namespace: obj.namespace(),
+        labels: Some(labels(obj)),
+        owner_references: obj.controller_owner_ref(&()).map(|o| vec![o]),
         ..Default::default()
     }
-}
-
-fn owner_reference(stream: &Stream) -> Option<OwnerReference> {
-    stream.controller_owner_ref(&())
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use tributary_api::Stream;
 
 use super::{child_meta, headless_service_name, selector_labels, API_PORT, METRICS_PORT};
 
-fn ports() -> Vec<ServicePort> {
+/// The API and metrics ports of a data-plane Service.
+pub fn ports() -> Vec<ServicePort> {
     vec![
         ServicePort {
             name: Some("kinesis".into()),

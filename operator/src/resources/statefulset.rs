@@ -9,29 +9,22 @@ use k8s_openapi::{
             StatefulSetUpdateStrategy,
         },
         core::v1::{
-            Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-            PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Volume, VolumeMount,
+            PersistentVolumeClaim, PersistentVolumeClaimSpec, PodTemplateSpec,
             VolumeResourceRequirements,
         },
     },
     apimachinery::pkg::{
         api::resource::Quantity,
         apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
     },
 };
 use kube::ResourceExt;
-use tributary_api::{DeletionPolicy, ResourceRequirements, Stream};
+use tributary_api::{DeletionPolicy, Stream};
 
 use super::{
-    child_meta, configmap_name, headless_service_name, labels, selector_labels, API_PORT,
-    CONTAINER, DATA_DIR, MANIFESTS_DIR, METRICS_PORT,
+    child_meta, configmap_name, headless_service_name, labels, pod, selector_labels, CONTAINER,
 };
 use crate::config::Settings;
-
-/// UID and GID of the data-plane process (the distroless `nonroot` user).
-const RUN_AS: i64 = 65532;
 
 /// The StatefulSet of a stream: one pod (see the module docs of [`super`] for how shards map
 /// to pods) running `tributary serve` with:
@@ -61,139 +54,8 @@ pub fn statefulset(stream: &Stream, settings: &Settings) -> StatefulSet {
         DeletionPolicy::Retain => "Retain",
     };
 
-    let args = vec![
-        "serve".to_string(),
-        "--listen".into(),
-        format!("0.0.0.0:{API_PORT}"),
-        "--metrics-listen".into(),
-        format!("0.0.0.0:{METRICS_PORT}"),
-        "--data-dir".into(),
-        format!("{DATA_DIR}/data"),
-        "--manifests".into(),
-        MANIFESTS_DIR.into(),
-        "--region".into(),
-        cfg.region.clone(),
-        "--account-id".into(),
-        cfg.account_id.clone(),
-    ];
-
-    let probe = |path: &str, period: i32, failures: i32| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::String("metrics".into()),
-            ..Default::default()
-        }),
-        period_seconds: Some(period),
-        failure_threshold: Some(failures),
-        timeout_seconds: Some(2),
-        ..Default::default()
-    };
-
-    let container = Container {
-        name: CONTAINER.into(),
-        image: Some(cfg.dataplane_image.clone()),
-        image_pull_policy: Some(cfg.dataplane_pull_policy.clone()),
-        args: Some(args),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("kinesis".into()),
-                container_port: API_PORT,
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            },
-            ContainerPort {
-                name: Some("metrics".into()),
-                container_port: METRICS_PORT,
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            },
-        ]),
-        env: Some(vec![k8s_openapi::api::core::v1::EnvVar {
-            name: "RUST_LOG".into(),
-            value: Some("info".into()),
-            ..Default::default()
-        }]),
-        resources: Some(container_resources(&resources)),
-        // Recovery of a large log on start-up may take minutes: up to 5 minutes before the
-        // liveness probe may restart the pod.
-        startup_probe: Some(probe("/healthz", 5, 60)),
-        liveness_probe: Some(probe("/healthz", 10, 3)),
-        readiness_probe: Some(probe("/readyz", 5, 2)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS),
-            run_as_group: Some(RUN_AS),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "manifests".into(),
-                mount_path: MANIFESTS_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
-        ]),
-        ..Default::default()
-    };
-
-    let pod = PodSpec {
-        containers: vec![container],
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS),
-            run_as_group: Some(RUN_AS),
-            fs_group: Some(RUN_AS),
-            fs_group_change_policy: Some("OnRootMismatch".into()),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        automount_service_account_token: Some(false),
-        enable_service_links: Some(false),
-        // Enough for the data plane to finish in-flight requests and fsync.
-        termination_grace_period_seconds: Some(30),
-        volumes: Some(vec![
-            Volume {
-                name: "manifests".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: configmap_name(stream),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            Volume {
-                name: "tmp".into(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    size_limit: Some(Quantity("64Mi".into())),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        ]),
-        ..Default::default()
-    };
+    let container = pod::container(settings, pod::serve_args(settings), vec![], &resources);
+    let pod = pod::pod_spec(container, configmap_name(stream), vec![]);
 
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
@@ -252,29 +114,12 @@ pub fn statefulset(stream: &Stream, settings: &Settings) -> StatefulSet {
     }
 }
 
-fn container_resources(
-    r: &ResourceRequirements,
-) -> k8s_openapi::api::core::v1::ResourceRequirements {
-    let conv = |m: &BTreeMap<String, tributary_api::Quantity>| {
-        (!m.is_empty()).then(|| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), Quantity(v.0.clone())))
-                .collect::<BTreeMap<_, _>>()
-        })
-    };
-    k8s_openapi::api::core::v1::ResourceRequirements {
-        limits: conv(&r.limits),
-        requests: conv(&r.requests),
-        ..Default::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::stream;
     use crate::resources::snapshot::assert_snapshot;
-    use tributary_api::{StorageSpec, StreamSpec};
+    use tributary_api::{ResourceRequirements, StorageSpec, StreamSpec};
 
     #[test]
     fn statefulset_matches_snapshot() {
