@@ -330,6 +330,193 @@ pub struct ExtendedS3DestinationConfiguration {
     /// Credentials for the store (Tributary extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
+    /// Convert JSON records to Apache Parquet with a Glue table's schema before they are
+    /// written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_format_conversion_configuration: Option<DataFormatConversionConfiguration>,
+}
+
+/// Record format conversion (Firehose `DataFormatConversionConfiguration`): JSON records are
+/// read with a JSON SerDe and written as Parquet, with the columns of a Glue table. Tributary
+/// reads the table definition from a ConfigMap (`schemaConfiguration.glueCatalogConfigMapRef`)
+/// instead of AWS Glue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(
+        validation = Rule::new("(has(self.enabled) && !self.enabled) || (has(self.schemaConfiguration) && has(self.inputFormatConfiguration) && has(self.outputFormatConfiguration))")
+            .message("an enabled conversion needs schemaConfiguration, inputFormatConfiguration and outputFormatConfiguration")
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataFormatConversionConfiguration {
+    /// Whether records are converted (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The Glue table whose columns the output has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_configuration: Option<SchemaConfiguration>,
+    /// How the JSON records are read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_format_configuration: Option<InputFormatConfiguration>,
+    /// How the output is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format_configuration: Option<OutputFormatConfiguration>,
+}
+
+/// The Glue table of a conversion (Firehose `SchemaConfiguration`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SchemaConfiguration {
+    /// Glue database.
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 1024), pattern(r"^[^/\\\s]+$"))
+    )]
+    pub database_name: String,
+    /// Glue table.
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 1024), pattern(r"^[^/\\\s]+$"))
+    )]
+    pub table_name: String,
+    /// Glue catalog id (the account); recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_id: Option<String>,
+    /// Region of the catalog; recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Table version; recorded (`LATEST` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// IAM role Firehose would assume to read the table; recorded, not enforced.
+    #[serde(rename = "roleARN", default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// ConfigMap in the same namespace holding the table definition, as
+    /// `aws glue get-table --database-name DB --name TABLE` prints it, under the key
+    /// `<databaseName>.<tableName>.json` (Tributary extension; the pod gets it as its
+    /// `--glue-catalog`). Without it, the pod has no catalog and creating the delivery stream
+    /// fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue_catalog_config_map_ref: Option<ConfigMapRef>,
+}
+
+/// A ConfigMap in the same namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapRef {
+    /// Name of the ConfigMap.
+    pub name: String,
+}
+
+/// How records are read (Firehose `InputFormatConfiguration`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InputFormatConfiguration {
+    /// The JSON SerDe.
+    pub deserializer: Deserializer,
+}
+
+/// Exactly one JSON SerDe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(
+        validation = Rule::new("has(self.openXJsonSerDe) != has(self.hiveJsonSerDe)")
+            .message("set exactly one of openXJsonSerDe and hiveJsonSerDe")
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Deserializer {
+    /// The OpenX JSON SerDe.
+    #[serde(
+        rename = "openXJsonSerDe",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub open_x_json_ser_de: Option<OpenXJsonSerDe>,
+    /// The Apache Hive JSON SerDe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hive_json_ser_de: Option<HiveJsonSerDe>,
+}
+
+/// OpenX JSON SerDe options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpenXJsonSerDe {
+    /// Replace dots in JSON keys with underscores (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert_dots_in_json_keys_to_underscores: Option<bool>,
+    /// Match JSON keys to columns case-insensitively (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_insensitive: Option<bool>,
+    /// Column name → JSON key, for keys that are not valid column names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_to_json_key_mappings: BTreeMap<String, String>,
+}
+
+/// Apache Hive JSON SerDe options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HiveJsonSerDe {
+    /// Joda-Time patterns (and `millis`) of timestamp strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timestamp_formats: Vec<String>,
+}
+
+/// How the output is written (Firehose `OutputFormatConfiguration`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputFormatConfiguration {
+    /// The serializer; Tributary writes Parquet (Firehose's `orcSerDe` is not supported).
+    pub serializer: Serializer,
+}
+
+/// The output SerDe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Serializer {
+    /// Apache Parquet.
+    pub parquet_ser_de: ParquetSerDe,
+}
+
+/// Parquet writer options (Firehose `ParquetSerDe`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParquetSerDe {
+    /// Row group size in bytes (at least 64 MiB; default 256 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 67108864)))]
+    pub block_size_bytes: Option<i64>,
+    /// Page size in bytes (at least 64 KiB; default 1 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 65536)))]
+    pub page_size_bytes: Option<i64>,
+    /// `UNCOMPRESSED`, `GZIP` or `SNAPPY` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(pattern(r"^(UNCOMPRESSED|GZIP|SNAPPY)$")))]
+    pub compression: Option<String>,
+    /// Dictionary encoding (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_dictionary_compression: Option<bool>,
+    /// Padding for block alignment; recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 0)))]
+    pub max_padding_bytes: Option<i64>,
+    /// `V1` (default) or `V2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(pattern(r"^(V1|V2)$")))]
+    pub writer_version: Option<String>,
 }
 
 /// A plain S3 destination (Firehose `S3DestinationConfiguration`), used for backups and for
@@ -431,7 +618,14 @@ pub struct HttpEndpointDestinationConfiguration {
 
 /// An HTTP endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(
+        validation = Rule::new("!(has(self.accessKey) && has(self.accessKeySecretRef))")
+            .message("set at most one of accessKey and accessKeySecretRef")
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpEndpointConfiguration {
     /// URL of the endpoint. Firehose requires `https://`; Tributary also allows `http://`
@@ -444,10 +638,16 @@ pub struct HttpEndpointConfiguration {
     /// Display name of the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Sent as the `X-Amz-Firehose-Access-Key` header.
+    /// Sent as the `X-Amz-Firehose-Access-Key` header. Set this or `accessKeySecretRef`, not
+    /// both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(length(max = 4096)))]
     pub access_key: Option<String>,
+    /// Secret in the same namespace holding the access key under the key `accessKey`
+    /// (Tributary extension): the key reaches the data plane through its environment, never
+    /// through the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_secret_ref: Option<SecretRef>,
 }
 
 /// Encoding and attributes of HTTP endpoint requests.

@@ -1,6 +1,12 @@
 //! `--manifests DIR`: create the resources described by custom-resource YAML files, the same
-//! files Kubernetes users apply. Applying is idempotent: existing streams and delivery streams
-//! are left as they are. Streams are created before delivery streams that read them.
+//! files Kubernetes users apply. Applying is idempotent: existing streams are left as they are,
+//! and a delivery stream that exists with a different destination (or tags) is changed the way
+//! Firehose's UpdateDestination (TagDeliveryStream) would change it, advancing its version id.
+//! Streams are created before delivery streams that read them.
+//!
+//! Secrets never appear in a manifest: a Redshift destination's password is read from
+//! [`REDSHIFT_PASSWORD_ENV`] (its `passwordSecretRef` names the Secret the operator maps to that
+//! variable), and an HTTP endpoint's `accessKeySecretRef` from [`HTTP_ACCESS_KEY_ENV`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +19,13 @@ use tributary_api::{DeliveryStreamSpec, Manifest, StreamConsumerSpec, StreamSpec
 use crate::delivery::DeliveryStreams;
 use crate::services::firehose::{model::CreateInput, Firehose};
 use crate::streams::{CreateStream, StreamMode, Streams};
+
+/// Environment variable holding the password of a Redshift (PostgreSQL) destination whose
+/// manifest has `passwordSecretRef`.
+pub const REDSHIFT_PASSWORD_ENV: &str = "TRIBUTARY_REDSHIFT_PASSWORD";
+/// Environment variable holding the access key of an HTTP endpoint destination whose manifest
+/// has `accessKeySecretRef`.
+pub const HTTP_ACCESS_KEY_ENV: &str = "TRIBUTARY_HTTP_ACCESS_KEY";
 
 /// Failure to apply a manifest folder.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +151,7 @@ pub async fn apply_dir(
 
 /// `bucketARN` → `BucketARN`: the CR's lowerCamelCase members are Firehose's names with a
 /// lower-case first letter.
+/// The keys of a map member (`columnToJsonKeyMappings`) are data and keep their case.
 fn pascal(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -148,13 +162,53 @@ fn pascal(v: Value) -> Value {
                         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
                         None => k,
                     };
-                    (key, pascal(v))
+                    let v = if key == "ColumnToJsonKeyMappings" {
+                        v
+                    } else {
+                        pascal(v)
+                    };
+                    (key, v)
                 })
                 .collect::<Map<_, _>>(),
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(pascal).collect()),
         v => v,
     }
+}
+
+/// The value of the environment variable `var`, which a `field` reference in the manifest
+/// promises.
+fn secret_from_env(var: &str, field: &str) -> Result<String, String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+        format!("{field} is set, so the value must be in the environment variable {var}, which is not set")
+    })
+}
+
+/// Replaces the Secret references of a destination (Firehose JSON) by the values from the
+/// environment: `PasswordSecretRef` by `Password`, `EndpointConfiguration.AccessKeySecretRef`
+/// by `EndpointConfiguration.AccessKey`. Drops the Glue ConfigMap reference of a format
+/// conversion, which only the operator uses (it mounts the ConfigMap as `--glue-catalog`).
+fn resolve_secrets(v: &mut Value) -> Result<(), String> {
+    let Some(m) = v.as_object_mut() else {
+        return Ok(());
+    };
+    if m.remove("PasswordSecretRef").is_some() {
+        let password = secret_from_env(REDSHIFT_PASSWORD_ENV, "passwordSecretRef")?;
+        m.insert("Password".into(), Value::String(password));
+    }
+    if let Some(Value::Object(e)) = m.get_mut("EndpointConfiguration") {
+        if e.remove("AccessKeySecretRef").is_some() {
+            let key = secret_from_env(HTTP_ACCESS_KEY_ENV, "accessKeySecretRef")?;
+            e.insert("AccessKey".into(), Value::String(key));
+        }
+    }
+    if let Some(Value::Object(s)) = m
+        .get_mut("DataFormatConversionConfiguration")
+        .and_then(|d| d.get_mut("SchemaConfiguration"))
+    {
+        s.remove("GlueCatalogConfigMapRef");
+    }
+    Ok(())
 }
 
 /// Removes the Tributary extensions (`endpointURL`, `credentialsSecretRef`) from an S3
@@ -187,9 +241,6 @@ async fn apply_delivery_stream(
         name: name.clone(),
         message,
     };
-    if delivery.find(&name).is_some() {
-        return Ok(false);
-    }
     // Firehose requires a role ARN; a local server has no IAM, so a placeholder stands in.
     let role = format!("arn:aws:iam::{}:role/tributary-delivery", engine.account());
     let with_role = |v: Value| -> Value {
@@ -219,20 +270,20 @@ async fn apply_delivery_stream(
         ),
         ..CreateInput::default()
     };
-    if let Some(c) = &spec.extended_s3_destination_configuration {
+    let mut destination = |c: &dyn erased::Ser| -> Result<Value, ManifestsError> {
         let mut v = with_role(to_json(c)?);
+        resolve_secrets(&mut v).map_err(&rejected)?;
         endpoint = strip_extensions(&mut v);
-        input.extended_s3_destination_configuration = Some(v);
+        Ok(v)
+    };
+    if let Some(c) = &spec.extended_s3_destination_configuration {
+        input.extended_s3_destination_configuration = Some(destination(c)?);
     }
     if let Some(c) = &spec.http_endpoint_destination_configuration {
-        let mut v = with_role(to_json(c)?);
-        endpoint = strip_extensions(&mut v);
-        input.http_endpoint_destination_configuration = Some(v);
+        input.http_endpoint_destination_configuration = Some(destination(c)?);
     }
-    if spec.redshift_destination_configuration.is_some() {
-        return Err(rejected(
-            "the Redshift (PostgreSQL) destination takes its password from passwordSecretRef, which only the operator resolves; create it with the Firehose API instead".into(),
-        ));
+    if let Some(c) = &spec.redshift_destination_configuration {
+        input.redshift_destination_configuration = Some(destination(c)?);
     }
     if let Some(k) = &spec.kinesis_stream_source_configuration {
         let arn = match (&k.stream_ref, &k.kinesis_stream_arn) {
@@ -271,6 +322,12 @@ async fn apply_delivery_stream(
         );
     }
     let firehose = Firehose::internal(delivery.clone());
+    if let Some(ds) = delivery.find(&name) {
+        return update_delivery_stream(&firehose, delivery, &ds, input, endpoint)
+            .await
+            .map_err(rejected)
+            .map(|_| false);
+    }
     crate::services::firehose::streams::create(&firehose, input)
         .await
         .map_err(|e| rejected(format!("{}: {}", e.code, e.message)))?;
@@ -284,6 +341,102 @@ async fn apply_delivery_stream(
     }
     tracing::info!(delivery_stream = %name, "Created delivery stream from manifest.");
     Ok(true)
+}
+
+/// Brings an existing delivery stream to the manifest's configuration: a destination that
+/// differs is changed with UpdateDestination (merged member by member into the current one, a
+/// different destination type replacing it; the version id advances), the object-store
+/// endpoint and the tags are replaced. A manifest that matches changes nothing, so restarts
+/// keep the version id. The source cannot change (Firehose has no call for it); a different
+/// one is reported and ignored.
+async fn update_delivery_stream(
+    firehose: &Firehose,
+    delivery: &Arc<DeliveryStreams>,
+    ds: &crate::delivery::DeliveryStream,
+    input: CreateInput,
+    endpoint: Option<String>,
+) -> Result<(), String> {
+    use crate::delivery::Destination;
+    use crate::services::firehose::{model::UpdateDestinationInput, streams};
+    let name = input.delivery_stream_name.clone().unwrap_or_default();
+    let meta = ds.meta();
+    let wanted = match (
+        input.extended_s3_destination_configuration,
+        input.http_endpoint_destination_configuration,
+        input.redshift_destination_configuration,
+    ) {
+        (Some(v), _, _) => Destination::ExtendedS3(v),
+        (_, Some(v), _) => Destination::HttpEndpoint(v),
+        (_, _, Some(v)) => Destination::Redshift(v),
+        _ => return Err("exactly one destination configuration is required".into()),
+    };
+    let unchanged = std::mem::discriminant(&meta.destination) == std::mem::discriminant(&wanted)
+        && {
+            let mut merged = meta.destination.config().clone();
+            merge_into(&mut merged, wanted.config());
+            &merged == meta.destination.config()
+        };
+    if !unchanged {
+        let mut update = UpdateDestinationInput {
+            delivery_stream_name: Some(name.clone()),
+            current_delivery_stream_version_id: Some(meta.version_id.to_string()),
+            destination_id: Some(streams::DESTINATION_ID.into()),
+            ..UpdateDestinationInput::default()
+        };
+        match wanted {
+            Destination::ExtendedS3(v) => update.extended_s3_destination_update = Some(v),
+            Destination::HttpEndpoint(v) => update.http_endpoint_destination_update = Some(v),
+            Destination::Redshift(v) => update.redshift_destination_update = Some(v),
+        }
+        streams::update_destination(firehose, update)
+            .await
+            .map_err(|e| format!("{}: {}", e.code, e.message))?;
+        tracing::info!(delivery_stream = %name, version_id = meta.version_id + 1, "Updated the delivery stream's destination from its manifest.");
+    }
+    let wanted_source = input
+        .kinesis_stream_source_configuration
+        .and_then(|k| k.kinesis_stream_arn);
+    if wanted_source.as_deref() != meta.kinesis.as_ref().map(|k| k.stream_arn.as_str()) {
+        tracing::warn!(delivery_stream = %name, "The manifest names a different source; a delivery stream's source cannot change, so the current one is kept. Delete and re-create the delivery stream to change it.");
+    }
+    let tags: std::collections::BTreeMap<String, String> = input
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect();
+    let meta = ds.meta();
+    if meta.tags != tags || meta.store_endpoint != endpoint {
+        delivery
+            .update(ds, |m| {
+                m.tags = tags;
+                m.store_endpoint = endpoint;
+                Ok(())
+            })
+            .map_err(|e| e.message)?;
+        tracing::info!(delivery_stream = %name, "Updated the delivery stream's tags and object-store endpoint from its manifest.");
+    }
+    Ok(())
+}
+
+/// Merges `update` into `current` as UpdateDestination does: members of objects merge,
+/// anything else is replaced.
+fn merge_into(current: &mut Value, update: &Value) {
+    match (current, update) {
+        (Value::Object(c), Value::Object(u)) => {
+            for (k, v) in u {
+                match c.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_into(existing, v)
+                    }
+                    _ => {
+                        c.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (c, u) => *c = u.clone(),
+    }
 }
 
 /// Serialising the CR's destination structs to JSON, behind one object-safe trait.

@@ -3,7 +3,8 @@
 //! API call would be) and started from its inputs' `inputStartingPosition` (default `NOW`).
 //!
 //! Runs after the streams of the same folder exist. Idempotent: an application that already
-//! exists is left as it is.
+//! exists keeps its configuration, except that a different `applicationCode` is applied as
+//! UpdateApplication would apply it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -118,7 +119,8 @@ pub async fn apply_dir(dir: &Path, service: &AnalyticsService) -> Result<usize, 
             .application_name
             .clone()
             .unwrap_or_else(|| m.metadata.name.clone());
-        if engine.get(&name).is_ok() {
+        if let Ok(existing) = engine.get(&name) {
+            update_code(service, &name, &existing.config(), &spec).await?;
             continue;
         }
         let mut starts = BTreeMap::new();
@@ -261,6 +263,40 @@ pub async fn apply_dir(dir: &Path, service: &AnalyticsService) -> Result<usize, 
         created += 1;
     }
     Ok(created)
+}
+
+/// An application that exists gets the manifest's `applicationCode` the way UpdateApplication
+/// (`ApplicationCodeUpdate`) would change it: the version id advances, and a running
+/// application restarts on the new code from its read positions. The same code changes
+/// nothing, so restarts keep the version. Inputs, outputs and reference data sources are
+/// kept as created.
+async fn update_code(
+    service: &AnalyticsService,
+    name: &str,
+    current: &super::model::ApplicationConfig,
+    spec: &AnalyticsAppSpec,
+) -> Result<(), ManifestsError> {
+    let Some(code) = &spec.application_code else {
+        return Ok(());
+    };
+    if current.code.as_ref() == Some(code) {
+        return Ok(());
+    }
+    applications::update(
+        service,
+        UpdateApplicationInput {
+            application_name: Some(name.to_string()),
+            current_application_version_id: Some(current.version),
+            application_update: Some(ApplicationUpdate {
+                application_code_update: Some(code.clone()),
+                ..Default::default()
+            }),
+        },
+    )
+    .await
+    .map_err(|e| rejected(name, format!("{}: {}", e.code, e.message)))?;
+    tracing::info!(application = %name, version = current.version + 1, "Updated the application code from its manifest.");
+    Ok(())
 }
 
 #[cfg(test)]
