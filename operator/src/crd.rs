@@ -361,6 +361,56 @@ mod tests {
     }
 
     #[test]
+    fn cel_keeps_http_access_keys_exclusive_and_conversions_complete() {
+        let http = |endpoint: Value| {
+            object(
+                "DeliveryStream",
+                "d",
+                json!({"httpEndpointDestinationConfiguration": {"endpointConfiguration": endpoint}}),
+            )
+        };
+        let from_secret = http(json!({"url": "https://sink", "accessKeySecretRef": {"name": "k"}}));
+        assert!(cel("DeliveryStream", &from_secret, None).is_empty());
+        let both = http(
+            json!({"url": "https://sink", "accessKey": "x", "accessKeySecretRef": {"name": "k"}}),
+        );
+        assert_eq!(
+            cel("DeliveryStream", &both, None),
+            ["set at most one of accessKey and accessKeySecretRef"]
+        );
+
+        let s3 = |conversion: Value| {
+            object(
+                "DeliveryStream",
+                "d",
+                json!({"extendedS3DestinationConfiguration": {
+                    "bucketARN": "arn:aws:s3:::raw",
+                    "dataFormatConversionConfiguration": conversion}}),
+            )
+        };
+        let schema = json!({"databaseName": "sales", "tableName": "orders",
+            "glueCatalogConfigMapRef": {"name": "glue"}});
+        let output = json!({"serializer": {"parquetSerDe": {}}});
+        let full = s3(json!({"schemaConfiguration": schema,
+            "inputFormatConfiguration": {"deserializer": {"openXJsonSerDe": {}}},
+            "outputFormatConfiguration": output}));
+        assert!(cel("DeliveryStream", &full, None).is_empty());
+        let partial = s3(json!({"schemaConfiguration": schema}));
+        assert_eq!(
+            cel("DeliveryStream", &partial, None),
+            ["an enabled conversion needs schemaConfiguration, inputFormatConfiguration and outputFormatConfiguration"]
+        );
+        assert!(cel("DeliveryStream", &s3(json!({"enabled": false})), None).is_empty());
+        let two_serdes = s3(json!({"schemaConfiguration": schema,
+            "inputFormatConfiguration": {"deserializer": {"openXJsonSerDe": {}, "hiveJsonSerDe": {}}},
+            "outputFormatConfiguration": output}));
+        assert_eq!(
+            cel("DeliveryStream", &two_serdes, None),
+            ["set exactly one of openXJsonSerDe and hiveJsonSerDe"]
+        );
+    }
+
+    #[test]
     fn cel_requires_one_source_per_analytics_input() {
         let input = |src: Value| {
             object(

@@ -130,7 +130,7 @@ async fn apply(app: Arc<AnalyticsApp>, ctx: &Context) -> Result<Action> {
             return Ok(Action::requeue(WAIT_REQUEUE));
         }
     };
-    let w = analytics_workload(&app, endpoints);
+    let w = analytics_workload(&app, &endpoints);
     apply_children(app.as_ref(), &ns, &w, ctx).await?;
 
     let (name, ep) = target(&app, &ns, ctx);

@@ -2,7 +2,7 @@
 //! (the resource mounted as a manifest, the source Stream reached through `--stream-endpoint`,
 //! destination credentials from Secrets) and reports its state from DescribeDeliveryStream.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use kube::{
     runtime::{
@@ -113,19 +113,8 @@ async fn apply(ds: Arc<DeliveryStream>, ctx: &Context) -> Result<Action> {
         report(WorkloadPhase::Paused, None).await?;
         return Ok(Action::await_change());
     }
-    if ds.spec.redshift_destination_configuration.is_some() {
-        report(
-            WorkloadPhase::Stalled {
-                reason: "UnsupportedDestination",
-                message: "The data plane cannot take a Redshift (PostgreSQL) password from a Secret yet; create this delivery stream with the Firehose API".into(),
-            },
-            None,
-        )
-        .await?;
-        return Ok(Action::requeue(ctx.settings.sync_interval()));
-    }
     let refs: Vec<String> = delivery_stream_ref(&ds.spec).into_iter().collect();
-    let endpoints: BTreeMap<String, String> = match stream_endpoints(ctx, &ns, &refs).await? {
+    let streams = match stream_endpoints(ctx, &ns, &refs).await? {
         Ok(e) => e,
         Err(why) => {
             report(WorkloadPhase::WaitingForStream(why), None).await?;
@@ -136,7 +125,7 @@ async fn apply(ds: Arc<DeliveryStream>, ctx: &Context) -> Result<Action> {
         report(WorkloadPhase::SecretNotFound(why), None).await?;
         return Ok(Action::requeue(WAIT_REQUEUE));
     }
-    let w = delivery_workload(&ds, endpoints, &ctx.settings);
+    let w = delivery_workload(&ds, &streams, &ctx.settings);
     apply_children(ds.as_ref(), &ns, &w, ctx).await?;
 
     let (name, ep) = target(&ds, &ns, ctx);

@@ -21,18 +21,18 @@ use tributary_api::{status::Condition, Stream, API_GROUP, API_VERSION};
 use super::{Context, FIELD_MANAGER};
 use crate::{
     error::{Error, Result},
-    resources::workload::{self, Workload},
+    resources::workload::{self, StreamTarget, StreamTargets, Workload},
     status::{ready_reason, Health, Verdict},
 };
 
-/// The `--stream-endpoint` entries for the `Stream` resources `refs` (stream name → the
-/// Stream's `status.endpoint`), or why they cannot be made yet: a Stream that does not exist or
-/// has not created its stream (no ARN) yet.
+/// The `Stream` resources `refs` resolved to their stream names and `status.endpoint`s (what
+/// `--stream-endpoint` and the mounted manifest need), or why they cannot be yet: a Stream
+/// that does not exist or has not created its stream (no ARN) yet.
 pub async fn stream_endpoints(
     ctx: &Context,
     ns: &str,
     refs: &[String],
-) -> Result<Result<BTreeMap<String, String>, String>> {
+) -> Result<Result<StreamTargets, String>> {
     let streams: Api<Stream> = Api::namespaced(ctx.client.clone(), ns);
     let mut out = BTreeMap::new();
     for r in refs {
@@ -46,7 +46,13 @@ pub async fn stream_endpoints(
         ) else {
             return Ok(Err(format!("Stream {r} has not created its stream yet")));
         };
-        out.insert(stream.spec.effective_name(r).to_string(), endpoint);
+        out.insert(
+            r.clone(),
+            StreamTarget {
+                stream_name: stream.spec.effective_name(r).to_string(),
+                endpoint,
+            },
+        );
     }
     Ok(Ok(out))
 }

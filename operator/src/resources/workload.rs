@@ -17,9 +17,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
         core::v1::{
-            ConfigMap, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaim,
-            PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodTemplateSpec,
-            SecretKeySelector, Service, ServiceSpec, Volume, VolumeResourceRequirements,
+            ConfigMap, ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+            KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+            PersistentVolumeClaimVolumeSource, PodTemplateSpec, SecretKeySelector, Service,
+            ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
         },
     },
     apimachinery::pkg::{
@@ -68,6 +69,31 @@ pub enum DataVolume {
     EmptyDir,
 }
 
+/// A `Stream` resource a workload references, as the controller resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTarget {
+    /// The stream's name in the Kinesis API (`spec.streamName`, or the resource name).
+    pub stream_name: String,
+    /// The Stream's `status.endpoint`.
+    pub endpoint: String,
+}
+
+/// Referenced `Stream` resources by resource name.
+pub type StreamTargets = BTreeMap<String, StreamTarget>;
+
+/// Where the pod reads Glue table definitions (`--glue-catalog`): a ConfigMap whose keys
+/// `<database>.<table>.json` are mounted as `<database>/<table>.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlueCatalog {
+    /// The ConfigMap.
+    pub configmap: String,
+    /// (key, path in the mounted directory).
+    pub items: Vec<(String, String)>,
+}
+
+/// Mount path of the Glue catalog ConfigMap.
+pub const GLUE_CATALOG_DIR: &str = "/etc/tributary/glue-catalog";
+
 /// What a workload's children are built from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -84,6 +110,8 @@ pub struct Workload {
     pub secret_env: Vec<SecretEnv>,
     /// The data directory.
     pub data: DataVolume,
+    /// Glue table definitions for record format conversion.
+    pub glue_catalog: Option<GlueCatalog>,
 }
 
 impl Workload {
@@ -120,31 +148,50 @@ pub fn analytics_name(app: &AnalyticsApp) -> String {
     format!("{}-analytics", app.name_any())
 }
 
+/// Key of a Redshift destination's password in its `passwordSecretRef` Secret.
+pub const PASSWORD_KEY: &str = "password";
+/// Key of an HTTP endpoint's access key in its `accessKeySecretRef` Secret.
+pub const ACCESS_KEY_KEY: &str = "accessKey";
+
 /// The Secret references of a delivery stream as environment variables: object-store
 /// credentials (`credentialsSecretRef`, keys `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`)
-/// become the data plane's `TRIBUTARY_S3_ACCESS_KEY_ID` and `TRIBUTARY_S3_SECRET_ACCESS_KEY`.
+/// become the data plane's `TRIBUTARY_S3_ACCESS_KEY_ID` and `TRIBUTARY_S3_SECRET_ACCESS_KEY`,
+/// a Redshift `passwordSecretRef` (key `password`) becomes `TRIBUTARY_REDSHIFT_PASSWORD`, and
+/// an HTTP endpoint's `accessKeySecretRef` (key `accessKey`) `TRIBUTARY_HTTP_ACCESS_KEY`.
 /// The data plane has one object-store credential, so the first reference wins; every
 /// referenced Secret is listed by [`delivery_secrets`] and must exist.
 pub fn delivery_secret_env(spec: &DeliveryStreamSpec) -> Vec<SecretEnv> {
-    let Some(secret) = delivery_secrets(spec)
-        .into_iter()
+    let secrets = delivery_secrets(spec);
+    let mut out = Vec::new();
+    if let Some(secret) = secrets
+        .iter()
         .find(|(_, key)| *key == "AWS_ACCESS_KEY_ID")
-        .map(|(s, _)| s)
-    else {
-        return Vec::new();
-    };
-    vec![
-        SecretEnv {
+        .map(|(s, _)| s.clone())
+    {
+        out.push(SecretEnv {
             env: "TRIBUTARY_S3_ACCESS_KEY_ID",
             secret: secret.clone(),
             key: "AWS_ACCESS_KEY_ID",
-        },
-        SecretEnv {
+        });
+        out.push(SecretEnv {
             env: "TRIBUTARY_S3_SECRET_ACCESS_KEY",
             secret,
             key: "AWS_SECRET_ACCESS_KEY",
-        },
-    ]
+        });
+    }
+    for (env, key) in [
+        ("TRIBUTARY_REDSHIFT_PASSWORD", PASSWORD_KEY),
+        ("TRIBUTARY_HTTP_ACCESS_KEY", ACCESS_KEY_KEY),
+    ] {
+        if let Some((secret, _)) = secrets.iter().find(|(_, k)| *k == key) {
+            out.push(SecretEnv {
+                env,
+                secret: secret.clone(),
+                key,
+            });
+        }
+    }
+    out
 }
 
 /// Every Secret a delivery stream references, with the key it needs, in spec order.
@@ -173,46 +220,112 @@ pub fn delivery_secrets(spec: &DeliveryStreamSpec) -> Vec<(String, &'static str)
     }
     if let Some(r) = &spec.redshift_destination_configuration {
         creds(r.s3_configuration.credentials_secret_ref.as_ref());
-        out.push((r.password_secret_ref.name.clone(), "password"));
+        out.push((r.password_secret_ref.name.clone(), PASSWORD_KEY));
+    }
+    if let Some(r) = spec
+        .http_endpoint_destination_configuration
+        .as_ref()
+        .and_then(|h| h.endpoint_configuration.access_key_secret_ref.as_ref())
+    {
+        out.push((r.name.clone(), ACCESS_KEY_KEY));
     }
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|e| seen.insert(e.clone()));
     out
 }
 
-/// The workload of a DeliveryStream whose source Stream (if any) is reached at
-/// `stream_endpoints`.
+/// `--stream-endpoint` entries (stream name → endpoint) of the resolved Streams.
+fn endpoint_flags(targets: &StreamTargets) -> BTreeMap<String, String> {
+    targets
+        .values()
+        .map(|t| (t.stream_name.clone(), t.endpoint.clone()))
+        .collect()
+}
+
+/// The name the data plane knows a referenced Stream resource by: its stream name.
+fn mapped(targets: &StreamTargets, resource: &str) -> String {
+    targets
+        .get(resource)
+        .map(|t| t.stream_name.clone())
+        .unwrap_or_else(|| resource.to_string())
+}
+
+/// The Glue catalog a delivery stream's record format conversion reads, if it names a
+/// ConfigMap.
+pub fn delivery_glue_catalog(spec: &DeliveryStreamSpec) -> Option<GlueCatalog> {
+    let s = spec
+        .extended_s3_destination_configuration
+        .as_ref()?
+        .data_format_conversion_configuration
+        .as_ref()?
+        .schema_configuration
+        .as_ref()?;
+    let cm = s.glue_catalog_config_map_ref.as_ref()?;
+    Some(GlueCatalog {
+        configmap: cm.name.clone(),
+        items: vec![(
+            format!("{}.{}.json", s.database_name, s.table_name),
+            format!("{}/{}.json", s.database_name, s.table_name),
+        )],
+    })
+}
+
+/// The workload of a DeliveryStream whose source Stream (if any) is resolved in `streams`.
+/// The mounted manifest is the spec with the `streamRef` naming the stream (which differs
+/// from the resource name when the Stream sets `spec.streamName`), since that is the name the
+/// pod's `--stream-endpoint` knows.
 pub fn delivery_workload(
     ds: &DeliveryStream,
-    stream_endpoints: BTreeMap<String, String>,
+    streams: &StreamTargets,
     settings: &Settings,
 ) -> Workload {
+    let mut spec = ds.spec.clone();
+    if let Some(r) = spec
+        .kinesis_stream_source_configuration
+        .as_mut()
+        .and_then(|k| k.stream_ref.as_mut())
+    {
+        r.name = mapped(streams, &r.name);
+    }
     Workload {
         name: delivery_name(ds),
         manifest_file: "delivery-stream.yaml",
-        manifest: manifest(ds, &ds.spec),
-        stream_endpoints,
+        manifest: manifest(ds, &spec),
+        stream_endpoints: endpoint_flags(streams),
         secret_env: delivery_secret_env(&ds.spec),
         data: DataVolume::Claim {
             size: settings.config.default_storage_size.clone(),
             retain: ds.spec.deletion_policy == DeletionPolicy::Retain,
         },
+        glue_catalog: delivery_glue_catalog(&ds.spec),
     }
 }
 
-/// The workload of an AnalyticsApp whose input and output Streams are reached at
-/// `stream_endpoints`.
-pub fn analytics_workload(
-    app: &AnalyticsApp,
-    stream_endpoints: BTreeMap<String, String>,
-) -> Workload {
+/// The workload of an AnalyticsApp whose input and output Streams are resolved in `streams`;
+/// `resourceRef`s are rewritten to the stream names, as for delivery streams.
+pub fn analytics_workload(app: &AnalyticsApp, streams: &StreamTargets) -> Workload {
+    let mut spec = app.spec.clone();
+    for r in spec
+        .inputs
+        .iter_mut()
+        .filter_map(|i| i.kinesis_streams_input.as_mut())
+        .chain(
+            spec.outputs
+                .iter_mut()
+                .filter_map(|o| o.kinesis_streams_output.as_mut()),
+        )
+        .filter_map(|s| s.resource_ref.as_mut())
+    {
+        r.name = mapped(streams, &r.name);
+    }
     Workload {
         name: analytics_name(app),
         manifest_file: "analytics-app.yaml",
-        manifest: manifest(app, &app.spec),
-        stream_endpoints,
+        manifest: manifest(app, &spec),
+        stream_endpoints: endpoint_flags(streams),
         secret_env: Vec::new(),
         data: DataVolume::EmptyDir,
+        glue_catalog: None,
     }
 }
 
@@ -324,6 +437,10 @@ pub fn deployment<K: Resource<DynamicType = ()>>(
         args.push("--stream-endpoint".into());
         args.push(format!("{name}={url}"));
     }
+    if w.glue_catalog.is_some() {
+        args.push("--glue-catalog".into());
+        args.push(GLUE_CATALOG_DIR.into());
+    }
     let env = w
         .secret_env
         .iter()
@@ -340,7 +457,37 @@ pub fn deployment<K: Resource<DynamicType = ()>>(
             ..Default::default()
         })
         .collect();
-    let container = pod::container(settings, args, env, &settings.default_resources());
+    let mut container = pod::container(settings, args, env, &settings.default_resources());
+    let mut volumes = Vec::new();
+    if let Some(g) = &w.glue_catalog {
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: "glue-catalog".into(),
+                mount_path: GLUE_CATALOG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        volumes.push(Volume {
+            name: "glue-catalog".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: g.configmap.clone(),
+                items: Some(
+                    g.items
+                        .iter()
+                        .map(|(key, path)| KeyToPath {
+                            key: key.clone(),
+                            path: path.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let data = match &w.data {
         DataVolume::Claim { .. } => Volume {
             name: "data".into(),
@@ -356,7 +503,8 @@ pub fn deployment<K: Resource<DynamicType = ()>>(
             ..Default::default()
         },
     };
-    let pod = pod::pod_spec(container, w.configmap_name(), vec![data]);
+    volumes.insert(0, data);
+    let pod = pod::pod_spec(container, w.configmap_name(), volumes);
     Deployment {
         metadata: child_meta(obj, w.name.clone()),
         spec: DeploymentSpec {
@@ -394,19 +542,26 @@ mod tests {
     use super::*;
     use crate::fixtures::{analytics_app, delivery_stream};
     use crate::resources::snapshot::assert_snapshot;
-    use tributary_api::Manifest;
+    use tributary_api::{AnalyticsAppSpec, Manifest};
 
-    fn endpoints() -> BTreeMap<String, String> {
+    fn target(stream_name: &str, endpoint: &str) -> StreamTarget {
+        StreamTarget {
+            stream_name: stream_name.into(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    fn endpoints() -> StreamTargets {
         BTreeMap::from([(
             "orders".to_string(),
-            "http://orders.default.svc:4567".to_string(),
+            target("orders", "http://orders.default.svc:4567"),
         )])
     }
 
     #[test]
     fn delivery_stream_objects_match_snapshots() {
         let ds = delivery_stream("archive", "orders");
-        let w = delivery_workload(&ds, endpoints(), &Settings::test());
+        let w = delivery_workload(&ds, &endpoints(), &Settings::test());
         assert_snapshot(
             "delivery-deployment",
             &deployment(&ds, &w, &Settings::test()),
@@ -419,7 +574,7 @@ mod tests {
     #[test]
     fn analytics_app_objects_match_snapshots() {
         let app = analytics_app("tickers", "SELECT 1");
-        let w = analytics_workload(&app, endpoints());
+        let w = analytics_workload(&app, &endpoints());
         assert_snapshot(
             "analytics-deployment",
             &deployment(&app, &w, &Settings::test()),
@@ -430,7 +585,7 @@ mod tests {
     #[test]
     fn the_source_stream_is_reached_through_its_endpoint_flag() {
         let ds = delivery_stream("archive", "orders");
-        let w = delivery_workload(&ds, endpoints(), &Settings::test());
+        let w = delivery_workload(&ds, &endpoints(), &Settings::test());
         let d = deployment(&ds, &w, &Settings::test());
         let args = d.spec.template.spec.unwrap().containers[0]
             .args
@@ -451,7 +606,7 @@ mod tests {
         s3.credentials_secret_ref = Some(tributary_api::delivery::SecretRef {
             name: "garage-keys".into(),
         });
-        let w = delivery_workload(&ds, endpoints(), &Settings::test());
+        let w = delivery_workload(&ds, &endpoints(), &Settings::test());
         let d = deployment(&ds, &w, &Settings::test());
         let env = d.spec.template.spec.unwrap().containers[0]
             .env
@@ -491,7 +646,7 @@ mod tests {
     #[test]
     fn the_data_plane_reads_back_the_unchanged_spec() {
         let ds = delivery_stream("archive", "orders");
-        let w = delivery_workload(&ds, endpoints(), &Settings::test());
+        let w = delivery_workload(&ds, &endpoints(), &Settings::test());
         let docs = Manifest::parse_all(&w.manifest).unwrap();
         assert_eq!(docs[0].kind, "DeliveryStream");
         assert_eq!(docs[0].metadata.name, "archive");
@@ -502,7 +657,7 @@ mod tests {
     fn a_spec_change_rolls_the_pod_and_a_retained_claim_has_no_owner() {
         let mut ds = delivery_stream("archive", "orders");
         let hash = |ds: &DeliveryStream| {
-            let w = delivery_workload(ds, endpoints(), &Settings::test());
+            let w = delivery_workload(ds, &endpoints(), &Settings::test());
             deployment(ds, &w, &Settings::test())
                 .spec
                 .template
@@ -517,8 +672,162 @@ mod tests {
         assert_ne!(before, hash(&ds));
 
         ds.spec.deletion_policy = DeletionPolicy::Retain;
-        let w = delivery_workload(&ds, endpoints(), &Settings::test());
+        let w = delivery_workload(&ds, &endpoints(), &Settings::test());
         assert!(claim(&ds, &w).unwrap().metadata.owner_references.is_none());
+    }
+
+    #[test]
+    fn a_stream_with_its_own_stream_name_is_referenced_by_that_name() {
+        // The Stream resource `orders` creates the stream `orders-v2`.
+        let streams = BTreeMap::from([(
+            "orders".to_string(),
+            target("orders-v2", "http://orders.default.svc:4567"),
+        )]);
+        let ds = delivery_stream("archive", "orders");
+        let w = delivery_workload(&ds, &streams, &Settings::test());
+        assert_eq!(
+            w.stream_endpoints,
+            BTreeMap::from([(
+                "orders-v2".to_string(),
+                "http://orders.default.svc:4567".to_string()
+            )])
+        );
+        let spec: DeliveryStreamSpec = Manifest::parse_all(&w.manifest).unwrap()[0]
+            .spec()
+            .unwrap();
+        let source = spec.kinesis_stream_source_configuration.unwrap();
+        assert_eq!(source.stream_ref.unwrap().name, "orders-v2");
+
+        let app = analytics_app("tickers", "SELECT 1");
+        let streams = BTreeMap::from([
+            ("orders".to_string(), target("orders-v2", "http://o:4567")),
+            ("summaries".to_string(), target("sums", "http://s:4567")),
+        ]);
+        let w = analytics_workload(&app, &streams);
+        let spec: AnalyticsAppSpec = Manifest::parse_all(&w.manifest).unwrap()[0]
+            .spec()
+            .unwrap();
+        let input = spec.inputs[0].kinesis_streams_input.as_ref().unwrap();
+        assert_eq!(input.resource_ref.as_ref().unwrap().name, "orders-v2");
+        let output = spec.outputs[0].kinesis_streams_output.as_ref().unwrap();
+        assert_eq!(output.resource_ref.as_ref().unwrap().name, "sums");
+        let d = deployment(&app, &w, &Settings::test());
+        let args = d.spec.template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert!(args.contains(&"orders-v2=http://o:4567".to_string()));
+        assert!(args.contains(&"sums=http://s:4567".to_string()));
+    }
+
+    /// The `secretKeyRef` environment of a deployment: (variable, Secret, key).
+    fn secret_env(d: &Deployment) -> Vec<(String, String, String)> {
+        d.spec.template.spec.as_ref().unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+                Some((e.name.clone(), r.name.clone(), r.key.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_redshift_password_and_an_http_access_key_come_from_secrets() {
+        let spec = serde_json::from_value(serde_json::json!({
+            "redshiftDestinationConfiguration": {
+                "clusterJDBCURL": "jdbc:postgresql://pg.db.svc:5432/analytics",
+                "copyCommand": {"dataTableName": "events"},
+                "username": "loader",
+                "passwordSecretRef": {"name": "pg-password"},
+                "s3Configuration": {"bucketARN": "arn:aws:s3:::staging"},
+            },
+        }))
+        .unwrap();
+        let mut ds = DeliveryStream::new("loads", spec);
+        ds.metadata.namespace = Some("default".into());
+        let w = delivery_workload(&ds, &BTreeMap::new(), &Settings::test());
+        let d = deployment(&ds, &w, &Settings::test());
+        assert_eq!(
+            secret_env(&d),
+            [(
+                "TRIBUTARY_REDSHIFT_PASSWORD".to_string(),
+                "pg-password".to_string(),
+                "password".to_string()
+            )]
+        );
+        assert!(w.manifest.contains("passwordSecretRef"));
+        assert_eq!(
+            delivery_secrets(&ds.spec),
+            [("pg-password".to_string(), "password")]
+        );
+
+        let spec = serde_json::from_value(serde_json::json!({
+            "httpEndpointDestinationConfiguration": {
+                "endpointConfiguration": {
+                    "url": "https://collector.example.com/firehose",
+                    "accessKeySecretRef": {"name": "collector-key"},
+                },
+                "s3Configuration": {"bucketARN": "arn:aws:s3:::failed"},
+            },
+        }))
+        .unwrap();
+        let mut ds = DeliveryStream::new("hook", spec);
+        ds.metadata.namespace = Some("default".into());
+        let w = delivery_workload(&ds, &BTreeMap::new(), &Settings::test());
+        let d = deployment(&ds, &w, &Settings::test());
+        assert_eq!(
+            secret_env(&d),
+            [(
+                "TRIBUTARY_HTTP_ACCESS_KEY".to_string(),
+                "collector-key".to_string(),
+                "accessKey".to_string()
+            )]
+        );
+        assert!(!w.manifest.contains("accessKey:"));
+    }
+
+    #[test]
+    fn the_glue_catalog_configmap_is_mounted_as_the_catalog_directory() {
+        let mut ds = delivery_stream("parquet", "orders");
+        ds.spec
+            .extended_s3_destination_configuration
+            .as_mut()
+            .unwrap()
+            .data_format_conversion_configuration = Some(
+            serde_json::from_value(serde_json::json!({
+                "schemaConfiguration": {
+                    "databaseName": "sales",
+                    "tableName": "orders",
+                    "glueCatalogConfigMapRef": {"name": "glue-tables"},
+                },
+                "inputFormatConfiguration": {"deserializer": {"openXJsonSerDe": {}}},
+                "outputFormatConfiguration": {"serializer": {"parquetSerDe": {"compression": "SNAPPY"}}},
+            }))
+            .unwrap(),
+        );
+        let w = delivery_workload(&ds, &endpoints(), &Settings::test());
+        let d = deployment(&ds, &w, &Settings::test());
+        assert_snapshot("delivery-deployment-glue", &d);
+        let pod = d.spec.template.spec.unwrap();
+        let args = pod.containers[0].args.clone().unwrap();
+        let i = args.iter().position(|a| a == "--glue-catalog").unwrap();
+        assert_eq!(args[i + 1], GLUE_CATALOG_DIR);
+        let vol = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "glue-catalog")
+            .unwrap();
+        let cm = vol.config_map.unwrap();
+        assert_eq!(cm.name, "glue-tables");
+        let items = cm.items.unwrap();
+        assert_eq!(
+            (items[0].key.as_str(), items[0].path.as_str()),
+            ("sales.orders.json", "sales/orders.json")
+        );
     }
 
     #[test]
