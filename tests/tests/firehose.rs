@@ -2048,3 +2048,65 @@ async fn control_plane_calls_beyond_five_per_second_are_throttled() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     c.list_delivery_streams().send().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_manifest_http_endpoint_takes_its_access_key_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    tokio::spawn(endpoint(listener, seen.clone()));
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("hook.yaml"),
+        format!(
+            "apiVersion: tributary.dev/v1alpha1
+kind: DeliveryStream
+metadata: {{name: hook}}
+spec:
+  httpEndpointDestinationConfiguration:
+    endpointConfiguration:
+      url: {url}
+      accessKeySecretRef: {{name: hook-key}}
+    bufferingHints: {{sizeInMBs: 1, intervalInSeconds: 1}}
+    s3Configuration: {{bucketARN: 'arn:aws:s3:::failed'}}
+"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--no-limits",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ];
+    // The manifest promises the key in the environment; without it the server refuses to start.
+    let err = Server::start(&args).await.err().expect("refused");
+    assert!(err.to_string().contains("exited"), "{err}");
+
+    let server = Server::start_with_env(&args, &[("TRIBUTARY_HTTP_ACCESS_KEY", "from-a-secret")])
+        .await
+        .unwrap();
+    let c = client(&server.api);
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("hook")
+        .send()
+        .await
+        .unwrap();
+    let described = format!("{d:?}");
+    assert!(!described.contains("from-a-secret"), "{described}");
+    put_batch(&c, "hook", &["one".to_string()]).await;
+    wait_for("HTTP delivery", Duration::from_secs(20), || {
+        (!seen.lock().unwrap().requests.is_empty()).then_some(())
+    })
+    .await;
+    let s = seen.lock().unwrap();
+    assert_eq!(
+        s.requests[0].0["x-amz-firehose-access-key"],
+        "from-a-secret"
+    );
+}

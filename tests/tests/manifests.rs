@@ -94,3 +94,179 @@ async fn an_invalid_manifest_stops_the_server_with_a_message() {
         .expect("the server refuses to start");
     assert!(err.to_string().contains("exited"), "{err}");
 }
+
+fn firehose(endpoint: &str) -> aws_sdk_firehose::Client {
+    aws_sdk_firehose::Client::from_conf(
+        tributary_tests::local_config!(aws_sdk_firehose, endpoint).build(),
+    )
+}
+
+fn delivery_manifest(prefix: &str, team: &str) -> String {
+    format!(
+        r#"apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {{name: orders}}
+spec: {{shardCount: 1}}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: DeliveryStream
+metadata: {{name: archive}}
+spec:
+  deliveryStreamType: KinesisStreamAsSource
+  kinesisStreamSourceConfiguration:
+    streamRef: {{name: orders}}
+  extendedS3DestinationConfiguration:
+    bucketARN: arn:aws:s3:::archive
+    prefix: {prefix}
+    bufferingHints: {{sizeInMBs: 1, intervalInSeconds: 60}}
+  tags: {{team: {team}}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_changed_delivery_stream_manifest_is_applied_like_update_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let file = manifests.join("archive.yaml");
+    std::fs::write(&file, delivery_manifest("raw/", "data")).unwrap();
+    let data = dir.path().join("data");
+    let s3 = format!("file://{}", dir.path().join("s3").display());
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--s3-endpoint",
+        &s3,
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&args).await.unwrap();
+    let describe = |endpoint: String| async move {
+        firehose(&endpoint)
+            .describe_delivery_stream()
+            .delivery_stream_name("archive")
+            .send()
+            .await
+            .unwrap()
+            .delivery_stream_description
+            .unwrap()
+    };
+    let prefix = |d: &aws_sdk_firehose::types::DeliveryStreamDescription| {
+        d.destinations()[0]
+            .extended_s3_destination_description()
+            .unwrap()
+            .prefix()
+            .map(str::to_string)
+    };
+    let d = describe(server.api.clone()).await;
+    assert_eq!(d.version_id(), "1");
+    assert_eq!(prefix(&d).as_deref(), Some("raw/"));
+
+    // The same manifest again: nothing changes, the version stays.
+    server.restart().await.unwrap();
+    let d = describe(server.api.clone()).await;
+    assert_eq!(d.version_id(), "1");
+
+    // A new prefix and a new tag: applied on start, the version advances once.
+    std::fs::write(&file, delivery_manifest("v2/", "platform")).unwrap();
+    server.restart().await.unwrap();
+    let d = describe(server.api.clone()).await;
+    assert_eq!(d.version_id(), "2");
+    assert_eq!(prefix(&d).as_deref(), Some("v2/"));
+    let buffering = d.destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap()
+        .buffering_hints()
+        .unwrap();
+    assert_eq!(buffering.interval_in_seconds(), Some(60));
+    let tags = firehose(&server.api)
+        .list_tags_for_delivery_stream()
+        .delivery_stream_name("archive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags()[0].key(), "team");
+    assert_eq!(tags.tags()[0].value(), Some("platform"));
+    server.restart().await.unwrap();
+    assert_eq!(describe(server.api.clone()).await.version_id(), "2");
+}
+
+fn app_manifest(code: &str) -> String {
+    format!(
+        r#"apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {{name: ticks}}
+spec: {{shardCount: 1}}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: Stream
+metadata: {{name: ticks-out}}
+spec: {{shardCount: 1}}
+---
+apiVersion: tributary.dev/v1alpha1
+kind: AnalyticsApp
+metadata: {{name: prices}}
+spec:
+  applicationCode: "{code}"
+  inputs:
+  - namePrefix: SOURCE_SQL_STREAM
+    kinesisStreamsInput: {{resourceRef: {{name: ticks}}}}
+    inputSchema:
+      recordFormat:
+        recordFormatType: JSON
+        mappingParameters: {{jsonMappingParameters: {{recordRowPath: "$"}}}}
+      recordColumns:
+      - {{name: TICKER, mapping: "$.ticker", sqlType: VARCHAR(4)}}
+      - {{name: PRICE, mapping: "$.price", sqlType: DOUBLE}}
+  outputs:
+  - name: DESTINATION_SQL_STREAM
+    kinesisStreamsOutput: {{resourceRef: {{name: ticks-out}}}}
+    destinationSchema: {{recordFormatType: JSON}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_changed_analytics_app_code_is_applied_like_update_application() {
+    let v1 = "CREATE OR REPLACE STREAM \\\"DESTINATION_SQL_STREAM\\\" (TICKER VARCHAR(4), PRICE DOUBLE); CREATE OR REPLACE PUMP \\\"P\\\" AS INSERT INTO \\\"DESTINATION_SQL_STREAM\\\" SELECT STREAM TICKER, PRICE FROM \\\"SOURCE_SQL_STREAM_001\\\";";
+    let v2 = "CREATE OR REPLACE STREAM \\\"DESTINATION_SQL_STREAM\\\" (TICKER VARCHAR(4), PRICE DOUBLE); CREATE OR REPLACE PUMP \\\"P\\\" AS INSERT INTO \\\"DESTINATION_SQL_STREAM\\\" SELECT STREAM TICKER, PRICE FROM \\\"SOURCE_SQL_STREAM_001\\\" WHERE PRICE > 10;";
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let file = manifests.join("app.yaml");
+    std::fs::write(&file, app_manifest(v1)).unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&args).await.unwrap();
+    let describe = |endpoint: String| async move {
+        let c = aws_sdk_kinesisanalytics::Client::from_conf(
+            tributary_tests::local_config!(aws_sdk_kinesisanalytics, &endpoint).build(),
+        );
+        c.describe_application()
+            .application_name("prices")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap()
+    };
+    let d = describe(server.api.clone()).await;
+    assert_eq!(d.application_version_id(), 1);
+    assert!(!d.application_code().unwrap().contains("WHERE"));
+
+    server.restart().await.unwrap();
+    assert_eq!(describe(server.api.clone()).await.application_version_id(), 1);
+
+    std::fs::write(&file, app_manifest(v2)).unwrap();
+    server.restart().await.unwrap();
+    let d = describe(server.api.clone()).await;
+    assert_eq!(d.application_version_id(), 2);
+    assert!(d.application_code().unwrap().contains("WHERE PRICE > 10"));
+    assert_eq!(d.application_status().as_str(), "RUNNING");
+}
