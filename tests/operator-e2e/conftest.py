@@ -41,6 +41,9 @@ WORKLOAD_SERVICES = [
     "wl-landing-firehose",
     "wl-tickers-analytics",
     "wl-bad-sql-analytics",
+    "wl-named",
+    "wl-named-archive-firehose",
+    "wl-loads-firehose",
 ]
 
 

@@ -7,6 +7,7 @@ own Streams (`wl-*`), whose Service addresses conftest reserves before the opera
 """
 
 import base64
+import copy
 import json
 import subprocess
 import sys
@@ -176,6 +177,127 @@ def test_records_written_to_the_stream_arrive_at_the_destination(kube, cluster, 
     got = kube.wait("the records in the bucket", delivered, timeout=60)
     assert len(got) == 20
     assert all(str(p.relative_to(bucket)).startswith("orders/") for p in bucket.rglob("*") if p.is_file())
+
+
+def bucket_lines(bucket, prefix):
+    files = sorted(p for p in bucket.rglob("*") if p.is_file() and str(p.relative_to(bucket)).startswith(prefix)) if bucket.exists() else []
+    return [line for p in files for line in p.read_text().splitlines() if line]
+
+
+def test_a_spec_change_is_applied_to_the_running_delivery_stream(kube, cluster, kinesis_for, remote_streams):
+    """Changing the destination of an existing DeliveryStream restarts its pod, which applies the
+    change as UpdateDestination would: the version id advances and new records use it."""
+    changed = copy.deepcopy(DELIVERY)
+    changed["spec"]["extendedS3DestinationConfiguration"]["prefix"] = "orders-v2/"
+    kube.apply(changed)
+
+    def updated():
+        obj = ready(kube, "DeliveryStream", "wl-archive", "Active")
+        return obj if obj and obj["status"].get("versionId") == "2" else None
+
+    kube.wait("versionId 2", updated, timeout=60)
+    src = kube.get(V1A1, "Stream", "wl-orders")
+    kinesis = kinesis_for(src["status"]["endpoint"])
+    sent = [f"late-order-{i}" for i in range(5)]
+    for i, data in enumerate(sent):
+        kinesis.put_record(StreamName="wl-orders", Data=data.encode() + b"\n", PartitionKey=str(i))
+    bucket = cluster.kubelet.root / "claims" / NAMESPACE / "wl-archive-firehose-data" / "data" / "s3" / "archive"
+    kube.wait("the new records under the new prefix",
+              lambda: sorted(bucket_lines(bucket, "orders-v2/")) == sorted(sent) or None, timeout=60)
+
+
+def test_a_stream_whose_stream_name_differs_is_referenced_by_its_resource_name(kube, cluster, kinesis_for, remote_streams):
+    named = stream("wl-named")
+    named["spec"]["streamName"] = "wl-named-stream"
+    kube.apply(named)
+    src = kube.wait("Stream wl-named Ready", lambda: ready(kube, "Stream", "wl-named", "Active"), timeout=60)
+    kube.apply({
+        "apiVersion": V1A1,
+        "kind": "DeliveryStream",
+        "metadata": {"name": "wl-named-archive", "namespace": NAMESPACE},
+        "spec": {
+            "deliveryStreamType": "KinesisStreamAsSource",
+            "kinesisStreamSourceConfiguration": {"streamRef": {"name": "wl-named"}},
+            "extendedS3DestinationConfiguration": {
+                "bucketARN": "arn:aws:s3:::named",
+                "bufferingHints": {"sizeInMBs": 1, "intervalInSeconds": 1},
+            },
+        },
+    })
+    kube.wait("DeliveryStream Ready", lambda: ready(kube, "DeliveryStream", "wl-named-archive", "Active"), timeout=60)
+    args = container(deployment(kube, "wl-named-archive-firehose"))["args"]
+    assert args[args.index("--stream-endpoint") + 1] == "wl-named-stream=http://wl-named.default.svc:4567"
+    text = kube.get("v1", "ConfigMap", "wl-named-archive-firehose-config")["data"]["delivery-stream.yaml"]
+    assert "name: wl-named-stream" in text
+    kinesis = kinesis_for(src["status"]["endpoint"])
+    sent = [f"named-{i}" for i in range(5)]
+    for i, data in enumerate(sent):
+        kinesis.put_record(StreamName="wl-named-stream", Data=data.encode() + b"\n", PartitionKey=str(i))
+    bucket = cluster.kubelet.root / "claims" / NAMESPACE / "wl-named-archive-firehose-data" / "data" / "s3" / "named"
+    kube.wait("the records in the bucket", lambda: sorted(bucket_lines(bucket, "")) == sorted(sent) or None, timeout=60)
+    kube.delete(V1A1, "DeliveryStream", "wl-named-archive")
+    kube.wait("the DeliveryStream gone", lambda: kube.get(V1A1, "DeliveryStream", "wl-named-archive") is None, timeout=60)
+    kube.delete(V1A1, "Stream", "wl-named")
+    kube.wait("the Stream gone", lambda: kube.get(V1A1, "Stream", "wl-named") is None, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    sys.path.insert(0, str(REPO / "tests" / "python"))
+    import postgres as pg_mod
+    try:
+        pg_mod.pg_bin("initdb")
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    pg = pg_mod.Postgres()
+    yield pg
+    pg.stop()
+
+
+def test_a_redshift_destination_loads_postgresql_with_the_password_from_a_secret(kube, cluster, postgres):
+    """A Redshift (PostgreSQL) destination: the password reaches the pod through secretKeyRef,
+    never the ConfigMap; DirectPut records are staged on the claim and copied into the table."""
+    from postgres import PASSWORD, USER
+    postgres.psql("CREATE TABLE wl_loads (id integer, name text)")
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wl-pg", "namespace": NAMESPACE},
+              "stringData": {"password": PASSWORD}}
+    kube.request("POST", kube.path("v1", "Secret"), secret)
+    kube.apply({
+        "apiVersion": V1A1,
+        "kind": "DeliveryStream",
+        "metadata": {"name": "wl-loads", "namespace": NAMESPACE},
+        "spec": {
+            "deliveryStreamType": "DirectPut",
+            "redshiftDestinationConfiguration": {
+                "clusterJDBCURL": postgres.jdbc_url,
+                "copyCommand": {"dataTableName": "wl_loads", "dataTableColumns": "id,name", "copyOptions": "JSON 'auto'"},
+                "username": USER,
+                "passwordSecretRef": {"name": "wl-pg"},
+                "s3Configuration": {"bucketARN": "arn:aws:s3:::staging",
+                                    "bufferingHints": {"sizeInMBs": 1, "intervalInSeconds": 1}},
+            },
+        },
+    })
+    ds = kube.wait("DeliveryStream Ready", lambda: ready(kube, "DeliveryStream", "wl-loads", "Active"), timeout=60)
+    c = container(deployment(kube, "wl-loads-firehose"))
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert refs["TRIBUTARY_REDSHIFT_PASSWORD"] == {"name": "wl-pg", "key": "password", "optional": False}
+    text = kube.get("v1", "ConfigMap", "wl-loads-firehose-config")["data"]["delivery-stream.yaml"]
+    assert "wl-pg" in text and PASSWORD not in text
+    firehose = boto3.client(
+        "firehose", endpoint_url=cluster.network.resolve(ds["status"]["endpoint"]), region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=botocore.config.Config(retries={"max_attempts": 2}),
+    )
+    described = firehose.describe_delivery_stream(DeliveryStreamName="wl-loads")["DeliveryStreamDescription"]
+    assert PASSWORD not in json.dumps(described, default=str)
+    rows = [{"id": i, "name": f"row-{i}"} for i in range(10)]
+    out = firehose.put_record_batch(DeliveryStreamName="wl-loads", Records=[{"Data": json.dumps(r).encode()} for r in rows])
+    assert out["FailedPutCount"] == 0
+    kube.wait("the rows in PostgreSQL", lambda: postgres.query("SELECT count(*) FROM wl_loads")[0][0] == "10" or None, timeout=60)
+    assert postgres.query("SELECT name FROM wl_loads WHERE id = 3") == [["row-3"]]
+    kube.delete(V1A1, "DeliveryStream", "wl-loads")
+    kube.wait("the DeliveryStream gone", lambda: kube.get(V1A1, "DeliveryStream", "wl-loads") is None, timeout=60)
 
 
 @pytest.fixture(scope="module")
