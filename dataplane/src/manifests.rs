@@ -514,3 +514,69 @@ async fn apply_stream(
     tracing::info!(stream = %name, "Created stream from manifest.");
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cr_members_become_firehose_members_and_map_keys_keep_their_case() {
+        let v = pascal(json!({
+            "bucketARN": "arn:aws:s3:::b",
+            "dataFormatConversionConfiguration": {"inputFormatConfiguration": {"deserializer": {
+                "openXJsonSerDe": {"columnToJsonKeyMappings": {"ticker": "Symbol"}}}}},
+        }));
+        assert_eq!(
+            v,
+            json!({
+                "BucketARN": "arn:aws:s3:::b",
+                "DataFormatConversionConfiguration": {"InputFormatConfiguration": {"Deserializer": {
+                    "OpenXJsonSerDe": {"ColumnToJsonKeyMappings": {"ticker": "Symbol"}}}}},
+            })
+        );
+    }
+
+    #[test]
+    fn secret_references_become_values_and_the_glue_reference_is_dropped() {
+        let mut v = json!({
+            "DataFormatConversionConfiguration": {"SchemaConfiguration": {
+                "DatabaseName": "d", "TableName": "t", "GlueCatalogConfigMapRef": {"Name": "glue"}}},
+        });
+        resolve_secrets(&mut v).unwrap();
+        assert_eq!(
+            v,
+            json!({"DataFormatConversionConfiguration": {"SchemaConfiguration": {
+                "DatabaseName": "d", "TableName": "t"}}})
+        );
+        // The variable names are the documented interface with the operator.
+        assert_eq!(REDSHIFT_PASSWORD_ENV, "TRIBUTARY_REDSHIFT_PASSWORD");
+        assert_eq!(HTTP_ACCESS_KEY_ENV, "TRIBUTARY_HTTP_ACCESS_KEY");
+        let err =
+            secret_from_env("TRIBUTARY_TEST_UNSET_VARIABLE", "passwordSecretRef").unwrap_err();
+        assert_eq!(
+            err,
+            "passwordSecretRef is set, so the value must be in the environment variable TRIBUTARY_TEST_UNSET_VARIABLE, which is not set"
+        );
+    }
+
+    #[test]
+    fn merging_a_matching_configuration_changes_nothing() {
+        let current =
+            json!({"Prefix": "a/", "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 60}});
+        let mut merged = current.clone();
+        merge_into(
+            &mut merged,
+            &json!({"BufferingHints": {"IntervalInSeconds": 60}}),
+        );
+        assert_eq!(merged, current);
+        merge_into(
+            &mut merged,
+            &json!({"BufferingHints": {"IntervalInSeconds": 30}}),
+        );
+        assert_eq!(
+            merged["BufferingHints"],
+            json!({"SizeInMBs": 5, "IntervalInSeconds": 30})
+        );
+    }
+}

@@ -261,7 +261,10 @@ async fn a_changed_analytics_app_code_is_applied_like_update_application() {
     assert!(!d.application_code().unwrap().contains("WHERE"));
 
     server.restart().await.unwrap();
-    assert_eq!(describe(server.api.clone()).await.application_version_id(), 1);
+    assert_eq!(
+        describe(server.api.clone()).await.application_version_id(),
+        1
+    );
 
     std::fs::write(&file, app_manifest(v2)).unwrap();
     server.restart().await.unwrap();
@@ -269,4 +272,131 @@ async fn a_changed_analytics_app_code_is_applied_like_update_application() {
     assert_eq!(d.application_version_id(), 2);
     assert!(d.application_code().unwrap().contains("WHERE PRICE > 10"));
     assert_eq!(d.application_status().as_str(), "RUNNING");
+}
+
+#[tokio::test]
+async fn a_manifest_with_format_conversion_writes_parquet_with_the_catalog_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("trades.yaml"),
+        r#"apiVersion: tributary.dev/v1alpha1
+kind: DeliveryStream
+metadata: {name: trades}
+spec:
+  extendedS3DestinationConfiguration:
+    bucketARN: arn:aws:s3:::lake
+    prefix: trades/
+    bufferingHints: {sizeInMBs: 64, intervalInSeconds: 1}
+    dataFormatConversionConfiguration:
+      schemaConfiguration:
+        databaseName: markets
+        tableName: trades
+        glueCatalogConfigMapRef: {name: glue-tables}
+      inputFormatConfiguration:
+        deserializer:
+          openXJsonSerDe:
+            columnToJsonKeyMappings: {ticker: Symbol}
+      outputFormatConfiguration:
+        serializer:
+          parquetSerDe: {compression: SNAPPY}
+"#,
+    )
+    .unwrap();
+    // The layout the operator mounts from the ConfigMap key `markets.trades.json`.
+    let catalog = dir.path().join("glue");
+    std::fs::create_dir_all(catalog.join("markets")).unwrap();
+    std::fs::write(
+        catalog.join("markets/trades.json"),
+        r#"{"Table": {"Name": "trades", "StorageDescriptor": {"Columns": [
+            {"Name": "ticker", "Type": "string"}, {"Name": "price", "Type": "double"}]}}}"#,
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let s3 = dir.path().join("s3");
+    let s3_url = format!("file://{}", s3.display());
+    let server = Server::start(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--s3-endpoint",
+        &s3_url,
+        "--glue-catalog",
+        catalog.to_str().unwrap(),
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ])
+    .await
+    .unwrap();
+    let c = firehose(&server.api);
+    let d = c
+        .describe_delivery_stream()
+        .delivery_stream_name("trades")
+        .send()
+        .await
+        .unwrap()
+        .delivery_stream_description
+        .unwrap();
+    let conv = d.destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap()
+        .data_format_conversion_configuration()
+        .unwrap();
+    let mappings = conv
+        .input_format_configuration()
+        .unwrap()
+        .deserializer()
+        .unwrap()
+        .open_x_json_ser_de()
+        .unwrap()
+        .column_to_json_key_mappings()
+        .unwrap();
+    assert_eq!(mappings["ticker"], "Symbol", "map keys keep their case");
+    assert_eq!(
+        conv.schema_configuration().unwrap().table_name(),
+        Some("trades")
+    );
+    c.put_record()
+        .delivery_stream_name("trades")
+        .record(
+            aws_sdk_firehose::types::Record::builder()
+                .data(aws_sdk_firehose::primitives::Blob::new(
+                    r#"{"Symbol": "AMZN", "price": 12.5}"#,
+                ))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let root = s3.join("lake");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let object = loop {
+        let found = walk(&root)
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(".parquet"));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no Parquet object");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let bytes = std::fs::read(&object).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+    assert!(object.strip_prefix(&root).unwrap().starts_with("trades"));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -692,9 +692,7 @@ mod tests {
                 "http://orders.default.svc:4567".to_string()
             )])
         );
-        let spec: DeliveryStreamSpec = Manifest::parse_all(&w.manifest).unwrap()[0]
-            .spec()
-            .unwrap();
+        let spec: DeliveryStreamSpec = Manifest::parse_all(&w.manifest).unwrap()[0].spec().unwrap();
         let source = spec.kinesis_stream_source_configuration.unwrap();
         assert_eq!(source.stream_ref.unwrap().name, "orders-v2");
 
@@ -704,9 +702,7 @@ mod tests {
             ("summaries".to_string(), target("sums", "http://s:4567")),
         ]);
         let w = analytics_workload(&app, &streams);
-        let spec: AnalyticsAppSpec = Manifest::parse_all(&w.manifest).unwrap()[0]
-            .spec()
-            .unwrap();
+        let spec: AnalyticsAppSpec = Manifest::parse_all(&w.manifest).unwrap()[0].spec().unwrap();
         let input = spec.inputs[0].kinesis_streams_input.as_ref().unwrap();
         assert_eq!(input.resource_ref.as_ref().unwrap().name, "orders-v2");
         let output = spec.outputs[0].kinesis_streams_output.as_ref().unwrap();
