@@ -44,6 +44,7 @@ WORKLOAD_SERVICES = [
     "wl-named",
     "wl-named-archive-firehose",
     "wl-loads-firehose",
+    "wl-trades-firehose",
 ]
 
 

@@ -300,6 +300,60 @@ def test_a_redshift_destination_loads_postgresql_with_the_password_from_a_secret
     kube.wait("the DeliveryStream gone", lambda: kube.get(V1A1, "DeliveryStream", "wl-loads") is None, timeout=60)
 
 
+def test_parquet_conversion_reads_its_glue_table_from_a_configmap(kube, cluster):
+    """Record format conversion: the Glue table is a ConfigMap key, mounted as the pod's
+    --glue-catalog; JSON records put with boto3 land as Parquet objects."""
+    table = {"Table": {"Name": "trades", "StorageDescriptor": {"Columns": [
+        {"Name": "ticker", "Type": "string"}, {"Name": "price", "Type": "double"}]}}}
+    kube.request("POST", kube.path("v1", "ConfigMap"), {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "wl-glue", "namespace": NAMESPACE},
+        "data": {"markets.trades.json": json.dumps(table)}})
+    kube.apply({
+        "apiVersion": V1A1,
+        "kind": "DeliveryStream",
+        "metadata": {"name": "wl-trades", "namespace": NAMESPACE},
+        "spec": {
+            "extendedS3DestinationConfiguration": {
+                "bucketARN": "arn:aws:s3:::lake",
+                "prefix": "trades/",
+                "bufferingHints": {"sizeInMBs": 64, "intervalInSeconds": 1},
+                "dataFormatConversionConfiguration": {
+                    "schemaConfiguration": {"databaseName": "markets", "tableName": "trades",
+                                            "glueCatalogConfigMapRef": {"name": "wl-glue"}},
+                    "inputFormatConfiguration": {"deserializer": {"openXJsonSerDe": {}}},
+                    "outputFormatConfiguration": {"serializer": {"parquetSerDe": {"compression": "GZIP"}}},
+                },
+            },
+        },
+    })
+    ds = kube.wait("DeliveryStream Ready", lambda: ready(kube, "DeliveryStream", "wl-trades", "Active"), timeout=60)
+    spec = deployment(kube, "wl-trades-firehose")["spec"]["template"]["spec"]
+    args = spec["containers"][0]["args"]
+    assert args[args.index("--glue-catalog") + 1] == "/etc/tributary/glue-catalog"
+    vol = next(v for v in spec["volumes"] if v["name"] == "glue-catalog")
+    assert vol["configMap"]["items"] == [{"key": "markets.trades.json", "path": "markets/trades.json"}]
+    firehose = boto3.client(
+        "firehose", endpoint_url=cluster.network.resolve(ds["status"]["endpoint"]), region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=botocore.config.Config(retries={"max_attempts": 2}),
+    )
+    out = firehose.put_record_batch(DeliveryStreamName="wl-trades", Records=[
+        {"Data": json.dumps({"ticker": t, "price": p}).encode()} for t, p in [("AMZN", 12.5), ("MSFT", 30.0)]])
+    assert out["FailedPutCount"] == 0
+    bucket = cluster.kubelet.root / "claims" / NAMESPACE / "wl-trades-firehose-data" / "data" / "s3" / "lake"
+
+    def parquet():
+        files = [p for p in bucket.rglob("*.parquet")] if bucket.exists() else []
+        return files or None
+
+    files = kube.wait("a Parquet object", parquet, timeout=60)
+    body = files[0].read_bytes()
+    assert body[:4] == b"PAR1" and body[-4:] == b"PAR1"
+    assert str(files[0].relative_to(bucket)).startswith("trades/")
+    kube.delete(V1A1, "DeliveryStream", "wl-trades")
+    kube.wait("the DeliveryStream gone", lambda: kube.get(V1A1, "DeliveryStream", "wl-trades") is None, timeout=60)
+
+
 @pytest.fixture(scope="module")
 def garage(workdir):
     """A Garage S3 server whose region is the data plane's default S3 region (us-east-1)."""
