@@ -406,6 +406,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_redshift_destination_waits_for_its_password_secret_then_runs_with_it() {
+        const PG_PATH: &str = "/api/v1/namespaces/default/secrets/pg-password";
+        let (ep, dp) = fake::start().await;
+        dp.lock()
+            .unwrap()
+            .delivery_streams
+            .insert("loads".into(), "ACTIVE".into());
+        let spec = serde_json::from_value(json!({
+            "redshiftDestinationConfiguration": {
+                "clusterJDBCURL": "jdbc:postgresql://pg.db.svc:5432/analytics",
+                "copyCommand": {"dataTableName": "events"},
+                "username": "loader",
+                "passwordSecretRef": {"name": "pg-password"},
+                "s3Configuration": {"bucketARN": "arn:aws:s3:::staging"},
+            },
+        }))
+        .unwrap();
+        let mut ds = DeliveryStream::new("loads", spec);
+        ds.metadata.namespace = Some("default".into());
+        ds.metadata.generation = Some(1);
+        ds.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        let path = "/apis/tributary.dev/v1alpha1/namespaces/default/deliverystreams/loads";
+        let obj = serde_json::to_value(&ds).unwrap();
+        let (client, server) = ApiServer::start(echo(vec![(path.into(), obj.clone())]));
+        reconcile(Arc::new(ds.clone()), context(client, &ep))
+            .await
+            .unwrap();
+        let status = server
+            .requests()
+            .iter()
+            .find(|r| r.uri.starts_with(&format!("{path}/status")))
+            .unwrap()
+            .body["status"]
+            .clone();
+        let (st, reason, message) = cond(&status, "Stalled");
+        assert_eq!((st.as_str(), reason.as_str()), ("True", "SecretNotFound"));
+        assert_eq!(
+            message,
+            "Secret pg-password does not exist (it must hold the key password)"
+        );
+
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "pg-password", "namespace": "default"},
+            "data": {"password": "eA=="}});
+        let (client, server) =
+            ApiServer::start(echo(vec![(path.into(), obj), (PG_PATH.into(), secret)]));
+        reconcile(Arc::new(ds), context(client, &ep)).await.unwrap();
+        let seen = server.requests();
+        let dep = seen
+            .iter()
+            .find(|r| r.uri.contains("/deployments/loads-firehose"))
+            .expect("the Deployment is applied");
+        let env = &dep.body["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert!(env
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "TRIBUTARY_REDSHIFT_PASSWORD"
+                && e["valueFrom"]["secretKeyRef"]
+                    == json!({"name": "pg-password", "key": "password", "optional": false})));
+        let status = seen
+            .iter()
+            .find(|r| r.uri.starts_with(&format!("{path}/status")))
+            .unwrap()
+            .body["status"]
+            .clone();
+        assert_eq!(cond(&status, "Ready").1, "Active");
+    }
+
+    #[tokio::test]
     async fn deleting_a_delivery_stream_deletes_it_in_its_pod_and_releases_the_finalizer() {
         let (ep, dp) = fake::start().await;
         dp.lock()
