@@ -903,7 +903,8 @@ async fn windows_across_restart(restart: bool) -> (Vec<Value>, Vec<Value>) {
         .as_millis() as i64;
     let offset = 60_000 - now % 60_000 + 500;
     advance_clock(&e.server, offset).await;
-    let rows = "analytics_input_rows_total{application=\"windows\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    let rows =
+        "analytics_input_rows_total{application=\"windows\",stream=\"SOURCE_SQL_STREAM_001\"}";
     put_json(
         &e.k,
         "in",

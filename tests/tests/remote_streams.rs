@@ -501,10 +501,21 @@ async fn discover_samples_a_remote_stream_and_a_restarted_sliding_window_replays
     let columns: Vec<(String, String)> = schema
         .record_columns()
         .iter()
-        .map(|c| (c.mapping().unwrap_or_default().to_string(), c.sql_type().to_string()))
+        .map(|c| {
+            (
+                c.mapping().unwrap_or_default().to_string(),
+                c.sql_type().to_string(),
+            )
+        })
         .collect();
-    assert!(columns.contains(&("$.id".into(), "INTEGER".into())), "{columns:?}");
-    assert!(columns.contains(&("$.n".into(), "INTEGER".into())), "{columns:?}");
+    assert!(
+        columns.contains(&("$.id".into(), "INTEGER".into())),
+        "{columns:?}"
+    );
+    assert!(
+        columns.contains(&("$.n".into(), "INTEGER".into())),
+        "{columns:?}"
+    );
 
     // A sliding count per key over the remote stream, written to B's own stream `counts`.
     let kb = kinesis_client(&env.b.api);
@@ -529,10 +540,7 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "COUNTS"
             .unwrap()
     };
     let mut schema = schema;
-    schema.record_columns = vec![
-        col("K", "$.key", "VARCHAR(8)"),
-        col("N", "$.n", "INTEGER"),
-    ];
+    schema.record_columns = vec![col("K", "$.key", "VARCHAR(8)"), col("N", "$.n", "INTEGER")];
     kda.create_application()
         .application_name("sliding")
         .application_code(code)
@@ -596,7 +604,11 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "COUNTS"
     put_orders(&env.kinesis, 20..24, 2).await;
     let rows = wait_counts(&kb, 24).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(read_stream(&kb, "counts").await.len(), 24, "no row written twice");
+    assert_eq!(
+        read_stream(&kb, "counts").await.len(),
+        24,
+        "no row written twice"
+    );
     // The counts after the restart include the ten rows per key read before it.
     let mut after: Vec<(String, i64, i64)> = rows[20..]
         .iter()

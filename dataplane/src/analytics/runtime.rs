@@ -195,7 +195,11 @@ impl Runner {
         if let Some(delivery) = &compiled.delivery {
             for ds in delivery.list() {
                 let name = ds.meta().name;
-                if !compiled.inputs.iter().any(|i| i.firehose && i.stream == name) {
+                if !compiled
+                    .inputs
+                    .iter()
+                    .any(|i| i.firehose && i.stream == name)
+                {
                     ds.release(&app);
                 }
             }
@@ -543,8 +547,7 @@ impl Runner {
             return false;
         };
         let Ok(Ok(batch)) =
-            tokio::task::spawn_blocking(move || log.read(offset, BATCH_RECORDS, BATCH_BYTES))
-                .await
+            tokio::task::spawn_blocking(move || log.read(offset, BATCH_RECORDS, BATCH_BYTES)).await
         else {
             return false;
         };
@@ -921,9 +924,9 @@ impl Runner {
                 continue;
             };
             let replay_from = match (&ds.buffer, cp.clock_ms) {
-                (Some(log), Some(clock)) if horizon > 0 => log
-                    .offset_for_timestamp(clock - horizon)
-                    .unwrap_or(offset),
+                (Some(log), Some(clock)) if horizon > 0 => {
+                    log.offset_for_timestamp(clock - horizon).unwrap_or(offset)
+                }
                 _ => offset,
             };
             ds.hold(&self.app, offset.min(replay_from));

@@ -143,21 +143,23 @@ pub async fn discover(
         Some("NOW") | Some("LAST_STOPPED_POINT")
     );
     if let Some(remote) = stream_name_of(&arn).and_then(|n| a.engine.streams.remote.get(n)) {
-        let raw = sample_remote(&remote, newest).await.map_err(|e| match e.code() {
-            Some("ResourceNotFoundException") => AwsError::new(
-                errors::RESOURCE_NOT_FOUND,
-                format!("Stream {arn} is not found."),
-            ),
-            _ => AwsError::new(
-                errors::SERVICE_UNAVAILABLE,
-                format!(
-                    "Could not sample stream {} at {}: {e}",
-                    remote.name,
-                    remote.client.endpoint()
+        let raw = sample_remote(&remote, newest)
+            .await
+            .map_err(|e| match e.code() {
+                Some("ResourceNotFoundException") => AwsError::new(
+                    errors::RESOURCE_NOT_FOUND,
+                    format!("Stream {arn} is not found."),
                 ),
-            )
-            .with_status(503),
-        })?;
+                _ => AwsError::new(
+                    errors::SERVICE_UNAVAILABLE,
+                    format!(
+                        "Could not sample stream {} at {}: {e}",
+                        remote.name,
+                        remote.client.endpoint()
+                    ),
+                )
+                .with_status(503),
+            })?;
         return describe(
             raw,
             "No data was found in the stream to discover a schema from.",
