@@ -1911,13 +1911,62 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
         .collect();
     assert_eq!(tickers, ["AMZN", "MSFT", "AAPL"]);
     // The delivery stream still delivers every record to its destination.
-    let mut delivered = String::new();
+    wait_objects(&dir.path().join("s3"), 4).await;
+    // Records put while the application is stopped are delivered, and kept in the buffer for
+    // the application: it reads them when started again from where it stopped.
+    e.a = analytics(&e.server.api);
+    e.a.stop_application()
+        .application_name("from-firehose")
+        .send()
+        .await
+        .unwrap();
+    wait_status(&e.a, "from-firehose", ApplicationStatus::Ready).await;
+    put_firehose(
+        &f,
+        "ticks",
+        &[
+            demo("IBM", "TECHNOLOGY", 1.0, 6.0),
+            demo("BP", "ENERGY", 1.0, 7.0),
+        ],
+    )
+    .await;
+    wait_objects(&dir.path().join("s3"), 6).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    start_app(
+        &e.a,
+        "from-firehose",
+        InputStartingPosition::LastStoppedPoint,
+    )
+    .await;
+    let out = parse_json(&wait_for(&e.k, "tech", 4).await);
+    assert_eq!(out[3]["TICKER_SYMBOL"], "IBM");
+}
+
+async fn wait_status(a: &kda::Client, name: &str, status: ApplicationStatus) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while delivered.matches("TICKER_SYMBOL").count() < 4 {
-        assert!(tokio::time::Instant::now() < deadline, "{delivered}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        delivered.clear();
-        let mut stack = vec![dir.path().join("s3")];
+    loop {
+        let d = a
+            .describe_application()
+            .application_name(name)
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+        if d.application_status == status {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the objects under `root` hold `n` records of the demo schema.
+async fn wait_objects(root: &std::path::Path, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut delivered = String::new();
+        let mut stack = vec![root.to_path_buf()];
         while let Some(d) = stack.pop() {
             for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let p = entry.path();
@@ -1928,5 +1977,10 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
                 }
             }
         }
+        if delivered.matches("TICKER_SYMBOL").count() >= n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{delivered}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
