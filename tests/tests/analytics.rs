@@ -1932,6 +1932,31 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
     .await;
     wait_objects(&dir.path().join("s3"), 6).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // DiscoverInputSchema samples what the delivery stream holds for the application.
+    let found =
+        e.a.discover_input_schema()
+            .resource_arn("arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks")
+            .role_arn(ROLE)
+            .input_starting_position_configuration(
+                InputStartingPositionConfiguration::builder()
+                    .input_starting_position(InputStartingPosition::TrimHorizon)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(found.raw_input_records().len(), 2);
+    assert!(found.raw_input_records()[0].contains("IBM"));
+    let names: Vec<&str> = found
+        .input_schema
+        .as_ref()
+        .unwrap()
+        .record_columns()
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    // serde_json writes the test's keys sorted; discovery keeps document order.
+    assert_eq!(names, ["CHANGE", "PRICE", "SECTOR", "TICKER_SYMBOL"]);
     start_app(
         &e.a,
         "from-firehose",

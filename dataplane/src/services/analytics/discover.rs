@@ -6,7 +6,7 @@ use tributary_sql::format::{self, RecordFormat as EngineFormat};
 use super::checks;
 use super::model::*;
 use super::AnalyticsService;
-use crate::analytics::compile::stream_name_of;
+use crate::analytics::compile::{delivery_stream_name_of, stream_name_of};
 use crate::analytics::errors;
 use crate::analytics::model::*;
 use crate::protocol::AwsError;
@@ -165,6 +165,26 @@ pub async fn discover(
             "No data was found in the stream to discover a schema from.",
         );
     }
+    // A DirectPut delivery stream (a `KinesisFirehoseInput`): its buffer, as one shard.
+    if let Some(name) = delivery_stream_name_of(&arn).filter(|_| arn.contains(":firehose:")) {
+        let log = a
+            .engine
+            .delivery
+            .as_ref()
+            .and_then(|d| d.find(name))
+            .and_then(|ds| ds.buffer.clone())
+            .ok_or_else(|| {
+                AwsError::new(
+                    errors::RESOURCE_NOT_FOUND,
+                    format!("Delivery stream {arn} is not found."),
+                )
+            })?;
+        let raw = sample_logs(vec![log], newest).await?;
+        return describe(
+            raw,
+            "No data was found in the delivery stream to discover a schema from.",
+        );
+    }
     let stream = stream_name_of(&arn)
         .and_then(|n| a.engine.streams.find(n))
         .ok_or_else(|| {
@@ -173,26 +193,35 @@ pub async fn discover(
                 format!("Stream {arn} is not found."),
             )
         })?;
-    let shards = stream.all_shards();
-    let per_shard = SAMPLE.div_ceil(shards.len().max(1));
+    let logs = stream.all_shards().iter().map(|s| s.log.clone()).collect();
+    let raw = sample_logs(logs, newest).await?;
+    describe(
+        raw,
+        "No data was found in the stream to discover a schema from.",
+    )
+}
+
+/// About [`SAMPLE`] records of local logs (shards, or a delivery stream's buffer): the oldest
+/// of each, or with `newest` the newest.
+async fn sample_logs(
+    logs: Vec<crate::storage::ShardLog>,
+    newest: bool,
+) -> Result<Vec<bytes::Bytes>, AwsError> {
+    let per_shard = SAMPLE.div_ceil(logs.len().max(1));
     let mut raw: Vec<bytes::Bytes> = Vec::new();
-    for shard in shards {
+    for log in logs {
         let from = if newest {
-            shard.log.end_offset().saturating_sub(per_shard as u64)
+            log.end_offset().saturating_sub(per_shard as u64)
         } else {
-            shard.log.start_offset()
+            log.start_offset()
         };
-        let log = shard.log.clone();
         let batch = tokio::task::spawn_blocking(move || log.read(from, per_shard, 1024 * 1024))
             .await
             .map_err(|_| AwsError::internal(""))?
             .map_err(crate::streams::storage_error)?;
         raw.extend(batch.records.into_iter().map(|r| r.data));
     }
-    describe(
-        raw,
-        "No data was found in the stream to discover a schema from.",
-    )
+    Ok(raw)
 }
 
 /// Pages read from one remote shard while looking for its newest records.
