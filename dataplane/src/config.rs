@@ -399,15 +399,18 @@ mod tests {
             "orders=http://orders.team-a.svc:4567",
             "--stream-endpoint",
             "totals=http://127.0.0.1:4568/",
+            "--stream-endpoint",
+            "clicks=https://kinesis.example.com",
         ])
         .unwrap();
         cli.serve.validate().unwrap();
         let r = cli.serve.remote_config().unwrap();
         assert_eq!(r.endpoints["orders"], "http://orders.team-a.svc:4567");
         assert_eq!(r.endpoints["totals"], "http://127.0.0.1:4568");
+        assert_eq!(r.endpoints["clicks"], "https://kinesis.example.com");
         for bad in [
             vec!["--stream-endpoint", "orders"],
-            vec!["--stream-endpoint", "orders=https://x:443"],
+            vec!["--stream-endpoint", "orders=ftp://x:21"],
             vec![
                 "--stream-endpoint",
                 "orders=http://a:1",

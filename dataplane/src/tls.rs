@@ -135,3 +135,32 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Tls
     .with_root_certificates(roots)
     .with_no_client_auth())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_file_adds_its_certificates_to_the_system_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = client_roots(None).unwrap().len();
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_string()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["other.example".to_string()]).unwrap();
+        let path = dir.path().join("bundle.pem");
+        std::fs::write(&path, ca.cert.pem() + &other.cert.pem()).unwrap();
+        assert_eq!(client_roots(Some(&path)).unwrap().len(), system + 2);
+        client_config(Some(&path)).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_or_missing_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = client_roots(Some(&empty)).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let missing = dir.path().join("missing.pem");
+        let e = client_roots(Some(&missing)).unwrap_err().to_string();
+        assert!(e.contains("missing.pem"), "{e}");
+    }
+}

@@ -127,7 +127,11 @@ impl HttpClient {
         timeout: Duration,
         max_body: usize,
     ) -> Result<Response, SendError> {
-        let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let call = async {
             let resp = self
                 .inner
@@ -165,28 +169,41 @@ fn describe_error(e: &(dyn std::error::Error + 'static), host: &str) -> SendErro
             text.push_str(": ");
             text.push_str(&part);
         }
-        // tokio-rustls hands rustls' error over inside an io::Error.
-        let rustls_error = s.downcast_ref::<rustls::Error>().or_else(|| {
-            s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(t) = rustls_error {
+        if let Some(t) = find_rustls_error(s) {
             tls_error = Some(t.clone());
         }
         src = s.source();
     }
     let message = match &tls_error {
-        Some(rustls::Error::InvalidCertificate(reason)) => format!(
-            "the TLS certificate of {host} was refused ({reason:?}); if it is issued by a private CA, \
-             give that CA to --ca-file: {text}"
+        Some(t @ rustls::Error::InvalidCertificate(_)) => format!(
+            "the TLS certificate of {host} was refused: {t}; a certificate issued by a private CA \
+             is trusted when that CA is given to --ca-file"
         ),
-        Some(t) => format!("TLS with {host} failed ({t}): {text}"),
+        Some(_) => format!("TLS with {host} failed: {text}"),
         None => text,
     };
     SendError {
         message,
         tls: tls_error.is_some(),
+    }
+}
+
+/// rustls' error in `e`, which tokio-rustls and hyper-rustls hand over inside (nested)
+/// `io::Error`s, whose `source()` skips the wrapped error.
+fn find_rustls_error<'a>(
+    mut e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => e = inner,
+            None => return None,
+        }
     }
 }
 

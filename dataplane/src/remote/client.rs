@@ -42,7 +42,7 @@ pub enum RemoteError {
         message: String,
     },
     /// The TLS connection failed: most often the endpoint's certificate was refused.
-    #[error("TLS with {endpoint} failed: {message}")]
+    #[error("{endpoint}: {message}")]
     Tls { endpoint: String, message: String },
     /// The answer is not a Kinesis API answer.
     #[error("unexpected answer from {endpoint}: {message}")]

@@ -189,7 +189,9 @@ mod tests {
         );
         assert!(parse_endpoint("orders").is_err());
         assert_eq!(
-            parse_endpoint("orders=https://orders.example.com").unwrap().1,
+            parse_endpoint("orders=https://orders.example.com")
+                .unwrap()
+                .1,
             "https://orders.example.com"
         );
         assert!(parse_endpoint("orders=ftp://x:21").is_err());
