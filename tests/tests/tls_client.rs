@@ -458,7 +458,7 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
         .map(|r| String::from_utf8(b64.decode(r["data"].as_str().unwrap()).unwrap()).unwrap())
         .collect();
     assert_eq!(got, records);
-    let (headers, _) = &seen.lock().unwrap()[0];
+    let headers = seen.lock().unwrap()[0].0.clone();
     assert_eq!(headers["x-amz-firehose-access-key"], "sekret-key");
     assert_eq!(headers["x-amz-firehose-protocol-version"], "1.0");
 
