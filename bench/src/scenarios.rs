@@ -519,24 +519,92 @@ async fn write_unique(
     Ok(total)
 }
 
-/// A GetRecords answer, borrowing its strings from the response body: base64 and partition
-/// keys are read in place, so the reader's cost per record stays small next to the server's.
+/// A GetRecords answer for the latency consumer, borrowing the base64 from the response body.
 #[derive(Deserialize)]
 struct GetRecordsReply<'a> {
     #[serde(rename = "Records", borrow)]
     records: Vec<RecordOut<'a>>,
     #[serde(rename = "NextShardIterator")]
     next: Option<String>,
-    #[serde(rename = "MillisBehindLatest")]
+}
+
+/// A GetRecords answer read by scanning rather than parsing, so the reader's cost per record
+/// is a few memchr passes: every record has exactly one `"Data":"…"` member (base64, which
+/// never needs escaping) and one `"PartitionKey":"…"`, and neither key can occur inside a
+/// JSON string. Any misreading shows up in the read-back checksum.
+struct ScannedReply<'a> {
+    /// (base64 data, partition key) of each record, in order.
+    records: Vec<(&'a [u8], std::borrow::Cow<'a, str>)>,
+    next: Option<String>,
     behind: Option<i64>,
+}
+
+impl<'a> ScannedReply<'a> {
+    fn scan(body: &'a [u8]) -> anyhow::Result<ScannedReply<'a>> {
+        use memchr::memmem;
+        let data_key = br#""Data":""#;
+        let pk_key = br#""PartitionKey":"#;
+        let mut records = Vec::new();
+        let mut pks = memmem::find_iter(body, pk_key);
+        for at in memmem::find_iter(body, data_key) {
+            let start = at + data_key.len();
+            let len = memchr::memchr(b'"', &body[start..]).context("unterminated Data")?;
+            let pk_at = pks.next().context("a record without PartitionKey")? + pk_key.len();
+            let pk = string_at(body, pk_at)?.context("PartitionKey is not a string")?;
+            records.push((&body[start..start + len], pk));
+        }
+        let next = match memmem::rfind(body, br#""NextShardIterator":"#) {
+            Some(at) => string_at(body, at + 20)?.map(|s| s.into_owned()),
+            None => None,
+        };
+        let behind = match memmem::rfind(body, br#""MillisBehindLatest":"#) {
+            Some(at) => {
+                let digits: Vec<u8> = body[at + 21..]
+                    .iter()
+                    .skip_while(|b| b.is_ascii_whitespace())
+                    .take_while(|b| b.is_ascii_digit())
+                    .copied()
+                    .collect();
+                std::str::from_utf8(&digits)?.parse().ok()
+            }
+            None => None,
+        };
+        Ok(ScannedReply {
+            records,
+            next,
+            behind,
+        })
+    }
+}
+
+/// The JSON string value starting at `at` (after optional whitespace), borrowed unless it
+/// has escapes; None for `null`.
+fn string_at(body: &[u8], at: usize) -> anyhow::Result<Option<std::borrow::Cow<'_, str>>> {
+    let rest = &body[at.min(body.len())..];
+    let skip = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let rest = &rest[skip..];
+    if rest.starts_with(b"null") {
+        return Ok(None);
+    }
+    if rest.first() != Some(&b'"') {
+        bail!("GetRecords: expected a string");
+    }
+    match memchr::memchr2(b'"', b'\\', &rest[1..]) {
+        Some(end) if rest[1 + end] == b'"' => Ok(Some(std::borrow::Cow::Borrowed(
+            std::str::from_utf8(&rest[1..1 + end])?,
+        ))),
+        _ => {
+            let mut de = serde_json::Deserializer::from_slice(rest);
+            let s = String::deserialize(&mut de).context("GetRecords: unreadable string")?;
+            Ok(Some(std::borrow::Cow::Owned(s)))
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct RecordOut<'a> {
     #[serde(rename = "Data", borrow)]
     data: std::borrow::Cow<'a, str>,
-    #[serde(rename = "PartitionKey", borrow)]
-    partition_key: std::borrow::Cow<'a, str>,
 }
 
 async fn shard_ids(conn: &mut Conn, stream: &str) -> anyhow::Result<Vec<String>> {
@@ -572,12 +640,19 @@ async fn readback(server: &Server, stream: &str, o: &Options) -> anyhow::Result<
     let mut conn = Conn::connect(server.addr).await?;
     let shards = shard_ids(&mut conn, stream).await?;
     let addr = server.addr;
-    let mut m = timed(server, || async move {
+    // One reader thread per shard, as a consumer application (a KCL worker, say) reads its
+    // shards in parallel; the load generator's own runtime stays on one thread.
+    let readers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(shards.len().max(1))
+        .enable_all()
+        .build()?;
+    let handle = readers.handle().clone();
+    let m = timed(server, || async move {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for shard in shards {
             let stream = stream.to_string();
-            tasks.push(tokio::spawn(async move {
+            tasks.push(handle.spawn(async move {
                 let mut conn = Conn::connect(addr).await?;
                 let mut it = iterator(&mut conn, &stream, &shard, "TRIM_HORIZON").await?;
                 let mut sum = Checksum::default();
@@ -591,16 +666,14 @@ async fn readback(server: &Server, stream: &str, o: &Options) -> anyhow::Result<
                     let r = conn.call("GetRecords", Bytes::from(body)).await?;
                     lat.push(t.elapsed().as_micros() as u64);
                     let body = r.ok_body("GetRecords")?;
-                    let reply: GetRecordsReply = serde_json::from_slice(body)
-                        .context("GetRecords: unreadable response")?;
+                    let reply = ScannedReply::scan(body)?;
                     let empty = reply.records.is_empty();
-                    for rec in &reply.records {
-                        let src = rec.data.as_bytes();
+                    for (src, pk) in &reply.records {
                         data.resize(STANDARD.estimated_decoded_length(src.len()), 0);
                         let decoded = STANDARD
                             .decode(src, base64_simd::Out::from_slice(&mut data))
                             .context("GetRecords returned invalid base64")?;
-                        sum.add(workload::record_sum(rec.partition_key.as_bytes(), decoded));
+                        sum.add(workload::record_sum(pk.as_bytes(), decoded));
                     }
                     empties = if empty { empties + 1 } else { 0 };
                     // Caught up: an empty answer at the tip (or a few in a row from a server
@@ -645,7 +718,9 @@ async fn readback(server: &Server, stream: &str, o: &Options) -> anyhow::Result<
             ..Measurement::default()
         })
     })
-    .await?;
+    .await;
+    readers.shutdown_background();
+    let mut m = m?;
     m.note.push_str("; peak RSS includes the write phase");
     Ok(m)
 }
@@ -883,6 +958,21 @@ async fn retention(server: &Server, stream: &str, o: &Options) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scanning_reads_records_keys_and_the_next_iterator() {
+        let body = br#"{"Records":[{"SequenceNumber":"1","Data":"aGk=","PartitionKey":"k\"1"},{"PartitionKey":"k2","Data":"","EncryptionType":"NONE"}],"NextShardIterator":"it/1","MillisBehindLatest": 12}"#;
+        let r = ScannedReply::scan(body).unwrap();
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.records[0].0, b"aGk=");
+        assert_eq!(r.records[0].1, "k\"1");
+        assert_eq!(r.records[1].0, b"");
+        assert_eq!(r.records[1].1, "k2");
+        assert_eq!(r.next.as_deref(), Some("it/1"));
+        assert_eq!(r.behind, Some(12));
+        let closed = ScannedReply::scan(br#"{"Records":[],"NextShardIterator":null}"#).unwrap();
+        assert!(closed.records.is_empty() && closed.next.is_none() && closed.behind.is_none());
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -37,6 +37,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// PEM bundle of CA certificates trusted by outgoing `https://` connections (S3 endpoints,
+    /// HTTP endpoint destinations, transformation endpoints, `--stream-endpoint`), in addition
+    /// to the system's roots: a private CA, or another server's self-signed certificate.
+    #[arg(long, env = "TRIBUTARY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
     /// Directory where stream data and metadata are kept.
     #[arg(long, env = "TRIBUTARY_DATA_DIR", default_value = "./tributary-data")]
     pub data_dir: PathBuf,
@@ -153,8 +159,9 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_TEST_HOOKS", hide = true)]
     pub test_hooks: bool,
 
-    /// Object store of delivery streams' S3 destinations: `http://host:port` of an
-    /// S3-compatible server (path-style requests, SigV4), or `file:///dir` to write objects as
+    /// Object store of delivery streams' S3 destinations: `http://host:port` or
+    /// `https://host:port` of an S3-compatible server (path-style requests, SigV4; see
+    /// `--ca-file` for a private CA), or `file:///dir` to write objects as
     /// files `dir/<bucket>/<key>`. Default: `file://<data-dir>/s3`.
     #[arg(long, env = "TRIBUTARY_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
@@ -178,7 +185,7 @@ pub struct ServeConfig {
 
     /// Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) that runs the
     /// `Lambda` record-transformation processors of delivery streams; a `LambdaArn` that is an
-    /// `http://` URL is called directly instead.
+    /// `http://` or `https://` URL is called directly instead.
     #[arg(long, env = "TRIBUTARY_LAMBDA_ENDPOINT")]
     pub lambda_endpoint: Option<String>,
 
@@ -234,11 +241,11 @@ impl ServeConfig {
             );
         }
         if let Some(e) = &self.s3_endpoint {
-            // TLS to object stores is not built in yet; refusing here beats failing every
-            // delivery later.
-            if !(e.starts_with("http://") || e.starts_with("file://")) {
+            // Refusing a bad scheme here beats failing every delivery later.
+            if !(e.starts_with("http://") || e.starts_with("https://") || e.starts_with("file://"))
+            {
                 return Err(format!(
-                    "--s3-endpoint must start with http:// or file://, got {e:?}"
+                    "--s3-endpoint must start with http://, https:// or file://, got {e:?}"
                 ));
             }
         }
@@ -365,11 +372,12 @@ mod tests {
     }
 
     #[test]
-    fn s3_endpoints_must_be_plain_http_or_a_directory() {
+    fn s3_endpoints_must_be_http_https_or_a_directory() {
         for (endpoint, ok) in [
             ("http://127.0.0.1:3900", true),
             ("file:///var/lib/objects", true),
-            ("https://s3.amazonaws.com", false),
+            ("https://s3.amazonaws.com", true),
+            ("ftp://s3.example.com", false),
             ("s3.example.com", false),
         ] {
             let cli = Cli::try_parse_from(["tributary", "--s3-endpoint", endpoint]).unwrap();
@@ -391,15 +399,18 @@ mod tests {
             "orders=http://orders.team-a.svc:4567",
             "--stream-endpoint",
             "totals=http://127.0.0.1:4568/",
+            "--stream-endpoint",
+            "clicks=https://kinesis.example.com",
         ])
         .unwrap();
         cli.serve.validate().unwrap();
         let r = cli.serve.remote_config().unwrap();
         assert_eq!(r.endpoints["orders"], "http://orders.team-a.svc:4567");
         assert_eq!(r.endpoints["totals"], "http://127.0.0.1:4568");
+        assert_eq!(r.endpoints["clicks"], "https://kinesis.example.com");
         for bad in [
             vec!["--stream-endpoint", "orders"],
-            vec!["--stream-endpoint", "orders=https://x:443"],
+            vec!["--stream-endpoint", "orders=ftp://x:21"],
             vec![
                 "--stream-endpoint",
                 "orders=http://a:1",

@@ -54,6 +54,8 @@ impl App {
 
 /// Builds the engine, applies manifests and starts both listeners.
 pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
+    // Before any outgoing client (S3 store, remote streams) is created.
+    delivery::client::set_trust(tls::client_config(cfg.ca_file.as_deref())?);
     let clock = clock::Clock::default();
     let engine = Streams::open(cfg.streams_config(), clock.clone()).await?;
     engine.remote.probe();

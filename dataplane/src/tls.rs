@@ -1,6 +1,10 @@
 //! TLS for the API port: h2 and HTTP/1.1 negotiated by ALPN. With no certificate configured, a
 //! self-signed one for `localhost` and `127.0.0.1` is generated and written next to the data, so
 //! clients can be pointed at it.
+//!
+//! Also the trust of outgoing `https://` connections (S3 endpoints, HTTP endpoint destinations,
+//! transformation endpoints, remote streams): the system's roots plus the PEM bundle of
+//! `--ca-file`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,4 +90,77 @@ pub fn acceptor(cert: Option<&Path>, key: Option<&Path>, out_dir: &Path) -> Resu
         acceptor: TlsAcceptor::from(Arc::new(config)),
         generated_cert,
     })
+}
+
+/// The roots trusted by outgoing connections: the operating system's store (as rustls-native-certs
+/// finds it: `SSL_CERT_FILE`, `SSL_CERT_DIR`, else the distribution's bundle) plus every
+/// certificate of `ca_file`. Errors of the system store are logged, not fatal (a minimal image
+/// may have none); an unreadable `ca_file`, or one with no certificate, is an error.
+pub fn client_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "Cannot load a system CA certificate.");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if ignored > 0 {
+        tracing::warn!(ignored, "Ignored unparsable system CA certificates.");
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| load_err(path, e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| load_err(path, e))?;
+        if certs.is_empty() {
+            return Err(load_err(path, "no PEM certificate in the file"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| load_err(path, e))?;
+        }
+    } else if added == 0 {
+        tracing::warn!(
+            "No system CA certificates found: https:// endpoints will be refused unless their CA is given with --ca-file."
+        );
+    }
+    Ok(roots)
+}
+
+/// The rustls configuration of outgoing connections, trusting [`client_roots`].
+pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+    let roots = client_roots(ca_file)?;
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_file_adds_its_certificates_to_the_system_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = client_roots(None).unwrap().len();
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_string()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["other.example".to_string()]).unwrap();
+        let path = dir.path().join("bundle.pem");
+        std::fs::write(&path, ca.cert.pem() + &other.cert.pem()).unwrap();
+        assert_eq!(client_roots(Some(&path)).unwrap().len(), system + 2);
+        client_config(Some(&path)).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_or_missing_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = client_roots(Some(&empty)).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let missing = dir.path().join("missing.pem");
+        let e = client_roots(Some(&missing)).unwrap_err().to_string();
+        assert!(e.contains("missing.pem"), "{e}");
+    }
 }

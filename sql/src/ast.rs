@@ -24,6 +24,9 @@ pub enum Statement {
         target: Ident,
         columns: Option<Vec<Ident>>,
         query: Box<Query>,
+        /// The queries after `UNION ALL`: each feeds the target like `query`, so the pump's
+        /// output is the merge of their rows.
+        union_all: Vec<Query>,
         span: Span,
     },
 }

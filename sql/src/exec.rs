@@ -181,75 +181,85 @@ impl Application {
                     target,
                     columns,
                     query,
+                    union_all,
                     span,
                 } => {
-                    let plan = plan_query(&query, &CatalogView(&app.streams, &app.index))?;
-                    let t = *app.index.get(&target.name).ok_or_else(|| {
-                        SqlError::unknown(
-                            target.span,
-                            format!("Object '{}' not found", target.name),
-                        )
-                    })?;
-                    if app.streams[t].kind != StreamKind::Application {
-                        return Err(SqlError::semantic(
-                            target.span,
-                            format!("Stream '{}' cannot be the target of a pump", target.name),
-                        ));
-                    }
-                    let tcols = app.streams[t].columns.clone();
-                    let targets: Vec<usize> = match &columns {
-                        Some(names) => names
-                            .iter()
-                            .map(|n| {
-                                tcols.iter().position(|c| c.name == n.name).ok_or_else(|| {
-                                    SqlError::unknown(
-                                        n.span,
-                                        format!("Unknown target column '{}'", n.name),
-                                    )
-                                })
-                            })
-                            .collect::<Result<_, _>>()?,
-                        None => (0..tcols.len()).collect(),
-                    };
-                    if targets.len() != plan.output.len() {
-                        return Err(SqlError::semantic(
-                            query.span,
-                            format!("Number of INSERT target columns ({}) does not equal number of source items ({})", targets.len(), plan.output.len()),
-                        ));
-                    }
-                    let mut mapping = vec![None; tcols.len()];
-                    for (src, &dst) in targets.iter().enumerate() {
-                        let (from, to) = (&plan.output[src], &tcols[dst]);
-                        if !from.ty.assignable_to(&to.ty) {
-                            return Err(SqlError::typ(
-                                query.span,
-                                format!("Cannot assign to target field '{}' of type {} from source field '{}' of type {}", to.name, to.ty, from.name, from.ty),
+                    // `UNION ALL`: each branch is a pump of the same name into the target.
+                    let mut branches = Vec::new();
+                    for query in std::iter::once(*query).chain(union_all) {
+                        let plan = plan_query(&query, &CatalogView(&app.streams, &app.index))?;
+                        let t = *app.index.get(&target.name).ok_or_else(|| {
+                            SqlError::unknown(
+                                target.span,
+                                format!("Object '{}' not found", target.name),
+                            )
+                        })?;
+                        if app.streams[t].kind != StreamKind::Application {
+                            return Err(SqlError::semantic(
+                                target.span,
+                                format!("Stream '{}' cannot be the target of a pump", target.name),
                             ));
                         }
-                        mapping[dst] = Some(src);
+                        let tcols = app.streams[t].columns.clone();
+                        let targets: Vec<usize> = match &columns {
+                            Some(names) => names
+                                .iter()
+                                .map(|n| {
+                                    tcols.iter().position(|c| c.name == n.name).ok_or_else(|| {
+                                        SqlError::unknown(
+                                            n.span,
+                                            format!("Unknown target column '{}'", n.name),
+                                        )
+                                    })
+                                })
+                                .collect::<Result<_, _>>()?,
+                            None => (0..tcols.len()).collect(),
+                        };
+                        if targets.len() != plan.output.len() {
+                            return Err(SqlError::semantic(
+                                query.span,
+                                format!("Number of INSERT target columns ({}) does not equal number of source items ({})", targets.len(), plan.output.len()),
+                            ));
+                        }
+                        let mut mapping = vec![None; tcols.len()];
+                        for (src, &dst) in targets.iter().enumerate() {
+                            let (from, to) = (&plan.output[src], &tcols[dst]);
+                            if !from.ty.assignable_to(&to.ty) {
+                                return Err(SqlError::typ(
+                                    query.span,
+                                    format!("Cannot assign to target field '{}' of type {} from source field '{}' of type {}", to.name, to.ty, from.name, from.ty),
+                                ));
+                            }
+                            mapping[dst] = Some(src);
+                        }
+                        let mut sources: Vec<usize> =
+                            plan.sources().iter().map(|s| app.index[*s]).collect();
+                        sources.dedup();
+                        if let Some(source) = sources.iter().find(|s| app.reaches(t, **s)) {
+                            return Err(SqlError::semantic(
+                                span,
+                                format!(
+                                    "Pump '{}' would feed its own input stream '{}' in a cycle",
+                                    name.name, app.streams[*source].name
+                                ),
+                            ));
+                        }
+                        branches.push(Pump {
+                            name: name.name.clone(),
+                            plan,
+                            sources,
+                            target: t,
+                            mapping,
+                        });
                     }
-                    let mut sources: Vec<usize> =
-                        plan.sources().iter().map(|s| app.index[*s]).collect();
-                    sources.dedup();
-                    if let Some(source) = sources.iter().find(|s| app.reaches(t, **s)) {
-                        return Err(SqlError::semantic(
-                            span,
-                            format!(
-                                "Pump '{}' would feed its own input stream '{}' in a cycle",
-                                name.name, app.streams[*source].name
-                            ),
-                        ));
-                    }
-                    let pump = Pump {
-                        name: name.name.clone(),
-                        plan,
-                        sources,
-                        target: t,
-                        mapping,
-                    };
+                    // CREATE OR REPLACE: the new branches take the old pump's place.
                     match app.pumps.iter().position(|p| p.name == name.name) {
-                        Some(i) => app.pumps[i] = pump,
-                        None => app.pumps.push(pump),
+                        Some(i) => {
+                            app.pumps.retain(|p| p.name != name.name);
+                            let at = i.min(app.pumps.len());
+                            app.pumps.splice(at..at, branches);
+                        }
+                        None => app.pumps.extend(branches),
                     }
                 }
             }
@@ -437,6 +447,22 @@ impl Application {
         let rowtime = rowtime.max(self.clock);
         self.advance_to(rowtime);
         self.emit_error(error, rowtime, hex(raw), "");
+    }
+
+    /// How much input, in ROWTIME, rebuilds every window of the application: the longest state
+    /// a pump keeps, plus what the pumps feeding it keep (a window over a window needs both).
+    /// Windows bounded by row counts or not at all count as `cap`; the result is at most `cap`.
+    /// A host that lost the engine's state (a restart) replays this much of its input, with
+    /// output suppressed, to refill the windows that are still open.
+    pub fn state_horizon_ms(&self, cap: i64) -> i64 {
+        let mut reach = vec![0i64; self.streams.len()];
+        for &p in &self.order {
+            let pump = &self.pumps[p];
+            let upstream = pump.sources.iter().map(|&s| reach[s]).max().unwrap_or(0);
+            let total = (upstream + pump.plan.state_ms(cap)).min(cap);
+            reach[pump.target] = reach[pump.target].max(total);
+        }
+        reach.into_iter().max().unwrap_or(0).min(cap)
     }
 
     /// Moves the clock forward, closing every window that ends at or before `t`.

@@ -293,11 +293,17 @@ impl Parser {
                 None
             };
             let query = Box::new(self.query()?);
+            let mut union_all = Vec::new();
+            while self.eat_kw("UNION") {
+                self.expect_kw("ALL")?;
+                union_all.push(self.query()?);
+            }
             Ok(Statement::CreatePump {
                 name,
                 target,
                 columns,
                 query,
+                union_all,
                 span: start.to(self.prev_span()),
             })
         } else {

@@ -261,6 +261,86 @@ impl QueryPlan {
     }
 }
 
+impl TumbleFn {
+    /// The longest a window lasts (calendar months count as 31 days).
+    pub fn length_ms(self) -> i64 {
+        match self {
+            TumbleFn::Step(ms) => ms,
+            TumbleFn::Floor(unit) => unit.fixed_ms().unwrap_or(31 * 86_400_000),
+        }
+    }
+}
+
+impl QueryPlan {
+    /// How far back in ROWTIME the rows that make up this query's state can reach: the longest
+    /// window it (or a query it reads from) keeps, chained windows adding up. Windows that are
+    /// not bounded in time (`ROWS n PRECEDING`, RANDOM_CUT_FOREST, HOTSPOTS) count as `cap`, and
+    /// so does anything longer. A stateless query needs 0.
+    pub fn state_ms(&self, cap: i64) -> i64 {
+        let own = match &self.kind {
+            Kind::Project(_) => 0,
+            Kind::Aggregate(a) => match a.window {
+                AggWindow::Tumbling { func, .. } => func.length_ms(),
+                AggWindow::Stagger { range_ms } => range_ms,
+            },
+            Kind::Sliding(s) => s
+                .windows
+                .iter()
+                .map(|w| match w.frame {
+                    Frame::Range(ms) => ms,
+                    Frame::Rows(_) => cap,
+                })
+                .max()
+                .unwrap_or(0),
+        };
+        let distinct = match &self.distinct {
+            Some(d) if !d.monotonic.is_empty() => cap,
+            _ => 0,
+        };
+        let order = match &self.order {
+            Some(o) => match o.lead {
+                OrderLead::Rowtime => 0,
+                OrderLead::Tumble(f) => f.length_ms(),
+            },
+            None => 0,
+        };
+        let total = self.input.state_ms(cap) + own.max(distinct).max(order);
+        total.min(cap)
+    }
+}
+
+impl Input {
+    fn state_ms(&self, cap: i64) -> i64 {
+        match self {
+            Input::Stream(_) => 0,
+            Input::Subquery(q) => q.state_ms(cap),
+            Input::Join { left, .. } => left.state_ms(cap),
+            Input::StreamJoin(j) => {
+                let window = j
+                    .sides
+                    .iter()
+                    .map(|s| match s.window {
+                        JoinWindow::Current => 0,
+                        JoinWindow::Range(ms) => ms,
+                        JoinWindow::Rows(_) => cap,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                window + j.left.state_ms(cap).max(j.right.state_ms(cap))
+            }
+            Input::TableFunction { cursor, op } => {
+                let own = match op {
+                    crate::tablefn::TableOp::TopK(t) => t.window_ms(),
+                    crate::tablefn::TableOp::CountDistinct(c) => c.window_ms(),
+                    _ => cap,
+                };
+                cursor.state_ms(cap) + own
+            }
+        }
+        .min(cap)
+    }
+}
+
 /// The streams visible to a query.
 pub trait Catalog {
     fn stream(&self, name: &str) -> Option<&[Column]>;

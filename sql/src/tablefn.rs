@@ -373,6 +373,13 @@ pub struct TopK {
     windows: Vec<(i64, SpaceSaving)>,
 }
 
+impl TopK {
+    /// The tumbling window's length.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SpaceSaving {
     capacity: usize,
@@ -430,6 +437,13 @@ pub struct CountDistinct {
     column: usize,
     window_ms: i64,
     windows: Vec<(i64, DistinctCounter)>,
+}
+
+impl CountDistinct {
+    /// The tumbling window's length.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
 }
 
 const EXACT_LIMIT: usize = 10_000;

@@ -1064,3 +1064,72 @@ fn right_and_full_outer_stream_joins_keep_unmatched_rows_of_their_sides() {
         "every order pairs with every trade"
     );
 }
+
+#[test]
+fn union_all_merges_the_rows_of_its_queries_into_the_pump_target() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "ORDERS" (TICKER VARCHAR(4), QTY INTEGER);
+        CREATE OR REPLACE STREAM "ALERTS" (TICKER VARCHAR(4), REASON VARCHAR(8));
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "ALERTS"
+          SELECT STREAM TICKER, 'PRICE' FROM "SOURCE_SQL_STREAM_001" WHERE PRICE > 100
+          UNION ALL
+          SELECT STREAM TICKER, 'VOLUME' FROM "ORDERS" WHERE QTY > 10
+          UNION ALL
+          SELECT STREAM TICKER, 'ANY' FROM "SOURCE_SQL_STREAM_001";
+        CREATE OR REPLACE PUMP "FEED" AS INSERT INTO "ORDERS"
+          SELECT STREAM TICKER, CAST(PRICE AS INTEGER) FROM "SOURCE_SQL_STREAM_001";
+    "#;
+    let mut app = app(code, trades(), &["ALERTS"]);
+    trade(&mut app, "10:00:01", "AMZN", 150.0);
+    trade(&mut app, "10:00:02", "XOM", 5.0);
+    let mut rows = take(&mut app, "ALERTS");
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            "10:00:01 | AMZN | ANY",
+            "10:00:01 | AMZN | PRICE",
+            "10:00:01 | AMZN | VOLUME",
+            "10:00:02 | XOM | ANY",
+        ]
+    );
+}
+
+#[test]
+fn union_all_branches_are_checked_against_the_target_each() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "D" (TICKER VARCHAR(4), PRICE DOUBLE);
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "D"
+          SELECT STREAM TICKER, PRICE FROM "SOURCE_SQL_STREAM_001"
+          UNION ALL
+          SELECT STREAM TICKER FROM "SOURCE_SQL_STREAM_001";
+    "#;
+    assert_eq!(
+        create_error(code, trades()),
+        "From line 6, column 11 to line 6, column 59: Number of INSERT target columns (2) does not equal number of source items (1)"
+    );
+    let plain_union = r#"
+        CREATE OR REPLACE STREAM "D" (TICKER VARCHAR(4), PRICE DOUBLE);
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "D"
+          SELECT STREAM TICKER, PRICE FROM "SOURCE_SQL_STREAM_001"
+          UNION SELECT STREAM TICKER, PRICE FROM "SOURCE_SQL_STREAM_001";
+    "#;
+    assert!(create_error(plain_union, trades())
+        .starts_with("Encountered \"SELECT\" at line 5, column 17."));
+}
+
+#[test]
+fn replacing_a_union_all_pump_replaces_every_branch() {
+    let code = r#"
+        CREATE OR REPLACE STREAM "D" (TICKER VARCHAR(4));
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "D"
+          SELECT STREAM TICKER FROM "SOURCE_SQL_STREAM_001"
+          UNION ALL
+          SELECT STREAM TICKER FROM "SOURCE_SQL_STREAM_001";
+        CREATE OR REPLACE PUMP "P" AS INSERT INTO "D"
+          SELECT STREAM TICKER FROM "SOURCE_SQL_STREAM_001";
+    "#;
+    let mut app = app(code, trades(), &["D"]);
+    trade(&mut app, "10:00:01", "AMZN", 1.0);
+    assert_eq!(take(&mut app, "D"), vec!["10:00:01 | AMZN"]);
+}

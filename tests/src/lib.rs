@@ -35,6 +35,8 @@ pub struct Server {
     pub child: Child,
     pub api: String,
     pub metrics: String,
+    /// `host:port` of the `--tls-listen` listener, when there is one.
+    pub tls: Option<String>,
     pub data_dir: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -96,12 +98,14 @@ impl Server {
         };
         let api = format!("http://{}", field("api=")?);
         let metrics = format!("http://{}", field("metrics=")?);
+        let tls = field("tls=").ok();
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Server {
             child,
             api,
             metrics,
+            tls,
             data_dir,
             args,
             env,

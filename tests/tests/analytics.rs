@@ -853,6 +853,130 @@ async fn a_restarted_server_resumes_a_running_application_after_its_checkpoint()
     assert_eq!(out[1]["TICKER_SYMBOL"], "MSFT");
 }
 
+const WINDOWS_ACROSS_RESTART: &str = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER_SYMBOL VARCHAR(4), TICKER_COUNT INTEGER, TOTAL DOUBLE);
+CREATE OR REPLACE PUMP "TUMBLING_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM TICKER_SYMBOL, COUNT(*), SUM(PRICE)
+  FROM "SOURCE_SQL_STREAM_001"
+  GROUP BY TICKER_SYMBOL, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND);
+CREATE OR REPLACE STREAM "SLIDING_STREAM" (TICKER_SYMBOL VARCHAR(4), PRICE DOUBLE, RECENT INTEGER, AVG_PRICE DOUBLE);
+CREATE OR REPLACE PUMP "SLIDING_PUMP" AS INSERT INTO "SLIDING_STREAM"
+  SELECT STREAM TICKER_SYMBOL, PRICE,
+    COUNT(*) OVER (PARTITION BY TICKER_SYMBOL RANGE INTERVAL '1' MINUTE PRECEDING),
+    AVG(PRICE) OVER (PARTITION BY TICKER_SYMBOL RANGE INTERVAL '1' MINUTE PRECEDING)
+  FROM "SOURCE_SQL_STREAM_001";
+"#;
+
+/// Runs a tumbling and a sliding window over records written in two halves of one minute,
+/// killing the server (`kill -9`) between the halves when `restart` is set; returns what the
+/// tumbling output and the sliding output received.
+async fn windows_across_restart(restart: bool) -> (Vec<Value>, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let mut e = start(&["--data-dir", &path]).await;
+    for s in ["in", "out", "slide"] {
+        create_stream(&e.k, s, 1).await;
+    }
+    e.a.create_application()
+        .application_name("windows")
+        .application_code(WINDOWS_ACROSS_RESTART)
+        .inputs(stream_input("in"))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        ))
+        .outputs(stream_output(
+            "SLIDING_STREAM",
+            "slide",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "windows", InputStartingPosition::Now).await;
+    // Half a second past a minute boundary of the test clock; a restarted server starts on the
+    // wall clock, so the same offset is applied again after the restart.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let offset = 60_000 - now % 60_000 + 500;
+    advance_clock(&e.server, offset).await;
+    let rows =
+        "analytics_input_rows_total{application=\"windows\",stream=\"SOURCE_SQL_STREAM_001\"}";
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 1.0, 10.0),
+            demo("XOM", "ENERGY", 1.0, 5.0),
+            demo("AMZN", "TECHNOLOGY", 1.0, 20.0),
+        ],
+    )
+    .await;
+    wait_metric(&e.server, rows, 3.0).await;
+    assert_eq!(wait_for(&e.k, "slide", 3).await.len(), 3);
+    // A checkpoint is written after the output; then the process dies mid-window.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    if restart {
+        e.server.restart().await.unwrap();
+        e.k = kinesis(&e.server.api);
+        e.a = analytics(&e.server.api);
+        advance_clock(&e.server, offset).await;
+        // The three records before the checkpoint were read again to refill the windows.
+        wait_metric(
+            &e.server,
+            "analytics_replayed_records_total{application=\"windows\"}",
+            3.0,
+        )
+        .await;
+    }
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 1.0, 30.0),
+            demo("XOM", "ENERGY", 1.0, 7.0),
+        ],
+    )
+    .await;
+    wait_metric(&e.server, rows, if restart { 2.0 } else { 5.0 }).await;
+    let slide = parse_json(&wait_for(&e.k, "slide", 5).await);
+    advance_clock(&e.server, 60_000).await;
+    let mut out = parse_json(&wait_for(&e.k, "out", 2).await);
+    out.sort_by_key(|r| r["TICKER_SYMBOL"].as_str().unwrap().to_string());
+    // Nothing more comes: no output was written twice.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(read_all(&e.k, "out").await.len(), 2);
+    assert_eq!(read_all(&e.k, "slide").await.len(), 5);
+    (out, slide)
+}
+
+#[tokio::test]
+async fn windows_open_across_a_kill_and_restart_report_what_an_uninterrupted_run_reports() {
+    let restarted = windows_across_restart(true).await;
+    let uninterrupted = windows_across_restart(false).await;
+    assert_eq!(restarted, uninterrupted);
+    let (out, slide) = restarted;
+    // The tumbling minute open at the restart counts the rows from before it.
+    assert_eq!(
+        out,
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "TICKER_COUNT": 3, "TOTAL": 60.0}),
+            json!({"TICKER_SYMBOL": "XOM", "TICKER_COUNT": 2, "TOTAL": 12.0}),
+        ]
+    );
+    // The sliding aggregates after the restart include the rows from before it.
+    assert_eq!(
+        slide[3..],
+        [
+            json!({"TICKER_SYMBOL": "AMZN", "PRICE": 30.0, "RECENT": 3, "AVG_PRICE": 20.0}),
+            json!({"TICKER_SYMBOL": "XOM", "PRICE": 7.0, "RECENT": 2, "AVG_PRICE": 6.0}),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_running_application_follows_its_input_through_a_shard_split() {
     let e = start(&[]).await;
@@ -1642,4 +1766,246 @@ spec:
             .application_detail
             .unwrap();
     assert_eq!(d.reference_data_source_descriptions.unwrap().len(), 1);
+}
+
+fn firehose_client(endpoint: &str) -> aws_sdk_firehose::Client {
+    aws_sdk_firehose::Client::from_conf(
+        tributary_tests::local_config!(aws_sdk_firehose, endpoint).build(),
+    )
+}
+
+async fn put_firehose(f: &aws_sdk_firehose::Client, name: &str, records: &[Value]) {
+    use aws_sdk_firehose::types::Record;
+    let out = f
+        .put_record_batch()
+        .delivery_stream_name(name)
+        .set_records(Some(
+            records
+                .iter()
+                .map(|r| {
+                    Record::builder()
+                        .data(aws_sdk_firehose::primitives::Blob::new(
+                            serde_json::to_vec(r).unwrap(),
+                        ))
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_put_count, 0);
+}
+
+#[tokio::test]
+async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart() {
+    use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationConfiguration};
+    use kda::types::KinesisFirehoseInput;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s3 = format!("file://{}", dir.path().join("s3").display());
+    let mut e = start(&["--data-dir", data.to_str().unwrap(), "--s3-endpoint", &s3]).await;
+    let mut f = firehose_client(&e.server.api);
+    // Delivered at once, so its buffer would be released right away without the application.
+    f.create_delivery_stream()
+        .delivery_stream_name("ticks")
+        .extended_s3_destination_configuration(
+            ExtendedS3DestinationConfiguration::builder()
+                .role_arn(ROLE)
+                .bucket_arn("arn:aws:s3:::landing")
+                .buffering_hints(
+                    BufferingHints::builder()
+                        .size_in_mbs(1)
+                        .interval_in_seconds(0)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create_stream(&e.k, "tech", 1).await;
+    let firehose_input = |arn: &str| {
+        Input::builder()
+            .name_prefix("SOURCE_SQL_STREAM")
+            .kinesis_firehose_input(
+                KinesisFirehoseInput::builder()
+                    .resource_arn(arn)
+                    .role_arn(ROLE)
+                    .build()
+                    .unwrap(),
+            )
+            .input_schema(demo_schema())
+            .build()
+            .unwrap()
+    };
+    let missing =
+        e.a.create_application()
+            .application_name("nope")
+            .application_code(GETTING_STARTED)
+            .inputs(firehose_input(
+                "arn:aws:firehose:us-east-1:000000000000:deliverystream/missing",
+            ))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+    assert_eq!(missing.meta().code(), Some("InvalidArgumentException"));
+    e.a.create_application()
+        .application_name("from-firehose")
+        .application_code(GETTING_STARTED)
+        .inputs(firehose_input(
+            "arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks",
+        ))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "tech",
+            RecordFormatType::Json,
+        ))
+        .send()
+        .await
+        .unwrap();
+    start_app(&e.a, "from-firehose", InputStartingPosition::TrimHorizon).await;
+    put_firehose(
+        &f,
+        "ticks",
+        &[
+            demo("AMZN", "TECHNOLOGY", 1.0, 2.0),
+            demo("XOM", "ENERGY", 1.0, 3.0),
+            demo("MSFT", "TECHNOLOGY", 1.0, 4.0),
+        ],
+    )
+    .await;
+    assert_eq!(wait_for(&e.k, "tech", 2).await.len(), 2);
+    let d =
+        e.a.describe_application()
+            .application_name("from-firehose")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+    let input = &d.input_descriptions.unwrap()[0];
+    assert!(input
+        .kinesis_firehose_input_description
+        .as_ref()
+        .unwrap()
+        .resource_arn
+        .as_deref()
+        .unwrap()
+        .ends_with(":deliverystream/ticks"));
+    // Killed and restarted: the application continues after its checkpoint.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    e.server.restart().await.unwrap();
+    e.k = kinesis(&e.server.api);
+    f = firehose_client(&e.server.api);
+    put_firehose(&f, "ticks", &[demo("AAPL", "TECHNOLOGY", 1.0, 5.0)]).await;
+    let out = parse_json(&wait_for(&e.k, "tech", 3).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(read_all(&e.k, "tech").await.len(), 3);
+    let tickers: Vec<&str> = out
+        .iter()
+        .map(|r| r["TICKER_SYMBOL"].as_str().unwrap())
+        .collect();
+    assert_eq!(tickers, ["AMZN", "MSFT", "AAPL"]);
+    // The delivery stream still delivers every record to its destination.
+    wait_objects(&dir.path().join("s3"), 4).await;
+    // Records put while the application is stopped are delivered, and kept in the buffer for
+    // the application: it reads them when started again from where it stopped.
+    e.a = analytics(&e.server.api);
+    e.a.stop_application()
+        .application_name("from-firehose")
+        .send()
+        .await
+        .unwrap();
+    wait_status(&e.a, "from-firehose", ApplicationStatus::Ready).await;
+    put_firehose(
+        &f,
+        "ticks",
+        &[
+            demo("IBM", "TECHNOLOGY", 1.0, 6.0),
+            demo("BP", "ENERGY", 1.0, 7.0),
+        ],
+    )
+    .await;
+    wait_objects(&dir.path().join("s3"), 6).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // DiscoverInputSchema samples what the delivery stream holds for the application.
+    let found =
+        e.a.discover_input_schema()
+            .resource_arn("arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks")
+            .role_arn(ROLE)
+            .input_starting_position_configuration(
+                InputStartingPositionConfiguration::builder()
+                    .input_starting_position(InputStartingPosition::TrimHorizon)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(found.raw_input_records().len(), 2);
+    assert!(found.raw_input_records()[0].contains("IBM"));
+    let names: Vec<&str> = found
+        .input_schema
+        .as_ref()
+        .unwrap()
+        .record_columns()
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    // serde_json writes the test's keys sorted; discovery keeps document order.
+    assert_eq!(names, ["CHANGE", "PRICE", "SECTOR", "TICKER_SYMBOL"]);
+    start_app(
+        &e.a,
+        "from-firehose",
+        InputStartingPosition::LastStoppedPoint,
+    )
+    .await;
+    let out = parse_json(&wait_for(&e.k, "tech", 4).await);
+    assert_eq!(out[3]["TICKER_SYMBOL"], "IBM");
+}
+
+async fn wait_status(a: &kda::Client, name: &str, status: ApplicationStatus) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = a
+            .describe_application()
+            .application_name(name)
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+        if d.application_status == status {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the objects under `root` hold `n` records of the demo schema.
+async fn wait_objects(root: &std::path::Path, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut delivered = String::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    delivered.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        if delivered.matches("TICKER_SYMBOL").count() >= n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{delivered}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -451,3 +451,183 @@ async fn scrape(server: &Server) -> String {
     sock.read_to_end(&mut buf).await.unwrap();
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+fn analytics_client(endpoint: &str) -> aws_sdk_kinesisanalytics::Client {
+    aws_sdk_kinesisanalytics::Client::from_conf(
+        tributary_tests::local_config!(aws_sdk_kinesisanalytics, endpoint).build(),
+    )
+}
+
+/// Every record of B's local stream `counts`.
+async fn wait_counts(k: &Client, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = read_stream(k, "counts").await;
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "only {} of {n} rows", got.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn discover_samples_a_remote_stream_and_a_restarted_sliding_window_replays_it() {
+    use aws_sdk_kinesisanalytics::types::{
+        DestinationSchema, Input, InputConfiguration, InputStartingPosition,
+        InputStartingPositionConfiguration, KinesisStreamsInput, KinesisStreamsOutput, Output,
+        RecordFormatType,
+    };
+    let mut env = start().await;
+    put_orders(&env.kinesis, 0..20, 2).await;
+    let orders_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
+    let role = "arn:aws:iam::000000000000:role/kda";
+    // B samples `orders` through A's Kinesis API.
+    let kda = analytics_client(&env.b.api);
+    let found = kda
+        .discover_input_schema()
+        .resource_arn(orders_arn)
+        .role_arn(role)
+        .input_starting_position_configuration(
+            InputStartingPositionConfiguration::builder()
+                .input_starting_position(InputStartingPosition::TrimHorizon)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.raw_input_records().len(), 20);
+    let schema = found.input_schema.unwrap();
+    let columns: Vec<(String, String)> = schema
+        .record_columns()
+        .iter()
+        .map(|c| {
+            (
+                c.mapping().unwrap_or_default().to_string(),
+                c.sql_type().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        columns.contains(&("$.id".into(), "INTEGER".into())),
+        "{columns:?}"
+    );
+    assert!(
+        columns.contains(&("$.n".into(), "INTEGER".into())),
+        "{columns:?}"
+    );
+
+    // A sliding count per key over the remote stream, written to B's own stream `counts`.
+    let kb = kinesis_client(&env.b.api);
+    kb.create_stream()
+        .stream_name("counts")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let code = r#"
+CREATE OR REPLACE STREAM "COUNTS" (K VARCHAR(8), N INTEGER, RECENT INTEGER);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "COUNTS"
+  SELECT STREAM K, N, COUNT(*) OVER (PARTITION BY K RANGE INTERVAL '10' MINUTE PRECEDING)
+  FROM "SOURCE_SQL_STREAM_001";
+"#;
+    let col = |n: &str, m: &str, t: &str| {
+        aws_sdk_kinesisanalytics::types::RecordColumn::builder()
+            .name(n)
+            .mapping(m)
+            .sql_type(t)
+            .build()
+            .unwrap()
+    };
+    let mut schema = schema;
+    schema.record_columns = vec![col("K", "$.key", "VARCHAR(8)"), col("N", "$.n", "INTEGER")];
+    kda.create_application()
+        .application_name("sliding")
+        .application_code(code)
+        .inputs(
+            Input::builder()
+                .name_prefix("SOURCE_SQL_STREAM")
+                .kinesis_streams_input(
+                    KinesisStreamsInput::builder()
+                        .resource_arn(orders_arn)
+                        .role_arn(role)
+                        .build()
+                        .unwrap(),
+                )
+                .input_schema(schema)
+                .build()
+                .unwrap(),
+        )
+        .outputs(
+            Output::builder()
+                .name("COUNTS")
+                .kinesis_streams_output(
+                    KinesisStreamsOutput::builder()
+                        .resource_arn("arn:aws:kinesis:us-east-1:000000000000:stream/counts")
+                        .role_arn(role)
+                        .build()
+                        .unwrap(),
+                )
+                .destination_schema(
+                    DestinationSchema::builder()
+                        .record_format_type(RecordFormatType::Json)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    kda.start_application()
+        .application_name("sliding")
+        .input_configurations(
+            InputConfiguration::builder()
+                .id("1.1")
+                .input_starting_position_configuration(
+                    InputStartingPositionConfiguration::builder()
+                        .input_starting_position(InputStartingPosition::TrimHorizon)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wait_counts(&kb, 20).await.len(), 20);
+    // Let the checkpoint follow the output, then kill B mid-window.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    env.b.restart().await.unwrap();
+    let kb = kinesis_client(&env.b.api);
+    put_orders(&env.kinesis, 20..24, 2).await;
+    let rows = wait_counts(&kb, 24).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        read_stream(&kb, "counts").await.len(),
+        24,
+        "no row written twice"
+    );
+    // The counts after the restart include the ten rows per key read before it.
+    let mut after: Vec<(String, i64, i64)> = rows[20..]
+        .iter()
+        .map(|v| {
+            (
+                v["K"].as_str().unwrap().to_string(),
+                v["N"].as_i64().unwrap(),
+                v["RECENT"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    after.sort();
+    assert_eq!(
+        after,
+        vec![
+            ("k0".to_string(), 10, 11),
+            ("k0".to_string(), 11, 12),
+            ("k1".to_string(), 10, 11),
+            ("k1".to_string(), 11, 12),
+        ]
+    );
+}

@@ -24,8 +24,12 @@ pub enum CompileError {
 #[derive(Debug, Clone)]
 pub struct CompiledInput {
     pub id: String,
-    /// The Tributary stream read (from `KinesisStreamsInput.ResourceARN`).
+    /// The Tributary stream read (from `KinesisStreamsInput.ResourceARN`), or with `firehose`
+    /// the delivery stream (`KinesisFirehoseInput.ResourceARN`).
     pub stream: String,
+    /// A `KinesisFirehoseInput`: records put to a DirectPut delivery stream feed the
+    /// application (read from the delivery stream's buffer).
+    pub firehose: bool,
     /// `<prefix>_001` ... one per `InputParallelism.Count`.
     pub in_app_streams: Vec<String>,
     pub schema: InputSchema,
@@ -135,15 +139,23 @@ pub fn compile(cfg: &ApplicationConfig, for_run: bool) -> Result<Compiled, Compi
         for n in &names {
             streams.push((n.clone(), schema.stream_columns()));
         }
+        let firehose = i.input.kinesis_firehose_input.is_some();
         let arn = i
             .input
             .kinesis_streams_input
             .as_ref()
+            .or(i.input.kinesis_firehose_input.as_ref())
             .and_then(|k| k.resource_arn.clone())
             .unwrap_or_default();
+        let stream = if firehose {
+            delivery_stream_name_of(&arn)
+        } else {
+            stream_name_of(&arn)
+        };
         inputs.push(CompiledInput {
             id: i.id.clone(),
-            stream: stream_name_of(&arn).unwrap_or_default().to_string(),
+            stream: stream.unwrap_or_default().to_string(),
+            firehose,
             in_app_streams: names,
             schema,
         });

@@ -20,6 +20,8 @@ pub struct AnalyticsMetrics {
     pub output_failures: IntCounterVec,
     /// Rows sent to error_stream.
     pub errors: IntCounterVec,
+    /// Records read again at a restart to rebuild window state (their output is not written).
+    pub replayed_records: IntCounterVec,
     /// How far the application's reading is behind the newest record of its input.
     pub input_lag_ms: IntGaugeVec,
     /// 1 while the application runs.
@@ -55,6 +57,7 @@ pub fn global() -> &'static AnalyticsMetrics {
             output_records: counter("analytics_output_records_total", "Records written to an output's destination stream.", s),
             output_failures: counter("analytics_output_write_failures_total", "Output records a destination refused; they are retried until written.", s),
             errors: counter("analytics_error_rows_total", "Rows sent to error_stream (input coercion failures, division by zero...).", a),
+            replayed_records: counter("analytics_replayed_records_total", "Records read again when the application started from a checkpoint, to refill the windows open at the checkpoint; their output was written before and is not written again.", a),
             input_lag_ms: gauge("analytics_input_lag_milliseconds", "Age of the newest record read when the application is behind its input; 0 when caught up (KDA's MillisBehindLatest).", a),
             running: gauge("analytics_running", "1 while the application is RUNNING.", a),
         }
@@ -66,6 +69,7 @@ impl AnalyticsMetrics {
     pub fn init(&self, app: &str, inputs: &[String], outputs: &[String]) {
         self.input_records.with_label_values(&[app]);
         self.errors.with_label_values(&[app]);
+        self.replayed_records.with_label_values(&[app]);
         self.input_lag_ms.with_label_values(&[app]);
         self.running.with_label_values(&[app]);
         for s in inputs {
@@ -80,7 +84,7 @@ impl AnalyticsMetrics {
 
     /// Removes a deleted application's series.
     pub fn remove(&self, app: &str, streams: &[String]) {
-        for c in [&self.input_records, &self.errors] {
+        for c in [&self.input_records, &self.errors, &self.replayed_records] {
             let _ = c.remove_label_values(&[app]);
         }
         for g in [&self.input_lag_ms, &self.running] {

@@ -43,6 +43,8 @@ pub mod errors {
     pub const INVALID_CONFIGURATION: &str = "InvalidApplicationConfigurationException";
     pub const UNSUPPORTED_OPERATION: &str = "UnsupportedOperationException";
     pub const UNABLE_TO_DETECT_SCHEMA: &str = "UnableToDetectSchemaException";
+    /// DiscoverInputSchema could not sample its source right now (503).
+    pub const SERVICE_UNAVAILABLE: &str = "ServiceUnavailableException";
 
     pub fn not_found(name: &str) -> AwsError {
         AwsError::new(
@@ -532,6 +534,12 @@ impl Analytics {
             .chain(cfg.outputs.iter().filter_map(|o| o.output.name.clone()))
             .collect();
         metrics::global().remove(name, &streams);
+        // Delivery streams it read keep their buffers for it no longer.
+        if let Some(delivery) = &self.delivery {
+            for ds in delivery.list() {
+                ds.release(name);
+            }
+        }
         self.apps
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -19,9 +19,15 @@
 //! endpoint's Kinesis API (`crate::remote`): the same lineage rule, its position checkpointed
 //! per remote shard id, refused output records kept pending and retried.
 //!
-//! Window state is not checkpointed. As in KDA ("state is volatile and is rebuilt from the
-//! source"), windows open at a restart start empty and fill from the records read afterwards;
-//! a tumbling window that spans the restart reports only rows read after it.
+//! Window state is not checkpointed; as in KDA ("state is volatile and is rebuilt from the
+//! source") it is rebuilt from the input. The checkpoint also holds the engine clock when it was
+//! written (every output row produced up to then was written). A runner that resumes from a
+//! checkpoint first replays the input that arrived in the application's state horizon before
+//! that clock (the longest window in the plan, chained windows adding up, at most
+//! [`REPLAY_CAP_MS`]), up to the checkpointed positions, with each record's arrival time as its
+//! ROWTIME; it then advances the engine to the checkpoint's clock and discards everything the
+//! replay produced. Open windows hold the rows from before the restart again and nothing
+//! written before the checkpoint is written twice.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,7 +42,7 @@ use tributary_sql::ERROR_STREAM;
 
 use super::compile::{Compiled, CompiledOutput};
 use super::metrics;
-use crate::remote::client::PutRecord;
+use crate::remote::client::{IteratorStart, PutRecord};
 use crate::remote::reader::shard_number;
 use crate::remote::{Position, ShardReader};
 use crate::streams::{hash, PutEntry, PutOutcome, Shard, Streams};
@@ -49,6 +55,9 @@ const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// PutRecords takes at most 500 records.
 const PUT_BATCH: usize = 500;
 pub const CHECKPOINT_EVERY_MS: i64 = 1000;
+/// The most input replayed to rebuild window state: KDA recommends windows of at most an hour
+/// because its state is rebuilt from the source the same way.
+pub const REPLAY_CAP_MS: i64 = 3_600_000;
 
 /// Where an input has read to: the next offset per shard index of one incarnation of a stream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -65,6 +74,10 @@ pub struct InputCheckpoint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub inputs: BTreeMap<String, InputCheckpoint>,
+    /// The engine clock when the checkpoint was taken: every output row produced up to then
+    /// had been written. A restart replays input up to here with output suppressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_ms: Option<i64>,
 }
 
 impl Checkpoint {
@@ -104,6 +117,11 @@ struct Reader {
     resume: Option<InputCheckpoint>,
     /// The reader of an input stream served by another endpoint.
     remote: Option<ShardReader>,
+    /// The position came from a checkpoint (so the input before it can be replayed).
+    resumed: bool,
+    /// A `KinesisFirehoseInput`: `stream_name` is a DirectPut delivery stream whose buffer is
+    /// read as one shard (index 0).
+    firehose: bool,
 }
 
 pub struct Runner {
@@ -116,6 +134,8 @@ pub struct Runner {
     pending: Vec<Vec<PutEntry>>,
     last_checkpoint_ms: i64,
     dirty: bool,
+    /// The clock of the checkpoint resumed from, until its window state has been replayed.
+    replay_until: Option<i64>,
 }
 
 impl Runner {
@@ -145,7 +165,12 @@ impl Runner {
                     schema: i.schema.clone(),
                     start,
                     position: None,
-                    remote: streams.remote.get(&i.stream).map(ShardReader::new),
+                    remote: match i.firehose {
+                        true => None,
+                        false => streams.remote.get(&i.stream).map(ShardReader::new),
+                    },
+                    resumed: false,
+                    firehose: i.firehose,
                     resume: match start {
                         Start::LastStoppedPoint => saved.inputs.get(&i.id).cloned(),
                         _ => None,
@@ -166,6 +191,23 @@ impl Runner {
             .collect();
         m.init(&app, &ins, &outs);
         let pending = vec![Vec::new(); compiled.outputs.len()];
+        // Holds on delivery streams this application no longer reads (its input changed).
+        if let Some(delivery) = &compiled.delivery {
+            for ds in delivery.list() {
+                let name = ds.meta().name;
+                if !compiled
+                    .inputs
+                    .iter()
+                    .any(|i| i.firehose && i.stream == name)
+                {
+                    ds.release(&app);
+                }
+            }
+        }
+        let replay_until = match starts.values().any(|s| *s == Start::LastStoppedPoint) {
+            true => saved.clock_ms,
+            false => None,
+        };
         let mut runner = Runner {
             app,
             streams,
@@ -175,6 +217,7 @@ impl Runner {
             pending,
             last_checkpoint_ms: 0,
             dirty: false,
+            replay_until,
         };
         runner.locate_streams();
         runner
@@ -185,6 +228,9 @@ impl Runner {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Checkpoint {
         let m = metrics::global();
         m.running.with_label_values(&[&self.app]).set(1);
+        if let Some(clock) = self.replay_until.take() {
+            self.replay(clock).await;
+        }
         loop {
             // A backlog is read without pausing between batches.
             if self.cycle().await {
@@ -219,13 +265,23 @@ impl Runner {
                 .iter()
                 .filter_map(|r| r.position.clone().map(|p| (r.id.clone(), p)))
                 .collect(),
+            clock_ms: Some(self.compiled.app.now()),
         }
     }
 
     /// Receivers that change when any shard being read gets new records.
     fn tips(&self) -> Vec<watch::Receiver<u64>> {
         let mut out = Vec::new();
-        for r in self.readers.iter().filter(|r| r.remote.is_none()) {
+        for r in self.readers.iter().filter(|r| r.firehose) {
+            if let Some(log) = self.firehose_log(&r.stream_name) {
+                out.push(log.watch_tip());
+            }
+        }
+        for r in self
+            .readers
+            .iter()
+            .filter(|r| r.remote.is_none() && !r.firehose)
+        {
             let (Some(pos), Some(stream)) = (&r.position, self.streams.find(&r.stream_name)) else {
                 continue;
             };
@@ -241,7 +297,37 @@ impl Runner {
     /// Finds each input's stream and sets where reading begins.
     fn locate_streams(&mut self) {
         let now = self.streams.clock.now_ms();
+        let delivery = self.compiled.delivery.clone();
         for r in &mut self.readers {
+            if r.firehose {
+                if r.position.is_some() {
+                    continue;
+                }
+                let Some(ds) = delivery.as_ref().and_then(|d| d.find(&r.stream_name)) else {
+                    continue;
+                };
+                let Some(log) = ds.buffer.clone() else {
+                    continue;
+                };
+                let offset = match (r.start, r.resume.take()) {
+                    (_, Some(c)) if c.offsets.contains_key(&0) => {
+                        r.resumed = true;
+                        c.offsets[&0]
+                    }
+                    (Start::TrimHorizon, _) => log.start_offset(),
+                    _ => log.end_offset(),
+                };
+                // Delivered records stay until the application has read them.
+                ds.hold(&self.app, offset);
+                r.position = Some(InputCheckpoint {
+                    stream: r.stream_name.clone(),
+                    incarnation: 0,
+                    offsets: BTreeMap::from([(0, offset)]),
+                    remote: None,
+                });
+                self.dirty = true;
+                continue;
+            }
             if r.remote.is_some() {
                 if r.position.is_none() {
                     r.position = Some(remote_start(r, now));
@@ -276,7 +362,10 @@ impl Runner {
                 .take()
                 .filter(|c| c.incarnation == stream.incarnation);
             match (r.start, resume) {
-                (_, Some(c)) => pos.offsets = c.offsets,
+                (_, Some(c)) => {
+                    pos.offsets = c.offsets;
+                    r.resumed = true;
+                }
                 (Start::TrimHorizon, None) => {}
                 // NOW (and LAST_STOPPED_POINT without a stop point): every shard from its tip;
                 // closed shards count as read.
@@ -307,6 +396,8 @@ impl Runner {
         self.compiled.app.advance_to(now);
         let errors = self.compiled.app.take(ERROR_STREAM);
         if !errors.is_empty() {
+            // The checkpoint's clock says up to when output was written: move it on.
+            self.dirty = true;
             m.errors
                 .with_label_values(&[&self.app])
                 .inc_by(errors.len() as u64);
@@ -320,6 +411,7 @@ impl Runner {
             if rows.is_empty() {
                 continue;
             }
+            self.dirty = true;
             m.output_rows
                 .with_label_values(&[&self.app, &out.in_app_stream])
                 .inc_by(rows.len() as u64);
@@ -349,6 +441,9 @@ impl Runner {
     async fn read_input(&mut self, k: usize) -> bool {
         if self.readers[k].remote.is_some() {
             return self.read_remote_input(k).await;
+        }
+        if self.readers[k].firehose {
+            return self.read_firehose_input(k).await;
         }
         let m = metrics::global();
         let Some(stream) = self.streams.find(&self.readers[k].stream_name) else {
@@ -432,6 +527,67 @@ impl Runner {
         more
     }
 
+    /// The DirectPut buffer of delivery stream `name`.
+    fn firehose_log(&self, name: &str) -> Option<crate::storage::ShardLog> {
+        self.compiled.delivery.as_ref()?.find(name)?.buffer.clone()
+    }
+
+    /// [`Self::read_input`] for a `KinesisFirehoseInput`: one batch from the delivery
+    /// stream's buffer.
+    async fn read_firehose_input(&mut self, k: usize) -> bool {
+        let m = metrics::global();
+        let Some(log) = self.firehose_log(&self.readers[k].stream_name) else {
+            return false;
+        };
+        let Some(&offset) = self.readers[k]
+            .position
+            .as_ref()
+            .and_then(|p| p.offsets.get(&0))
+        else {
+            return false;
+        };
+        let Ok(Ok(batch)) =
+            tokio::task::spawn_blocking(move || log.read(offset, BATCH_RECORDS, BATCH_BYTES)).await
+        else {
+            return false;
+        };
+        let now = self.streams.clock.now_ms();
+        let more = batch.next_offset < batch.end_offset;
+        let lag = match (more, batch.records.last()) {
+            (true, Some(last)) => now - last.arrival_ms,
+            _ => 0,
+        };
+        let reader = &self.readers[k];
+        let mut rows = 0u64;
+        for rec in &batch.records {
+            match reader.schema.map_record(&rec.data, rec.arrival_ms) {
+                Ok(out) => {
+                    for values in out {
+                        rows += 1;
+                        let _ = self.compiled.app.insert(&reader.in_app[0], now, values);
+                    }
+                }
+                Err(e) => self.compiled.app.reject_input(e, now, &rec.data),
+            }
+        }
+        m.input_records
+            .with_label_values(&[&self.app])
+            .inc_by(batch.records.len() as u64);
+        m.input_rows
+            .with_label_values(&[&self.app, &reader.in_app[0]])
+            .inc_by(rows);
+        m.input_lag_ms
+            .with_label_values(&[&self.app])
+            .set(lag.max(0));
+        if batch.next_offset != offset {
+            if let Some(p) = self.readers[k].position.as_mut() {
+                p.offsets.insert(0, batch.next_offset);
+            }
+            self.dirty = true;
+        }
+        more
+    }
+
     /// [`Self::read_input`] for an input served by another endpoint: one page from every
     /// readable remote shard.
     async fn read_remote_input(&mut self, k: usize) -> bool {
@@ -482,6 +638,188 @@ impl Runner {
             .with_label_values(&[&self.app])
             .set(batch.lag_ms.max(0));
         batch.more && batch.error.is_none()
+    }
+
+    /// Rebuilds the window state the engine had at a checkpoint taken at engine time `clock`:
+    /// the records of every resumed input that arrived in the state horizon before `clock`, up
+    /// to the checkpointed positions, go through the engine in arrival order with their arrival
+    /// time as ROWTIME; the engine then advances to `clock` and what came out (written before
+    /// the checkpoint) is dropped.
+    async fn replay(&mut self, clock: i64) {
+        let horizon = self.compiled.app.state_horizon_ms(REPLAY_CAP_MS);
+        if horizon <= 0 {
+            return;
+        }
+        let from = clock - horizon;
+        // (arrival, input, target in-application stream, data)
+        let mut records: Vec<(i64, usize, usize, Bytes)> = Vec::new();
+        for k in 0..self.readers.len() {
+            if !self.readers[k].resumed {
+                continue;
+            }
+            let got = if self.readers[k].remote.is_some() {
+                self.replay_remote(k, from).await
+            } else {
+                self.replay_local(k, from).await
+            };
+            match got {
+                Ok(mut r) => records.append(&mut r),
+                Err(error) => {
+                    tracing::warn!(application = %self.app, stream = %self.readers[k].stream_name, %error, "Could not read the input before the checkpoint again; windows open at the restart start empty.")
+                }
+            }
+        }
+        // Stable: records of one shard keep their order.
+        records.sort_by_key(|r| r.0);
+        let count = records.len() as u64;
+        for (arrival, k, target, data) in records {
+            let reader = &self.readers[k];
+            let rowtime = arrival.min(clock);
+            match reader.schema.map_record(&data, arrival) {
+                Ok(rows) => {
+                    for values in rows {
+                        let _ = self
+                            .compiled
+                            .app
+                            .insert(&reader.in_app[target], rowtime, values);
+                    }
+                }
+                Err(e) => self.compiled.app.reject_input(e, rowtime, &data),
+            }
+        }
+        self.compiled.app.advance_to(clock);
+        self.compiled.app.take(ERROR_STREAM);
+        for out in &self.compiled.outputs {
+            self.compiled.app.take(&out.in_app_stream);
+        }
+        metrics::global()
+            .replayed_records
+            .with_label_values(&[&self.app])
+            .inc_by(count);
+        tracing::info!(application = %self.app, records = count, horizon_ms = horizon, "Rebuilt window state from the input before the checkpoint.");
+    }
+
+    /// The records of local input `k` that arrived at or after `from`, before its position.
+    async fn replay_local(
+        &self,
+        k: usize,
+        from: i64,
+    ) -> Result<Vec<(i64, usize, usize, Bytes)>, String> {
+        let reader = &self.readers[k];
+        let Some(pos) = reader.position.as_ref() else {
+            return Ok(Vec::new());
+        };
+        // (index, log) of every shard, or the delivery stream's buffer as shard 0.
+        let logs: Vec<(u32, crate::storage::ShardLog)> = if reader.firehose {
+            self.firehose_log(&reader.stream_name)
+                .map(|l| (0, l))
+                .into_iter()
+                .collect()
+        } else {
+            match self.streams.find(&reader.stream_name) {
+                Some(stream) => stream
+                    .all_shards()
+                    .iter()
+                    .map(|s| (s.index, s.log.clone()))
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        let mut out = Vec::new();
+        for (index, log) in logs {
+            let Some(&end) = pos.offsets.get(&index) else {
+                continue;
+            };
+            let target = index as usize % reader.in_app.len();
+            let batches = tokio::task::spawn_blocking(move || {
+                let mut offset = log
+                    .offset_for_timestamp(from)
+                    .map_err(|e| e.to_string())?
+                    .max(log.start_offset());
+                let mut got = Vec::new();
+                while offset < end {
+                    let batch = log
+                        .read(offset, BATCH_RECORDS, BATCH_BYTES)
+                        .map_err(|e| e.to_string())?;
+                    if batch.next_offset <= offset {
+                        break;
+                    }
+                    offset = batch.next_offset;
+                    got.extend(
+                        batch
+                            .records
+                            .into_iter()
+                            .filter(|r| r.offset < end && r.arrival_ms >= from)
+                            .map(|r| (r.arrival_ms, r.data)),
+                    );
+                }
+                Ok::<_, String>(got)
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            out.extend(
+                batches
+                    .into_iter()
+                    .map(|(arrival, data)| (arrival, k, target, data)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The records of remote input `k` that arrived at or after `from`, up to its position:
+    /// each shard it has read (or finished) from `AT_TIMESTAMP from` to the checkpointed
+    /// sequence number (a finished shard to its end).
+    async fn replay_remote(
+        &self,
+        k: usize,
+        from: i64,
+    ) -> Result<Vec<(i64, usize, usize, Bytes)>, String> {
+        let reader = &self.readers[k];
+        let (Some(remote), Some(pos)) = (
+            self.streams.remote.get(&reader.stream_name),
+            reader.position.as_ref().and_then(|p| p.remote.as_ref()),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let shards: Vec<(&String, Option<&String>)> = pos
+            .after
+            .iter()
+            .map(|(id, seq)| (id, Some(seq)))
+            .chain(pos.finished.iter().map(|id| (id, None)))
+            .collect();
+        let mut out = Vec::new();
+        for (shard_id, last) in shards {
+            let target = (shard_number(shard_id) % reader.in_app.len() as u64) as usize;
+            let mut iterator = Some(
+                remote
+                    .client
+                    .get_shard_iterator(&remote.name, shard_id, &IteratorStart::AtTimestamp(from))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            'pages: while let Some(it) = iterator.take() {
+                let page = remote
+                    .client
+                    .get_records(&it, BATCH_RECORDS)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let empty = page.records.is_empty();
+                for rec in page.records {
+                    if last.is_some_and(|l| sequence_after(&rec.sequence_number, l)) {
+                        break 'pages;
+                    }
+                    out.push((rec.arrival_ms, k, target, rec.data));
+                    if last.is_some_and(|l| *l == rec.sequence_number) {
+                        break 'pages;
+                    }
+                }
+                if empty && page.millis_behind_latest == 0 {
+                    break;
+                }
+                iterator = page.next_iterator;
+            }
+        }
+        Ok(out)
     }
 
     /// Writes pending output records; those refused stay pending.
@@ -571,7 +909,32 @@ impl Runner {
         }
     }
 
+    /// Keeps the buffer of each Firehose input from being trimmed below what a restart from
+    /// `cp` reads again: the checkpointed offset, or the start of the state horizon before it.
+    fn hold_firehose_inputs(&self, cp: &Checkpoint) {
+        let Some(delivery) = &self.compiled.delivery else {
+            return;
+        };
+        let horizon = self.compiled.app.state_horizon_ms(REPLAY_CAP_MS);
+        for r in self.readers.iter().filter(|r| r.firehose) {
+            let Some(ds) = delivery.find(&r.stream_name) else {
+                continue;
+            };
+            let Some(&offset) = cp.inputs.get(&r.id).and_then(|p| p.offsets.get(&0)) else {
+                continue;
+            };
+            let replay_from = match (&ds.buffer, cp.clock_ms) {
+                (Some(log), Some(clock)) if horizon > 0 => {
+                    log.offset_for_timestamp(clock - horizon).unwrap_or(offset)
+                }
+                _ => offset,
+            };
+            ds.hold(&self.app, offset.min(replay_from));
+        }
+    }
+
     fn save_checkpoint(&mut self) {
+        self.hold_firehose_inputs(&self.positions());
         let Some(path) = &self.checkpoint_path else {
             self.dirty = false;
             return;
@@ -598,7 +961,10 @@ fn remote_start(r: &mut Reader, now: i64) -> InputCheckpoint {
         .filter(|c| c.stream == r.stream_name)
         .and_then(|c| c.remote);
     let position = match (r.start, resumed) {
-        (_, Some(p)) => p,
+        (_, Some(p)) => {
+            r.resumed = true;
+            p
+        }
         (Start::TrimHorizon, None) => Position::default(),
         _ => Position {
             start_ms: Some(now),
@@ -648,6 +1014,11 @@ async fn deliver(
             pending.to_vec()
         }
     }
+}
+
+/// Whether sequence number `a` comes after `b` (both decimal, without leading zeros).
+fn sequence_after(a: &str, b: &str) -> bool {
+    (a.len(), a) > (b.len(), b)
 }
 
 /// True when `shard` is closed and read to its end.

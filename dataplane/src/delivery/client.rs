@@ -1,12 +1,16 @@
-//! The outgoing HTTP/1.1 client shared by the S3 store, the HTTP endpoint destination and the
-//! Kinesis client of remote streams, and the SigV4 signer of the requests that need one.
+//! The outgoing HTTP/1.1 client shared by the S3 store, the HTTP endpoint destination, the
+//! transformation endpoint and the Kinesis client of remote streams, and the SigV4 signer of
+//! the requests that need one. `https://` URLs are served over rustls (ring), trusting the
+//! system's roots plus `--ca-file` (see [`crate::tls::client_config`]).
 
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -20,17 +24,93 @@ pub struct Response {
     pub body: Bytes,
 }
 
-/// Pooled HTTP/1.1 client (plain `http://`; TLS endpoints are not supported yet).
+/// The trust of outgoing TLS connections set by [`set_trust`] (from `--ca-file`).
+static TRUST: RwLock<Option<Arc<rustls::ClientConfig>>> = RwLock::new(None);
+
+/// Makes the clients created from now on trust `config`'s roots; the server calls it once at
+/// startup, before any client exists.
+pub fn set_trust(config: rustls::ClientConfig) {
+    *TRUST.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(config));
+}
+
+/// The configured trust, or the system's roots alone when none was set.
+fn trust() -> Arc<rustls::ClientConfig> {
+    if let Some(c) = TRUST.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return c;
+    }
+    static SYSTEM: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            // Without a CA file, only the (logged, non-fatal) system store can fail, and the
+            // ring provider supports the default protocol versions.
+            let config = crate::tls::client_config(None).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "Cannot configure TLS trust; https:// endpoints will be refused.");
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_protocol_versions(rustls::ALL_VERSIONS)
+                .unwrap_or_else(|_| unreachable!("ring supports every rustls protocol version"))
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+            });
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// A request that got no answer: the reason, and whether TLS (a refused certificate, a failed
+/// handshake) was it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub message: String,
+    pub tls: bool,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<SendError> for String {
+    fn from(e: SendError) -> String {
+        e.message
+    }
+}
+
+impl From<String> for SendError {
+    fn from(message: String) -> SendError {
+        SendError {
+            message,
+            tls: false,
+        }
+    }
+}
+
+/// Pooled HTTP/1.1 client for `http://` and `https://` URLs.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
     fn default() -> Self {
+        HttpClient::with_tls((*trust()).clone())
+    }
+}
+
+impl HttpClient {
+    /// A client whose `https://` connections use `tls` (ALPN is set to HTTP/1.1 here).
+    pub fn with_tls(tls: rustls::ClientConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         HttpClient {
             inner: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
@@ -46,27 +126,23 @@ impl HttpClient {
         req: Request<Full<Bytes>>,
         timeout: Duration,
         max_body: usize,
-    ) -> Result<Response, String> {
-        if req.uri().scheme_str() == Some("https") {
-            return Err("https endpoints are not supported by this build; use http://".into());
-        }
+    ) -> Result<Response, SendError> {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let call = async {
-            let resp = self.inner.request(req).await.map_err(|e| {
-                // The connect error's source says why (refused, unreachable).
-                let mut text = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    text.push_str(": ");
-                    text.push_str(&s.to_string());
-                    src = s.source();
-                }
-                text
-            })?;
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| describe_error(&e, &host))?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, max_body)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the response failed: {e}"))?
+                .map_err(|e| SendError::from(format!("reading the response failed: {e}")))?
                 .to_bytes();
             Ok(Response {
                 status: parts.status,
@@ -76,7 +152,58 @@ impl HttpClient {
         };
         tokio::time::timeout(timeout, call)
             .await
-            .map_err(|_| format!("no response within {} s", timeout.as_secs()))?
+            .map_err(|_| SendError::from(format!("no response within {} s", timeout.as_secs())))?
+    }
+}
+
+/// The text of a failed request: the error and its sources (refused, unreachable, ...). A
+/// refused TLS certificate is named as such, with the way to trust a private CA.
+fn describe_error(e: &(dyn std::error::Error + 'static), host: &str) -> SendError {
+    let mut text = e.to_string();
+    let mut tls_error = None;
+    let mut src = e.source();
+    while let Some(s) = src {
+        let part = s.to_string();
+        // hyper's connect error repeats its source's text.
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        if let Some(t) = find_rustls_error(s) {
+            tls_error = Some(t.clone());
+        }
+        src = s.source();
+    }
+    let message = match &tls_error {
+        Some(t @ rustls::Error::InvalidCertificate(_)) => format!(
+            "the TLS certificate of {host} was refused: {t}; a certificate issued by a private CA \
+             is trusted when that CA is given to --ca-file"
+        ),
+        Some(_) => format!("TLS with {host} failed: {text}"),
+        None => text,
+    };
+    SendError {
+        message,
+        tls: tls_error.is_some(),
+    }
+}
+
+/// rustls' error in `e`, which tokio-rustls and hyper-rustls hand over inside (nested)
+/// `io::Error`s, whose `source()` skips the wrapped error.
+fn find_rustls_error<'a>(
+    mut e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => e = inner,
+            None => return None,
+        }
     }
 }
 

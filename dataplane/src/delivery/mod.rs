@@ -189,6 +189,10 @@ pub struct DeliveryStream {
     remote_reader: tokio::sync::Mutex<Option<crate::remote::ShardReader>>,
     /// Poked after each put so a zero-interval stream delivers without polling delay.
     notify: Arc<Notify>,
+    /// Buffer offsets other readers still need, by reader (analytics applications with a
+    /// `KinesisFirehoseInput`): delivered records below them are kept. Persisted in
+    /// `holds.json`, so they hold across restarts too.
+    holds: Mutex<BTreeMap<String, u64>>,
     stop: watch::Sender<bool>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -224,6 +228,43 @@ impl DeliveryStream {
             .await?;
         self.notify.notify_one();
         Ok((out.first_offset, out.arrival_ms))
+    }
+
+    /// Keeps the DirectPut buffer from `offset` on for `reader`, which reads it besides the
+    /// delivery worker.
+    pub fn hold(&self, reader: &str, offset: u64) {
+        let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        if holds.get(reader) == Some(&offset) {
+            return;
+        }
+        holds.insert(reader.to_string(), offset);
+        self.persist_holds(&holds);
+    }
+
+    /// Drops `reader`'s hold on the buffer.
+    pub fn release(&self, reader: &str) {
+        let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        if holds.remove(reader).is_some() {
+            self.persist_holds(&holds);
+        }
+    }
+
+    fn persist_holds(&self, holds: &BTreeMap<String, u64>) {
+        let Some(dir) = &self.dir else { return };
+        let path = dir.join("holds.json");
+        if let Err(e) = crate::streams::stream::write_atomic(
+            &path,
+            &serde_json::to_vec(holds).unwrap_or_default(),
+        ) {
+            tracing::warn!(path = %path.display(), error = %e, "Could not save the buffer holds.");
+        }
+    }
+
+    /// Where the buffer may be trimmed once records before `delivered` are delivered: not past
+    /// any hold.
+    fn trim_horizon(&self, delivered: u64) -> u64 {
+        let holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        holds.values().copied().fold(delivered, u64::min)
     }
 
     async fn stop(&self) {
@@ -331,6 +372,12 @@ impl DeliveryStreams {
         dir: Option<PathBuf>,
     ) -> Result<Arc<DeliveryStream>, StorageError> {
         let checkpoint = source::Checkpoint::load(dir.as_deref());
+        let holds: BTreeMap<String, u64> = dir
+            .as_ref()
+            .and_then(|d| std::fs::read(d.join("holds.json")).ok())
+            .and_then(|raw| serde_json::from_slice(&raw).ok())
+            .unwrap_or_default();
+        let horizon = holds.values().copied().fold(checkpoint.offset, u64::min);
         let buffer = match meta.source {
             SourceKind::DirectPut => Some(ShardLog::open(
                 StorageConfig {
@@ -338,7 +385,7 @@ impl DeliveryStreams {
                     ..self.cfg.storage.clone()
                 },
                 self.clock.clone(),
-                checkpoint.offset,
+                horizon,
                 false,
             )?),
             SourceKind::KinesisStreamAsSource => None,
@@ -354,6 +401,7 @@ impl DeliveryStreams {
             buffer,
             remote_reader: tokio::sync::Mutex::new(None),
             notify: Arc::new(Notify::new()),
+            holds: Mutex::new(holds),
             stop,
             worker: Mutex::new(None),
         });

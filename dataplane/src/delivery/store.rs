@@ -249,4 +249,106 @@ mod tests {
             1
         );
     }
+
+    /// A one-object HTTPS "S3" on 127.0.0.1 with the certificate `tls::acceptor` generates for
+    /// `localhost` and `127.0.0.1`: PUT stores the body, GET returns it. Returns its port and
+    /// the certificate's PEM file.
+    async fn https_object_store(dir: &std::path::Path) -> (u16, std::path::PathBuf) {
+        use http_body_util::BodyExt;
+        let tls = crate::tls::acceptor(None, None, dir).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let object = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, object) = (tls.acceptor.clone(), object.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let object = object.clone();
+                            async move {
+                                let signed = req.headers().contains_key("authorization");
+                                let put = req.method() == http::Method::PUT;
+                                let body = req.into_body().collect().await?.to_bytes();
+                                let mut stored = object.lock().unwrap();
+                                if put {
+                                    *stored = body.to_vec();
+                                }
+                                let status = if signed { 200 } else { 403 };
+                                let answer = if put { Vec::new() } else { stored.clone() };
+                                Ok::<_, hyper::Error>(
+                                    http::Response::builder()
+                                        .status(status)
+                                        .body(Full::new(Bytes::from(answer)))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        (port, tls.generated_cert.unwrap())
+    }
+
+    fn s3_config(endpoint: String) -> StoreConfig {
+        StoreConfig {
+            endpoint,
+            region: "us-east-1".into(),
+            access_key_id: "AKID".into(),
+            secret_access_key: "secret".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_https_store_whose_certificate_is_trusted_through_the_ca_file_is_written_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, cert) = https_object_store(dir.path()).await;
+        let trusting = HttpClient::with_tls(crate::tls::client_config(Some(&cert)).unwrap());
+        // The certificate names both the DNS name and the IP address.
+        for host in ["localhost", "127.0.0.1"] {
+            let store = Store::new(
+                &s3_config(format!("https://{host}:{port}")),
+                trusting.clone(),
+            )
+            .unwrap();
+            let body = format!("written through {host}").into_bytes();
+            store.put("bucket", "a/key", body.clone()).await.unwrap();
+            assert_eq!(store.get("bucket", "a/key", 1024).await.unwrap(), body);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_https_store_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, _) = https_object_store(dir.path()).await;
+        let system_only = HttpClient::with_tls(crate::tls::client_config(None).unwrap());
+        let store = Store::new(
+            &s3_config(format!("https://127.0.0.1:{port}")),
+            system_only.clone(),
+        )
+        .unwrap();
+        let e = store.put("bucket", "k", b"x".to_vec()).await.unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "the TLS certificate of 127.0.0.1:{port} was refused"
+            )) && e.contains("UnknownIssuer")
+                && e.contains("--ca-file"),
+            "{e}"
+        );
+        let req = http::Request::get(format!("https://127.0.0.1:{port}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let e = system_only
+            .send(req, std::time::Duration::from_secs(5), 1024)
+            .await
+            .unwrap_err();
+        assert!(e.tls, "{e}");
+    }
 }

@@ -221,7 +221,7 @@ async fn invoke(
     let resp = client
         .send(req, INVOKE_TIMEOUT, MAX_RESPONSE)
         .await
-        .map_err(|e| ("Lambda.FunctionError".to_string(), e))?;
+        .map_err(|e| ("Lambda.FunctionError".to_string(), e.message))?;
     if !resp.status.is_success() || resp.headers.contains_key("x-amz-function-error") {
         return Err((
             "Lambda.FunctionError".into(),

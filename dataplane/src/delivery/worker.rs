@@ -130,7 +130,7 @@ pub async fn run(
         }
         committed = cursor.clone();
         if let Some(log) = &ds.buffer {
-            if let Err(e) = log.trim_to_offset(committed.offset) {
+            if let Err(e) = log.trim_to_offset(ds.trim_horizon(committed.offset)) {
                 tracing::warn!(delivery_stream = %name, error = %e, "Releasing delivered buffer segments failed.");
             }
         }

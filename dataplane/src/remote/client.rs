@@ -41,6 +41,9 @@ pub enum RemoteError {
         code: String,
         message: String,
     },
+    /// The TLS connection failed: most often the endpoint's certificate was refused.
+    #[error("{endpoint}: {message}")]
+    Tls { endpoint: String, message: String },
     /// The answer is not a Kinesis API answer.
     #[error("unexpected answer from {endpoint}: {message}")]
     Malformed { endpoint: String, message: String },
@@ -50,7 +53,8 @@ impl RemoteError {
     /// Whether trying again later can succeed without changing the request.
     pub fn is_transient(&self) -> bool {
         match self {
-            RemoteError::Unreachable { .. } => true,
+            // A certificate may be renewed or the CA bundle fixed; readers keep retrying.
+            RemoteError::Unreachable { .. } | RemoteError::Tls { .. } => true,
             RemoteError::Aws { status, code, .. } => {
                 *status >= 500
                     || matches!(
@@ -148,7 +152,7 @@ pub struct KinesisClient {
 }
 
 impl KinesisClient {
-    /// A client for remote stream `stream` at `endpoint` (`http://host:port`, validated by
+    /// A client for remote stream `stream` at `endpoint` (`http[s]://host:port`, validated by
     /// [`super::parse_endpoint`]).
     pub fn new(
         stream: &str,
@@ -160,6 +164,7 @@ impl KinesisClient {
         let endpoint = endpoint.trim_end_matches('/').to_string();
         let host = endpoint
             .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
             .unwrap_or(&endpoint)
             .split('/')
             .next()
@@ -439,9 +444,19 @@ impl KinesisClient {
             .http
             .send(req, CALL_TIMEOUT, MAX_RESPONSE)
             .await
-            .map_err(|message| RemoteError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                message,
+            .map_err(|e| {
+                let endpoint = self.endpoint.clone();
+                if e.tls {
+                    RemoteError::Tls {
+                        endpoint,
+                        message: e.message,
+                    }
+                } else {
+                    RemoteError::Unreachable {
+                        endpoint,
+                        message: e.message,
+                    }
+                }
             })?;
         if resp.status.is_success() {
             return Ok(resp.body);

@@ -1,5 +1,5 @@
 //! Metrics of the calls to remote stream endpoints, registered in the process registry
-//! (`/metrics`). Labels are bounded: the configured streams, five operations, five outcomes.
+//! (`/metrics`). Labels are bounded: the configured streams, five operations, six outcomes.
 
 use std::sync::OnceLock;
 
@@ -37,7 +37,7 @@ pub fn global() -> &'static RemoteMetrics {
         RemoteMetrics {
             requests: counter(
                 "remote_kinesis_requests_total",
-                "Calls to the Kinesis endpoint of a remote stream (--stream-endpoint), each attempt counted, by outcome (success, throttled, client_error, server_error, unreachable).",
+                "Calls to the Kinesis endpoint of a remote stream (--stream-endpoint), each attempt counted, by outcome (success, throttled, client_error, server_error, unreachable, tls_error).",
                 &["stream", "operation", "outcome"],
             ),
             put_entries_refused: counter(
@@ -69,6 +69,7 @@ fn outcome(result: Result<(), &RemoteError>) -> &'static str {
     match result {
         Ok(()) => "success",
         Err(RemoteError::Unreachable { .. }) => "unreachable",
+        Err(RemoteError::Tls { .. }) => "tls_error",
         Err(RemoteError::Aws { status, .. }) if *status >= 500 => "server_error",
         Err(e) if e.is_transient() => "throttled",
         Err(_) => "client_error",

@@ -77,10 +77,12 @@ pub fn parse_endpoint(spec: &str) -> Result<(String, String), String> {
             "--stream-endpoint {spec:?}: stream names match [a-zA-Z0-9_.-]{{1,128}}"
         ));
     }
-    // TLS to remote endpoints is not built in yet (the shared HTTP client speaks plain HTTP).
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return Err(format!(
-            "--stream-endpoint {spec:?}: the URL must start with http://"
+            "--stream-endpoint {spec:?}: the URL must start with http:// or https://"
         ));
     };
     let uri: http::Uri = url
@@ -186,7 +188,14 @@ mod tests {
             )
         );
         assert!(parse_endpoint("orders").is_err());
-        assert!(parse_endpoint("orders=https://x:443").is_err());
+        assert_eq!(
+            parse_endpoint("orders=https://orders.example.com")
+                .unwrap()
+                .1,
+            "https://orders.example.com"
+        );
+        assert!(parse_endpoint("orders=ftp://x:21").is_err());
+        assert!(parse_endpoint("orders=https://").is_err());
         assert!(parse_endpoint("bad name=http://x:1").is_err());
         assert!(parse_endpoint("orders=http://").is_err());
     }

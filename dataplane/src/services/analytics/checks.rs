@@ -265,7 +265,8 @@ pub fn schema_types(s: &SourceSchema) -> Result<(), AwsError> {
         .map_err(|e| errors::invalid(e.to_string()))
 }
 
-/// Checks beyond the model for an input: a Kinesis stream source that exists, types that parse.
+/// Checks beyond the model for an input: a Kinesis stream or DirectPut delivery stream source
+/// that exists, types that parse.
 /// (Lambda preprocessing is recorded, and refused when the application starts.)
 pub fn input_semantics(a: &AnalyticsService, i: &Input) -> Result<(), AwsError> {
     match (&i.kinesis_streams_input, &i.kinesis_firehose_input) {
@@ -274,10 +275,9 @@ pub fn input_semantics(a: &AnalyticsService, i: &Input) -> Result<(), AwsError> 
                 "Exactly one of KinesisStreamsInput or KinesisFirehoseInput must be provided.",
             ))
         }
-        (None, Some(_)) => return Err(AwsError::new(
-            errors::UNSUPPORTED_OPERATION,
-            "KinesisFirehoseInput is not supported by this server yet; use KinesisStreamsInput.",
-        )),
+        (None, Some(f)) => {
+            delivery_stream_exists(a, f.resource_arn.as_deref().unwrap_or_default())?
+        }
         (Some(k), None) => stream_exists(a, k.resource_arn.as_deref().unwrap_or_default())?,
     }
     schema_types(i.input_schema.as_ref().unwrap_or(&Default::default()))
@@ -307,7 +307,7 @@ pub fn output_semantics(a: &AnalyticsService, o: &Output) -> Result<(), AwsError
     }
 }
 
-/// A Firehose output needs a DirectPut delivery stream of this server.
+/// A Firehose input or output needs a DirectPut delivery stream of this server.
 fn delivery_stream_exists(a: &AnalyticsService, arn: &str) -> Result<(), AwsError> {
     let found = crate::analytics::compile::delivery_stream_name_of(arn)
         .filter(|_| arn.contains(":firehose:"))
@@ -315,7 +315,7 @@ fn delivery_stream_exists(a: &AnalyticsService, arn: &str) -> Result<(), AwsErro
     match found {
         Some(ds) if ds.meta().source == crate::delivery::SourceKind::DirectPut => Ok(()),
         Some(_) => Err(errors::invalid(format!(
-            "Delivery stream {arn} reads a Kinesis stream; an application can only write to a DirectPut delivery stream."
+            "Delivery stream {arn} reads a Kinesis stream; an application can only use a DirectPut delivery stream."
         ))),
         None => Err(errors::invalid(format!(
             "Kinesis Analytics cannot find the delivery stream {arn}. Make sure the delivery stream exists and the ARN is correct."

@@ -6,7 +6,7 @@ use tributary_sql::format::{self, RecordFormat as EngineFormat};
 use super::checks;
 use super::model::*;
 use super::AnalyticsService;
-use crate::analytics::compile::stream_name_of;
+use crate::analytics::compile::{delivery_stream_name_of, stream_name_of};
 use crate::analytics::errors;
 use crate::analytics::model::*;
 use crate::protocol::AwsError;
@@ -136,15 +136,54 @@ pub async fn discover(
             "Either ResourceARN or S3Configuration must be provided.",
         ));
     };
+    let newest = matches!(
+        i.input_starting_position_configuration
+            .as_ref()
+            .and_then(|p| p.input_starting_position.as_deref()),
+        Some("NOW") | Some("LAST_STOPPED_POINT")
+    );
     if let Some(remote) = stream_name_of(&arn).and_then(|n| a.engine.streams.remote.get(n)) {
-        return Err(AwsError::new(
-            errors::UNSUPPORTED_OPERATION,
-            format!(
-                "Stream {} is served by {} (--stream-endpoint); this server samples only its own streams. Call DiscoverInputSchema on that endpoint.",
-                remote.name,
-                remote.client.endpoint()
-            ),
-        ));
+        let raw = sample_remote(&remote, newest)
+            .await
+            .map_err(|e| match e.code() {
+                Some("ResourceNotFoundException") => AwsError::new(
+                    errors::RESOURCE_NOT_FOUND,
+                    format!("Stream {arn} is not found."),
+                ),
+                _ => AwsError::new(
+                    errors::SERVICE_UNAVAILABLE,
+                    format!(
+                        "Could not sample stream {} at {}: {e}",
+                        remote.name,
+                        remote.client.endpoint()
+                    ),
+                )
+                .with_status(503),
+            })?;
+        return describe(
+            raw,
+            "No data was found in the stream to discover a schema from.",
+        );
+    }
+    // A DirectPut delivery stream (a `KinesisFirehoseInput`): its buffer, as one shard.
+    if let Some(name) = delivery_stream_name_of(&arn).filter(|_| arn.contains(":firehose:")) {
+        let log = a
+            .engine
+            .delivery
+            .as_ref()
+            .and_then(|d| d.find(name))
+            .and_then(|ds| ds.buffer.clone())
+            .ok_or_else(|| {
+                AwsError::new(
+                    errors::RESOURCE_NOT_FOUND,
+                    format!("Delivery stream {arn} is not found."),
+                )
+            })?;
+        let raw = sample_logs(vec![log], newest).await?;
+        return describe(
+            raw,
+            "No data was found in the delivery stream to discover a schema from.",
+        );
     }
     let stream = stream_name_of(&arn)
         .and_then(|n| a.engine.streams.find(n))
@@ -154,32 +193,83 @@ pub async fn discover(
                 format!("Stream {arn} is not found."),
             )
         })?;
-    let newest = matches!(
-        i.input_starting_position_configuration
-            .and_then(|p| p.input_starting_position)
-            .as_deref(),
-        Some("NOW") | Some("LAST_STOPPED_POINT")
-    );
-    let shards = stream.all_shards();
-    let per_shard = SAMPLE.div_ceil(shards.len().max(1));
+    let logs = stream.all_shards().iter().map(|s| s.log.clone()).collect();
+    let raw = sample_logs(logs, newest).await?;
+    describe(
+        raw,
+        "No data was found in the stream to discover a schema from.",
+    )
+}
+
+/// About [`SAMPLE`] records of local logs (shards, or a delivery stream's buffer): the oldest
+/// of each, or with `newest` the newest.
+async fn sample_logs(
+    logs: Vec<crate::storage::ShardLog>,
+    newest: bool,
+) -> Result<Vec<bytes::Bytes>, AwsError> {
+    let per_shard = SAMPLE.div_ceil(logs.len().max(1));
     let mut raw: Vec<bytes::Bytes> = Vec::new();
-    for shard in shards {
+    for log in logs {
         let from = if newest {
-            shard.log.end_offset().saturating_sub(per_shard as u64)
+            log.end_offset().saturating_sub(per_shard as u64)
         } else {
-            shard.log.start_offset()
+            log.start_offset()
         };
-        let log = shard.log.clone();
         let batch = tokio::task::spawn_blocking(move || log.read(from, per_shard, 1024 * 1024))
             .await
             .map_err(|_| AwsError::internal(""))?
             .map_err(crate::streams::storage_error)?;
         raw.extend(batch.records.into_iter().map(|r| r.data));
     }
-    describe(
-        raw,
-        "No data was found in the stream to discover a schema from.",
-    )
+    Ok(raw)
+}
+
+/// Pages read from one remote shard while looking for its newest records.
+const NEWEST_PAGES: usize = 10;
+
+/// Samples a stream served by another endpoint (`--stream-endpoint`) through its Kinesis API:
+/// from each shard, the oldest records (`TRIM_HORIZON`) or the newest ones (`NOW`: the last
+/// records of up to [`NEWEST_PAGES`] pages read from the trim horizon towards the tip), about
+/// [`SAMPLE`] in all.
+async fn sample_remote(
+    remote: &crate::remote::RemoteStream,
+    newest: bool,
+) -> Result<Vec<bytes::Bytes>, crate::remote::RemoteError> {
+    use crate::remote::client::IteratorStart;
+    let shards = remote.client.list_shards(&remote.name).await?;
+    let per_shard = SAMPLE.div_ceil(shards.len().max(1));
+    let mut raw = Vec::new();
+    for shard in &shards {
+        let mut iterator = Some(
+            remote
+                .client
+                .get_shard_iterator(&remote.name, &shard.id, &IteratorStart::TrimHorizon)
+                .await?,
+        );
+        let mut kept: std::collections::VecDeque<bytes::Bytes> = Default::default();
+        let mut pages = 0;
+        while let Some(it) = iterator.take() {
+            let limit = if newest { 1000 } else { per_shard - kept.len() };
+            let page = remote.client.get_records(&it, limit).await?;
+            pages += 1;
+            let empty = page.records.is_empty();
+            for r in page.records {
+                kept.push_back(r.data);
+                if kept.len() > per_shard {
+                    kept.pop_front();
+                }
+            }
+            let done = (!newest && kept.len() >= per_shard)
+                || (empty && page.millis_behind_latest == 0)
+                || (newest && page.millis_behind_latest == 0)
+                || pages >= NEWEST_PAGES;
+            if !done {
+                iterator = page.next_iterator;
+            }
+        }
+        raw.extend(kept);
+    }
+    Ok(raw)
 }
 
 /// Infers the schema of sampled records and answers with them raw and parsed.

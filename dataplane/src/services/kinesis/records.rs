@@ -7,8 +7,9 @@ use bytes::Bytes;
 use crate::metrics;
 use crate::protocol::{AwsError, Blob, Timestamp};
 use crate::services::validate::{self, Validator, HASH_KEY_PATTERN, SEQUENCE_PATTERN};
+use crate::storage::StoredRecord;
 use crate::streams::{
-    errors, hash, parse_shard_id, seq, PutEntry, PutOutcome, StartPosition, Stream,
+    errors, hash, parse_shard_id, seq, ChildShard, PutEntry, PutOutcome, StartPosition, Stream,
 };
 
 /// PutRecords takes at most 500 records and 5 MiB (data and partition keys) per call.
@@ -417,34 +418,45 @@ pub async fn get_records(k: &Kinesis, i: GetRecordsInput) -> Result<GetRecordsRe
         .get_records(i.shard_iterator.as_deref().unwrap_or_default(), limit)
         .await?;
     get_records_metrics(&out);
-    let records = out
-        .records
-        .into_iter()
+    Ok(GetRecordsReply(out))
+}
+
+/// The model shape of a GetRecords answer (what CBOR serializes through serde).
+fn get_records_output(out: &crate::streams::RecordsOut) -> GetRecordsOutput {
+    GetRecordsOutput {
+        records: records_out(&out.records),
+        next_shard_iterator: out.next_iterator.clone(),
+        millis_behind_latest: out.millis_behind_latest,
+        child_shards: child_shards_out(out.child_shards.as_deref()),
+    }
+}
+
+fn records_out(records: &[(u128, StoredRecord)]) -> Vec<RecordOut> {
+    records
+        .iter()
         .map(|(sequence, r)| RecordOut {
             sequence_number: sequence.to_string(),
             approximate_arrival_timestamp: Timestamp(r.arrival_ms),
-            data: Blob(r.data),
-            partition_key: r.partition_key,
+            data: Blob(r.data.clone()),
+            partition_key: r.partition_key.clone(),
             encryption_type: Some(if r.encrypted { "KMS" } else { "NONE" }),
         })
-        .collect::<Vec<_>>();
-    Ok(GetRecordsReply(GetRecordsOutput {
-        records,
-        next_shard_iterator: out.next_iterator,
-        millis_behind_latest: out.millis_behind_latest,
-        child_shards: out.child_shards.map(|cs| {
-            cs.into_iter()
-                .map(|c| ChildShardOut {
-                    shard_id: c.shard_id,
-                    parent_shards: c.parents,
-                    hash_key_range: HashKeyRange {
-                        starting_hash_key: c.start_hash.to_string(),
-                        ending_hash_key: c.end_hash.to_string(),
-                    },
-                })
-                .collect()
-        }),
-    }))
+        .collect()
+}
+
+fn child_shards_out(children: Option<&[ChildShard]>) -> Option<Vec<ChildShardOut>> {
+    children.map(|cs| {
+        cs.iter()
+            .map(|c| ChildShardOut {
+                shard_id: c.shard_id.clone(),
+                parent_shards: c.parents.clone(),
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: c.start_hash.to_string(),
+                    ending_hash_key: c.end_hash.to_string(),
+                },
+            })
+            .collect()
+    })
 }
 
 fn get_records_metrics(out: &crate::streams::RecordsOut) {
@@ -476,58 +488,70 @@ fn get_records_metrics(out: &crate::streams::RecordsOut) {
     }
 }
 
-/// GetRecords' output. In JSON it is written directly into the response buffer: base64 goes
-/// straight into place and no per-record strings are built, since a response can hold 10,000
-/// records and 10 MiB of data. CBOR goes through serde.
-pub struct GetRecordsReply(pub GetRecordsOutput);
+/// GetRecords' output. In JSON it is written straight from the engine's records into the
+/// response buffer: sequence numbers and base64 go directly into place, with no per-record
+/// strings, since a response can hold 10,000 records and 10 MiB of data. CBOR goes through
+/// serde.
+pub struct GetRecordsReply(pub crate::streams::RecordsOut);
 
 impl crate::services::Encode for GetRecordsReply {
     fn encode(&self, protocol: crate::protocol::Protocol) -> Bytes {
         match protocol {
-            crate::protocol::Protocol::Cbor => crate::protocol::codec::encode(protocol, &self.0),
-            crate::protocol::Protocol::Json => Bytes::from(get_records_json(&self.0)),
+            crate::protocol::Protocol::Cbor => {
+                crate::protocol::codec::encode(protocol, &get_records_output(&self.0))
+            }
+            crate::protocol::Protocol::Json => Bytes::from(get_records_json(
+                &self.0.records,
+                self.0.next_iterator.as_deref(),
+                self.0.millis_behind_latest,
+                child_shards_out(self.0.child_shards.as_deref()),
+            )),
         }
     }
 }
 
-fn get_records_json(o: &GetRecordsOutput) -> Vec<u8> {
-    let size: usize = o
-        .records
+fn get_records_json(
+    records: &[(u128, StoredRecord)],
+    next_iterator: Option<&str>,
+    millis_behind_latest: i64,
+    child_shards: Option<Vec<ChildShardOut>>,
+) -> Vec<u8> {
+    use std::io::Write;
+    let size: usize = records
         .iter()
-        .map(|r| r.data.0.len() * 4 / 3 + r.partition_key.len() + 160)
+        .map(|(_, r)| r.data.len() * 4 / 3 + r.partition_key.len() + 160)
         .sum();
     let mut out = Vec::with_capacity(size + 1024);
     out.extend_from_slice(b"{\"Records\":[");
-    for (i, r) in o.records.iter().enumerate() {
+    for (i, (sequence, r)) in records.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"SequenceNumber\":\"");
-        out.extend_from_slice(r.sequence_number.as_bytes());
+        let _ = write!(out, "{sequence}");
         out.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
-        let _ = serde_json::to_writer(&mut out, &r.approximate_arrival_timestamp);
+        let _ = serde_json::to_writer(&mut out, &Timestamp(r.arrival_ms));
         out.extend_from_slice(b",\"Data\":\"");
         let start = out.len();
         let b64 = base64_simd::STANDARD;
-        out.resize(start + b64.encoded_length(r.data.0.len()), 0);
-        let _ = b64.encode(&r.data.0, base64_simd::Out::from_slice(&mut out[start..]));
+        out.resize(start + b64.encoded_length(r.data.len()), 0);
+        let _ = b64.encode(&r.data, base64_simd::Out::from_slice(&mut out[start..]));
         out.extend_from_slice(b"\",\"PartitionKey\":");
         let _ = serde_json::to_writer(&mut out, &r.partition_key);
-        if let Some(e) = r.encryption_type {
-            out.extend_from_slice(b",\"EncryptionType\":\"");
-            out.extend_from_slice(e.as_bytes());
-            out.push(b'"');
-        }
-        out.push(b'}');
+        out.extend_from_slice(if r.encrypted {
+            b",\"EncryptionType\":\"KMS\"}"
+        } else {
+            b",\"EncryptionType\":\"NONE\"}"
+        });
     }
     out.push(b']');
-    if let Some(it) = &o.next_shard_iterator {
+    if let Some(it) = next_iterator {
         out.extend_from_slice(b",\"NextShardIterator\":");
         let _ = serde_json::to_writer(&mut out, it);
     }
     out.extend_from_slice(b",\"MillisBehindLatest\":");
-    out.extend_from_slice(o.millis_behind_latest.to_string().as_bytes());
-    if let Some(children) = &o.child_shards {
+    let _ = write!(out, "{millis_behind_latest}");
+    if let Some(children) = &child_shards {
         out.extend_from_slice(b",\"ChildShards\":");
         let _ = serde_json::to_writer(&mut out, children);
     }
@@ -541,36 +565,62 @@ mod tests {
 
     #[test]
     fn hand_written_get_records_json_matches_serde() {
-        let o = GetRecordsOutput {
-            records: vec![
-                RecordOut {
-                    sequence_number: "4".into(),
-                    approximate_arrival_timestamp: Timestamp(1_764_140_000_123),
-                    data: Blob(Bytes::from_static(b"\x00\xffhello")),
+        let records = vec![
+            (
+                4u128,
+                StoredRecord {
+                    offset: 3,
+                    arrival_ms: 1_764_140_000_123,
                     partition_key: "k\"ey\u{e9}".into(),
-                    encryption_type: Some("NONE"),
+                    data: Bytes::from_static(b"\x00\xffhello"),
+                    encrypted: false,
                 },
-                RecordOut {
-                    sequence_number: "5".into(),
-                    approximate_arrival_timestamp: Timestamp(1_764_140_000_000),
-                    data: Blob(Bytes::new()),
+            ),
+            (
+                49_000_000_000_000_000_000_000_000_000_000_000_005u128,
+                StoredRecord {
+                    offset: 4,
+                    arrival_ms: 1_764_140_000_000,
                     partition_key: "p".into(),
-                    encryption_type: Some("KMS"),
+                    data: Bytes::new(),
+                    encrypted: true,
                 },
-            ],
-            next_shard_iterator: Some("it".into()),
-            millis_behind_latest: 12,
-            child_shards: Some(vec![ChildShardOut {
+            ),
+        ];
+        let children = || {
+            vec![ChildShardOut {
                 shard_id: "shardId-000000000001".into(),
                 parent_shards: vec!["shardId-000000000000".into()],
                 hash_key_range: HashKeyRange {
                     starting_hash_key: "0".into(),
                     ending_hash_key: "9".into(),
                 },
-            }]),
+            }]
         };
-        let fast: serde_json::Value = serde_json::from_slice(&get_records_json(&o)).unwrap();
-        let slow = serde_json::to_value(&o).unwrap();
+        let fast: serde_json::Value = serde_json::from_slice(&get_records_json(
+            &records,
+            Some("it"),
+            12,
+            Some(children()),
+        ))
+        .unwrap();
+        let slow = serde_json::to_value(GetRecordsOutput {
+            records: records_out(&records),
+            next_shard_iterator: Some("it".into()),
+            millis_behind_latest: 12,
+            child_shards: Some(children()),
+        })
+        .unwrap();
         assert_eq!(fast, slow);
+        let closed: serde_json::Value =
+            serde_json::from_slice(&get_records_json(&[], None, 0, None)).unwrap();
+        let slow = serde_json::to_value(GetRecordsOutput {
+            records: Vec::new(),
+            next_shard_iterator: None,
+            millis_behind_latest: 0,
+            child_shards: None,
+        })
+        .unwrap();
+        assert_eq!(closed, slow);
     }
 }
