@@ -2057,7 +2057,10 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
         "simple-alerts",
         code,
         demo_schema(),
-        &[("DESTINATION_SQL_STREAM", "out"), ("error_stream", "errors")],
+        &[
+            ("DESTINATION_SQL_STREAM", "out"),
+            ("error_stream", "errors"),
+        ],
         InputStartingPosition::TrimHorizon,
     )
     .await;
@@ -2165,7 +2168,8 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
         InputStartingPosition::Now,
     )
     .await;
-    let ev = |t: &str| json!({"EVENT_TIME": format!("2017-05-01T{t}.000Z"), "TICKER_SYMBOL": "AMZN"});
+    let ev =
+        |t: &str| json!({"EVENT_TIME": format!("2017-05-01T{t}.000Z"), "TICKER_SYMBOL": "AMZN"});
     // The rows of AWS's stagger-window concept page: two events of 11:00 arrive in the first
     // minute; a late one of 11:00 and one of 11:01 arrive in the next.
     align_to_minute(&e.server).await;
@@ -2175,7 +2179,9 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
     let first = parse_json(&wait_for(&e.k, "out", 1).await);
     assert_eq!(
         first,
-        vec![json!({"TICKER_SYMBOL": "AMZN", "EVENT_TIME": "2017-05-01 11:00:00.000", "TICKER_COUNT": 2.0})]
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "EVENT_TIME": "2017-05-01 11:00:00.000", "TICKER_COUNT": 2.0})
+        ]
     );
     put_json(&e.k, "in", &[ev("11:00:55"), ev("11:01:05")]).await;
     wait_metric(&e.server, &input_rows("event-time"), 4.0).await;
@@ -2207,7 +2213,9 @@ async fn arrival_minutes(k: &aws_sdk_kinesis::Client, stream: &str) -> (String, 
     let secs = recs[0].approximate_arrival_timestamp.unwrap().secs();
     let sql = |s: i64| {
         // "2026-11-26T11:31:00Z" → "2026-11-26 11:31:00.000"
-        let t = DateTime::from_secs(s).fmt(DateTimeFormat::DateTime).unwrap();
+        let t = DateTime::from_secs(s)
+            .fmt(DateTimeFormat::DateTime)
+            .unwrap();
         format!("{}.000", t.trim_end_matches('Z').replace('T', " "))
     };
     let minute = secs - secs.rem_euclid(60);
@@ -2449,7 +2457,7 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
         EXTRACT(HOUR FROM ROWTIME),
         CEIL(ROWTIME TO HOUR),
         CASE WHEN EXTRACT(HOUR FROM ROWTIME) < 12 THEN 'morning' ELSE 'later' END,
-        ROWTIME
+        ROWTIME AS rt
     FROM "SOURCE_SQL_STREAM_001";
 "#;
     create_and_start(
@@ -2543,7 +2551,10 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
         "overflow",
         code,
         demo_schema(),
-        &[("DESTINATION_SQL_STREAM", "out"), ("error_stream", "errors")],
+        &[
+            ("DESTINATION_SQL_STREAM", "out"),
+            ("error_stream", "errors"),
+        ],
         InputStartingPosition::TrimHorizon,
     )
     .await;
@@ -2561,5 +2572,37 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
     assert_eq!(
         parse_json(&wait_for(&e.k, "out", 1).await),
         vec![json!({"SMALL": 50})]
+    );
+}
+
+#[tokio::test]
+async fn last_stopped_point_reads_what_arrived_while_the_application_was_stopped() {
+    // Without a data directory too: the stop point is kept in memory.
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM ticker_symbol, price FROM "SOURCE_SQL_STREAM_001";
+"#;
+    create_and_start(&e, "resume", code, demo_schema()).await;
+    put_json(&e.k, "in", &[demo("AMZN", "T", 0.0, 1.0)]).await;
+    wait_metric(&e.server, &input_rows("resume"), 1.0).await;
+    e.a.stop_application()
+        .application_name("resume")
+        .send()
+        .await
+        .unwrap();
+    put_json(&e.k, "in", &[demo("TGT", "R", 0.0, 2.0)]).await;
+    start_app(&e.a, "resume", InputStartingPosition::LastStoppedPoint).await;
+    put_json(&e.k, "in", &[demo("XOM", "E", 0.0, 3.0)]).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 3).await),
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "PRICE": 1.0}),
+            json!({"TICKER_SYMBOL": "TGT", "PRICE": 2.0}),
+            json!({"TICKER_SYMBOL": "XOM", "PRICE": 3.0}),
+        ]
     );
 }
