@@ -2265,11 +2265,11 @@ CREATE PUMP "AGGREGATED_SQL_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM" ("TICK
         .await
         .unwrap();
     wait_status(&e.a, name, ApplicationStatus::Ready).await;
-    put_json(&e.k, "in", &[amzn.clone()]).await;
+    put_json(&e.k, "in", std::slice::from_ref(&amzn)).await;
     advance_clock(&e.server, 60_000).await;
     start_app(&e.a, name, InputStartingPosition::LastStoppedPoint).await;
     wait_metric(&e.server, &input_rows(name), 3.0).await;
-    put_json(&e.k, "in", &[amzn.clone()]).await;
+    put_json(&e.k, "in", std::slice::from_ref(&amzn)).await;
     wait_metric(&e.server, &input_rows(name), 4.0).await;
     advance_clock(&e.server, 60_000).await;
     let (m0, m1) = arrival_minutes(&e.k, "in").await;
