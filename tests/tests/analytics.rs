@@ -2009,3 +2009,600 @@ async fn wait_objects(root: &std::path::Path, n: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// AWS's remaining example applications, each with the SQL of sql/tests/examples.rs and the rows
+// that test expects.
+
+/// Creates `name` reading stream "in" with `schema` and writing each `(in-app stream, stream)`
+/// as JSON, then starts it at `position`.
+async fn create_with_outputs(
+    e: &Env,
+    name: &str,
+    code: &str,
+    schema: SourceSchema,
+    outputs: &[(&str, &str)],
+    position: InputStartingPosition,
+) {
+    let mut req =
+        e.a.create_application()
+            .application_name(name)
+            .application_code(code)
+            .inputs(stream_input_with("in", schema));
+    for (in_app, stream) in outputs {
+        req = req.outputs(stream_output(in_app, stream, RecordFormatType::Json));
+    }
+    req.send().await.unwrap();
+    start_app(&e.a, name, position).await;
+}
+
+fn input_rows(app: &str) -> String {
+    format!("analytics_input_rows_total{{application=\"{app}\",stream=\"SOURCE_SQL_STREAM_001\"}}")
+}
+
+#[tokio::test]
+async fn simple_alerts_pass_only_changes_above_one_percent() {
+    let e = start(&[]).await;
+    for s in ["in", "out", "errors"] {
+        create_stream(&e.k, s, 1).await;
+    }
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM ticker_symbol, sector, change, price
+    FROM   "SOURCE_SQL_STREAM_001"
+    WHERE  (ABS(Change / (Price - Change)) * 100) > 1;
+"#;
+    create_with_outputs(
+        &e,
+        "simple-alerts",
+        code,
+        demo_schema(),
+        &[
+            ("DESTINATION_SQL_STREAM", "out"),
+            ("error_stream", "errors"),
+        ],
+        InputStartingPosition::TrimHorizon,
+    )
+    .await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            demo("AMZN", "TECHNOLOGY", 2.0, 102.0), // 2 %
+            demo("TGT", "RETAIL", 0.5, 100.5),      // 0.5 %
+            demo("XYZ", "ENERGY", -3.0, 97.0),      // 3 %
+        ],
+    )
+    .await;
+    wait_metric(&e.server, &input_rows("simple-alerts"), 3.0).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 2).await),
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "SECTOR": "TECHNOLOGY", "CHANGE": 2.0, "PRICE": 102.0}),
+            json!({"TICKER_SYMBOL": "XYZ", "SECTOR": "ENERGY", "CHANGE": -3.0, "PRICE": 97.0}),
+        ]
+    );
+    assert!(read_all(&e.k, "errors").await.is_empty());
+}
+
+#[tokio::test]
+async fn throttled_alerts_count_triggers_per_ticker_over_the_last_minute() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "CHANGE_STREAM" (ticker_symbol VARCHAR(4), sector VARCHAR(12), change DOUBLE, price DOUBLE);
+CREATE OR REPLACE PUMP "change_pump" AS INSERT INTO "CHANGE_STREAM"
+    SELECT STREAM ticker_symbol, sector, change, price
+    FROM   "SOURCE_SQL_STREAM_001"
+    WHERE  (ABS(Change / (Price - Change)) * 100) > 1;
+CREATE OR REPLACE STREAM TRIGGER_COUNT_STREAM (ticker_symbol VARCHAR(4), change REAL, trigger_count INTEGER);
+CREATE OR REPLACE PUMP trigger_count_pump AS INSERT INTO TRIGGER_COUNT_STREAM
+SELECT STREAM ticker_symbol, change, trigger_count
+FROM (
+    SELECT STREAM ticker_symbol, change, COUNT(*) OVER W1 as trigger_count
+    FROM "CHANGE_STREAM"
+    --window to perform aggregations over last minute to keep track of triggers
+    WINDOW W1 AS (PARTITION BY ticker_symbol RANGE INTERVAL '1' MINUTE PRECEDING)
+)
+WHERE trigger_count >= 1;
+"#;
+    create_with_outputs(
+        &e,
+        "throttled",
+        code,
+        demo_schema(),
+        &[("TRIGGER_COUNT_STREAM", "out")],
+        InputStartingPosition::Now,
+    )
+    .await;
+    // Seconds after the first record, and the record put then.
+    let records = [
+        (0, demo("AMZN", "T", 2.0, 102.0)),
+        (10, demo("AMZN", "T", 0.1, 102.0)), // below 1 %: not a trigger
+        (20, demo("TGT", "R", 3.0, 53.0)),
+        (30, demo("AMZN", "T", -2.0, 100.0)),
+        (65, demo("AMZN", "T", 2.0, 102.0)), // the trigger at 0 s has left the minute
+    ];
+    let mut now = 0;
+    for (i, (at, rec)) in records.iter().enumerate() {
+        advance_clock(&e.server, (at - now) * 1000).await;
+        now = *at;
+        put_json(&e.k, "in", std::slice::from_ref(rec)).await;
+        wait_metric(&e.server, &input_rows("throttled"), (i + 1) as f64).await;
+    }
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 4).await),
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "CHANGE": 2.0, "TRIGGER_COUNT": 1}),
+            json!({"TICKER_SYMBOL": "TGT", "CHANGE": 3.0, "TRIGGER_COUNT": 1}),
+            json!({"TICKER_SYMBOL": "AMZN", "CHANGE": -2.0, "TRIGGER_COUNT": 2}),
+            json!({"TICKER_SYMBOL": "AMZN", "CHANGE": 2.0, "TRIGGER_COUNT": 2}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_tumbling_window_on_event_time_yields_partial_rows_for_late_events() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER_SYMBOL VARCHAR(4), EVENT_TIME TIMESTAMP, TICKER_COUNT DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS
+  INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM
+        TICKER_SYMBOL,
+        FLOOR(EVENT_TIME TO MINUTE),
+        COUNT(TICKER_SYMBOL) AS TICKER_COUNT
+    FROM "SOURCE_SQL_STREAM_001"
+    GROUP BY ticker_symbol, FLOOR(EVENT_TIME TO MINUTE), STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '1' MINUTE);
+"#;
+    let schema = json_schema(&[("EVENT_TIME", "TIMESTAMP"), ("TICKER_SYMBOL", "VARCHAR(4)")]);
+    create_with_outputs(
+        &e,
+        "event-time",
+        code,
+        schema,
+        &[("DESTINATION_SQL_STREAM", "out")],
+        InputStartingPosition::Now,
+    )
+    .await;
+    let ev =
+        |t: &str| json!({"EVENT_TIME": format!("2017-05-01T{t}.000Z"), "TICKER_SYMBOL": "AMZN"});
+    // The rows of AWS's stagger-window concept page: two events of 11:00 arrive in the first
+    // minute; a late one of 11:00 and one of 11:01 arrive in the next.
+    align_to_minute(&e.server).await;
+    put_json(&e.k, "in", &[ev("11:00:10"), ev("11:00:20")]).await;
+    wait_metric(&e.server, &input_rows("event-time"), 2.0).await;
+    advance_clock(&e.server, 60_000).await;
+    let first = parse_json(&wait_for(&e.k, "out", 1).await);
+    assert_eq!(
+        first,
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "EVENT_TIME": "2017-05-01 11:00:00.000", "TICKER_COUNT": 2.0})
+        ]
+    );
+    put_json(&e.k, "in", &[ev("11:00:55"), ev("11:01:05")]).await;
+    wait_metric(&e.server, &input_rows("event-time"), 4.0).await;
+    advance_clock(&e.server, 60_000).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 3).await),
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "EVENT_TIME": "2017-05-01 11:00:00.000", "TICKER_COUNT": 2.0}),
+            json!({"TICKER_SYMBOL": "AMZN", "EVENT_TIME": "2017-05-01 11:00:00.000", "TICKER_COUNT": 1.0}),
+            json!({"TICKER_SYMBOL": "AMZN", "EVENT_TIME": "2017-05-01 11:01:00.000", "TICKER_COUNT": 1.0}),
+        ]
+    );
+}
+
+/// The server clock's minute (as a SQL timestamp) in which the first record of `stream` arrived,
+/// and the minute after it.
+async fn arrival_minutes(k: &aws_sdk_kinesis::Client, stream: &str) -> (String, String) {
+    use aws_sdk_kinesis::primitives::{DateTime, DateTimeFormat};
+    let shard = k
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .shards
+        .unwrap()
+        .remove(0);
+    let recs = read_shard(k, stream, shard.shard_id()).await;
+    let secs = recs[0].approximate_arrival_timestamp.unwrap().secs();
+    let sql = |s: i64| {
+        // "2026-11-26T11:31:00Z" → "2026-11-26 11:31:00.000"
+        let t = DateTime::from_secs(s)
+            .fmt(DateTimeFormat::DateTime)
+            .unwrap();
+        format!("{}.000", t.trim_end_matches('Z').replace('T', " "))
+    };
+    let minute = secs - secs.rem_euclid(60);
+    (sql(minute), sql(minute + 60))
+}
+
+#[tokio::test]
+async fn partial_counts_from_a_tumbling_pump_are_merged_by_a_sliding_pump() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's partial-results example: counts per (processing minute, arrival minute) merged per
+    // arrival minute by a sliding SUM.
+    let code = r#"
+CREATE OR REPLACE STREAM "CALC_COUNT_SQL_STREAM" (TICKER VARCHAR(4), TRADETIME TIMESTAMP, TICKERCOUNT DOUBLE);
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (TICKER VARCHAR(4), TRADETIME TIMESTAMP, TICKERCOUNT DOUBLE);
+CREATE PUMP "CALC_COUNT_SQL_PUMP_001" AS INSERT INTO "CALC_COUNT_SQL_STREAM" ("TICKER", "TRADETIME", "TICKERCOUNT")
+    SELECT STREAM "TICKER_SYMBOL", STEP("SOURCE_SQL_STREAM_001"."APPROXIMATE_ARRIVAL_TIME" BY INTERVAL '1' MINUTE) as "TradeTime", COUNT(*) AS "TickerCount"
+    FROM "SOURCE_SQL_STREAM_001"
+    GROUP BY STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '1' MINUTE),
+             STEP("SOURCE_SQL_STREAM_001"."APPROXIMATE_ARRIVAL_TIME" BY INTERVAL '1' MINUTE),
+             TICKER_SYMBOL;
+CREATE PUMP "AGGREGATED_SQL_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM" ("TICKER", "TRADETIME", "TICKERCOUNT")
+    SELECT STREAM "TICKER", "TRADETIME", SUM("TICKERCOUNT") OVER W1 AS "TICKERCOUNT"
+    FROM "CALC_COUNT_SQL_STREAM"
+    WINDOW W1 AS (PARTITION BY "TRADETIME" RANGE INTERVAL '10' MINUTE PRECEDING);
+"#;
+    let name = "partial";
+    create_with_outputs(
+        &e,
+        name,
+        code,
+        demo_schema(),
+        &[("DESTINATION_SQL_STREAM", "out")],
+        InputStartingPosition::Now,
+    )
+    .await;
+    let amzn = demo("AMZN", "T", 0.0, 1.0);
+    align_to_minute(&e.server).await;
+    put_json(&e.k, "in", &[amzn.clone(), amzn.clone()]).await;
+    wait_metric(&e.server, &input_rows(name), 2.0).await;
+    // A record that arrives while the application is stopped is processed in the next minute:
+    // its count for this arrival minute is a partial result.
+    e.a.stop_application()
+        .application_name(name)
+        .send()
+        .await
+        .unwrap();
+    wait_status(&e.a, name, ApplicationStatus::Ready).await;
+    put_json(&e.k, "in", std::slice::from_ref(&amzn)).await;
+    advance_clock(&e.server, 60_000).await;
+    start_app(&e.a, name, InputStartingPosition::LastStoppedPoint).await;
+    wait_metric(&e.server, &input_rows(name), 3.0).await;
+    put_json(&e.k, "in", std::slice::from_ref(&amzn)).await;
+    wait_metric(&e.server, &input_rows(name), 4.0).await;
+    advance_clock(&e.server, 60_000).await;
+    let (m0, m1) = arrival_minutes(&e.k, "in").await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 3).await),
+        vec![
+            json!({"TICKER": "AMZN", "TRADETIME": m0, "TICKERCOUNT": 2.0}),
+            json!({"TICKER": "AMZN", "TRADETIME": m0, "TICKERCOUNT": 3.0}),
+            json!({"TICKER": "AMZN", "TRADETIME": m1, "TICKERCOUNT": 1.0}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn one_input_stream_splits_into_order_and_trade_streams_with_quoted_names() {
+    let e = start(&[]).await;
+    for s in ["in", "orders", "trades", "out"] {
+        create_stream(&e.k, s, 1).await;
+    }
+    let code = r#"
+CREATE OR REPLACE STREAM "Order_Stream" ("order_id" integer, "order_type" varchar(10), "ticker" varchar(4), "order_price" DOUBLE, "record_type" varchar(10));
+CREATE OR REPLACE PUMP "Order_Pump" AS INSERT INTO "Order_Stream"
+    SELECT STREAM "Oid", "Otype", "Oticker", "Oprice", "RecordType"
+    FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Order';
+CREATE OR REPLACE STREAM "Trade_Stream" ("trade_id" integer, "order_id" integer, "trade_price" DOUBLE, "ticker" varchar(4), "record_type" varchar(10));
+CREATE OR REPLACE PUMP "Trade_Pump" AS INSERT INTO "Trade_Stream"
+    SELECT STREAM "Tid", "Toid", "Tprice", "Tticker", "RecordType"
+    FROM "SOURCE_SQL_STREAM_001" WHERE "RecordType" = 'Trade';
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" ("ticker" varchar(4), "trade_count" integer);
+CREATE OR REPLACE PUMP "Output_Pump" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM "ticker", count(*) as trade_count
+    FROM "Trade_Stream"
+    GROUP BY "ticker", FLOOR("Trade_Stream".ROWTIME TO MINUTE);
+"#;
+    let schema = json_schema(&[
+        ("RecordType", "VARCHAR(10)"),
+        ("Oid", "INTEGER"),
+        ("Otype", "VARCHAR(10)"),
+        ("Oticker", "VARCHAR(4)"),
+        ("Oprice", "DOUBLE"),
+        ("Tid", "INTEGER"),
+        ("Toid", "INTEGER"),
+        ("Tprice", "DOUBLE"),
+        ("Tticker", "VARCHAR(4)"),
+    ]);
+    create_with_outputs(
+        &e,
+        "split",
+        code,
+        schema,
+        &[
+            ("Order_Stream", "orders"),
+            ("Trade_Stream", "trades"),
+            ("DESTINATION_SQL_STREAM", "out"),
+        ],
+        InputStartingPosition::Now,
+    )
+    .await;
+    align_to_minute(&e.server).await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            json!({"RecordType": "Order", "Oid": 1, "Otype": "Buy", "Oticker": "AMZN", "Oprice": 10.0}),
+            json!({"RecordType": "Trade", "Tid": 7, "Toid": 1, "Tprice": 10.5, "Tticker": "AMZN"}),
+            json!({"RecordType": "Trade", "Tid": 8, "Toid": 1, "Tprice": 10.6, "Tticker": "AMZN"}),
+        ],
+    )
+    .await;
+    wait_metric(&e.server, &input_rows("split"), 3.0).await;
+    advance_clock(&e.server, 60_000).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "orders", 1).await),
+        vec![
+            json!({"order_id": 1, "order_type": "Buy", "ticker": "AMZN", "order_price": 10.0, "record_type": "Order"})
+        ]
+    );
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "trades", 2).await),
+        vec![
+            json!({"trade_id": 7, "order_id": 1, "trade_price": 10.5, "ticker": "AMZN", "record_type": "Trade"}),
+            json!({"trade_id": 8, "order_id": 1, "trade_price": 10.6, "ticker": "AMZN", "record_type": "Trade"}),
+        ]
+    );
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 1).await),
+        vec![json!({"ticker": "AMZN", "trade_count": 2})]
+    );
+}
+
+#[tokio::test]
+async fn string_transforms_extract_and_rewrite_urls() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (domain VARCHAR(32), secure VARCHAR(64), shout VARCHAR(64), words VARCHAR(64), len INTEGER);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM
+        SUBSTRING("referrer", 12, (POSITION('.com' IN "referrer") - POSITION('www.' IN "referrer") - 4)),
+        REGEX_REPLACE("referrer", 'http://', 'https://', 1, 0),
+        UPPER(TRIM("referrer")) || '!',
+        INITCAP('the quick fox'),
+        CHAR_LENGTH("referrer")
+    FROM "SOURCE_SQL_STREAM_001";
+"#;
+    create_and_start(
+        &e,
+        "strings",
+        code,
+        json_schema(&[("referrer", "VARCHAR(32)")]),
+    )
+    .await;
+    put_json(&e.k, "in", &[json!({"referrer": "http://www.amazon.com"})]).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 1).await),
+        vec![json!({
+            "DOMAIN": "amazon",
+            "SECURE": "https://www.amazon.com",
+            "SHOUT": "HTTP://WWW.AMAZON.COM!",
+            "WORDS": "The Quick Fox",
+            "LEN": 21
+        })]
+    );
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Epoch milliseconds → `yyyy-MM-dd HH:mm:ss.SSS`, the way TIMESTAMP columns are written.
+fn sql_timestamp(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (y, mo, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
+/// (year, month, day) → days since 1970-01-01.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `yyyy-MM-dd HH:mm:ss.SSS` → epoch milliseconds.
+fn parse_sql_timestamp(t: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+    let days = days_from_civil(n(0..4), n(5..7), n(8..10));
+    days * 86_400_000 + n(11..13) * 3_600_000 + n(14..16) * 60_000 + n(17..19) * 1000 + n(20..23)
+}
+
+#[tokio::test]
+async fn date_transforms_parse_format_and_diff_event_times() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // The engine test's date transforms, with ROWTIME written too: the server's clock is not
+    // the test's, so the columns derived from it are checked against it.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (event_ts TIMESTAMP, as_text VARCHAR(32), lag_ms BIGINT, hour_of_day BIGINT, next_hour TIMESTAMP, kind VARCHAR(8), rt TIMESTAMP);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM
+        CHAR_TO_TIMESTAMP('yyyy-MM-dd hh:mm:ss a', "event_text"),
+        TIMESTAMP_TO_CHAR('dd/MMM/yyyy HH:mm', CHAR_TO_TIMESTAMP('yyyy-MM-dd hh:mm:ss a', "event_text")),
+        TSDIFF(ROWTIME, CHAR_TO_TIMESTAMP('yyyy-MM-dd hh:mm:ss a', "event_text")),
+        EXTRACT(HOUR FROM ROWTIME),
+        CEIL(ROWTIME TO HOUR),
+        CASE WHEN EXTRACT(HOUR FROM ROWTIME) < 12 THEN 'morning' ELSE 'later' END,
+        ROWTIME AS rt
+    FROM "SOURCE_SQL_STREAM_001";
+"#;
+    create_and_start(
+        &e,
+        "dates",
+        code,
+        json_schema(&[("event_text", "VARCHAR(32)")]),
+    )
+    .await;
+    put_json(
+        &e.k,
+        "in",
+        &[json!({"event_text": "2017-05-01 10:59:55 AM"})],
+    )
+    .await;
+    let row = parse_json(&wait_for(&e.k, "out", 1).await).remove(0);
+    let rt_text = row["RT"].as_str().unwrap();
+    let rt = parse_sql_timestamp(rt_text);
+    assert_eq!(sql_timestamp(rt), rt_text);
+    let event = 1_493_636_395_000; // 2017-05-01 10:59:55
+    let hour = rt.rem_euclid(86_400_000) / 3_600_000;
+    let next_hour = rt + (3_600_000 - rt.rem_euclid(3_600_000)) % 3_600_000;
+    assert_eq!(
+        row,
+        json!({
+            "EVENT_TS": "2017-05-01 10:59:55.000",
+            "AS_TEXT": "01/May/2017 10:59",
+            "LAG_MS": rt - event,
+            "HOUR_OF_DAY": hour,
+            "NEXT_HOUR": sql_timestamp(next_hour),
+            "KIND": if hour < 12 { "morning" } else { "later" },
+            "RT": rt_text,
+        })
+    );
+}
+
+#[tokio::test]
+async fn regex_log_parse_returns_capture_groups_as_record_columns() {
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    // AWS's REGEX_LOG_PARSE example 2, over sector names.
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (sector VARCHAR(24), match1 VARCHAR(24), match2 VARCHAR(24));
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM T.LOGENTRY, T.REC.COLUMN1, T.REC.COLUMN2
+    FROM (SELECT STREAM LOGENTRY,
+                 REGEX_LOG_PARSE(LOGENTRY, '.*([E].).*([R].*)') AS REC
+          FROM SOURCE_SQL_STREAM_001) AS T;
+"#;
+    create_and_start(
+        &e,
+        "regex-log",
+        code,
+        json_schema(&[("LOGENTRY", "VARCHAR(24)")]),
+    )
+    .await;
+    put_json(
+        &e.k,
+        "in",
+        &[
+            json!({"LOGENTRY": "ENERGY"}),
+            json!({"LOGENTRY": "HEALTHCARE"}),
+            json!({"LOGENTRY": "TECHNOLOGY"}),
+        ],
+    )
+    .await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 3).await),
+        vec![
+            json!({"SECTOR": "ENERGY", "MATCH1": "EN", "MATCH2": "RGY"}),
+            json!({"SECTOR": "HEALTHCARE", "MATCH1": "EA", "MATCH2": "RE"}),
+            json!({"SECTOR": "TECHNOLOGY", "MATCH1": null, "MATCH2": null}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_value_too_large_for_its_target_column_goes_to_error_stream() {
+    let e = start(&[]).await;
+    for s in ["in", "out", "errors"] {
+        create_stream(&e.k, s, 1).await;
+    }
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (small TINYINT);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM CAST(price AS INTEGER) * 10 FROM "SOURCE_SQL_STREAM_001";
+"#;
+    create_with_outputs(
+        &e,
+        "overflow",
+        code,
+        demo_schema(),
+        &[
+            ("DESTINATION_SQL_STREAM", "out"),
+            ("error_stream", "errors"),
+        ],
+        InputStartingPosition::TrimHorizon,
+    )
+    .await;
+    put_json(
+        &e.k,
+        "in",
+        &[demo("A", "S", 0.0, 5.0), demo("A", "S", 0.0, 50.0)],
+    )
+    .await;
+    let errors = parse_json(&wait_for(&e.k, "errors", 1).await);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["ERROR_LEVEL"], "Error");
+    assert_eq!(errors[0]["ERROR_NAME"], "Numeric_Overflow");
+    assert_eq!(errors[0]["PUMP_NAME"], "P");
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 1).await),
+        vec![json!({"SMALL": 50})]
+    );
+}
+
+#[tokio::test]
+async fn last_stopped_point_reads_what_arrived_while_the_application_was_stopped() {
+    // Without a data directory too: the stop point is kept in memory.
+    let e = start(&[]).await;
+    create_stream(&e.k, "in", 1).await;
+    create_stream(&e.k, "out", 1).await;
+    let code = r#"
+CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), price DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+    SELECT STREAM ticker_symbol, price FROM "SOURCE_SQL_STREAM_001";
+"#;
+    create_and_start(&e, "resume", code, demo_schema()).await;
+    put_json(&e.k, "in", &[demo("AMZN", "T", 0.0, 1.0)]).await;
+    wait_metric(&e.server, &input_rows("resume"), 1.0).await;
+    e.a.stop_application()
+        .application_name("resume")
+        .send()
+        .await
+        .unwrap();
+    put_json(&e.k, "in", &[demo("TGT", "R", 0.0, 2.0)]).await;
+    start_app(&e.a, "resume", InputStartingPosition::LastStoppedPoint).await;
+    put_json(&e.k, "in", &[demo("XOM", "E", 0.0, 3.0)]).await;
+    assert_eq!(
+        parse_json(&wait_for(&e.k, "out", 3).await),
+        vec![
+            json!({"TICKER_SYMBOL": "AMZN", "PRICE": 1.0}),
+            json!({"TICKER_SYMBOL": "TGT", "PRICE": 2.0}),
+            json!({"TICKER_SYMBOL": "XOM", "PRICE": 3.0}),
+        ]
+    );
+}

@@ -96,6 +96,9 @@ pub struct AppEntry {
     /// Serialises changes of this application (configuration, start, stop).
     control: tokio::sync::Mutex<()>,
     dir: Option<PathBuf>,
+    /// Where the runner stopped by StopApplication had read: LAST_STOPPED_POINT resumes there
+    /// (also without a data directory, where no checkpoint file is written).
+    stopped_at: Mutex<Option<runtime::Checkpoint>>,
 }
 
 impl AppEntry {
@@ -197,6 +200,7 @@ impl Analytics {
                 config: Mutex::new(cfg),
                 runner: Mutex::new(None),
                 control: tokio::sync::Mutex::new(()),
+                stopped_at: Mutex::new(None),
                 dir: Some(dir),
             });
             a.apps
@@ -307,6 +311,7 @@ impl Analytics {
             config: Mutex::new(cfg),
             runner: Mutex::new(None),
             control: tokio::sync::Mutex::new(()),
+            stopped_at: Mutex::new(None),
         });
         entry.persist().map_err(storage_error)?;
         self.apps
@@ -415,7 +420,13 @@ impl Analytics {
                 }
             }
         }
-        self.launch(&entry, &starts, None).await?;
+        let resume = entry
+            .stopped_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.launch(&entry, &starts, resume).await?;
+        *entry.stopped_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
         entry.persist().map_err(storage_error)?;
         Ok(())
     }
@@ -510,7 +521,8 @@ impl Analytics {
         }
         entry.set_status(Status::Stopping);
         let _ = entry.persist();
-        self.halt(&entry).await;
+        let reached = self.halt(&entry).await;
+        *entry.stopped_at.lock().unwrap_or_else(|e| e.into_inner()) = reached;
         entry.set_status(Status::Ready);
         entry.persist().map_err(storage_error)
     }
