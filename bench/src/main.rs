@@ -58,7 +58,8 @@ struct RunArgs {
     /// A run of a few seconds that checks the harness (CI): short phases, little data.
     #[arg(long)]
     smoke: bool,
-    /// Records written and read back by `get-records`.
+    /// Records written and read back by `get-records` [default: 1000000; kinesis-mock at most
+    /// 50000; with --smoke, 2000].
     #[arg(long)]
     readback_records: Option<u64>,
     /// GiB of data written by `retention`.
@@ -131,7 +132,7 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         duration: Duration::from_secs_f64(if a.smoke { 0.5 } else { a.duration }),
         readback_records: a
             .readback_records
-            .unwrap_or(if a.smoke { 2_000 } else { 50_000 }),
+            .unwrap_or(if a.smoke { 2_000 } else { 1_000_000 }),
         retention_bytes: (a
             .retention_gib
             .unwrap_or(if a.smoke { 1.0 / 32.0 } else { 6.0 })

@@ -522,15 +522,34 @@ fn get_records_json(
         .map(|(_, r)| r.data.len() * 4 / 3 + r.partition_key.len() + 160)
         .sum();
     let mut out = Vec::with_capacity(size + 1024);
+    // Records of one response mostly have consecutive sequence numbers and share their batch's
+    // arrival time, so both are formatted once and then reused (the digits incremented in
+    // place).
+    let mut seq_text: Vec<u8> = Vec::with_capacity(48);
+    let mut last_seq: Option<u128> = None;
+    let mut time_text: Vec<u8> = Vec::with_capacity(24);
+    let mut last_ms: Option<i64> = None;
     out.extend_from_slice(b"{\"Records\":[");
     for (i, (sequence, r)) in records.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"SequenceNumber\":\"");
-        let _ = write!(out, "{sequence}");
+        if last_seq.is_some_and(|l| l.checked_add(1) == Some(*sequence)) {
+            increment_decimal(&mut seq_text);
+        } else {
+            seq_text.clear();
+            let _ = write!(seq_text, "{sequence}");
+        }
+        last_seq = Some(*sequence);
+        out.extend_from_slice(&seq_text);
         out.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
-        let _ = serde_json::to_writer(&mut out, &Timestamp(r.arrival_ms));
+        if last_ms != Some(r.arrival_ms) {
+            time_text.clear();
+            let _ = serde_json::to_writer(&mut time_text, &Timestamp(r.arrival_ms));
+            last_ms = Some(r.arrival_ms);
+        }
+        out.extend_from_slice(&time_text);
         out.extend_from_slice(b",\"Data\":\"");
         let start = out.len();
         let b64 = base64_simd::STANDARD;
@@ -559,9 +578,73 @@ fn get_records_json(
     out
 }
 
+/// Adds one to a non-negative decimal number written in ASCII digits.
+fn increment_decimal(digits: &mut Vec<u8>) {
+    for d in digits.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            return;
+        }
+    }
+    digits.insert(0, b'1');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_increments_carry() {
+        for n in [
+            0u128,
+            8,
+            9,
+            99,
+            1299,
+            49_999_999_999_999_999_999_999_999_999_999_999_999,
+        ] {
+            let mut d = n.to_string().into_bytes();
+            increment_decimal(&mut d);
+            assert_eq!(d, (n + 1).to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn consecutive_records_share_formatted_sequences_and_times() {
+        let rec = |offset: u64, ms: i64| StoredRecord {
+            offset,
+            arrival_ms: ms,
+            partition_key: format!("k{offset}"),
+            data: Bytes::from(vec![offset as u8; offset as usize % 7]),
+            encrypted: false,
+        };
+        let base = 49_000_000_000_000_000_000_000_000_000_000_000_000u128;
+        let records: Vec<(u128, StoredRecord)> = [
+            (base + 8, 1_764_140_000_100),
+            (base + 9, 1_764_140_000_100),
+            (base + 10, 1_764_140_000_100),
+            (base + 99, 1_764_140_000_100),
+            (base + 100, 1_764_140_001_000),
+            (base + 101, 1_764_140_001_000),
+            (7, 1_764_140_001_007),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (seq, ms))| (seq, rec(i as u64, ms)))
+        .collect();
+        let fast: serde_json::Value =
+            serde_json::from_slice(&get_records_json(&records, Some("it"), 0, None)).unwrap();
+        let slow = serde_json::to_value(GetRecordsOutput {
+            records: records_out(&records),
+            next_shard_iterator: Some("it".into()),
+            millis_behind_latest: 0,
+            child_shards: None,
+        })
+        .unwrap();
+        assert_eq!(fast, slow);
+    }
 
     #[test]
     fn hand_written_get_records_json_matches_serde() {
