@@ -6,11 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use kube::{
-    runtime::{
-        controller::Action,
-        events::EventType,
-        finalizer::{finalizer, Event as FinalizerEvent},
-    },
+    runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
 };
 use tracing::instrument;
@@ -19,7 +15,7 @@ use tributary_api::{AnalyticsApp, DeletionPolicy};
 use super::{
     is_paused, now,
     workload::{apply_children, namespace, stream_endpoints, write_status},
-    Context, FINALIZER,
+    Context,
 };
 use crate::{
     dataplane::{ApplicationDetail, ClientError},
@@ -37,21 +33,7 @@ const WAIT_REQUEUE: Duration = Duration::from_secs(5);
 /// Reconciles one AnalyticsApp: adds the finalizer, then applies (or, once deleted, cleans up).
 #[instrument(skip_all, fields(analytics_app = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile(app: Arc<AnalyticsApp>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile(KIND);
-    let ns = namespace(app.as_ref())?;
-    let api: Api<AnalyticsApp> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, app, |event| async {
-        match event {
-            FinalizerEvent::Apply(a) => apply(a, &ctx).await,
-            FinalizerEvent::Cleanup(a) => cleanup(a, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if let Err(e) = &result {
-        ctx.metrics.failure(KIND, e.reason());
-    }
-    result
+    super::reconcile_with_finalizer(app, &ctx, KIND, |o| apply(o, &ctx), |o| cleanup(o, &ctx)).await
 }
 
 /// Requeue policy of failed reconciles.

@@ -5,18 +5,14 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{
     api::{Patch, PatchParams},
-    runtime::{
-        controller::Action,
-        events::EventType,
-        finalizer::{finalizer, Event as FinalizerEvent},
-    },
+    runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
 };
 use serde_json::json;
 use tracing::{info, instrument};
 use tributary_api::{DeletionPolicy, Stream, StreamConsumer, API_GROUP, API_VERSION};
 
-use super::{is_paused, now, Context, FIELD_MANAGER, FINALIZER};
+use super::{is_paused, now, Context, FIELD_MANAGER};
 use crate::{
     dataplane::{ClientError, ConsumerDescription},
     error::{Error, Result},
@@ -31,23 +27,14 @@ const WAIT_REQUEUE: Duration = Duration::from_secs(5);
 /// Reconciles one StreamConsumer.
 #[instrument(skip_all, fields(consumer = %consumer.name_any(), namespace = consumer.namespace().unwrap_or_default()))]
 pub async fn reconcile(consumer: Arc<StreamConsumer>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile(KIND);
-    let ns = consumer
-        .namespace()
-        .ok_or(Error::MissingObjectKey("namespace"))?;
-    let api: Api<StreamConsumer> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, consumer, |event| async {
-        match event {
-            FinalizerEvent::Apply(c) => apply(c, &ctx).await,
-            FinalizerEvent::Cleanup(c) => cleanup(c, &ctx).await,
-        }
-    })
+    super::reconcile_with_finalizer(
+        consumer,
+        &ctx,
+        KIND,
+        |o| apply(o, &ctx),
+        |o| cleanup(o, &ctx),
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if let Err(e) = &result {
-        ctx.metrics.failure(KIND, e.reason());
-    }
-    result
 }
 
 /// Requeue policy of failed reconciles.

@@ -5,11 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use kube::{
-    runtime::{
-        controller::Action,
-        events::EventType,
-        finalizer::{finalizer, Event as FinalizerEvent},
-    },
+    runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
 };
 use tracing::instrument;
@@ -18,7 +14,7 @@ use tributary_api::{DeletionPolicy, DeliveryStream};
 use super::{
     is_paused, now,
     workload::{apply_children, missing_secret, namespace, stream_endpoints, write_status},
-    Context, FINALIZER,
+    Context,
 };
 use crate::{
     dataplane::{ClientError, DeliveryStreamDescription},
@@ -38,21 +34,7 @@ const WAIT_REQUEUE: Duration = Duration::from_secs(5);
 /// up).
 #[instrument(skip_all, fields(delivery_stream = %ds.name_any(), namespace = ds.namespace().unwrap_or_default()))]
 pub async fn reconcile(ds: Arc<DeliveryStream>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile(KIND);
-    let ns = namespace(ds.as_ref())?;
-    let api: Api<DeliveryStream> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, ds, |event| async {
-        match event {
-            FinalizerEvent::Apply(d) => apply(d, &ctx).await,
-            FinalizerEvent::Cleanup(d) => cleanup(d, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if let Err(e) = &result {
-        ctx.metrics.failure(KIND, e.reason());
-    }
-    result
+    super::reconcile_with_finalizer(ds, &ctx, KIND, |o| apply(o, &ctx), |o| cleanup(o, &ctx)).await
 }
 
 /// Requeue policy of failed reconciles.
@@ -217,6 +199,7 @@ async fn cleanup(ds: Arc<DeliveryStream>, ctx: &Context) -> Result<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::FINALIZER;
     use crate::{
         config::Settings,
         dataplane::fake,

@@ -91,6 +91,44 @@ pub fn now() -> String {
     Timestamp::now().to_string()
 }
 
+/// One reconcile of `obj` under the operator's finalizer: `apply` while the object lives,
+/// `cleanup` once it is being deleted. Times the run and counts failures under `kind`.
+pub async fn reconcile_with_finalizer<K, Ap, ApFut, Cl, ClFut>(
+    obj: Arc<K>,
+    ctx: &Context,
+    kind: &'static str,
+    apply: Ap,
+    cleanup: Cl,
+) -> crate::error::Result<Action>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    Ap: FnOnce(Arc<K>) -> ApFut,
+    ApFut: std::future::Future<Output = crate::error::Result<Action>>,
+    Cl: FnOnce(Arc<K>) -> ClFut,
+    ClFut: std::future::Future<Output = crate::error::Result<Action>>,
+{
+    use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+    let _timer = ctx.metrics.reconcile(kind);
+    let ns = workload::namespace(obj.as_ref())?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, obj, |event| async move {
+        match event {
+            FinalizerEvent::Apply(o) => apply(o).await,
+            FinalizerEvent::Cleanup(o) => cleanup(o).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if let Err(e) = &result {
+        ctx.metrics.failure(kind, e.reason());
+    }
+    result
+}
+
 /// Requeue policy after a failed reconcile: transient errors retry soon, terminal ones at the
 /// resync interval (their status already says `Stalled`).
 pub fn error_policy(err: &Error, settings: &Settings) -> Action {

@@ -11,11 +11,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     api::{Patch, PatchParams},
-    runtime::{
-        controller::Action,
-        events::EventType,
-        finalizer::{finalizer, Event as FinalizerEvent},
-    },
+    runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
 };
 use serde_json::json;
@@ -24,7 +20,7 @@ use tributary_api::{
     DeletionPolicy, EncryptionType, Stream, StreamMode, StreamStatus, API_GROUP, API_VERSION,
 };
 
-use super::{is_paused, now, Context, FIELD_MANAGER, FINALIZER};
+use super::{is_paused, now, Context, FIELD_MANAGER};
 use crate::{
     dataplane::{next_shard_step, ClientError, CreateStream, StreamSummary},
     error::{Error, Result},
@@ -44,23 +40,8 @@ const PODS_REQUEUE: Duration = Duration::from_secs(5);
 /// Reconciles one Stream: adds the finalizer, then applies (or, once deleted, cleans up).
 #[instrument(skip_all, fields(stream = %stream.name_any(), namespace = stream.namespace().unwrap_or_default()))]
 pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile(KIND);
-    let ns = stream
-        .namespace()
-        .ok_or(Error::MissingObjectKey("namespace"))?;
-    let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, stream, |event| async {
-        match event {
-            FinalizerEvent::Apply(s) => apply(s, &ctx).await,
-            FinalizerEvent::Cleanup(s) => cleanup(s, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if let Err(e) = &result {
-        ctx.metrics.failure(KIND, e.reason());
-    }
-    result
+    super::reconcile_with_finalizer(stream, &ctx, KIND, |o| apply(o, &ctx), |o| cleanup(o, &ctx))
+        .await
 }
 
 /// Requeue policy of failed reconciles.
@@ -415,6 +396,7 @@ async fn cleanup(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::FINALIZER;
     use crate::{
         config::Settings,
         dataplane::fake::{self, FakeStream},
