@@ -22,7 +22,7 @@ use aws_sdk_firehose::Client;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use tributary_tests::Server;
+use tributary_tests::{files, wait_for, Server};
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
 
@@ -91,28 +91,6 @@ fn s3_config(prefix: &str, interval_s: i32, gzip: bool) -> ExtendedS3Destination
         .unwrap()
 }
 
-/// Every file under `dir`, relative path → bytes.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(b)
@@ -133,17 +111,6 @@ fn delivered_lines(root: &Path) -> Vec<String> {
         lines.extend(String::from_utf8(text).unwrap().lines().map(str::to_string));
     }
     lines
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn put_batch(c: &Client, name: &str, records: &[String]) {
