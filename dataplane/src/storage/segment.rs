@@ -5,7 +5,7 @@
 //! below `durable_len` without locks on the data itself.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use std::sync::{Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 
-use super::format::{self, BatchHeader, BATCH_HEADER_LEN};
+use super::format::{self, BatchHeader, Encoded, BATCH_HEADER_LEN};
 use super::StorageError;
 
 /// One entry of the sparse index: the first offset of a batch, where the batch starts in the
@@ -286,20 +286,24 @@ impl Segment {
             .last_arrival_ms
     }
 
-    /// Writes bytes at `pos` (writer task only; `pos` is the end of what it wrote so far). They
-    /// become durable with `sync` and visible to readers only through `publish`.
-    pub fn write_at(&self, pos: u64, data: &[u8]) -> Result<(), StorageError> {
+    /// Writes an encoded round at `pos` with vectored writes, straight from the records'
+    /// buffers (writer task only; `pos` is the end of what it wrote so far). The bytes become
+    /// durable with `sync` and visible to readers only through `publish`.
+    pub fn write_encoded_at(&self, pos: u64, enc: &Encoded) -> Result<(), StorageError> {
         match &self.store {
-            Store::File { path, file } => file
-                .write_all_at(data, pos)
-                .map_err(|e| StorageError::io(path, e))?,
+            Store::File { path, file } => {
+                write_vectored_all_at(file, pos, enc).map_err(|e| StorageError::io(path, e))
+            }
             Store::Memory(buf) => {
                 let mut buf = buf.write().unwrap_or_else(|e| e.into_inner());
                 buf.truncate(pos as usize);
-                buf.extend_from_slice(data);
+                buf.reserve(enc.len());
+                for s in enc.slices() {
+                    buf.extend_from_slice(s);
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// fdatasync: every byte written before this call is durable when it returns.
@@ -456,4 +460,30 @@ pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StorageError::io(dir, e))
+}
+
+/// Most slices one `writev` takes (Linux's IOV_MAX).
+const MAX_IOV: usize = 1024;
+
+/// Writes every slice of `enc` at `pos`: seek, then `writev` until all is written. Only the
+/// writer task writes, and readers use positioned reads, so the file cursor is the writer's.
+fn write_vectored_all_at(file: &File, pos: u64, enc: &Encoded) -> std::io::Result<()> {
+    let mut f = file;
+    f.seek(SeekFrom::Start(pos))?;
+    let mut slices = enc.slices().filter(|s| !s.is_empty()).peekable();
+    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
+    while slices.peek().is_some() {
+        iov.clear();
+        iov.extend(slices.by_ref().take(MAX_IOV).map(IoSlice::new));
+        let mut rest = &mut iov[..];
+        while !rest.is_empty() {
+            match f.write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
