@@ -5,7 +5,7 @@
 //! below `durable_len` without locks on the data itself.
 
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{IoSlice, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,9 +114,10 @@ impl Segment {
     /// 1. Load the `.idx` file if the segment was sealed cleanly and the index agrees with the
     ///    file's length; then trust the sealed segment as written.
     /// 2. Otherwise scan every batch from the start, checking magic, length, CRC and offset
-    ///    continuity. The first batch that fails is a torn tail from a crash: truncate the file
-    ///    there and fsync. Every acknowledged batch was fsynced whole before its ack, so a
-    ///    truncated batch was never acknowledged.
+    ///    continuity. The first batch that fails is a torn tail from a crash, or the zeros of
+    ///    space preallocated ahead of the writes: truncate the file there and fsync. Every
+    ///    acknowledged batch was fsynced whole before its ack, so a truncated batch was never
+    ///    acknowledged.
     pub fn open(
         path: &Path,
         base_offset: u64,
@@ -219,12 +220,23 @@ impl Segment {
             expected = h.next_offset();
         }
         if pos < len {
-            tracing::warn!(
-                segment = %self.describe(),
-                valid_bytes = pos,
-                file_bytes = len,
-                "Truncating a torn or corrupt tail found during recovery."
-            );
+            // Zeros where the next batch would start are preallocated space that was never
+            // written (or a batch whose first bytes never reached the disk, which was never
+            // acknowledged either); anything else is a torn or corrupt batch.
+            let mut head = [0u8; BATCH_HEADER_LEN];
+            let n = (len - pos).min(BATCH_HEADER_LEN as u64) as usize;
+            let zeros = self.read_exact_at(pos, &mut head[..n]).is_ok()
+                && head[..n].iter().all(|&b| b == 0);
+            if zeros {
+                tracing::debug!(segment = %self.describe(), valid_bytes = pos, file_bytes = len, "Cutting off unwritten preallocated space.");
+            } else {
+                tracing::warn!(
+                    segment = %self.describe(),
+                    valid_bytes = pos,
+                    file_bytes = len,
+                    "Truncating a torn or corrupt tail found during recovery."
+                );
+            }
             self.truncate(pos)?;
         }
         self.durable_len.store(pos, Ordering::Release);
@@ -306,6 +318,21 @@ impl Segment {
         }
     }
 
+    /// Grows the file from `from` to `to` bytes of allocated space that reads as zeros
+    /// (`fallocate`), ahead of the writes that will fill it. An fdatasync after writes inside
+    /// that space need not persist a new file size, which saves one synchronous metadata write
+    /// per sync on ext4. Returns false where the filesystem cannot do it; nothing depends on
+    /// it but speed (recovery and sealing cut the zero tail off).
+    pub fn preallocate(&self, from: u64, to: u64) -> bool {
+        match &self.store {
+            Store::File { file, .. } if to > from => {
+                rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), from, to - from)
+                    .is_ok()
+            }
+            _ => true,
+        }
+    }
+
     /// fdatasync: every byte written before this call is durable when it returns.
     pub fn sync(&self) -> Result<(), StorageError> {
         match &self.store {
@@ -342,6 +369,12 @@ impl Segment {
         let Store::File { path, file } = &self.store else {
             return Ok(());
         };
+        // Drop the preallocated tail, so the file ends where its data does.
+        let len = file.metadata().map_err(|e| StorageError::io(path, e))?.len();
+        if len > self.durable_len() {
+            file.set_len(self.durable_len())
+                .map_err(|e| StorageError::io(path, e))?;
+        }
         file.sync_all().map_err(|e| StorageError::io(path, e))?;
         let ipath = path.with_extension("idx");
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
@@ -462,14 +495,11 @@ pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(|e| StorageError::io(dir, e))
 }
 
-/// Most slices one `writev` takes (Linux's IOV_MAX).
+/// Most slices one `pwritev` takes (Linux's IOV_MAX).
 const MAX_IOV: usize = 1024;
 
-/// Writes every slice of `enc` at `pos`: seek, then `writev` until all is written. Only the
-/// writer task writes, and readers use positioned reads, so the file cursor is the writer's.
-fn write_vectored_all_at(file: &File, pos: u64, enc: &Encoded) -> std::io::Result<()> {
-    let mut f = file;
-    f.seek(SeekFrom::Start(pos))?;
+/// Writes every slice of `enc` at `pos` with `pwritev`, resuming after short writes.
+fn write_vectored_all_at(file: &File, mut pos: u64, enc: &Encoded) -> std::io::Result<()> {
     let mut slices = enc.slices().filter(|s| !s.is_empty()).peekable();
     let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
     while slices.peek().is_some() {
@@ -477,11 +507,14 @@ fn write_vectored_all_at(file: &File, pos: u64, enc: &Encoded) -> std::io::Resul
         iov.extend(slices.by_ref().take(MAX_IOV).map(IoSlice::new));
         let mut rest = &mut iov[..];
         while !rest.is_empty() {
-            match f.write_vectored(rest) {
+            match rustix::io::pwritev(file, rest, pos) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut rest, n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Ok(n) => {
+                    pos += n as u64;
+                    IoSlice::advance_slices(&mut rest, n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }

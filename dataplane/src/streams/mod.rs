@@ -100,7 +100,11 @@ pub struct PutEntry {
 /// The outcome of one record of a put.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PutOutcome {
-    Ok { shard_id: String, sequence: u128 },
+    /// The shard id is shared by the records of a put that landed in one shard.
+    Ok {
+        shard_id: Arc<str>,
+        sequence: u128,
+    },
     Failed { code: &'static str, message: String },
 }
 
@@ -675,9 +679,10 @@ impl Streams {
                             .map(|&i| entries[i].data.len() + entries[i].partition_key.len())
                             .sum();
                         shard.meter.add(bytes as u64, idx.len() as u64);
+                        let shard_id: Arc<str> = Arc::from(shard.id.as_str());
                         for (k, &i) in idx.iter().enumerate() {
                             results[i] = Some(PutOutcome::Ok {
-                                shard_id: shard.id.clone(),
+                                shard_id: shard_id.clone(),
                                 sequence: stream.sequence(shard.index, out.first_offset + k as u64),
                             });
                         }

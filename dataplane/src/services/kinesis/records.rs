@@ -63,12 +63,12 @@ fn record_metrics(stream: &Stream, outcomes: &[PutOutcome], entries: &[PutEntry]
                 bytes += size;
                 if enhanced.contains("IncomingBytes") {
                     m.shard_incoming_bytes
-                        .with_label_values(&[&stream.name, shard_id])
+                        .with_label_values(&[&stream.name, &**shard_id])
                         .inc_by(size);
                 }
                 if enhanced.contains("IncomingRecords") {
                     m.shard_incoming_records
-                        .with_label_values(&[&stream.name, shard_id])
+                        .with_label_values(&[&stream.name, &**shard_id])
                         .inc();
                 }
             }
@@ -146,7 +146,7 @@ pub async fn put_record(k: &Kinesis, i: PutRecordInput) -> Result<PutRecordOutpu
     record_metrics(&stream, &outcomes, &entries, false);
     match outcomes.into_iter().next() {
         Some(PutOutcome::Ok { shard_id, sequence }) => Ok(PutRecordOutput {
-            shard_id,
+            shard_id: shard_id.to_string(),
             sequence_number: sequence.to_string(),
             encryption_type: encryption_type(&stream),
         }),
@@ -185,7 +185,7 @@ fn check_ordering_sequence(
     }
 }
 
-pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOutput, AwsError> {
+pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsReply, AwsError> {
     let mut v = Validator::new();
     v.not_null("records", &i.records);
     if let Some(records) = &i.records {
@@ -272,32 +272,115 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsOu
     }
     let outcomes = k.engine.put(&stream, &entries).await;
     record_metrics(&stream, &outcomes, &entries, true);
-    let mut failed = 0;
-    let results = outcomes
-        .into_iter()
-        .map(|o| match o {
-            PutOutcome::Ok { shard_id, sequence } => PutRecordsResultEntry {
-                sequence_number: Some(sequence.to_string()),
-                shard_id: Some(shard_id),
-                error_code: None,
-                error_message: None,
-            },
-            PutOutcome::Failed { code, message } => {
-                failed += 1;
-                PutRecordsResultEntry {
+    Ok(PutRecordsReply {
+        outcomes,
+        encryption_type: encryption_type(&stream),
+    })
+}
+
+/// PutRecords' output. In JSON it is written straight from the outcomes: the records of one
+/// shard have consecutive sequence numbers, so each number is formatted once per shard and
+/// then incremented in place, and shard ids are not copied per record. CBOR goes through serde.
+pub struct PutRecordsReply {
+    outcomes: Vec<PutOutcome>,
+    encryption_type: &'static str,
+}
+
+impl PutRecordsReply {
+    fn failed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, PutOutcome::Failed { .. }))
+            .count()
+    }
+
+    fn output(&self) -> PutRecordsOutput {
+        let records = self
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                PutOutcome::Ok { shard_id, sequence } => PutRecordsResultEntry {
+                    sequence_number: Some(sequence.to_string()),
+                    shard_id: Some(shard_id.to_string()),
+                    error_code: None,
+                    error_message: None,
+                },
+                PutOutcome::Failed { code, message } => PutRecordsResultEntry {
                     sequence_number: None,
                     shard_id: None,
                     error_code: Some(code),
-                    error_message: Some(message),
+                    error_message: Some(message.clone()),
+                },
+            })
+            .collect();
+        PutRecordsOutput {
+            failed_record_count: self.failed(),
+            records,
+            encryption_type: self.encryption_type,
+        }
+    }
+
+    /// The JSON body, byte for byte what serde writes for [`PutRecordsOutput`].
+    fn json(&self) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(64 + self.outcomes.len() * 100);
+        let _ = write!(out, "{{\"FailedRecordCount\":{},\"Records\":[", self.failed());
+        // Per shard: its quoted id and the last sequence number written, with its digits.
+        let mut shards: Vec<(std::sync::Arc<str>, Vec<u8>, u128, Vec<u8>)> = Vec::new();
+        for (i, o) in self.outcomes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match o {
+                PutOutcome::Ok { shard_id, sequence } => {
+                    let k = match shards.iter().position(|s| std::sync::Arc::ptr_eq(&s.0, shard_id)) {
+                        Some(k) => k,
+                        None => {
+                            let mut id = Vec::new();
+                            let _ = serde_json::to_writer(&mut id, &**shard_id);
+                            shards.push((shard_id.clone(), id, 0, Vec::new()));
+                            shards.len() - 1
+                        }
+                    };
+                    let (_, id, last, digits) = &mut shards[k];
+                    if !digits.is_empty() && last.checked_add(1) == Some(*sequence) {
+                        increment_decimal(digits);
+                    } else {
+                        digits.clear();
+                        let _ = write!(digits, "{sequence}");
+                    }
+                    *last = *sequence;
+                    out.extend_from_slice(b"{\"SequenceNumber\":\"");
+                    out.extend_from_slice(digits);
+                    out.extend_from_slice(b"\",\"ShardId\":");
+                    out.extend_from_slice(id);
+                    out.push(b'}');
+                }
+                PutOutcome::Failed { code, message } => {
+                    out.extend_from_slice(b"{\"ErrorCode\":");
+                    let _ = serde_json::to_writer(&mut out, code);
+                    out.extend_from_slice(b",\"ErrorMessage\":");
+                    let _ = serde_json::to_writer(&mut out, message);
+                    out.push(b'}');
                 }
             }
-        })
-        .collect();
-    Ok(PutRecordsOutput {
-        failed_record_count: failed,
-        records: results,
-        encryption_type: encryption_type(&stream),
-    })
+        }
+        out.extend_from_slice(b"],\"EncryptionType\":");
+        let _ = serde_json::to_writer(&mut out, self.encryption_type);
+        out.push(b'}');
+        out
+    }
+}
+
+impl crate::services::Encode for PutRecordsReply {
+    fn encode(&self, protocol: crate::protocol::Protocol) -> Bytes {
+        match protocol {
+            crate::protocol::Protocol::Cbor => {
+                crate::protocol::codec::encode(protocol, &self.output())
+            }
+            crate::protocol::Protocol::Json => Bytes::from(self.json()),
+        }
+    }
 }
 
 const ITERATOR_TYPES: [&str; 5] = [
@@ -594,6 +677,34 @@ fn increment_decimal(digits: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_records_json_matches_serde_byte_for_byte() {
+        use std::sync::Arc;
+        let a: Arc<str> = Arc::from("shardId-000000000000");
+        let b: Arc<str> = Arc::from("shardId-000000000001");
+        let seq = |shard: u32, offset: u64| crate::streams::seq::encode(0xfeed, shard, offset);
+        let outcomes = vec![
+            PutOutcome::Ok { shard_id: a.clone(), sequence: seq(0, 9) },
+            PutOutcome::Ok { shard_id: b.clone(), sequence: seq(1, 99) },
+            PutOutcome::Ok { shard_id: a.clone(), sequence: seq(0, 10) },
+            PutOutcome::Failed {
+                code: errors::THROUGHPUT_EXCEEDED,
+                message: "Rate exceeded for \"shard\"".into(),
+            },
+            PutOutcome::Ok { shard_id: b.clone(), sequence: seq(1, 100) },
+            PutOutcome::Ok { shard_id: a.clone(), sequence: seq(0, 19) },
+            // Another Arc with the same id (a put retried after a reshard).
+            PutOutcome::Ok { shard_id: Arc::from("shardId-000000000000"), sequence: seq(0, 20) },
+        ];
+        for encryption_type in ["NONE", "KMS"] {
+            let reply = PutRecordsReply { outcomes: outcomes.clone(), encryption_type };
+            let serde = serde_json::to_vec(&reply.output()).unwrap();
+            assert_eq!(String::from_utf8(reply.json()).unwrap(), String::from_utf8(serde).unwrap());
+        }
+        let empty = PutRecordsReply { outcomes: Vec::new(), encryption_type: "NONE" };
+        assert_eq!(empty.json(), serde_json::to_vec(&empty.output()).unwrap());
+    }
 
     #[test]
     fn decimal_increments_carry() {
