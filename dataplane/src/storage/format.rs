@@ -124,8 +124,13 @@ impl Encoded {
         let len = BATCH_HEADER_LEN + records.iter().map(record_len).sum::<usize>();
         let count = records.len() as u32;
         let start = self.frame.len();
-        self.frame
-            .reserve(BATCH_HEADER_LEN + records.iter().map(|r| 6 + r.partition_key.len()).sum::<usize>());
+        self.frame.reserve(
+            BATCH_HEADER_LEN
+                + records
+                    .iter()
+                    .map(|r| 6 + r.partition_key.len())
+                    .sum::<usize>(),
+        );
         self.frame.put_u32(MAGIC);
         self.frame.put_u32(len as u32);
         self.frame.put_u32(0); // CRC, filled below
@@ -303,7 +308,13 @@ mod tests {
         for (i, b) in batches.iter().enumerate() {
             let pos = enc.len();
             let h = enc.push_batch(offset, 99 + i as i64, i as u8 & FLAG_ENCRYPTED, b.clone());
-            encode_batch(&mut reference, offset, 99 + i as i64, i as u8 & FLAG_ENCRYPTED, b);
+            encode_batch(
+                &mut reference,
+                offset,
+                99 + i as i64,
+                i as u8 & FLAG_ENCRYPTED,
+                b,
+            );
             assert_eq!(Some(h), BatchHeader::parse(&reference[pos..]));
             offset += b.len() as u64;
         }

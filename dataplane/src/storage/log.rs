@@ -890,7 +890,12 @@ mod tests {
             Segment::list(c.dir.as_ref().unwrap())
                 .unwrap()
                 .into_iter()
-                .map(|(_, p)| (p.display().to_string(), std::fs::metadata(&p).unwrap().len()))
+                .map(|(_, p)| {
+                    (
+                        p.display().to_string(),
+                        std::fs::metadata(&p).unwrap().len(),
+                    )
+                })
                 .collect()
         };
         {
@@ -920,7 +925,11 @@ mod tests {
             let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
             assert_eq!(log.end_offset(), 90);
             let len = log.view().segments.last().unwrap().durable_len();
-            assert_eq!(std::fs::metadata(last).unwrap().len(), len, "zero tail cut off");
+            assert_eq!(
+                std::fs::metadata(last).unwrap().len(),
+                len,
+                "zero tail cut off"
+            );
             log.append(recs(1, 10), 0).await.unwrap();
             log.shutdown().await;
             let len = log.view().segments.last().unwrap().durable_len();

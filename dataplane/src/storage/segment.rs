@@ -370,7 +370,10 @@ impl Segment {
             return Ok(());
         };
         // Drop the preallocated tail, so the file ends where its data does.
-        let len = file.metadata().map_err(|e| StorageError::io(path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io(path, e))?
+            .len();
         if len > self.durable_len() {
             file.set_len(self.durable_len())
                 .map_err(|e| StorageError::io(path, e))?;

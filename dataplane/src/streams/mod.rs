@@ -105,7 +105,10 @@ pub enum PutOutcome {
         shard_id: Arc<str>,
         sequence: u128,
     },
-    Failed { code: &'static str, message: String },
+    Failed {
+        code: &'static str,
+        message: String,
+    },
 }
 
 /// Where a GetShardIterator call starts.

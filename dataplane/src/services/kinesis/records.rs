@@ -324,36 +324,54 @@ impl PutRecordsReply {
     fn json(&self) -> Vec<u8> {
         use std::io::Write;
         let mut out = Vec::with_capacity(64 + self.outcomes.len() * 100);
-        let _ = write!(out, "{{\"FailedRecordCount\":{},\"Records\":[", self.failed());
+        let _ = write!(
+            out,
+            "{{\"FailedRecordCount\":{},\"Records\":[",
+            self.failed()
+        );
         // Per shard: its quoted id and the last sequence number written, with its digits.
-        let mut shards: Vec<(std::sync::Arc<str>, Vec<u8>, u128, Vec<u8>)> = Vec::new();
+        struct Shard {
+            id: std::sync::Arc<str>,
+            quoted: Vec<u8>,
+            last: u128,
+            digits: Vec<u8>,
+        }
+        let mut shards: Vec<Shard> = Vec::new();
         for (i, o) in self.outcomes.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             match o {
                 PutOutcome::Ok { shard_id, sequence } => {
-                    let k = match shards.iter().position(|s| std::sync::Arc::ptr_eq(&s.0, shard_id)) {
+                    let k = match shards
+                        .iter()
+                        .position(|s| std::sync::Arc::ptr_eq(&s.id, shard_id))
+                    {
                         Some(k) => k,
                         None => {
-                            let mut id = Vec::new();
-                            let _ = serde_json::to_writer(&mut id, &**shard_id);
-                            shards.push((shard_id.clone(), id, 0, Vec::new()));
+                            let mut quoted = Vec::new();
+                            let _ = serde_json::to_writer(&mut quoted, &**shard_id);
+                            shards.push(Shard {
+                                id: shard_id.clone(),
+                                quoted,
+                                last: 0,
+                                digits: Vec::new(),
+                            });
                             shards.len() - 1
                         }
                     };
-                    let (_, id, last, digits) = &mut shards[k];
-                    if !digits.is_empty() && last.checked_add(1) == Some(*sequence) {
-                        increment_decimal(digits);
+                    let s = &mut shards[k];
+                    if !s.digits.is_empty() && s.last.checked_add(1) == Some(*sequence) {
+                        increment_decimal(&mut s.digits);
                     } else {
-                        digits.clear();
-                        let _ = write!(digits, "{sequence}");
+                        s.digits.clear();
+                        let _ = write!(s.digits, "{sequence}");
                     }
-                    *last = *sequence;
+                    s.last = *sequence;
                     out.extend_from_slice(b"{\"SequenceNumber\":\"");
-                    out.extend_from_slice(digits);
+                    out.extend_from_slice(&s.digits);
                     out.extend_from_slice(b"\",\"ShardId\":");
-                    out.extend_from_slice(id);
+                    out.extend_from_slice(&s.quoted);
                     out.push(b'}');
                 }
                 PutOutcome::Failed { code, message } => {
@@ -685,24 +703,51 @@ mod tests {
         let b: Arc<str> = Arc::from("shardId-000000000001");
         let seq = |shard: u32, offset: u64| crate::streams::seq::encode(0xfeed, shard, offset);
         let outcomes = vec![
-            PutOutcome::Ok { shard_id: a.clone(), sequence: seq(0, 9) },
-            PutOutcome::Ok { shard_id: b.clone(), sequence: seq(1, 99) },
-            PutOutcome::Ok { shard_id: a.clone(), sequence: seq(0, 10) },
+            PutOutcome::Ok {
+                shard_id: a.clone(),
+                sequence: seq(0, 9),
+            },
+            PutOutcome::Ok {
+                shard_id: b.clone(),
+                sequence: seq(1, 99),
+            },
+            PutOutcome::Ok {
+                shard_id: a.clone(),
+                sequence: seq(0, 10),
+            },
             PutOutcome::Failed {
                 code: errors::THROUGHPUT_EXCEEDED,
                 message: "Rate exceeded for \"shard\"".into(),
             },
-            PutOutcome::Ok { shard_id: b.clone(), sequence: seq(1, 100) },
-            PutOutcome::Ok { shard_id: a.clone(), sequence: seq(0, 19) },
+            PutOutcome::Ok {
+                shard_id: b.clone(),
+                sequence: seq(1, 100),
+            },
+            PutOutcome::Ok {
+                shard_id: a.clone(),
+                sequence: seq(0, 19),
+            },
             // Another Arc with the same id (a put retried after a reshard).
-            PutOutcome::Ok { shard_id: Arc::from("shardId-000000000000"), sequence: seq(0, 20) },
+            PutOutcome::Ok {
+                shard_id: Arc::from("shardId-000000000000"),
+                sequence: seq(0, 20),
+            },
         ];
         for encryption_type in ["NONE", "KMS"] {
-            let reply = PutRecordsReply { outcomes: outcomes.clone(), encryption_type };
+            let reply = PutRecordsReply {
+                outcomes: outcomes.clone(),
+                encryption_type,
+            };
             let serde = serde_json::to_vec(&reply.output()).unwrap();
-            assert_eq!(String::from_utf8(reply.json()).unwrap(), String::from_utf8(serde).unwrap());
+            assert_eq!(
+                String::from_utf8(reply.json()).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
         }
-        let empty = PutRecordsReply { outcomes: Vec::new(), encryption_type: "NONE" };
+        let empty = PutRecordsReply {
+            outcomes: Vec::new(),
+            encryption_type: "NONE",
+        };
         assert_eq!(empty.json(), serde_json::to_vec(&empty.output()).unwrap());
     }
 
