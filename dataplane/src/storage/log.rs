@@ -399,8 +399,10 @@ fn remove_dir(dir: &Path) -> Result<(), StorageError> {
 /// Rounds up to this size are written from the writer task itself.
 const INLINE_WRITE_BYTES: usize = 256 * 1024;
 
-/// How far ahead of the writes a segment file is preallocated (never past the segment size).
-const PREALLOCATE_BYTES: u64 = 4 << 20;
+/// How far ahead of the writes a segment file is preallocated: twice the current round, within
+/// these bounds (and never past the segment size), so a slow shard holds little unused space.
+const PREALLOCATE_MIN: u64 = 1 << 20;
+const PREALLOCATE_MAX: u64 = 16 << 20;
 
 /// Most bytes one group commit gathers before writing.
 const GROUP_BYTES: usize = 8 << 20;
@@ -545,11 +547,17 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         if !buf.is_empty() {
             let round_len = buf.len();
             let need = written_len + round_len as u64;
-            if preallocate && need > allocated {
-                let to = (need + PREALLOCATE_BYTES).min(cfg.segment_bytes.max(need));
-                if active.preallocate(allocated.max(written_len), to) {
+            let lead = (2 * round_len as u64).clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
+            if preallocate && allocated < need + lead / 2 {
+                let from = allocated.max(written_len);
+                let to = (need + lead).min(cfg.segment_bytes.max(need));
+                if to > from && active.preallocate(from, to) {
                     allocated = to;
-                } else {
+                    // Bring the new space into the page cache off the writer's path, so the
+                    // writes that fill it copy into pages that already exist.
+                    let seg = active.clone();
+                    drop(tokio::task::spawn_blocking(move || seg.prefetch(from, to)));
+                } else if to > from {
                     preallocate = false;
                 }
             }
