@@ -399,11 +399,6 @@ fn remove_dir(dir: &Path) -> Result<(), StorageError> {
 /// Rounds up to this size are written from the writer task itself.
 const INLINE_WRITE_BYTES: usize = 256 * 1024;
 
-/// How far ahead of the writes a segment file is preallocated: twice the current round, within
-/// these bounds (and never past the segment size), so a slow shard holds little unused space.
-const PREALLOCATE_MIN: u64 = 1 << 20;
-const PREALLOCATE_MAX: u64 = 16 << 20;
-
 /// Most bytes one group commit gathers before writing.
 const GROUP_BYTES: usize = 8 << 20;
 
@@ -458,9 +453,6 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         )
     };
     let mut written_len = active.durable_len();
-    // The file's length: written bytes plus the preallocated space after them.
-    let mut allocated = written_len;
-    let mut preallocate = inner.cfg.fsync;
     let barrier = |sync_tx: mpsc::Sender<SyncMsg>| async move {
         let (tx, rx) = oneshot::channel();
         if sync_tx.send(SyncMsg::Barrier(tx)).await.is_ok() {
@@ -536,7 +528,6 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 Ok(seg) => {
                     active = seg;
                     written_len = 0;
-                    allocated = 0;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "Could not seal a segment; continuing in it.")
@@ -546,21 +537,6 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
 
         if !buf.is_empty() {
             let round_len = buf.len();
-            let need = written_len + round_len as u64;
-            let lead = (2 * round_len as u64).clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
-            if preallocate && allocated < need + lead / 2 {
-                let from = allocated.max(written_len);
-                let to = (need + lead).min(cfg.segment_bytes.max(need));
-                if to > from && active.preallocate(from, to) {
-                    allocated = to;
-                    // Bring the new space into the page cache off the writer's path, so the
-                    // writes that fill it copy into pages that already exist.
-                    let seg = active.clone();
-                    drop(tokio::task::spawn_blocking(move || seg.prefetch(from, to)));
-                } else if to > from {
-                    preallocate = false;
-                }
-            }
             let seg = active.clone();
             let pos = written_len;
             // A small write only copies into the page cache (microseconds): doing it here saves
@@ -597,7 +573,6 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 Err(e) => {
                     tracing::error!(error = %e, "Append failed; the round's writes are refused.");
                     let _ = active.truncate(written_len);
-                    allocated = written_len;
                     next_offset = headers
                         .first()
                         .map(|(h, _)| h.base_offset)
@@ -884,74 +859,6 @@ mod tests {
                 assert_eq!(r.data, want.data);
             }
         }
-    }
-
-    #[tokio::test]
-    async fn preallocated_space_is_cut_off_at_seal_and_on_recovery() {
-        let tmp = tempfile::tempdir().unwrap();
-        let c = StorageConfig {
-            dir: Some(tmp.path().join("shard")),
-            segment_bytes: 64 * 1024,
-            ..StorageConfig::default()
-        };
-        let file_lens = || -> Vec<(String, u64)> {
-            Segment::list(c.dir.as_ref().unwrap())
-                .unwrap()
-                .into_iter()
-                .map(|(_, p)| {
-                    (
-                        p.display().to_string(),
-                        std::fs::metadata(&p).unwrap().len(),
-                    )
-                })
-                .collect()
-        };
-        {
-            let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
-            for _ in 0..30 {
-                log.append(recs(3, 1000), 0).await.unwrap();
-            }
-            let segments = log.view().segments.clone();
-            assert!(segments.len() > 1, "segments rolled");
-            let lens = file_lens();
-            // Sealed segments end where their data ends; the active one is preallocated.
-            let active = segments.len() - 1;
-            for (i, (seg, (path, len))) in segments.iter().zip(&lens).enumerate() {
-                if i < active {
-                    assert_eq!(*len, seg.durable_len(), "{path}");
-                } else {
-                    assert!(*len > seg.durable_len(), "{path} is preallocated");
-                }
-            }
-            log.shutdown().await;
-        }
-        // A torn batch written into the preallocated space (not appended to the file) is cut
-        // off with the zeros after it.
-        let files = Segment::list(c.dir.as_ref().unwrap()).unwrap();
-        let (_, last) = files.last().unwrap();
-        let data_len = {
-            let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
-            assert_eq!(log.end_offset(), 90);
-            let len = log.view().segments.last().unwrap().durable_len();
-            assert_eq!(
-                std::fs::metadata(last).unwrap().len(),
-                len,
-                "zero tail cut off"
-            );
-            log.append(recs(1, 10), 0).await.unwrap();
-            log.shutdown().await;
-            let len = log.view().segments.last().unwrap().durable_len();
-            len
-        };
-        assert!(std::fs::metadata(last).unwrap().len() > data_len);
-        let f = std::fs::OpenOptions::new().write(true).open(last).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&f, b"TRB1\0\0\x10\0partial", data_len).unwrap();
-        drop(f);
-        let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
-        assert_eq!(log.end_offset(), 91);
-        assert_eq!(log.read(0, 1000, 1 << 24).unwrap().records.len(), 91);
-        assert_eq!(std::fs::metadata(last).unwrap().len(), data_len);
-        assert_eq!(log.append(recs(1, 10), 0).await.unwrap().first_offset, 91);
     }
 
     #[tokio::test]

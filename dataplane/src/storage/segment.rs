@@ -114,10 +114,9 @@ impl Segment {
     /// 1. Load the `.idx` file if the segment was sealed cleanly and the index agrees with the
     ///    file's length; then trust the sealed segment as written.
     /// 2. Otherwise scan every batch from the start, checking magic, length, CRC and offset
-    ///    continuity. The first batch that fails is a torn tail from a crash, or the zeros of
-    ///    space preallocated ahead of the writes: truncate the file there and fsync. Every
-    ///    acknowledged batch was fsynced whole before its ack, so a truncated batch was never
-    ///    acknowledged.
+    ///    continuity. The first batch that fails is a torn tail from a crash: truncate the file
+    ///    there and fsync. Every acknowledged batch was fsynced whole before its ack, so a
+    ///    truncated batch was never acknowledged.
     pub fn open(
         path: &Path,
         base_offset: u64,
@@ -220,23 +219,12 @@ impl Segment {
             expected = h.next_offset();
         }
         if pos < len {
-            // Zeros where the next batch would start are preallocated space that was never
-            // written (or a batch whose first bytes never reached the disk, which was never
-            // acknowledged either); anything else is a torn or corrupt batch.
-            let mut head = [0u8; BATCH_HEADER_LEN];
-            let n = (len - pos).min(BATCH_HEADER_LEN as u64) as usize;
-            let zeros = self.read_exact_at(pos, &mut head[..n]).is_ok()
-                && head[..n].iter().all(|&b| b == 0);
-            if zeros {
-                tracing::debug!(segment = %self.describe(), valid_bytes = pos, file_bytes = len, "Cutting off unwritten preallocated space.");
-            } else {
-                tracing::warn!(
-                    segment = %self.describe(),
-                    valid_bytes = pos,
-                    file_bytes = len,
-                    "Truncating a torn or corrupt tail found during recovery."
-                );
-            }
+            tracing::warn!(
+                segment = %self.describe(),
+                valid_bytes = pos,
+                file_bytes = len,
+                "Truncating a torn or corrupt tail found during recovery."
+            );
             self.truncate(pos)?;
         }
         self.durable_len.store(pos, Ordering::Release);
@@ -318,34 +306,6 @@ impl Segment {
         }
     }
 
-    /// Grows the file from `from` to `to` bytes of allocated space that reads as zeros
-    /// (`fallocate`), ahead of the writes that will fill it. An fdatasync after writes inside
-    /// that space need not persist a new file size, which saves one synchronous metadata write
-    /// per sync on ext4. Returns false where the filesystem cannot do it; nothing depends on
-    /// it but speed (recovery and sealing cut the zero tail off).
-    pub fn preallocate(&self, from: u64, to: u64) -> bool {
-        match &self.store {
-            Store::File { file, .. } if to > from => {
-                rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), from, to - from)
-                    .is_ok()
-            }
-            _ => true,
-        }
-    }
-
-    /// Reads preallocated space from `from` to `to` into the page cache (`posix_fadvise`
-    /// WILLNEED; unwritten space reads as zeros without disk I/O). Writes into it then copy
-    /// into existing pages instead of allocating them; on a VM that faults guest memory in on
-    /// first touch, that allocation is most of a write's cost. Best effort.
-    pub fn prefetch(&self, from: u64, to: u64) {
-        if let (Store::File { file, .. }, Some(len)) = (
-            &self.store,
-            std::num::NonZeroU64::new(to.saturating_sub(from)),
-        ) {
-            let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::WillNeed);
-        }
-    }
-
     /// fdatasync: every byte written before this call is durable when it returns.
     pub fn sync(&self) -> Result<(), StorageError> {
         match &self.store {
@@ -382,15 +342,6 @@ impl Segment {
         let Store::File { path, file } = &self.store else {
             return Ok(());
         };
-        // Drop the preallocated tail, so the file ends where its data does.
-        let len = file
-            .metadata()
-            .map_err(|e| StorageError::io(path, e))?
-            .len();
-        if len > self.durable_len() {
-            file.set_len(self.durable_len())
-                .map_err(|e| StorageError::io(path, e))?;
-        }
         file.sync_all().map_err(|e| StorageError::io(path, e))?;
         let ipath = path.with_extension("idx");
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
