@@ -42,6 +42,11 @@ impl Cluster {
 /// Starts the coordinator and two members on fixed loopback ports (a restarted member comes
 /// back on its advertised address) and waits until all three are live.
 async fn start() -> Cluster {
+    start_with(&[]).await
+}
+
+/// [`start`] with extra flags for every pod.
+async fn start_with(extra: &[&str]) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let coordinator = format!("http://127.0.0.1:{}", ports[0]);
@@ -51,24 +56,23 @@ async fn start() -> Cluster {
         let listen = format!("127.0.0.1:{port}");
         let advertise = format!("http://127.0.0.1:{port}");
         let ordinal = ordinal.to_string();
-        let pod = Server::start_with_env(
-            &[
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--listen",
-                &listen,
-                "--cluster-coordinator",
-                &coordinator,
-                "--cluster-advertise",
-                &advertise,
-                "--cluster-ordinal",
-                &ordinal,
-                "--no-limits",
-            ],
-            &[("TRIBUTARY_CLUSTER_SECRET", SECRET)],
-        )
-        .await
-        .unwrap();
+        let mut args = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--cluster-coordinator",
+            &coordinator,
+            "--cluster-advertise",
+            &advertise,
+            "--cluster-ordinal",
+            &ordinal,
+            "--no-limits",
+        ];
+        args.extend_from_slice(extra);
+        let pod = Server::start_with_env(&args, &[("TRIBUTARY_CLUSTER_SECRET", SECRET)])
+            .await
+            .unwrap();
         pods.push(pod);
     }
     let clients = pods.iter().map(|p| kinesis_client(&p.api)).collect();
@@ -515,6 +519,46 @@ async fn one_stream_spread_over_three_pods() {
     }
 }
 
+/// Writes batches of 50 through `k` until `stop`; returns the records acknowledged (id →
+/// shard). Records that fail (their owner is down) are left out.
+async fn keep_writing(
+    k: Client,
+    stream: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(u32, String)> {
+    let mut acked = Vec::new();
+    let mut id = 100_000u32;
+    while !*stop.borrow() {
+        let ids: Vec<u32> = (id..id + 50).collect();
+        id += 50;
+        let entries = ids
+            .iter()
+            .map(|id| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("k{}", id % 40))
+                    .data(Blob::new(format!("r{id}")))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let Ok(res) = k
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        for (id, r) in ids.iter().zip(res.records()) {
+            if let Some(shard) = r.shard_id() {
+                acked.push((*id, shard.to_string()));
+            }
+        }
+    }
+    acked
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     let mut c = start().await;
@@ -529,24 +573,53 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     let owner_of = owners(&c.data_dir(0), "events");
     assert!(owner_of.values().any(|&o| o == 1));
 
+    // Member 1 is killed while records keep arriving through member 2, and restarted.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(keep_writing(c.clients[2].clone(), "events", stop_rx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
     c.pods[1].kill9().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     c.pods[1].restart().await.unwrap();
     c.clients[1] = kinesis_client(&c.pods[1].api);
     wait_live(&c, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(true).unwrap();
+    let during = writer.await.unwrap();
+    assert!(!during.is_empty());
 
     // Written through the restarted member, read through the coordinator and member 2.
     let more = put(&c.clients[1], "events", 300..400).await;
-    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut acked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut ordered: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (id, shard, _) in written.iter().chain(&more) {
-        expected
+        ordered
             .entry(shard.clone())
             .or_default()
             .push(format!("r{id}"));
     }
-    for (shard, want) in &expected {
+    for (id, shard) in written
+        .iter()
+        .chain(&more)
+        .map(|(id, s, _)| (*id, s.clone()))
+        .chain(during)
+    {
+        acked.entry(shard).or_default().insert(format!("r{id}"));
+    }
+    for (shard, want) in &acked {
         for k in [&c.clients[0], &c.clients[2]] {
             let (got, _) = read(k, "events", shard).await;
-            assert_eq!(&got, want, "shard {shard} (owner {})", owner_of[shard]);
+            let have: BTreeSet<String> = got.iter().cloned().collect();
+            assert_eq!(have.len(), got.len(), "no record twice in {shard}");
+            let lost: Vec<&String> = want.difference(&have).collect();
+            assert!(
+                lost.is_empty(),
+                "shard {shard} (owner {}) lost {lost:?}",
+                owner_of[shard]
+            );
+            // The records written before and after the restart keep their order.
+            let before_after: Vec<&String> =
+                got.iter().filter(|r| ordered[shard].contains(r)).collect();
+            assert_eq!(before_after, ordered[shard].iter().collect::<Vec<_>>());
         }
     }
 }
@@ -599,4 +672,99 @@ async fn internal_endpoints_need_the_cluster_token() {
     for k in &c.clients {
         k.list_streams().send().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_expired_closed_shards_on_every_pod() {
+    let c = start_with(&["--test-hooks"]).await;
+    let k = &c.clients[1];
+    k.create_stream()
+        .stream_name("logs")
+        .shard_count(3)
+        .send()
+        .await
+        .unwrap();
+    put(k, "logs", 0..90).await;
+    // Split a shard held by a member, so its closed parent lives on that member's disk.
+    let owner_of = owners(&c.data_dir(0), "logs");
+    let (parent, owner) = owner_of
+        .iter()
+        .find(|(_, &o)| o != 0)
+        .map(|(s, o)| (s.clone(), *o as usize))
+        .unwrap();
+    let listed = k.list_shards().stream_name("logs").send().await.unwrap();
+    let range = listed
+        .shards()
+        .iter()
+        .find(|s| s.shard_id() == parent)
+        .unwrap()
+        .hash_key_range()
+        .unwrap()
+        .clone();
+    let start: u128 = range.starting_hash_key().parse().unwrap();
+    let end: u128 = range.ending_hash_key().parse().unwrap();
+    k.split_shard()
+        .stream_name("logs")
+        .shard_to_split(&parent)
+        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    let parent_dir = |ordinal: usize| {
+        let streams = c.data_dir(ordinal).join("streams");
+        let inc = std::fs::read_dir(&streams)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        inc.join("shards").join(format!(
+            "{:06}",
+            parent
+                .trim_start_matches("shardId-")
+                .parse::<u32>()
+                .unwrap()
+        ))
+    };
+    assert!(
+        parent_dir(owner).exists(),
+        "the parent's log is on its owner"
+    );
+    for k in &c.clients {
+        assert_eq!(shard_list(k, "logs").await.len(), 5);
+    }
+
+    // A day and more later (every pod's clock), the closed parent is gone everywhere.
+    for pod in c.pods.iter().rev() {
+        let (status, body) = http(
+            &pod.metrics,
+            "POST",
+            "/test/advance-clock?ms=90000000",
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (i, k) in c.clients.iter().enumerate() {
+        let mut n = 0;
+        for _ in 0..50 {
+            n = shard_list(k, "logs").await.len();
+            if n == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(n, 4, "pod {i} forgot the expired parent");
+    }
+    for _ in 0..50 {
+        if !parent_dir(owner).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !parent_dir(owner).exists(),
+        "the owner removed the parent's log"
+    );
 }

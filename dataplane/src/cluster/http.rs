@@ -246,6 +246,12 @@ async fn append(cluster: &Cluster, body: &[u8]) -> Response<RespBody> {
     }
 }
 
+/// A failed internal call; `sent` when the request may have reached the other pod.
+struct CallError {
+    message: String,
+    sent: bool,
+}
+
 /// Pooled HTTP/1.1 client between pods (`http://` and `https://`).
 #[derive(Clone)]
 pub struct Client {
@@ -290,30 +296,46 @@ impl Client {
         body: Bytes,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), String> {
+        self.call_checked(method, url, token, body, timeout)
+            .await
+            .map_err(|e| e.message)
+    }
+
+    /// [`Client::call`], telling a request that never left (no connection) from one whose
+    /// fate is unknown.
+    async fn call_checked(
+        &self,
+        method: Method,
+        url: String,
+        token: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let failed = |message: String, sent: bool| CallError { message, sent };
         let req = Request::builder()
             .method(method)
             .uri(&url)
             .header(TOKEN_HEADER, token)
             .header(header::CONTENT_LENGTH, body.len())
             .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string(), false))?;
         let call = async {
             let resp = self
                 .inner
                 .request(req)
                 .await
-                .map_err(|e| format!("{url}: {e}"))?;
+                .map_err(|e| failed(format!("{url}: {e}"), !e.is_connect()))?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_ANSWER)
                 .collect()
                 .await
-                .map_err(|e| format!("{url}: {e}"))?
+                .map_err(|e| failed(format!("{url}: {e}"), true))?
                 .to_bytes();
             Ok((status, body))
         };
         tokio::time::timeout(timeout, call)
             .await
-            .map_err(|_| format!("{url}: no answer in time"))?
+            .map_err(|_| failed(format!("{url}: no answer in time"), true))?
     }
 
     pub async fn join(&self, cfg: &ClusterConfig, ordinal: u32, url: &str) -> Result<(), String> {
@@ -382,7 +404,7 @@ impl Client {
         let n = records.len();
         let body = encode_append(incarnation, shard, flags, records);
         let result = self
-            .call(
+            .call_checked(
                 Method::POST,
                 format!("{}/_tributary/cluster/append", url.trim_end_matches('/')),
                 token,
@@ -392,10 +414,16 @@ impl Client {
             .await;
         let (status, answer) = match result {
             Ok(r) => r,
-            Err(e) => {
-                // The owner is restarting or unreachable: try again for a while.
-                tracing::debug!(error = %e, "Append to the shard's owner failed.");
+            // The owner is restarting or unreachable: try again for a while.
+            Err(e) if !e.sent => {
+                tracing::debug!(error = %e.message, "Could not reach the shard's owner.");
                 return Err(AppendFailure::Retry);
+            }
+            // The owner may have written the records: sending them again could store them
+            // twice, so they fail and the producer decides.
+            Err(e) => {
+                tracing::warn!(error = %e.message, "An append to the shard's owner got no answer.");
+                return Err(AppendFailure::Failed);
             }
         };
         match status {
