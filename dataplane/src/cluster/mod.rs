@@ -420,7 +420,7 @@ impl Cluster {
         loop {
             self.publish().await;
             ticks += 1;
-            if ticks % 10 == 0 {
+            if ticks.is_multiple_of(10) {
                 let views = self.member_views();
                 self.refresh_metrics(&views);
             }
