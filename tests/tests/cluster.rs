@@ -578,7 +578,8 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     let writer = tokio::spawn(keep_writing(c.clients[2].clone(), "events", stop_rx));
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.pods[1].kill9().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The coordinator notices at once: the member's long poll is cut.
+    wait_live(&c, 2).await;
     c.pods[1].restart().await.unwrap();
     c.clients[1] = kinesis_client(&c.pods[1].api);
     wait_live(&c, 3).await;
@@ -621,6 +622,43 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
                 got.iter().filter(|r| ordered[shard].contains(r)).collect();
             assert_eq!(before_after, ordered[shard].iter().collect::<Vec<_>>());
         }
+    }
+
+    // The coordinator killed: control-plane calls are refused as unavailable, records of the
+    // members' shards still flow; restarted, it takes its members back.
+    c.pods[0].kill9().await;
+    let err = c.clients[1]
+        .describe_stream_summary()
+        .stream_name("events")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ServiceUnavailable")
+    );
+    let member_shard = owner_of.iter().find(|(_, &o)| o == 2).unwrap().0.clone();
+    let (got, _) = read(&c.clients[1], "events", &member_shard).await;
+    let have: BTreeSet<String> = got.into_iter().collect();
+    let lost: Vec<&String> = acked[&member_shard].difference(&have).collect();
+    assert!(lost.is_empty(), "lost {lost:?}");
+    c.pods[0].restart().await.unwrap();
+    c.clients[0] = kinesis_client(&c.pods[0].api);
+    wait_live(&c, 3).await;
+    let summary = c.clients[2]
+        .describe_stream_summary()
+        .stream_name("events")
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap();
+    assert_eq!(summary.open_shard_count(), 3);
+    for (shard, want) in &acked {
+        let (got, _) = read(&c.clients[0], "events", shard).await;
+        let have: BTreeSet<String> = got.into_iter().collect();
+        let lost: Vec<&String> = want.difference(&have).collect();
+        assert!(lost.is_empty(), "{shard} lost {lost:?}");
     }
 }
 

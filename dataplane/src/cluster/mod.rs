@@ -129,6 +129,8 @@ pub struct Cluster {
     published: tokio::sync::Mutex<Bytes>,
     current: RwLock<Bytes>,
     acks: Notify,
+    /// Serialises writes of `cluster.json`.
+    persist: Mutex<()>,
 }
 
 impl Cluster {
@@ -184,6 +186,7 @@ impl Cluster {
             published: tokio::sync::Mutex::new(Bytes::new()),
             current: RwLock::new(Bytes::from_static(b"[]")),
             acks: Notify::new(),
+            persist: Mutex::new(()),
         })
     }
 
@@ -369,6 +372,8 @@ impl Cluster {
         };
         tracing::info!(ordinal, url = %url, "Cluster member joined.");
         if let Some(dir) = &self.data_dir {
+            // One writer of the file at a time (members join concurrently).
+            let _w = self.persist.lock().unwrap_or_else(|e| e.into_inner());
             write_atomic(
                 &dir.join("cluster.json"),
                 &serde_json::to_vec_pretty(&file).unwrap_or_default(),
