@@ -806,3 +806,35 @@ async fn retention_drops_expired_closed_shards_on_every_pod() {
         "the owner removed the parent's log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_from_manifests_spread_over_the_members_that_joined() {
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("orders.yaml"),
+        "apiVersion: tributary.dev/v1alpha1\nkind: Stream\nmetadata:\n  name: orders\nspec:\n  shardCount: 6\n",
+    )
+    .unwrap();
+    // Every pod gets the manifests (as the operator mounts them); the coordinator applies them
+    // once its members have joined.
+    let c = start_with(&["--manifests", manifests.path().to_str().unwrap()]).await;
+    let mut names = Vec::new();
+    for _ in 0..150 {
+        names = c.clients[2]
+            .list_streams()
+            .send()
+            .await
+            .unwrap()
+            .stream_names()
+            .to_vec();
+        if !names.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(names, vec!["orders".to_string()]);
+    let view = cluster_view(&c.pods[0]).await;
+    for m in view["members"].as_array().unwrap() {
+        assert_eq!(m["openShards"], 2, "{view}");
+    }
+}

@@ -44,6 +44,10 @@ const POLL_WAIT: Duration = Duration::from_secs(20);
 const ACK_WAIT: Duration = Duration::from_secs(5);
 /// A member that has not polled for this long (and is not polling) is not live.
 const LIVE_WINDOW: Duration = Duration::from_secs(3);
+/// Membership has settled once no member joined for this long ...
+const SETTLE: Duration = Duration::from_secs(5);
+/// ... or after this long in any case.
+const SETTLE_MAX: Duration = Duration::from_secs(60);
 
 /// Settings of cluster mode (`--cluster-*`).
 #[derive(Debug, Clone)]
@@ -131,6 +135,8 @@ pub struct Cluster {
     acks: Notify,
     /// Serialises writes of `cluster.json`.
     persist: Mutex<()>,
+    /// When a member last joined (or this process started).
+    last_join: Mutex<Instant>,
 }
 
 impl Cluster {
@@ -187,6 +193,7 @@ impl Cluster {
             current: RwLock::new(Bytes::from_static(b"[]")),
             acks: Notify::new(),
             persist: Mutex::new(()),
+            last_join: Mutex::new(Instant::now()),
         })
     }
 
@@ -360,6 +367,7 @@ impl Cluster {
             });
             m.url = url.clone();
             m.last_seen = Some(Instant::now());
+            *self.last_join.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             MemberFile {
                 members: members
                     .iter()
@@ -381,6 +389,22 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Waits until membership has settled: every member known from an earlier run is live
+    /// and no member has joined for [`SETTLE`]; at most [`SETTLE_MAX`]. The coordinator applies
+    /// `--manifests` after it, so new streams' shards spread over the pods starting with it.
+    pub async fn wait_for_members(&self) {
+        let started = Instant::now();
+        loop {
+            let now = Instant::now();
+            let known_live = self.members().iter().all(|(&o, m)| self.is_live(o, m, now));
+            let quiet = now - *self.last_join.lock().unwrap_or_else(|e| e.into_inner()) >= SETTLE;
+            if (known_live && quiet) || now - started >= SETTLE_MAX {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The long poll: records that `ordinal` has `after`, then answers once a newer version
