@@ -237,7 +237,14 @@ async fn shard_list(k: &Client, stream: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_stream_spread_over_three_pods() {
-    let c = start().await;
+    // Requests must be signed: forwarded ones keep the client's signature.
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        keys.path(),
+        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n",
+    )
+    .unwrap();
+    let c = start_with(&["--auth-file", keys.path().to_str().unwrap()]).await;
     let [k0, k1, k2] = [&c.clients[0], &c.clients[1], &c.clients[2]];
 
     // Created through member 2, the stream's six shards land two on each pod.
