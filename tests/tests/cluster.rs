@@ -845,3 +845,90 @@ async fn streams_from_manifests_spread_over_the_members_that_joined() {
         assert_eq!(m["openShards"], 2, "{view}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_server_becomes_the_coordinator_of_a_cluster() {
+    // A single server's stream, from before cluster mode was turned on ...
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pod-0");
+    let single = Server::start(&["--data-dir", data.to_str().unwrap(), "--no-limits"])
+        .await
+        .unwrap();
+    let k = kinesis_client(&single.api);
+    k.create_stream()
+        .stream_name("legacy")
+        .shard_count(2)
+        .send()
+        .await
+        .unwrap();
+    let before = put(&k, "legacy", 0..100).await;
+    single.stop().await.unwrap();
+
+    // ... is held by the coordinator once the same data directory starts ordinal 0.
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let coordinator = format!("http://127.0.0.1:{}", ports[0]);
+    let mut pods = Vec::new();
+    for (ordinal, port) in ports.iter().enumerate() {
+        let data = dir.path().join(format!("pod-{ordinal}"));
+        let listen = format!("127.0.0.1:{port}");
+        let ordinal = ordinal.to_string();
+        pods.push(
+            Server::start_with_env(
+                &[
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                    "--listen",
+                    &listen,
+                    "--cluster-coordinator",
+                    &coordinator,
+                    "--cluster-advertise",
+                    &format!("http://{listen}"),
+                    "--cluster-ordinal",
+                    &ordinal,
+                    "--no-limits",
+                ],
+                &[("TRIBUTARY_CLUSTER_SECRET", SECRET)],
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let member = kinesis_client(&pods[1].api);
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = member
+            .list_streams()
+            .send()
+            .await
+            .unwrap()
+            .stream_names()
+            .to_vec();
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed, vec!["legacy".to_string()]);
+    let after = put(&member, "legacy", 100..200).await;
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, shard, _) in before.iter().chain(&after) {
+        expected
+            .entry(shard.clone())
+            .or_default()
+            .push(format!("r{id}"));
+    }
+    for (shard, want) in &expected {
+        let (got, _) = read(&member, "legacy", shard).await;
+        assert_eq!(&got, want, "{shard}");
+    }
+    let view = cluster_view(&pods[0]).await;
+    assert_eq!(view["members"][0]["openShards"], 2, "{view}");
+    assert_eq!(view["members"][1]["openShards"], 0, "{view}");
+    assert!(
+        !dir.path().join("pod-1/streams").exists()
+            || std::fs::read_dir(dir.path().join("pod-1/streams"))
+                .unwrap()
+                .all(|e| !e.unwrap().path().join("shards/000000").exists()),
+        "the member holds no log of the coordinator's shards"
+    );
+}

@@ -258,7 +258,7 @@ impl Cluster {
         };
         for stream in self.engine.list() {
             for shard in stream.all_shards() {
-                let Some(owner) = shard.owner else { continue };
+                let owner = shard.owner.unwrap_or(0);
                 let Some(v) = views.iter_mut().find(|v| v.ordinal == owner) else {
                     continue;
                 };
@@ -291,7 +291,7 @@ impl Cluster {
         for stream in self.engine.list() {
             let (mut open, mut closed) = (0i64, 0i64);
             for shard in stream.all_shards() {
-                if shard.owner != Some(self.cfg.ordinal) {
+                if shard.owner.unwrap_or(0) != self.cfg.ordinal {
                     continue;
                 }
                 if shard.is_open() {

@@ -737,9 +737,16 @@ impl Streams {
         records: Vec<RecordIn>,
         flags: u8,
     ) -> Result<Vec<Option<u64>>, placement::AppendFailure> {
-        match (&shard.log, self.placement.get(), shard.owner) {
-            (None, Some(p), Some(owner)) => {
-                p.append(owner, stream, shard.index, records, flags).await
+        match (&shard.log, self.placement.get()) {
+            (None, Some(p)) => {
+                p.append(
+                    shard.owner.unwrap_or(0),
+                    stream,
+                    shard.index,
+                    records,
+                    flags,
+                )
+                .await
             }
             _ => self.append_local(stream, shard, records, flags).await,
         }
@@ -1184,7 +1191,8 @@ impl Streams {
         for parent in parents {
             let end = match (&parent.log, self.placement.get(), parent.owner) {
                 (Some(log), _, _) => log.close().await.map_err(storage_error)?,
-                (None, Some(p), Some(owner)) => {
+                (None, Some(p), owner) => {
+                    let owner = owner.unwrap_or(0);
                     p.seal(owner, stream, parent.index).await.map_err(|e| {
                         tracing::error!(error = %e, stream = %stream.name, shard = %parent.id, owner, "Could not seal a shard at its owner.");
                         AwsError::internal("")

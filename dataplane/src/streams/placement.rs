@@ -72,10 +72,12 @@ pub fn choose_owners(live: &[u32], open: &BTreeMap<u32, usize>, n: usize) -> Vec
 
 impl Streams {
     /// Whether this process holds the log of the shard `meta` describes.
+    /// In cluster mode a shard without an owner (created by a single server before cluster
+    /// mode was turned on) belongs to the coordinator.
     pub(super) fn holds(&self, meta: &ShardMeta) -> bool {
-        match (meta.owner, self.cfg.cluster_ordinal) {
-            (Some(owner), Some(me)) => owner == me,
-            _ => true,
+        match self.cfg.cluster_ordinal {
+            Some(me) => meta.owner.unwrap_or(0) == me,
+            None => true,
         }
     }
 
@@ -91,9 +93,7 @@ impl Streams {
                 if closing.contains(&(stream.incarnation, shard.index)) {
                     continue;
                 }
-                if let Some(o) = shard.owner {
-                    *open.entry(o).or_default() += 1;
-                }
+                *open.entry(shard.owner.unwrap_or(0)).or_default() += 1;
             }
         }
         choose_owners(&p.live_members(), &open, n)
