@@ -265,6 +265,12 @@ async fn one_stream_spread_over_three_pods() {
     let member_view = cluster_view(&c.pods[1]).await;
     assert_eq!(member_view["coordinator"], false);
     assert_eq!(member_view["ordinal"], 1);
+    let (_, metrics) = http(&c.pods[1].metrics, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains("tributary_cluster_members 3"), "{metrics}");
+    assert!(
+        metrics.contains(r#"tributary_cluster_owned_shards{state="open",stream="orders"} 2"#),
+        "{metrics}"
+    );
     let by_owner: BTreeSet<u64> = owners(&c.data_dir(0), "orders").into_values().collect();
     assert_eq!(by_owner, BTreeSet::from([0, 1, 2]));
 
