@@ -265,6 +265,10 @@ async fn one_stream_spread_over_three_pods() {
     let member_view = cluster_view(&c.pods[1]).await;
     assert_eq!(member_view["coordinator"], false);
     assert_eq!(member_view["ordinal"], 1);
+    assert_eq!(
+        member_view["members"], view["members"],
+        "members see the coordinator's view"
+    );
     let (_, metrics) = http(&c.pods[1].metrics, "GET", "/metrics", &[], "").await;
     assert!(metrics.contains("tributary_cluster_members 3"), "{metrics}");
     assert!(

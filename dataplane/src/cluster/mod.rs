@@ -254,8 +254,15 @@ impl Cluster {
             self.replica_members
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .clone()
+                .iter()
+                .map(|m| MemberView {
+                    open_shards: 0,
+                    closed_shards: 0,
+                    ..m.clone()
+                })
+                .collect()
         };
+        // Counted from this pod's metadata (the coordinator's, or its replica).
         for stream in self.engine.list() {
             for shard in stream.all_shards() {
                 let owner = shard.owner.unwrap_or(0);
