@@ -721,6 +721,20 @@ async fn internal_endpoints_need_the_cluster_token() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    // With the token, the metadata answers at once for an old version.
+    let (status, body) = http(
+        &c.pods[0].api,
+        "GET",
+        "/_tributary/cluster/state?after=0",
+        &[("x-tributary-cluster-token", SECRET)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let snapshot: Value = serde_json::from_str(&body).unwrap();
+    assert!(snapshot["version"].as_u64().unwrap() > 0);
+    assert_eq!(snapshot["members"].as_array().unwrap().len(), 3);
+    assert!(snapshot["streams"].is_array());
     // The refused member joined nothing, and every pod keeps serving.
     let view = cluster_view(&c.pods[0]).await;
     assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");

@@ -139,10 +139,11 @@ pub async fn internal(
             }
         }
         (Method::GET, "state") if cluster.is_coordinator() => {
-            let (Some(after), Some(ordinal)) = (param("after"), param("ordinal")) else {
-                return error(StatusCode::BAD_REQUEST, "after and ordinal are required");
+            let Some(after) = param("after") else {
+                return error(StatusCode::BAD_REQUEST, "after is required");
             };
-            match cluster.state(ordinal as u32, after).await {
+            let ordinal = param("ordinal").and_then(|o| u32::try_from(o).ok());
+            match cluster.state(ordinal, after).await {
                 Some(body) => json_response(StatusCode::OK, body),
                 None => error(StatusCode::CONFLICT, "join first"),
             }

@@ -414,10 +414,11 @@ impl Cluster {
         }
     }
 
-    /// The long poll: records that `ordinal` has `after`, then answers once a newer version
-    /// is published (or after [`POLL_WAIT`]). `None` if the member has not joined.
-    pub async fn state(self: &Arc<Self>, ordinal: u32, after: u64) -> Option<Bytes> {
-        {
+    /// The long poll: records that member `ordinal` (if named) has `after`, then answers once
+    /// a newer version is published (or after [`POLL_WAIT`]). `None` if the member named has
+    /// not joined.
+    pub async fn state(self: &Arc<Self>, ordinal: Option<u32>, after: u64) -> Option<Bytes> {
+        if let Some(ordinal) = ordinal {
             let mut members = self.members();
             let m = members.get_mut(&ordinal)?;
             m.acked = m.acked.max(after);
@@ -425,10 +426,10 @@ impl Cluster {
             m.polling += 1;
         }
         self.acks.notify_waiters();
-        let _guard = PollGuard {
+        let _guard = ordinal.map(|ordinal| PollGuard {
             cluster: self.clone(),
             ordinal,
-        };
+        });
         let mut rx = self.version.subscribe();
         let _ = tokio::time::timeout(POLL_WAIT, rx.wait_for(|v| *v > after)).await;
         Some(self.snapshot_body())
