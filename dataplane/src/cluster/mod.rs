@@ -508,14 +508,13 @@ impl Cluster {
             .replica_members
             .write()
             .unwrap_or_else(|e| e.into_inner()) = snap.members;
-        if snap.version == self.version() {
-            return Ok(());
+        if snap.version != self.version() {
+            self.engine
+                .apply_replica(snap.streams)
+                .await
+                .map_err(|e| format!("applying the metadata failed: {e}"))?;
+            self.version.send_replace(snap.version);
         }
-        self.engine
-            .apply_replica(snap.streams)
-            .await
-            .map_err(|e| format!("applying the metadata failed: {e}"))?;
-        self.version.send_replace(snap.version);
         let views = self.member_views();
         self.refresh_metrics(&views);
         Ok(())
