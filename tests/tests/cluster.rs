@@ -1041,3 +1041,67 @@ async fn h2c_and_cbor_calls_are_forwarded_too() {
     assert_eq!(status, 200);
     assert_eq!(listed["Shards"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
+    let mut c = start().await;
+    let k = c.clients[0].clone();
+    k.create_stream()
+        .stream_name("split")
+        .shard_count(3)
+        .send()
+        .await
+        .unwrap();
+    let written = put(&k, "split", 0..60).await;
+    let owner_of = owners(&c.data_dir(0), "split");
+    let (shard, _) = owner_of.iter().find(|(_, &o)| o == 2).unwrap();
+    let listed = k.list_shards().stream_name("split").send().await.unwrap();
+    let range = listed
+        .shards()
+        .iter()
+        .find(|s| s.shard_id() == shard)
+        .unwrap()
+        .hash_key_range()
+        .unwrap()
+        .clone();
+    let start: u128 = range.starting_hash_key().parse().unwrap();
+    let end: u128 = range.ending_hash_key().parse().unwrap();
+    let middle = (start + (end - start) / 2).to_string();
+
+    c.pods[2].kill9().await;
+    wait_live(&c, 2).await;
+    let err = k
+        .split_shard()
+        .stream_name("split")
+        .shard_to_split(shard)
+        .new_starting_hash_key(&middle)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("InternalFailure")
+    );
+    let before: Vec<String> = listed.shards().iter().map(|s| format!("{s:?}")).collect();
+    assert_eq!(shard_list(&k, "split").await, before, "nothing changed");
+
+    // Back, the owner takes the split; no record was lost on the way.
+    c.pods[2].restart().await.unwrap();
+    wait_live(&c, 3).await;
+    k.split_shard()
+        .stream_name("split")
+        .shard_to_split(shard)
+        .new_starting_hash_key(&middle)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shard_list(&c.clients[1], "split").await.len(), 5);
+    let want: Vec<String> = written
+        .iter()
+        .filter(|(_, s, _)| s == shard)
+        .map(|(id, _, _)| format!("r{id}"))
+        .collect();
+    let (got, children) = read(&c.clients[1], "split", shard).await;
+    assert_eq!(got, want);
+    assert_eq!(children.len(), 2);
+}

@@ -1147,6 +1147,9 @@ impl Streams {
 
     /// Adds shards (from a reshard) and closes their parents.
     ///
+    /// 0. Cluster mode: seal the parents other pods hold, at their owners (idempotent). Should
+    ///    one not answer, the call fails before anything changed here; a parent sealed already
+    ///    refuses writes until the reshard is tried again.
     /// 1. Open the children's logs and persist metadata listing them (parents still open):
     ///    after a crash here the children exist, empty, and the parents keep serving.
     /// 2. Swap routing so new writes go to the children.
@@ -1165,6 +1168,17 @@ impl Streams {
             .map(|p| (stream.incarnation, p.index))
             .collect();
         let owners = self.choose_owners(&closing, children.len());
+        let mut sealed = HashMap::new();
+        if let Some(p) = self.placement.get() {
+            for parent in parents.iter().filter(|p| p.log.is_none()) {
+                let owner = parent.owner.unwrap_or(0);
+                let end = p.seal(owner, stream, parent.index).await.map_err(|e| {
+                    tracing::error!(error = %e, stream = %stream.name, shard = %parent.id, owner, "Could not seal a shard at its owner.");
+                    AwsError::internal("")
+                })?;
+                sealed.insert(parent.index, end);
+            }
+        }
         let mut new_shards = Vec::new();
         for (i, mut meta) in children.into_iter().enumerate() {
             meta.owner = owners.get(i).copied();
@@ -1189,16 +1203,12 @@ impl Streams {
         }
         stream.persist().map_err(storage_error)?;
         for parent in parents {
-            let end = match (&parent.log, self.placement.get(), parent.owner) {
-                (Some(log), _, _) => log.close().await.map_err(storage_error)?,
-                (None, Some(p), owner) => {
-                    let owner = owner.unwrap_or(0);
-                    p.seal(owner, stream, parent.index).await.map_err(|e| {
-                        tracing::error!(error = %e, stream = %stream.name, shard = %parent.id, owner, "Could not seal a shard at its owner.");
-                        AwsError::internal("")
-                    })?
-                }
-                (None, _, _) => return Err(AwsError::internal("")),
+            let end = match &parent.log {
+                Some(log) => log.close().await.map_err(storage_error)?,
+                None => sealed
+                    .get(&parent.index)
+                    .copied()
+                    .ok_or_else(|| AwsError::internal(""))?,
             };
             parent.set_closed(end, self.clock.now_ms());
         }
