@@ -602,7 +602,13 @@ async fn admin(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBod
                 .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
             None => text(StatusCode::NOT_FOUND, "not in cluster mode\n"),
         },
-        (Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
+        (Method::GET, "/readyz") => match state.cluster.get() {
+            Some(c) if !c.is_ready() => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "waiting for the cluster coordinator's metadata\n",
+            ),
+            _ => text(StatusCode::OK, "ready\n"),
+        },
         // Test hooks: move the clock forward and run retention, so tests need not wait hours.
         (Method::POST, "/test/advance-clock") if state.test_hooks => {
             let ms = query

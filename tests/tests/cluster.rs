@@ -262,6 +262,9 @@ async fn one_stream_spread_over_three_pods() {
         assert_eq!(m["openShards"], 2, "{view}");
         assert_eq!(m["live"], true, "{view}");
     }
+    for pod in &c.pods {
+        assert_eq!(http(&pod.metrics, "GET", "/readyz", &[], "").await.0, 200);
+    }
     let member_view = cluster_view(&c.pods[1]).await;
     assert_eq!(member_view["coordinator"], false);
     assert_eq!(member_view["ordinal"], 1);
@@ -659,9 +662,28 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     let have: BTreeSet<String> = got.into_iter().collect();
     let lost: Vec<&String> = acked[&member_shard].difference(&have).collect();
     assert!(lost.is_empty(), "lost {lost:?}");
+    // A member started meanwhile serves from its replica but is not ready for new clients
+    // until it has the coordinator's metadata.
+    c.pods[1].restart().await.unwrap();
+    assert_eq!(
+        http(&c.pods[1].metrics, "GET", "/readyz", &[], "").await.0,
+        503
+    );
+    let (got, _) = read(&c.clients[1], "events", &member_shard).await;
+    assert!(!got.is_empty());
     c.pods[0].restart().await.unwrap();
     c.clients[0] = kinesis_client(&c.pods[0].api);
     wait_live(&c, 3).await;
+    for _ in 0..50 {
+        if http(&c.pods[1].metrics, "GET", "/readyz", &[], "").await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        http(&c.pods[1].metrics, "GET", "/readyz", &[], "").await.0,
+        200
+    );
     let summary = c.clients[2]
         .describe_stream_summary()
         .stream_name("events")

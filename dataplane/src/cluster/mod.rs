@@ -137,6 +137,8 @@ pub struct Cluster {
     persist: Mutex<()>,
     /// When a member last joined (or this process started).
     last_join: Mutex<Instant>,
+    /// A member has applied the coordinator's metadata since it started.
+    synced: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -152,12 +154,26 @@ impl Cluster {
             0
         };
         let mut members = BTreeMap::new();
+        // The member table (coordinator), or the members last replicated (members: so a
+        // member restarted while the coordinator is away still reaches its peers).
+        let file = data_dir
+            .as_ref()
+            .and_then(|d| std::fs::read(d.join("cluster.json")).ok())
+            .and_then(|raw| serde_json::from_slice::<MemberFile>(&raw).ok());
+        let mut replica_members = Vec::new();
+        if cfg.ordinal != 0 {
+            for m in file.iter().flat_map(|f| f.members.iter()) {
+                replica_members.push(MemberView {
+                    ordinal: m.ordinal,
+                    url: m.url.clone(),
+                    live: false,
+                    open_shards: 0,
+                    closed_shards: 0,
+                });
+            }
+        }
         if cfg.ordinal == 0 {
-            if let Some(file) = data_dir
-                .as_ref()
-                .and_then(|d| std::fs::read(d.join("cluster.json")).ok())
-                .and_then(|raw| serde_json::from_slice::<MemberFile>(&raw).ok())
-            {
+            if let Some(file) = file {
                 for m in file.members {
                     members.insert(
                         m.ordinal,
@@ -187,18 +203,25 @@ impl Cluster {
             data_dir,
             client: http::Client::new(),
             members: Mutex::new(members),
-            replica_members: RwLock::new(Vec::new()),
+            replica_members: RwLock::new(replica_members),
             version,
             published: tokio::sync::Mutex::new(Bytes::new()),
             current: RwLock::new(Bytes::from_static(b"[]")),
             acks: Notify::new(),
             persist: Mutex::new(()),
             last_join: Mutex::new(Instant::now()),
+            synced: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     pub fn is_coordinator(&self) -> bool {
         self.cfg.ordinal == 0
+    }
+
+    /// Whether this pod may take clients' calls (`/readyz`): the coordinator at once, a member
+    /// once it has the coordinator's metadata.
+    pub fn is_ready(&self) -> bool {
+        self.is_coordinator() || self.synced.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn version(&self) -> u64 {
@@ -386,16 +409,37 @@ impl Cluster {
             }
         };
         tracing::info!(ordinal, url = %url, "Cluster member joined.");
-        if let Some(dir) = &self.data_dir {
-            // One writer of the file at a time (members join concurrently).
-            let _w = self.persist.lock().unwrap_or_else(|e| e.into_inner());
-            write_atomic(
-                &dir.join("cluster.json"),
-                &serde_json::to_vec_pretty(&file).unwrap_or_default(),
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        self.write_members(&file)
+    }
+
+    /// Members: keeps the members last replicated in `cluster.json`.
+    fn persist_members(&self) -> Result<(), String> {
+        let file = MemberFile {
+            members: self
+                .replica_members
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|m| MemberEntry {
+                    ordinal: m.ordinal,
+                    url: m.url.clone(),
+                })
+                .collect(),
+        };
+        self.write_members(&file)
+    }
+
+    fn write_members(&self, file: &MemberFile) -> Result<(), String> {
+        let Some(dir) = &self.data_dir else {
+            return Ok(());
+        };
+        // One writer of the file at a time (members join concurrently).
+        let _w = self.persist.lock().unwrap_or_else(|e| e.into_inner());
+        write_atomic(
+            &dir.join("cluster.json"),
+            &serde_json::to_vec_pretty(file).unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Waits until membership has settled: every member known from an earlier run is live
@@ -504,10 +548,21 @@ impl Cluster {
 
     /// Applies a snapshot to the replica.
     pub async fn apply(&self, snap: Snapshot) -> Result<(), String> {
-        *self
-            .replica_members
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = snap.members;
+        let urls = |ms: &[MemberView]| -> Vec<(u32, String)> {
+            ms.iter().map(|m| (m.ordinal, m.url.clone())).collect()
+        };
+        let changed = {
+            let mut members = self
+                .replica_members
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let changed = urls(&members) != urls(&snap.members);
+            *members = snap.members;
+            changed
+        };
+        if changed {
+            self.persist_members()?;
+        }
         if snap.version != self.version() {
             self.engine
                 .apply_replica(snap.streams)
@@ -515,6 +570,8 @@ impl Cluster {
                 .map_err(|e| format!("applying the metadata failed: {e}"))?;
             self.version.send_replace(snap.version);
         }
+        self.synced
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let views = self.member_views();
         self.refresh_metrics(&views);
         Ok(())
