@@ -221,6 +221,10 @@ impl Streams {
                 continue;
             };
             let _c = stream.control.lock().await;
+            // Most snapshots change one stream: leave the others (and their files) alone.
+            if serde_json::to_value(stream.meta()).ok() == serde_json::to_value(&meta).ok() {
+                continue;
+            }
             *stream.state() = meta.state.clone();
             let now = self.clock.now_ms();
             let mut dropped = Vec::new();
