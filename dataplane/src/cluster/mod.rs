@@ -442,14 +442,18 @@ impl Cluster {
         .map_err(|e| e.to_string())
     }
 
-    /// Waits until membership has settled: every member known from an earlier run is live
-    /// and no member has joined for [`SETTLE`]; at most [`SETTLE_MAX`]. The coordinator applies
+    /// Waits until membership has settled: every member known from an earlier run that holds
+    /// shards is live and no member has joined for [`SETTLE`]; at most [`SETTLE_MAX`]. The coordinator applies
     /// `--manifests` after it, so new streams' shards spread over the pods starting with it.
     pub async fn wait_for_members(&self) {
         let started = Instant::now();
         loop {
             let now = Instant::now();
-            let known_live = self.members().iter().all(|(&o, m)| self.is_live(o, m, now));
+            // Members known from an earlier run that hold shards (others may be gone for good).
+            let known_live = self
+                .member_views()
+                .iter()
+                .all(|m| m.live || m.open_shards + m.closed_shards == 0);
             let quiet = now - *self.last_join.lock().unwrap_or_else(|e| e.into_inner()) >= SETTLE;
             if (known_live && quiet) || now - started >= SETTLE_MAX {
                 return;
