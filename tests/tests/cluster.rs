@@ -544,10 +544,11 @@ async fn one_stream_spread_over_three_pods() {
 async fn keep_writing(
     k: Client,
     stream: &'static str,
+    first: u32,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<(u32, String)> {
     let mut acked = Vec::new();
-    let mut id = 100_000u32;
+    let mut id = first;
     while !*stop.borrow() {
         let ids: Vec<u32> = (id..id + 50).collect();
         id += 50;
@@ -595,7 +596,12 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
 
     // Member 1 is killed while records keep arriving through member 2, and restarted.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let writer = tokio::spawn(keep_writing(c.clients[2].clone(), "events", stop_rx));
+    let writer = tokio::spawn(keep_writing(
+        c.clients[2].clone(),
+        "events",
+        100_000,
+        stop_rx,
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.pods[1].kill9().await;
     // The coordinator notices at once: the member's long poll is cut.
@@ -1126,4 +1132,83 @@ async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
     let (got, children) = read(&c.clients[1], "split", shard).await;
     assert_eq!(got, want);
     assert_eq!(children.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_written_during_reshards_across_pods_are_all_kept() {
+    let c = start().await;
+    c.clients[0]
+        .create_stream()
+        .stream_name("busy")
+        .shard_count(4)
+        .send()
+        .await
+        .unwrap();
+    // Two pods write while a third reshards 4 → 8 → 4, parents sealed on every pod.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w1 = tokio::spawn(keep_writing(
+        c.clients[1].clone(),
+        "busy",
+        100_000,
+        stop_rx.clone(),
+    ));
+    let w2 = tokio::spawn(keep_writing(c.clients[2].clone(), "busy", 500_000, stop_rx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for target in [8, 4] {
+        c.clients[0]
+            .update_shard_count()
+            .stream_name("busy")
+            .target_shard_count(target)
+            .scaling_type(ScalingType::UniformScaling)
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop_tx.send(true).unwrap();
+    let mut acked = w1.await.unwrap();
+    acked.extend(w2.await.unwrap());
+    assert!(acked.len() > 100, "{} records", acked.len());
+
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (id, shard) in &acked {
+        want.entry(shard.clone())
+            .or_default()
+            .insert(format!("r{id}"));
+    }
+    let listed = c.clients[0]
+        .list_shards()
+        .stream_name("busy")
+        .send()
+        .await
+        .unwrap();
+    let mut total = 0;
+    for s in listed.shards() {
+        let (got, children) = read(&c.clients[2], "busy", s.shard_id()).await;
+        let closed = s
+            .sequence_number_range()
+            .unwrap()
+            .ending_sequence_number()
+            .is_some();
+        assert_eq!(closed, !children.is_empty(), "{}", s.shard_id());
+        let have: BTreeSet<String> = got.iter().cloned().collect();
+        assert_eq!(have.len(), got.len(), "no record twice in {}", s.shard_id());
+        let expected = want.remove(s.shard_id()).unwrap_or_default();
+        assert_eq!(have, expected, "{}", s.shard_id());
+        // Each writer's records of one key keep their order within a shard.
+        let mut last: BTreeMap<(bool, u32), u32> = BTreeMap::new();
+        for r in &got {
+            let id: u32 = r[1..].parse().unwrap();
+            let key = (id >= 500_000, id % 40);
+            if let Some(prev) = last.insert(key, id) {
+                assert!(prev < id, "{} out of order: {prev} then {id}", s.shard_id());
+            }
+        }
+        total += got.len();
+    }
+    assert!(
+        want.is_empty(),
+        "records acknowledged in unlisted shards: {want:?}"
+    );
+    assert_eq!(total, acked.len());
 }
