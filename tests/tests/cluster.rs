@@ -45,8 +45,19 @@ async fn start() -> Cluster {
     start_with(&[]).await
 }
 
-/// [`start`] with extra flags for every pod.
+/// [`start`] with extra flags for every pod. A port taken between choosing and binding it (by
+/// a test running alongside) means starting over on other ports.
 async fn start_with(extra: &[&str]) -> Cluster {
+    for _ in 0..5 {
+        if let Some(c) = try_start(extra).await {
+            wait_live(&c, 3).await;
+            return c;
+        }
+    }
+    panic!("could not start a cluster");
+}
+
+async fn try_start(extra: &[&str]) -> Option<Cluster> {
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let coordinator = format!("http://127.0.0.1:{}", ports[0]);
@@ -72,13 +83,11 @@ async fn start_with(extra: &[&str]) -> Cluster {
         args.extend_from_slice(extra);
         let pod = Server::start_with_env(&args, &[("TRIBUTARY_CLUSTER_SECRET", SECRET)])
             .await
-            .unwrap();
+            .ok()?;
         pods.push(pod);
     }
     let clients = pods.iter().map(|p| kinesis_client(&p.api)).collect();
-    let c = Cluster { dir, pods, clients };
-    wait_live(&c, 3).await;
-    c
+    Some(Cluster { dir, pods, clients })
 }
 
 /// Waits until the coordinator sees `n` live members.
