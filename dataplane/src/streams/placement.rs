@@ -204,7 +204,10 @@ impl Streams {
         for stream in self.list() {
             if !wanted.contains(&stream.incarnation) {
                 tracing::info!(stream = %stream.name, "Removing a stream the coordinator no longer lists.");
+                let shards: Vec<String> =
+                    stream.all_shards().iter().map(|s| s.id.clone()).collect();
                 self.remove(&stream).await;
+                crate::metrics::global().remove_stream(&stream.name, &shards);
             }
         }
         for meta in metas {
