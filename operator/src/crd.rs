@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(cel("Stream", &multi(2), Some(&single)), [msg]);
         assert_eq!(cel("Stream", &single, Some(&multi(2))), [msg]);
         let props = &schema("Stream")["properties"]["spec"]["properties"]["shardsPerPod"];
-        assert_eq!((props["minimum"].as_f64(), props["maximum"].as_f64()), (Some(1.0), Some(1000.0)));
+        assert_eq!(
+            (props["minimum"].as_f64(), props["maximum"].as_f64()),
+            (Some(1.0), Some(1000.0))
+        );
     }
 
     #[test]

@@ -1269,7 +1269,11 @@ mod tests {
         let view = c.cluster_state(&format!("{ep}/")).await.unwrap();
         assert!(view.coordinator);
         assert_eq!(view.version, 7);
-        assert_eq!(view.data_holding_replicas(), 2, "pod 1 still holds closed shards");
+        assert_eq!(
+            view.data_holding_replicas(),
+            2,
+            "pod 1 still holds closed shards"
+        );
         assert_eq!(view.live_below(3), 2);
         assert_eq!(view.live_below(1), 1);
         let empty = ClusterState {

@@ -179,9 +179,7 @@ async fn apply_children(stream: &Stream, ns: &str, ctx: &Context) -> Result<Opti
         .patch(&sts.name_any(), &pp, &Patch::Apply(&sts))
         .await?;
     if let Some(p) = pods.as_mut() {
-        p.ready = applied
-            .status
-            .map(|st| st.ready_replicas.unwrap_or(0));
+        p.ready = applied.status.map(|st| st.ready_replicas.unwrap_or(0));
     }
     let budget = pdb(stream);
     Api::<PodDisruptionBudget>::namespaced(c.clone(), ns)
@@ -204,7 +202,10 @@ async fn ensure_cluster_secret(stream: &Stream, ns: &str, ctx: &Context) -> Resu
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    match api.create(&pp, &cluster::cluster_secret(stream, &token)).await {
+    match api
+        .create(&pp, &cluster::cluster_secret(stream, &token))
+        .await
+    {
         Ok(_) => {
             info!(secret = %name, "Created the cluster Secret.");
             Ok(())
@@ -780,7 +781,9 @@ mod tests {
         reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
         let lines = server.lines();
         assert!(lines.contains(&format!("GET {SECRET_PATH}")));
-        assert!(!lines.iter().any(|l| l.contains("secrets") && !l.starts_with("GET")));
+        assert!(!lines
+            .iter()
+            .any(|l| l.contains("secrets") && !l.starts_with("GET")));
     }
 
     #[tokio::test]
@@ -816,7 +819,8 @@ mod tests {
         assert_eq!(status["replicas"], 3);
 
         // The third pod joined: now the reshard is asked for.
-        dp.lock().unwrap().cluster = Some(cluster_view(&[(true, 2, 0), (true, 2, 0), (true, 0, 0)]));
+        dp.lock().unwrap().cluster =
+            Some(cluster_view(&[(true, 2, 0), (true, 2, 0), (true, 0, 0)]));
         let (client, server) = api_with(&s);
         reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
         assert_eq!(applied_replicas(&server), 3);
@@ -851,7 +855,8 @@ mod tests {
         assert_eq!(cond(&status_patch(&server), READY).0, "True");
 
         // Retention dropped pod 1's and pod 2's closed shards: down to the one pod 2 shards need.
-        dp.lock().unwrap().cluster = Some(cluster_view(&[(true, 2, 0), (true, 0, 0), (true, 0, 0)]));
+        dp.lock().unwrap().cluster =
+            Some(cluster_view(&[(true, 2, 0), (true, 0, 0), (true, 0, 0)]));
         let (client, server) = api_with(&s);
         reconcile(Arc::new(s.clone()), context(client, &ep))
             .await

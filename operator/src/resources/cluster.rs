@@ -245,7 +245,11 @@ mod tests {
         let mut s = multi(1, 2);
         s.spec.shard_count = None;
         s.spec.stream_mode = StreamMode::OnDemand;
-        assert_eq!(desired_replicas(&s, &known(0, 0)), 2, "4 shards until known");
+        assert_eq!(
+            desired_replicas(&s, &known(0, 0)),
+            2,
+            "4 shards until known"
+        );
         let s = with_open(s, 9);
         assert_eq!(desired_replicas(&s, &known(0, 0)), 5);
     }
@@ -273,6 +277,9 @@ mod tests {
         assert_eq!(secret.metadata.name.as_deref(), Some("orders-cluster"));
         assert_eq!(secret.data.unwrap()[TOKEN_KEY].0, a.as_bytes());
         let owner = &secret.metadata.owner_references.unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.controller), ("Stream", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("Stream", Some(true))
+        );
     }
 }

@@ -167,7 +167,12 @@ mod tests {
         assert_eq!(sts.spec.replicas, Some(1));
         assert_eq!(sts, statefulset(&stream("orders", 8), &Settings::test(), 1));
         let c = &sts.spec.template.spec.unwrap().containers[0];
-        assert!(!c.args.as_ref().unwrap().iter().any(|a| a.starts_with("--cluster")));
+        assert!(!c
+            .args
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|a| a.starts_with("--cluster")));
         assert!(c.env.as_ref().unwrap().iter().all(|e| e.name == "RUST_LOG"));
     }
 
@@ -198,9 +203,14 @@ mod tests {
             .unwrap()
             .secret_key_ref
             .unwrap();
-        assert_eq!((secret.name.as_str(), secret.key.as_str()), ("orders-cluster", "token"));
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("orders-cluster", "token")
+        );
         // The token never appears in the pod spec itself.
-        assert!(env.iter().all(|e| e.name != "TRIBUTARY_CLUSTER_SECRET" || e.value.is_none()));
+        assert!(env
+            .iter()
+            .all(|e| e.name != "TRIBUTARY_CLUSTER_SECRET" || e.value.is_none()));
         // A multi-pod stream never runs on zero pods.
         let sts = statefulset(&multi_pod(6, 2), &Settings::test(), 0);
         assert_eq!(sts.spec.replicas, Some(1));
