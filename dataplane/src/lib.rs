@@ -8,6 +8,7 @@
 
 pub mod analytics;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod manifests;
@@ -57,7 +58,22 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     // Before any outgoing client (S3 store, remote streams) is created.
     delivery::client::set_trust(tls::client_config(cfg.ca_file.as_deref())?);
     let clock = clock::Clock::default();
-    let engine = Streams::open(cfg.streams_config(), clock.clone()).await?;
+    let cluster_cfg = cfg.cluster_config()?;
+    let mut streams_cfg = cfg.streams_config();
+    if let Some(c) = &cluster_cfg {
+        streams_cfg.cluster_ordinal = Some(c.ordinal);
+        streams_cfg.iterator_key = Some(c.iterator_key());
+    }
+    let engine = Streams::open(streams_cfg, clock.clone()).await?;
+    let cluster = cluster_cfg.map(|c| {
+        let data_dir = (!cfg.in_memory).then(|| cfg.data_dir.clone());
+        let cluster = cluster::Cluster::new(c, engine.clone(), data_dir);
+        let placement: Arc<dyn streams::placement::Placement> = cluster.clone();
+        let _ = engine.placement.set(placement);
+        cluster
+    });
+    // Only the coordinator changes stream metadata (manifests, the autoscaler).
+    let coordinates = cluster.as_ref().is_none_or(|c| c.is_coordinator());
     engine.remote.probe();
     for s in engine.list() {
         metrics::global().init_stream(&s.name);
@@ -65,7 +81,7 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let delivery =
         delivery::DeliveryStreams::open(cfg.delivery_config(), clock.clone(), engine.clone())
             .await?;
-    if let Some(dir) = &cfg.manifests {
+    if let Some(dir) = cfg.manifests.as_ref().filter(|_| coordinates) {
         let n = manifests::apply_dir(dir, &engine, &delivery).await?;
         tracing::info!(dir = %dir.display(), created = n, "Applied manifests.");
     }
@@ -93,6 +109,9 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     )
     .await?;
     let state = AppState::new(engine.clone(), delivery, analytics, auth, cfg.test_hooks);
+    if let Some(c) = &cluster {
+        let _ = state.cluster.set(c.clone());
+    }
     if let Some(dir) = &cfg.manifests {
         let n = analytics::manifests::apply_dir(dir, &state.analytics).await?;
         tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.");
@@ -150,6 +169,14 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
             }
         }
     }));
+    if let Some(c) = &cluster {
+        if c.is_coordinator() {
+            tasks.push(tokio::spawn(c.clone().run_coordinator(rx.clone())));
+        } else {
+            tasks.push(tokio::spawn(c.clone().run_member(rx.clone())));
+        }
+        tracing::info!(ordinal = c.cfg.ordinal, coordinator = %c.cfg.coordinator, "Cluster mode.");
+    }
     let scale_engine = engine.clone();
     let scale_cfg = cfg.autoscale_config();
     let mut stop = rx.clone();
@@ -158,7 +185,7 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
         let period = Duration::from_millis(scale_cfg.check_interval_ms);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(period) => scaler.check(&scale_engine, &scale_cfg).await,
+                _ = tokio::time::sleep(period), if coordinates => scaler.check(&scale_engine, &scale_cfg).await,
                 _ = stop.changed() => break,
             }
         }

@@ -287,7 +287,9 @@ impl Runner {
             };
             for s in stream.all_shards() {
                 if pos.offsets.contains_key(&s.index) && s.is_open() {
-                    out.push(s.log.watch_tip());
+                    if let Some(log) = &s.log {
+                        out.push(log.watch_tip());
+                    }
                 }
             }
         }
@@ -371,7 +373,10 @@ impl Runner {
                 // closed shards count as read.
                 _ => {
                     for s in stream.all_shards() {
-                        let end = s.closed().map(|(end, _)| end).unwrap_or(s.log.end_offset());
+                        let end = s
+                            .closed()
+                            .map(|(end, _)| end)
+                            .unwrap_or(s.log.as_ref().map_or(0, |l| l.end_offset()));
                         pos.offsets.insert(s.index, end);
                     }
                 }
@@ -473,7 +478,9 @@ impl Runner {
             if finished(shard, offset) {
                 continue;
             }
-            let log = shard.log.clone();
+            let Some(log) = shard.log.clone() else {
+                continue;
+            };
             let Ok(Ok(batch)) =
                 tokio::task::spawn_blocking(move || log.read(offset, BATCH_RECORDS, BATCH_BYTES))
                     .await
@@ -720,7 +727,7 @@ impl Runner {
                 Some(stream) => stream
                     .all_shards()
                     .iter()
-                    .map(|s| (s.index, s.log.clone()))
+                    .filter_map(|s| s.log.clone().map(|l| (s.index, l)))
                     .collect(),
                 None => Vec::new(),
             }
@@ -1042,7 +1049,8 @@ fn begin_ready_shards(pos: &mut InputCheckpoint, shards: &[Arc<Shard>]) {
                 }
             });
             if parents_done {
-                pos.offsets.insert(s.index, s.log.start_offset());
+                pos.offsets
+                    .insert(s.index, s.log.as_ref().map_or(0, |l| l.start_offset()));
                 added = true;
             }
         }

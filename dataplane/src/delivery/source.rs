@@ -109,6 +109,10 @@ pub async fn fill(
         if cursor.finished.contains(&shard.index) {
             continue;
         }
+        // In cluster mode only the shards held by this pod are read here.
+        let Some(log) = &shard.log else {
+            continue;
+        };
         // A shard whose parent still exists and is unfinished waits for it.
         let waiting = shard
             .parent
@@ -122,14 +126,13 @@ pub async fn fill(
         }
         let mut pos = match cursor.shards.get(&shard.index) {
             Some(p) => *p,
-            None => shard
-                .log
+            None => log
                 .offset_for_timestamp(src.start_ms)
                 .map_err(|e| e.to_string())?,
         };
         loop {
             let batch = tokio::task::block_in_place(|| {
-                shard.log.read(pos, READ_RECORDS, READ_BYTES.min(max_bytes))
+                log.read(pos, READ_RECORDS, READ_BYTES.min(max_bytes))
             })
             .map_err(|e| e.to_string())?;
             for r in &batch.records {

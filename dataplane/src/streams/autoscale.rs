@@ -91,6 +91,15 @@ impl Autoscaler {
             let open = stream.shard_set().open.clone();
             let mut loads = Vec::with_capacity(open.len());
             for shard in &open {
+                if shard.log.is_none() {
+                    // Cluster mode: another pod holds this shard and measures its writes; load
+                    // this pod cannot see is not idleness, so such a shard is never merged.
+                    let key = (stream.incarnation, shard.index);
+                    self.hot_since.remove(&key);
+                    self.cold_since.remove(&key);
+                    loads.push(0.0);
+                    continue;
+                }
                 let (bytes, records) = shard.meter.take();
                 let load =
                     (bytes as f64 / interval_s / MIB).max(records as f64 / interval_s / 1000.0);

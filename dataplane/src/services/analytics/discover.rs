@@ -193,7 +193,11 @@ pub async fn discover(
                 format!("Stream {arn} is not found."),
             )
         })?;
-    let logs = stream.all_shards().iter().map(|s| s.log.clone()).collect();
+    let logs = stream
+        .all_shards()
+        .iter()
+        .filter_map(|s| s.log.clone())
+        .collect();
     let raw = sample_logs(logs, newest).await?;
     describe(
         raw,

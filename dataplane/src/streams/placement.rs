@@ -1,0 +1,331 @@
+//! Where shards live in cluster mode, seen from the engine: which pod holds a shard's log,
+//! how owners are chosen, how a shard held elsewhere is written and sealed, and how a
+//! metadata snapshot from the coordinator is applied to this pod's replica.
+//!
+//! The engine stays free of HTTP: the cluster module implements [`Placement`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::stream::{ShardMeta, StreamMeta};
+use super::{storage_error, AwsError, Shard, Stream, Streams};
+use crate::storage::{RecordIn, StorageError};
+
+/// Why an append to a shard failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFailure {
+    /// The shard no longer takes writes (sealed by a reshard) or its owner does not know it
+    /// yet: route again with newer metadata.
+    Retry,
+    /// The write failed; the records fail with InternalFailure.
+    Failed,
+}
+
+/// What the engine needs from the cluster.
+pub trait Placement: Send + Sync {
+    /// Whether this pod runs control-plane changes (ordinal 0).
+    fn is_coordinator(&self) -> bool;
+    /// Ordinals of the members that can take new shards now.
+    fn live_members(&self) -> Vec<u32>;
+    /// Appends records to shard `shard` of `stream`, held by `owner`. Each record gets its
+    /// offset, or `None` when refused for the shard's write limit.
+    fn append(
+        &self,
+        owner: u32,
+        stream: &Stream,
+        shard: u32,
+        records: Vec<RecordIn>,
+        flags: u8,
+    ) -> BoxFuture<'static, Result<Vec<Option<u64>>, AppendFailure>>;
+    /// Closes shard `shard` of `stream` at `owner` for writes; returns its end offset.
+    fn seal(
+        &self,
+        owner: u32,
+        stream: &Stream,
+        shard: u32,
+    ) -> BoxFuture<'static, Result<u64, String>>;
+}
+
+/// Owners for `n` new shards: each goes to the live member with the fewest open shards, ties
+/// to the lowest ordinal. `open` counts open shards per ordinal.
+pub fn choose_owners(live: &[u32], open: &BTreeMap<u32, usize>, n: usize) -> Vec<u32> {
+    let mut counts: BTreeMap<u32, usize> = live
+        .iter()
+        .map(|&o| (o, open.get(&o).copied().unwrap_or(0)))
+        .collect();
+    if counts.is_empty() {
+        counts.insert(0, 0);
+    }
+    (0..n)
+        .map(|_| {
+            let (&o, _) = counts
+                .iter()
+                .min_by_key(|(&o, &c)| (c, o))
+                .unwrap_or((&0, &0));
+            *counts.entry(o).or_default() += 1;
+            o
+        })
+        .collect()
+}
+
+impl Streams {
+    /// Whether this process holds the log of the shard `meta` describes.
+    pub(super) fn holds(&self, meta: &ShardMeta) -> bool {
+        match (meta.owner, self.cfg.cluster_ordinal) {
+            (Some(owner), Some(me)) => owner == me,
+            _ => true,
+        }
+    }
+
+    /// Owners for `n` new shards (none outside cluster mode). Shards in `closing`
+    /// (incarnation, index) are about to close and do not count.
+    pub(super) fn choose_owners(&self, closing: &[(u64, u32)], n: usize) -> Vec<u32> {
+        let Some(p) = self.placement.get() else {
+            return Vec::new();
+        };
+        let mut open: BTreeMap<u32, usize> = BTreeMap::new();
+        for stream in self.list() {
+            for shard in stream.shard_set().open.iter() {
+                if closing.contains(&(stream.incarnation, shard.index)) {
+                    continue;
+                }
+                if let Some(o) = shard.owner {
+                    *open.entry(o).or_default() += 1;
+                }
+            }
+        }
+        choose_owners(&p.live_members(), &open, n)
+    }
+
+    /// The stream with this incarnation.
+    pub fn by_incarnation(&self, incarnation: u64) -> Option<Arc<Stream>> {
+        self.by_incarnation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&incarnation)
+            .cloned()
+    }
+
+    /// Appends to a shard whose log this process holds, charging its write limit per record.
+    pub async fn append_local(
+        &self,
+        stream: &Arc<Stream>,
+        shard: &Arc<Shard>,
+        records: Vec<RecordIn>,
+        flags: u8,
+    ) -> Result<Vec<Option<u64>>, AppendFailure> {
+        let Some(log) = &shard.log else {
+            return Err(AppendFailure::Retry);
+        };
+        let now = self.clock.now_ms();
+        let mut admitted = Vec::with_capacity(records.len());
+        let mut accepted = Vec::with_capacity(records.len());
+        let mut bytes = 0usize;
+        for r in records {
+            let size = r.data.len() + r.partition_key.len();
+            if self.cfg.limits && !shard.write_limit.try_take(size as f64, 1.0, now) {
+                crate::metrics::global().write_throttled(stream, &shard.id);
+                accepted.push(false);
+                continue;
+            }
+            bytes += size;
+            accepted.push(true);
+            admitted.push(r);
+        }
+        if admitted.is_empty() {
+            return Ok(vec![None; accepted.len()]);
+        }
+        let n = admitted.len() as u64;
+        match log.append(admitted, flags).await {
+            Ok(out) => {
+                shard.meter.add(bytes as u64, n);
+                let mut next = out.first_offset;
+                Ok(accepted
+                    .into_iter()
+                    .map(|ok| {
+                        ok.then(|| {
+                            next += 1;
+                            next - 1
+                        })
+                    })
+                    .collect())
+            }
+            Err(StorageError::Closed) => Err(AppendFailure::Retry),
+            Err(e) => {
+                tracing::error!(error = %e, stream = %stream.name, shard = %shard.id, "Write failed.");
+                Err(AppendFailure::Failed)
+            }
+        }
+    }
+
+    /// Closes a shard held here for writes (the coordinator seals a reshard's parents at their
+    /// owners); returns its end offset. Sealing again returns the same offset.
+    ///
+    /// A shard this pod has not heard of yet (an intermediate shard of an UpdateShardCount,
+    /// created and sealed within one call) has taken no record: appends to an unknown shard
+    /// are refused. It ends at offset 0, and the metadata that names it arrives closed.
+    pub async fn seal_local(&self, incarnation: u64, index: u32) -> Result<u64, AwsError> {
+        let early = || {
+            self.sealed_early
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((incarnation, index));
+            Ok(0)
+        };
+        let Some(stream) = self.by_incarnation(incarnation) else {
+            return early();
+        };
+        let Some(shard) = stream.shard(index) else {
+            return early();
+        };
+        let log = shard.local_log()?.clone();
+        let _c = stream.control.lock().await;
+        if let Some((end, _)) = shard.closed() {
+            return Ok(end);
+        }
+        let end = log.close().await.map_err(storage_error)?;
+        shard.set_closed(end, self.clock.now_ms());
+        stream
+            .shards
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .rebuild_open();
+        stream.persist().map_err(storage_error)?;
+        Ok(end)
+    }
+
+    /// Makes this pod's streams match the coordinator's metadata: new streams and shards are
+    /// added (opening the logs this pod owns), settings and closures copied, and streams and
+    /// shards the coordinator no longer lists are forgotten with their local data.
+    pub async fn apply_replica(&self, metas: Vec<StreamMeta>) -> Result<(), StorageError> {
+        let wanted: HashSet<u64> = metas.iter().map(|m| m.incarnation).collect();
+        for stream in self.list() {
+            if !wanted.contains(&stream.incarnation) {
+                tracing::info!(stream = %stream.name, "Removing a stream the coordinator no longer lists.");
+                self.remove(&stream).await;
+            }
+        }
+        for meta in metas {
+            let Some(stream) = self.by_incarnation(meta.incarnation) else {
+                let dir = self
+                    .streams_dir()
+                    .map(|d| d.join(format!("{:016x}", meta.incarnation)));
+                let stream = self.build_stream(meta, dir)?;
+                self.close_sealed_early(&stream).await?;
+                stream.persist()?;
+                crate::metrics::global().init_stream(&stream.name);
+                stream.publish_shard_metrics();
+                self.insert(stream);
+                continue;
+            };
+            let _c = stream.control.lock().await;
+            *stream.state() = meta.state.clone();
+            let now = self.clock.now_ms();
+            let mut dropped = Vec::new();
+            let mut to_close = Vec::new();
+            let mut added = Vec::new();
+            for sm in &meta.shards {
+                if stream.shard(sm.index).is_none() {
+                    let log = if self.holds(sm) {
+                        Some(self.open_log(&stream, sm.index, sm.closed.is_some())?)
+                    } else {
+                        None
+                    };
+                    added.push(Arc::new(Shard::new(sm, log, now)));
+                }
+            }
+            {
+                let mut set = stream.shards.write().unwrap_or_else(|e| e.into_inner());
+                set.all.retain(|s| {
+                    let keep = meta.shards.iter().any(|m| m.index == s.index);
+                    if !keep {
+                        dropped.push(s.clone());
+                    }
+                    keep
+                });
+                set.all.extend(added);
+                set.all.sort_by_key(|s| s.index);
+                for s in &set.all {
+                    let Some(m) = meta.shards.iter().find(|m| m.index == s.index) else {
+                        continue;
+                    };
+                    if let Some((end, at)) = m.closed {
+                        if s.closed() != Some((end, at)) {
+                            s.set_closed(end, at);
+                        }
+                        if s.log.as_ref().is_some_and(|l| !l.is_closed()) {
+                            to_close.push(s.clone());
+                        }
+                    }
+                }
+                set.rebuild_open();
+            }
+            for s in to_close {
+                if let Some(log) = &s.log {
+                    log.close().await?;
+                }
+            }
+            for s in dropped {
+                if let Some(log) = &s.log {
+                    let _ = log.destroy().await;
+                }
+            }
+            self.close_sealed_early(&stream).await?;
+            stream.persist()?;
+            stream.publish_shard_metrics();
+        }
+        Ok(())
+    }
+
+    /// Closes the shards of `stream` that were sealed before this pod heard of them, should
+    /// the metadata still list them open.
+    async fn close_sealed_early(&self, stream: &Arc<Stream>) -> Result<(), StorageError> {
+        let early: Vec<u32> = self
+            .sealed_early
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(inc, _)| *inc == stream.incarnation)
+            .map(|(_, i)| *i)
+            .collect();
+        let mut changed = false;
+        for index in early {
+            let Some(shard) = stream.shard(index) else {
+                continue;
+            };
+            let Some(log) = &shard.log else { continue };
+            if shard.is_open() {
+                let end = log.close().await?;
+                shard.set_closed(end, self.clock.now_ms());
+                changed = true;
+            }
+        }
+        if changed {
+            stream
+                .shards
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .rebuild_open();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_go_to_the_least_loaded_live_member_lowest_ordinal_first() {
+        let none = BTreeMap::new();
+        assert_eq!(choose_owners(&[0, 1, 2], &none, 6), vec![0, 1, 2, 0, 1, 2]);
+        let open = BTreeMap::from([(0, 3), (1, 1), (2, 2)]);
+        assert_eq!(choose_owners(&[0, 1, 2], &open, 3), vec![1, 1, 2]);
+        // A member that is not live takes nothing, whatever its load.
+        assert_eq!(choose_owners(&[0, 2], &none, 3), vec![0, 2, 0]);
+        // With no live member known, the coordinator takes the shards.
+        assert_eq!(choose_owners(&[], &none, 2), vec![0, 0]);
+    }
+}

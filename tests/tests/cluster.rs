@@ -1,0 +1,770 @@
+//! Cluster mode: three `tributary serve` processes on loopback (the coordinator, ordinal 0,
+//! and members 1 and 2, each with its own data directory) serve one account's streams, the
+//! shards spread over all three. Every pod is driven with aws-sdk-kinesis and must answer
+//! every call as a single server would.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{
+    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition,
+    SubscribeToShardEventStream,
+};
+use aws_sdk_kinesis::Client;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tributary_tests::{kinesis_client, Server};
+
+const SECRET: &str = "cluster-test-secret";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    pods: Vec<Server>,
+    clients: Vec<Client>,
+}
+
+impl Cluster {
+    fn data_dir(&self, ordinal: usize) -> PathBuf {
+        self.dir.path().join(format!("pod-{ordinal}"))
+    }
+}
+
+/// Starts the coordinator and two members on fixed loopback ports (a restarted member comes
+/// back on its advertised address) and waits until all three are live.
+async fn start() -> Cluster {
+    start_with(&[]).await
+}
+
+/// [`start`] with extra flags for every pod.
+async fn start_with(extra: &[&str]) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let coordinator = format!("http://127.0.0.1:{}", ports[0]);
+    let mut pods = Vec::new();
+    for (ordinal, port) in ports.iter().enumerate() {
+        let data = dir.path().join(format!("pod-{ordinal}"));
+        let listen = format!("127.0.0.1:{port}");
+        let advertise = format!("http://127.0.0.1:{port}");
+        let ordinal = ordinal.to_string();
+        let mut args = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--cluster-coordinator",
+            &coordinator,
+            "--cluster-advertise",
+            &advertise,
+            "--cluster-ordinal",
+            &ordinal,
+            "--no-limits",
+        ];
+        args.extend_from_slice(extra);
+        let pod = Server::start_with_env(&args, &[("TRIBUTARY_CLUSTER_SECRET", SECRET)])
+            .await
+            .unwrap();
+        pods.push(pod);
+    }
+    let clients = pods.iter().map(|p| kinesis_client(&p.api)).collect();
+    let c = Cluster { dir, pods, clients };
+    wait_live(&c, 3).await;
+    c
+}
+
+/// Waits until the coordinator sees `n` live members.
+async fn wait_live(c: &Cluster, n: usize) {
+    for _ in 0..200 {
+        let view = cluster_view(&c.pods[0]).await;
+        let live = view["members"]
+            .as_array()
+            .map(|m| m.iter().filter(|m| m["live"] == true).count())
+            .unwrap_or(0);
+        if live == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the cluster never had {n} live members");
+}
+
+/// A plain HTTP/1.1 request; returns the status and body.
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let addr = addr.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `GET /cluster` on a pod's metrics listener.
+async fn cluster_view(pod: &Server) -> Value {
+    let (status, body) = http(&pod.metrics, "GET", "/cluster", &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Shard id → owner ordinal, from the coordinator's `stream.json`.
+fn owners(data_dir: &Path, stream: &str) -> BTreeMap<String, u64> {
+    for entry in std::fs::read_dir(data_dir.join("streams")).unwrap() {
+        let path = entry.unwrap().path().join("stream.json");
+        let Ok(raw) = std::fs::read(&path) else {
+            continue;
+        };
+        let meta: Value = serde_json::from_slice(&raw).unwrap();
+        if meta["name"] != stream {
+            continue;
+        }
+        return meta["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    format!("shardId-{:012}", s["index"].as_u64().unwrap()),
+                    s["owner"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+    }
+    panic!("no stream {stream} in {}", data_dir.display());
+}
+
+/// Writes `ids` through `k` (key `k{id % 40}`, data `r{id}`); returns each record's shard.
+async fn put(k: &Client, stream: &str, ids: std::ops::Range<u32>) -> Vec<(u32, String, String)> {
+    let mut out = Vec::new();
+    let ids: Vec<u32> = ids.collect();
+    for chunk in ids.chunks(250) {
+        let entries = chunk
+            .iter()
+            .map(|id| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("k{}", id % 40))
+                    .data(Blob::new(format!("r{id}")))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let res = k
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.failed_record_count(), Some(0), "{res:?}");
+        for (id, r) in chunk.iter().zip(res.records()) {
+            out.push((
+                *id,
+                r.shard_id().unwrap().to_string(),
+                r.sequence_number().unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Every record of a shard from TRIM_HORIZON, and the child shards reported at its end (for a
+/// closed shard; an open one is read to its tip).
+async fn read(k: &Client, stream: &str, shard: &str) -> (Vec<String>, Vec<String>) {
+    let mut it = k
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator;
+    let mut records = Vec::new();
+    let mut children = Vec::new();
+    while let Some(i) = it {
+        let page = k.get_records().shard_iterator(i).send().await.unwrap();
+        for r in page.records() {
+            records.push(String::from_utf8(r.data().as_ref().to_vec()).unwrap());
+        }
+        for c in page.child_shards() {
+            children.push(c.shard_id().to_string());
+        }
+        if page.records().is_empty() && page.child_shards().is_empty() {
+            break;
+        }
+        it = page.next_shard_iterator;
+    }
+    (records, children)
+}
+
+/// Every shard of a stream as ListShards reports it: id, parents, hash range, sequence range.
+async fn shard_list(k: &Client, stream: &str) -> Vec<String> {
+    let out = k.list_shards().stream_name(stream).send().await.unwrap();
+    out.shards().iter().map(|s| format!("{s:?}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stream_spread_over_three_pods() {
+    let c = start().await;
+    let [k0, k1, k2] = [&c.clients[0], &c.clients[1], &c.clients[2]];
+
+    // Created through member 2, the stream's six shards land two on each pod.
+    k2.create_stream()
+        .stream_name("orders")
+        .shard_count(6)
+        .send()
+        .await
+        .unwrap();
+    let view = cluster_view(&c.pods[0]).await;
+    assert_eq!(view["coordinator"], true);
+    let members = view["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{view}");
+    for m in members {
+        assert_eq!(m["openShards"], 2, "{view}");
+        assert_eq!(m["live"], true, "{view}");
+    }
+    let member_view = cluster_view(&c.pods[1]).await;
+    assert_eq!(member_view["coordinator"], false);
+    assert_eq!(member_view["ordinal"], 1);
+    let by_owner: BTreeSet<u64> = owners(&c.data_dir(0), "orders").into_values().collect();
+    assert_eq!(by_owner, BTreeSet::from([0, 1, 2]));
+
+    // Every pod describes the stream identically (member 2 reads its own write at once).
+    let shards = shard_list(k2, "orders").await;
+    assert_eq!(shards.len(), 6);
+    for k in [k0, k1] {
+        assert_eq!(shard_list(k, "orders").await, shards);
+    }
+    let names: Vec<Vec<String>> = {
+        let mut v = Vec::new();
+        for k in [k0, k1, k2] {
+            v.push(
+                k.list_streams()
+                    .send()
+                    .await
+                    .unwrap()
+                    .stream_names()
+                    .to_vec(),
+            );
+        }
+        v
+    };
+    assert!(
+        names.iter().all(|n| n == &["orders".to_string()]),
+        "{names:?}"
+    );
+
+    // Records written through member 1 are read back through member 2, in order per shard.
+    let written = put(k1, "orders", 0..600).await;
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, shard, _) in &written {
+        expected
+            .entry(shard.clone())
+            .or_default()
+            .push(format!("r{id}"));
+    }
+    assert_eq!(expected.len(), 6, "records reach every shard");
+    for (shard, want) in &expected {
+        let (got, children) = read(k2, "orders", shard).await;
+        assert_eq!(&got, want, "shard {shard}");
+        assert!(children.is_empty());
+    }
+    // PutRecord through the coordinator, read through member 1 from its sequence number.
+    let one = k0
+        .put_record()
+        .stream_name("orders")
+        .partition_key("single")
+        .data(Blob::new("single-record"))
+        .send()
+        .await
+        .unwrap();
+    let it = k1
+        .get_shard_iterator()
+        .stream_name("orders")
+        .shard_id(one.shard_id())
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number(one.sequence_number())
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let page = k1.get_records().shard_iterator(it).send().await.unwrap();
+    assert_eq!(page.records()[0].data().as_ref(), b"single-record");
+    expected
+        .get_mut(one.shard_id())
+        .unwrap()
+        .push("single-record".into());
+
+    // Resharding through member 1 merges shards held by different pods.
+    k1.update_shard_count()
+        .stream_name("orders")
+        .target_shard_count(3)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .unwrap();
+    let after = shard_list(k1, "orders").await;
+    for k in [k0, k2] {
+        assert_eq!(
+            shard_list(k, "orders").await,
+            after,
+            "every pod sees the reshard"
+        );
+    }
+    let listed = k0.list_shards().stream_name("orders").send().await.unwrap();
+    let open: Vec<String> = listed
+        .shards()
+        .iter()
+        .filter(|s| {
+            s.sequence_number_range()
+                .unwrap()
+                .ending_sequence_number()
+                .is_none()
+        })
+        .map(|s| s.shard_id().to_string())
+        .collect();
+    assert_eq!(open.len(), 3);
+    let later = put(k2, "orders", 600..900).await;
+    for (id, shard, _) in &later {
+        assert!(open.contains(shard), "new records go to open shards");
+        expected
+            .entry(shard.clone())
+            .or_default()
+            .push(format!("r{id}"));
+    }
+    // Every record is read back exactly once through the coordinator; each closed parent
+    // ends with its children, wherever it was held.
+    let mut seen = 0;
+    for s in listed.shards() {
+        let (got, children) = read(k0, "orders", s.shard_id()).await;
+        assert_eq!(
+            Some(&got),
+            expected.get(s.shard_id()).or(Some(&Vec::new())),
+            "shard {}",
+            s.shard_id()
+        );
+        seen += got.len();
+        let closed = s
+            .sequence_number_range()
+            .unwrap()
+            .ending_sequence_number()
+            .is_some();
+        if closed {
+            assert!(
+                !children.is_empty(),
+                "closed shard {} reports its children",
+                s.shard_id()
+            );
+            for child in &children {
+                let parents: Vec<String> = listed
+                    .shards()
+                    .iter()
+                    .filter(|x| x.shard_id() == child)
+                    .flat_map(|x| {
+                        x.parent_shard_id()
+                            .into_iter()
+                            .chain(x.adjacent_parent_shard_id())
+                    })
+                    .map(str::to_string)
+                    .collect();
+                assert!(parents.iter().any(|p| p == s.shard_id()));
+            }
+        }
+    }
+    assert_eq!(seen, 901);
+    let view = cluster_view(&c.pods[0]).await;
+    let closed: u64 = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["closedShards"].as_u64().unwrap())
+        .sum();
+    assert!(closed >= 6, "{view}");
+
+    // SubscribeToShard through a pod that does not own the shard.
+    let owner_of = owners(&c.data_dir(0), "orders");
+    let (shard, owner) = open
+        .iter()
+        .map(|s| (s.clone(), owner_of[s]))
+        .find(|(_, o)| *o != 1)
+        .expect("an open shard held by another pod than 1");
+    assert_ne!(owner, 1);
+    let stream_arn = k1
+        .describe_stream_summary()
+        .stream_name("orders")
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap()
+        .stream_arn;
+    let consumer = k1
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("fanout")
+        .send()
+        .await
+        .unwrap()
+        .consumer
+        .unwrap()
+        .consumer_arn;
+    let mut sub = k1
+        .subscribe_to_shard()
+        .consumer_arn(&consumer)
+        .shard_id(&shard)
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(ShardIteratorType::TrimHorizon)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let want = expected[&shard].clone();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < want.len() && tokio::time::Instant::now() < deadline {
+        let ev = tokio::time::timeout(Duration::from_secs(10), sub.event_stream.recv())
+            .await
+            .expect("an event in time")
+            .unwrap();
+        match ev {
+            Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)) => {
+                for r in e.records() {
+                    got.push(String::from_utf8(r.data().as_ref().to_vec()).unwrap());
+                }
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!(
+        got, want,
+        "the subscription streams the shard through pod 1"
+    );
+    drop(sub);
+
+    // DeleteStream through member 2 removes the stream, and its data, from every pod.
+    k2.deregister_stream_consumer()
+        .consumer_arn(&consumer)
+        .send()
+        .await
+        .unwrap();
+    k2.delete_stream()
+        .stream_name("orders")
+        .enforce_consumer_deletion(true)
+        .send()
+        .await
+        .unwrap();
+    for (i, k) in [k0, k1, k2].into_iter().enumerate() {
+        let err = k
+            .describe_stream_summary()
+            .stream_name("orders")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.into_service_error().meta().code(),
+            Some("ResourceNotFoundException"),
+            "pod {i}"
+        );
+    }
+    for ordinal in 0..3 {
+        let dir = c.data_dir(ordinal).join("streams");
+        for _ in 0..100 {
+            if std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0),
+            0,
+            "pod {ordinal} removed the stream's data"
+        );
+    }
+}
+
+/// Writes batches of 50 through `k` until `stop`; returns the records acknowledged (id →
+/// shard). Records that fail (their owner is down) are left out.
+async fn keep_writing(
+    k: Client,
+    stream: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(u32, String)> {
+    let mut acked = Vec::new();
+    let mut id = 100_000u32;
+    while !*stop.borrow() {
+        let ids: Vec<u32> = (id..id + 50).collect();
+        id += 50;
+        let entries = ids
+            .iter()
+            .map(|id| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("k{}", id % 40))
+                    .data(Blob::new(format!("r{id}")))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let Ok(res) = k
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        for (id, r) in ids.iter().zip(res.records()) {
+            if let Some(shard) = r.shard_id() {
+                acked.push((*id, shard.to_string()));
+            }
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
+    let mut c = start().await;
+    c.clients[0]
+        .create_stream()
+        .stream_name("events")
+        .shard_count(3)
+        .send()
+        .await
+        .unwrap();
+    let written = put(&c.clients[2], "events", 0..300).await;
+    let owner_of = owners(&c.data_dir(0), "events");
+    assert!(owner_of.values().any(|&o| o == 1));
+
+    // Member 1 is killed while records keep arriving through member 2, and restarted.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(keep_writing(c.clients[2].clone(), "events", stop_rx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.pods[1].kill9().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.pods[1].restart().await.unwrap();
+    c.clients[1] = kinesis_client(&c.pods[1].api);
+    wait_live(&c, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(true).unwrap();
+    let during = writer.await.unwrap();
+    assert!(!during.is_empty());
+
+    // Written through the restarted member, read through the coordinator and member 2.
+    let more = put(&c.clients[1], "events", 300..400).await;
+    let mut acked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut ordered: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, shard, _) in written.iter().chain(&more) {
+        ordered
+            .entry(shard.clone())
+            .or_default()
+            .push(format!("r{id}"));
+    }
+    for (id, shard) in written
+        .iter()
+        .chain(&more)
+        .map(|(id, s, _)| (*id, s.clone()))
+        .chain(during)
+    {
+        acked.entry(shard).or_default().insert(format!("r{id}"));
+    }
+    for (shard, want) in &acked {
+        for k in [&c.clients[0], &c.clients[2]] {
+            let (got, _) = read(k, "events", shard).await;
+            let have: BTreeSet<String> = got.iter().cloned().collect();
+            assert_eq!(have.len(), got.len(), "no record twice in {shard}");
+            let lost: Vec<&String> = want.difference(&have).collect();
+            assert!(
+                lost.is_empty(),
+                "shard {shard} (owner {}) lost {lost:?}",
+                owner_of[shard]
+            );
+            // The records written before and after the restart keep their order.
+            let before_after: Vec<&String> =
+                got.iter().filter(|r| ordered[shard].contains(r)).collect();
+            assert_eq!(before_after, ordered[shard].iter().collect::<Vec<_>>());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_endpoints_need_the_cluster_token() {
+    let c = start().await;
+    let pod = &c.pods[1];
+    for headers in [vec![], vec![("x-tributary-cluster-token", "wrong")]] {
+        let (status, body) =
+            http(&pod.api, "POST", "/_tributary/cluster/seal", &headers, "{}").await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("AccessDeniedException"), "{body}");
+        let (status, _) = http(
+            &c.pods[0].api,
+            "GET",
+            "/_tributary/cluster/state?after=0&ordinal=1",
+            &headers,
+            "",
+        )
+        .await;
+        assert_eq!(status, 403);
+        let (status, _) = http(
+            &c.pods[0].api,
+            "POST",
+            "/_tributary/cluster/join",
+            &headers,
+            r#"{"ordinal":7,"url":"http://127.0.0.1:1"}"#,
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
+    // A Kinesis request posing as a forwarded one with the wrong token is refused too.
+    let (status, body) = http(
+        &pod.api,
+        "POST",
+        "/",
+        &[
+            ("x-tributary-cluster-token", "wrong"),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "Kinesis_20131202.ListStreams"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // The refused member joined nothing, and every pod keeps serving.
+    let view = cluster_view(&c.pods[0]).await;
+    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+    for k in &c.clients {
+        k.list_streams().send().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_expired_closed_shards_on_every_pod() {
+    let c = start_with(&["--test-hooks"]).await;
+    let k = &c.clients[1];
+    k.create_stream()
+        .stream_name("logs")
+        .shard_count(3)
+        .send()
+        .await
+        .unwrap();
+    put(k, "logs", 0..90).await;
+    // Split a shard held by a member, so its closed parent lives on that member's disk.
+    let owner_of = owners(&c.data_dir(0), "logs");
+    let (parent, owner) = owner_of
+        .iter()
+        .find(|(_, &o)| o != 0)
+        .map(|(s, o)| (s.clone(), *o as usize))
+        .unwrap();
+    let listed = k.list_shards().stream_name("logs").send().await.unwrap();
+    let range = listed
+        .shards()
+        .iter()
+        .find(|s| s.shard_id() == parent)
+        .unwrap()
+        .hash_key_range()
+        .unwrap()
+        .clone();
+    let start: u128 = range.starting_hash_key().parse().unwrap();
+    let end: u128 = range.ending_hash_key().parse().unwrap();
+    k.split_shard()
+        .stream_name("logs")
+        .shard_to_split(&parent)
+        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    let parent_dir = |ordinal: usize| {
+        let streams = c.data_dir(ordinal).join("streams");
+        let inc = std::fs::read_dir(&streams)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        inc.join("shards").join(format!(
+            "{:06}",
+            parent
+                .trim_start_matches("shardId-")
+                .parse::<u32>()
+                .unwrap()
+        ))
+    };
+    assert!(
+        parent_dir(owner).exists(),
+        "the parent's log is on its owner"
+    );
+    for k in &c.clients {
+        assert_eq!(shard_list(k, "logs").await.len(), 5);
+    }
+
+    // A day and more later (every pod's clock), the closed parent is gone everywhere.
+    for pod in c.pods.iter().rev() {
+        let (status, body) = http(
+            &pod.metrics,
+            "POST",
+            "/test/advance-clock?ms=90000000",
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (i, k) in c.clients.iter().enumerate() {
+        let mut n = 0;
+        for _ in 0..50 {
+            n = shard_list(k, "logs").await.len();
+            if n == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(n, 4, "pod {i} forgot the expired parent");
+    }
+    for _ in 0..50 {
+        if !parent_dir(owner).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !parent_dir(owner).exists(),
+        "the owner removed the parent's log"
+    );
+}
