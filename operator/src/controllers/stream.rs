@@ -254,6 +254,14 @@ async fn converge(
         Ok(s) => s,
         Err(ClientError::Unreachable(m)) => return Ok((StreamPhase::WaitingForPods(m), None)),
         Err(e) if e.is_not_found() => {
+            // A multi-pod stream is created once every pod joined: the coordinator places the
+            // shards on the live pods.
+            if let Some(m) = pods_missing(pods) {
+                return Ok((
+                    StreamPhase::WaitingForPods(format!("before creating the stream: {m}")),
+                    None,
+                ));
+            }
             let create = CreateStream {
                 name: &name,
                 shard_count: want_shards,
@@ -784,6 +792,36 @@ mod tests {
         assert!(!lines
             .iter()
             .any(|l| l.contains("secrets") && !l.starts_with("GET")));
+    }
+
+    #[tokio::test]
+    async fn a_multi_pod_stream_is_created_once_every_pod_joined() {
+        let (ep, dp) = fake::start().await;
+        dp.lock().unwrap().cluster = Some(cluster_view(&[(true, 0, 0)]));
+        let s = multi_pod(4, 2);
+        let (client, server) = api_with(&s);
+        reconcile(Arc::new(s.clone()), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(applied_replicas(&server), 2);
+        assert_eq!(
+            dp.lock().unwrap().calls,
+            ["GET /cluster", "DescribeStreamSummary"]
+        );
+        assert!(
+            dp.lock().unwrap().streams.is_empty(),
+            "not created with one pod"
+        );
+        let status = status_patch(&server);
+        assert_eq!(
+            cond(&status, READY),
+            ("False".into(), "WaitingForPods".into())
+        );
+
+        dp.lock().unwrap().cluster = Some(cluster_view(&[(true, 0, 0), (true, 0, 0)]));
+        let (client, _server) = api_with(&s);
+        reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
+        assert_eq!(dp.lock().unwrap().streams["orders"].shards, 4);
     }
 
     #[tokio::test]

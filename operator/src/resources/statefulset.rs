@@ -41,7 +41,9 @@ use crate::config::Settings;
 /// 5. the Pod Security Standards "restricted" profile, with a read-only root file system;
 /// 6. with `shardsPerPod`: cluster mode (`--cluster-coordinator` pod 0, `--cluster-advertise`
 ///    the pod's own headless-Service name, `POD_NAME` from the downward API, the token from
-///    the `NAME-cluster` Secret). `replicas` is ignored without `shardsPerPod`.
+///    the `NAME-cluster` Secret) and no `--manifests`: the operator creates the stream once
+///    every pod joined, so its first shards spread over the pods. `replicas` is ignored
+///    without `shardsPerPod`.
 pub fn statefulset(stream: &Stream, settings: &Settings, replicas: i32) -> StatefulSet {
     let cfg = &settings.config;
     let storage = stream.spec.storage.clone().unwrap_or_default();
@@ -61,6 +63,11 @@ pub fn statefulset(stream: &Stream, settings: &Settings, replicas: i32) -> State
 
     let (replicas, container) = if cluster::is_multi_pod(stream) {
         let mut args = pod::serve_args(settings);
+        // Not `--manifests`: the coordinator would create the stream at start-up, alone, and
+        // own every shard. The operator creates it once every pod joined, so the shards spread.
+        if let Some(i) = args.iter().position(|a| a == "--manifests") {
+            args.drain(i..i + 2);
+        }
         args.extend(cluster::cluster_args(stream));
         let env = cluster::cluster_env(stream);
         (
@@ -211,6 +218,8 @@ mod tests {
         assert!(env
             .iter()
             .all(|e| e.name != "TRIBUTARY_CLUSTER_SECRET" || e.value.is_none()));
+        // The operator creates the stream once every pod joined, not pod 0 from the manifest.
+        assert!(!args.iter().any(|a| a == "--manifests"));
         // A multi-pod stream never runs on zero pods.
         let sts = statefulset(&multi_pod(6, 2), &Settings::test(), 0);
         assert_eq!(sts.spec.replicas, Some(1));
