@@ -4,7 +4,8 @@ stable DNS name under the headless Service, the token from the Secret the operat
 and boto3 writes and reads through the Service, which spreads connections over the pods.
 
 One scenario, in file order: 4 shards at 2 per pod → 2 pods; shardCount 6 → a third pod first,
-then the reshard; every record stays readable; deleting the Stream takes the Secret with it.
+then the reshard; every record stays readable; shardCount 3 keeps the 3 pods, which still hold
+closed shards; deleting the Stream takes the Secret with it.
 Needs the data plane's cluster mode (`--cluster-coordinator`).
 """
 
@@ -136,6 +137,19 @@ def test_records_survive_the_reshard_and_new_ones_land_on_the_new_shards(kube, k
     got = read_all(kinesis, NAME)
     assert len(got) == 60 + 5 + 60
     assert {k for k, _ in got} >= {r["PartitionKey"] for r in batch}
+
+
+def test_a_smaller_shard_count_keeps_the_pods_that_still_hold_data(kube, cluster, kinesis_for):
+    kube.merge(V1A1, "Stream", NAME, {"spec": {"shardCount": 3}})
+    # 3 shards at 2 per pod would fit on 2 pods, but every pod still holds closed shards
+    # (readable until retention drops them): all 3 stay.
+    done = kube.wait("events Ready with 3 shards, still on 3 pods", lambda: ready_with(kube, 3, 3), timeout=120)
+    members = {m["ordinal"]: m for m in cluster_view(cluster)["members"]}
+    assert members[2]["closedShards"] > 0
+    assert kube.get("apps/v1", "StatefulSet", NAME)["spec"]["replicas"] == 3
+    kinesis = kinesis_for(done["status"]["endpoint"])
+    assert len(open_shards(kinesis, NAME)) == 3
+    assert len(read_all(kinesis, NAME)) == 60 + 5 + 60
 
 
 def test_deleting_a_multi_pod_stream_stops_its_pods_and_takes_its_secret(kube, cluster):
