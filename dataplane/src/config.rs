@@ -348,6 +348,9 @@ impl ServeConfig {
                 "cluster mode needs a secret: TRIBUTARY_CLUSTER_SECRET or --cluster-secret-file"
             );
         }
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            anyhow::bail!("the cluster secret must be printable ASCII without spaces");
+        }
         let advertise = match (&self.cluster_advertise, ordinal) {
             (Some(a), _) if !a.is_empty() => a.clone(),
             (_, 0) => coordinator.clone(),
@@ -449,6 +452,50 @@ mod tests {
             let cli = Cli::try_parse_from(["tributary", "--s3-endpoint", endpoint]).unwrap();
             assert_eq!(cli.serve.validate().is_ok(), ok, "{endpoint}");
         }
+    }
+
+    #[test]
+    fn cluster_flags_turn_cluster_mode_on() {
+        let cli = Cli::try_parse_from(["tributary"]).unwrap();
+        assert!(cli.serve.cluster_config().unwrap().is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("token");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let args = |extra: &[&str]| {
+            let mut v = vec![
+                "tributary",
+                "--cluster-coordinator",
+                "http://orders-0.orders-headless.default.svc:4567/",
+                "--cluster-secret-file",
+                secret.to_str().unwrap(),
+            ];
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v).unwrap().serve.cluster_config()
+        };
+        let member = args(&[
+            "--cluster-ordinal",
+            "2",
+            "--cluster-advertise",
+            "http://orders-2.orders-headless.default.svc:4567",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(member.ordinal, 2);
+        assert_eq!(member.secret, "s3cret");
+        assert_eq!(
+            member.coordinator,
+            "http://orders-0.orders-headless.default.svc:4567"
+        );
+        // Ordinal 0 advertises the coordinator URL by default; a member must say its URL.
+        let coordinator = args(&["--cluster-ordinal", "0"]).unwrap().unwrap();
+        assert_eq!(coordinator.advertise, coordinator.coordinator);
+        assert!(args(&["--cluster-ordinal", "1"]).is_err());
+        std::fs::write(&secret, "").unwrap();
+        assert!(
+            args(&["--cluster-ordinal", "0"]).is_err(),
+            "a secret is required"
+        );
     }
 
     #[test]

@@ -81,10 +81,13 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let delivery =
         delivery::DeliveryStreams::open(cfg.delivery_config(), clock.clone(), engine.clone())
             .await?;
-    if let Some(dir) = cfg.manifests.as_ref().filter(|_| coordinates) {
+    // A coordinator applies them once its members have joined (below), so that the shards of
+    // the streams they create spread over the pods.
+    if let Some(dir) = cfg.manifests.as_ref().filter(|_| cluster.is_none()) {
         let n = manifests::apply_dir(dir, &engine, &delivery).await?;
         tracing::info!(dir = %dir.display(), created = n, "Applied manifests.");
     }
+    let manifest_delivery = delivery.clone();
     let auth = match &cfg.auth_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
@@ -170,6 +173,20 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
         }
     }));
     if let Some(c) = &cluster {
+        if let Some(dir) = cfg.manifests.clone().filter(|_| c.is_coordinator()) {
+            let (c, engine) = (c.clone(), engine.clone());
+            tokio::spawn(async move {
+                c.wait_for_members().await;
+                match manifests::apply_dir(&dir, &engine, &manifest_delivery).await {
+                    Ok(n) => {
+                        tracing::info!(dir = %dir.display(), created = n, "Applied manifests.")
+                    }
+                    Err(e) => {
+                        tracing::error!(dir = %dir.display(), error = %e, "Could not apply manifests.")
+                    }
+                }
+            });
+        }
         if c.is_coordinator() {
             tasks.push(tokio::spawn(c.clone().run_coordinator(rx.clone())));
         } else {

@@ -390,12 +390,16 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     // The coordinator answers a control-plane call once live members have its result.
     let cluster_version = match cluster {
         Some(c) if c.is_coordinator() && is_control_plane(&operation) => {
-            let before = c.version();
-            let v = c.publish().await;
-            if v != before {
-                c.wait_for_acks(v).await;
+            if is_read_only(&operation) {
+                Some(c.version())
+            } else {
+                let before = c.version();
+                let v = c.publish().await;
+                if v != before {
+                    c.wait_for_acks(v).await;
+                }
+                Some(v)
             }
-            Some(v)
         }
         _ => None,
     };
@@ -472,6 +476,13 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             add_version(error_response(&e, protocol))
         }
     }
+}
+
+/// Kinesis control-plane operations that change nothing (their answers need no publication).
+fn is_read_only(operation: &str) -> bool {
+    ["Describe", "List", "Get"]
+        .iter()
+        .any(|p| operation.starts_with(p))
 }
 
 /// Kinesis operations the coordinator runs (everything but reading and writing records).

@@ -237,7 +237,14 @@ async fn shard_list(k: &Client, stream: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_stream_spread_over_three_pods() {
-    let c = start().await;
+    // Requests must be signed: forwarded ones keep the client's signature.
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        keys.path(),
+        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n",
+    )
+    .unwrap();
+    let c = start_with(&["--auth-file", keys.path().to_str().unwrap()]).await;
     let [k0, k1, k2] = [&c.clients[0], &c.clients[1], &c.clients[2]];
 
     // Created through member 2, the stream's six shards land two on each pod.
@@ -578,7 +585,8 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     let writer = tokio::spawn(keep_writing(c.clients[2].clone(), "events", stop_rx));
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.pods[1].kill9().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The coordinator notices at once: the member's long poll is cut.
+    wait_live(&c, 2).await;
     c.pods[1].restart().await.unwrap();
     c.clients[1] = kinesis_client(&c.pods[1].api);
     wait_live(&c, 3).await;
@@ -621,6 +629,43 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
                 got.iter().filter(|r| ordered[shard].contains(r)).collect();
             assert_eq!(before_after, ordered[shard].iter().collect::<Vec<_>>());
         }
+    }
+
+    // The coordinator killed: control-plane calls are refused as unavailable, records of the
+    // members' shards still flow; restarted, it takes its members back.
+    c.pods[0].kill9().await;
+    let err = c.clients[1]
+        .describe_stream_summary()
+        .stream_name("events")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ServiceUnavailable")
+    );
+    let member_shard = owner_of.iter().find(|(_, &o)| o == 2).unwrap().0.clone();
+    let (got, _) = read(&c.clients[1], "events", &member_shard).await;
+    let have: BTreeSet<String> = got.into_iter().collect();
+    let lost: Vec<&String> = acked[&member_shard].difference(&have).collect();
+    assert!(lost.is_empty(), "lost {lost:?}");
+    c.pods[0].restart().await.unwrap();
+    c.clients[0] = kinesis_client(&c.pods[0].api);
+    wait_live(&c, 3).await;
+    let summary = c.clients[2]
+        .describe_stream_summary()
+        .stream_name("events")
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap();
+    assert_eq!(summary.open_shard_count(), 3);
+    for (shard, want) in &acked {
+        let (got, _) = read(&c.clients[0], "events", shard).await;
+        let have: BTreeSet<String> = got.into_iter().collect();
+        let lost: Vec<&String> = want.difference(&have).collect();
+        assert!(lost.is_empty(), "{shard} lost {lost:?}");
     }
 }
 
@@ -767,4 +812,36 @@ async fn retention_drops_expired_closed_shards_on_every_pod() {
         !parent_dir(owner).exists(),
         "the owner removed the parent's log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_from_manifests_spread_over_the_members_that_joined() {
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("orders.yaml"),
+        "apiVersion: tributary.dev/v1alpha1\nkind: Stream\nmetadata:\n  name: orders\nspec:\n  shardCount: 6\n",
+    )
+    .unwrap();
+    // Every pod gets the manifests (as the operator mounts them); the coordinator applies them
+    // once its members have joined.
+    let c = start_with(&["--manifests", manifests.path().to_str().unwrap()]).await;
+    let mut names = Vec::new();
+    for _ in 0..150 {
+        names = c.clients[2]
+            .list_streams()
+            .send()
+            .await
+            .unwrap()
+            .stream_names()
+            .to_vec();
+        if !names.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(names, vec!["orders".to_string()]);
+    let view = cluster_view(&c.pods[0]).await;
+    for m in view["members"].as_array().unwrap() {
+        assert_eq!(m["openShards"], 2, "{view}");
+    }
 }

@@ -26,9 +26,11 @@ const MAX_ANSWER: usize = 32 * 1024 * 1024;
 /// Largest internal request body (an append carries at most a PutRecords' worth).
 const MAX_INTERNAL_BODY: usize = 16 * 1024 * 1024;
 
-/// Headers that belong to one connection and are not forwarded.
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that belong to one connection and are not forwarded (`expect` was answered by
+/// this pod's server already).
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
+    "expect",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",

@@ -44,6 +44,10 @@ const POLL_WAIT: Duration = Duration::from_secs(20);
 const ACK_WAIT: Duration = Duration::from_secs(5);
 /// A member that has not polled for this long (and is not polling) is not live.
 const LIVE_WINDOW: Duration = Duration::from_secs(3);
+/// Membership has settled once no member joined for this long ...
+const SETTLE: Duration = Duration::from_secs(5);
+/// ... or after this long in any case.
+const SETTLE_MAX: Duration = Duration::from_secs(60);
 
 /// Settings of cluster mode (`--cluster-*`).
 #[derive(Debug, Clone)]
@@ -129,6 +133,10 @@ pub struct Cluster {
     published: tokio::sync::Mutex<Bytes>,
     current: RwLock<Bytes>,
     acks: Notify,
+    /// Serialises writes of `cluster.json`.
+    persist: Mutex<()>,
+    /// When a member last joined (or this process started).
+    last_join: Mutex<Instant>,
 }
 
 impl Cluster {
@@ -184,6 +192,8 @@ impl Cluster {
             published: tokio::sync::Mutex::new(Bytes::new()),
             current: RwLock::new(Bytes::from_static(b"[]")),
             acks: Notify::new(),
+            persist: Mutex::new(()),
+            last_join: Mutex::new(Instant::now()),
         })
     }
 
@@ -357,6 +367,7 @@ impl Cluster {
             });
             m.url = url.clone();
             m.last_seen = Some(Instant::now());
+            *self.last_join.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             MemberFile {
                 members: members
                     .iter()
@@ -369,6 +380,8 @@ impl Cluster {
         };
         tracing::info!(ordinal, url = %url, "Cluster member joined.");
         if let Some(dir) = &self.data_dir {
+            // One writer of the file at a time (members join concurrently).
+            let _w = self.persist.lock().unwrap_or_else(|e| e.into_inner());
             write_atomic(
                 &dir.join("cluster.json"),
                 &serde_json::to_vec_pretty(&file).unwrap_or_default(),
@@ -376,6 +389,22 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Waits until membership has settled: every member known from an earlier run is live
+    /// and no member has joined for [`SETTLE`]; at most [`SETTLE_MAX`]. The coordinator applies
+    /// `--manifests` after it, so new streams' shards spread over the pods starting with it.
+    pub async fn wait_for_members(&self) {
+        let started = Instant::now();
+        loop {
+            let now = Instant::now();
+            let known_live = self.members().iter().all(|(&o, m)| self.is_live(o, m, now));
+            let quiet = now - *self.last_join.lock().unwrap_or_else(|e| e.into_inner()) >= SETTLE;
+            if (known_live && quiet) || now - started >= SETTLE_MAX {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The long poll: records that `ordinal` has `after`, then answers once a newer version
@@ -420,7 +449,7 @@ impl Cluster {
         loop {
             self.publish().await;
             ticks += 1;
-            if ticks % 10 == 0 {
+            if ticks.is_multiple_of(10) {
                 let views = self.member_views();
                 self.refresh_metrics(&views);
             }

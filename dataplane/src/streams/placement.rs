@@ -316,6 +316,176 @@ impl Streams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
+    use crate::streams::{StreamMode, StreamState, StreamStatus, StreamsConfig};
+    use bytes::Bytes;
+
+    fn shard(index: u32, owner: u32, range: (u128, u128), parents: &[u32]) -> ShardMeta {
+        ShardMeta {
+            index,
+            start_hash: range.0.to_string(),
+            end_hash: range.1.to_string(),
+            parent: parents.first().map(|p| super::super::shard_id(*p)),
+            adjacent_parent: parents.get(1).map(|p| super::super::shard_id(*p)),
+            created_ms: 1,
+            closed: None,
+            owner: Some(owner),
+        }
+    }
+
+    fn meta(shards: Vec<ShardMeta>) -> StreamMeta {
+        StreamMeta {
+            name: "orders".into(),
+            incarnation: 77,
+            created_ms: 1,
+            state: StreamState {
+                status: StreamStatus::Active,
+                retention_hours: 24,
+                mode: StreamMode::Provisioned,
+                tags: Default::default(),
+                encryption_key: None,
+                enhanced_metrics: Default::default(),
+                max_record_kib: 1024,
+                consumers: Vec::new(),
+                shard_count_updates: Vec::new(),
+                next_shard_index: shards.len() as u32,
+                policies: Default::default(),
+                warm_throughput_mibps: None,
+            },
+            shards,
+        }
+    }
+
+    async fn member(dir: &std::path::Path) -> Arc<Streams> {
+        let cfg = StreamsConfig {
+            data_dir: Some(dir.to_path_buf()),
+            cluster_ordinal: Some(1),
+            iterator_key: Some([7; 32]),
+            ..StreamsConfig::default()
+        };
+        Streams::open(cfg, Clock::default()).await.unwrap()
+    }
+
+    fn record(data: &'static str) -> RecordIn {
+        RecordIn {
+            partition_key: Bytes::from_static(b"k"),
+            data: Bytes::from_static(data.as_bytes()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_applies_snapshots_holding_only_its_own_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = member(dir.path()).await;
+        let third = u128::MAX / 3;
+        let v1 = meta(vec![
+            shard(0, 0, (0, third), &[]),
+            shard(1, 1, (third + 1, 2 * third), &[]),
+            shard(2, 2, (2 * third + 1, u128::MAX), &[]),
+        ]);
+        engine.apply_replica(vec![v1.clone()]).await.unwrap();
+        let stream = engine.get("orders").unwrap();
+        let held: Vec<bool> = stream
+            .all_shards()
+            .iter()
+            .map(|s| s.log.is_some())
+            .collect();
+        assert_eq!(held, vec![false, true, false]);
+        let shard_dir = |i: u32| {
+            dir.path()
+                .join(format!("streams/{:016x}/shards/{i:06}", 77))
+        };
+        assert!(shard_dir(1).exists() && !shard_dir(0).exists());
+        // A shard held elsewhere sends callers to its owner.
+        let Err(err) = stream.shard(2).unwrap().local_log() else {
+            panic!("shard 2 is held by ordinal 2");
+        };
+        assert_eq!(crate::streams::errors::not_local_owner(&err), Some(2));
+
+        // Records land in the held shard; the coordinator seals it for a split whose children
+        // go to ordinals 1 and 2.
+        let s1 = stream.shard(1).unwrap();
+        let out = engine
+            .append_local(&stream, &s1, vec![record("a"), record("b")], 0)
+            .await
+            .unwrap();
+        assert_eq!(out, vec![Some(0), Some(1)]);
+        assert_eq!(engine.seal_local(77, 1).await.unwrap(), 2);
+        assert_eq!(
+            engine.seal_local(77, 1).await.unwrap(),
+            2,
+            "sealing is idempotent"
+        );
+        assert_eq!(
+            engine
+                .append_local(&stream, &s1, vec![record("c")], 0)
+                .await,
+            Err(AppendFailure::Retry)
+        );
+        let mut v2 = v1.clone();
+        v2.shards[1].closed = Some((2, 5));
+        let mid = third + third / 2;
+        v2.shards.push(shard(3, 1, (third + 1, mid), &[1]));
+        v2.shards.push(shard(4, 2, (mid + 1, 2 * third), &[1]));
+        engine.apply_replica(vec![v2.clone()]).await.unwrap();
+        assert_eq!(stream.shard(1).unwrap().closed(), Some((2, 5)));
+        assert!(stream.shard(3).unwrap().log.is_some());
+        assert!(stream.shard(4).unwrap().log.is_none());
+        let open: Vec<u32> = stream.shard_set().open.iter().map(|s| s.index).collect();
+        assert_eq!(open, vec![0, 3, 4, 2]);
+        let children: Vec<String> = engine
+            .children_of(&stream, &stream.shard(1).unwrap())
+            .into_iter()
+            .map(|c| c.shard_id)
+            .collect();
+        assert_eq!(
+            children,
+            vec!["shardId-000000000003", "shardId-000000000004"]
+        );
+
+        // Restarted, the member reloads its replica and its logs.
+        engine.shutdown().await;
+        drop(stream);
+        drop(engine);
+        let engine = member(dir.path()).await;
+        let stream = engine.get("orders").unwrap();
+        assert_eq!(stream.all_shards().len(), 5);
+        assert_eq!(
+            stream.shard(1).unwrap().log.as_ref().unwrap().end_offset(),
+            2
+        );
+
+        // Retention dropped the closed parent; then the stream was deleted.
+        let mut v3 = v2.clone();
+        v3.shards.retain(|s| s.index != 1);
+        engine.apply_replica(vec![v3]).await.unwrap();
+        assert!(stream.shard(1).is_none());
+        assert!(!shard_dir(1).exists());
+        engine.apply_replica(vec![]).await.unwrap();
+        assert!(engine.find("orders").is_none());
+        assert!(!dir.path().join(format!("streams/{:016x}", 77)).exists());
+    }
+
+    #[tokio::test]
+    async fn a_shard_sealed_before_the_member_heard_of_it_arrives_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = member(dir.path()).await;
+        // An intermediate shard of an UpdateShardCount: sealed, then named (still open).
+        assert_eq!(engine.seal_local(77, 0).await.unwrap(), 0);
+        engine
+            .apply_replica(vec![meta(vec![shard(0, 1, (0, u128::MAX), &[])])])
+            .await
+            .unwrap();
+        let stream = engine.get("orders").unwrap();
+        let s0 = stream.shard(0).unwrap();
+        assert!(!s0.is_open());
+        assert_eq!(
+            engine
+                .append_local(&stream, &s0, vec![record("x")], 0)
+                .await,
+            Err(AppendFailure::Retry)
+        );
+    }
 
     #[test]
     fn owners_go_to_the_least_loaded_live_member_lowest_ordinal_first() {
