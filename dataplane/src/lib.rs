@@ -196,6 +196,11 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     }
     let scale_engine = engine.clone();
     let scale_cfg = cfg.autoscale_config();
+    // Members report their shards' writes to the coordinator's autoscaler.
+    if let Some(c) = cluster.as_ref().filter(|c| !c.is_coordinator()) {
+        let period = Duration::from_millis(scale_cfg.check_interval_ms);
+        tasks.push(tokio::spawn(c.clone().run_load_reports(period, rx.clone())));
+    }
     let mut stop = rx.clone();
     tasks.push(tokio::spawn(async move {
         let mut scaler = streams::autoscale::Autoscaler::default();

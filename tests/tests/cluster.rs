@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition,
-    SubscribeToShardEventStream,
+    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition, StreamMode,
+    StreamModeDetails, SubscribeToShardEventStream,
 };
 use aws_sdk_kinesis::Client;
 use serde_json::Value;
@@ -1220,4 +1220,155 @@ async fn records_written_during_reshards_across_pods_are_all_kept() {
         "records acknowledged in unlisted shards: {want:?}"
     );
     assert_eq!(total, acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
+    let c = start_with(&[
+        "--on-demand-check-ms",
+        "500",
+        "--on-demand-hot-window-ms",
+        "1000",
+        "--on-demand-cold-window-ms",
+        "2000",
+    ])
+    .await;
+    let k0 = &c.clients[0];
+    k0.create_stream()
+        .stream_name("od")
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let owner_of = owners(&c.data_dir(0), "od");
+    assert_eq!(owner_of.len(), 4, "on-demand streams start with 4 shards");
+    let (hot, _) = owner_of.iter().find(|(_, &o)| o == 1).unwrap();
+    let hot = hot.clone();
+    let listed = k0.list_shards().stream_name("od").send().await.unwrap();
+    let key = listed
+        .shards()
+        .iter()
+        .find(|s| s.shard_id() == hot)
+        .unwrap()
+        .hash_key_range()
+        .unwrap()
+        .starting_hash_key()
+        .to_string();
+
+    // About 2 MiB/s to the shard member 1 holds, written through member 2: twice the shard's
+    // write limit, measured at its owner and reported to the coordinator.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (k, key, stop) = (c.clients[2].clone(), key.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                let data = vec![7u8; 64 * 1024];
+                let mut i = 0u64;
+                while !*stop.borrow() {
+                    let entries = (0..16)
+                        .map(|n| {
+                            PutRecordsRequestEntry::builder()
+                                .partition_key(format!("w{w}-{i}-{n}"))
+                                .explicit_hash_key(&key)
+                                .data(Blob::new(data.clone()))
+                                .build()
+                                .unwrap()
+                        })
+                        .collect();
+                    let _ = k
+                        .put_records()
+                        .stream_name("od")
+                        .set_records(Some(entries))
+                        .send()
+                        .await;
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                }
+            })
+        })
+        .collect();
+    let closed = |s: &aws_sdk_kinesis::types::Shard| {
+        s.sequence_number_range()
+            .and_then(|r| r.ending_sequence_number())
+            .is_some()
+    };
+    let mut split = false;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let shards = k0.list_shards().stream_name("od").send().await.unwrap();
+        if shards
+            .shards()
+            .iter()
+            .any(|s| s.shard_id() == hot && closed(s))
+        {
+            split = true;
+            break;
+        }
+    }
+    stop_tx.send(true).unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(split, "the hot shard held by member 1 was split");
+    let shards = k0.list_shards().stream_name("od").send().await.unwrap();
+    let split_parents: BTreeSet<&str> = shards
+        .shards()
+        .iter()
+        .filter(|s| s.adjacent_parent_shard_id().is_none())
+        .filter_map(|s| s.parent_shard_id())
+        .collect();
+    assert_eq!(
+        split_parents,
+        BTreeSet::from([hot.as_str()]),
+        "only the hot shard was split: {:?}",
+        shard_list(k0, "od").await
+    );
+
+    // Idle now, and five shards: cold neighbours merge back to four, whichever pods hold them
+    // (every pair of neighbours has a shard held by a member).
+    let mut merged = None;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let shards = k0.list_shards().stream_name("od").send().await.unwrap();
+        if let Some(s) = shards
+            .shards()
+            .iter()
+            .find(|s| s.adjacent_parent_shard_id().is_some())
+        {
+            merged = Some((
+                s.parent_shard_id().unwrap().to_string(),
+                s.adjacent_parent_shard_id().unwrap().to_string(),
+            ));
+            break;
+        }
+    }
+    let (a, b) = merged.expect("a cold pair was merged");
+    let owner_of = owners(&c.data_dir(0), "od");
+    assert!(
+        owner_of[&a] != 0 || owner_of[&b] != 0,
+        "a shard held by a member took part in the merge ({a} on {}, {b} on {})",
+        owner_of[&a],
+        owner_of[&b]
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let open = k0
+        .describe_stream_summary()
+        .stream_name("od")
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary()
+        .unwrap()
+        .open_shard_count();
+    assert_eq!(open, 4, "never below four open shards");
+    // Every pod sees the same shards.
+    let want = shard_list(k0, "od").await;
+    for k in &c.clients[1..] {
+        assert_eq!(shard_list(k, "od").await, want);
+    }
 }

@@ -101,7 +101,7 @@ struct SealOut {
     end: u64,
 }
 
-/// Serves `/_tributary/cluster/{join,state,append,seal}`.
+/// Serves `/_tributary/cluster/{join,state,load,append,seal}`.
 pub async fn internal(
     cluster: &std::sync::Arc<Cluster>,
     req: Request<Incoming>,
@@ -148,6 +148,10 @@ pub async fn internal(
                 None => error(StatusCode::CONFLICT, "join first"),
             }
         }
+        (Method::POST, "load") if cluster.is_coordinator() => match cluster.record_load(&body) {
+            Ok(()) => json_response(StatusCode::OK, "{}"),
+            Err(e) => error(StatusCode::CONFLICT, &e),
+        },
         (Method::POST, "append") => append(cluster, &body).await,
         (Method::POST, "seal") => {
             let Ok(s) = serde_json::from_slice::<SealBody>(&body) else {
@@ -291,7 +295,7 @@ impl Client {
         }
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         url: String,

@@ -16,6 +16,7 @@
 //! every pod's iterators.
 
 pub mod http;
+mod load;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -139,6 +140,8 @@ pub struct Cluster {
     last_join: Mutex<Instant>,
     /// A member has applied the coordinator's metadata since it started.
     synced: std::sync::atomic::AtomicBool,
+    /// Coordinator: write rates of the shards other members hold, as they report them.
+    loads: crate::streams::autoscale::RemoteLoads,
 }
 
 impl Cluster {
@@ -211,6 +214,7 @@ impl Cluster {
             persist: Mutex::new(()),
             last_join: Mutex::new(Instant::now()),
             synced: std::sync::atomic::AtomicBool::new(false),
+            loads: Default::default(),
         })
     }
 
@@ -685,6 +689,14 @@ impl Placement for Cluster {
             }
             Err(last)
         })
+    }
+
+    fn remote_write_rate(
+        &self,
+        stream: &Stream,
+        shard: &crate::streams::Shard,
+    ) -> Option<(f64, f64)> {
+        self.reported_rate(stream, shard)
     }
 }
 

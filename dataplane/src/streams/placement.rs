@@ -46,6 +46,11 @@ pub trait Placement: Send + Sync {
         stream: &Stream,
         shard: u32,
     ) -> BoxFuture<'static, Result<u64, String>>;
+    /// The write rate (bytes/s, records/s) of a shard another pod holds, as its owner last
+    /// reported it to the coordinator; `None` when unknown (no recent report, owner not live).
+    fn remote_write_rate(&self, _stream: &Stream, _shard: &Shard) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Owners for `n` new shards: each goes to the live member with the fewest open shards, ties
