@@ -1233,6 +1233,27 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
         "2000",
     ])
     .await;
+    // Load reports need the cluster token, and come from members that joined.
+    let report = r#"{"ordinal":7,"intervalMs":500,"shards":[]}"#;
+    let (status, _) = http(
+        &c.pods[0].api,
+        "POST",
+        "/_tributary/cluster/load",
+        &[],
+        report,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let token = [("x-tributary-cluster-token", SECRET)];
+    let (status, body) = http(
+        &c.pods[0].api,
+        "POST",
+        "/_tributary/cluster/load",
+        &token,
+        report,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
     let k0 = &c.clients[0];
     k0.create_stream()
         .stream_name("od")
