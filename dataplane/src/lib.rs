@@ -115,7 +115,8 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     if let Some(c) = &cluster {
         let _ = state.cluster.set(c.clone());
     }
-    if let Some(dir) = &cfg.manifests {
+    // In cluster mode the coordinator applies them after the streams' manifests (below).
+    if let Some(dir) = cfg.manifests.as_ref().filter(|_| cluster.is_none()) {
         let n = analytics::manifests::apply_dir(dir, &state.analytics).await?;
         tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.");
     }
@@ -174,7 +175,7 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     }));
     if let Some(c) = &cluster {
         if let Some(dir) = cfg.manifests.clone().filter(|_| c.is_coordinator()) {
-            let (c, engine) = (c.clone(), engine.clone());
+            let (c, engine, apps) = (c.clone(), engine.clone(), state.clone());
             tokio::spawn(async move {
                 c.wait_for_members().await;
                 match manifests::apply_dir(&dir, &engine, &manifest_delivery).await {
@@ -183,6 +184,14 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
                     }
                     Err(e) => {
                         tracing::error!(dir = %dir.display(), error = %e, "Could not apply manifests.")
+                    }
+                }
+                match analytics::manifests::apply_dir(&dir, &apps.analytics).await {
+                    Ok(n) => {
+                        tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.")
+                    }
+                    Err(e) => {
+                        tracing::error!(dir = %dir.display(), error = %e, "Could not apply AnalyticsApp manifests.")
                     }
                 }
             });

@@ -320,6 +320,13 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
 
     let operation = target.operation.to_string();
     let service = target.service;
+    // Cluster mode: delivery streams and analytics applications live on the coordinator;
+    // every call for them made to another pod is served there.
+    if let Some(cluster) = state.cluster.get().filter(|_| service != Service::Kinesis) {
+        if let Some(resp) = forward_application_call(cluster, &parts, &body, protocol).await {
+            return resp;
+        }
+    }
     // Cluster mode: a request from another pod carries the token and is served here; a
     // client's control-plane call goes to the coordinator.
     let cluster = state.cluster.get().filter(|_| service == Service::Kinesis);
@@ -476,6 +483,30 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             add_version(error_response(&e, protocol))
         }
     }
+}
+
+/// In cluster mode, a Firehose or Kinesis Analytics call: a client's call to a pod other
+/// than the coordinator is forwarded to the coordinator and its answer returned; `None`
+/// when this pod serves it (the coordinator, or a call another pod forwarded here).
+async fn forward_application_call(
+    cluster: &Arc<crate::cluster::Cluster>,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    protocol: Protocol,
+) -> Option<Response<RespBody>> {
+    match crate::cluster::http::token_status(&cluster.cfg, &parts.headers) {
+        Some(false) => return Some(crate::cluster::http::access_denied()),
+        Some(true) => return None,
+        None if cluster.is_coordinator() => return None,
+        None => {}
+    }
+    Some(match cluster.forward(0, parts, body.clone()).await {
+        Ok((resp, _)) => resp,
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not reach the cluster coordinator.");
+            error_response(&AwsError::unavailable(), protocol)
+        }
+    })
 }
 
 /// Kinesis control-plane operations that change nothing (their answers need no publication).

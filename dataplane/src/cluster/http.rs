@@ -1,6 +1,8 @@
 //! The cluster's HTTP: internal endpoints (`/_tributary/cluster/...` on the API port), the
 //! client pods use to call each other, and forwarding of Kinesis requests to another pod.
 
+mod reads;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -101,7 +103,7 @@ struct SealOut {
     end: u64,
 }
 
-/// Serves `/_tributary/cluster/{join,state,load,append,seal}`.
+/// Serves `/_tributary/cluster/{join,state,load,append,seal,read}`.
 pub async fn internal(
     cluster: &std::sync::Arc<Cluster>,
     req: Request<Incoming>,
@@ -165,6 +167,7 @@ pub async fn internal(
                 Err(e) => error(StatusCode::CONFLICT, &e.message),
             }
         }
+        (Method::POST, "read") => reads::serve(cluster, &body).await,
         _ => error(StatusCode::NOT_FOUND, "no such cluster endpoint"),
     }
 }

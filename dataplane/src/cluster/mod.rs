@@ -698,6 +698,16 @@ impl Placement for Cluster {
     ) -> Option<(f64, f64)> {
         self.reported_rate(stream, shard)
     }
+
+    fn read(
+        &self,
+        owner: u32,
+        stream: &Stream,
+        shard: u32,
+        req: crate::streams::shard_read::ShardRead,
+    ) -> BoxFuture<'static, Result<crate::streams::shard_read::ShardPage, String>> {
+        self.read_at(owner, stream, shard, req)
+    }
 }
 
 #[cfg(test)]

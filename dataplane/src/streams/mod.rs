@@ -10,6 +10,7 @@ pub mod limits;
 pub mod placement;
 mod reshard;
 pub mod seq;
+pub mod shard_read;
 pub mod stream;
 
 pub use stream::{

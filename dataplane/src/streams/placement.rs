@@ -51,6 +51,18 @@ pub trait Placement: Send + Sync {
     fn remote_write_rate(&self, _stream: &Stream, _shard: &Shard) -> Option<(f64, f64)> {
         None
     }
+    /// Reads shard `shard` of `stream` at `owner` (for delivery streams and analytics
+    /// applications reading a clustered stream; see [`super::shard_read`]).
+    fn read(
+        &self,
+        owner: u32,
+        stream: &Stream,
+        shard: u32,
+        req: super::shard_read::ShardRead,
+    ) -> BoxFuture<'static, Result<super::shard_read::ShardPage, String>> {
+        let _ = (owner, stream, shard, req);
+        Box::pin(async { Err("reading shards held elsewhere is not supported".to_string()) })
+    }
 }
 
 /// Owners for `n` new shards: each goes to the live member with the fewest open shards, ties
