@@ -743,7 +743,30 @@ async fn internal_endpoints_need_the_cluster_token() {
         )
         .await;
         assert_eq!(status, 403);
+        let (status, _) = http(
+            &pod.api,
+            "POST",
+            "/_tributary/cluster/read",
+            &headers,
+            r#"{"incarnation":1,"shard":0,"from":0,"limit":10,"maxBytes":1000}"#,
+        )
+        .await;
+        assert_eq!(status, 403);
     }
+    // A Firehose request posing as a forwarded one with the wrong token is refused.
+    let (status, body) = http(
+        &pod.api,
+        "POST",
+        "/",
+        &[
+            ("x-tributary-cluster-token", "wrong"),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "Firehose_20150804.ListDeliveryStreams"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
     // A Kinesis request posing as a forwarded one with the wrong token is refused too.
     let (status, body) = http(
         &pod.api,
@@ -1418,4 +1441,416 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     for k in &c.clients[1..] {
         assert_eq!(shard_list(k, "od").await, want);
     }
+}
+
+fn firehose_client(endpoint: &str) -> aws_sdk_firehose::Client {
+    aws_sdk_firehose::Client::from_conf(
+        tributary_tests::local_config!(aws_sdk_firehose, endpoint).build(),
+    )
+}
+
+fn analytics_client(endpoint: &str) -> aws_sdk_kinesisanalytics::Client {
+    aws_sdk_kinesisanalytics::Client::from_conf(
+        tributary_tests::local_config!(aws_sdk_kinesisanalytics, endpoint).build(),
+    )
+}
+
+/// An S3 destination (in the `file://` object store) writing one line per record.
+fn s3_lines(prefix: &str) -> aws_sdk_firehose::types::ExtendedS3DestinationConfiguration {
+    use aws_sdk_firehose::types::{
+        BufferingHints, ExtendedS3DestinationConfiguration, ProcessingConfiguration, Processor,
+        ProcessorType,
+    };
+    ExtendedS3DestinationConfiguration::builder()
+        .role_arn("arn:aws:iam::000000000000:role/firehose")
+        .bucket_arn("arn:aws:s3:::landing")
+        .prefix(prefix)
+        .error_output_prefix("errors/")
+        .buffering_hints(
+            BufferingHints::builder()
+                .size_in_mbs(1)
+                .interval_in_seconds(1)
+                .build(),
+        )
+        .processing_configuration(
+            ProcessingConfiguration::builder()
+                .enabled(true)
+                .processors(
+                    Processor::builder()
+                        .r#type(ProcessorType::AppendDelimiterToRecord)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Lines of every object delivered under `root`, by object key.
+fn delivered(root: &Path) -> Vec<(String, Vec<String>)> {
+    tributary_tests::files(root)
+        .into_iter()
+        .map(|(key, body)| {
+            let text = String::from_utf8(body).unwrap();
+            (key, text.lines().map(str::to_string).collect())
+        })
+        .collect()
+}
+
+/// Waits until at least `n` lines were delivered under `root`; returns them by object.
+async fn wait_delivered(root: &Path, n: usize) -> Vec<(String, Vec<String>)> {
+    tributary_tests::wait_for("delivery", Duration::from_secs(60), || {
+        let d = delivered(root);
+        (d.iter().map(|(_, l)| l.len()).sum::<usize>() >= n).then_some(d)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards() {
+    use aws_sdk_firehose::types::{DeliveryStreamType, KinesisStreamSourceConfiguration, Record};
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        keys.path(),
+        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n",
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let endpoint = format!("file://{}", store.path().display());
+    let c = start_with(&[
+        "--auth-file",
+        keys.path().to_str().unwrap(),
+        "--s3-endpoint",
+        &endpoint,
+        "--delivery-retry-initial-ms",
+        "100",
+        "--delivery-retry-max-ms",
+        "400",
+    ])
+    .await;
+    let [k0, k1, _] = [&c.clients[0], &c.clients[1], &c.clients[2]];
+    let f: Vec<aws_sdk_firehose::Client> = c.pods.iter().map(|p| firehose_client(&p.api)).collect();
+
+    // Six shards, two on each pod; the delivery stream is created through member 2.
+    k1.create_stream()
+        .stream_name("clicks")
+        .shard_count(6)
+        .send()
+        .await
+        .unwrap();
+    f[2].create_delivery_stream()
+        .delivery_stream_name("clicks-archive")
+        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
+        .kinesis_stream_source_configuration(
+            KinesisStreamSourceConfiguration::builder()
+                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/clicks")
+                .role_arn("arn:aws:iam::000000000000:role/firehose")
+                .build()
+                .unwrap(),
+        )
+        .extended_s3_destination_configuration(s3_lines("clicks/"))
+        .send()
+        .await
+        .unwrap();
+
+    // Every pod describes and lists the same delivery stream.
+    let mut described = Vec::new();
+    for fc in &f {
+        let d = fc
+            .describe_delivery_stream()
+            .delivery_stream_name("clicks-archive")
+            .send()
+            .await
+            .unwrap()
+            .delivery_stream_description
+            .unwrap();
+        described.push((
+            d.delivery_stream_arn().to_string(),
+            d.create_timestamp().unwrap().secs(),
+            d.delivery_stream_type().as_str().to_string(),
+        ));
+        let names = fc
+            .list_delivery_streams()
+            .send()
+            .await
+            .unwrap()
+            .delivery_stream_names()
+            .to_vec();
+        assert_eq!(names, vec!["clicks-archive".to_string()]);
+    }
+    assert!(described.windows(2).all(|w| w[0] == w[1]), "{described:?}");
+    assert_eq!(described[0].2, "KinesisStreamAsSource");
+
+    // Records on every pod's shards are delivered, through a reshard whose children spread
+    // over the pods too, each partition key in order.
+    let written = put(k1, "clicks", 0..300).await;
+    let shards: BTreeSet<&str> = written.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(shards.len(), 6, "records reach every shard");
+    k0.update_shard_count()
+        .stream_name("clicks")
+        .target_shard_count(12)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .unwrap();
+    put(k1, "clicks", 300..600).await;
+    let owners_now: BTreeSet<u64> = owners(&c.data_dir(0), "clicks").into_values().collect();
+    assert_eq!(owners_now, BTreeSet::from([0, 1, 2]));
+    let root = store.path().join("landing");
+    let objects = wait_delivered(&root.join("clicks"), 600).await;
+    let lines: Vec<&String> = objects.iter().flat_map(|(_, l)| l).collect();
+    let got: BTreeSet<&str> = lines.iter().map(|l| l.as_str()).collect();
+    let want: BTreeSet<String> = (0..600).map(|i| format!("r{i}")).collect();
+    assert_eq!(got, want.iter().map(String::as_str).collect());
+    assert_eq!(lines.len(), 600, "no record is delivered twice");
+    for (key, lines) in &objects {
+        let mut last: BTreeMap<u32, u32> = BTreeMap::new();
+        for l in lines {
+            let i: u32 = l[1..].parse().unwrap();
+            if let Some(prev) = last.insert(i % 40, i) {
+                assert!(prev < i, "{key}: r{prev} then r{i}");
+            }
+        }
+    }
+
+    // A DirectPut delivery stream created through member 1 takes records through member 2.
+    f[1].create_delivery_stream()
+        .delivery_stream_name("direct")
+        .delivery_stream_type(DeliveryStreamType::DirectPut)
+        .extended_s3_destination_configuration(s3_lines("direct/"))
+        .send()
+        .await
+        .unwrap();
+    let out = f[2]
+        .put_record_batch()
+        .delivery_stream_name("direct")
+        .set_records(Some(
+            (0..50)
+                .map(|i| {
+                    Record::builder()
+                        .data(aws_sdk_firehose::primitives::Blob::new(format!("d{i}")))
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_put_count(), 0);
+    f[0].put_record()
+        .delivery_stream_name("direct")
+        .record(
+            Record::builder()
+                .data(aws_sdk_firehose::primitives::Blob::new("d50"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let objects = wait_delivered(&root.join("direct"), 51).await;
+    let got: BTreeSet<String> = objects.into_iter().flat_map(|(_, l)| l).collect();
+    assert_eq!(got, (0..51).map(|i| format!("d{i}")).collect());
+
+    // Deleted through one pod, it is gone on every pod.
+    f[0].delete_delivery_stream()
+        .delivery_stream_name("direct")
+        .send()
+        .await
+        .unwrap();
+    for fc in &f {
+        let err = fc
+            .describe_delivery_stream()
+            .delivery_stream_name("direct")
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(err.is_resource_not_found_exception(), "{err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analytics_application_reads_every_pods_shards_and_writes_a_clustered_stream() {
+    use aws_sdk_kinesisanalytics::types::{
+        ApplicationStatus, DestinationSchema, Input, InputConfiguration, InputStartingPosition,
+        InputStartingPositionConfiguration, JsonMappingParameters, KinesisStreamsInput,
+        KinesisStreamsOutput, MappingParameters, Output, RecordColumn, RecordFormat,
+        RecordFormatType, SourceSchema,
+    };
+    let c = start().await;
+    let [k0, k1, k2] = [&c.clients[0], &c.clients[1], &c.clients[2]];
+    let a: Vec<aws_sdk_kinesisanalytics::Client> =
+        c.pods.iter().map(|p| analytics_client(&p.api)).collect();
+    for s in ["ticks", "tech"] {
+        k1.create_stream()
+            .stream_name(s)
+            .shard_count(3)
+            .send()
+            .await
+            .unwrap();
+    }
+    let by_owner: BTreeSet<u64> = owners(&c.data_dir(0), "ticks").into_values().collect();
+    assert_eq!(by_owner, BTreeSet::from([0, 1, 2]));
+    let arn = |s: &str| format!("arn:aws:kinesis:us-east-1:000000000000:stream/{s}");
+    let column = |name: &str, ty: &str| {
+        RecordColumn::builder()
+            .name(name)
+            .mapping(format!("$.{name}"))
+            .sql_type(ty)
+            .build()
+            .unwrap()
+    };
+    let schema = SourceSchema::builder()
+        .record_format(
+            RecordFormat::builder()
+                .record_format_type(RecordFormatType::Json)
+                .mapping_parameters(
+                    MappingParameters::builder()
+                        .json_mapping_parameters(
+                            JsonMappingParameters::builder()
+                                .record_row_path("$")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .record_encoding("UTF-8")
+        .record_columns(column("ID", "INTEGER"))
+        .record_columns(column("SECTOR", "VARCHAR(16)"))
+        .build()
+        .unwrap();
+    a[2].create_application()
+        .application_name("tech-filter")
+        .application_code(
+            r#"CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (id INTEGER);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM id FROM "SOURCE_SQL_STREAM_001" WHERE sector = 'TECH';"#,
+        )
+        .inputs(
+            Input::builder()
+                .name_prefix("SOURCE_SQL_STREAM")
+                .kinesis_streams_input(
+                    KinesisStreamsInput::builder()
+                        .resource_arn(arn("ticks"))
+                        .role_arn("arn:aws:iam::000000000000:role/kda")
+                        .build()
+                        .unwrap(),
+                )
+                .input_schema(schema)
+                .build()
+                .unwrap(),
+        )
+        .outputs(
+            Output::builder()
+                .name("DESTINATION_SQL_STREAM")
+                .kinesis_streams_output(
+                    KinesisStreamsOutput::builder()
+                        .resource_arn(arn("tech"))
+                        .role_arn("arn:aws:iam::000000000000:role/kda")
+                        .build()
+                        .unwrap(),
+                )
+                .destination_schema(
+                    DestinationSchema::builder()
+                        .record_format_type(RecordFormatType::Json)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    a[1].start_application()
+        .application_name("tech-filter")
+        .input_configurations(
+            InputConfiguration::builder()
+                .id("1.1")
+                .input_starting_position_configuration(
+                    InputStartingPositionConfiguration::builder()
+                        .input_starting_position(InputStartingPosition::TrimHorizon)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Every pod describes the application as running.
+    for ac in &a {
+        let d = ac
+            .describe_application()
+            .application_name("tech-filter")
+            .send()
+            .await
+            .unwrap()
+            .application_detail
+            .unwrap();
+        assert_eq!(d.application_status, ApplicationStatus::Running);
+    }
+
+    // 90 records spread over the three shards (one on each pod), a third of them TECH.
+    let mut entries = Vec::new();
+    for i in 0..90u32 {
+        let sector = if i % 3 == 0 { "TECH" } else { "ENERGY" };
+        entries.push(
+            PutRecordsRequestEntry::builder()
+                .partition_key(format!("key-{i}"))
+                .data(Blob::new(format!(r#"{{"ID":{i},"SECTOR":"{sector}"}}"#)))
+                .build()
+                .unwrap(),
+        );
+    }
+    let res = k2
+        .put_records()
+        .stream_name("ticks")
+        .set_records(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.failed_record_count(), Some(0));
+    let shards: BTreeSet<&str> = res.records().iter().filter_map(|r| r.shard_id()).collect();
+    assert_eq!(shards.len(), 3, "records reach every shard");
+
+    // The output stream, read through the coordinator, gets every TECH row from every pod,
+    // written over its shards on every pod.
+    let tech_shards: Vec<String> = k0
+        .list_shards()
+        .stream_name("tech")
+        .send()
+        .await
+        .unwrap()
+        .shards()
+        .iter()
+        .map(|s| s.shard_id().to_string())
+        .collect();
+    let mut ids = BTreeSet::new();
+    let mut per_shard = Vec::new();
+    for _ in 0..200 {
+        ids.clear();
+        per_shard.clear();
+        for s in &tech_shards {
+            let records = tributary_tests::read_shard(k0, "tech", s).await;
+            per_shard.push(records.len());
+            for r in records {
+                let v: Value = serde_json::from_slice(r.data().as_ref()).unwrap();
+                ids.insert(v["ID"].as_u64().unwrap());
+            }
+        }
+        if ids.len() >= 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids, (0..90).step_by(3).collect::<BTreeSet<u64>>());
+    assert_eq!(per_shard.iter().sum::<usize>(), 30, "{per_shard:?}");
+    assert!(per_shard.iter().all(|n| *n > 0), "{per_shard:?}");
 }
