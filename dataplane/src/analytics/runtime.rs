@@ -143,7 +143,7 @@ impl Runner {
     /// A runner starting each input at `starts[input id]` (NOW when absent). LAST_STOPPED_POINT
     /// resumes from `resume` (the positions of a runner just stopped) or else from the
     /// checkpoint file. Start positions are taken here, when the application starts.
-    pub fn new(
+    pub async fn new(
         app: String,
         streams: Arc<Streams>,
         compiled: Compiled,
@@ -209,7 +209,7 @@ impl Runner {
             true => saved.clock_ms,
             false => None,
         };
-        Runner {
+        let mut runner = Runner {
             app,
             streams,
             compiled,
@@ -219,7 +219,9 @@ impl Runner {
             last_checkpoint_ms: 0,
             dirty: false,
             replay_until,
-        }
+        };
+        runner.locate_streams().await;
+        runner
     }
 
     /// Runs until `stop` turns true; then writes what it can, checkpoints, and returns the
@@ -227,7 +229,6 @@ impl Runner {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Checkpoint {
         let m = metrics::global();
         m.running.with_label_values(&[&self.app]).set(1);
-        self.locate_streams().await;
         if let Some(clock) = self.replay_until.take() {
             self.replay(clock).await;
         }
