@@ -249,7 +249,11 @@ async fn sample_shards(
             0
         };
         let page = streams
-            .read_shard(stream, shard, ShardRead::records(from, per_shard, 1024 * 1024))
+            .read_shard(
+                stream,
+                shard,
+                ShardRead::records(from, per_shard, 1024 * 1024),
+            )
             .await
             .map_err(failed)?;
         raw.extend(page.batch.records.into_iter().map(|r| r.data));
