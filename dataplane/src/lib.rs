@@ -186,6 +186,9 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
                         tracing::error!(dir = %dir.display(), error = %e, "Could not apply manifests.")
                     }
                 }
+                // Members have the streams before the applications start using them.
+                let v = c.publish().await;
+                c.wait_for_acks(v).await;
                 match analytics::manifests::apply_dir(&dir, &apps.analytics).await {
                     Ok(n) => {
                         tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.")

@@ -906,6 +906,38 @@ async fn streams_from_manifests_spread_over_the_members_that_joined() {
         "apiVersion: tributary.dev/v1alpha1\nkind: Stream\nmetadata:\n  name: orders\nspec:\n  shardCount: 6\n",
     )
     .unwrap();
+    std::fs::write(
+        manifests.path().join("copies.yaml"),
+        "apiVersion: tributary.dev/v1alpha1\nkind: Stream\nmetadata:\n  name: copies\nspec:\n  shardCount: 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        manifests.path().join("copier.yaml"),
+        r#"apiVersion: tributary.dev/v1alpha1
+kind: AnalyticsApp
+metadata: {name: copier}
+spec:
+  applicationCode: |
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ID INTEGER);
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM ID FROM "SOURCE_SQL_STREAM_001";
+  inputs:
+    - namePrefix: SOURCE_SQL_STREAM
+      kinesisStreamsInput: {resourceRef: {name: orders}}
+      inputStartingPosition: TRIM_HORIZON
+      inputSchema:
+        recordFormat:
+          recordFormatType: JSON
+          mappingParameters: {jsonMappingParameters: {recordRowPath: $}}
+        recordColumns:
+          - {name: ID, mapping: $.ID, sqlType: INTEGER}
+  outputs:
+    - name: DESTINATION_SQL_STREAM
+      kinesisStreamsOutput: {resourceRef: {name: copies}}
+      destinationSchema: {recordFormatType: JSON}
+"#,
+    )
+    .unwrap();
     // Every pod gets the manifests (as the operator mounts them); the coordinator applies them
     // once its members have joined.
     let c = start_with(&["--manifests", manifests.path().to_str().unwrap()]).await;
@@ -918,15 +950,80 @@ async fn streams_from_manifests_spread_over_the_members_that_joined() {
             .unwrap()
             .stream_names()
             .to_vec();
-        if !names.is_empty() {
+        if names.len() == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(names, vec!["orders".to_string()]);
+    assert_eq!(names, vec!["copies".to_string(), "orders".to_string()]);
     let view = cluster_view(&c.pods[0]).await;
     for m in view["members"].as_array().unwrap() {
-        assert_eq!(m["openShards"], 2, "{view}");
+        assert_eq!(m["openShards"], 3, "{view}");
+    }
+
+    // The AnalyticsApp manifest is applied by the coordinator alone, after the streams': the
+    // application runs there, reads the shards of every pod and writes the clustered output.
+    let a = analytics_client(&c.pods[1].api);
+    let mut status = None;
+    for _ in 0..150 {
+        if let Ok(d) = a
+            .describe_application()
+            .application_name("copier")
+            .send()
+            .await
+        {
+            status = d.application_detail.map(|d| d.application_status);
+            if status == Some(aws_sdk_kinesisanalytics::types::ApplicationStatus::Running) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        Some(aws_sdk_kinesisanalytics::types::ApplicationStatus::Running)
+    );
+    let mut entries = Vec::new();
+    for i in 0..60u32 {
+        entries.push(
+            PutRecordsRequestEntry::builder()
+                .partition_key(format!("key-{i}"))
+                .data(Blob::new(format!(r#"{{"ID":{i}}}"#)))
+                .build()
+                .unwrap(),
+        );
+    }
+    let res = c.clients[2]
+        .put_records()
+        .stream_name("orders")
+        .set_records(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.failed_record_count(), Some(0));
+    let shards: BTreeSet<&str> = res.records().iter().filter_map(|r| r.shard_id()).collect();
+    assert_eq!(shards.len(), 6, "records reach every shard");
+    let mut ids = BTreeSet::new();
+    for _ in 0..200 {
+        ids.clear();
+        for shard in 0..3 {
+            let id = format!("shardId-{shard:012}");
+            for r in tributary_tests::read_shard(&c.clients[1], "copies", &id).await {
+                let v: Value = serde_json::from_slice(r.data().as_ref()).unwrap();
+                ids.insert(v["ID"].as_u64().unwrap());
+            }
+        }
+        if ids.len() >= 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids, (0..60).collect::<BTreeSet<u64>>());
+    assert!(c.data_dir(0).join("analytics").join("copier").exists());
+    for ordinal in [1, 2] {
+        let dir = c.data_dir(ordinal).join("analytics");
+        let apps = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(apps, 0, "member {ordinal} runs no application");
     }
 }
 
