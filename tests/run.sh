@@ -11,6 +11,10 @@ if [ -z "${CARGO_TARGET_DIR:-}" ]; then
   export CARGO_TARGET_DIR="${TRIBUTARY_CACHE_DIR:-$HOME/.cache/tributary}/target"
 fi
 mkdir -p "$CARGO_TARGET_DIR"
+# Incremental artefacts only pay off for repeated edits; in CI they cost disk and time.
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }

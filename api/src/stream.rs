@@ -33,6 +33,13 @@ use crate::status::{Condition, Quantity};
         printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.shardCount"),
         printcolumn(name = "Open", type_ = "integer", json_path = ".status.openShardCount"),
         printcolumn(
+            name = "Pods",
+            type_ = "integer",
+            json_path = ".status.replicas",
+            description = "Data-plane pods of a multi-pod stream (shardsPerPod)",
+            priority = 1
+        ),
+        printcolumn(
             name = "Retention",
             type_ = "integer",
             json_path = ".spec.retentionPeriodHours",
@@ -78,7 +85,9 @@ use crate::status::{Condition, Quantity};
         validation = Rule::new(
             "has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)"
         )
-        .message("storage is immutable: the volumes of a stream's pods cannot be resized or moved by the operator")
+        .message("storage is immutable: the volumes of a stream's pods cannot be resized or moved by the operator"),
+        validation = Rule::new("has(self.shardsPerPod) == has(oldSelf.shardsPerPod)")
+            .message("shardsPerPod can be changed but not added to or removed from an existing Stream: it decides between one pod and a cluster of pods that own the shards")
     )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -99,6 +108,19 @@ pub struct StreamSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 10000)))]
     pub shard_count: Option<i32>,
+
+    /// Spread the stream over several data-plane pods, at most this many open shards per pod
+    /// (1 to 1000). Unset: one pod owns every shard. Set: the StatefulSet runs
+    /// `max(1, ceil(openShards / shardsPerPod))` pods, where `openShards` is the larger of
+    /// `shardCount` and the open shards the data plane reports (ON_DEMAND streams: the reported
+    /// count, 4 until known); pod 0 coordinates the stream's metadata, each shard lives on the
+    /// pod that was least loaded when the shard was created, and every pod serves the whole
+    /// Kinesis API. Pods are added before a reshard that needs them and removed only once the
+    /// reshard finished and no shard (open, or closed but within retention) lives on them. Can
+    /// be changed, but not added to or removed from an existing Stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 1000)))]
+    pub shards_per_pod: Option<i32>,
 
     /// Capacity mode: PROVISIONED (fixed `shardCount`) or ON_DEMAND (shards follow load).
     #[serde(default)]
@@ -279,6 +301,15 @@ pub struct StreamStatus {
     /// `http://orders.default.svc:4567`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+
+    /// Data-plane pods the stream runs on (the StatefulSet's replicas); only for a multi-pod
+    /// stream (`shardsPerPod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+
+    /// Data-plane pods that are ready; only for a multi-pod stream (`shardsPerPod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
 
     /// Progress of a shard-count change, present while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]

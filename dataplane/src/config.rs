@@ -79,6 +79,27 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_ACCOUNT_ID", default_value = "000000000000")]
     pub account_id: String,
 
+    /// Cluster mode: API URL of the coordinator, the pod with ordinal 0 (e.g.
+    /// `http://orders-0.orders-headless.default.svc:4567`). Setting it turns cluster mode on:
+    /// the streams' shards are spread over the pods, and every pod serves every call.
+    #[arg(long, env = "TRIBUTARY_CLUSTER_COORDINATOR")]
+    pub cluster_coordinator: Option<String>,
+
+    /// Cluster mode: this pod's API URL as the other pods reach it (default for ordinal 0:
+    /// --cluster-coordinator).
+    #[arg(long, env = "TRIBUTARY_CLUSTER_ADVERTISE")]
+    pub cluster_advertise: Option<String>,
+
+    /// Cluster mode: this pod's ordinal (default: the trailing `-N` of $POD_NAME, else of
+    /// $HOSTNAME). Ordinal 0 is the coordinator.
+    #[arg(long, env = "TRIBUTARY_CLUSTER_ORDINAL")]
+    pub cluster_ordinal: Option<u32>,
+
+    /// Cluster mode: file holding the secret shared by the pods (else the environment
+    /// variable TRIBUTARY_CLUSTER_SECRET). Required in cluster mode.
+    #[arg(long, env = "TRIBUTARY_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
     /// YAML file of access keys; when given, requests must carry a valid SigV4 signature.
     #[arg(long, env = "TRIBUTARY_AUTH_FILE")]
     pub auth_file: Option<PathBuf>,
@@ -298,6 +319,54 @@ impl ServeConfig {
         }
     }
 
+    /// Cluster mode settings, or `None` without --cluster-coordinator.
+    pub fn cluster_config(&self) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
+        let Some(coordinator) = self.cluster_coordinator.clone().filter(|c| !c.is_empty()) else {
+            return Ok(None);
+        };
+        let ordinal = match self.cluster_ordinal {
+            Some(o) => o,
+            None => ["POD_NAME", "HOSTNAME"]
+                .iter()
+                .filter_map(|v| std::env::var(v).ok())
+                .find_map(|name| crate::cluster::ordinal_of(&name))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "cluster mode needs --cluster-ordinal, or POD_NAME or HOSTNAME ending in -N"
+                    )
+                })?,
+        };
+        let secret = match &self.cluster_secret_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+            None => std::env::var("TRIBUTARY_CLUSTER_SECRET").unwrap_or_default(),
+        };
+        if secret.is_empty() {
+            anyhow::bail!(
+                "cluster mode needs a secret: TRIBUTARY_CLUSTER_SECRET or --cluster-secret-file"
+            );
+        }
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            anyhow::bail!("the cluster secret must be printable ASCII without spaces");
+        }
+        let advertise = match (&self.cluster_advertise, ordinal) {
+            (Some(a), _) if !a.is_empty() => a.clone(),
+            (_, 0) => coordinator.clone(),
+            _ => anyhow::bail!("cluster mode needs --cluster-advertise (this pod's API URL)"),
+        };
+        if self.in_memory && ordinal != 0 {
+            tracing::warn!("A cluster member with --in-memory loses its shards when restarted.");
+        }
+        Ok(Some(crate::cluster::ClusterConfig {
+            coordinator: coordinator.trim_end_matches('/').to_string(),
+            advertise: advertise.trim_end_matches('/').to_string(),
+            ordinal,
+            secret,
+        }))
+    }
+
     /// The remote streams of `--stream-endpoint`; a stream named twice is an error.
     pub fn remote_config(&self) -> Result<RemoteConfig, String> {
         let mut endpoints = std::collections::BTreeMap::new();
@@ -383,6 +452,50 @@ mod tests {
             let cli = Cli::try_parse_from(["tributary", "--s3-endpoint", endpoint]).unwrap();
             assert_eq!(cli.serve.validate().is_ok(), ok, "{endpoint}");
         }
+    }
+
+    #[test]
+    fn cluster_flags_turn_cluster_mode_on() {
+        let cli = Cli::try_parse_from(["tributary"]).unwrap();
+        assert!(cli.serve.cluster_config().unwrap().is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("token");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let args = |extra: &[&str]| {
+            let mut v = vec![
+                "tributary",
+                "--cluster-coordinator",
+                "http://orders-0.orders-headless.default.svc:4567/",
+                "--cluster-secret-file",
+                secret.to_str().unwrap(),
+            ];
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v).unwrap().serve.cluster_config()
+        };
+        let member = args(&[
+            "--cluster-ordinal",
+            "2",
+            "--cluster-advertise",
+            "http://orders-2.orders-headless.default.svc:4567",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(member.ordinal, 2);
+        assert_eq!(member.secret, "s3cret");
+        assert_eq!(
+            member.coordinator,
+            "http://orders-0.orders-headless.default.svc:4567"
+        );
+        // Ordinal 0 advertises the coordinator URL by default; a member must say its URL.
+        let coordinator = args(&["--cluster-ordinal", "0"]).unwrap().unwrap();
+        assert_eq!(coordinator.advertise, coordinator.coordinator);
+        assert!(args(&["--cluster-ordinal", "1"]).is_err());
+        std::fs::write(&secret, "").unwrap();
+        assert!(
+            args(&["--cluster-ordinal", "0"]).is_err(),
+            "a secret is required"
+        );
     }
 
     #[test]

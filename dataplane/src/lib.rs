@@ -8,6 +8,7 @@
 
 pub mod analytics;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod manifests;
@@ -57,7 +58,22 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     // Before any outgoing client (S3 store, remote streams) is created.
     delivery::client::set_trust(tls::client_config(cfg.ca_file.as_deref())?);
     let clock = clock::Clock::default();
-    let engine = Streams::open(cfg.streams_config(), clock.clone()).await?;
+    let cluster_cfg = cfg.cluster_config()?;
+    let mut streams_cfg = cfg.streams_config();
+    if let Some(c) = &cluster_cfg {
+        streams_cfg.cluster_ordinal = Some(c.ordinal);
+        streams_cfg.iterator_key = Some(c.iterator_key());
+    }
+    let engine = Streams::open(streams_cfg, clock.clone()).await?;
+    let cluster = cluster_cfg.map(|c| {
+        let data_dir = (!cfg.in_memory).then(|| cfg.data_dir.clone());
+        let cluster = cluster::Cluster::new(c, engine.clone(), data_dir);
+        let placement: Arc<dyn streams::placement::Placement> = cluster.clone();
+        let _ = engine.placement.set(placement);
+        cluster
+    });
+    // Only the coordinator changes stream metadata (manifests, the autoscaler).
+    let coordinates = cluster.as_ref().is_none_or(|c| c.is_coordinator());
     engine.remote.probe();
     for s in engine.list() {
         metrics::global().init_stream(&s.name);
@@ -65,10 +81,13 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     let delivery =
         delivery::DeliveryStreams::open(cfg.delivery_config(), clock.clone(), engine.clone())
             .await?;
-    if let Some(dir) = &cfg.manifests {
+    // A coordinator applies them once its members have joined (below), so that the shards of
+    // the streams they create spread over the pods.
+    if let Some(dir) = cfg.manifests.as_ref().filter(|_| cluster.is_none()) {
         let n = manifests::apply_dir(dir, &engine, &delivery).await?;
         tracing::info!(dir = %dir.display(), created = n, "Applied manifests.");
     }
+    let manifest_delivery = delivery.clone();
     let auth = match &cfg.auth_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
@@ -93,7 +112,11 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
     )
     .await?;
     let state = AppState::new(engine.clone(), delivery, analytics, auth, cfg.test_hooks);
-    if let Some(dir) = &cfg.manifests {
+    if let Some(c) = &cluster {
+        let _ = state.cluster.set(c.clone());
+    }
+    // In cluster mode the coordinator applies them after the streams' manifests (below).
+    if let Some(dir) = cfg.manifests.as_ref().filter(|_| cluster.is_none()) {
         let n = analytics::manifests::apply_dir(dir, &state.analytics).await?;
         tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.");
     }
@@ -150,15 +173,53 @@ pub async fn app(cfg: ServeConfig) -> anyhow::Result<App> {
             }
         }
     }));
+    if let Some(c) = &cluster {
+        if let Some(dir) = cfg.manifests.clone().filter(|_| c.is_coordinator()) {
+            let (c, engine, apps) = (c.clone(), engine.clone(), state.clone());
+            tokio::spawn(async move {
+                c.wait_for_members().await;
+                match manifests::apply_dir(&dir, &engine, &manifest_delivery).await {
+                    Ok(n) => {
+                        tracing::info!(dir = %dir.display(), created = n, "Applied manifests.")
+                    }
+                    Err(e) => {
+                        tracing::error!(dir = %dir.display(), error = %e, "Could not apply manifests.")
+                    }
+                }
+                // Members have the streams before the applications start using them.
+                let v = c.publish().await;
+                c.wait_for_acks(v).await;
+                match analytics::manifests::apply_dir(&dir, &apps.analytics).await {
+                    Ok(n) => {
+                        tracing::info!(dir = %dir.display(), created = n, "Applied AnalyticsApp manifests.")
+                    }
+                    Err(e) => {
+                        tracing::error!(dir = %dir.display(), error = %e, "Could not apply AnalyticsApp manifests.")
+                    }
+                }
+            });
+        }
+        if c.is_coordinator() {
+            tasks.push(tokio::spawn(c.clone().run_coordinator(rx.clone())));
+        } else {
+            tasks.push(tokio::spawn(c.clone().run_member(rx.clone())));
+        }
+        tracing::info!(ordinal = c.cfg.ordinal, coordinator = %c.cfg.coordinator, "Cluster mode.");
+    }
     let scale_engine = engine.clone();
     let scale_cfg = cfg.autoscale_config();
+    // Members report their shards' writes to the coordinator's autoscaler.
+    if let Some(c) = cluster.as_ref().filter(|c| !c.is_coordinator()) {
+        let period = Duration::from_millis(scale_cfg.check_interval_ms);
+        tasks.push(tokio::spawn(c.clone().run_load_reports(period, rx.clone())));
+    }
     let mut stop = rx.clone();
     tasks.push(tokio::spawn(async move {
         let mut scaler = streams::autoscale::Autoscaler::default();
         let period = Duration::from_millis(scale_cfg.check_interval_ms);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(period) => scaler.check(&scale_engine, &scale_cfg).await,
+                _ = tokio::time::sleep(period), if coordinates => scaler.check(&scale_engine, &scale_cfg).await,
                 _ = stop.changed() => break,
             }
         }

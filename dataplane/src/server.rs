@@ -50,6 +50,8 @@ pub struct AppState {
     /// SDKs retry, instead of memory growing with the number of connections.
     pub inflight_kib: Arc<Semaphore>,
     pub test_hooks: bool,
+    /// Cluster mode (`--cluster-coordinator`).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             auth,
             inflight_kib: Arc::new(Semaphore::new(512 * 1024)),
             test_hooks,
+            cluster: std::sync::OnceLock::new(),
         })
     }
 }
@@ -78,7 +81,13 @@ fn full(body: impl Into<Bytes>) -> RespBody {
 }
 
 /// A response body fed from a channel (event streams).
-struct ChannelBody(mpsc::Receiver<Bytes>);
+pub struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl ChannelBody {
+    pub fn new(rx: mpsc::Receiver<Bytes>) -> ChannelBody {
+        ChannelBody(rx)
+    }
+}
 
 impl Body for ChannelBody {
     type Data = Bytes;
@@ -181,6 +190,11 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Re
 
 async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBody> {
     let started = Instant::now();
+    if let Some(cluster) = state.cluster.get() {
+        if req.uri().path().starts_with("/_tributary/cluster/") {
+            return crate::cluster::http::internal(cluster, req).await;
+        }
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -306,6 +320,39 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
 
     let operation = target.operation.to_string();
     let service = target.service;
+    // Cluster mode: delivery streams and analytics applications live on the coordinator;
+    // every call for them made to another pod is served there.
+    if let Some(cluster) = state.cluster.get().filter(|_| service != Service::Kinesis) {
+        if let Some(resp) = forward_application_call(cluster, &parts, &body, protocol).await {
+            return resp;
+        }
+    }
+    // Cluster mode: a request from another pod carries the token and is served here; a
+    // client's control-plane call goes to the coordinator.
+    let cluster = state.cluster.get().filter(|_| service == Service::Kinesis);
+    let mut forwarded = false;
+    if let Some(cluster) = cluster {
+        match crate::cluster::http::token_status(&cluster.cfg, &parts.headers) {
+            Some(false) => return crate::cluster::http::access_denied(),
+            Some(true) => forwarded = true,
+            None => {}
+        }
+        if !forwarded && !cluster.is_coordinator() && is_control_plane(&operation) {
+            drop(permit);
+            return match cluster.forward(0, &parts, body).await {
+                Ok((resp, version)) => {
+                    if let Some(v) = version {
+                        cluster.wait_for_version(v).await;
+                    }
+                    resp
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, operation = %operation, "Could not reach the cluster coordinator.");
+                    error_response(&AwsError::unavailable(), protocol)
+                }
+            };
+        }
+    }
     let span = tracing::debug_span!("request", operation = %operation);
     let result = match service {
         Service::KinesisAnalytics => {
@@ -330,7 +377,46 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
                 .await
         }
     };
+    if let (Some(cluster), Err(e)) = (cluster, &result) {
+        if let Some(owner) = crate::streams::errors::not_local_owner(e) {
+            drop(permit);
+            if forwarded {
+                // The sender's view is newer than ours; it retries.
+                return error_response(&AwsError::internal(""), protocol);
+            }
+            return match cluster.forward(owner, &parts, body).await {
+                Ok((resp, _)) => resp,
+                Err(e) => {
+                    tracing::warn!(error = %e, operation = %operation, owner, "Could not reach the shard's owner.");
+                    error_response(&AwsError::internal(""), protocol)
+                }
+            };
+        }
+    }
     drop(body);
+    // The coordinator answers a control-plane call once live members have its result.
+    let cluster_version = match cluster {
+        Some(c) if c.is_coordinator() && is_control_plane(&operation) => {
+            if is_read_only(&operation) {
+                Some(c.version())
+            } else {
+                let before = c.version();
+                let v = c.publish().await;
+                if v != before {
+                    c.wait_for_acks(v).await;
+                }
+                Some(v)
+            }
+        }
+        _ => None,
+    };
+    let add_version = |mut resp: Response<RespBody>| {
+        if let Some(v) = cluster_version {
+            resp.headers_mut()
+                .insert(crate::cluster::VERSION_HEADER, HeaderValue::from(v));
+        }
+        resp
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let m = crate::metrics::global();
     if service == Service::Firehose {
@@ -369,7 +455,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
         Ok(Reply::Body(out)) => {
             drop(permit);
             m.request(&operation, "success", elapsed);
-            respond(200, Some(protocol.content_type()), out)
+            add_version(respond(200, Some(protocol.content_type()), out))
         }
         Ok(Reply::EventStream(rx)) => {
             drop(permit);
@@ -394,9 +480,48 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             };
             m.request(&operation, outcome, elapsed);
             tracing::debug!(operation = %operation, code = e.code, message = %e.message, "Request failed.");
-            error_response(&e, protocol)
+            add_version(error_response(&e, protocol))
         }
     }
+}
+
+/// In cluster mode, a Firehose or Kinesis Analytics call: a client's call to a pod other
+/// than the coordinator is forwarded to the coordinator and its answer returned; `None`
+/// when this pod serves it (the coordinator, or a call another pod forwarded here).
+async fn forward_application_call(
+    cluster: &Arc<crate::cluster::Cluster>,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    protocol: Protocol,
+) -> Option<Response<RespBody>> {
+    match crate::cluster::http::token_status(&cluster.cfg, &parts.headers) {
+        Some(false) => return Some(crate::cluster::http::access_denied()),
+        Some(true) => return None,
+        None if cluster.is_coordinator() => return None,
+        None => {}
+    }
+    Some(match cluster.forward(0, parts, body.clone()).await {
+        Ok((resp, _)) => resp,
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not reach the cluster coordinator.");
+            error_response(&AwsError::unavailable(), protocol)
+        }
+    })
+}
+
+/// Kinesis control-plane operations that change nothing (their answers need no publication).
+fn is_read_only(operation: &str) -> bool {
+    ["Describe", "List", "Get"]
+        .iter()
+        .any(|p| operation.starts_with(p))
+}
+
+/// Kinesis operations the coordinator runs (everything but reading and writing records).
+fn is_control_plane(operation: &str) -> bool {
+    !matches!(
+        operation,
+        "PutRecord" | "PutRecords" | "GetRecords" | "GetShardIterator" | "SubscribeToShard"
+    )
 }
 
 /// Serves `listener` (over TLS when `tls` is given) until `shutdown` turns true, then waits
@@ -501,7 +626,20 @@ async fn admin(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBod
             .body(full(Bytes::from(crate::metrics::global().render())))
             .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
         (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
+        (Method::GET, "/cluster") => match state.cluster.get() {
+            Some(c) => Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(full(Bytes::from(c.view_json().to_string())))
+                .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
+            None => text(StatusCode::NOT_FOUND, "not in cluster mode\n"),
+        },
+        (Method::GET, "/readyz") => match state.cluster.get() {
+            Some(c) if !c.is_ready() => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "waiting for the cluster coordinator's metadata\n",
+            ),
+            _ => text(StatusCode::OK, "ready\n"),
+        },
         // Test hooks: move the clock forward and run retention, so tests need not wait hours.
         (Method::POST, "/test/advance-clock") if state.test_hooks => {
             let ms = query

@@ -69,6 +69,17 @@ pub struct Config {
     )]
     pub dataplane_endpoint: String,
 
+    /// How the operator reaches the metrics port of pod 0 (the coordinator) of a multi-pod
+    /// stream (`shardsPerPod`), whose `GET /cluster` says which pods hold shards; `{name}` and
+    /// `{namespace}` are replaced by the Stream's. Change it only to run the operator outside
+    /// the cluster.
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPERATOR_DATAPLANE_COORDINATOR_METRICS",
+        default_value = "http://{name}-0.{name}-pods.{namespace}.svc:9567"
+    )]
+    pub dataplane_coordinator_metrics: String,
+
     /// Connect somewhere else than a data-plane endpoint names, like `curl --connect-to`:
     /// comma-separated `HOST:PORT=ADDR:PORT` entries. A call to an endpoint whose host and port
     /// are `HOST:PORT` connects to `ADDR:PORT`; the `Host` header and `status.endpoint` keep the
@@ -176,6 +187,12 @@ impl Config {
                 message: "must be an http:// URL template".into(),
             });
         }
+        if !self.dataplane_coordinator_metrics.starts_with("http://") {
+            return Err(ConfigError {
+                flag: "--dataplane-coordinator-metrics",
+                message: "must be an http:// URL template".into(),
+            });
+        }
         if !matches!(
             self.dataplane_pull_policy.as_str(),
             "Always" | "IfNotPresent" | "Never"
@@ -241,6 +258,14 @@ impl Settings {
     pub fn endpoint(&self, name: &str, namespace: &str) -> String {
         self.config
             .dataplane_endpoint
+            .replace("{name}", name)
+            .replace("{namespace}", namespace)
+    }
+
+    /// The metrics endpoint of pod 0 of a multi-pod stream.
+    pub fn coordinator_metrics(&self, name: &str, namespace: &str) -> String {
+        self.config
+            .dataplane_coordinator_metrics
             .replace("{name}", name)
             .replace("{namespace}", namespace)
     }
@@ -311,6 +336,10 @@ mod tests {
     fn the_documented_defaults_parse_and_validate() {
         let s = Settings::test();
         assert_eq!(s.endpoint("orders", "prod"), "http://orders.prod.svc:4567");
+        assert_eq!(
+            s.coordinator_metrics("orders", "prod"),
+            "http://orders-0.orders-pods.prod.svc:9567"
+        );
         assert_eq!(s.namespaces(), None);
         assert_eq!(s.sync_interval(), Duration::from_secs(60));
     }

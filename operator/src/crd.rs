@@ -295,6 +295,28 @@ mod tests {
     }
 
     #[test]
+    fn cel_lets_shards_per_pod_change_but_not_appear_or_disappear() {
+        let multi = |per_pod: i32| {
+            object(
+                "Stream",
+                "s",
+                json!({"shardCount": 4, "shardsPerPod": per_pod}),
+            )
+        };
+        let single = object("Stream", "s", json!({"shardCount": 4}));
+        assert!(cel("Stream", &multi(2), None).is_empty());
+        assert!(cel("Stream", &multi(1), Some(&multi(2))).is_empty());
+        let msg = "shardsPerPod can be changed but not added to or removed from an existing Stream: it decides between one pod and a cluster of pods that own the shards";
+        assert_eq!(cel("Stream", &multi(2), Some(&single)), [msg]);
+        assert_eq!(cel("Stream", &single, Some(&multi(2))), [msg]);
+        let props = &schema("Stream")["properties"]["spec"]["properties"]["shardsPerPod"];
+        assert_eq!(
+            (props["minimum"].as_f64(), props["maximum"].as_f64()),
+            (Some(1.0), Some(1000.0))
+        );
+    }
+
+    #[test]
     fn cel_rejects_names_that_cannot_name_a_statefulset() {
         let long = object("Stream", &"s".repeat(53), json!({"shardCount": 1}));
         assert_eq!(cel("Stream", &long, None).len(), 1);

@@ -160,6 +160,63 @@ pub struct ConsumerDescription {
     pub consumer_status: String,
 }
 
+/// `GET /cluster` of a multi-pod stream's data plane: the coordinator's member table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterState {
+    /// Whether the pod that answered is the coordinator (ordinal 0).
+    pub coordinator: bool,
+    /// Ordinal of the pod that answered.
+    pub ordinal: i32,
+    /// Version of the stream metadata the answer reflects.
+    #[serde(default)]
+    pub version: u64,
+    /// Every pod that joined, live or not.
+    #[serde(default)]
+    pub members: Vec<ClusterMember>,
+}
+
+/// One pod of a multi-pod stream as the coordinator sees it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterMember {
+    /// The pod's StatefulSet ordinal.
+    pub ordinal: i32,
+    /// Its advertised API URL.
+    #[serde(default)]
+    pub url: String,
+    /// Whether it is heartbeating.
+    #[serde(default)]
+    pub live: bool,
+    /// Open shards it owns.
+    #[serde(default)]
+    pub open_shards: i64,
+    /// Closed shards (still within retention) it holds.
+    #[serde(default)]
+    pub closed_shards: i64,
+}
+
+impl ClusterState {
+    /// The fewest replicas that keep every pod holding shard data: the highest ordinal owning
+    /// an open or closed shard, plus one (0 when no pod holds any).
+    pub fn data_holding_replicas(&self) -> i32 {
+        self.members
+            .iter()
+            .filter(|m| m.open_shards + m.closed_shards > 0)
+            .map(|m| m.ordinal + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Ordinals below `replicas` that are live members.
+    pub fn live_below(&self, replicas: i32) -> i32 {
+        self.members
+            .iter()
+            .filter(|m| m.live && m.ordinal < replicas)
+            .count() as i32
+    }
+}
+
 /// What CreateStream asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateStream<'a> {
@@ -292,6 +349,55 @@ impl DataPlaneClient {
         };
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             op,
+            detail: e.to_string(),
+        })
+    }
+
+    /// `GET /cluster` on the metrics port of a multi-pod stream's pod (`endpoint` is
+    /// `http://HOST:9567`): the coordinator's view of the stream's pods and the shards each
+    /// holds. Read-only and unauthenticated; only the operator calls it.
+    pub async fn cluster_state(&self, endpoint: &str) -> Result<ClusterState, ClientError> {
+        const OP: &str = "GET /cluster";
+        let url = format!("{}/cluster", endpoint.trim_end_matches('/'));
+        let (uri, host) = self.route(&url)?;
+        let mut req = http::Request::get(uri);
+        if let Some(host) = host {
+            req = req.header(http::header::HOST, host);
+        }
+        let req = req
+            .header("Accept", "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Unreachable(format!("invalid endpoint {endpoint}: {e}")))?;
+        let fut = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Unreachable(format!("{url}: {e}")))?;
+            let status = resp.status().as_u16();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Unreachable(format!("{url}: reading body: {e}")))?
+                .to_bytes();
+            Ok::<_, ClientError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Unreachable(format!("{url} timed out")))??;
+        if status == 404 || status >= 500 {
+            // Not (yet) in cluster mode, or not serving: the pods are starting or changing.
+            return Err(ClientError::Unreachable(format!("{url}: HTTP {status}")));
+        }
+        if status >= 300 {
+            return Err(ClientError::Decode {
+                op: OP,
+                detail: format!("HTTP {status}"),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            op: OP,
             detail: e.to_string(),
         })
     }
@@ -734,6 +840,8 @@ pub(crate) mod fake {
         pub calls: Vec<String>,
         /// `Host` header of every request, in order.
         pub hosts: Vec<String>,
+        /// The answer of `GET /cluster` (404 while `None`: not in cluster mode).
+        pub cluster: Option<Value>,
     }
 
     /// Starts the fake and returns its endpoint and state.
@@ -786,6 +894,19 @@ pub(crate) mod fake {
             .unwrap_or_default()
             .to_string();
         state.lock().unwrap().hosts.push(host);
+        if req.method() == hyper::Method::GET && req.uri().path() == "/cluster" {
+            let mut st = state.lock().unwrap();
+            st.calls.push("GET /cluster".into());
+            let (status, out) = match st.cluster.clone() {
+                Some(v) => (200, v),
+                None => (404, json!({"message": "not in cluster mode"})),
+            };
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(out.to_string())))
+                .unwrap());
+        }
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
         let (status, out) = if let Some(op) = target.strip_prefix("Firehose_20150804.") {
@@ -1128,6 +1249,40 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn the_cluster_view_says_which_pods_hold_data() {
+        let (ep, state) = fake::start().await;
+        let c = client();
+        // Not in cluster mode (or not serving yet): treated like pods that are not there.
+        let e = c.cluster_state(&ep).await.unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
+        state.lock().unwrap().cluster = Some(json!({
+            "coordinator": true, "ordinal": 0, "version": 7,
+            "members": [
+                {"ordinal": 0, "url": "http://s-0.s-pods.default.svc:4567", "live": true, "openShards": 2, "closedShards": 1},
+                {"ordinal": 1, "url": "http://s-1.s-pods.default.svc:4567", "live": true, "openShards": 0, "closedShards": 3},
+                {"ordinal": 2, "url": "http://s-2.s-pods.default.svc:4567", "live": false, "openShards": 0, "closedShards": 0},
+            ],
+        }));
+        let view = c.cluster_state(&format!("{ep}/")).await.unwrap();
+        assert!(view.coordinator);
+        assert_eq!(view.version, 7);
+        assert_eq!(
+            view.data_holding_replicas(),
+            2,
+            "pod 1 still holds closed shards"
+        );
+        assert_eq!(view.live_below(3), 2);
+        assert_eq!(view.live_below(1), 1);
+        let empty = ClusterState {
+            coordinator: true,
+            ordinal: 0,
+            version: 0,
+            members: vec![],
+        };
+        assert_eq!(empty.data_holding_replicas(), 0);
     }
 
     #[tokio::test]

@@ -23,6 +23,10 @@ pub enum Error {
     #[error("object has no {0}")]
     MissingObjectKey(&'static str),
 
+    /// The random token of a multi-pod stream's Secret could not be drawn.
+    #[error("drawing the cluster token: {0}")]
+    Token(#[source] std::io::Error),
+
     /// The spec passed schema validation but cannot be carried out, for example a reshard the
     /// data plane rejects. Terminal until the spec changes.
     #[error("{message}")]
@@ -52,6 +56,7 @@ impl Error {
                 _ => "FinalizerError",
             },
             Error::MissingObjectKey(_) => "MissingObjectKey",
+            Error::Token(_) => "ClusterSecretError",
             Error::InvalidSpec { reason, .. } => reason,
         }
     }
@@ -68,6 +73,7 @@ impl Error {
                 _ => true,
             },
             Error::MissingObjectKey(_) => false,
+            Error::Token(_) => true,
             Error::InvalidSpec { .. } => false,
         }
     }

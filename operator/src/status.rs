@@ -195,6 +195,9 @@ pub struct StreamObservation<'a> {
     pub selector: String,
     /// In-cluster Kinesis endpoint.
     pub endpoint: String,
+    /// A multi-pod stream's StatefulSet replicas and ready pods (when the StatefulSet reported
+    /// them); `None` for a single-pod stream or when the pods were not looked at.
+    pub pods: Option<(i32, Option<i32>)>,
 }
 
 /// The status of a `Stream` after a reconcile that ended in `phase`, at time `now`.
@@ -248,6 +251,11 @@ pub fn stream_status(obs: &StreamObservation<'_>, phase: &StreamPhase, now: &str
             .or(old.retention_period_hours),
         selector: Some(obs.selector.clone()),
         endpoint: Some(obs.endpoint.clone()),
+        replicas: obs.pods.map(|p| p.0).or(old.replicas),
+        ready_replicas: match obs.pods {
+            Some((_, ready)) => ready.or(old.ready_replicas),
+            None => old.ready_replicas,
+        },
         resharding,
     }
 }
@@ -498,7 +506,23 @@ mod tests {
             summary,
             selector: "app=x".into(),
             endpoint: "http://x.default.svc:4567".into(),
+            pods: None,
         }
+    }
+
+    #[test]
+    fn a_multi_pod_stream_reports_its_pods_and_keeps_them_while_not_looked_at() {
+        let sum = summary("orders", 4, "ACTIVE");
+        let mut o = obs(None, Some(&sum), 1);
+        o.pods = Some((2, Some(1)));
+        let s = stream_status(&o, &StreamPhase::Active, "t1");
+        assert_eq!((s.replicas, s.ready_replicas), (Some(2), Some(1)));
+        let mut o = obs(Some(&s), None, 1);
+        o.pods = None;
+        let paused = stream_status(&o, &StreamPhase::Paused, "t2");
+        assert_eq!((paused.replicas, paused.ready_replicas), (Some(2), Some(1)));
+        let single = stream_status(&obs(None, Some(&sum), 1), &StreamPhase::Active, "t1");
+        assert_eq!((single.replicas, single.ready_replicas), (None, None));
     }
 
     fn cond<'a>(s: &'a StreamStatus, t: &str) -> &'a Condition {

@@ -136,7 +136,7 @@ def test_rbac_is_cluster_wide_only_when_no_namespaces_are_watched():
     assert env(operator_deployment(objs))["TRIBUTARY_OPERATOR_WATCH_NAMESPACES"] == "team-a,team-b"
 
 
-def test_rbac_grants_exactly_what_the_operator_calls_and_only_get_on_secrets():
+def test_rbac_grants_exactly_what_the_operator_calls_and_only_get_and_create_on_secrets():
     (role,) = operator_rules(objects({}), "ClusterRole")
     grants = {}
     for rule in role["rules"]:
@@ -144,8 +144,9 @@ def test_rbac_grants_exactly_what_the_operator_calls_and_only_get_on_secrets():
             for res in rule["resources"]:
                 grants.setdefault((group, res), set()).update(rule["verbs"])
                 assert "*" not in rule["verbs"] and res != "*" and group != "*"
-    # Whether a referenced Secret exists, never a list or watch of every Secret's values.
-    assert grants[("", "secrets")] == {"get"}
+    # Whether a referenced Secret exists and creating a multi-pod Stream's token Secret once;
+    # never a list or watch of every Secret's values, never an update of one.
+    assert grants[("", "secrets")] == {"get", "create"}
     # Server-side apply of a missing child needs create as well as patch.
     for child in [("apps", "statefulsets"), ("apps", "deployments"), ("", "services"), ("", "configmaps"),
                   ("", "persistentvolumeclaims"), ("policy", "poddisruptionbudgets")]:

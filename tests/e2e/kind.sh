@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test on a real cluster (kind by default; any cluster with KIND=0): builds the
 # images, installs the chart, and runs the Stream scenario with the AWS CLI:
-#   create -> Ready with 2 shards -> put/get records -> scale to 4 -> consumer -> delete.
+#   create -> Ready with 2 shards -> put/get records -> scale to 4 -> consumer -> delete,
+#   and a multi-pod Stream (shardsPerPod): 4 shards on 2 pods -> put/get -> 6 shards on 3 pods.
 #
 # Needs: docker, kind (unless KIND=0), kubectl, helm (v3.14+ or v4), aws (CLI v2), jq.
 # Usage: tests/e2e/kind.sh            # creates cluster "tributary-e2e", keeps it afterwards
@@ -154,6 +155,42 @@ msg="$(kubectl -n "$ns" get analyticsapp/bad-sql -o jsonpath='{.status.condition
 [[ "$msg" == "From line 3, column"* ]] || fail "QueryValid has no position: '$msg'"
 ! kubectl -n "$ns" get deployment/bad-sql-analytics >/dev/null 2>&1 || fail "an invalid app was deployed"
 kubectl -n "$ns" delete analyticsapp/bad-sql deliverystream/orders-archive --wait --timeout=120s
+
+log "A multi-pod Stream: events, 4 shards at 2 per pod"
+kubectl -n "$ns" apply -f "$root/examples/cluster/events.yaml"
+kubectl -n "$ns" wait --for=condition=Ready stream/events --timeout=300s
+wait_jsonpath stream/events '{.status.readyReplicas}' 2
+wait_jsonpath statefulset/events '{.spec.replicas}' 2
+kubectl -n "$ns" get secret/events-cluster >/dev/null || fail "no cluster Secret events-cluster"
+kubectl -n "$ns" port-forward svc/events 14568:4567 >/dev/null 2>&1 &
+pf2=$!
+trap 'kill $pf $pf2 2>/dev/null || true' EXIT
+sleep 3
+ev=(--endpoint-url http://127.0.0.1:14568)
+# Count of the records of every shard of `events`, read from the trim horizon.
+count_events() {
+  local total=0 it n
+  for s in $(aws "${ev[@]}" kinesis list-shards --stream-name events | jq -r '.Shards[].ShardId'); do
+    it="$(aws "${ev[@]}" kinesis get-shard-iterator --stream-name events --shard-id "$s" \
+          --shard-iterator-type TRIM_HORIZON | jq -r .ShardIterator)"
+    n="$(aws "${ev[@]}" kinesis get-records --shard-iterator "$it" | jq '.Records | length')"
+    total=$((total + n))
+  done
+  echo "$total"
+}
+for i in $(seq 1 20); do
+  aws "${ev[@]}" kinesis put-record --stream-name events --partition-key "key-$i" \
+    --data "$(printf 'event %s' "$i" | base64)" --cli-binary-format base64 >/dev/null
+done
+[[ "$(count_events)" == 20 ]] || fail "the 20 records written to events were not all read back"
+kubectl -n "$ns" scale stream/events --replicas=6
+wait_jsonpath statefulset/events '{.spec.replicas}' 3
+wait_jsonpath stream/events '{.status.openShardCount}' 6
+wait_jsonpath stream/events '{.status.readyReplicas}' 3
+kubectl -n "$ns" wait --for=condition=Ready stream/events --timeout=300s
+[[ "$(count_events)" == 20 ]] || fail "records of events were lost in the reshard"
+kill "$pf2" 2>/dev/null || true
+kubectl -n "$ns" delete stream/events --wait --timeout=120s
 
 log "Deleting everything"
 kubectl -n "$ns" delete streamconsumer/orders-dashboard --wait --timeout=120s

@@ -27,6 +27,8 @@ from kubelet import Kubelet, Network, free_port
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 EXAMPLES = REPO / "examples" / "streams"
+# Multi-pod Streams (`shardsPerPod`), for test_cluster_e2e.py.
+CLUSTER_EXAMPLES = REPO / "examples" / "cluster"
 NAMESPACE = "default"
 # How often the operator resyncs a converged Stream (and so reverts drift made through the
 # Kinesis API); 60 s by default, short here so the drift test is quick.
@@ -60,9 +62,9 @@ def binary(env, name):
     return path
 
 
-def example_docs(kind=None):
+def example_docs(kind=None, directory=EXAMPLES):
     docs = []
-    for f in sorted(EXAMPLES.glob("*.yaml")):
+    for f in sorted(directory.glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(f.read_text()) if d]
     return [d for d in docs if kind is None or d["kind"] == kind]
 
@@ -254,6 +256,12 @@ def cluster(binaries, workdir, request):
         c.network.reserve(f"{s['metadata']['name']}.{NAMESPACE}.svc:4567")
     for name in WORKLOAD_SERVICES:
         c.network.reserve(f"{name}.{NAMESPACE}.svc:4567")
+    # A multi-pod Stream's Service, and pod 0's metrics port, where the operator reads
+    # `GET /cluster` (the default --dataplane-coordinator-metrics).
+    for s in example_docs("Stream", CLUSTER_EXAMPLES):
+        name = s["metadata"]["name"]
+        c.network.reserve(f"{name}.{NAMESPACE}.svc:4567")
+        c.network.reserve(f"{name}-0.{name}-pods.{NAMESPACE}.svc:9567")
     yield c
     if request.session.testsfailed:
         print("\n--- kubelet events (last 30) ---")

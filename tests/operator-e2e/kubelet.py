@@ -14,12 +14,17 @@ For each StatefulSet or Deployment in the fake API server (`fakekube.Store`), th
    arguments and environment is rewritten to its directory. `secretKeyRef` variables are read
    from the Secret (a pod waits while it is missing, like CreateContainerConfigError);
 3. gives the pod loopback ports: an argument or variable naming a declared container port
-   (`0.0.0.0:4567`, `:4567`) is rewritten to `127.0.0.1:PORT`. For a port a Service targets,
-   PORT is the address the `Network` holds for `SERVICE.NAMESPACE.svc:SERVICEPORT`, so the
-   Service's address (through `--dataplane-connect-to` for the operator, through
-   `Network.resolve` for the test) reaches the pod; other ports get free ports. A Service
-   address (`NAME.NAMESPACE.svc:PORT`) anywhere in an argument or variable becomes its loopback
-   address, the way cluster DNS would resolve it;
+   (`0.0.0.0:4567`, `:4567`) is rewritten to `127.0.0.1:PORT`. A StatefulSet pod under its
+   headless Service (`spec.serviceName`) listens where the `Network` holds its stable DNS name
+   `POD.SERVICE.NAMESPACE.svc:PORT`; other ports get free ports. A Service with a virtual
+   address (`SERVICE.NAMESPACE.svc:PORT`) is a small TCP proxy on the address the `Network`
+   holds for it, forwarding each connection to one of the pods it selects (round robin over
+   the ready ones; while none is ready, over the running ones), so the Service's address
+   (through `--dataplane-connect-to` for the operator, through `Network.resolve` for the test)
+   reaches the pods. A Service or pod address (`....svc:PORT`) anywhere in an argument or
+   variable becomes its loopback address, the way cluster DNS would resolve it. `$(VAR)` in
+   `command`, `args` and `env` values expands to the container's variable `VAR` (`$$` escapes),
+   as the kubelet does;
 4. runs the readiness probe (`httpGet` on the rewritten port) and writes `Pod` objects and the
    workload's `status` (`readyReplicas`, `observedGeneration`, ...), which the operator
    watches;
@@ -62,6 +67,9 @@ class Network:
 
     def __init__(self):
         self.addresses = {}
+        self.backends = {}  # Service HOST:PORT -> {(ns, pod name): (Pod, local port)}
+        self.proxies = {}  # Service HOST:PORT -> asyncio server
+        self.turn = {}  # Service HOST:PORT -> round-robin counter
 
     def reserve(self, host_port):
         """The loopback address of `host_port`, chosen on first use."""
@@ -80,6 +88,68 @@ class Network:
     def connect_to(self):
         """The value of the operator's `--dataplane-connect-to`."""
         return ",".join(f"{k}={v}" for k, v in sorted(self.addresses.items()))
+
+    # Services with a virtual address: TCP proxies to the pods they select ---------------------
+    def add_backend(self, host_port, pod, port):
+        """Makes the Service `host_port` forward to `pod`'s local `port` too."""
+        self.backends.setdefault(host_port.lower(), {})[(pod.ns, pod.name)] = (pod, port)
+
+    def remove_backends(self, pod):
+        """Forgets `pod` (this very pod object: a replacement keeps its own entries)."""
+        for backends in self.backends.values():
+            if backends.get((pod.ns, pod.name), (None,))[0] is pod:
+                del backends[(pod.ns, pod.name)]
+
+    async def ensure_proxy(self, host_port):
+        key = host_port.lower()
+        if key in self.proxies:
+            return
+        host, port = self.reserve(key).rsplit(":", 1)
+        self.proxies[key] = await asyncio.start_server(lambda r, w: self._forward(key, r, w), host, int(port))
+
+    def pick(self, key):
+        """The pod (and port) the next connection to the Service `key` goes to, or None."""
+        running = [(p, port) for p, port in self.backends.get(key, {}).values() if p.proc and p.proc.returncode is None and not p.stopping]
+        choice = [b for b in running if b[0].ready] or running
+        if not choice:
+            return None
+        i = self.turn.get(key, 0)
+        self.turn[key] = i + 1
+        return choice[i % len(choice)]
+
+    async def _forward(self, key, reader, writer):
+        target = self.pick(key)
+        if target is None:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target[1])
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(r, w):
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    async def close(self):
+        for server in self.proxies.values():
+            server.close()
+        self.proxies.clear()
+
+
+def expand(value, env):
+    """`$(VAR)` replaced by `env[VAR]` when defined (else kept), `$$` by `$`, as the kubelet
+    expands `command`, `args` and `env` values."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
 
 
 class Unsupported(Exception):
@@ -107,6 +177,7 @@ class Pod:
         self.dir = None
         self.log = None
         self.task = None
+        self.services = []  # (Service HOST:PORT, local port) of the Services forwarding here
 
 
 class Kubelet:
@@ -282,25 +353,34 @@ class Kubelet:
             pass
 
     # the kubelet ------------------------------------------------------------------------------
-    def service_addresses(self, ns, pod_labels, container):
-        """Container port -> the loopback address a Service selecting this pod forwards to."""
+    def service_addresses(self, ns, pod_labels, container, pod_name=None, service_name=None):
+        """For each container port: the pod's own loopback address when a headless Service
+        named `service_name` (a StatefulSet's `serviceName`) gives the pod `pod_name` a stable
+        DNS name, and the addresses of the Services with a virtual address that forward to it."""
         named = {p.get("name"): p["containerPort"] for p in container.get("ports", []) if p.get("name")}
         numbers = {p["containerPort"] for p in container.get("ports", [])}
-        out = {}
+        own, services = {}, {}
         for svc in self.store.list(self.svc_type, ns):
             spec = svc.get("spec", {})
             selector = spec.get("selector")
-            if not selector or spec.get("clusterIP") == "None":
-                continue  # headless Services have no virtual address to forward
+            if not selector:
+                continue
             if not labels_match(pod_labels, [(k, "=", v) for k, v in selector.items()]):
+                continue
+            headless = spec.get("clusterIP") == "None"
+            if headless and not (pod_name and svc["metadata"]["name"] == service_name):
                 continue
             for sp in spec.get("ports", []):
                 target = sp.get("targetPort", sp["port"])
                 cport = named.get(target) if isinstance(target, str) else target
-                if cport in numbers:
-                    host = f"{svc['metadata']['name']}.{ns}.svc:{sp['port']}"
-                    out.setdefault(cport, self.network.reserve(host))
-        return out
+                if cport not in numbers:
+                    continue
+                if headless:
+                    host = f"{pod_name}.{svc['metadata']['name']}.{ns}.svc:{sp['port']}"
+                    own.setdefault(cport, self.network.reserve(host))
+                else:
+                    services.setdefault(cport, []).append(f"{svc['metadata']['name']}.{ns}.svc:{sp['port']}")
+        return own, services
 
     async def start(self, sts, ordinal, template_hash, plural="statefulsets"):
         ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
@@ -354,23 +434,25 @@ class Kubelet:
             pod.volumes[m["mountPath"].rstrip("/")] = str(dirs[m["name"]] / m.get("subPath", ""))
 
         # Ports.
-        by_service = self.service_addresses(ns, labels, c)
+        service_name = spec.get("serviceName") if plural == "statefulsets" else None
+        own, services = self.service_addresses(ns, labels, c, pod.name, service_name)
         for p in c.get("ports", []):
             cport = p["containerPort"]
-            addr = by_service.get(cport, f"127.0.0.1:{free_port()}")
+            addr = own.get(cport, f"127.0.0.1:{free_port()}")
             pod.ports[cport] = int(addr.rsplit(":", 1)[1])
+        pod.services = [(host, pod.ports[cport]) for cport, hosts in services.items() for host in hosts]
 
-        # Command line and environment.
+        # Environment, then the command line (which may name its variables).
         command = c.get("command") or ["tributary"]
         exe = os.path.basename(command[0])
         if exe not in self.binaries:
             raise Unsupported(f"no local binary for entrypoint {command[0]!r}")
-        pod.argv = [self.binaries[exe]] + [self.rewrite(pod, a) for a in command[1:] + (c.get("args") or [])]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(pod.dir)}
+        defined = {}
         fields = {"metadata.name": pod.name, "metadata.namespace": ns, "status.podIP": "127.0.0.1", "spec.nodeName": "localhost"}
         for e in c.get("env") or []:
             if "value" in e:
-                env[e["name"]] = self.rewrite(pod, e["value"])
+                env[e["name"]] = self.rewrite(pod, expand(e["value"], defined))
             elif "fieldRef" in (e.get("valueFrom") or {}):
                 env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
             elif "configMapKeyRef" in (e.get("valueFrom") or {}):
@@ -388,11 +470,16 @@ class Kubelet:
                 env[e["name"]] = values[ref["key"]]
             else:
                 raise Unsupported(f"env {e['name']}: only value, fieldRef, configMapKeyRef and secretKeyRef")
+            defined[e["name"]] = env[e["name"]]
         pod.env = env
+        pod.argv = [self.binaries[exe]] + [self.rewrite(pod, expand(a, defined)) for a in command[1:] + (c.get("args") or [])]
         pod.probe = self.probe_spec(c.get("readinessProbe"))
         pod.grace = min(pod_spec.get("terminationGracePeriodSeconds", 30), 10)
         pod.workdir = c.get("workingDir") and self.rewrite(pod, c["workingDir"]) or str(pod.dir)
         self.pods[(ns, name, ordinal)] = pod
+        for host, port in pod.services:
+            self.network.add_backend(host, pod, port)
+            await self.network.ensure_proxy(host)
         await self.launch(pod)
         pod.task = asyncio.get_running_loop().create_task(self.supervise(pod))
 
@@ -470,6 +557,7 @@ class Kubelet:
 
     async def stop(self, pod):
         pod.stopping = True
+        self.network.remove_backends(pod)
         self.pods.pop((pod.ns, pod.sts_name, pod.ordinal), None)
         if pod.proc and pod.proc.returncode is None:
             pod.proc.send_signal(signal.SIGTERM)
@@ -491,6 +579,7 @@ class Kubelet:
     async def shutdown(self):
         for pod in list(self.pods.values()):
             await self.stop(pod)
+        await self.network.close()
 
     def pod(self, ns, name):
         """The running pod `name` (`STATEFULSET-ORDINAL`), or None."""

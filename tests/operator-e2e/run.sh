@@ -39,4 +39,4 @@ if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 cd "$here"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" test_operator_e2e.py test_workloads_e2e.py
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" test_operator_e2e.py test_workloads_e2e.py test_cluster_e2e.py

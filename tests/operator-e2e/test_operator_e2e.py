@@ -140,8 +140,11 @@ def test_each_stream_runs_as_the_pod_its_statefulset_describes(kube, cluster):
     container = sts["spec"]["template"]["spec"]["containers"][0]
     args = pod.argv[1:]
     assert len(args) == len(container["args"]) and args[0] == "serve"
-    api = cluster.network.addresses[f"orders.{NAMESPACE}.svc:4567"]
+    # The pod listens at its stable DNS name under the headless Service; the client Service's
+    # address forwards to it.
+    api = cluster.network.addresses[f"orders-0.orders-pods.{NAMESPACE}.svc:4567"]
     assert args[args.index("--listen") + 1] == api
+    assert cluster.read(lambda: cluster.network.pick(f"orders.{NAMESPACE}.svc:4567"))[0] is pod
     manifests = pathlib.Path(args[args.index("--manifests") + 1])
     (manifest,) = [yaml.safe_load(f.read_text()) for f in manifests.iterdir() if f.is_file()]
     assert (manifest["kind"], manifest["metadata"]["name"], manifest["spec"]["shardCount"]) == ("Stream", "orders", 2)

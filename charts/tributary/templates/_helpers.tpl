@@ -70,10 +70,11 @@ app.kubernetes.io/part-of: tributary
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["get", "create", "patch"]
-# Only whether a referenced Secret exists (metadata); values reach pods through secretKeyRef.
+# Only whether a Secret exists (metadata), and creating the cluster-token Secret of a
+# multi-pod Stream once (never update, list or watch); values reach pods through secretKeyRef.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]

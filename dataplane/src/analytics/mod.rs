@@ -451,7 +451,8 @@ impl Analytics {
             entry.checkpoint_path(),
             starts,
             resume,
-        );
+        )
+        .await;
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(runner.run(rx));
         *entry.runner.lock().unwrap_or_else(|e| e.into_inner()) =

@@ -45,6 +45,7 @@ use super::metrics;
 use crate::remote::client::{IteratorStart, PutRecord};
 use crate::remote::reader::shard_number;
 use crate::remote::{Position, ShardReader};
+use crate::streams::shard_read::ShardRead;
 use crate::streams::{hash, PutEntry, PutOutcome, Shard, Streams};
 
 /// How often the clock advances when no records arrive.
@@ -142,7 +143,7 @@ impl Runner {
     /// A runner starting each input at `starts[input id]` (NOW when absent). LAST_STOPPED_POINT
     /// resumes from `resume` (the positions of a runner just stopped) or else from the
     /// checkpoint file. Start positions are taken here, when the application starts.
-    pub fn new(
+    pub async fn new(
         app: String,
         streams: Arc<Streams>,
         compiled: Compiled,
@@ -219,7 +220,7 @@ impl Runner {
             dirty: false,
             replay_until,
         };
-        runner.locate_streams();
+        runner.locate_streams().await;
         runner
     }
 
@@ -287,7 +288,9 @@ impl Runner {
             };
             for s in stream.all_shards() {
                 if pos.offsets.contains_key(&s.index) && s.is_open() {
-                    out.push(s.log.watch_tip());
+                    if let Some(log) = &s.log {
+                        out.push(log.watch_tip());
+                    }
                 }
             }
         }
@@ -295,7 +298,7 @@ impl Runner {
     }
 
     /// Finds each input's stream and sets where reading begins.
-    fn locate_streams(&mut self) {
+    async fn locate_streams(&mut self) {
         let now = self.streams.clock.now_ms();
         let delivery = self.compiled.delivery.clone();
         for r in &mut self.readers {
@@ -368,11 +371,32 @@ impl Runner {
                 }
                 (Start::TrimHorizon, None) => {}
                 // NOW (and LAST_STOPPED_POINT without a stop point): every shard from its tip;
-                // closed shards count as read.
+                // closed shards count as read. In cluster mode the tip of a shard another pod
+                // holds is asked of that pod; while it cannot answer the input is not located
+                // yet (tried again next cycle).
                 _ => {
+                    let mut reachable = true;
                     for s in stream.all_shards() {
-                        let end = s.closed().map(|(end, _)| end).unwrap_or(s.log.end_offset());
+                        let end = match (s.closed(), &s.log) {
+                            (Some((end, _)), _) => end,
+                            (None, Some(log)) => log.end_offset(),
+                            (None, None) => match self
+                                .streams
+                                .read_shard(&stream, &s, ShardRead::offsets(None))
+                                .await
+                            {
+                                Ok(page) => page.batch.end_offset,
+                                Err(error) => {
+                                    tracing::warn!(application = %self.app, stream = %stream.name, %error, "Could not find the tip of an input shard; trying again.");
+                                    reachable = false;
+                                    break;
+                                }
+                            },
+                        };
                         pos.offsets.insert(s.index, end);
+                    }
+                    if !reachable {
+                        continue;
                     }
                 }
             }
@@ -387,7 +411,7 @@ impl Runner {
         self.flush().await;
         let mut more = false;
         if self.pending.iter().all(Vec::is_empty) {
-            self.locate_streams();
+            self.locate_streams().await;
             for k in 0..self.readers.len() {
                 more |= self.read_input(k).await;
             }
@@ -473,12 +497,14 @@ impl Runner {
             if finished(shard, offset) {
                 continue;
             }
-            let log = shard.log.clone();
-            let Ok(Ok(batch)) =
-                tokio::task::spawn_blocking(move || log.read(offset, BATCH_RECORDS, BATCH_BYTES))
-                    .await
-            else {
-                continue;
+            // Read here, or at the pod holding the shard in cluster mode.
+            let req = ShardRead::records(offset, BATCH_RECORDS, BATCH_BYTES);
+            let batch = match self.streams.read_shard(&stream, shard, req).await {
+                Ok(page) => page.batch,
+                Err(error) => {
+                    tracing::debug!(application = %self.app, stream = %stream.name, %error, "Reading an input shard failed; retrying.");
+                    continue;
+                }
             };
             // Processing time is taken after the read, so a record never gets a ROWTIME from
             // before it was written.
@@ -709,23 +735,46 @@ impl Runner {
         let Some(pos) = reader.position.as_ref() else {
             return Ok(Vec::new());
         };
-        // (index, log) of every shard, or the delivery stream's buffer as shard 0.
-        let logs: Vec<(u32, crate::storage::ShardLog)> = if reader.firehose {
-            self.firehose_log(&reader.stream_name)
-                .map(|l| (0, l))
-                .into_iter()
-                .collect()
-        } else {
-            match self.streams.find(&reader.stream_name) {
-                Some(stream) => stream
-                    .all_shards()
-                    .iter()
-                    .map(|s| (s.index, s.log.clone()))
-                    .collect(),
-                None => Vec::new(),
-            }
-        };
         let mut out = Vec::new();
+        if !reader.firehose {
+            let Some(stream) = self.streams.find(&reader.stream_name) else {
+                return Ok(out);
+            };
+            // Every shard's log, here or (cluster mode) at the pod holding it.
+            for shard in stream.all_shards() {
+                let Some(&end) = pos.offsets.get(&shard.index) else {
+                    continue;
+                };
+                let target = shard.index as usize % reader.in_app.len();
+                let first = self
+                    .streams
+                    .read_shard(&stream, &shard, ShardRead::offsets(Some(from)))
+                    .await?;
+                let mut offset = first.at_offset.unwrap_or(0).max(first.start_offset);
+                while offset < end {
+                    let req = ShardRead::records(offset, BATCH_RECORDS, BATCH_BYTES);
+                    let batch = self.streams.read_shard(&stream, &shard, req).await?.batch;
+                    if batch.next_offset <= offset {
+                        break;
+                    }
+                    offset = batch.next_offset;
+                    out.extend(
+                        batch
+                            .records
+                            .into_iter()
+                            .filter(|r| r.offset < end && r.arrival_ms >= from)
+                            .map(|r| (r.arrival_ms, k, target, r.data)),
+                    );
+                }
+            }
+            return Ok(out);
+        }
+        // The delivery stream's buffer, as shard 0.
+        let logs: Vec<(u32, crate::storage::ShardLog)> = self
+            .firehose_log(&reader.stream_name)
+            .map(|l| (0, l))
+            .into_iter()
+            .collect();
         for (index, log) in logs {
             let Some(&end) = pos.offsets.get(&index) else {
                 continue;
@@ -1042,7 +1091,8 @@ fn begin_ready_shards(pos: &mut InputCheckpoint, shards: &[Arc<Shard>]) {
                 }
             });
             if parents_done {
-                pos.offsets.insert(s.index, s.log.start_offset());
+                pos.offsets
+                    .insert(s.index, s.log.as_ref().map_or(0, |l| l.start_offset()));
                 added = true;
             }
         }

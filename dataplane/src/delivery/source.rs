@@ -2,7 +2,9 @@
 //! shards of a source stream (following splits and merges: a child shard is read only once
 //! all its parents are read to their end, so records of one partition key stay in order).
 //! A source stream with a `--stream-endpoint` is read through that endpoint's Kinesis API
-//! with the same lineage rule; its position is kept per remote shard id.
+//! with the same lineage rule; its position is kept per remote shard id. In cluster mode the
+//! shards another pod holds are read at their owner (`Streams::read_shard`), so every shard
+//! is delivered wherever it lives.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{DeliveryStream, DeliveryStreams, KinesisSource};
 use crate::remote::{Position, ShardReader};
 use crate::storage::{ShardLog, StorageError};
+use crate::streams::shard_read::ShardRead;
 
 /// A record waiting to be delivered.
 #[derive(Debug, Clone)]
@@ -102,6 +105,9 @@ pub async fn fill(
     };
     let shards = stream.all_shards();
     let known: BTreeSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
+    // A shard that cannot be read now (in cluster mode, its owner is down) is skipped: the
+    // others keep being delivered, and it is read again on the next fill.
+    let mut failed: Option<String> = None;
     for shard in &shards {
         if *out_bytes >= max_bytes {
             break;
@@ -120,18 +126,30 @@ pub async fn fill(
         if waiting {
             continue;
         }
+        // The shard's log is read here, or at the pod holding it in cluster mode.
         let mut pos = match cursor.shards.get(&shard.index) {
             Some(p) => *p,
-            None => shard
-                .log
-                .offset_for_timestamp(src.start_ms)
-                .map_err(|e| e.to_string())?,
+            None => match engine
+                .streams
+                .read_shard(&stream, shard, ShardRead::offsets(Some(src.start_ms)))
+                .await
+            {
+                Ok(page) => page.at_offset.unwrap_or(page.batch.end_offset),
+                Err(e) => {
+                    failed = Some(e);
+                    continue;
+                }
+            },
         };
         loop {
-            let batch = tokio::task::block_in_place(|| {
-                shard.log.read(pos, READ_RECORDS, READ_BYTES.min(max_bytes))
-            })
-            .map_err(|e| e.to_string())?;
+            let req = ShardRead::records(pos, READ_RECORDS, READ_BYTES.min(max_bytes));
+            let batch = match engine.streams.read_shard(&stream, shard, req).await {
+                Ok(page) => page.batch,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
             for r in &batch.records {
                 let sequence = stream.sequence(shard.index, r.offset).to_string();
                 push_record(out, out_bytes, &r.data, r.arrival_ms, &sequence);
@@ -149,7 +167,10 @@ pub async fn fill(
             }
         }
     }
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// [`fill`] from a remote stream: pages of every readable shard until `out` is full or every

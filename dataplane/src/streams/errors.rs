@@ -10,6 +10,21 @@ pub const EXPIRED_ITERATOR: &str = "ExpiredIteratorException";
 pub const EXPIRED_NEXT_TOKEN: &str = "ExpiredNextTokenException";
 pub const THROUGHPUT_EXCEEDED: &str = "ProvisionedThroughputExceededException";
 pub const INTERNAL_FAILURE: &str = "InternalFailure";
+/// Not an AWS error: the shard is held by another pod of the cluster, whose ordinal is the
+/// message. The server forwards the request there; clients never see this code.
+pub const NOT_LOCAL: &str = "TributaryShardNotLocal";
+
+/// The request belongs to the pod with ordinal `owner` (cluster mode).
+pub fn not_local(owner: u32) -> AwsError {
+    AwsError::new(NOT_LOCAL, owner.to_string()).with_status(421)
+}
+
+/// The pod a [`not_local`] error names.
+pub fn not_local_owner(e: &AwsError) -> Option<u32> {
+    (e.code == NOT_LOCAL)
+        .then(|| e.message.parse().ok())
+        .flatten()
+}
 
 pub fn stream_not_found(stream: &str, account: &str) -> AwsError {
     AwsError::new(

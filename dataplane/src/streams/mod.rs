@@ -7,8 +7,10 @@ pub mod fanout;
 pub mod hash;
 pub mod iterator;
 pub mod limits;
+pub mod placement;
 mod reshard;
 pub mod seq;
+pub mod shard_read;
 pub mod stream;
 
 pub use stream::{
@@ -18,7 +20,7 @@ pub use stream::{
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 
@@ -56,6 +58,11 @@ pub struct StreamsConfig {
     pub subscription_lifetime_ms: u64,
     /// Streams served by other endpoints (`--stream-endpoint`).
     pub remote: crate::remote::RemoteConfig,
+    /// Cluster mode: this pod's ordinal (it holds the logs of the shards it owns).
+    pub cluster_ordinal: Option<u32>,
+    /// Key of shard iterators; `None` keeps one per data directory (`iterator.key`). In
+    /// cluster mode every pod derives the same key from the cluster secret.
+    pub iterator_key: Option<[u8; 32]>,
 }
 
 impl Default for StreamsConfig {
@@ -74,6 +81,8 @@ impl Default for StreamsConfig {
             update_delay_ms: 0,
             subscription_lifetime_ms: 300_000,
             remote: crate::remote::RemoteConfig::default(),
+            cluster_ordinal: None,
+            iterator_key: None,
         }
     }
 }
@@ -157,6 +166,11 @@ pub struct Streams {
     pub account_settings: Mutex<AccountSettings>,
     /// Streams served by other endpoints, read and written through the Kinesis API.
     pub remote: crate::remote::Remotes,
+    /// Cluster mode: how shards held by other pods are written and sealed.
+    pub placement: OnceLock<Arc<dyn placement::Placement>>,
+    /// Cluster mode: shards (incarnation, index) sealed by the coordinator before this pod's
+    /// metadata named them.
+    sealed_early: Mutex<std::collections::HashSet<(u64, u32)>>,
 }
 
 /// The account's minimum throughput billing commitment ("On-demand Advantage").
@@ -190,9 +204,10 @@ pub const GET_RECORDS_MAX_BYTES: usize = 10 * 1024 * 1024;
 impl Streams {
     /// Opens the engine, loading every persisted stream and recovering its shard logs.
     pub async fn open(cfg: StreamsConfig, clock: Clock) -> Result<Arc<Streams>, StorageError> {
-        let key = match &cfg.data_dir {
-            Some(dir) => load_or_create_secret(dir)?,
-            None => rand::random(),
+        let key = match (&cfg.iterator_key, &cfg.data_dir) {
+            (Some(key), _) => *key,
+            (None, Some(dir)) => load_or_create_secret(dir)?,
+            (None, None) => rand::random(),
         };
         let remote = crate::remote::Remotes::new(&cfg.remote);
         let engine = Arc::new(Streams {
@@ -206,6 +221,8 @@ impl Streams {
             subscriptions: fanout::Subscriptions::default(),
             account_settings: Mutex::new(AccountSettings::default()),
             remote,
+            placement: OnceLock::new(),
+            sealed_early: Mutex::default(),
         });
         if let Some(dir) = &engine.cfg.data_dir {
             if let Ok(raw) = std::fs::read(dir.join("account.json")) {
@@ -292,7 +309,11 @@ impl Streams {
         };
         let mut set = ShardSet::default();
         for sm in &meta.shards {
-            let log = self.open_log(&stream, sm.index, sm.closed.is_some())?;
+            let log = if self.holds(sm) {
+                Some(self.open_log(&stream, sm.index, sm.closed.is_some())?)
+            } else {
+                None
+            };
             set.all.push(Arc::new(Shard::new(sm, log, now)));
         }
         set.all.sort_by_key(|s| s.index);
@@ -486,6 +507,7 @@ impl Streams {
                 break v;
             }
         };
+        let owners = self.choose_owners(&[], shard_count as usize);
         let shards = hash::even_ranges(shard_count)
             .into_iter()
             .enumerate()
@@ -497,6 +519,7 @@ impl Streams {
                 adjacent_parent: None,
                 created_ms: now,
                 closed: None,
+                owner: owners.get(i).copied(),
             })
             .collect();
         let meta = StreamMeta {
@@ -602,7 +625,8 @@ impl Streams {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&stream.incarnation);
         for shard in stream.all_shards() {
-            if let Err(e) = shard.log.destroy().await {
+            let Some(log) = &shard.log else { continue };
+            if let Err(e) = log.destroy().await {
                 tracing::error!(error = %e, stream = %stream.name, "Could not delete shard data.");
             }
         }
@@ -613,56 +637,50 @@ impl Streams {
 
     /// Writes records, each to the open shard owning its hash key. Results are in request
     /// order. Records over a shard's write limit fail with ProvisionedThroughputExceeded; the
-    /// others are durable when this returns.
+    /// others are durable when this returns. In cluster mode a shard another pod holds is
+    /// written there; a refusal that a newer view of the shards can fix (the shard was sealed
+    /// by a reshard, the owner does not know it yet) is routed again after a short wait.
     pub async fn put(&self, stream: &Arc<Stream>, entries: &[PutEntry]) -> Vec<PutOutcome> {
-        let now = self.clock.now_ms();
         let flags = if stream.state().encryption_key.is_some() {
             FLAG_ENCRYPTED
         } else {
             0
         };
+        let clustered = self.placement.get().is_some();
+        let internal = || PutOutcome::Failed {
+            code: errors::INTERNAL_FAILURE,
+            message: "Internal service failure.".into(),
+        };
         let mut results: Vec<Option<PutOutcome>> = vec![None; entries.len()];
         let mut pending: Vec<usize> = (0..entries.len()).collect();
-        let mut checked = vec![false; entries.len()];
-        for _attempt in 0..20 {
+        // About 5 seconds of re-routing in cluster mode.
+        let attempts = if clustered { 100 } else { 20 };
+        for _attempt in 0..attempts {
             if pending.is_empty() {
                 break;
             }
             // Group by shard, in request order within each shard.
             let mut groups: Vec<(Arc<Shard>, Vec<usize>)> = Vec::new();
+            let mut again = Vec::new();
             {
                 let set = stream.shard_set();
                 for &i in &pending {
                     let Some(shard) = set.route(entries[i].hash) else {
-                        results[i] = Some(PutOutcome::Failed {
-                            code: errors::INTERNAL_FAILURE,
-                            message: "Internal service failure.".into(),
-                        });
+                        // Between a seal and the metadata naming the children.
+                        if clustered {
+                            again.push(i);
+                        } else {
+                            results[i] = Some(internal());
+                        }
                         continue;
                     };
-                    if self.cfg.limits && !checked[i] {
-                        checked[i] = true;
-                        let size = entries[i].data.len() + entries[i].partition_key.len();
-                        if !shard.write_limit.try_take(size as f64, 1.0, now) {
-                            results[i] = Some(PutOutcome::Failed {
-                                code: errors::THROUGHPUT_EXCEEDED,
-                                message: errors::rate_exceeded_for_shard(
-                                    &shard.id,
-                                    &stream.name,
-                                    &self.cfg.account_id,
-                                ),
-                            });
-                            crate::metrics::global().write_throttled(stream, &shard.id);
-                            continue;
-                        }
-                    }
                     match groups.iter_mut().find(|(s, _)| s.index == shard.index) {
                         Some((_, v)) => v.push(i),
                         None => groups.push((shard.clone(), vec![i])),
                     }
                 }
             }
-            pending.clear();
+            pending = again;
             let appends = groups.iter().map(|(shard, idx)| {
                 let records: Vec<RecordIn> = idx
                     .iter()
@@ -671,52 +689,76 @@ impl Streams {
                         data: entries[i].data.clone(),
                     })
                     .collect();
-                shard.log.append(records, flags)
+                self.append_to(stream, shard, records, flags)
             });
             let outcomes = futures_util::future::join_all(appends).await;
             for ((shard, idx), outcome) in groups.iter().zip(outcomes) {
                 match outcome {
-                    Ok(out) => {
-                        let bytes: usize = idx
-                            .iter()
-                            .map(|&i| entries[i].data.len() + entries[i].partition_key.len())
-                            .sum();
-                        shard.meter.add(bytes as u64, idx.len() as u64);
+                    Ok(offsets) => {
                         let shard_id: Arc<str> = Arc::from(shard.id.as_str());
-                        for (k, &i) in idx.iter().enumerate() {
-                            results[i] = Some(PutOutcome::Ok {
-                                shard_id: shard_id.clone(),
-                                sequence: stream.sequence(shard.index, out.first_offset + k as u64),
+                        for (&i, offset) in idx.iter().zip(offsets) {
+                            results[i] = Some(match offset {
+                                Some(off) => PutOutcome::Ok {
+                                    shard_id: shard_id.clone(),
+                                    sequence: stream.sequence(shard.index, off),
+                                },
+                                None => PutOutcome::Failed {
+                                    code: errors::THROUGHPUT_EXCEEDED,
+                                    message: errors::rate_exceeded_for_shard(
+                                        &shard.id,
+                                        &stream.name,
+                                        &self.cfg.account_id,
+                                    ),
+                                },
                             });
                         }
                     }
                     // The shard closed under a reshard: route again to its children.
-                    Err(StorageError::Closed) => pending.extend(idx.iter().copied()),
-                    Err(e) => {
-                        tracing::error!(error = %e, stream = %stream.name, shard = %shard.id, "Write failed.");
+                    Err(placement::AppendFailure::Retry) => pending.extend(idx.iter().copied()),
+                    Err(placement::AppendFailure::Failed) => {
                         for &i in idx {
-                            results[i] = Some(PutOutcome::Failed {
-                                code: errors::INTERNAL_FAILURE,
-                                message: "Internal service failure.".into(),
-                            });
+                            results[i] = Some(internal());
                         }
                     }
                 }
             }
             pending.sort_unstable();
             if !pending.is_empty() {
-                tokio::task::yield_now().await;
+                if clustered {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
             }
         }
         results
             .into_iter()
-            .map(|r| {
-                r.unwrap_or(PutOutcome::Failed {
-                    code: errors::INTERNAL_FAILURE,
-                    message: "Internal service failure.".into(),
-                })
-            })
+            .map(|r| r.unwrap_or_else(internal))
             .collect()
+    }
+
+    /// Appends records to one shard: here when this process holds its log, otherwise at the
+    /// pod that owns it. Each record gets its offset, or `None` when over the write limit.
+    async fn append_to(
+        &self,
+        stream: &Arc<Stream>,
+        shard: &Arc<Shard>,
+        records: Vec<RecordIn>,
+        flags: u8,
+    ) -> Result<Vec<Option<u64>>, placement::AppendFailure> {
+        match (&shard.log, self.placement.get()) {
+            (None, Some(p)) => {
+                p.append(
+                    shard.owner.unwrap_or(0),
+                    stream,
+                    shard.index,
+                    records,
+                    flags,
+                )
+                .await
+            }
+            _ => self.append_local(stream, shard, records, flags).await,
+        }
     }
 
     /// GetShardIterator.
@@ -727,6 +769,7 @@ impl Streams {
         position: StartPosition,
         raw_sequence: Option<&str>,
     ) -> Result<String, AwsError> {
+        shard.local_log()?;
         let now = self.clock.now_ms();
         if self.cfg.limits && !shard.iterator_calls.try_take(1.0, now) {
             return Err(errors::throughput_exceeded(
@@ -753,6 +796,7 @@ impl Streams {
         position: StartPosition,
         raw_sequence: Option<&str>,
     ) -> Result<u64, AwsError> {
+        let log = shard.local_log()?;
         let now = self.clock.now_ms();
         let offset_of = |seq_num: u128| -> Result<u64, AwsError> {
             let raw = raw_sequence.unwrap_or_default();
@@ -782,15 +826,15 @@ impl Streams {
             // Record k has number position(k + 1); the shard's starting number is position 0.
             StartPosition::AtSequence(s) => offset_of(s)?.saturating_sub(1),
             StartPosition::AfterSequence(s) => offset_of(s)?,
-            StartPosition::TrimHorizon => shard.log.start_offset(),
-            StartPosition::Latest => shard.log.end_offset(),
+            StartPosition::TrimHorizon => log.start_offset(),
+            StartPosition::Latest => log.end_offset(),
             StartPosition::AtTimestamp(ts) => {
                 if ts > now {
                     return Err(errors::invalid_argument(format!(
                         "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
                     )));
                 }
-                shard.log.offset_for_timestamp(ts).map_err(storage_error)?
+                log.offset_for_timestamp(ts).map_err(storage_error)?
             }
         };
         Ok(offset)
@@ -841,6 +885,7 @@ impl Streams {
     /// GetRecords.
     pub async fn get_records(&self, token: &str, limit: usize) -> Result<RecordsOut, AwsError> {
         let (stream, shard, t) = self.open_iterator(token)?;
+        let log = shard.local_log()?.clone();
         if !stream.status().serves_data() {
             return Err(errors::shard_does_not_exist(
                 &shard.id,
@@ -859,7 +904,6 @@ impl Streams {
                 &self.cfg.account_id,
             ));
         }
-        let log = shard.log.clone();
         let batch =
             tokio::task::spawn_blocking(move || log.read(t.offset, limit, GET_RECORDS_MAX_BYTES))
                 .await
@@ -871,11 +915,16 @@ impl Streams {
         }
         let millis_behind_latest = batch.millis_behind_latest(now);
         let closed_end = shard.closed().map(|(end, _)| end);
-        let (next_iterator, child_shards) = match closed_end {
-            Some(end) if batch.next_offset >= end => {
-                (None, Some(self.children_of(&stream, &shard)))
-            }
-            _ => (
+        let children = match closed_end {
+            Some(end) if batch.next_offset >= end => Some(self.children_of(&stream, &shard))
+                // In cluster mode a shard is sealed at its owner before the metadata naming
+                // its children arrives; until then the reader waits at the end.
+                .filter(|c| !c.is_empty() || self.placement.get().is_none()),
+            _ => None,
+        };
+        let (next_iterator, child_shards) = match children {
+            Some(children) => (None, Some(children)),
+            None => (
                 Some(self.key.encode(&IteratorToken {
                     incarnation: stream.incarnation,
                     shard_index: shard.index,
@@ -1074,8 +1123,10 @@ impl Streams {
             let cutoff = now - retention_ms;
             let mut expired = Vec::new();
             for shard in stream.all_shards() {
-                if let Err(e) = shard.log.trim(cutoff) {
-                    tracing::error!(error = %e, stream = %stream.name, shard = %shard.id, "Retention trim failed.");
+                if let Some(log) = &shard.log {
+                    if let Err(e) = log.trim(cutoff) {
+                        tracing::error!(error = %e, stream = %stream.name, shard = %shard.id, "Retention trim failed.");
+                    }
                 }
                 if let Some((_, closed_ms)) = shard.closed() {
                     if closed_ms < cutoff {
@@ -1083,7 +1134,8 @@ impl Streams {
                     }
                 }
             }
-            if expired.is_empty() {
+            // Members forget closed shards when the coordinator's metadata drops them.
+            if expired.is_empty() || self.placement.get().is_some_and(|p| !p.is_coordinator()) {
                 continue;
             }
             let _c = stream.control.lock().await;
@@ -1095,13 +1147,18 @@ impl Streams {
             }
             let _ = stream.persist();
             for shard in expired {
-                let _ = shard.log.destroy().await;
+                if let Some(log) = &shard.log {
+                    let _ = log.destroy().await;
+                }
             }
         }
     }
 
     /// Adds shards (from a reshard) and closes their parents.
     ///
+    /// 0. Cluster mode: seal the parents other pods hold, at their owners (idempotent). Should
+    ///    one not answer, the call fails before anything changed here; a parent sealed already
+    ///    refuses writes until the reshard is tried again.
     /// 1. Open the children's logs and persist metadata listing them (parents still open):
     ///    after a crash here the children exist, empty, and the parents keep serving.
     /// 2. Swap routing so new writes go to the children.
@@ -1115,12 +1172,34 @@ impl Streams {
         children: Vec<ShardMeta>,
     ) -> Result<(), AwsError> {
         let now = self.clock.now_ms();
+        let closing: Vec<(u64, u32)> = parents
+            .iter()
+            .map(|p| (stream.incarnation, p.index))
+            .collect();
+        let owners = self.choose_owners(&closing, children.len());
+        let mut sealed = HashMap::new();
+        if let Some(p) = self.placement.get() {
+            for parent in parents.iter().filter(|p| p.log.is_none()) {
+                let owner = parent.owner.unwrap_or(0);
+                let end = p.seal(owner, stream, parent.index).await.map_err(|e| {
+                    tracing::error!(error = %e, stream = %stream.name, shard = %parent.id, owner, "Could not seal a shard at its owner.");
+                    AwsError::internal("")
+                })?;
+                sealed.insert(parent.index, end);
+            }
+        }
         let mut new_shards = Vec::new();
-        for meta in &children {
-            let log = self
-                .open_log(stream, meta.index, false)
-                .map_err(storage_error)?;
-            new_shards.push(Arc::new(Shard::new(meta, log, now)));
+        for (i, mut meta) in children.into_iter().enumerate() {
+            meta.owner = owners.get(i).copied();
+            let log = if self.holds(&meta) {
+                Some(
+                    self.open_log(stream, meta.index, false)
+                        .map_err(storage_error)?,
+                )
+            } else {
+                None
+            };
+            new_shards.push(Arc::new(Shard::new(&meta, log, now)));
         }
         {
             let mut set = stream.shards.write().unwrap_or_else(|e| e.into_inner());
@@ -1133,7 +1212,13 @@ impl Streams {
         }
         stream.persist().map_err(storage_error)?;
         for parent in parents {
-            let end = parent.log.close().await.map_err(storage_error)?;
+            let end = match &parent.log {
+                Some(log) => log.close().await.map_err(storage_error)?,
+                None => sealed
+                    .get(&parent.index)
+                    .copied()
+                    .ok_or_else(|| AwsError::internal(""))?,
+            };
             parent.set_closed(end, self.clock.now_ms());
         }
         stream.persist().map_err(storage_error)?;
@@ -1145,7 +1230,9 @@ impl Streams {
     pub async fn shutdown(&self) {
         for stream in self.list() {
             for shard in stream.all_shards() {
-                shard.log.shutdown().await;
+                if let Some(log) = &shard.log {
+                    log.shutdown().await;
+                }
             }
         }
     }

@@ -96,6 +96,7 @@ impl Streams {
             adjacent_parent: parents.get(1).map(|p| p.id.clone()),
             created_ms: self.clock.now_ms(),
             closed: None,
+            owner: None,
         }
     }
 

@@ -115,6 +115,10 @@ pub struct ShardMeta {
     pub created_ms: i64,
     /// End offset and time when the shard was closed by a reshard.
     pub closed: Option<(u64, i64)>,
+    /// Cluster mode: the ordinal of the pod that holds this shard's log (chosen when the
+    /// shard is created; shards never move). Absent on a single server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u32>,
 }
 
 /// The persisted form of a stream (`stream.json`).
@@ -154,7 +158,10 @@ pub struct Shard {
     pub parent: Option<String>,
     pub adjacent_parent: Option<String>,
     pub created_ms: i64,
-    pub log: ShardLog,
+    /// Cluster mode: the pod holding this shard's log (`None` on a single server).
+    pub owner: Option<u32>,
+    /// The shard's log, when this process holds it; `None` for a shard another pod owns.
+    pub log: Option<ShardLog>,
     closed: Mutex<Option<(u64, i64)>>,
     /// 1 MiB/s and 1000 records/s in.
     pub write_limit: PairBucket,
@@ -171,7 +178,7 @@ pub struct Shard {
 pub const MIB: f64 = 1024.0 * 1024.0;
 
 impl Shard {
-    pub fn new(meta: &ShardMeta, log: ShardLog, now_ms: i64) -> Shard {
+    pub fn new(meta: &ShardMeta, log: Option<ShardLog>, now_ms: i64) -> Shard {
         Shard {
             index: meta.index,
             id: shard_id(meta.index),
@@ -180,6 +187,7 @@ impl Shard {
             parent: meta.parent.clone(),
             adjacent_parent: meta.adjacent_parent.clone(),
             created_ms: meta.created_ms,
+            owner: meta.owner,
             log,
             closed: Mutex::new(meta.closed),
             write_limit: PairBucket {
@@ -202,7 +210,15 @@ impl Shard {
             adjacent_parent: self.adjacent_parent.clone(),
             created_ms: self.created_ms,
             closed: self.closed(),
+            owner: self.owner,
         }
+    }
+
+    /// The shard's log, or the error that sends the request to the pod that owns it.
+    pub fn local_log(&self) -> Result<&ShardLog, crate::protocol::AwsError> {
+        self.log
+            .as_ref()
+            .ok_or_else(|| super::errors::not_local(self.owner.unwrap_or(0)))
     }
 
     /// End offset and close time, once closed by a reshard.

@@ -6,26 +6,31 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
-    core::v1::{ConfigMap, Service},
+    core::v1::{ConfigMap, Secret, Service},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
-    api::{Patch, PatchParams},
+    api::{Patch, PatchParams, PostParams},
     runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
 };
 use serde_json::json;
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument};
 use tributary_api::{
     DeletionPolicy, EncryptionType, Stream, StreamMode, StreamStatus, API_GROUP, API_VERSION,
 };
 
 use super::{is_paused, now, Context, FIELD_MANAGER};
 use crate::{
-    dataplane::{next_shard_step, ClientError, CreateStream, StreamSummary},
+    dataplane::{next_shard_step, ClientError, ClusterState, CreateStream, StreamSummary},
     error::{Error, Result},
     resources::{
-        configmap::configmap, pdb::pdb, selector_string, service, statefulset::statefulset,
+        cluster::{self, PodsObserved},
+        cluster_secret_name,
+        configmap::configmap,
+        pdb::pdb,
+        selector_string, service,
+        statefulset::statefulset,
     },
     status::{ready_reason, stream_status, Health, StreamObservation, StreamPhase},
 };
@@ -75,13 +80,13 @@ async fn apply(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
     let api: Api<Stream> = Api::namespaced(ctx.client.clone(), &ns);
 
     if is_paused(stream.as_ref()) {
-        write_status(&api, &stream, None, &StreamPhase::Paused, ctx).await?;
+        write_status(&api, &stream, None, &StreamPhase::Paused, None, ctx).await?;
         return Ok(Action::await_change());
     }
 
-    apply_children(&stream, &ns, ctx).await?;
+    let pods = apply_children(&stream, &ns, ctx).await?;
 
-    let (phase, summary, err) = match converge(&stream, ctx).await {
+    let (phase, summary, err) = match converge(&stream, pods.as_ref(), ctx).await {
         Ok((phase, summary)) => (phase, summary, None),
         Err(e) => {
             let phase = if e.is_transient() {
@@ -100,7 +105,8 @@ async fn apply(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
             (phase, None, transient.then_some(e))
         }
     };
-    write_status(&api, &stream, summary.as_ref(), &phase, ctx).await?;
+    let reported = pods.as_ref().map(|p| (p.replicas, p.ready));
+    write_status(&api, &stream, summary.as_ref(), &phase, reported, ctx).await?;
     if let Some(e) = err {
         return Err(e);
     }
@@ -113,8 +119,21 @@ async fn apply(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
     })
 }
 
-/// Server-side applies every child object with the operator's one field manager.
-async fn apply_children(stream: &Stream, ns: &str, ctx: &Context) -> Result<()> {
+/// A multi-pod stream's pods as this reconcile left them.
+#[derive(Debug, Clone)]
+struct Pods {
+    /// The StatefulSet's replicas just applied.
+    replicas: i32,
+    /// Its ready pods, as the API server reported them in the apply's answer.
+    ready: Option<i32>,
+    /// The coordinator's `GET /cluster`, when it answered (before the apply).
+    cluster: Option<ClusterState>,
+}
+
+/// Server-side applies every child object with the operator's one field manager. For a
+/// multi-pod stream it first makes sure the cluster Secret exists and asks the coordinator
+/// which pods hold data, and returns how many pods it applied.
+async fn apply_children(stream: &Stream, ns: &str, ctx: &Context) -> Result<Option<Pods>> {
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let c = &ctx.client;
     let cm = configmap(stream);
@@ -130,20 +149,99 @@ async fn apply_children(stream: &Stream, ns: &str, ctx: &Context) -> Result<()> 
             .patch(&svc.name_any(), &pp, &Patch::Apply(&svc))
             .await?;
     }
-    let sts = statefulset(stream, &ctx.settings);
-    Api::<StatefulSet>::namespaced(c.clone(), ns)
+    let mut pods = None;
+    let replicas = if cluster::is_multi_pod(stream) {
+        ensure_cluster_secret(stream, ns, ctx).await?;
+        let ep = ctx.settings.coordinator_metrics(&stream.name_any(), ns);
+        let view = match ctx.dataplane.cluster_state(&ep).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                debug!(error = %e, "The coordinator's /cluster did not answer.");
+                None
+            }
+        };
+        let observed = PodsObserved {
+            current: stream.status.as_ref().and_then(|s| s.replicas),
+            data_holding: view.as_ref().map(ClusterState::data_holding_replicas),
+        };
+        let replicas = cluster::desired_replicas(stream, &observed);
+        pods = Some(Pods {
+            replicas,
+            ready: None,
+            cluster: view,
+        });
+        replicas
+    } else {
+        1
+    };
+    let sts = statefulset(stream, &ctx.settings, replicas);
+    let applied = Api::<StatefulSet>::namespaced(c.clone(), ns)
         .patch(&sts.name_any(), &pp, &Patch::Apply(&sts))
         .await?;
+    if let Some(p) = pods.as_mut() {
+        p.ready = applied.status.map(|st| st.ready_replicas.unwrap_or(0));
+    }
     let budget = pdb(stream);
     Api::<PodDisruptionBudget>::namespaced(c.clone(), ns)
         .patch(&budget.name_any(), &pp, &Patch::Apply(&budget))
         .await?;
-    Ok(())
+    Ok(pods)
+}
+
+/// Creates the Secret `NAME-cluster` with a random token when it does not exist. It is never
+/// applied again (a token rotated under running pods would split the cluster) and is owned by
+/// the Stream, so it goes with it. Only its metadata is ever read.
+async fn ensure_cluster_secret(stream: &Stream, ns: &str, ctx: &Context) -> Result<()> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = cluster_secret_name(stream);
+    if api.get_metadata_opt(&name).await?.is_some() {
+        return Ok(());
+    }
+    let token = cluster::random_token().map_err(Error::Token)?;
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api
+        .create(&pp, &cluster::cluster_secret(stream, &token))
+        .await
+    {
+        Ok(_) => {
+            info!(secret = %name, "Created the cluster Secret.");
+            Ok(())
+        }
+        // Created meanwhile (another reconcile, or by hand): keep that one.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether every pod of a multi-pod stream joined the cluster and is live; `None` when it has.
+fn pods_missing(pods: Option<&Pods>) -> Option<String> {
+    let pods = pods?;
+    let Some(view) = pods.cluster.as_ref() else {
+        return Some("the coordinator (pod 0) does not answer GET /cluster yet".into());
+    };
+    let live = view.live_below(pods.replicas);
+    (live < pods.replicas).then(|| {
+        format!(
+            "{live} of {} pods are live members of the stream's cluster",
+            pods.replicas
+        )
+    })
 }
 
 /// Brings the stream in the data plane one step closer to the spec and says where it stands.
 /// Changes that make the stream UPDATING are made one per pass; the next pass looks again.
-async fn converge(stream: &Stream, ctx: &Context) -> Result<(StreamPhase, Option<StreamSummary>)> {
+///
+/// For a multi-pod stream, a reshard that adds shards waits until every pod of the (already
+/// scaled-up) StatefulSet is a live member, so the coordinator places the new shards on the
+/// new pods; and the stream is Ready only with every pod live.
+async fn converge(
+    stream: &Stream,
+    pods: Option<&Pods>,
+    ctx: &Context,
+) -> Result<(StreamPhase, Option<StreamSummary>)> {
     let (name, ep) = target(stream, ctx)?;
     let spec = &stream.spec;
     let dp = &ctx.dataplane;
@@ -156,6 +254,14 @@ async fn converge(stream: &Stream, ctx: &Context) -> Result<(StreamPhase, Option
         Ok(s) => s,
         Err(ClientError::Unreachable(m)) => return Ok((StreamPhase::WaitingForPods(m), None)),
         Err(e) if e.is_not_found() => {
+            // A multi-pod stream is created once every pod joined: the coordinator places the
+            // shards on the live pods.
+            if let Some(m) = pods_missing(pods) {
+                return Ok((
+                    StreamPhase::WaitingForPods(format!("before creating the stream: {m}")),
+                    None,
+                ));
+            }
             let create = CreateStream {
                 name: &name,
                 shard_count: want_shards,
@@ -200,6 +306,14 @@ async fn converge(stream: &Stream, ctx: &Context) -> Result<(StreamPhase, Option
 
     if let Some(t) = want_shards.filter(|t| *t != open) {
         let step = next_shard_step(open, t);
+        if step > open {
+            if let Some(m) = pods_missing(pods) {
+                return Ok((
+                    StreamPhase::WaitingForPods(format!("before resharding to {step}: {m}")),
+                    Some(summary),
+                ));
+            }
+        }
         match dp.update_shard_count(&ep, &name, step).await {
             Ok(()) => {}
             Err(e) if e.is_in_use() => {}
@@ -251,6 +365,9 @@ async fn converge(stream: &Stream, ctx: &Context) -> Result<(StreamPhase, Option
     }
 
     sync_tags(ctx, &ep, &name, &spec.tags).await?;
+    if let Some(m) = pods_missing(pods) {
+        return Ok((StreamPhase::WaitingForPods(m), Some(summary)));
+    }
     Ok((StreamPhase::Active, Some(summary)))
 }
 
@@ -288,6 +405,7 @@ async fn write_status(
     stream: &Stream,
     summary: Option<&StreamSummary>,
     phase: &StreamPhase,
+    pods: Option<(i32, Option<i32>)>,
     ctx: &Context,
 ) -> Result<()> {
     let (_, endpoint) = target(stream, ctx)?;
@@ -298,6 +416,7 @@ async fn write_status(
         summary,
         selector: selector_string(stream),
         endpoint,
+        pods,
     };
     let new: StreamStatus = stream_status(&obs, phase, &now());
     let verdict = phase.verdict(summary);
@@ -411,6 +530,7 @@ mod tests {
     fn context(client: kube::Client, ep: &str) -> Arc<Context> {
         let mut settings = Settings::test();
         settings.config.dataplane_endpoint = ep.to_string();
+        settings.config.dataplane_coordinator_metrics = ep.to_string();
         Arc::new(Context::new(client, settings, Arc::new(Metrics::new())))
     }
 
@@ -592,6 +712,204 @@ mod tests {
         assert_eq!(status["resharding"]["fromCount"], 2);
         assert_eq!(status["resharding"]["targetCount"], 8);
         assert_eq!(status["observedGeneration"], 0);
+    }
+
+    const SECRET_PATH: &str = "/api/v1/namespaces/default/secrets/orders-cluster";
+    const STS_PATH: &str = "/apis/apps/v1/namespaces/default/statefulsets/orders";
+
+    fn multi_pod(shards: i32, per_pod: i32) -> Stream {
+        let mut s = stream("orders", shards);
+        s.spec.shards_per_pod = Some(per_pod);
+        s
+    }
+
+    /// `GET /cluster` with `members` as (live, open shards, closed shards) by ordinal.
+    fn cluster_view(members: &[(bool, i32, i32)]) -> serde_json::Value {
+        let members: Vec<_> = members
+            .iter()
+            .enumerate()
+            .map(|(i, (live, open, closed))| {
+                json!({"ordinal": i, "url": format!("http://orders-{i}.orders-pods.default.svc:4567"),
+                       "live": live, "openShards": open, "closedShards": closed})
+            })
+            .collect();
+        json!({"coordinator": true, "ordinal": 0, "version": 3, "members": members})
+    }
+
+    fn applied_replicas(server: &ApiServer) -> i64 {
+        let seen = server.requests();
+        let sts = seen
+            .iter()
+            .find(|s| s.line() == format!("PATCH {STS_PATH}"))
+            .expect("the StatefulSet applied");
+        sts.body["spec"]["replicas"].as_i64().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_multi_pod_stream_gets_its_secret_once_and_a_pod_per_shards_per_pod() {
+        let (ep, dp) = fake::start().await;
+        {
+            let mut st = dp.lock().unwrap();
+            st.streams.insert("orders".into(), fake_stream(4));
+            st.cluster = Some(cluster_view(&[(true, 2, 0), (true, 2, 0)]));
+        }
+        let s = multi_pod(4, 2);
+        let (client, server) = api_with(&s);
+        let action = reconcile(Arc::new(s.clone()), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+        let mut expected: Vec<String> = children()[..3].iter().map(|l| l.to_string()).collect();
+        expected.extend([
+            format!("GET {SECRET_PATH}"),
+            "POST /api/v1/namespaces/default/secrets".to_string(),
+            format!("PATCH {STS_PATH}"),
+            children()[4].to_string(),
+            format!("PATCH {STREAM_PATH}/status"),
+            "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string(),
+        ]);
+        assert_eq!(server.lines(), expected);
+        let secret = server.requests()[4].body.clone();
+        assert_eq!(secret["metadata"]["name"], "orders-cluster");
+        assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "Stream");
+        let token = secret["data"]["token"].as_str().unwrap();
+        assert!(token.len() > 64, "a base64 32-byte hex token: {token}");
+        assert_eq!(applied_replicas(&server), 2);
+        let status = status_patch(&server);
+        assert_eq!(cond(&status, READY), ("True".into(), "Active".into()));
+        assert_eq!(status["replicas"], 2);
+
+        // With the Secret there, it is left alone (never re-applied, so never rotated).
+        let secret_obj = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "orders-cluster", "namespace": "default"}});
+        let (client, server) = ApiServer::start(echo(vec![
+            (STREAM_PATH.into(), serde_json::to_value(&s).unwrap()),
+            (SECRET_PATH.into(), secret_obj),
+        ]));
+        reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
+        let lines = server.lines();
+        assert!(lines.contains(&format!("GET {SECRET_PATH}")));
+        assert!(!lines
+            .iter()
+            .any(|l| l.contains("secrets") && !l.starts_with("GET")));
+    }
+
+    #[tokio::test]
+    async fn a_multi_pod_stream_is_created_once_every_pod_joined() {
+        let (ep, dp) = fake::start().await;
+        dp.lock().unwrap().cluster = Some(cluster_view(&[(true, 0, 0)]));
+        let s = multi_pod(4, 2);
+        let (client, server) = api_with(&s);
+        reconcile(Arc::new(s.clone()), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(applied_replicas(&server), 2);
+        assert_eq!(
+            dp.lock().unwrap().calls,
+            ["GET /cluster", "DescribeStreamSummary"]
+        );
+        assert!(
+            dp.lock().unwrap().streams.is_empty(),
+            "not created with one pod"
+        );
+        let status = status_patch(&server);
+        assert_eq!(
+            cond(&status, READY),
+            ("False".into(), "WaitingForPods".into())
+        );
+
+        dp.lock().unwrap().cluster = Some(cluster_view(&[(true, 0, 0), (true, 0, 0)]));
+        let (client, _server) = api_with(&s);
+        reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
+        assert_eq!(dp.lock().unwrap().streams["orders"].shards, 4);
+    }
+
+    #[tokio::test]
+    async fn growing_a_multi_pod_stream_adds_pods_before_resharding() {
+        let (ep, dp) = fake::start().await;
+        {
+            let mut st = dp.lock().unwrap();
+            st.streams.insert("orders".into(), fake_stream(4));
+            st.cluster = Some(cluster_view(&[(true, 2, 0), (true, 2, 0)]));
+        }
+        let mut s = multi_pod(6, 2);
+        s.metadata.generation = Some(2);
+        s.status = Some(StreamStatus {
+            open_shard_count: Some(4),
+            replicas: Some(2),
+            ..Default::default()
+        });
+        let (client, server) = api_with(&s);
+        let ctx = context(client, &ep);
+        let action = reconcile(Arc::new(s.clone()), ctx).await.unwrap();
+        assert_eq!(action, Action::requeue(PODS_REQUEUE));
+        assert_eq!(applied_replicas(&server), 3, "the third pod first");
+        assert_eq!(
+            dp.lock().unwrap().calls,
+            ["GET /cluster", "DescribeStreamSummary"],
+            "no reshard before the new pod joined"
+        );
+        let status = status_patch(&server);
+        assert_eq!(
+            cond(&status, READY),
+            ("False".into(), "WaitingForPods".into())
+        );
+        assert_eq!(status["replicas"], 3);
+
+        // The third pod joined: now the reshard is asked for.
+        dp.lock().unwrap().cluster =
+            Some(cluster_view(&[(true, 2, 0), (true, 2, 0), (true, 0, 0)]));
+        let (client, server) = api_with(&s);
+        reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
+        assert_eq!(applied_replicas(&server), 3);
+        assert_eq!(dp.lock().unwrap().streams["orders"].shards, 6);
+        let status = status_patch(&server);
+        assert_eq!(
+            cond(&status, RECONCILING),
+            ("True".into(), "Resharding".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_multi_pod_stream_never_shrinks_below_its_data_holding_pods() {
+        let (ep, dp) = fake::start().await;
+        {
+            let mut st = dp.lock().unwrap();
+            st.streams.insert("orders".into(), fake_stream(2));
+            // The reshard 6 → 2 finished; pod 2 still holds closed shards within retention.
+            st.cluster = Some(cluster_view(&[(true, 1, 2), (true, 1, 2), (true, 0, 2)]));
+        }
+        let mut s = multi_pod(2, 2);
+        s.status = Some(StreamStatus {
+            open_shard_count: Some(2),
+            replicas: Some(3),
+            ..Default::default()
+        });
+        let (client, server) = api_with(&s);
+        reconcile(Arc::new(s.clone()), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(applied_replicas(&server), 3);
+        assert_eq!(cond(&status_patch(&server), READY).0, "True");
+
+        // Retention dropped pod 1's and pod 2's closed shards: down to the one pod 2 shards need.
+        dp.lock().unwrap().cluster =
+            Some(cluster_view(&[(true, 2, 0), (true, 0, 0), (true, 0, 0)]));
+        let (client, server) = api_with(&s);
+        reconcile(Arc::new(s.clone()), context(client, &ep))
+            .await
+            .unwrap();
+        assert_eq!(applied_replicas(&server), 1);
+
+        // Without an answer from the coordinator nothing is removed.
+        dp.lock().unwrap().cluster = None;
+        let (client, server) = api_with(&s);
+        reconcile(Arc::new(s), context(client, &ep)).await.unwrap();
+        assert_eq!(applied_replicas(&server), 3);
+        assert_eq!(
+            cond(&status_patch(&server), READY),
+            ("False".into(), "WaitingForPods".into())
+        );
     }
 
     #[tokio::test]

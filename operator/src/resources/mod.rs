@@ -1,13 +1,15 @@
 //! Pure manifest builders: the Kubernetes objects a `Stream` runs on, as functions of the
 //! Stream and the operator settings. No client, no I/O; snapshot-tested.
 //!
-//! How shards map to pods: today a Stream runs in **one** data-plane pod (a StatefulSet with
-//! one replica) that owns every shard of the stream, so `shardCount` changes reshard inside
-//! that pod through UpdateShardCount and never restart it. Spreading shards over several pods
-//! (with a pod forwarding requests for shards it does not own) is planned; the StatefulSet,
-//! the headless Service (stable pod DNS names) and the PodDisruptionBudget are already shaped
-//! for it.
+//! How shards map to pods: without `shardsPerPod` a Stream runs in **one** data-plane pod (a
+//! StatefulSet with one replica) that owns every shard of the stream, so `shardCount` changes
+//! reshard inside that pod through UpdateShardCount and never restart it. With `shardsPerPod`
+//! the StatefulSet runs several pods in cluster mode (see [`cluster`]): pod 0 coordinates the
+//! stream's metadata, each shard lives on one pod, every pod serves the whole Kinesis API and
+//! forwards what it does not own; the pods find each other through the headless Service's
+//! stable DNS names and authenticate with the per-Stream Secret `NAME-cluster`.
 
+pub mod cluster;
 pub mod configmap;
 pub mod pdb;
 pub mod pod;
@@ -35,6 +37,11 @@ pub const CONTAINER: &str = "tributary";
 /// Name of the headless Service that gives each pod a stable DNS name.
 pub fn headless_service_name(stream: &Stream) -> String {
     format!("{}-pods", stream.name_any())
+}
+
+/// Name of the Secret holding a multi-pod stream's shared cluster token.
+pub fn cluster_secret_name(stream: &Stream) -> String {
+    format!("{}-cluster", stream.name_any())
 }
 
 /// Name of the ConfigMap holding the Stream manifest.

@@ -9,10 +9,13 @@ use tributary_api::Stream;
 
 use super::{child_meta, selector_labels};
 
-/// At most one data-plane pod of a stream is voluntarily evicted at a time. With the single
-/// pod of today this lets node drains proceed (a `minAvailable: 1` budget would block them
-/// forever); it starts protecting availability once shards spread over several pods.
-/// `AlwaysAllow` lets a crash-looping pod be evicted so it cannot wedge a drain.
+/// At most one data-plane pod of a stream is voluntarily evicted at a time. For a single-pod
+/// stream this lets node drains proceed (a `minAvailable: 1` budget would block them
+/// forever). For a multi-pod stream (`shardsPerPod`) every pod owns its own shards, so each
+/// eviction makes that pod's shards unavailable until it is back: one at a time keeps the rest
+/// of the stream (and the coordinator, unless it is the one moving) serving while a drain walks
+/// through the pods. `AlwaysAllow` lets a crash-looping pod be evicted so it cannot wedge a
+/// drain.
 pub fn pdb(stream: &Stream) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: child_meta(stream, stream.name_any()),
@@ -38,5 +41,15 @@ mod tests {
     #[test]
     fn pdb_matches_snapshot() {
         assert_snapshot("pdb", &pdb(&stream("orders", 2)));
+    }
+
+    #[test]
+    fn a_multi_pod_stream_lets_one_pod_at_a_time_go() {
+        let mut s = stream("orders", 6);
+        s.spec.shards_per_pod = Some(2);
+        let spec = pdb(&s).spec.unwrap();
+        assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+        assert_eq!(spec.min_available, None);
+        assert_eq!(spec, pdb(&stream("orders", 6)).spec.unwrap());
     }
 }

@@ -193,8 +193,7 @@ pub async fn discover(
                 format!("Stream {arn} is not found."),
             )
         })?;
-    let logs = stream.all_shards().iter().map(|s| s.log.clone()).collect();
-    let raw = sample_logs(logs, newest).await?;
+    let raw = sample_shards(&a.engine.streams, &stream, newest).await?;
     describe(
         raw,
         "No data was found in the stream to discover a schema from.",
@@ -220,6 +219,44 @@ async fn sample_logs(
             .map_err(|_| AwsError::internal(""))?
             .map_err(crate::streams::storage_error)?;
         raw.extend(batch.records.into_iter().map(|r| r.data));
+    }
+    Ok(raw)
+}
+
+/// About [`SAMPLE`] records of a stream's shards, read here or (cluster mode) at the pod
+/// holding each: the oldest of each, or with `newest` the newest.
+async fn sample_shards(
+    streams: &crate::streams::Streams,
+    stream: &std::sync::Arc<crate::streams::Stream>,
+    newest: bool,
+) -> Result<Vec<bytes::Bytes>, AwsError> {
+    use crate::streams::shard_read::ShardRead;
+    let shards = stream.all_shards();
+    let per_shard = SAMPLE.div_ceil(shards.len().max(1));
+    let failed = |e: String| {
+        tracing::warn!(stream = %stream.name, error = %e, "Could not sample a shard.");
+        AwsError::internal("")
+    };
+    let mut raw: Vec<bytes::Bytes> = Vec::new();
+    for shard in &shards {
+        let from = if newest {
+            let page = streams
+                .read_shard(stream, shard, ShardRead::offsets(None))
+                .await
+                .map_err(failed)?;
+            page.batch.end_offset.saturating_sub(per_shard as u64)
+        } else {
+            0
+        };
+        let page = streams
+            .read_shard(
+                stream,
+                shard,
+                ShardRead::records(from, per_shard, 1024 * 1024),
+            )
+            .await
+            .map_err(failed)?;
+        raw.extend(page.batch.records.into_iter().map(|r| r.data));
     }
     Ok(raw)
 }

@@ -233,7 +233,11 @@ impl Subscription {
         // subscribes again from its ContinuationSequenceNumber.
         let deadline = started + Duration::from_millis(self.engine.cfg.subscription_lifetime_ms);
         let mut last_event = tokio::time::Instant::now();
-        let mut tip = self.shard.log.watch_tip();
+        // Subscriptions run at the shard's owner (start_offset forwards them there).
+        let Some(shard_log) = self.shard.log.clone() else {
+            return self.finish();
+        };
+        let mut tip = shard_log.watch_tip();
         let pace = TokenBucket::new(2.0 * MIB, 2.0 * MIB, clock.now_ms());
         let limits = self.engine.cfg.limits;
         let m = crate::metrics::global();
@@ -255,7 +259,7 @@ impl Subscription {
             } else {
                 10 * 1024 * 1024
             };
-            let log = self.shard.log.clone();
+            let log = shard_log.clone();
             let read =
                 tokio::task::spawn_blocking(move || log.read(offset, MAX_RECORDS, budget)).await;
             let batch = match read {
@@ -273,7 +277,13 @@ impl Subscription {
                 }
             };
             offset = batch.next_offset;
-            let at_end = self.shard.closed().is_some_and(|(end, _)| offset >= end);
+            // In cluster mode the end waits for the metadata naming the children.
+            let at_end = self.shard.closed().is_some_and(|(end, _)| offset >= end)
+                && (self.engine.placement.get().is_none()
+                    || !self
+                        .engine
+                        .children_of(&self.stream, &self.shard)
+                        .is_empty());
             let now = clock.now_ms();
             let idle = batch.records.is_empty();
             if !idle || at_end || last_event.elapsed() >= HEARTBEAT {

@@ -1,0 +1,625 @@
+//! The cluster's HTTP: internal endpoints (`/_tributary/cluster/...` on the API port), the
+//! client pods use to call each other, and forwarding of Kinesis requests to another pod.
+
+mod reads;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ciborium::Value as Cbor;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{Cluster, ClusterConfig, Snapshot, TOKEN_HEADER, VERSION_HEADER};
+use crate::server::{ChannelBody, RespBody};
+use crate::storage::RecordIn;
+use crate::streams::placement::AppendFailure;
+
+/// Internal calls answer within this long (a long poll within its wait plus this).
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest internal or forwarded answer read whole (a GetRecords answer is at most 10 MiB of
+/// data, base64-encoded).
+const MAX_ANSWER: usize = 32 * 1024 * 1024;
+/// Largest internal request body (an append carries at most a PutRecords' worth).
+const MAX_INTERNAL_BODY: usize = 16 * 1024 * 1024;
+
+/// Headers that belong to one connection and are not forwarded (`expect` was answered by
+/// this pod's server already).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "expect",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether `got` is the cluster secret (compared in constant time).
+pub fn token_matches(secret: &str, got: &[u8]) -> bool {
+    let want = secret.as_bytes();
+    if want.len() != got.len() {
+        return false;
+    }
+    want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// The token a request carries: `None` without the header, else whether it is right.
+pub fn token_status(cfg: &ClusterConfig, headers: &HeaderMap) -> Option<bool> {
+    headers
+        .get(TOKEN_HEADER)
+        .map(|v| token_matches(&cfg.secret, v.as_bytes()))
+}
+
+fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<RespBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body.into()).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// The answer to an internal call or forwarded request without the right token.
+pub fn access_denied() -> Response<RespBody> {
+    let mut r = json_response(
+        StatusCode::FORBIDDEN,
+        r#"{"__type":"AccessDeniedException","message":"Missing or invalid cluster token."}"#,
+    );
+    r.headers_mut().insert(
+        "x-amzn-ErrorType",
+        HeaderValue::from_static("AccessDeniedException"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response<RespBody> {
+    json_response(
+        status,
+        serde_json::json!({ "message": message }).to_string(),
+    )
+}
+
+#[derive(Serialize, Deserialize)]
+struct JoinBody {
+    ordinal: u32,
+    url: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealBody {
+    incarnation: u64,
+    shard: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealOut {
+    end: u64,
+}
+
+/// Serves `/_tributary/cluster/{join,state,load,append,seal,read}`.
+pub async fn internal(
+    cluster: &std::sync::Arc<Cluster>,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
+    if token_status(&cluster.cfg, req.headers()) != Some(true) {
+        return access_denied();
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
+    let body = match Limited::new(req.into_body(), MAX_INTERNAL_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    match (method, path.trim_start_matches("/_tributary/cluster/")) {
+        (Method::POST, "join") if cluster.is_coordinator() => {
+            let Ok(j) = serde_json::from_slice::<JoinBody>(&body) else {
+                return error(StatusCode::BAD_REQUEST, "malformed join");
+            };
+            match cluster.join(j.ordinal, j.url) {
+                Ok(()) => json_response(
+                    StatusCode::OK,
+                    serde_json::json!({ "version": cluster.version() }).to_string(),
+                ),
+                Err(e) => error(StatusCode::BAD_REQUEST, &e),
+            }
+        }
+        (Method::GET, "state") if cluster.is_coordinator() => {
+            let Some(after) = param("after") else {
+                return error(StatusCode::BAD_REQUEST, "after is required");
+            };
+            let ordinal = param("ordinal").and_then(|o| u32::try_from(o).ok());
+            match cluster.state(ordinal, after).await {
+                Some(body) => json_response(StatusCode::OK, body),
+                None => error(StatusCode::CONFLICT, "join first"),
+            }
+        }
+        (Method::POST, "load") if cluster.is_coordinator() => match cluster.record_load(&body) {
+            Ok(()) => json_response(StatusCode::OK, "{}"),
+            Err(e) => error(StatusCode::CONFLICT, &e),
+        },
+        (Method::POST, "append") => append(cluster, &body).await,
+        (Method::POST, "seal") => {
+            let Ok(s) = serde_json::from_slice::<SealBody>(&body) else {
+                return error(StatusCode::BAD_REQUEST, "malformed seal");
+            };
+            match cluster.engine.seal_local(s.incarnation, s.shard).await {
+                Ok(end) => json_response(
+                    StatusCode::OK,
+                    serde_json::to_vec(&SealOut { end }).unwrap_or_default(),
+                ),
+                Err(e) => error(StatusCode::CONFLICT, &e.message),
+            }
+        }
+        (Method::POST, "read") => reads::serve(cluster, &body).await,
+        _ => error(StatusCode::NOT_FOUND, "no such cluster endpoint"),
+    }
+}
+
+/// Append request (CBOR): `[incarnation, shard, flags, [[key, data], ...]]`.
+fn encode_append(incarnation: u64, shard: u32, flags: u8, records: Vec<RecordIn>) -> Vec<u8> {
+    let records = records
+        .into_iter()
+        .map(|r| {
+            Cbor::Array(vec![
+                Cbor::Bytes(r.partition_key.to_vec()),
+                Cbor::Bytes(r.data.to_vec()),
+            ])
+        })
+        .collect();
+    let v = Cbor::Array(vec![
+        Cbor::Integer(incarnation.into()),
+        Cbor::Integer(shard.into()),
+        Cbor::Integer(flags.into()),
+        Cbor::Array(records),
+    ]);
+    let mut out = Vec::new();
+    let _ = ciborium::into_writer(&v, &mut out);
+    out
+}
+
+fn decode_append(raw: &[u8]) -> Option<(u64, u32, u8, Vec<RecordIn>)> {
+    let v: Cbor = ciborium::from_reader(raw).ok()?;
+    let Cbor::Array(parts) = v else { return None };
+    let [inc, shard, flags, Cbor::Array(records)] = parts.as_slice() else {
+        return None;
+    };
+    let int = |v: &Cbor| -> Option<u64> { u64::try_from(v.as_integer()?).ok() };
+    let records = records
+        .iter()
+        .map(|r| {
+            let Cbor::Array(kv) = r else { return None };
+            let [Cbor::Bytes(k), Cbor::Bytes(d)] = kv.as_slice() else {
+                return None;
+            };
+            Some(RecordIn {
+                partition_key: Bytes::copy_from_slice(k),
+                data: Bytes::copy_from_slice(d),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((
+        int(inc)?,
+        u32::try_from(int(shard)?).ok()?,
+        u8::try_from(int(flags)?).ok()?,
+        records,
+    ))
+}
+
+/// The owner's side of an append: 200 with each record's offset (null when over the write
+/// limit), 409 when the writer should route again, 500 when the write failed.
+async fn append(cluster: &Cluster, body: &[u8]) -> Response<RespBody> {
+    let Some((incarnation, index, flags, records)) = decode_append(body) else {
+        return error(StatusCode::BAD_REQUEST, "malformed append");
+    };
+    let engine = &cluster.engine;
+    let Some(stream) = engine.by_incarnation(incarnation) else {
+        return error(StatusCode::CONFLICT, "unknown stream");
+    };
+    let Some(shard) = stream.shard(index) else {
+        return error(StatusCode::CONFLICT, "unknown shard");
+    };
+    match engine.append_local(&stream, &shard, records, flags).await {
+        Ok(offsets) => {
+            let v = Cbor::Array(
+                offsets
+                    .into_iter()
+                    .map(|o| o.map_or(Cbor::Null, |o| Cbor::Integer(o.into())))
+                    .collect(),
+            );
+            let mut out = Vec::new();
+            let _ = ciborium::into_writer(&v, &mut out);
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/cbor")
+                .body(Full::new(Bytes::from(out)).boxed())
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+        }
+        Err(AppendFailure::Retry) => error(StatusCode::CONFLICT, "shard is not writable here"),
+        Err(AppendFailure::Failed) => error(StatusCode::INTERNAL_SERVER_ERROR, "write failed"),
+    }
+}
+
+/// A failed internal call; `sent` when the request may have reached the other pod.
+struct CallError {
+    message: String,
+    sent: bool,
+}
+
+/// Pooled HTTP/1.1 client between pods (`http://` and `https://`).
+#[derive(Clone)]
+pub struct Client {
+    inner: hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<HttpConnector>,
+        Full<Bytes>,
+    >,
+}
+
+impl Client {
+    pub fn new() -> Client {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = crate::tls::client_config(None).unwrap_or_else(|_| {
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .unwrap_or_else(|_| unreachable!("ring supports every rustls protocol version"))
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        });
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        Client {
+            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+        }
+    }
+
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        url: String,
+        token: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
+        self.call_checked(method, url, token, body, timeout)
+            .await
+            .map_err(|e| e.message)
+    }
+
+    /// [`Client::call`], telling a request that never left (no connection) from one whose
+    /// fate is unknown.
+    async fn call_checked(
+        &self,
+        method: Method,
+        url: String,
+        token: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let failed = |message: String, sent: bool| CallError { message, sent };
+        let req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(TOKEN_HEADER, token)
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Full::new(body))
+            .map_err(|e| failed(e.to_string(), false))?;
+        let call = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| failed(format!("{url}: {e}"), !e.is_connect()))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| failed(format!("{url}: {e}"), true))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| failed(format!("{url}: no answer in time"), true))?
+    }
+
+    pub async fn join(&self, cfg: &ClusterConfig, ordinal: u32, url: &str) -> Result<(), String> {
+        let body = serde_json::to_vec(&JoinBody {
+            ordinal,
+            url: url.to_string(),
+        })
+        .unwrap_or_default();
+        let (status, answer) = self
+            .call(
+                Method::POST,
+                format!(
+                    "{}/_tributary/cluster/join",
+                    cfg.coordinator.trim_end_matches('/')
+                ),
+                &cfg.secret,
+                Bytes::from(body),
+                CALL_TIMEOUT,
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(format!(
+                "join refused ({status}): {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn state(
+        &self,
+        cfg: &ClusterConfig,
+        ordinal: u32,
+        after: u64,
+    ) -> Result<Snapshot, String> {
+        let (status, answer) = self
+            .call(
+                Method::GET,
+                format!(
+                    "{}/_tributary/cluster/state?after={after}&ordinal={ordinal}",
+                    cfg.coordinator.trim_end_matches('/')
+                ),
+                &cfg.secret,
+                Bytes::new(),
+                super::POLL_WAIT + CALL_TIMEOUT,
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(format!(
+                "metadata poll refused ({status}): {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        serde_json::from_slice(&answer).map_err(|e| format!("malformed metadata: {e}"))
+    }
+
+    pub async fn append(
+        &self,
+        url: &str,
+        token: &str,
+        incarnation: u64,
+        shard: u32,
+        flags: u8,
+        records: Vec<RecordIn>,
+    ) -> Result<Vec<Option<u64>>, AppendFailure> {
+        let n = records.len();
+        let body = encode_append(incarnation, shard, flags, records);
+        let result = self
+            .call_checked(
+                Method::POST,
+                format!("{}/_tributary/cluster/append", url.trim_end_matches('/')),
+                token,
+                Bytes::from(body),
+                CALL_TIMEOUT,
+            )
+            .await;
+        let (status, answer) = match result {
+            Ok(r) => r,
+            // The owner is restarting or unreachable: try again for a while.
+            Err(e) if !e.sent => {
+                tracing::debug!(error = %e.message, "Could not reach the shard's owner.");
+                return Err(AppendFailure::Retry);
+            }
+            // The owner may have written the records: sending them again could store them
+            // twice, so they fail and the producer decides.
+            Err(e) => {
+                tracing::warn!(error = %e.message, "An append to the shard's owner got no answer.");
+                return Err(AppendFailure::Failed);
+            }
+        };
+        match status {
+            StatusCode::OK => {
+                let v: Cbor =
+                    ciborium::from_reader(&answer[..]).map_err(|_| AppendFailure::Failed)?;
+                let Cbor::Array(items) = v else {
+                    return Err(AppendFailure::Failed);
+                };
+                let offsets: Vec<Option<u64>> = items
+                    .iter()
+                    .map(|i| i.as_integer().and_then(|i| u64::try_from(i).ok()))
+                    .collect();
+                if offsets.len() != n {
+                    return Err(AppendFailure::Failed);
+                }
+                Ok(offsets)
+            }
+            StatusCode::CONFLICT => Err(AppendFailure::Retry),
+            // Without the token the owner refuses: a misconfigured secret is not retried.
+            StatusCode::FORBIDDEN => Err(AppendFailure::Failed),
+            s if s.is_server_error() => Err(AppendFailure::Failed),
+            _ => Err(AppendFailure::Failed),
+        }
+    }
+
+    pub async fn seal(
+        &self,
+        url: &str,
+        token: &str,
+        incarnation: u64,
+        shard: u32,
+    ) -> Result<u64, String> {
+        let body = serde_json::to_vec(&SealBody { incarnation, shard }).unwrap_or_default();
+        let (status, answer) = self
+            .call(
+                Method::POST,
+                format!("{}/_tributary/cluster/seal", url.trim_end_matches('/')),
+                token,
+                Bytes::from(body),
+                CALL_TIMEOUT,
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(format!(
+                "seal refused ({status}): {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        serde_json::from_slice::<SealOut>(&answer)
+            .map(|s| s.end)
+            .map_err(|e| format!("malformed seal answer: {e}"))
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Cluster {
+    /// Sends a Kinesis request as received (same target, body and headers, SigV4 included)
+    /// to the pod with ordinal `to`, adding the cluster token so it is not forwarded again.
+    /// The answer comes back as is; an event stream is streamed through. The second value is
+    /// the coordinator's metadata version, when the answer carries it.
+    pub async fn forward(
+        &self,
+        to: u32,
+        parts: &http::request::Parts,
+        body: Bytes,
+    ) -> Result<(Response<RespBody>, Option<u64>), String> {
+        let base = self
+            .url_of(to)
+            .ok_or_else(|| format!("member {to} is unknown"))?;
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let mut req = Request::builder()
+            .method(parts.method.clone())
+            .uri(format!("{}{path}", base.trim_end_matches('/')));
+        let headers = req.headers_mut().ok_or("bad request")?;
+        for (name, value) in parts.headers.iter() {
+            if HOP_BY_HOP.contains(&name.as_str()) || name.as_str() == TOKEN_HEADER {
+                continue;
+            }
+            headers.append(name.clone(), value.clone());
+        }
+        // HTTP/2 requests carry the host as the URI's authority; SigV4 signed it as `host`.
+        if !headers.contains_key(header::HOST) {
+            if let Some(a) = parts.uri.authority() {
+                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                    headers.insert(header::HOST, v);
+                }
+            }
+        }
+        headers.insert(
+            TOKEN_HEADER,
+            HeaderValue::from_str(&self.cfg.secret).map_err(|e| e.to_string())?,
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(Duration::from_secs(60), self.client.inner.request(req))
+            .await
+            .map_err(|_| format!("{base}: no answer in time"))?
+            .map_err(|e| format!("{base}: {e}"))?;
+        let (rparts, rbody) = resp.into_parts();
+        let version = rparts
+            .headers
+            .get(VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let streaming = rparts.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(b"application/vnd.amazon.eventstream")
+        });
+        let mut out = Response::builder().status(rparts.status);
+        for (name, value) in rparts.headers.iter() {
+            if HOP_BY_HOP.contains(&name.as_str()) || (streaming && name == header::CONTENT_LENGTH)
+            {
+                continue;
+            }
+            out = out.header(name, value);
+        }
+        let body: RespBody = if streaming {
+            let (tx, rx) = mpsc::channel(4);
+            tokio::spawn(async move {
+                let mut rbody = rbody;
+                while let Some(frame) = rbody.frame().await {
+                    let Ok(frame) = frame else { break };
+                    if let Ok(data) = frame.into_data() {
+                        if tx.send(data).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            ChannelBody::new(rx).boxed()
+        } else {
+            let bytes = tokio::time::timeout(
+                Duration::from_secs(60),
+                Limited::new(rbody, MAX_ANSWER).collect(),
+            )
+            .await
+            .map_err(|_| format!("{base}: no answer in time"))?
+            .map_err(|e| format!("{base}: {e}"))?
+            .to_bytes();
+            Full::new(bytes).boxed()
+        };
+        let resp = out.body(body).map_err(|e| e.to_string())?;
+        Ok((resp, version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_round_trip() {
+        let records = vec![
+            RecordIn {
+                partition_key: Bytes::from_static(b"k1"),
+                data: Bytes::from_static(b"\x00\x01data"),
+            },
+            RecordIn {
+                partition_key: Bytes::from_static(b"k2"),
+                data: Bytes::new(),
+            },
+        ];
+        let raw = encode_append(u64::MAX - 3, 7, 1, records);
+        let (inc, shard, flags, back) = decode_append(&raw).expect("decodes");
+        assert_eq!((inc, shard, flags), (u64::MAX - 3, 7, 1));
+        assert_eq!(back.len(), 2);
+        assert_eq!(&back[0].data[..], b"\x00\x01data");
+        assert_eq!(&back[1].partition_key[..], b"k2");
+        assert!(decode_append(b"garbage").is_none());
+    }
+
+    #[test]
+    fn tokens_must_match_exactly() {
+        assert!(token_matches("secret", b"secret"));
+        assert!(!token_matches("secret", b"secreT"));
+        assert!(!token_matches("secret", b"secre"));
+        assert!(!token_matches("secret", b""));
+    }
+}

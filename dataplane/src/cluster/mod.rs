@@ -1,0 +1,736 @@
+//! Cluster mode: one stream's shards spread over several `tributary serve` processes (the pods
+//! of a StatefulSet), each serving the whole Kinesis API.
+//!
+//! - The **coordinator** (ordinal 0) holds the truth of every stream's metadata, including
+//!   each shard's owner, and runs every control-plane call. It publishes numbered snapshots of
+//!   the metadata; members long-poll them (`GET /_tributary/cluster/state?after=V`), which
+//!   doubles as their acknowledgement of version V.
+//! - **Members** (every pod, the coordinator too) hold the logs of the shards they own. A
+//!   member keeps a replica of the metadata (its own `stream.json` files) to route writes and
+//!   to answer at once when it owns the shard asked for.
+//! - Any pod takes any call: control-plane calls go to the coordinator, records to their
+//!   shard's owner (`/append`), GetShardIterator, GetRecords and SubscribeToShard to the owner.
+//!
+//! Internal endpoints and forwarded requests carry the shared secret in
+//! `x-tributary-cluster-token`; the shard-iterator key is derived from it so every pod decodes
+//! every pod's iterators.
+
+pub mod http;
+mod load;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{watch, Notify};
+
+use crate::storage::RecordIn;
+use crate::streams::placement::{AppendFailure, Placement};
+use crate::streams::stream::{write_atomic, StreamMeta};
+use crate::streams::{Stream, Streams};
+
+/// Header carrying the cluster secret on internal endpoints and forwarded requests.
+pub const TOKEN_HEADER: &str = "x-tributary-cluster-token";
+/// Header of the coordinator's metadata version on answers to control-plane calls.
+pub const VERSION_HEADER: &str = "x-tributary-cluster-version";
+
+/// A long poll of the metadata answers within this long, changed or not.
+const POLL_WAIT: Duration = Duration::from_secs(20);
+/// A mutating control-plane call waits this long at most for live members to have its result.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+/// A member that has not polled for this long (and is not polling) is not live.
+const LIVE_WINDOW: Duration = Duration::from_secs(3);
+/// Membership has settled once no member joined for this long ...
+const SETTLE: Duration = Duration::from_secs(5);
+/// ... or after this long in any case.
+const SETTLE_MAX: Duration = Duration::from_secs(60);
+
+/// Settings of cluster mode (`--cluster-*`).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// API URL of the coordinator (ordinal 0).
+    pub coordinator: String,
+    /// This pod's API URL as its peers reach it.
+    pub advertise: String,
+    pub ordinal: u32,
+    pub secret: String,
+}
+
+impl ClusterConfig {
+    /// The shard-iterator key every pod derives from the cluster secret.
+    pub fn iterator_key(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"tributary shard iterator key\0");
+        h.update(self.secret.as_bytes());
+        h.finalize().into()
+    }
+}
+
+/// The ordinal in a StatefulSet pod name: its trailing `-N`.
+pub fn ordinal_of(pod_name: &str) -> Option<u32> {
+    pod_name.rsplit_once('-')?.1.parse().ok()
+}
+
+/// A member as `GET /cluster` and the metadata snapshot describe it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub ordinal: u32,
+    pub url: String,
+    pub live: bool,
+    #[serde(default)]
+    pub open_shards: usize,
+    #[serde(default)]
+    pub closed_shards: usize,
+}
+
+/// What the coordinator knows of a member.
+#[derive(Debug, Clone)]
+struct Member {
+    url: String,
+    last_seen: Option<Instant>,
+    /// The newest metadata version the member has applied.
+    acked: u64,
+    /// Long polls in progress.
+    polling: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemberFile {
+    members: Vec<MemberEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemberEntry {
+    ordinal: u32,
+    url: String,
+}
+
+/// A metadata snapshot, as the coordinator serves it.
+#[derive(Deserialize)]
+pub struct Snapshot {
+    pub version: u64,
+    pub members: Vec<MemberView>,
+    pub streams: Vec<StreamMeta>,
+}
+
+/// One pod's part in the cluster.
+pub struct Cluster {
+    pub cfg: ClusterConfig,
+    engine: Arc<Streams>,
+    data_dir: Option<PathBuf>,
+    client: http::Client,
+    /// Coordinator: the member table. Members: the coordinator's view from the last snapshot.
+    members: Mutex<BTreeMap<u32, Member>>,
+    replica_members: RwLock<Vec<MemberView>>,
+    /// Coordinator: the published version. Members: the version applied to the replica.
+    version: watch::Sender<u64>,
+    /// Coordinator: the published streams (JSON) and a lock serialising publication.
+    published: tokio::sync::Mutex<Bytes>,
+    current: RwLock<Bytes>,
+    acks: Notify,
+    /// Serialises writes of `cluster.json`.
+    persist: Mutex<()>,
+    /// When a member last joined (or this process started).
+    last_join: Mutex<Instant>,
+    /// A member has applied the coordinator's metadata since it started.
+    synced: std::sync::atomic::AtomicBool,
+    /// Coordinator: write rates of the shards other members hold, as they report them.
+    loads: crate::streams::autoscale::RemoteLoads,
+}
+
+impl Cluster {
+    pub fn new(cfg: ClusterConfig, engine: Arc<Streams>, data_dir: Option<PathBuf>) -> Arc<Self> {
+        // Versions only grow, across restarts of the coordinator too: they start at the
+        // current time in milliseconds.
+        let start = if cfg.ordinal == 0 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(1)
+        } else {
+            0
+        };
+        let mut members = BTreeMap::new();
+        // The member table (coordinator), or the members last replicated (members: so a
+        // member restarted while the coordinator is away still reaches its peers).
+        let file = data_dir
+            .as_ref()
+            .and_then(|d| std::fs::read(d.join("cluster.json")).ok())
+            .and_then(|raw| serde_json::from_slice::<MemberFile>(&raw).ok());
+        let mut replica_members = Vec::new();
+        if cfg.ordinal != 0 {
+            for m in file.iter().flat_map(|f| f.members.iter()) {
+                replica_members.push(MemberView {
+                    ordinal: m.ordinal,
+                    url: m.url.clone(),
+                    live: false,
+                    open_shards: 0,
+                    closed_shards: 0,
+                });
+            }
+        }
+        if cfg.ordinal == 0 {
+            if let Some(file) = file {
+                for m in file.members {
+                    members.insert(
+                        m.ordinal,
+                        Member {
+                            url: m.url,
+                            last_seen: None,
+                            acked: 0,
+                            polling: 0,
+                        },
+                    );
+                }
+            }
+            members.insert(
+                0,
+                Member {
+                    url: cfg.advertise.clone(),
+                    last_seen: None,
+                    acked: 0,
+                    polling: 0,
+                },
+            );
+        }
+        let (version, _) = watch::channel(start);
+        Arc::new(Cluster {
+            cfg,
+            engine,
+            data_dir,
+            client: http::Client::new(),
+            members: Mutex::new(members),
+            replica_members: RwLock::new(replica_members),
+            version,
+            published: tokio::sync::Mutex::new(Bytes::new()),
+            current: RwLock::new(Bytes::from_static(b"[]")),
+            acks: Notify::new(),
+            persist: Mutex::new(()),
+            last_join: Mutex::new(Instant::now()),
+            synced: std::sync::atomic::AtomicBool::new(false),
+            loads: Default::default(),
+        })
+    }
+
+    pub fn is_coordinator(&self) -> bool {
+        self.cfg.ordinal == 0
+    }
+
+    /// Whether this pod may take clients' calls (`/readyz`): the coordinator at once, a member
+    /// once it has the coordinator's metadata.
+    pub fn is_ready(&self) -> bool {
+        self.is_coordinator() || self.synced.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Member>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The API URL of the pod with this ordinal.
+    pub fn url_of(&self, ordinal: u32) -> Option<String> {
+        if ordinal == 0 {
+            return Some(self.cfg.coordinator.clone());
+        }
+        if ordinal == self.cfg.ordinal {
+            return Some(self.cfg.advertise.clone());
+        }
+        if self.is_coordinator() {
+            self.members().get(&ordinal).map(|m| m.url.clone())
+        } else {
+            self.replica_members
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|m| m.ordinal == ordinal)
+                .map(|m| m.url.clone())
+        }
+    }
+
+    fn is_live(&self, ordinal: u32, m: &Member, now: Instant) -> bool {
+        ordinal == self.cfg.ordinal
+            || m.polling > 0
+            || m.last_seen.is_some_and(|t| now - t < LIVE_WINDOW)
+    }
+
+    /// Members and their shards, as this pod sees them (the coordinator's table, or the
+    /// coordinator's view as last replicated).
+    pub fn member_views(&self) -> Vec<MemberView> {
+        let mut views: Vec<MemberView> = if self.is_coordinator() {
+            let now = Instant::now();
+            self.members()
+                .iter()
+                .map(|(&o, m)| MemberView {
+                    ordinal: o,
+                    url: m.url.clone(),
+                    live: self.is_live(o, m, now),
+                    open_shards: 0,
+                    closed_shards: 0,
+                })
+                .collect()
+        } else {
+            self.replica_members
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|m| MemberView {
+                    open_shards: 0,
+                    closed_shards: 0,
+                    ..m.clone()
+                })
+                .collect()
+        };
+        // Counted from this pod's metadata (the coordinator's, or its replica).
+        for stream in self.engine.list() {
+            for shard in stream.all_shards() {
+                let owner = shard.owner.unwrap_or(0);
+                let Some(v) = views.iter_mut().find(|v| v.ordinal == owner) else {
+                    continue;
+                };
+                if shard.is_open() {
+                    v.open_shards += 1;
+                } else {
+                    v.closed_shards += 1;
+                }
+            }
+        }
+        views
+    }
+
+    /// `GET /cluster` on the metrics listener.
+    pub fn view_json(&self) -> serde_json::Value {
+        let members = self.member_views();
+        self.refresh_metrics(&members);
+        serde_json::json!({
+            "coordinator": self.is_coordinator(),
+            "ordinal": self.cfg.ordinal,
+            "version": self.version(),
+            "members": members,
+        })
+    }
+
+    fn refresh_metrics(&self, members: &[MemberView]) {
+        let (count, owned) = gauges();
+        count.set(members.iter().filter(|m| m.live).count() as i64);
+        owned.reset();
+        for stream in self.engine.list() {
+            let (mut open, mut closed) = (0i64, 0i64);
+            for shard in stream.all_shards() {
+                if shard.owner.unwrap_or(0) != self.cfg.ordinal {
+                    continue;
+                }
+                if shard.is_open() {
+                    open += 1;
+                } else {
+                    closed += 1;
+                }
+            }
+            owned.with_label_values(&[&stream.name, "open"]).set(open);
+            owned
+                .with_label_values(&[&stream.name, "closed"])
+                .set(closed);
+        }
+    }
+
+    // ---- Coordinator ----
+
+    /// Publishes the current metadata as a new version if it changed; returns the version.
+    pub async fn publish(&self) -> u64 {
+        let mut last = self.published.lock().await;
+        let mut metas = Vec::new();
+        for stream in self.engine.list() {
+            // Between control-plane changes: never half a reshard.
+            let _c = stream.control.lock().await;
+            metas.push(stream.meta());
+        }
+        let json = Bytes::from(serde_json::to_vec(&metas).unwrap_or_default());
+        if json != *last {
+            *last = json.clone();
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = json;
+            self.version.send_modify(|v| *v += 1);
+        }
+        self.version()
+    }
+
+    /// Waits (bounded) until every live member has applied version `v`.
+    pub async fn wait_for_acks(&self, v: u64) {
+        let deadline = tokio::time::Instant::now() + ACK_WAIT;
+        loop {
+            let notified = self.acks.notified();
+            let waiting: Vec<u32> = {
+                let now = Instant::now();
+                self.members()
+                    .iter()
+                    .filter(|(&o, m)| {
+                        o != self.cfg.ordinal && self.is_live(o, m, now) && m.acked < v
+                    })
+                    .map(|(&o, _)| o)
+                    .collect()
+            };
+            if waiting.is_empty() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(version = v, members = ?waiting, "Members did not confirm the metadata in time.");
+                return;
+            }
+        }
+    }
+
+    /// A member joins (or rejoins with a new URL).
+    pub fn join(&self, ordinal: u32, url: String) -> Result<(), String> {
+        if ordinal == self.cfg.ordinal {
+            return Err("a member cannot have the coordinator's ordinal".into());
+        }
+        let file = {
+            let mut members = self.members();
+            let m = members.entry(ordinal).or_insert(Member {
+                url: url.clone(),
+                last_seen: None,
+                acked: 0,
+                polling: 0,
+            });
+            m.url = url.clone();
+            m.last_seen = Some(Instant::now());
+            *self.last_join.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            MemberFile {
+                members: members
+                    .iter()
+                    .map(|(&o, m)| MemberEntry {
+                        ordinal: o,
+                        url: m.url.clone(),
+                    })
+                    .collect(),
+            }
+        };
+        tracing::info!(ordinal, url = %url, "Cluster member joined.");
+        self.write_members(&file)
+    }
+
+    /// Members: keeps the members last replicated in `cluster.json`.
+    fn persist_members(&self) -> Result<(), String> {
+        let file = MemberFile {
+            members: self
+                .replica_members
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|m| MemberEntry {
+                    ordinal: m.ordinal,
+                    url: m.url.clone(),
+                })
+                .collect(),
+        };
+        self.write_members(&file)
+    }
+
+    fn write_members(&self, file: &MemberFile) -> Result<(), String> {
+        let Some(dir) = &self.data_dir else {
+            return Ok(());
+        };
+        // One writer of the file at a time (members join concurrently).
+        let _w = self.persist.lock().unwrap_or_else(|e| e.into_inner());
+        write_atomic(
+            &dir.join("cluster.json"),
+            &serde_json::to_vec_pretty(file).unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Waits until membership has settled: every member known from an earlier run that holds
+    /// shards is live and no member has joined for [`SETTLE`]; at most [`SETTLE_MAX`]. The coordinator applies
+    /// `--manifests` after it, so new streams' shards spread over the pods starting with it.
+    pub async fn wait_for_members(&self) {
+        let started = Instant::now();
+        loop {
+            let now = Instant::now();
+            // Members known from an earlier run that hold shards (others may be gone for good).
+            let known_live = self
+                .member_views()
+                .iter()
+                .all(|m| m.live || m.open_shards + m.closed_shards == 0);
+            let quiet = now - *self.last_join.lock().unwrap_or_else(|e| e.into_inner()) >= SETTLE;
+            if (known_live && quiet) || now - started >= SETTLE_MAX {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The long poll: records that member `ordinal` (if named) has `after`, then answers once
+    /// a newer version is published (or after [`POLL_WAIT`]). `None` if the member named has
+    /// not joined.
+    pub async fn state(self: &Arc<Self>, ordinal: Option<u32>, after: u64) -> Option<Bytes> {
+        if let Some(ordinal) = ordinal {
+            let mut members = self.members();
+            let m = members.get_mut(&ordinal)?;
+            m.acked = m.acked.max(after);
+            m.last_seen = Some(Instant::now());
+            m.polling += 1;
+        }
+        self.acks.notify_waiters();
+        let _guard = ordinal.map(|ordinal| PollGuard {
+            cluster: self.clone(),
+            ordinal,
+        });
+        let mut rx = self.version.subscribe();
+        let _ = tokio::time::timeout(POLL_WAIT, rx.wait_for(|v| *v > after)).await;
+        Some(self.snapshot_body())
+    }
+
+    fn snapshot_body(&self) -> Bytes {
+        let version = self.version();
+        let streams = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let members = serde_json::to_string(&self.member_views()).unwrap_or_default();
+        let mut out =
+            format!("{{\"version\":{version},\"members\":{members},\"streams\":").into_bytes();
+        out.extend_from_slice(&streams);
+        out.push(b'}');
+        Bytes::from(out)
+    }
+
+    /// Coordinator: publishes changes made outside control-plane calls (delays, retention,
+    /// the autoscaler) and keeps the gauges current.
+    pub async fn run_coordinator(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut ticks = 0u32;
+        loop {
+            self.publish().await;
+            ticks += 1;
+            if ticks.is_multiple_of(10) {
+                let views = self.member_views();
+                self.refresh_metrics(&views);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    // ---- Member ----
+
+    /// Member: joins the coordinator and keeps the replica current, until `stop`.
+    pub async fn run_member(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut joined = false;
+        loop {
+            let step = async {
+                if !joined {
+                    self.client
+                        .join(&self.cfg, self.cfg.ordinal, &self.cfg.advertise)
+                        .await?;
+                    joined = true;
+                }
+                let snap = self
+                    .client
+                    .state(&self.cfg, self.cfg.ordinal, self.version())
+                    .await?;
+                self.apply(snap).await
+            };
+            let result = tokio::select! {
+                r = step => r,
+                _ = stop.changed() => return,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, coordinator = %self.cfg.coordinator, "Cluster metadata poll failed; retrying.");
+                joined = false;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Applies a snapshot to the replica.
+    pub async fn apply(&self, snap: Snapshot) -> Result<(), String> {
+        let urls = |ms: &[MemberView]| -> Vec<(u32, String)> {
+            ms.iter().map(|m| (m.ordinal, m.url.clone())).collect()
+        };
+        let changed = {
+            let mut members = self
+                .replica_members
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let changed = urls(&members) != urls(&snap.members);
+            *members = snap.members;
+            changed
+        };
+        if changed {
+            self.persist_members()?;
+        }
+        if snap.version != self.version() {
+            self.engine
+                .apply_replica(snap.streams)
+                .await
+                .map_err(|e| format!("applying the metadata failed: {e}"))?;
+            self.version.send_replace(snap.version);
+        }
+        self.synced
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let views = self.member_views();
+        self.refresh_metrics(&views);
+        Ok(())
+    }
+
+    /// Waits (bounded) until the replica has version `v` (read-your-writes after a forwarded
+    /// control-plane call).
+    pub async fn wait_for_version(&self, v: u64) {
+        let mut rx = self.version.subscribe();
+        let _ = tokio::time::timeout(ACK_WAIT, rx.wait_for(|have| *have >= v)).await;
+    }
+}
+
+/// Counts a long poll as in progress until dropped (the member disconnecting drops it).
+struct PollGuard {
+    cluster: Arc<Cluster>,
+    ordinal: u32,
+}
+
+impl Drop for PollGuard {
+    fn drop(&mut self) {
+        if let Some(m) = self.cluster.members().get_mut(&self.ordinal) {
+            m.polling = m.polling.saturating_sub(1);
+            m.last_seen = Some(Instant::now());
+        }
+    }
+}
+
+fn gauges() -> &'static (prometheus::IntGauge, prometheus::IntGaugeVec) {
+    static G: OnceLock<(prometheus::IntGauge, prometheus::IntGaugeVec)> = OnceLock::new();
+    G.get_or_init(|| {
+        let r = &crate::metrics::global().registry;
+        let members = prometheus::IntGauge::new(
+            "tributary_cluster_members",
+            "Live members of the cluster, as this pod sees them.",
+        )
+        .expect("valid metric");
+        let owned = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "tributary_cluster_owned_shards",
+                "Shards whose log this pod holds, by stream and state (open, closed).",
+            ),
+            &["stream", "state"],
+        )
+        .expect("valid metric");
+        let _ = r.register(Box::new(members.clone()));
+        let _ = r.register(Box::new(owned.clone()));
+        (members, owned)
+    })
+}
+
+impl Placement for Cluster {
+    fn is_coordinator(&self) -> bool {
+        Cluster::is_coordinator(self)
+    }
+
+    fn live_members(&self) -> Vec<u32> {
+        self.member_views()
+            .into_iter()
+            .filter(|m| m.live)
+            .map(|m| m.ordinal)
+            .collect()
+    }
+
+    fn append(
+        &self,
+        owner: u32,
+        stream: &Stream,
+        shard: u32,
+        records: Vec<RecordIn>,
+        flags: u8,
+    ) -> BoxFuture<'static, Result<Vec<Option<u64>>, AppendFailure>> {
+        let url = self.url_of(owner);
+        let client = self.client.clone();
+        let token = self.cfg.secret.clone();
+        let incarnation = stream.incarnation;
+        Box::pin(async move {
+            let Some(url) = url else {
+                return Err(AppendFailure::Retry);
+            };
+            client
+                .append(&url, &token, incarnation, shard, flags, records)
+                .await
+        })
+    }
+
+    fn seal(
+        &self,
+        owner: u32,
+        stream: &Stream,
+        shard: u32,
+    ) -> BoxFuture<'static, Result<u64, String>> {
+        let url = self.url_of(owner);
+        let client = self.client.clone();
+        let token = self.cfg.secret.clone();
+        let incarnation = stream.incarnation;
+        Box::pin(async move {
+            let url = url.ok_or_else(|| format!("member {owner} is unknown"))?;
+            // The reshard waits for the owner: the parent must be sealed before it is closed.
+            let mut last = String::new();
+            for attempt in 0..20u64 {
+                match client.seal(&url, &token, incarnation, shard).await {
+                    Ok(end) => return Ok(end),
+                    Err(e) => last = e,
+                }
+                tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(5))).await;
+            }
+            Err(last)
+        })
+    }
+
+    fn remote_write_rate(
+        &self,
+        stream: &Stream,
+        shard: &crate::streams::Shard,
+    ) -> Option<(f64, f64)> {
+        self.reported_rate(stream, shard)
+    }
+
+    fn read(
+        &self,
+        owner: u32,
+        stream: &Stream,
+        shard: u32,
+        req: crate::streams::shard_read::ShardRead,
+    ) -> BoxFuture<'static, Result<crate::streams::shard_read::ShardPage, String>> {
+        self.read_at(owner, stream, shard, req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals_come_from_the_pod_name() {
+        assert_eq!(ordinal_of("orders-0"), Some(0));
+        assert_eq!(ordinal_of("my-orders-12"), Some(12));
+        assert_eq!(ordinal_of("orders"), None);
+        assert_eq!(ordinal_of("orders-x"), None);
+    }
+
+    #[test]
+    fn every_pod_derives_the_same_iterator_key_from_the_secret() {
+        let cfg = |secret: &str| ClusterConfig {
+            coordinator: "http://a:1".into(),
+            advertise: "http://b:1".into(),
+            ordinal: 1,
+            secret: secret.into(),
+        };
+        assert_eq!(cfg("s3cret").iterator_key(), cfg("s3cret").iterator_key());
+        assert_ne!(cfg("s3cret").iterator_key(), cfg("other").iterator_key());
+    }
+}
