@@ -482,6 +482,11 @@ impl Cluster {
             cluster: self.clone(),
             ordinal,
         });
+        // Before its first publication (just started) the coordinator has no snapshot: an
+        // empty one would make members delete every stream they hold.
+        if self.published.lock().await.is_empty() {
+            self.publish().await;
+        }
         let mut rx = self.version.subscribe();
         let _ = tokio::time::timeout(POLL_WAIT, rx.wait_for(|v| *v > after)).await;
         Some(self.snapshot_body())
@@ -732,5 +737,79 @@ mod tests {
         };
         assert_eq!(cfg("s3cret").iterator_key(), cfg("s3cret").iterator_key());
         assert_ne!(cfg("s3cret").iterator_key(), cfg("other").iterator_key());
+    }
+
+    fn cfg(ordinal: u32) -> ClusterConfig {
+        ClusterConfig {
+            coordinator: "http://127.0.0.1:9".into(),
+            advertise: format!("http://127.0.0.1:{}", 9 + ordinal),
+            ordinal,
+            secret: "s3cret".into(),
+        }
+    }
+
+    /// An engine (ordinal 0) holding one stream "orders" with one shard.
+    async fn coordinator_engine() -> Arc<Streams> {
+        use crate::streams::stream::ShardMeta;
+        use crate::streams::{StreamMode, StreamState, StreamStatus, StreamsConfig};
+        let engine = Streams::open(
+            StreamsConfig {
+                cluster_ordinal: Some(0),
+                iterator_key: Some([7; 32]),
+                ..StreamsConfig::default()
+            },
+            crate::clock::Clock::default(),
+        )
+        .await
+        .unwrap();
+        let meta = StreamMeta {
+            name: "orders".into(),
+            incarnation: 77,
+            created_ms: 1,
+            state: StreamState {
+                status: StreamStatus::Active,
+                retention_hours: 24,
+                mode: StreamMode::Provisioned,
+                tags: Default::default(),
+                encryption_key: None,
+                enhanced_metrics: Default::default(),
+                max_record_kib: 1024,
+                consumers: Vec::new(),
+                shard_count_updates: Vec::new(),
+                next_shard_index: 1,
+                policies: Default::default(),
+                warm_throughput_mibps: None,
+            },
+            shards: vec![ShardMeta {
+                index: 0,
+                start_hash: "0".into(),
+                end_hash: u128::MAX.to_string(),
+                parent: None,
+                adjacent_parent: None,
+                created_ms: 1,
+                closed: None,
+                owner: Some(0),
+            }],
+        };
+        engine.apply_replica(vec![meta]).await.unwrap();
+        engine
+    }
+
+    fn snapshot(raw: &[u8]) -> Snapshot {
+        serde_json::from_slice(raw).unwrap()
+    }
+
+    /// A member asking for the metadata before the coordinator's first publication (the
+    /// coordinator just restarted) must get its streams, not an empty list: a member applying
+    /// an empty list deletes every stream it holds, logs included.
+    #[tokio::test]
+    async fn the_first_snapshot_lists_the_coordinators_streams() {
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        let snap = snapshot(&cluster.state(None, 0).await.unwrap());
+        assert_eq!(snap.streams.len(), 1, "the snapshot lists the stream");
+        assert_eq!(snap.streams[0].name, "orders");
+        assert_eq!(snap.version, cluster.version());
+        // Publishing changes nothing more: the member already has this version.
+        assert_eq!(cluster.publish().await, snap.version);
     }
 }
