@@ -400,12 +400,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             if is_read_only(&operation) {
                 Some(c.version())
             } else {
-                let before = c.version();
-                let v = c.publish().await;
-                if v != before {
-                    c.wait_for_acks(v).await;
-                }
-                Some(v)
+                Some(c.publish_and_wait().await)
             }
         }
         _ => None,

@@ -361,6 +361,16 @@ impl Cluster {
         self.version()
     }
 
+    /// After a control-plane call that may have changed metadata: publishes, then waits
+    /// (bounded) until every live member has the result. Returns the version answered.
+    pub async fn publish_and_wait(&self) -> u64 {
+        // Whether or not this publication found the change (the background publication may
+        // have found it first), the call answers once members have the current version.
+        let v = self.publish().await;
+        self.wait_for_acks(v).await;
+        v
+    }
+
     /// Waits (bounded) until every live member has applied version `v`.
     pub async fn wait_for_acks(&self, v: u64) {
         let deadline = tokio::time::Instant::now() + ACK_WAIT;
@@ -797,6 +807,42 @@ mod tests {
 
     fn snapshot(raw: &[u8]) -> Snapshot {
         serde_json::from_slice(raw).unwrap()
+    }
+
+    /// A change the background publication (every 500 ms) published before the call that made
+    /// it did is still confirmed by every live member before that call answers.
+    #[tokio::test]
+    async fn a_call_waits_for_acks_even_when_its_change_was_published_already() {
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        cluster.join(1, "http://127.0.0.1:10".into()).unwrap();
+        let v0 = snapshot(&cluster.state(None, 0).await.unwrap()).version;
+        // Member 1 has v0 and is polling for more.
+        let poll = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.state(Some(1), v0).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A call changes the metadata; the background task publishes it first.
+        let stream = cluster.engine.get("orders").unwrap();
+        stream.state().retention_hours = 48;
+        let v1 = cluster.publish().await;
+        assert!(v1 > v0);
+        poll.await.unwrap();
+        // The member has not confirmed v1 yet: the call's answer waits for it.
+        let call = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.publish_and_wait().await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!call.is_finished(), "answered before member 1 had the change");
+        // Member 1 applies v1 and polls again, confirming it.
+        let poll = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.state(Some(1), v1).await }
+        });
+        let answered = tokio::time::timeout(Duration::from_secs(2), call).await;
+        assert_eq!(answered.expect("answered once confirmed").unwrap(), v1);
+        poll.abort();
     }
 
     /// A member asking for the metadata before the coordinator's first publication (the
