@@ -646,10 +646,14 @@ impl Streams {
         };
         let mut results: Vec<Option<PutOutcome>> = vec![None; entries.len()];
         let mut pending: Vec<usize> = (0..entries.len()).collect();
-        // About 5 seconds of re-routing in cluster mode.
+        // About 5 seconds of re-routing in cluster mode, however long each refusal takes (an
+        // owner that cannot be reached takes a connect timeout to refuse).
         let attempts = if clustered { 100 } else { 20 };
-        for _attempt in 0..attempts {
-            if pending.is_empty() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for attempt in 0..attempts {
+            if pending.is_empty()
+                || (clustered && attempt > 0 && std::time::Instant::now() >= deadline)
+            {
                 break;
             }
             // Group by shard, in request order within each shard.

@@ -511,6 +511,76 @@ mod tests {
         );
     }
 
+    /// A member whose peers' owner never takes the records (it answers "not writable here"
+    /// slowly, as an owner does while its metadata lags or a black-holed one does when every
+    /// connection attempt times out).
+    struct SlowRefusals;
+
+    impl Placement for SlowRefusals {
+        fn is_coordinator(&self) -> bool {
+            false
+        }
+        fn live_members(&self) -> Vec<u32> {
+            vec![0, 1, 2]
+        }
+        fn append(
+            &self,
+            _owner: u32,
+            _stream: &Stream,
+            _shard: u32,
+            _records: Vec<RecordIn>,
+            _flags: u8,
+        ) -> BoxFuture<'static, Result<Vec<Option<u64>>, AppendFailure>> {
+            Box::pin(async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                Err(AppendFailure::Retry)
+            })
+        }
+        fn seal(
+            &self,
+            _owner: u32,
+            _stream: &Stream,
+            _shard: u32,
+        ) -> BoxFuture<'static, Result<u64, String>> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    /// Records whose owner keeps refusing are routed again for about 5 seconds, however long
+    /// each refusal takes, then fail with InternalFailure: a PutRecords must answer well within
+    /// an SDK's timeout.
+    #[tokio::test]
+    async fn routing_again_stops_after_about_five_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = member(dir.path()).await;
+        let _ = engine.placement.set(Arc::new(SlowRefusals));
+        engine
+            .apply_replica(vec![meta(vec![shard(0, 2, (0, u128::MAX), &[])])])
+            .await
+            .unwrap();
+        let stream = engine.get("orders").unwrap();
+        let started = std::time::Instant::now();
+        let out = engine
+            .put(
+                &stream,
+                &[crate::streams::PutEntry {
+                    partition_key: Bytes::from_static(b"k"),
+                    data: Bytes::from_static(b"x"),
+                    hash: 1,
+                }],
+            )
+            .await;
+        let took = started.elapsed();
+        assert!(
+            matches!(&out[0], crate::streams::PutOutcome::Failed { code, .. } if *code == crate::streams::errors::INTERNAL_FAILURE),
+            "{out:?}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(8),
+            "answered after {took:?}"
+        );
+    }
+
     #[test]
     fn owners_go_to_the_least_loaded_live_member_lowest_ordinal_first() {
         let none = BTreeMap::new();
