@@ -43,6 +43,9 @@ pub const VERSION_HEADER: &str = "x-tributary-cluster-version";
 const POLL_WAIT: Duration = Duration::from_secs(20);
 /// A mutating control-plane call waits this long at most for live members to have its result.
 const ACK_WAIT: Duration = Duration::from_secs(5);
+/// A reshard gives up sealing a parent at its owner after this long (it holds the stream's
+/// control lock meanwhile, and publication waits for it).
+const SEAL_WAIT: Duration = Duration::from_secs(10);
 /// A member that has not polled for this long (and is not polling) is not live.
 const LIVE_WINDOW: Duration = Duration::from_secs(3);
 /// Membership has settled once no member joined for this long ...
@@ -694,15 +697,24 @@ impl Placement for Cluster {
         Box::pin(async move {
             let url = url.ok_or_else(|| format!("member {owner} is unknown"))?;
             // The reshard waits for the owner: the parent must be sealed before it is closed.
+            // Bounded in all: a hung owner would otherwise hold the control lock (and every
+            // publication) for 20 calls' timeouts.
+            let deadline = Instant::now() + SEAL_WAIT;
             let mut last = String::new();
             for attempt in 0..20u64 {
-                match client.seal(&url, &token, incarnation, shard).await {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match client.seal(&url, &token, incarnation, shard, left).await {
                     Ok(end) => return Ok(end),
                     Err(e) => last = e,
                 }
-                tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(5))).await;
+                let pause = Duration::from_millis(100 * (attempt + 1).min(5));
+                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
             }
-            Err(last)
+            Err(format!("the owner did not seal the shard in time: {last}"))
         })
     }
 
@@ -843,6 +855,34 @@ mod tests {
         let answered = tokio::time::timeout(Duration::from_secs(2), call).await;
         assert_eq!(answered.expect("answered once confirmed").unwrap(), v1);
         poll.abort();
+    }
+
+    /// A reshard holds the stream's control lock while it seals a parent at its owner, and
+    /// every publication waits for that lock: a hung owner must fail the reshard quickly, not
+    /// stall every control-plane call for minutes.
+    #[tokio::test]
+    async fn sealing_at_a_hung_owner_gives_up_within_seconds() {
+        // Accepts connections, never answers.
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = hung.local_addr().unwrap();
+        let _accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = hung.accept().await {
+                held.push(conn);
+            }
+        });
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        cluster.join(1, format!("http://{addr}")).unwrap();
+        let stream = cluster.engine.get("orders").unwrap();
+        let started = Instant::now();
+        let sealed = tokio::time::timeout(
+            Duration::from_secs(30),
+            Placement::seal(&*cluster, 1, &stream, 0),
+        )
+        .await
+        .expect("gave up in time");
+        assert!(sealed.is_err());
+        assert!(started.elapsed() <= SEAL_WAIT + Duration::from_secs(2));
     }
 
     /// A member asking for the metadata before the coordinator's first publication (the
