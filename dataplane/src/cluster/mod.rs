@@ -483,6 +483,14 @@ impl Cluster {
     /// a newer version is published (or after [`POLL_WAIT`]). `None` if the member named has
     /// not joined.
     pub async fn state(self: &Arc<Self>, ordinal: Option<u32>, after: u64) -> Option<Bytes> {
+        // Before its first publication (just started) the coordinator has no snapshot: an
+        // empty one would make members delete every stream they hold.
+        if self.published.lock().await.is_empty() {
+            self.publish().await;
+        }
+        // Versions restart from the clock: a member newer than this run has metadata of an
+        // earlier run, none of this one (answered at once; it confirms nothing).
+        let after = if after > self.version() { 0 } else { after };
         if let Some(ordinal) = ordinal {
             let mut members = self.members();
             let m = members.get_mut(&ordinal)?;
@@ -495,11 +503,6 @@ impl Cluster {
             cluster: self.clone(),
             ordinal,
         });
-        // Before its first publication (just started) the coordinator has no snapshot: an
-        // empty one would make members delete every stream they hold.
-        if self.published.lock().await.is_empty() {
-            self.publish().await;
-        }
         let mut rx = self.version.subscribe();
         let _ = tokio::time::timeout(POLL_WAIT, rx.wait_for(|v| *v > after)).await;
         Some(self.snapshot_body())
@@ -883,6 +886,30 @@ mod tests {
         .expect("gave up in time");
         assert!(sealed.is_err());
         assert!(started.elapsed() <= SEAL_WAIT + Duration::from_secs(2));
+    }
+
+    /// Versions restart from the coordinator's clock: after a restart (on a node whose clock
+    /// is behind, or within moments) a member may poll with a version from the earlier run,
+    /// newer than any of this run. It has none of this run's metadata: it gets the snapshot at
+    /// once, and its stale version confirms nothing.
+    #[tokio::test]
+    async fn a_member_ahead_of_a_restarted_coordinator_is_answered_at_once() {
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        cluster.join(1, "http://127.0.0.1:10".into()).unwrap();
+        let v = cluster.publish().await;
+        let stale = v + 1_000_000;
+        let answer = tokio::time::timeout(Duration::from_secs(2), cluster.state(Some(1), stale))
+            .await
+            .expect("answered at once");
+        assert_eq!(snapshot(&answer.unwrap()).version, v);
+        // The member is live but has not confirmed v: a call waits for it.
+        let call = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.wait_for_acks(v).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!call.is_finished(), "a version of an earlier run confirmed v");
+        call.abort();
     }
 
     /// A member asking for the metadata before the coordinator's first publication (the
