@@ -143,6 +143,8 @@ pub struct Cluster {
     last_join: Mutex<Instant>,
     /// A member has applied the coordinator's metadata since it started.
     synced: std::sync::atomic::AtomicBool,
+    /// Coordinator: the metadata has been published since it started.
+    first_published: std::sync::atomic::AtomicBool,
     /// Coordinator: write rates of the shards other members hold, as they report them.
     loads: crate::streams::autoscale::RemoteLoads,
 }
@@ -217,6 +219,7 @@ impl Cluster {
             persist: Mutex::new(()),
             last_join: Mutex::new(Instant::now()),
             synced: std::sync::atomic::AtomicBool::new(false),
+            first_published: std::sync::atomic::AtomicBool::new(false),
             loads: Default::default(),
         })
     }
@@ -361,6 +364,8 @@ impl Cluster {
             *self.current.write().unwrap_or_else(|e| e.into_inner()) = json;
             self.version.send_modify(|v| *v += 1);
         }
+        self.first_published
+            .store(true, std::sync::atomic::Ordering::Release);
         self.version()
     }
 
@@ -485,7 +490,9 @@ impl Cluster {
     pub async fn state(self: &Arc<Self>, ordinal: Option<u32>, after: u64) -> Option<Bytes> {
         // Before its first publication (just started) the coordinator has no snapshot: an
         // empty one would make members delete every stream they hold.
-        if self.published.lock().await.is_empty() {
+        // (A flag, not the publication lock: a publication waiting for a reshard must not hold
+        // up the polls that confirm earlier versions.)
+        if !self.first_published.load(std::sync::atomic::Ordering::Acquire) {
             self.publish().await;
         }
         // Versions restart from the clock: a member newer than this run has metadata of an
