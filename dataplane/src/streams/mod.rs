@@ -164,6 +164,9 @@ pub struct Streams {
     /// Cluster mode: shards (incarnation, index) sealed by the coordinator before this pod's
     /// metadata named them.
     sealed_early: Mutex<std::collections::HashSet<(u64, u32)>>,
+    /// Cluster mode: held while a snapshot is applied, so a seal finds a shard either before
+    /// the application (sealed early) or after it (sealed in its log), never in between.
+    replica_apply: tokio::sync::Mutex<()>,
 }
 
 /// The account's minimum throughput billing commitment ("On-demand Advantage").
@@ -216,6 +219,7 @@ impl Streams {
             remote,
             placement: OnceLock::new(),
             sealed_early: Mutex::default(),
+            replica_apply: tokio::sync::Mutex::new(()),
         });
         if let Some(dir) = &engine.cfg.data_dir {
             if let Ok(raw) = std::fs::read(dir.join("account.json")) {
