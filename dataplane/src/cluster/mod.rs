@@ -492,7 +492,10 @@ impl Cluster {
         // empty one would make members delete every stream they hold.
         // (A flag, not the publication lock: a publication waiting for a reshard must not hold
         // up the polls that confirm earlier versions.)
-        if !self.first_published.load(std::sync::atomic::Ordering::Acquire) {
+        if !self
+            .first_published
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
             self.publish().await;
         }
         // Versions restart from the clock: a member newer than this run has metadata of an
@@ -856,7 +859,10 @@ mod tests {
             async move { c.publish_and_wait().await }
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!call.is_finished(), "answered before member 1 had the change");
+        assert!(
+            !call.is_finished(),
+            "answered before member 1 had the change"
+        );
         // Member 1 applies v1 and polls again, confirming it.
         let poll = tokio::spawn({
             let c = cluster.clone();
@@ -915,7 +921,10 @@ mod tests {
             async move { c.wait_for_acks(v).await }
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!call.is_finished(), "a version of an earlier run confirmed v");
+        assert!(
+            !call.is_finished(),
+            "a version of an earlier run confirmed v"
+        );
         call.abort();
     }
 
