@@ -337,6 +337,9 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             Some(true) => forwarded = true,
             None => {}
         }
+        if forwarded && !cluster.is_coordinator() && is_control_plane(&operation) {
+            return misrouted(&parts, protocol);
+        }
         if !forwarded && !cluster.is_coordinator() && is_control_plane(&operation) {
             drop(permit);
             return match cluster.forward(0, &parts, body).await {
@@ -400,12 +403,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             if is_read_only(&operation) {
                 Some(c.version())
             } else {
-                let before = c.version();
-                let v = c.publish().await;
-                if v != before {
-                    c.wait_for_acks(v).await;
-                }
-                Some(v)
+                Some(c.publish_and_wait().await)
             }
         }
         _ => None,
@@ -496,6 +494,9 @@ async fn forward_application_call(
 ) -> Option<Response<RespBody>> {
     match crate::cluster::http::token_status(&cluster.cfg, &parts.headers) {
         Some(false) => return Some(crate::cluster::http::access_denied()),
+        Some(true) if !cluster.is_coordinator() => {
+            return Some(misrouted(parts, protocol));
+        }
         Some(true) => return None,
         None if cluster.is_coordinator() => return None,
         None => {}
@@ -507,6 +508,18 @@ async fn forward_application_call(
             error_response(&AwsError::unavailable(), protocol)
         }
     })
+}
+
+/// A call only the coordinator runs, forwarded by a peer to this member (a peer whose
+/// `--cluster-coordinator` names the wrong pod): refused, never run on this pod's replica.
+fn misrouted(parts: &http::request::Parts, protocol: Protocol) -> Response<RespBody> {
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::error!(target, "A peer forwarded a coordinator's call to this member; check --cluster-coordinator on every pod.");
+    error_response(&AwsError::unavailable(), protocol)
 }
 
 /// Kinesis control-plane operations that change nothing (their answers need no publication).

@@ -781,6 +781,38 @@ async fn internal_endpoints_need_the_cluster_token() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    // Only the coordinator runs control-plane and Firehose calls: one carrying the token that
+    // reached a member (a misconfigured peer) is refused, not run on the member's replica
+    // (where the next snapshot would silently drop what it created).
+    for (target, body) in [
+        (
+            "Kinesis_20131202.CreateStream",
+            r#"{"StreamName":"rogue","ShardCount":1}"#,
+        ),
+        (
+            "Firehose_20150804.CreateDeliveryStream",
+            r#"{"DeliveryStreamName":"rogue"}"#,
+        ),
+    ] {
+        let (status, answer) = http(
+            &pod.api,
+            "POST",
+            "/",
+            &[
+                ("x-tributary-cluster-token", SECRET),
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", target),
+            ],
+            body,
+        )
+        .await;
+        assert_eq!(status, 503, "{target}: {answer}");
+        assert!(answer.contains("ServiceUnavailable"), "{answer}");
+    }
+    for k in &c.clients {
+        let streams = k.list_streams().send().await.unwrap();
+        assert!(!streams.stream_names().contains(&"rogue".to_string()));
+    }
     // With the token, the metadata answers at once for an old version.
     let (status, body) = http(
         &c.pods[0].api,

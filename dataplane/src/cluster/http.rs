@@ -466,6 +466,7 @@ impl Client {
         token: &str,
         incarnation: u64,
         shard: u32,
+        timeout: Duration,
     ) -> Result<u64, String> {
         let body = serde_json::to_vec(&SealBody { incarnation, shard }).unwrap_or_default();
         let (status, answer) = self
@@ -474,7 +475,7 @@ impl Client {
                 format!("{}/_tributary/cluster/seal", url.trim_end_matches('/')),
                 token,
                 Bytes::from(body),
-                CALL_TIMEOUT,
+                timeout.min(CALL_TIMEOUT),
             )
             .await?;
         if !status.is_success() {

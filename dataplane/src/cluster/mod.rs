@@ -43,6 +43,9 @@ pub const VERSION_HEADER: &str = "x-tributary-cluster-version";
 const POLL_WAIT: Duration = Duration::from_secs(20);
 /// A mutating control-plane call waits this long at most for live members to have its result.
 const ACK_WAIT: Duration = Duration::from_secs(5);
+/// A reshard gives up sealing a parent at its owner after this long (it holds the stream's
+/// control lock meanwhile, and publication waits for it).
+const SEAL_WAIT: Duration = Duration::from_secs(10);
 /// A member that has not polled for this long (and is not polling) is not live.
 const LIVE_WINDOW: Duration = Duration::from_secs(3);
 /// Membership has settled once no member joined for this long ...
@@ -140,6 +143,8 @@ pub struct Cluster {
     last_join: Mutex<Instant>,
     /// A member has applied the coordinator's metadata since it started.
     synced: std::sync::atomic::AtomicBool,
+    /// Coordinator: the metadata has been published since it started.
+    first_published: std::sync::atomic::AtomicBool,
     /// Coordinator: write rates of the shards other members hold, as they report them.
     loads: crate::streams::autoscale::RemoteLoads,
 }
@@ -214,6 +219,7 @@ impl Cluster {
             persist: Mutex::new(()),
             last_join: Mutex::new(Instant::now()),
             synced: std::sync::atomic::AtomicBool::new(false),
+            first_published: std::sync::atomic::AtomicBool::new(false),
             loads: Default::default(),
         })
     }
@@ -358,7 +364,19 @@ impl Cluster {
             *self.current.write().unwrap_or_else(|e| e.into_inner()) = json;
             self.version.send_modify(|v| *v += 1);
         }
+        self.first_published
+            .store(true, std::sync::atomic::Ordering::Release);
         self.version()
+    }
+
+    /// After a control-plane call that may have changed metadata: publishes, then waits
+    /// (bounded) until every live member has the result. Returns the version answered.
+    pub async fn publish_and_wait(&self) -> u64 {
+        // Whether or not this publication found the change (the background publication may
+        // have found it first), the call answers once members have the current version.
+        let v = self.publish().await;
+        self.wait_for_acks(v).await;
+        v
     }
 
     /// Waits (bounded) until every live member has applied version `v`.
@@ -470,6 +488,19 @@ impl Cluster {
     /// a newer version is published (or after [`POLL_WAIT`]). `None` if the member named has
     /// not joined.
     pub async fn state(self: &Arc<Self>, ordinal: Option<u32>, after: u64) -> Option<Bytes> {
+        // Before its first publication (just started) the coordinator has no snapshot: an
+        // empty one would make members delete every stream they hold.
+        // (A flag, not the publication lock: a publication waiting for a reshard must not hold
+        // up the polls that confirm earlier versions.)
+        if !self
+            .first_published
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.publish().await;
+        }
+        // Versions restart from the clock: a member newer than this run has metadata of an
+        // earlier run, none of this one (answered at once; it confirms nothing).
+        let after = if after > self.version() { 0 } else { after };
         if let Some(ordinal) = ordinal {
             let mut members = self.members();
             let m = members.get_mut(&ordinal)?;
@@ -679,15 +710,24 @@ impl Placement for Cluster {
         Box::pin(async move {
             let url = url.ok_or_else(|| format!("member {owner} is unknown"))?;
             // The reshard waits for the owner: the parent must be sealed before it is closed.
+            // Bounded in all: a hung owner would otherwise hold the control lock (and every
+            // publication) for 20 calls' timeouts.
+            let deadline = Instant::now() + SEAL_WAIT;
             let mut last = String::new();
             for attempt in 0..20u64 {
-                match client.seal(&url, &token, incarnation, shard).await {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match client.seal(&url, &token, incarnation, shard, left).await {
                     Ok(end) => return Ok(end),
                     Err(e) => last = e,
                 }
-                tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(5))).await;
+                let pause = Duration::from_millis(100 * (attempt + 1).min(5));
+                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
             }
-            Err(last)
+            Err(format!("the owner did not seal the shard in time: {last}"))
         })
     }
 
@@ -732,5 +772,173 @@ mod tests {
         };
         assert_eq!(cfg("s3cret").iterator_key(), cfg("s3cret").iterator_key());
         assert_ne!(cfg("s3cret").iterator_key(), cfg("other").iterator_key());
+    }
+
+    fn cfg(ordinal: u32) -> ClusterConfig {
+        ClusterConfig {
+            coordinator: "http://127.0.0.1:9".into(),
+            advertise: format!("http://127.0.0.1:{}", 9 + ordinal),
+            ordinal,
+            secret: "s3cret".into(),
+        }
+    }
+
+    /// An engine (ordinal 0) holding one stream "orders" with one shard.
+    async fn coordinator_engine() -> Arc<Streams> {
+        use crate::streams::stream::ShardMeta;
+        use crate::streams::{StreamMode, StreamState, StreamStatus, StreamsConfig};
+        let engine = Streams::open(
+            StreamsConfig {
+                cluster_ordinal: Some(0),
+                iterator_key: Some([7; 32]),
+                ..StreamsConfig::default()
+            },
+            crate::clock::Clock::default(),
+        )
+        .await
+        .unwrap();
+        let meta = StreamMeta {
+            name: "orders".into(),
+            incarnation: 77,
+            created_ms: 1,
+            state: StreamState {
+                status: StreamStatus::Active,
+                retention_hours: 24,
+                mode: StreamMode::Provisioned,
+                tags: Default::default(),
+                encryption_key: None,
+                enhanced_metrics: Default::default(),
+                max_record_kib: 1024,
+                consumers: Vec::new(),
+                shard_count_updates: Vec::new(),
+                next_shard_index: 1,
+                policies: Default::default(),
+                warm_throughput_mibps: None,
+            },
+            shards: vec![ShardMeta {
+                index: 0,
+                start_hash: "0".into(),
+                end_hash: u128::MAX.to_string(),
+                parent: None,
+                adjacent_parent: None,
+                created_ms: 1,
+                closed: None,
+                owner: Some(0),
+            }],
+        };
+        engine.apply_replica(vec![meta]).await.unwrap();
+        engine
+    }
+
+    fn snapshot(raw: &[u8]) -> Snapshot {
+        serde_json::from_slice(raw).unwrap()
+    }
+
+    /// A change the background publication (every 500 ms) published before the call that made
+    /// it did is still confirmed by every live member before that call answers.
+    #[tokio::test]
+    async fn a_call_waits_for_acks_even_when_its_change_was_published_already() {
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        cluster.join(1, "http://127.0.0.1:10".into()).unwrap();
+        let v0 = snapshot(&cluster.state(None, 0).await.unwrap()).version;
+        // Member 1 has v0 and is polling for more.
+        let poll = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.state(Some(1), v0).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A call changes the metadata; the background task publishes it first.
+        let stream = cluster.engine.get("orders").unwrap();
+        stream.state().retention_hours = 48;
+        let v1 = cluster.publish().await;
+        assert!(v1 > v0);
+        poll.await.unwrap();
+        // The member has not confirmed v1 yet: the call's answer waits for it.
+        let call = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.publish_and_wait().await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !call.is_finished(),
+            "answered before member 1 had the change"
+        );
+        // Member 1 applies v1 and polls again, confirming it.
+        let poll = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.state(Some(1), v1).await }
+        });
+        let answered = tokio::time::timeout(Duration::from_secs(2), call).await;
+        assert_eq!(answered.expect("answered once confirmed").unwrap(), v1);
+        poll.abort();
+    }
+
+    /// A reshard holds the stream's control lock while it seals a parent at its owner, and
+    /// every publication waits for that lock: a hung owner must fail the reshard quickly, not
+    /// stall every control-plane call for minutes.
+    #[tokio::test]
+    async fn sealing_at_a_hung_owner_gives_up_within_seconds() {
+        // Accepts connections, never answers.
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = hung.local_addr().unwrap();
+        let _accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = hung.accept().await {
+                held.push(conn);
+            }
+        });
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        cluster.join(1, format!("http://{addr}")).unwrap();
+        let stream = cluster.engine.get("orders").unwrap();
+        let started = Instant::now();
+        let sealed = tokio::time::timeout(
+            Duration::from_secs(30),
+            Placement::seal(&*cluster, 1, &stream, 0),
+        )
+        .await
+        .expect("gave up in time");
+        assert!(sealed.is_err());
+        assert!(started.elapsed() <= SEAL_WAIT + Duration::from_secs(2));
+    }
+
+    /// Versions restart from the coordinator's clock: after a restart (on a node whose clock
+    /// is behind, or within moments) a member may poll with a version from the earlier run,
+    /// newer than any of this run. It has none of this run's metadata: it gets the snapshot at
+    /// once, and its stale version confirms nothing.
+    #[tokio::test]
+    async fn a_member_ahead_of_a_restarted_coordinator_is_answered_at_once() {
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        cluster.join(1, "http://127.0.0.1:10".into()).unwrap();
+        let v = cluster.publish().await;
+        let stale = v + 1_000_000;
+        let answer = tokio::time::timeout(Duration::from_secs(2), cluster.state(Some(1), stale))
+            .await
+            .expect("answered at once");
+        assert_eq!(snapshot(&answer.unwrap()).version, v);
+        // The member is live but has not confirmed v: a call waits for it.
+        let call = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.wait_for_acks(v).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !call.is_finished(),
+            "a version of an earlier run confirmed v"
+        );
+        call.abort();
+    }
+
+    /// A member asking for the metadata before the coordinator's first publication (the
+    /// coordinator just restarted) must get its streams, not an empty list: a member applying
+    /// an empty list deletes every stream it holds, logs included.
+    #[tokio::test]
+    async fn the_first_snapshot_lists_the_coordinators_streams() {
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        let snap = snapshot(&cluster.state(None, 0).await.unwrap());
+        assert_eq!(snap.streams.len(), 1, "the snapshot lists the stream");
+        assert_eq!(snap.streams[0].name, "orders");
+        assert_eq!(snap.version, cluster.version());
+        // Publishing changes nothing more: the member already has this version.
+        assert_eq!(cluster.publish().await, snap.version);
     }
 }

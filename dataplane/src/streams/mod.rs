@@ -171,6 +171,9 @@ pub struct Streams {
     /// Cluster mode: shards (incarnation, index) sealed by the coordinator before this pod's
     /// metadata named them.
     sealed_early: Mutex<std::collections::HashSet<(u64, u32)>>,
+    /// Cluster mode: held while a snapshot is applied, so a seal finds a shard either before
+    /// the application (sealed early) or after it (sealed in its log), never in between.
+    replica_apply: tokio::sync::Mutex<()>,
 }
 
 /// The account's minimum throughput billing commitment ("On-demand Advantage").
@@ -223,6 +226,7 @@ impl Streams {
             remote,
             placement: OnceLock::new(),
             sealed_early: Mutex::default(),
+            replica_apply: tokio::sync::Mutex::new(()),
         });
         if let Some(dir) = &engine.cfg.data_dir {
             if let Ok(raw) = std::fs::read(dir.join("account.json")) {
@@ -653,10 +657,14 @@ impl Streams {
         };
         let mut results: Vec<Option<PutOutcome>> = vec![None; entries.len()];
         let mut pending: Vec<usize> = (0..entries.len()).collect();
-        // About 5 seconds of re-routing in cluster mode.
+        // About 5 seconds of re-routing in cluster mode, however long each refusal takes (an
+        // owner that cannot be reached takes a connect timeout to refuse).
         let attempts = if clustered { 100 } else { 20 };
-        for _attempt in 0..attempts {
-            if pending.is_empty() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for attempt in 0..attempts {
+            if pending.is_empty()
+                || (clustered && attempt > 0 && std::time::Instant::now() >= deadline)
+            {
                 break;
             }
             // Group by shard, in request order within each shard.

@@ -191,11 +191,17 @@ impl Streams {
                 .insert((incarnation, index));
             Ok(0)
         };
-        let Some(stream) = self.by_incarnation(incarnation) else {
-            return early();
-        };
-        let Some(shard) = stream.shard(index) else {
-            return early();
+        let (stream, shard) = {
+            // Not in the middle of a snapshot's application: one that has looked at the shards
+            // sealed early but not yet added this shard would leave it open for writes.
+            let _applying = self.replica_apply.lock().await;
+            let Some(stream) = self.by_incarnation(incarnation) else {
+                return early();
+            };
+            let Some(shard) = stream.shard(index) else {
+                return early();
+            };
+            (stream, shard)
         };
         let log = shard.local_log()?.clone();
         let _c = stream.control.lock().await;
@@ -217,6 +223,7 @@ impl Streams {
     /// added (opening the logs this pod owns), settings and closures copied, and streams and
     /// shards the coordinator no longer lists are forgotten with their local data.
     pub async fn apply_replica(&self, metas: Vec<StreamMeta>) -> Result<(), StorageError> {
+        let _applying = self.replica_apply.lock().await;
         let wanted: HashSet<u64> = metas.iter().map(|m| m.incarnation).collect();
         for stream in self.list() {
             if !wanted.contains(&stream.incarnation) {
@@ -508,6 +515,111 @@ mod tests {
                 .append_local(&stream, &s0, vec![record("x")], 0)
                 .await,
             Err(AppendFailure::Retry)
+        );
+    }
+
+    /// The coordinator seals a shard while this member is applying the snapshot that first
+    /// names it (a split right after CreateStream). Whatever end the seal answers, the shard
+    /// must take no record after it: an acknowledged record past the end the coordinator
+    /// recorded is lost to every reader.
+    #[tokio::test]
+    async fn a_seal_during_a_snapshot_application_is_never_followed_by_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = member(dir.path()).await;
+        // Shard 1 was sealed before the member heard of it: applying the snapshot closes its
+        // log, which lets other tasks run midway through the application.
+        assert_eq!(engine.seal_local(77, 1).await.unwrap(), 0);
+        let seal = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.seal_local(77, 0).await }
+        });
+        let half = u128::MAX / 2;
+        engine
+            .apply_replica(vec![meta(vec![
+                shard(0, 1, (0, half), &[]),
+                shard(1, 1, (half + 1, u128::MAX), &[]),
+            ])])
+            .await
+            .unwrap();
+        let end = seal.await.unwrap().unwrap();
+        let stream = engine.get("orders").unwrap();
+        let s0 = stream.shard(0).unwrap();
+        assert_eq!(
+            engine
+                .append_local(&stream, &s0, vec![record("late")], 0)
+                .await,
+            Err(AppendFailure::Retry),
+            "shard 0 was sealed at offset {end} but took a record"
+        );
+    }
+
+    /// A member whose peers' owner never takes the records (it answers "not writable here"
+    /// slowly, as an owner does while its metadata lags or a black-holed one does when every
+    /// connection attempt times out).
+    struct SlowRefusals;
+
+    impl Placement for SlowRefusals {
+        fn is_coordinator(&self) -> bool {
+            false
+        }
+        fn live_members(&self) -> Vec<u32> {
+            vec![0, 1, 2]
+        }
+        fn append(
+            &self,
+            _owner: u32,
+            _stream: &Stream,
+            _shard: u32,
+            _records: Vec<RecordIn>,
+            _flags: u8,
+        ) -> BoxFuture<'static, Result<Vec<Option<u64>>, AppendFailure>> {
+            Box::pin(async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                Err(AppendFailure::Retry)
+            })
+        }
+        fn seal(
+            &self,
+            _owner: u32,
+            _stream: &Stream,
+            _shard: u32,
+        ) -> BoxFuture<'static, Result<u64, String>> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    /// Records whose owner keeps refusing are routed again for about 5 seconds, however long
+    /// each refusal takes, then fail with InternalFailure: a PutRecords must answer well within
+    /// an SDK's timeout.
+    #[tokio::test]
+    async fn routing_again_stops_after_about_five_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = member(dir.path()).await;
+        let _ = engine.placement.set(Arc::new(SlowRefusals));
+        engine
+            .apply_replica(vec![meta(vec![shard(0, 2, (0, u128::MAX), &[])])])
+            .await
+            .unwrap();
+        let stream = engine.get("orders").unwrap();
+        let started = std::time::Instant::now();
+        let out = engine
+            .put(
+                &stream,
+                &[crate::streams::PutEntry {
+                    partition_key: Bytes::from_static(b"k"),
+                    data: Bytes::from_static(b"x"),
+                    hash: 1,
+                }],
+            )
+            .await;
+        let took = started.elapsed();
+        assert!(
+            matches!(&out[0], crate::streams::PutOutcome::Failed { code, .. } if *code == crate::streams::errors::INTERNAL_FAILURE),
+            "{out:?}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(8),
+            "answered after {took:?}"
         );
     }
 
