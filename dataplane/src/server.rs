@@ -137,7 +137,7 @@ fn respond(status: u16, content_type: Option<&'static str>, body: Bytes) -> Resp
     )
 }
 
-fn error_response(e: &AwsError, protocol: Protocol) -> Response<RespBody> {
+pub(crate) fn error_response(e: &AwsError, protocol: Protocol) -> Response<RespBody> {
     let mut r = respond(e.status, Some(protocol.content_type()), e.body(protocol));
     if let Ok(v) = HeaderValue::from_str(e.code) {
         r.headers_mut().insert("x-amzn-ErrorType", v);
@@ -322,9 +322,11 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     let service = target.service;
     // Cluster mode: delivery streams and analytics applications live on the coordinator;
     // every call for them made to another pod is served there.
+    let mut permit = permit;
     if let Some(cluster) = state.cluster.get().filter(|_| service != Service::Kinesis) {
-        if let Some(resp) = forward_application_call(cluster, &parts, &body, protocol).await {
-            return resp;
+        match forward_application_call(cluster, &state, permit, &parts, &body, protocol).await {
+            Ok(resp) => return resp,
+            Err(p) => permit = p,
         }
     }
     // Cluster mode: a request from another pod carries the token and is served here; a
@@ -333,7 +335,7 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     let mut forwarded = false;
     if let Some(cluster) = cluster {
         match crate::cluster::http::token_status(&cluster.cfg, &parts.headers) {
-            Some(false) => return crate::cluster::http::access_denied(),
+            Some(false) => return crate::cluster::http::access_denied(protocol),
             Some(true) => forwarded = true,
             None => {}
         }
@@ -341,13 +343,19 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
             return misrouted(&parts, protocol);
         }
         if !forwarded && !cluster.is_coordinator() && is_control_plane(&operation) {
-            drop(permit);
-            return match cluster.forward(0, &parts, body).await {
+            let budget = crate::cluster::http::Budget {
+                inflight: state.inflight_kib.clone(),
+                permit,
+            };
+            return match cluster.forward(0, &parts, body, budget).await {
                 Ok((resp, version)) => {
                     if let Some(v) = version {
                         cluster.wait_for_version(v).await;
                     }
                     resp
+                }
+                Err(crate::cluster::http::ForwardError::Overloaded) => {
+                    error_response(&AwsError::unavailable(), protocol)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, operation = %operation, "Could not reach the cluster coordinator.");
@@ -382,13 +390,21 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
     };
     if let (Some(cluster), Err(e)) = (cluster, &result) {
         if let Some(owner) = crate::streams::errors::not_local_owner(e) {
-            drop(permit);
             if forwarded {
                 // The sender's view is newer than ours; it retries.
                 return error_response(&AwsError::internal(""), protocol);
             }
-            return match cluster.forward(owner, &parts, body).await {
+            // The request keeps its share of the in-flight budget while forwarded, and the
+            // answer is charged too until it has been sent.
+            let budget = crate::cluster::http::Budget {
+                inflight: state.inflight_kib.clone(),
+                permit,
+            };
+            return match cluster.forward(owner, &parts, body, budget).await {
                 Ok((resp, _)) => resp,
+                Err(crate::cluster::http::ForwardError::Overloaded) => {
+                    error_response(&AwsError::unavailable(), protocol)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, operation = %operation, owner, "Could not reach the shard's owner.");
                     error_response(&AwsError::internal(""), protocol)
@@ -485,29 +501,40 @@ async fn pipeline(state: Arc<AppState>, req: Request<Incoming>) -> Response<Resp
 
 /// In cluster mode, a Firehose or Kinesis Analytics call: a client's call to a pod other
 /// than the coordinator is forwarded to the coordinator and its answer returned; `None`
-/// when this pod serves it (the coordinator, or a call another pod forwarded here).
+/// when this pod serves it (the coordinator, or a call another pod forwarded here): the
+/// request's share of the in-flight budget is handed back then.
 async fn forward_application_call(
     cluster: &Arc<crate::cluster::Cluster>,
+    state: &AppState,
+    permit: tokio::sync::OwnedSemaphorePermit,
     parts: &http::request::Parts,
     body: &Bytes,
     protocol: Protocol,
-) -> Option<Response<RespBody>> {
+) -> Result<Response<RespBody>, tokio::sync::OwnedSemaphorePermit> {
     match crate::cluster::http::token_status(&cluster.cfg, &parts.headers) {
-        Some(false) => return Some(crate::cluster::http::access_denied()),
+        Some(false) => return Ok(crate::cluster::http::access_denied(protocol)),
         Some(true) if !cluster.is_coordinator() => {
-            return Some(misrouted(parts, protocol));
+            return Ok(misrouted(parts, protocol));
         }
-        Some(true) => return None,
-        None if cluster.is_coordinator() => return None,
+        Some(true) => return Err(permit),
+        None if cluster.is_coordinator() => return Err(permit),
         None => {}
     }
-    Some(match cluster.forward(0, parts, body.clone()).await {
-        Ok((resp, _)) => resp,
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not reach the cluster coordinator.");
-            error_response(&AwsError::unavailable(), protocol)
-        }
-    })
+    let budget = crate::cluster::http::Budget {
+        inflight: state.inflight_kib.clone(),
+        permit,
+    };
+    Ok(
+        match cluster.forward(0, parts, body.clone(), budget).await {
+            Ok((resp, _)) => resp,
+            Err(e) => {
+                if matches!(e, crate::cluster::http::ForwardError::Failed(_)) {
+                    tracing::warn!(error = %e, "Could not reach the cluster coordinator.");
+                }
+                error_response(&AwsError::unavailable(), protocol)
+            }
+        },
+    )
 }
 
 /// A call only the coordinator runs, forwarded by a peer to this member (a peer whose
@@ -558,6 +585,9 @@ pub async fn serve_api(
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
+                if state.cluster.get().is_some() {
+                    keep_alive(&stream);
+                }
                 let state = state.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let state = state.clone();
@@ -623,6 +653,20 @@ pub async fn serve_metrics(
     }
 }
 
+/// Cluster mode: TCP keepalive on the API port's connections, so a member that vanished
+/// without closing its connection (its node gone, a partition) is found out within about 5 s:
+/// its metadata long poll is then dropped and it stops counting as live. Probes flow only on
+/// connections idle for 2 s, one small packet each 2 s.
+fn keep_alive(stream: &tokio::net::TcpStream) {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(2))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(2);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "Could not turn TCP keepalive on.");
+    }
+}
+
 async fn admin(state: Arc<AppState>, req: Request<Incoming>) -> Response<RespBody> {
     let text = |status: StatusCode, body: &str| {
         Response::builder()
@@ -674,4 +718,24 @@ pub struct Bound {
     pub api: SocketAddr,
     pub metrics: SocketAddr,
     pub tls: Option<SocketAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member vanished without closing its connection is found out within seconds.
+    #[tokio::test]
+    async fn cluster_connections_are_probed_for_dead_peers() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        keep_alive(&accepted);
+        let sock = socket2::SockRef::from(&accepted);
+        assert!(sock.keepalive().unwrap());
+        let detect = sock.tcp_keepalive_time().unwrap()
+            + sock.tcp_keepalive_interval().unwrap() * sock.tcp_keepalive_retries().unwrap();
+        assert!(detect <= Duration::from_secs(5), "{detect:?}");
+    }
 }

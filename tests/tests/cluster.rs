@@ -716,6 +716,65 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     }
 }
 
+/// A coordinator started again without its data (a lost volume) is a new cluster with no
+/// streams: the members refuse its metadata instead of deleting every log they hold, keep
+/// serving the shards they hold, and report not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_refuse_a_coordinator_that_lost_its_data() {
+    let mut c = start().await;
+    c.clients[0]
+        .create_stream()
+        .stream_name("events")
+        .shard_count(3)
+        .send()
+        .await
+        .unwrap();
+    let written = put(&c.clients[1], "events", 0..90).await;
+    let owner_of = owners(&c.data_dir(0), "events");
+    let member_shard = owner_of.iter().find(|(_, &o)| o == 1).unwrap().0.clone();
+
+    c.pods[0].kill9().await;
+    std::fs::remove_dir_all(c.data_dir(0)).unwrap();
+    c.pods[0].restart().await.unwrap();
+    c.clients[0] = kinesis_client(&c.pods[0].api);
+
+    // Both members notice another cluster and stop being ready.
+    for pod in [1, 2] {
+        let mut status = 0;
+        for _ in 0..100 {
+            status = http(&c.pods[pod].metrics, "GET", "/readyz", &[], "")
+                .await
+                .0;
+            if status == 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 503, "member {pod} still ready");
+    }
+    // Well after the new coordinator's first snapshots, nothing is deleted: the member's
+    // stream and every record of its shard are still there, served from its own replica.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(owners(&c.data_dir(1), "events"), owner_of);
+    let want: BTreeSet<String> = written
+        .iter()
+        .filter(|(_, s, _)| *s == member_shard)
+        .map(|(id, _, _)| format!("r{id}"))
+        .collect();
+    assert!(!want.is_empty());
+    let (got, _) = read(&c.clients[1], "events", &member_shard).await;
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+    // The new coordinator has no such stream, and does not count the members in.
+    let view = cluster_view(&c.pods[0]).await;
+    let live = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["live"] == true)
+        .count();
+    assert_eq!(live, 1, "{view}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_endpoints_need_the_cluster_token() {
     let c = start().await;

@@ -3,19 +3,25 @@
 
 mod reads;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ciborium::Value as Cbor;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::{Cluster, ClusterConfig, Snapshot, TOKEN_HEADER, VERSION_HEADER};
+use crate::protocol::error::codes;
+use crate::protocol::{AwsError, Protocol};
 use crate::server::{ChannelBody, RespBody};
 use crate::storage::RecordIn;
 use crate::streams::placement::AppendFailure;
@@ -66,17 +72,13 @@ fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<RespBod
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
-/// The answer to an internal call or forwarded request without the right token.
-pub fn access_denied() -> Response<RespBody> {
-    let mut r = json_response(
-        StatusCode::FORBIDDEN,
-        r#"{"__type":"AccessDeniedException","message":"Missing or invalid cluster token."}"#,
-    );
-    r.headers_mut().insert(
-        "x-amzn-ErrorType",
-        HeaderValue::from_static("AccessDeniedException"),
-    );
-    r
+/// The answer to an internal call or forwarded request without the right token, in the
+/// request's protocol (internal calls speak JSON) with a request id, like any error.
+pub fn access_denied(protocol: Protocol) -> Response<RespBody> {
+    crate::server::error_response(
+        &AwsError::new(codes::ACCESS_DENIED, "Missing or invalid cluster token.").with_status(403),
+        protocol,
+    )
 }
 
 fn error(status: StatusCode, message: &str) -> Response<RespBody> {
@@ -109,7 +111,7 @@ pub async fn internal(
     req: Request<Incoming>,
 ) -> Response<RespBody> {
     if token_status(&cluster.cfg, req.headers()) != Some(true) {
-        return access_denied();
+        return access_denied(Protocol::Json);
     }
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -135,7 +137,11 @@ pub async fn internal(
             match cluster.join(j.ordinal, j.url) {
                 Ok(()) => json_response(
                     StatusCode::OK,
-                    serde_json::json!({ "version": cluster.version() }).to_string(),
+                    serde_json::json!({
+                        "version": cluster.version(),
+                        "clusterId": cluster.cluster_id(),
+                    })
+                    .to_string(),
                 ),
                 Err(e) => error(StatusCode::BAD_REQUEST, &e),
             }
@@ -348,7 +354,13 @@ impl Client {
             .map_err(|_| failed(format!("{url}: no answer in time"), true))?
     }
 
-    pub async fn join(&self, cfg: &ClusterConfig, ordinal: u32, url: &str) -> Result<(), String> {
+    /// Joins the coordinator; answers its cluster id (`None` from an earlier release).
+    pub async fn join(
+        &self,
+        cfg: &ClusterConfig,
+        ordinal: u32,
+        url: &str,
+    ) -> Result<Option<String>, String> {
         let body = serde_json::to_vec(&JoinBody {
             ordinal,
             url: url.to_string(),
@@ -372,7 +384,14 @@ impl Client {
                 String::from_utf8_lossy(&answer)
             ));
         }
-        Ok(())
+        #[derive(Deserialize)]
+        struct JoinOut {
+            #[serde(rename = "clusterId", default)]
+            cluster_id: Option<String>,
+        }
+        serde_json::from_slice::<JoinOut>(&answer)
+            .map(|j| j.cluster_id)
+            .map_err(|e| format!("malformed join answer: {e}"))
     }
 
     pub async fn state(
@@ -496,20 +515,115 @@ impl Default for Client {
     }
 }
 
+/// A forwarded call's whole time, answer's body included (except an event stream's): below
+/// the SDKs' 60 s read timeout, so a client hears of a hung pod before it gives up itself.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a forwarded answer waits for room in the in-flight budget before the call is
+/// answered as overloaded (the same wait as a request's).
+const BUDGET_WAIT: Duration = Duration::from_secs(2);
+/// What a forwarded answer without a length is charged.
+const UNSIZED_ANSWER: usize = 1024 * 1024;
+
+/// A forward that failed.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The other pod could not be reached, or did not answer in time.
+    Failed(String),
+    /// The answer did not fit in this pod's in-flight budget (answered `ServiceUnavailable`).
+    Overloaded,
+}
+
+impl std::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardError::Failed(e) => f.write_str(e),
+            ForwardError::Overloaded => f.write_str("no room in the in-flight budget"),
+        }
+    }
+}
+
+/// The in-flight budget (KiB) of the server forwarding a call, and the share its request holds.
+pub struct Budget {
+    pub inflight: Arc<Semaphore>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// A forwarded answer's body, streamed through: it holds the request's and the answer's share
+/// of the in-flight budget until it is sent (or dropped), and ends (cut short) at the forward's
+/// deadline.
+struct ForwardedBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    from: String,
+    done: bool,
+    held: Vec<OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for ForwardedBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        // Cut short, the answer is shorter than its length: the client's connection is closed
+        // and the SDK retries.
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            tracing::warn!(from = %this.from, "A forwarded answer did not arrive in time.");
+            this.done = true;
+            this.held.clear();
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(from = %this.from, error = %e, "A forwarded answer broke off.");
+                this.done = true;
+                this.held.clear();
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                this.held.clear();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 impl Cluster {
     /// Sends a Kinesis request as received (same target, body and headers, SigV4 included)
     /// to the pod with ordinal `to`, adding the cluster token so it is not forwarded again.
-    /// The answer comes back as is; an event stream is streamed through. The second value is
-    /// the coordinator's metadata version, when the answer carries it.
+    /// The answer comes back as is, streamed through: its size is charged to this pod's
+    /// in-flight budget (with the request's share) until it is sent, and it must arrive within
+    /// [`FORWARD_TIMEOUT`], except an event stream's body. The second value is the
+    /// coordinator's metadata version, when the answer carries it.
     pub async fn forward(
         &self,
         to: u32,
         parts: &http::request::Parts,
         body: Bytes,
-    ) -> Result<(Response<RespBody>, Option<u64>), String> {
+        budget: Budget,
+    ) -> Result<(Response<RespBody>, Option<u64>), ForwardError> {
+        let deadline = tokio::time::Instant::now() + self.forward_timeout;
+        let failed = ForwardError::Failed;
         let base = self
             .url_of(to)
-            .ok_or_else(|| format!("member {to} is unknown"))?;
+            .ok_or_else(|| failed(format!("member {to} is unknown")))?;
         let path = parts
             .uri
             .path_and_query()
@@ -518,7 +632,9 @@ impl Cluster {
         let mut req = Request::builder()
             .method(parts.method.clone())
             .uri(format!("{}{path}", base.trim_end_matches('/')));
-        let headers = req.headers_mut().ok_or("bad request")?;
+        let headers = req
+            .headers_mut()
+            .ok_or_else(|| failed("bad request".into()))?;
         for (name, value) in parts.headers.iter() {
             if HOP_BY_HOP.contains(&name.as_str()) || name.as_str() == TOKEN_HEADER {
                 continue;
@@ -535,14 +651,16 @@ impl Cluster {
         }
         headers.insert(
             TOKEN_HEADER,
-            HeaderValue::from_str(&self.cfg.secret).map_err(|e| e.to_string())?,
+            HeaderValue::from_str(&self.cfg.secret).map_err(|e| failed(e.to_string()))?,
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(Duration::from_secs(60), self.client.inner.request(req))
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| failed(e.to_string()))?;
+        let resp = tokio::time::timeout_at(deadline, self.client.inner.request(req))
             .await
-            .map_err(|_| format!("{base}: no answer in time"))?
-            .map_err(|e| format!("{base}: {e}"))?;
+            .map_err(|_| failed(format!("{base}: no answer in time")))?
+            .map_err(|e| failed(format!("{base}: {e}")))?;
         let (rparts, rbody) = resp.into_parts();
         let version = rparts
             .headers
@@ -562,6 +680,9 @@ impl Cluster {
             out = out.header(name, value);
         }
         let body: RespBody = if streaming {
+            // An event stream lasts as long as the subscription; like a local one it holds no
+            // share of the budget.
+            drop(budget);
             let (tx, rx) = mpsc::channel(4);
             tokio::spawn(async move {
                 let mut rbody = rbody;
@@ -576,17 +697,39 @@ impl Cluster {
             });
             ChannelBody::new(rx).boxed()
         } else {
-            let bytes = tokio::time::timeout(
-                Duration::from_secs(60),
-                Limited::new(rbody, MAX_ANSWER).collect(),
-            )
-            .await
-            .map_err(|_| format!("{base}: no answer in time"))?
-            .map_err(|e| format!("{base}: {e}"))?
-            .to_bytes();
-            Full::new(bytes).boxed()
+            let size = rparts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(UNSIZED_ANSWER)
+                .min(MAX_ANSWER);
+            let kib = (size / 1024).max(1) as u32;
+            let charge = match budget.inflight.clone().try_acquire_many_owned(kib) {
+                Ok(p) => p,
+                Err(_) => {
+                    let wait = deadline.min(tokio::time::Instant::now() + BUDGET_WAIT);
+                    match tokio::time::timeout_at(
+                        wait,
+                        budget.inflight.clone().acquire_many_owned(kib),
+                    )
+                    .await
+                    {
+                        Ok(Ok(p)) => p,
+                        _ => return Err(ForwardError::Overloaded),
+                    }
+                }
+            };
+            ForwardedBody {
+                inner: rbody,
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                from: base,
+                done: false,
+                held: vec![budget.permit, charge],
+            }
+            .boxed()
         };
-        let resp = out.body(body).map_err(|e| e.to_string())?;
+        let resp = out.body(body).map_err(|e| failed(e.to_string()))?;
         Ok((resp, version))
     }
 }
@@ -622,5 +765,174 @@ mod tests {
         assert!(!token_matches("secret", b"secreT"));
         assert!(!token_matches("secret", b"secre"));
         assert!(!token_matches("secret", b""));
+    }
+
+    async fn coordinator(member: &str, timeout: Option<Duration>) -> std::sync::Arc<Cluster> {
+        let engine = crate::streams::Streams::open(
+            crate::streams::StreamsConfig {
+                cluster_ordinal: Some(0),
+                iterator_key: Some([7; 32]),
+                ..Default::default()
+            },
+            crate::clock::Clock::default(),
+        )
+        .await
+        .unwrap();
+        let cfg = ClusterConfig {
+            coordinator: "http://127.0.0.1:9".into(),
+            advertise: "http://127.0.0.1:9".into(),
+            ordinal: 0,
+            secret: "s3cret".into(),
+        };
+        let mut cluster = Cluster::new(cfg, engine, None);
+        if let Some(t) = timeout {
+            Arc::get_mut(&mut cluster).unwrap().forward_timeout = t;
+        }
+        cluster.join(1, member.to_string()).unwrap();
+        cluster
+    }
+
+    /// A pod answering every request with `size` bytes; with `stall`, it sends the head and
+    /// two bytes and then nothing; with `mute`, not even the head.
+    async fn owner(size: usize, stall: bool, mute: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; 65536];
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if !mute {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                             connection: close\r\ncontent-length: {size}\r\n\r\n"
+                        );
+                        let body = if stall {
+                            vec![b'x'; 2]
+                        } else {
+                            vec![b'x'; size]
+                        };
+                        let _ = conn.write_all(head.as_bytes()).await;
+                        let _ = conn.write_all(&body).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn get_records() -> http::request::Parts {
+        Request::post("/")
+            .header("x-amz-target", "Kinesis_20131202.GetRecords")
+            .header(header::CONTENT_TYPE, "application/x-amz-json-1.1")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    fn budget(inflight: &Arc<Semaphore>) -> Budget {
+        Budget {
+            inflight: inflight.clone(),
+            permit: inflight.clone().try_acquire_many_owned(1).unwrap(),
+        }
+    }
+
+    /// Forwarded answers count against the in-flight budget, with their request, until they
+    /// have been sent: concurrent forwarded GetRecords cannot grow memory without bound.
+    #[tokio::test]
+    async fn forwarded_answers_are_charged_to_the_in_flight_budget() {
+        const MIB4: usize = 4 << 20;
+        let cluster = coordinator(&owner(MIB4, false, false).await, None).await;
+        let inflight = Arc::new(Semaphore::new(6 * 1024));
+        let body = || Bytes::from_static(b"{}");
+        let (first, _) = cluster
+            .forward(1, &get_records(), body(), budget(&inflight))
+            .await
+            .unwrap();
+        assert_eq!(inflight.available_permits(), 6 * 1024 - 1 - 4096);
+        // No room for a second answer while the first is held: overloaded (503).
+        let second = cluster
+            .forward(1, &get_records(), body(), budget(&inflight))
+            .await;
+        assert!(matches!(second, Err(ForwardError::Overloaded)));
+        assert_eq!(inflight.available_permits(), 6 * 1024 - 1 - 4096);
+        // Streamed through, then its share is given back.
+        let got = first.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(got.len(), MIB4);
+        assert_eq!(inflight.available_permits(), 6 * 1024);
+        // An answer dropped unsent (the client went away) gives it back too.
+        let (third, _) = cluster
+            .forward(1, &get_records(), body(), budget(&inflight))
+            .await
+            .unwrap();
+        assert!(inflight.available_permits() < 6 * 1024);
+        drop(third);
+        assert_eq!(inflight.available_permits(), 6 * 1024);
+    }
+
+    /// A forward is bounded as a whole, head and body, well below SDKs' 60 s read timeout.
+    #[tokio::test]
+    async fn a_forward_is_bounded_in_all() {
+        assert!(FORWARD_TIMEOUT <= Duration::from_secs(30));
+        let inflight = Arc::new(Semaphore::new(1024));
+        let limit = Duration::from_millis(800);
+        // Head and two bytes, then nothing: the answer ends, cut short, at the deadline.
+        let stalled = coordinator(&owner(1000, true, false).await, Some(limit)).await;
+        let started = tokio::time::Instant::now();
+        let (resp, _) = stalled
+            .forward(
+                1,
+                &get_records(),
+                Bytes::from_static(b"{}"),
+                budget(&inflight),
+            )
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+            .await
+            .expect("ended at the deadline")
+            .unwrap()
+            .to_bytes();
+        assert!(got.len() < 1000);
+        assert!(started.elapsed() < limit + Duration::from_millis(500));
+        assert_eq!(inflight.available_permits(), 1024);
+        // No head at all: an error at the deadline.
+        let mute = coordinator(&owner(1000, false, true).await, Some(limit)).await;
+        let started = tokio::time::Instant::now();
+        let failed = mute
+            .forward(
+                1,
+                &get_records(),
+                Bytes::from_static(b"{}"),
+                budget(&inflight),
+            )
+            .await;
+        assert!(matches!(failed, Err(ForwardError::Failed(_))));
+        assert!(started.elapsed() < limit + Duration::from_millis(500));
+        assert_eq!(inflight.available_permits(), 1024);
+    }
+
+    /// A request with a wrong cluster token is refused in its own protocol, with a request id.
+    #[test]
+    fn access_denied_answers_in_the_requests_protocol() {
+        for protocol in [Protocol::Json, Protocol::Cbor] {
+            let r = access_denied(protocol);
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+            assert_eq!(
+                r.headers()[header::CONTENT_TYPE].to_str().unwrap(),
+                protocol.content_type()
+            );
+            assert!(r.headers().contains_key("x-amzn-RequestId"));
+            assert_eq!(r.headers()["x-amzn-ErrorType"], "AccessDeniedException");
+        }
     }
 }

@@ -46,7 +46,8 @@ const ACK_WAIT: Duration = Duration::from_secs(5);
 /// A reshard gives up sealing a parent at its owner after this long (it holds the stream's
 /// control lock meanwhile, and publication waits for it).
 const SEAL_WAIT: Duration = Duration::from_secs(10);
-/// A member that has not polled for this long (and is not polling) is not live.
+/// A member that has not polled for this long (and is not polling) is not live. A poll in
+/// progress counts as live until it is answered or its connection is closed or found dead.
 const LIVE_WINDOW: Duration = Duration::from_secs(3);
 /// Membership has settled once no member joined for this long ...
 const SETTLE: Duration = Duration::from_secs(5);
@@ -116,7 +117,11 @@ struct MemberEntry {
 
 /// A metadata snapshot, as the coordinator serves it.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Snapshot {
+    /// The coordinator's cluster id (absent from a coordinator of an earlier release).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
     pub version: u64,
     pub members: Vec<MemberView>,
     pub streams: Vec<StreamMeta>,
@@ -147,6 +152,28 @@ pub struct Cluster {
     first_published: std::sync::atomic::AtomicBool,
     /// Coordinator: write rates of the shards other members hold, as they report them.
     loads: crate::streams::autoscale::RemoteLoads,
+    /// Coordinator: this cluster's id (created once, kept in `cluster-id`). Members: the id
+    /// of the coordinator they first joined (kept there too), `None` until they joined.
+    cluster_id: RwLock<Option<String>>,
+    /// Member: the coordinator answered with another cluster's id (see [`Cluster::adopt_id`]).
+    foreign: std::sync::atomic::AtomicBool,
+    /// A forwarded call's whole time ([`http::FORWARD_TIMEOUT`]; shorter in tests).
+    forward_timeout: Duration,
+}
+
+/// File in the data directory holding the cluster id.
+const CLUSTER_ID_FILE: &str = "cluster-id";
+
+/// The cluster id kept in `dir`, if any.
+fn read_cluster_id(dir: Option<&PathBuf>) -> Option<String> {
+    let raw = std::fs::read_to_string(dir?.join(CLUSTER_ID_FILE)).ok()?;
+    let id = raw.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+fn new_cluster_id() -> String {
+    let b: [u8; 16] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Cluster {
@@ -204,6 +231,18 @@ impl Cluster {
                 },
             );
         }
+        // The coordinator's id is created once with its data directory (every start without
+        // one, `--in-memory` included, is a new cluster); a member's is the coordinator's.
+        let mut cluster_id = read_cluster_id(data_dir.as_ref());
+        if cfg.ordinal == 0 && cluster_id.is_none() {
+            let id = new_cluster_id();
+            if let Some(dir) = &data_dir {
+                if let Err(e) = write_atomic(&dir.join(CLUSTER_ID_FILE), id.as_bytes()) {
+                    tracing::error!(error = %e, "Could not keep the cluster id in the data directory.");
+                }
+            }
+            cluster_id = Some(id);
+        }
         let (version, _) = watch::channel(start);
         Arc::new(Cluster {
             cfg,
@@ -221,7 +260,55 @@ impl Cluster {
             synced: std::sync::atomic::AtomicBool::new(false),
             first_published: std::sync::atomic::AtomicBool::new(false),
             loads: Default::default(),
+            cluster_id: RwLock::new(cluster_id),
+            foreign: std::sync::atomic::AtomicBool::new(false),
+            forward_timeout: http::FORWARD_TIMEOUT,
         })
+    }
+
+    /// The cluster id: the coordinator's own, or the one a member first joined.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Member: checks the cluster id the coordinator answered with. The first one a member
+    /// sees is kept (in its data directory); another one later means the coordinator is not
+    /// the one this member's data belongs to (it lost its data directory, or runs
+    /// `--in-memory` and restarted, or `--cluster-coordinator` names another cluster's pod):
+    /// its metadata would delete every stream this member holds, so it is refused.
+    fn adopt_id(&self, id: Option<&str>) -> Result<(), String> {
+        // A coordinator of an earlier release sends none.
+        let Some(id) = id else { return Ok(()) };
+        let mut have = self.cluster_id.write().unwrap_or_else(|e| e.into_inner());
+        match have.as_deref() {
+            Some(mine) if mine == id => {}
+            Some(mine) => {
+                self.foreign
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.synced
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                return Err(format!(
+                    "the coordinator belongs to cluster {id}, but this member's data belongs to cluster {mine}: \
+                     refusing its metadata, which would delete the streams this member holds \
+                     (the coordinator lost its data directory, or --cluster-coordinator names \
+                     another cluster); serving the shards held here from the metadata kept here"
+                ));
+            }
+            None => {
+                if let Some(dir) = &self.data_dir {
+                    write_atomic(&dir.join(CLUSTER_ID_FILE), id.as_bytes())
+                        .map_err(|e| format!("keeping the cluster id failed: {e}"))?;
+                }
+                tracing::info!(cluster_id = id, "Joined the cluster.");
+                *have = Some(id.to_string());
+            }
+        }
+        self.foreign
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn is_coordinator(&self) -> bool {
@@ -231,7 +318,9 @@ impl Cluster {
     /// Whether this pod may take clients' calls (`/readyz`): the coordinator at once, a member
     /// once it has the coordinator's metadata.
     pub fn is_ready(&self) -> bool {
-        self.is_coordinator() || self.synced.load(std::sync::atomic::Ordering::Relaxed)
+        self.is_coordinator()
+            || (self.synced.load(std::sync::atomic::Ordering::Relaxed)
+                && !self.foreign.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub fn version(&self) -> u64 {
@@ -509,12 +598,16 @@ impl Cluster {
             m.polling += 1;
         }
         self.acks.notify_waiters();
-        let _guard = ordinal.map(|ordinal| PollGuard {
+        let mut guard = ordinal.map(|ordinal| PollGuard {
             cluster: self.clone(),
             ordinal,
+            answered: false,
         });
         let mut rx = self.version.subscribe();
         let _ = tokio::time::timeout(POLL_WAIT, rx.wait_for(|v| *v > after)).await;
+        if let Some(g) = guard.as_mut() {
+            g.answered = true;
+        }
         Some(self.snapshot_body())
     }
 
@@ -526,8 +619,11 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let members = serde_json::to_string(&self.member_views()).unwrap_or_default();
-        let mut out =
-            format!("{{\"version\":{version},\"members\":{members},\"streams\":").into_bytes();
+        let id = serde_json::to_string(&self.cluster_id()).unwrap_or_default();
+        let mut out = format!(
+            "{{\"clusterId\":{id},\"version\":{version},\"members\":{members},\"streams\":"
+        )
+        .into_bytes();
         out.extend_from_slice(&streams);
         out.push(b'}');
         Bytes::from(out)
@@ -559,9 +655,11 @@ impl Cluster {
         loop {
             let step = async {
                 if !joined {
-                    self.client
+                    let id = self
+                        .client
                         .join(&self.cfg, self.cfg.ordinal, &self.cfg.advertise)
                         .await?;
+                    self.adopt_id(id.as_deref())?;
                     joined = true;
                 }
                 let snap = self
@@ -575,10 +673,17 @@ impl Cluster {
                 _ = stop.changed() => return,
             };
             if let Err(e) = result {
-                tracing::warn!(error = %e, coordinator = %self.cfg.coordinator, "Cluster metadata poll failed; retrying.");
+                // Another cluster's coordinator: said loudly, and asked again less often.
+                let foreign = self.foreign.load(std::sync::atomic::Ordering::Relaxed);
+                if foreign {
+                    tracing::error!(error = %e, coordinator = %self.cfg.coordinator, "Refusing the cluster coordinator's metadata.");
+                } else {
+                    tracing::warn!(error = %e, coordinator = %self.cfg.coordinator, "Cluster metadata poll failed; retrying.");
+                }
                 joined = false;
+                let pause = Duration::from_secs(if foreign { 10 } else { 1 });
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = stop.changed() => return,
                 }
             }
@@ -587,6 +692,8 @@ impl Cluster {
 
     /// Applies a snapshot to the replica.
     pub async fn apply(&self, snap: Snapshot) -> Result<(), String> {
+        // Before anything else: another cluster's metadata would delete this member's data.
+        self.adopt_id(snap.cluster_id.as_deref())?;
         let urls = |ms: &[MemberView]| -> Vec<(u32, String)> {
             ms.iter().map(|m| (m.ordinal, m.url.clone())).collect()
         };
@@ -624,17 +731,24 @@ impl Cluster {
     }
 }
 
-/// Counts a long poll as in progress until dropped (the member disconnecting drops it).
+/// Counts a long poll as in progress until dropped (the member disconnecting drops it; so
+/// does a member that vanished without closing its connection, once TCP keepalive on the
+/// coordinator's connections notices, within about 5 s: see `server::keep_alive`).
 struct PollGuard {
     cluster: Arc<Cluster>,
     ordinal: u32,
+    /// The poll was answered: the member was there until now. A poll cut off (its
+    /// connection closed or found dead) says nothing newer than its start.
+    answered: bool,
 }
 
 impl Drop for PollGuard {
     fn drop(&mut self) {
         if let Some(m) = self.cluster.members().get_mut(&self.ordinal) {
             m.polling = m.polling.saturating_sub(1);
-            m.last_seen = Some(Instant::now());
+            if self.answered {
+                m.last_seen = Some(Instant::now());
+            }
         }
     }
 }
@@ -940,5 +1054,109 @@ mod tests {
         assert_eq!(snap.version, cluster.version());
         // Publishing changes nothing more: the member already has this version.
         assert_eq!(cluster.publish().await, snap.version);
+    }
+
+    /// The coordinator creates its cluster id once and keeps it in its data directory; a
+    /// coordinator without one (`--in-memory`, or a lost directory) is a new cluster.
+    #[tokio::test]
+    async fn the_coordinator_keeps_its_cluster_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Cluster::new(
+            cfg(0),
+            coordinator_engine().await,
+            Some(dir.path().to_path_buf()),
+        );
+        let id = first.cluster_id().expect("an id");
+        let snap = snapshot(&first.state(None, 0).await.unwrap());
+        assert_eq!(snap.cluster_id.as_deref(), Some(id.as_str()));
+        let again = Cluster::new(
+            cfg(0),
+            coordinator_engine().await,
+            Some(dir.path().to_path_buf()),
+        );
+        assert_eq!(again.cluster_id().as_deref(), Some(id.as_str()));
+        let lost = Cluster::new(cfg(0), coordinator_engine().await, None);
+        assert_ne!(lost.cluster_id().as_deref(), Some(id.as_str()));
+    }
+
+    /// A coordinator restarted without its data publishes an empty stream list; a member
+    /// applying it would delete every log it holds. The member sees another cluster id and
+    /// refuses it: its streams stay, and it is not ready.
+    #[tokio::test]
+    async fn a_member_refuses_the_metadata_of_another_cluster() {
+        use crate::streams::StreamsConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = Cluster::new(cfg(0), coordinator_engine().await, None);
+        let member = Cluster::new(
+            cfg(1),
+            coordinator_engine().await,
+            Some(dir.path().to_path_buf()),
+        );
+        let good = || async { snapshot(&coordinator.state(None, 0).await.unwrap()) };
+        member.apply(good().await).await.unwrap();
+        assert!(member.is_ready());
+        assert_eq!(member.cluster_id(), coordinator.cluster_id());
+
+        // The coordinator restarts with an empty data directory.
+        let empty = Streams::open(
+            StreamsConfig {
+                cluster_ordinal: Some(0),
+                iterator_key: Some([7; 32]),
+                ..StreamsConfig::default()
+            },
+            crate::clock::Clock::default(),
+        )
+        .await
+        .unwrap();
+        let lost = Cluster::new(cfg(0), empty, None);
+        let foreign = || async { snapshot(&lost.state(None, 0).await.unwrap()) };
+        assert!(foreign().await.streams.is_empty());
+        let refused = member.apply(foreign().await).await.unwrap_err();
+        assert!(refused.contains("refusing"), "{refused}");
+        assert!(member.engine.get("orders").is_ok(), "the stream was kept");
+        assert!(!member.is_ready(), "a refusing member is not ready");
+
+        // Restarted on the same data directory, the member still knows its cluster.
+        let restarted = Cluster::new(
+            cfg(1),
+            coordinator_engine().await,
+            Some(dir.path().to_path_buf()),
+        );
+        assert!(restarted.apply(foreign().await).await.is_err());
+        assert!(restarted.engine.get("orders").is_ok());
+
+        // Its own coordinator back: applied again, ready again.
+        member.apply(good().await).await.unwrap();
+        assert!(member.is_ready());
+    }
+
+    /// A member that vanished without closing its connection: its poll is dropped once TCP
+    /// keepalive finds the connection dead, and it is not live from then on (its poll's start
+    /// is its last sign of life), not for another live window.
+    #[tokio::test]
+    async fn a_poll_cut_off_does_not_keep_its_member_live() {
+        let cluster = Cluster::new(cfg(0), coordinator_engine().await, None);
+        cluster.join(1, "http://127.0.0.1:10".into()).unwrap();
+        let v = cluster.publish().await;
+        let poll = tokio::spawn({
+            let c = cluster.clone();
+            async move { c.state(Some(1), v).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let live = |c: &Cluster| c.live_members().contains(&1);
+        assert!(live(&cluster), "a member polling is live");
+        // The poll began a while ago, and its connection is now found dead.
+        cluster.members().get_mut(&1).unwrap().last_seen = Some(Instant::now() - LIVE_WINDOW);
+        poll.abort();
+        let _ = poll.await;
+        assert!(
+            !live(&cluster),
+            "a member whose poll was cut off is not live"
+        );
+        // A poll answered is a sign of life.
+        let answered = cluster.clone();
+        let last = tokio::spawn(async move { answered.state(Some(1), 0).await });
+        assert!(last.await.unwrap().is_some());
+        assert!(live(&cluster));
     }
 }
