@@ -92,6 +92,16 @@ fn error(status: StatusCode, message: &str) -> Response<RespBody> {
 struct JoinBody {
     ordinal: u32,
     url: String,
+    /// The cluster the member's data belongs to, once it has joined one.
+    #[serde(rename = "clusterId", default, skip_serializing_if = "Option::is_none")]
+    cluster_id: Option<String>,
+}
+
+/// The coordinator's answer to a join (also to one it refused as another cluster's member).
+#[derive(Deserialize)]
+struct JoinOut {
+    #[serde(rename = "clusterId", default)]
+    cluster_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -134,6 +144,19 @@ pub async fn internal(
             let Ok(j) = serde_json::from_slice::<JoinBody>(&body) else {
                 return error(StatusCode::BAD_REQUEST, "malformed join");
             };
+            // A member of another cluster is not counted in (it refuses this metadata).
+            let own = cluster.cluster_id();
+            if j.cluster_id.is_some() && j.cluster_id != own {
+                tracing::error!(ordinal = j.ordinal, member_cluster = ?j.cluster_id, cluster = ?own, "A member of another cluster tried to join.");
+                return json_response(
+                    StatusCode::CONFLICT,
+                    serde_json::json!({
+                        "message": "the member belongs to another cluster",
+                        "clusterId": own,
+                    })
+                    .to_string(),
+                );
+            }
             match cluster.join(j.ordinal, j.url) {
                 Ok(()) => json_response(
                     StatusCode::OK,
@@ -354,16 +377,20 @@ impl Client {
             .map_err(|_| failed(format!("{url}: no answer in time"), true))?
     }
 
-    /// Joins the coordinator; answers its cluster id (`None` from an earlier release).
+    /// Joins the coordinator, as a member of cluster `cluster_id` if it has joined one;
+    /// answers the coordinator's cluster id (`None` from an earlier release). A coordinator of
+    /// another cluster refuses the join and answers its id too, for the caller to refuse.
     pub async fn join(
         &self,
         cfg: &ClusterConfig,
         ordinal: u32,
         url: &str,
+        cluster_id: Option<String>,
     ) -> Result<Option<String>, String> {
         let body = serde_json::to_vec(&JoinBody {
             ordinal,
             url: url.to_string(),
+            cluster_id,
         })
         .unwrap_or_default();
         let (status, answer) = self
@@ -378,16 +405,19 @@ impl Client {
                 CALL_TIMEOUT,
             )
             .await?;
+        if status == StatusCode::CONFLICT {
+            if let Ok(JoinOut {
+                cluster_id: Some(id),
+            }) = serde_json::from_slice::<JoinOut>(&answer)
+            {
+                return Ok(Some(id));
+            }
+        }
         if !status.is_success() {
             return Err(format!(
                 "join refused ({status}): {}",
                 String::from_utf8_lossy(&answer)
             ));
-        }
-        #[derive(Deserialize)]
-        struct JoinOut {
-            #[serde(rename = "clusterId", default)]
-            cluster_id: Option<String>,
         }
         serde_json::from_slice::<JoinOut>(&answer)
             .map(|j| j.cluster_id)

@@ -657,7 +657,12 @@ impl Cluster {
                 if !joined {
                     let id = self
                         .client
-                        .join(&self.cfg, self.cfg.ordinal, &self.cfg.advertise)
+                        .join(
+                            &self.cfg,
+                            self.cfg.ordinal,
+                            &self.cfg.advertise,
+                            self.cluster_id(),
+                        )
                         .await?;
                     self.adopt_id(id.as_deref())?;
                     joined = true;
