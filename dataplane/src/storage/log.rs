@@ -1,10 +1,7 @@
 //! A shard's log: segments, the writer task that group-commits appends, and readers.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -84,8 +81,6 @@ struct View {
 struct Inner {
     /// Set when an fsync failed: nothing more is acknowledged.
     failed: std::sync::atomic::AtomicBool,
-    /// Appends the writer has written so far (for a sync waiting for callers to come back).
-    appends_written: AtomicU64,
     cfg: StorageConfig,
     dir: Option<PathBuf>,
     clock: Clock,
@@ -149,7 +144,6 @@ impl ShardLog {
         let (tip, _) = watch::channel(end_offset);
         let inner = Arc::new(Inner {
             failed: std::sync::atomic::AtomicBool::new(false),
-            appends_written: AtomicU64::new(0),
             dir: cfg.dir.clone(),
             cfg: cfg.clone(),
             clock,
@@ -415,8 +409,6 @@ struct Round {
     len: u64,
     end_offset: u64,
     last_arrival: i64,
-    /// `Inner::appends_written` once this round was written.
-    appends_through: u64,
     waiters: Vec<(
         oneshot::Sender<Result<AppendOutcome, StorageError>>,
         AppendOutcome,
@@ -563,16 +555,11 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                         active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
                     }
                     written_len += round_len as u64;
-                    let appends_through = inner
-                        .appends_written
-                        .fetch_add(waiters.len() as u64, Ordering::AcqRel)
-                        + waiters.len() as u64;
                     let round = Round {
                         segment: active.clone(),
                         len: written_len,
                         end_offset: next_offset,
                         last_arrival,
-                        appends_through,
                         waiters,
                     };
                     if let Err(mpsc::error::SendError(SyncMsg::Round(r))) =
@@ -611,121 +598,73 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-/// Longest a sync waits, before calling fdatasync, for callers the previous sync acknowledged
-/// to come back with their next appends.
-const SYNC_GATHER: Duration = Duration::from_micros(150);
-
 /// The sync task: makes written rounds durable and only then publishes them to readers and
 /// acknowledges their appends, in order.
 ///
 /// 1. Take every round queued (they were all written before this point).
-/// 2. Acknowledge at once the leading rounds an earlier fdatasync already covers: each sync
-///    reads how far the writer had written just before it calls fdatasync, so rounds written
-///    while the previous sync was being started need no sync of their own.
-/// 3. If the rest are fewer appends than the previous sync covered, the other callers are
-///    probably on their way back: wait on the blocking thread, up to `SYNC_GATHER`, until that
-///    many more appends are written (a lone producer never waits). Then fdatasync each segment
-///    the rest touch once (skipped with `--no-fsync`).
-/// 4. Publish each round's end to readers, then answer its appends; answer barriers and closes
+/// 2. fdatasync each segment they touched once (skipped with `--no-fsync`): one sync covers
+///    every round written before it started.
+/// 3. Publish each round's end to readers, then answer its appends; answer barriers and closes
 ///    in queue order. If a sync fails, nothing after the last published round is acknowledged
 ///    and the log refuses further writes.
 async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
-    // Appends acknowledged on the strength of the latest fdatasync.
-    let mut last_covered = 0usize;
     while let Some(first) = rx.recv().await {
-        let mut msgs = VecDeque::from([first]);
+        let mut msgs = vec![first];
         while let Ok(m) = rx.try_recv() {
-            msgs.push_back(m);
+            msgs.push(m);
         }
-        let mut ok = !inner.failed.load(Ordering::Acquire);
-        if ok {
-            while let Some(m) = msgs.front() {
-                let covered = match m {
-                    SyncMsg::Round(r) => !inner.cfg.fsync || r.len <= r.segment.synced_len(),
-                    SyncMsg::Barrier(_) | SyncMsg::Close(_) => true,
-                };
-                if !covered {
-                    break;
+        let mut segments: Vec<Arc<Segment>> = Vec::new();
+        for m in &msgs {
+            if let SyncMsg::Round(r) = m {
+                if !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment)) {
+                    segments.push(r.segment.clone());
                 }
-                let m = msgs.pop_front().expect("front exists");
-                if let SyncMsg::Round(r) = &m {
-                    last_covered += r.waiters.len();
-                }
-                finish(&inner, m, true);
             }
         }
-        if ok && !msgs.is_empty() {
-            let mut segments: Vec<Arc<Segment>> = Vec::new();
-            let mut waiting = 0usize;
-            let mut appends_through = 0u64;
-            for m in &msgs {
-                if let SyncMsg::Round(r) = m {
-                    waiting += r.waiters.len();
-                    appends_through = r.appends_through;
-                    if !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment)) {
-                        segments.push(r.segment.clone());
-                    }
-                }
-            }
-            let want_more = last_covered.saturating_sub(waiting) as u64;
-            last_covered = waiting;
-            let gather = inner.clone();
-            let synced = tokio::task::spawn_blocking(move || {
-                if want_more > 0 {
-                    let deadline = Instant::now() + SYNC_GATHER;
-                    while gather.appends_written.load(Ordering::Acquire) - appends_through
-                        < want_more
-                        && Instant::now() < deadline
-                    {
-                        std::thread::sleep(Duration::from_micros(20));
-                    }
-                }
-                segments.iter().try_for_each(|s| s.sync())
-            })
-            .await;
+        let mut ok = !inner.failed.load(std::sync::atomic::Ordering::Acquire);
+        if ok && inner.cfg.fsync && !segments.is_empty() {
+            let synced =
+                tokio::task::spawn_blocking(move || segments.iter().try_for_each(|s| s.sync()))
+                    .await;
             if let Ok(Err(e)) | Err(e) = synced.map_err(|_| StorageError::Unavailable) {
                 tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
                 ok = false;
-                inner.failed.store(true, Ordering::Release);
+                inner
+                    .failed
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
         }
         for m in msgs {
-            finish(&inner, m, ok);
-        }
-    }
-}
-
-/// Answers one sync message: a round is published and acknowledged when `ok`, refused
-/// otherwise; barriers and closes are answered.
-fn finish(inner: &Inner, m: SyncMsg, ok: bool) {
-    match m {
-        SyncMsg::Round(r) if ok => {
-            r.segment.publish(r.len, r.end_offset);
-            {
-                let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
-                v.end_offset = r.end_offset;
-                v.last_arrival_ms = r.last_arrival;
+            match m {
+                SyncMsg::Round(r) if ok => {
+                    r.segment.publish(r.len, r.end_offset);
+                    {
+                        let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                        v.end_offset = r.end_offset;
+                        v.last_arrival_ms = r.last_arrival;
+                    }
+                    inner.tip.send_replace(r.end_offset);
+                    for (reply, outcome) in r.waiters {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                SyncMsg::Round(r) => {
+                    for (reply, _) in r.waiters {
+                        let _ = reply.send(Err(StorageError::Unavailable));
+                    }
+                }
+                SyncMsg::Barrier(reply) => {
+                    let _ = reply.send(());
+                }
+                SyncMsg::Close(reply) => {
+                    let end = {
+                        let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                        v.closed = true;
+                        v.end_offset
+                    };
+                    let _ = reply.send(end);
+                }
             }
-            inner.tip.send_replace(r.end_offset);
-            for (reply, outcome) in r.waiters {
-                let _ = reply.send(Ok(outcome));
-            }
-        }
-        SyncMsg::Round(r) => {
-            for (reply, _) in r.waiters {
-                let _ = reply.send(Err(StorageError::Unavailable));
-            }
-        }
-        SyncMsg::Barrier(reply) => {
-            let _ = reply.send(());
-        }
-        SyncMsg::Close(reply) => {
-            let end = {
-                let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
-                v.closed = true;
-                v.end_offset
-            };
-            let _ = reply.send(end);
         }
     }
 }
@@ -932,77 +871,5 @@ mod tests {
             Err(StorageError::Closed)
         ));
         assert!(log.is_closed());
-    }
-
-    #[tokio::test]
-    async fn a_round_is_acknowledged_without_its_own_sync_only_if_written_before_a_sync_began() {
-        let tmp = tempfile::tempdir().unwrap();
-        let log = ShardLog::open(
-            StorageConfig {
-                dir: Some(tmp.path().join("shard")),
-                ..StorageConfig::default()
-            },
-            Clock::default(),
-            0,
-            false,
-        )
-        .unwrap();
-        assert!(log.inner.cfg.fsync);
-        let inner = log.inner.clone();
-        let seg = log.view().segments.last().unwrap().clone();
-        // Drive a sync task directly; the log's own writer stays idle.
-        let (tx, rx) = mpsc::channel(8);
-        let task = tokio::spawn(sync_task(inner.clone(), rx));
-        let mut len = 0u64;
-        let mut next = 0u64;
-        let mut write_round = || {
-            let mut buf = Encoded::default();
-            buf.push_batch(next, 0, 0, recs(1, 100));
-            seg.write_encoded_at(len, &buf).unwrap();
-            len += buf.len() as u64;
-            let (reply, ack) = oneshot::channel();
-            let outcome = AppendOutcome {
-                first_offset: next,
-                arrival_ms: 0,
-            };
-            next += 1;
-            let round = Round {
-                segment: seg.clone(),
-                len,
-                end_offset: next,
-                last_arrival: 0,
-                appends_through: inner.appends_written.fetch_add(1, Ordering::AcqRel) + 1,
-                waiters: vec![(reply, outcome)],
-            };
-            (round, ack)
-        };
-
-        // Rounds 1 and 2 are both written before round 1's sync begins: that one sync covers
-        // both, and round 2 is acknowledged without another.
-        let (r1, a1) = write_round();
-        let (r2, a2) = write_round();
-        let r2_len = r2.len;
-        assert_eq!(seg.synced_len(), 0);
-        assert!(tx.send(SyncMsg::Round(r1)).await.is_ok());
-        assert_eq!(a1.await.unwrap().unwrap().first_offset, 0);
-        assert_eq!(seg.sync_count(), 1);
-        assert_eq!(seg.synced_len(), r2_len);
-        assert!(tx.send(SyncMsg::Round(r2)).await.is_ok());
-        assert_eq!(a2.await.unwrap().unwrap().first_offset, 1);
-        assert_eq!(seg.sync_count(), 1, "round 2 needed no sync of its own");
-
-        // Round 3 is written after that sync: it is not covered and waits for a new one.
-        let (r3, mut a3) = write_round();
-        assert!(r3.len > seg.synced_len());
-        assert!(a3.try_recv().is_err());
-        assert!(tx.send(SyncMsg::Round(r3)).await.is_ok());
-        assert_eq!(a3.await.unwrap().unwrap().first_offset, 2);
-        assert_eq!(seg.sync_count(), 2, "round 3 got a sync of its own");
-        assert_eq!(seg.synced_len(), len);
-        assert_eq!(log.end_offset(), 3);
-        assert_eq!(log.read(0, 10, 1 << 20).unwrap().records.len(), 3);
-
-        drop(tx);
-        task.await.unwrap();
     }
 }

@@ -38,12 +38,6 @@ pub struct Segment {
     store: Store,
     /// Bytes that are written and durable; readers never look past this.
     durable_len: AtomicU64,
-    /// Bytes the writer has finished writing (set after each successful write).
-    written_len: AtomicU64,
-    /// Bytes covered by a completed fdatasync: `written_len` as read just before the call.
-    synced_len: AtomicU64,
-    /// fdatasync calls made through [`Segment::sync`] (for tests and diagnostics).
-    syncs: AtomicU64,
     /// Offset after the last record in the segment.
     end_offset: AtomicU64,
     sealed: AtomicBool,
@@ -91,9 +85,6 @@ impl Segment {
             base_offset,
             store,
             durable_len: AtomicU64::new(len),
-            written_len: AtomicU64::new(len),
-            synced_len: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
             end_offset: AtomicU64::new(base_offset),
             sealed: AtomicBool::new(false),
             meta: Mutex::new(SegmentMeta::default()),
@@ -237,7 +228,6 @@ impl Segment {
             self.truncate(pos)?;
         }
         self.durable_len.store(pos, Ordering::Release);
-        self.written_len.store(pos, Ordering::Release);
         self.end_offset.store(expected, Ordering::Release);
         Ok(())
     }
@@ -300,15 +290,6 @@ impl Segment {
     /// buffers (writer task only; `pos` is the end of what it wrote so far). The bytes become
     /// durable with `sync` and visible to readers only through `publish`.
     pub fn write_encoded_at(&self, pos: u64, enc: &Encoded) -> Result<(), StorageError> {
-        self.write_encoded_inner(pos, enc)?;
-        // Only after the bytes are in the file: a sync that reads this position before it
-        // calls fdatasync covers them.
-        self.written_len
-            .store(pos + enc.len() as u64, Ordering::Release);
-        Ok(())
-    }
-
-    fn write_encoded_inner(&self, pos: u64, enc: &Encoded) -> Result<(), StorageError> {
         match &self.store {
             Store::File { path, file } => {
                 write_vectored_all_at(file, pos, enc).map_err(|e| StorageError::io(path, e))
@@ -325,30 +306,12 @@ impl Segment {
         }
     }
 
-    /// fdatasync: every byte written before this call is durable when it returns. On success
-    /// the position the writer had reached when the call started becomes `synced_len`.
+    /// fdatasync: every byte written before this call is durable when it returns.
     pub fn sync(&self) -> Result<(), StorageError> {
-        let written = self.written_len.load(Ordering::Acquire);
-        self.syncs.fetch_add(1, Ordering::Relaxed);
         match &self.store {
-            Store::File { path, file } => {
-                file.sync_data().map_err(|e| StorageError::io(path, e))?
-            }
-            Store::Memory(_) => {}
+            Store::File { path, file } => file.sync_data().map_err(|e| StorageError::io(path, e)),
+            Store::Memory(_) => Ok(()),
         }
-        self.synced_len.fetch_max(written, Ordering::AcqRel);
-        Ok(())
-    }
-
-    /// Bytes a completed fdatasync covers: a round ending at or before this is durable.
-    pub fn synced_len(&self) -> u64 {
-        self.synced_len.load(Ordering::Acquire)
-    }
-
-    /// How many times [`Segment::sync`] was called.
-    #[cfg(test)]
-    pub fn sync_count(&self) -> u64 {
-        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Makes `len` bytes and records up to `end_offset` visible to readers.
@@ -359,8 +322,6 @@ impl Segment {
 
     /// Drops bytes past `len` (recovery, or a failed write).
     pub fn truncate(&self, len: u64) -> Result<(), StorageError> {
-        self.written_len.store(len, Ordering::Release);
-        self.synced_len.fetch_min(len, Ordering::AcqRel);
         match &self.store {
             Store::File { path, file } => {
                 file.set_len(len).map_err(|e| StorageError::io(path, e))?;
