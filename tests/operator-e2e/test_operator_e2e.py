@@ -194,11 +194,18 @@ def test_scaling_a_stream_reshards_it_through_the_data_plane(kube, kinesis_for):
     )
     assert "resharding" not in done["status"], "progress is cleared once the reshard completes"
     assert condition(done, "Reconciling")[0] == "False"
-    # Events on the transitions (published just after the status is written).
-    kube.wait(
-        "Resharding then Active events",
-        lambda: (r := [e["reason"] for e in events_about(kube, "orders")]) and "Resharding" in r and r[-1] == "Active",
-    )
+    # Events on the transitions (published just after the status is written), oldest first; on
+    # a timeout the message lists the reasons seen.
+    seen = []
+
+    def resharding_then_active():
+        seen[:] = [e["reason"] for e in events_about(kube, "orders")]
+        return "Resharding" in seen and seen[-1] == "Active"
+
+    try:
+        kube.wait("Resharding then Active events", resharding_then_active)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; event reasons: {seen}") from None
 
     kinesis = kinesis_for(done["status"]["endpoint"])
     assert len(open_shards(kinesis, "orders")) == 4
