@@ -14,8 +14,6 @@ use ciborium::Value as Cbor;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -294,36 +292,13 @@ struct CallError {
 /// Pooled HTTP/1.1 client between pods (`http://` and `https://`).
 #[derive(Clone)]
 pub struct Client {
-    inner: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<HttpConnector>,
-        Full<Bytes>,
-    >,
+    inner: crate::delivery::client::Pooled,
 }
 
 impl Client {
     pub fn new() -> Client {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        connector.enforce_http(false);
-        let tls = crate::tls::client_config(None).unwrap_or_else(|_| {
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_protocol_versions(rustls::ALL_VERSIONS)
-            .unwrap_or_else(|_| unreachable!("ring supports every rustls protocol version"))
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-        });
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
         Client {
-            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector),
+            inner: crate::delivery::client::pooled(Duration::from_secs(5)),
         }
     }
 

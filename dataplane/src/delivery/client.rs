@@ -102,21 +102,33 @@ impl Default for HttpClient {
 impl HttpClient {
     /// A client whose `https://` connections use `tls` (ALPN is set to HTTP/1.1 here).
     pub fn with_tls(tls: rustls::ClientConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        connector.set_nodelay(true);
-        connector.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
         HttpClient {
-            inner: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector),
+            inner: pooled_with(tls, Duration::from_secs(10)),
         }
     }
+}
+
+/// A pooled HTTP/1.1 hyper client for `http://` and `https://` URLs.
+pub(crate) type Pooled = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A pooled client trusting the configured roots (`--ca-file` and the system's).
+pub(crate) fn pooled(connect_timeout: Duration) -> Pooled {
+    pooled_with((*trust()).clone(), connect_timeout)
+}
+
+fn pooled_with(tls: rustls::ClientConfig, connect_timeout: Duration) -> Pooled {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
 }
 
 impl HttpClient {
