@@ -109,6 +109,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIBUTARY_NO_FSYNC")]
     pub no_fsync: bool,
 
+    /// Read and write shard logs through the kernel's page cache instead of direct I/O
+    /// (`O_DIRECT`, used where the filesystem supports it).
+    #[arg(long, env = "TRIBUTARY_BUFFERED_IO")]
+    pub buffered_io: bool,
+
     /// Size at which a shard's segment file is sealed and a new one started.
     #[arg(long, env = "TRIBUTARY_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub segment_bytes: u64,
@@ -303,6 +308,7 @@ impl ServeConfig {
                 dir: None,
                 fsync: !self.no_fsync && !self.in_memory,
                 segment_bytes: self.segment_bytes,
+                direct_io: !self.buffered_io,
                 ..StorageConfig::default()
             },
             store: StoreConfig {
@@ -396,6 +402,7 @@ impl ServeConfig {
                 dir: None,
                 fsync: !self.no_fsync && !self.in_memory,
                 segment_bytes: self.segment_bytes,
+                direct_io: !self.buffered_io,
                 ..StorageConfig::default()
             },
             limits: !self.no_limits,

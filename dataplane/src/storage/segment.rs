@@ -6,13 +6,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 
+use super::aligned::{self, align_down, align_up, Stage, ALIGN, STAGE_BYTES};
 use super::format::{self, BatchHeader, Encoded, BATCH_HEADER_LEN};
 use super::StorageError;
 
@@ -28,8 +29,37 @@ pub struct IndexEntry {
 const INDEX_ENTRY_LEN: usize = 24;
 
 enum Store {
-    File { path: PathBuf, file: File },
+    File {
+        path: PathBuf,
+        file: File,
+        /// Opened with `O_DIRECT`: every read and write is block-aligned and bypasses the page
+        /// cache (see `aligned`).
+        direct: bool,
+    },
     Memory(RwLock<Vec<u8>>),
+}
+
+/// Opens a segment file, with `O_DIRECT` when asked for and the filesystem allows it (tmpfs,
+/// for one, does not); otherwise through the page cache.
+fn open_file(path: &Path, create: bool, direct: bool) -> std::io::Result<(File, bool)> {
+    let open = |flags: i32| {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).custom_flags(flags);
+        if create {
+            o.create(true).truncate(true);
+        }
+        o.open(path)
+    };
+    if direct {
+        match open(libc::O_DIRECT) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!(path = %path.display(), "O_DIRECT refused; using the page cache.");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    open(0).map(|f| (f, false))
 }
 
 /// A segment of a shard log.
@@ -42,6 +72,9 @@ pub struct Segment {
     end_offset: AtomicU64,
     sealed: AtomicBool,
     meta: Mutex<SegmentMeta>,
+    /// The direct writer's staging buffer (writer task only); dropped when the segment is
+    /// sealed.
+    stage: Mutex<Option<Stage>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,23 +91,22 @@ fn segment_name(base_offset: u64) -> String {
 }
 
 impl Segment {
-    /// Creates a new empty segment in `dir` (or in memory).
+    /// Creates a new empty segment in `dir` (or in memory), for direct I/O if `direct`.
     /// 1. create the file exclusively; 2. fsync the directory so the new name is durable before
     ///    any record acknowledged into it relies on it.
-    pub fn create(dir: Option<&Path>, base_offset: u64) -> Result<Segment, StorageError> {
+    pub fn create(
+        dir: Option<&Path>,
+        base_offset: u64,
+        direct: bool,
+    ) -> Result<Segment, StorageError> {
         let store = match dir {
             None => Store::Memory(RwLock::new(Vec::new())),
             Some(dir) => {
                 let path = dir.join(segment_name(base_offset));
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&path)
-                    .map_err(|e| StorageError::io(&path, e))?;
+                let (file, direct) =
+                    open_file(&path, true, direct).map_err(|e| StorageError::io(&path, e))?;
                 sync_dir(dir)?;
-                Store::File { path, file }
+                Store::File { path, file, direct }
             }
         };
         Ok(Segment::new(base_offset, store, 0))
@@ -88,6 +120,7 @@ impl Segment {
             end_offset: AtomicU64::new(base_offset),
             sealed: AtomicBool::new(false),
             meta: Mutex::new(SegmentMeta::default()),
+            stage: Mutex::new(None),
         }
     }
 
@@ -122,12 +155,10 @@ impl Segment {
         base_offset: u64,
         index_interval: u64,
         trust_index: bool,
+        direct: bool,
     ) -> Result<Segment, StorageError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| StorageError::io(path, e))?;
+        let (file, direct) =
+            open_file(path, false, direct).map_err(|e| StorageError::io(path, e))?;
         let len = file
             .metadata()
             .map_err(|e| StorageError::io(path, e))?
@@ -137,6 +168,7 @@ impl Segment {
             Store::File {
                 path: path.to_path_buf(),
                 file,
+                direct,
             },
             len,
         );
@@ -199,32 +231,39 @@ impl Segment {
     fn scan_and_truncate(&self, len: u64, index_interval: u64) -> Result<(), StorageError> {
         let mut pos = 0u64;
         let mut expected = self.base_offset;
-        let mut header_buf = [0u8; BATCH_HEADER_LEN];
+        let mut reader = Windows::new(self, len);
         while pos + BATCH_HEADER_LEN as u64 <= len {
-            if self.read_exact_at(pos, &mut header_buf).is_err() {
+            let Ok(header) = reader.get(pos, BATCH_HEADER_LEN) else {
                 break;
-            }
-            let Some(h) = BatchHeader::parse(&header_buf) else {
+            };
+            let Some(h) = BatchHeader::parse(&header) else {
                 break;
             };
             if h.base_offset != expected || pos + u64::from(h.len) > len {
                 break;
             }
-            let mut batch = vec![0u8; h.len as usize];
-            if self.read_exact_at(pos, &mut batch).is_err() || !format::verify(&h, &batch) {
-                break;
+            match reader.get(pos, h.len as usize) {
+                Ok(batch) if format::verify(&h, &batch) => {}
+                _ => break,
             }
             self.note_batch(&h, pos, index_interval);
             pos += u64::from(h.len);
             expected = h.next_offset();
         }
         if pos < len {
-            tracing::warn!(
-                segment = %self.describe(),
-                valid_bytes = pos,
-                file_bytes = len,
-                "Truncating a torn or corrupt tail found during recovery."
-            );
+            // A direct writer pads its last block with zeros; that padding is not damage.
+            let padding = len - pos < ALIGN as u64
+                && reader
+                    .get(pos, (len - pos) as usize)
+                    .is_ok_and(|rest| rest.iter().all(|&b| b == 0));
+            if !padding {
+                tracing::warn!(
+                    segment = %self.describe(),
+                    valid_bytes = pos,
+                    file_bytes = len,
+                    "Truncating a torn or corrupt tail found during recovery."
+                );
+            }
             self.truncate(pos)?;
         }
         self.durable_len.store(pos, Ordering::Release);
@@ -260,6 +299,11 @@ impl Segment {
         }
     }
 
+    /// Whether the segment's file is read and written with direct I/O.
+    pub fn is_direct(&self) -> bool {
+        matches!(self.store, Store::File { direct: true, .. })
+    }
+
     pub fn durable_len(&self) -> u64 {
         self.durable_len.load(Ordering::Acquire)
     }
@@ -289,9 +333,36 @@ impl Segment {
     /// Writes an encoded round at `pos` with vectored writes, straight from the records'
     /// buffers (writer task only; `pos` is the end of what it wrote so far). The bytes become
     /// durable with `sync` and visible to readers only through `publish`.
+    ///
+    /// A direct-I/O file gets the round through the segment's staging buffer instead: one copy
+    /// in memory that is reused round after round, then block-aligned writes that bypass the
+    /// page cache.
     pub fn write_encoded_at(&self, pos: u64, enc: &Encoded) -> Result<(), StorageError> {
         match &self.store {
-            Store::File { path, file } => {
+            Store::File {
+                path,
+                file,
+                direct: true,
+            } => {
+                let mut slot = self.stage.lock().unwrap_or_else(|e| e.into_inner());
+                let written = (|| {
+                    let mut stage = match slot.take() {
+                        Some(s) if s.end() == pos => s,
+                        _ => Stage::load(file, pos, enc.len().min(STAGE_BYTES))?,
+                    };
+                    stage.reserve(enc.len());
+                    stage.append(file, enc.slices())?;
+                    Ok(stage)
+                })();
+                match written {
+                    Ok(stage) => {
+                        *slot = Some(stage);
+                        Ok(())
+                    }
+                    Err(e) => Err(StorageError::io(path, e)),
+                }
+            }
+            Store::File { path, file, .. } => {
                 write_vectored_all_at(file, pos, enc).map_err(|e| StorageError::io(path, e))
             }
             Store::Memory(buf) => {
@@ -309,7 +380,9 @@ impl Segment {
     /// fdatasync: every byte written before this call is durable when it returns.
     pub fn sync(&self) -> Result<(), StorageError> {
         match &self.store {
-            Store::File { path, file } => file.sync_data().map_err(|e| StorageError::io(path, e)),
+            Store::File { path, file, .. } => {
+                file.sync_data().map_err(|e| StorageError::io(path, e))
+            }
             Store::Memory(_) => Ok(()),
         }
     }
@@ -322,8 +395,9 @@ impl Segment {
 
     /// Drops bytes past `len` (recovery, or a failed write).
     pub fn truncate(&self, len: u64) -> Result<(), StorageError> {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = None;
         match &self.store {
-            Store::File { path, file } => {
+            Store::File { path, file, .. } => {
                 file.set_len(len).map_err(|e| StorageError::io(path, e))?;
                 file.sync_all().map_err(|e| StorageError::io(path, e))?;
             }
@@ -339,9 +413,15 @@ impl Segment {
     /// rescan it.
     pub fn seal(&self) -> Result<(), StorageError> {
         self.sealed.store(true, Ordering::Release);
-        let Store::File { path, file } = &self.store else {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let Store::File { path, file, direct } = &self.store else {
             return Ok(());
         };
+        if *direct {
+            // Cut the zero padding after the last block, so the length is the log's.
+            file.set_len(self.durable_len())
+                .map_err(|e| StorageError::io(path, e))?;
+        }
         file.sync_all().map_err(|e| StorageError::io(path, e))?;
         let ipath = path.with_extension("idx");
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
@@ -370,17 +450,20 @@ impl Segment {
         Ok(())
     }
 
-    fn read_exact_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    /// Reads the bytes from the block-aligned `start` up to `end` in one request (fewer at
+    /// the end of the file or the memory buffer). Reads of a direct-I/O file bypass the page
+    /// cache like its writes.
+    fn read_window(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
         match &self.store {
-            Store::File { file, .. } => file.read_exact_at(buf, pos),
+            Store::File { file, .. } => {
+                let buf = aligned::read_aligned(file, start, (end - start) as usize)?;
+                Ok(Bytes::from_owner(buf))
+            }
             Store::Memory(data) => {
                 let data = data.read().unwrap_or_else(|e| e.into_inner());
-                let start = pos as usize;
-                let src = data
-                    .get(start..start + buf.len())
-                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-                buf.copy_from_slice(src);
-                Ok(())
+                let from = (start as usize).min(data.len());
+                let to = (end as usize).min(data.len());
+                Ok(Bytes::copy_from_slice(&data[from..to]))
             }
         }
     }
@@ -419,23 +502,24 @@ impl Segment {
         let end = self.durable_len();
         let mut out = Vec::new();
         let mut total = 0usize;
-        let mut header_buf = [0u8; BATCH_HEADER_LEN];
+        let mut reader = Windows::new(self, end);
         while position + BATCH_HEADER_LEN as u64 <= end && (out.is_empty() || total < max_bytes) {
-            self.read_exact_at(position, &mut header_buf)
+            let header = reader
+                .get(position, BATCH_HEADER_LEN)
                 .map_err(|e| self.io_err(e))?;
-            let h = BatchHeader::parse(&header_buf).ok_or_else(|| self.corrupt(position))?;
+            let h = BatchHeader::parse(&header).ok_or_else(|| self.corrupt(position))?;
             if position + u64::from(h.len) > end {
                 return Err(self.corrupt(position));
             }
-            let mut batch = vec![0u8; h.len as usize];
-            self.read_exact_at(position, &mut batch)
+            let batch = reader
+                .get(position, h.len as usize)
                 .map_err(|e| self.io_err(e))?;
             if !format::verify(&h, &batch) {
                 return Err(self.corrupt(position));
             }
             total += batch.len();
             position += u64::from(h.len);
-            out.push((h, Bytes::from(batch)));
+            out.push((h, batch));
         }
         Ok(out)
     }
@@ -452,6 +536,53 @@ impl Segment {
             path: self.describe(),
             position,
         }
+    }
+}
+
+/// First window a read takes; later ones double up to `MAX_WINDOW`, so a short read stays
+/// cheap and a long one is made of few large requests.
+const FIRST_WINDOW: usize = 64 * 1024;
+const MAX_WINDOW: usize = 4 << 20;
+
+/// Sequential reads of a segment through aligned windows: batches are handed out as slices of
+/// the window they were read in, without another copy.
+struct Windows<'a> {
+    seg: &'a Segment,
+    /// Readers never look at or past this.
+    end: u64,
+    start: u64,
+    data: Bytes,
+    next_len: usize,
+}
+
+impl<'a> Windows<'a> {
+    fn new(seg: &'a Segment, end: u64) -> Self {
+        Windows {
+            seg,
+            end,
+            start: 0,
+            data: Bytes::new(),
+            next_len: FIRST_WINDOW,
+        }
+    }
+
+    /// The `len` bytes at `pos` (which must end at or before `end`).
+    fn get(&mut self, pos: u64, len: usize) -> std::io::Result<Bytes> {
+        let stop = pos + len as u64;
+        let covered = pos >= self.start && stop <= self.start + self.data.len() as u64;
+        if !covered {
+            let want = len.max(self.next_len) as u64;
+            self.next_len = (self.next_len * 2).min(MAX_WINDOW);
+            let start = align_down(pos);
+            let window_end = align_up((pos + want).min(self.end).max(stop));
+            self.data = self.seg.read_window(start, window_end)?;
+            self.start = start;
+            if stop > start + self.data.len() as u64 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let from = (pos - self.start) as usize;
+        Ok(self.data.slice(from..from + len))
     }
 }
 
