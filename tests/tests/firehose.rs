@@ -22,17 +22,12 @@ use aws_sdk_firehose::Client;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use tributary_tests::{files, wait_for, Server};
+use tributary_tests::{
+    create_stream, files, firehose_client as client, kinesis_client as kinesis, metric,
+    put_record_batch, wait_for, Server,
+};
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
-
-fn client(endpoint: &str) -> Client {
-    Client::from_conf(tributary_tests::local_config!(aws_sdk_firehose, endpoint).build())
-}
-
-fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
-    tributary_tests::kinesis_client(endpoint)
-}
 
 /// A server whose S3 destinations write into `dir` (`file://` object store).
 async fn start(dir: &Path, extra: &[&str]) -> (Server, Client) {
@@ -113,25 +108,9 @@ fn delivered_lines(root: &Path) -> Vec<String> {
     lines
 }
 
+/// PutRecordBatch of `records`; every one is accepted and answered.
 async fn put_batch(c: &Client, name: &str, records: &[String]) {
-    let out = c
-        .put_record_batch()
-        .delivery_stream_name(name)
-        .set_records(Some(
-            records
-                .iter()
-                .map(|r| {
-                    Record::builder()
-                        .data(Blob::new(r.as_bytes()))
-                        .build()
-                        .unwrap()
-                })
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_put_count(), 0);
+    let out = put_record_batch(c, name, records.iter().map(String::as_bytes)).await;
     assert_eq!(out.request_responses().len(), records.len());
 }
 
@@ -764,12 +743,7 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
     let dir = tempfile::tempdir().unwrap();
     let (server, c) = start(dir.path(), &[]).await;
     let k = kinesis(&server.api);
-    k.create_stream()
-        .stream_name("events")
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&k, "events", 2).await;
     c.create_delivery_stream()
         .delivery_stream_name("events-to-s3")
         .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
@@ -1065,12 +1039,7 @@ async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
     let dir = tempfile::tempdir().unwrap();
     let (server, c) = start(dir.path(), &[]).await;
     let k = kinesis(&server.api);
-    k.create_stream()
-        .stream_name("kpl")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&k, "kpl", 1).await;
     c.create_delivery_stream()
         .delivery_stream_name("kpl-to-s3")
         .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
@@ -1651,24 +1620,6 @@ async fn processor_parameters_are_checked_as_firehose_does() {
         message.contains("Member must satisfy enum value set: [RecordDeAggregation, Decompression, CloudWatchLogProcessing, Lambda, MetadataExtraction, AppendDelimiterToRecord]"),
         "{message}"
     );
-}
-
-/// The value of one series on the metrics listener (0 when absent).
-async fn metric(server: &Server, series: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.metrics.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .map(|v| v.trim().parse().unwrap_or(0.0))
-        })
-        .unwrap_or(0.0)
 }
 
 /// A Glue table as `aws glue get-table` prints it.

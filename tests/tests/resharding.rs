@@ -8,24 +8,14 @@ use std::time::Duration;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{ScalingType, Shard, StreamMode, StreamModeDetails};
 use aws_sdk_kinesis::Client;
-use tributary_tests::{kinesis_client as client, read_shard, Server};
+use tributary_tests::{
+    create_stream, kinesis_client as client, list_shards_paged, open_shard_count, read_shard,
+    record_text, Server,
+};
 
+/// Every shard of `stream`, three a ListShards page so the listing follows `NextToken`.
 async fn all_shards(c: &Client, stream: &str) -> Vec<Shard> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut req = c.list_shards().max_results(3);
-        req = match &token {
-            Some(t) => req.next_token(t),
-            None => req.stream_name(stream),
-        };
-        let page = req.send().await.unwrap();
-        out.extend(page.shards().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return out;
-        }
-    }
+    list_shards_paged(c, stream, Some(3)).await
 }
 
 /// Shards ordered so every shard comes after its parents, as a KCL-style consumer reads them.
@@ -56,12 +46,7 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
         .await
         .unwrap();
     let c = client(&server.api);
-    c.create_stream()
-        .stream_name("live")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c, "live", 1).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<BTreeMap<String, Vec<u32>>>> = Arc::default();
@@ -99,16 +84,7 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
             .send()
             .await
             .unwrap();
-        let open = c
-            .describe_stream_summary()
-            .stream_name("live")
-            .send()
-            .await
-            .unwrap()
-            .stream_description_summary()
-            .unwrap()
-            .open_shard_count();
-        assert_eq!(open, target);
+        assert_eq!(open_shard_count(&c, "live").await, target);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -120,7 +96,7 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
     let mut per_key: HashMap<String, Vec<u32>> = HashMap::new();
     for shard in lineage_order(&shards) {
         for rec in read_shard(&c, "live", &shard).await {
-            let rec = String::from_utf8(rec.data.into_inner()).unwrap();
+            let rec = record_text(&rec);
             let (key, n) = rec.split_once(':').unwrap();
             per_key
                 .entry(key.to_string())
@@ -164,18 +140,8 @@ async fn sustained_load_on_an_on_demand_stream_splits_its_shards() {
         .send()
         .await
         .unwrap();
-    let open = |c: Client| async move {
-        c.describe_stream_summary()
-            .stream_name("od")
-            .send()
-            .await
-            .unwrap()
-            .stream_description_summary()
-            .unwrap()
-            .open_shard_count()
-    };
     assert_eq!(
-        open(c.clone()).await,
+        open_shard_count(&c, "od").await,
         4,
         "on-demand streams start with 4 shards"
     );
@@ -212,7 +178,7 @@ async fn sustained_load_on_an_on_demand_stream_splits_its_shards() {
     let mut grown = 4;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        grown = open(c.clone()).await;
+        grown = open_shard_count(&c, "od").await;
         if grown > 4 {
             break;
         }

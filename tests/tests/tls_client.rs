@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
     HttpEndpointBufferingHints, HttpEndpointConfiguration, HttpEndpointDestinationConfiguration,
-    HttpEndpointRetryOptions, Record, S3DestinationConfiguration,
+    HttpEndpointRetryOptions, S3DestinationConfiguration,
 };
 use base64::Engine;
 use bytes::Bytes;
@@ -22,7 +21,10 @@ use rcgen::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tributary_tests::{files, kinesis_client, wait_for, Server};
+use tributary_tests::{
+    create_stream, files, firehose_client, kinesis_client, metric_sum, put_record_batch,
+    scrape_metrics, wait_for, Server,
+};
 
 /// PEM files of a private CA and of a `localhost`/`127.0.0.1` server certificate it issued.
 struct Pki {
@@ -66,26 +68,6 @@ fn untrusted(dir: &Path) -> Pki {
     std::fs::write(&pki.cert, generated.cert.pem()).unwrap();
     std::fs::write(&pki.key, generated.signing_key.serialize_pem()).unwrap();
     pki
-}
-
-/// The Prometheus text of a server's metrics listener.
-async fn scrape(server: &Server) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.metrics.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// The sum of the samples of `name` whose labels contain every one of `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x)))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
 }
 
 /// A delivery stream of B archiving the remote stream `orders` into B's `file://` store.
@@ -156,13 +138,7 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
     .unwrap();
     let url = format!("https://{}", a.tls.as_deref().expect("A listens for TLS"));
     let kinesis = kinesis_client(&a.api);
-    kinesis
-        .create_stream()
-        .stream_name("orders")
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&kinesis, "orders", 2).await;
 
     let (trusting, objects) = reader(dir.path(), "b", &url, Some(&pki.ca)).await;
     let (refusing, refused_objects) = reader(dir.path(), "c", &url, None).await;
@@ -207,9 +183,9 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
     })
     .await;
     assert_eq!(ids, (0..100).collect());
-    let b_metrics = scrape(&trusting).await;
+    let b_metrics = scrape_metrics(&trusting).await;
     assert!(
-        metric(
+        metric_sum(
             &b_metrics,
             "remote_kinesis_requests_total",
             &[
@@ -220,7 +196,7 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
         ) > 0.0
     );
     assert_eq!(
-        metric(
+        metric_sum(
             &b_metrics,
             "remote_kinesis_requests_total",
             &["outcome=\"tls_error\""]
@@ -232,8 +208,8 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
     // is read.
     let deadline = Instant::now() + Duration::from_secs(30);
     let c_metrics = loop {
-        let text = scrape(&refusing).await;
-        let refusals = metric(
+        let text = scrape_metrics(&refusing).await;
+        let refusals = metric_sum(
             &text,
             "remote_kinesis_requests_total",
             &["outcome=\"tls_error\"", "stream=\"orders\""],
@@ -245,7 +221,7 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(
-        metric(
+        metric_sum(
             &c_metrics,
             "remote_kinesis_requests_total",
             &["outcome=\"success\"", "stream=\"orders\""]
@@ -344,27 +320,6 @@ fn http_config(url: &str, retry_s: i32) -> HttpEndpointDestinationConfiguration 
         .build()
 }
 
-async fn put_batch(c: &aws_sdk_firehose::Client, name: &str, records: &[String]) {
-    let out = c
-        .put_record_batch()
-        .delivery_stream_name(name)
-        .set_records(Some(
-            records
-                .iter()
-                .map(|r| {
-                    Record::builder()
-                        .data(Blob::new(r.as_bytes()))
-                        .build()
-                        .unwrap()
-                })
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_put_count(), 0);
-}
-
 #[tokio::test]
 async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -386,9 +341,7 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
     ])
     .await
     .unwrap();
-    let c = aws_sdk_firehose::Client::from_conf(
-        tributary_tests::local_config!(aws_sdk_firehose, &server.api).build(),
-    );
+    let c = firehose_client(&server.api);
 
     // An endpoint whose certificate the private CA issued.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -405,7 +358,7 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
         .await
         .unwrap();
     let records: Vec<String> = (0..20).map(|i| format!("event-{i}")).collect();
-    put_batch(&c, "to-https", &records).await;
+    put_record_batch(&c, "to-https", records.iter().map(String::as_bytes)).await;
     wait_for("HTTPS delivery", Duration::from_secs(30), || {
         let n: usize = seen
             .lock()
@@ -444,7 +397,7 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
         .send()
         .await
         .unwrap();
-    put_batch(&c, "to-stranger", &["secret-1".to_string()]).await;
+    put_record_batch(&c, "to-stranger", ["secret-1"]).await;
     let root = dir.path().join("s3/backup");
     let objects = wait_for("error output", Duration::from_secs(30), || {
         let f = files(&root);
