@@ -2,6 +2,7 @@
 //! client, JSON source schemas, stream inputs and outputs, and StartApplication.
 
 use aws_sdk_kinesisanalytics as kda;
+use kda::operation::discover_input_schema::DiscoverInputSchemaOutput;
 use kda::types::{
     DestinationSchema, Input, InputConfiguration, InputStartingPosition,
     InputStartingPositionConfiguration, JsonMappingParameters, KinesisStreamsInput,
@@ -113,4 +114,23 @@ pub async fn start_application(a: &kda::Client, name: &str, position: InputStart
         .send()
         .await
         .expect("StartApplication");
+}
+
+/// DiscoverInputSchema of the stream or delivery stream `resource_arn`, sampled from
+/// TRIM_HORIZON.
+pub async fn discover_input_schema(
+    a: &kda::Client,
+    resource_arn: &str,
+) -> DiscoverInputSchemaOutput {
+    a.discover_input_schema()
+        .resource_arn(resource_arn)
+        .role_arn(KDA_ROLE)
+        .input_starting_position_configuration(
+            InputStartingPositionConfiguration::builder()
+                .input_starting_position(InputStartingPosition::TrimHorizon)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DiscoverInputSchema")
 }

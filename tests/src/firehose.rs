@@ -2,7 +2,13 @@
 
 use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::primitives::Blob;
-use aws_sdk_firehose::types::Record;
+use aws_sdk_firehose::types::{
+    BufferingHints, CompressionFormat, ExtendedS3DestinationConfiguration, ProcessingConfiguration,
+    Processor, ProcessorType, Record,
+};
+
+/// The IAM role the tests name wherever Firehose asks for one.
+pub const FIREHOSE_ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
 
 /// An `aws-sdk-firehose` client for a local server (see [`crate::local_config!`]).
 pub fn firehose_client(endpoint: &str) -> aws_sdk_firehose::Client {
@@ -34,4 +40,45 @@ pub async fn put_record_batch<D: Into<Vec<u8>>>(
         .expect("PutRecordBatch");
     assert_eq!(out.failed_put_count(), 0, "{out:?}");
     out
+}
+
+/// Buffering hints: deliver at `size_mb` MiB or after `interval_s` seconds.
+pub fn buffering_hints(size_mb: i32, interval_s: i32) -> BufferingHints {
+    BufferingHints::builder()
+        .size_in_mbs(size_mb)
+        .interval_in_seconds(interval_s)
+        .build()
+}
+
+/// Processing that appends a newline to every record (`AppendDelimiterToRecord`).
+fn newline_processing() -> ProcessingConfiguration {
+    ProcessingConfiguration::builder()
+        .enabled(true)
+        .processors(
+            Processor::builder()
+                .r#type(ProcessorType::AppendDelimiterToRecord)
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+/// An S3 destination in bucket `landing` writing one line per record under `prefix` (errors
+/// under `errors/{error-output-type}/`), delivered at 1 MiB or after `interval_s` seconds,
+/// gzipped when `gzip` is set.
+pub fn s3_config(prefix: &str, interval_s: i32, gzip: bool) -> ExtendedS3DestinationConfiguration {
+    ExtendedS3DestinationConfiguration::builder()
+        .role_arn(FIREHOSE_ROLE)
+        .bucket_arn("arn:aws:s3:::landing")
+        .prefix(prefix)
+        .error_output_prefix("errors/!{firehose:error-output-type}/")
+        .buffering_hints(buffering_hints(1, interval_s))
+        .compression_format(if gzip {
+            CompressionFormat::Gzip
+        } else {
+            CompressionFormat::Uncompressed
+        })
+        .processing_configuration(newline_processing())
+        .build()
+        .unwrap()
 }

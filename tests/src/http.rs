@@ -5,6 +5,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Server;
 
+/// Writes an `--auth-file` to `path` that accepts the key the SDK clients of this crate sign
+/// with (`AKIDTEST`, see [`crate::local_config!`]) and each `(access key id, secret)` of
+/// `extra`.
+pub fn write_auth_file(path: &std::path::Path, extra: &[(&str, &str)]) {
+    let mut yaml = String::from("credentials:\n");
+    for (id, secret) in [("AKIDTEST", "secret")].iter().chain(extra) {
+        yaml.push_str(&format!(
+            "  - accessKeyId: {id}\n    secretAccessKey: {secret}\n"
+        ));
+    }
+    std::fs::write(path, yaml).unwrap();
+}
+
 /// A loopback port free right now (for a server that must come back on the same address).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

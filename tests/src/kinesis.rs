@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, Record, Shard, ShardIteratorType, StreamStatus,
+    PutRecordsRequestEntry, Record, Shard, ShardIteratorType, StreamMode, StreamModeDetails,
+    StreamStatus,
 };
 use aws_sdk_kinesis::Client;
 
-/// Creates `name` with `shards` provisioned shards and waits (up to 30 s) until
-/// DescribeStreamSummary reports it ACTIVE.
+/// Creates `name` with `shards` provisioned shards and waits until it is ACTIVE.
 pub async fn create_stream(c: &Client, name: &str, shards: i32) {
     c.create_stream()
         .stream_name(name)
@@ -18,6 +18,27 @@ pub async fn create_stream(c: &Client, name: &str, shards: i32) {
         .send()
         .await
         .expect("CreateStream");
+    wait_active(c, name).await;
+}
+
+/// Creates `name` in ON_DEMAND mode (4 shards to start with) and waits until it is ACTIVE.
+pub async fn create_on_demand_stream(c: &Client, name: &str) {
+    c.create_stream()
+        .stream_name(name)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .expect("stream mode details"),
+        )
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(c, name).await;
+}
+
+/// Waits (up to 30 s) until DescribeStreamSummary reports `name` ACTIVE.
+pub async fn wait_active(c: &Client, name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let status = c
@@ -217,4 +238,51 @@ pub async fn read_stream_until(c: &Client, stream: &str, until: ReadUntil) -> Ve
 /// A record's data as UTF-8 text.
 pub fn record_text(r: &Record) -> String {
     String::from_utf8(r.data().as_ref().to_vec()).expect("record data is UTF-8")
+}
+
+/// The hash key halfway through `shard`'s hash key range: where SplitShard cuts it in two
+/// equal halves.
+pub fn middle_hash_key(shard: &Shard) -> String {
+    let range = shard.hash_key_range().expect("a hash key range");
+    let start: u128 = range.starting_hash_key().parse().unwrap();
+    let end: u128 = range.ending_hash_key().parse().unwrap();
+    (start + (end - start) / 2).to_string()
+}
+
+/// Write load (for on-demand scaling): PutRecords calls of 16 records of 64 KiB each, 1 MiB a
+/// call, to `stream` until `stop` answers true, waiting `pause` after each call; refused calls
+/// are ignored. Writer `writer`'s partition keys are `w{writer}-{call}-{n}`; with `hash_key`
+/// every record goes to the shard holding that hash key.
+pub async fn write_load(
+    c: Client,
+    stream: String,
+    writer: usize,
+    hash_key: Option<String>,
+    pause: Duration,
+    stop: impl Fn() -> bool,
+) {
+    let data = vec![7u8; 64 * 1024];
+    let mut i = 0u64;
+    while !stop() {
+        let entries = (0..16)
+            .map(|n| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("w{writer}-{i}-{n}"))
+                    .set_explicit_hash_key(hash_key.clone())
+                    .data(Blob::new(data.clone()))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let _ = c
+            .put_records()
+            .stream_name(&stream)
+            .set_records(Some(entries))
+            .send()
+            .await;
+        i += 1;
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
 }

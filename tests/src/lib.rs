@@ -8,15 +8,18 @@ mod http;
 mod kinesis;
 
 pub use analytics::{
-    analytics_client, json_schema, start_application, stream_arn, stream_input, stream_output,
-    KDA_ROLE,
+    analytics_client, discover_input_schema, json_schema, start_application, stream_arn,
+    stream_input, stream_output, KDA_ROLE,
 };
-pub use firehose::{firehose_client, put_record_batch};
-pub use http::{free_port, http_request, metric, metric_sum, metric_value, scrape_metrics};
+pub use firehose::{buffering_hints, firehose_client, put_record_batch, s3_config, FIREHOSE_ROLE};
+pub use http::{
+    free_port, http_request, metric, metric_sum, metric_value, scrape_metrics, write_auth_file,
+};
 pub use kinesis::{
-    create_stream, list_shards, list_shards_paged, open_shard_count, put_records, read_shard,
-    read_shard_and_children, read_shard_text, read_shard_until, read_stream, read_stream_until,
-    record_text, shard_ids, ReadUntil,
+    create_on_demand_stream, create_stream, list_shards, list_shards_paged, middle_hash_key,
+    open_shard_count, put_records, read_shard, read_shard_and_children, read_shard_text,
+    read_shard_until, read_stream, read_stream_until, record_text, shard_ids, wait_active,
+    write_load, ReadUntil,
 };
 
 use std::path::{Path, PathBuf};

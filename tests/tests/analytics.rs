@@ -15,9 +15,10 @@ use kda::types::{
 };
 use serde_json::{json, Value};
 use tributary_tests::{
-    analytics_client, create_stream, firehose_client, http_request, json_schema, kinesis_client,
-    metric, put_record_batch, put_records, read_shard, read_stream, record_text, shard_ids,
-    start_application, stream_arn, stream_input, stream_output, Server, KDA_ROLE,
+    analytics_client, buffering_hints, create_stream, discover_input_schema, firehose_client,
+    http_request, json_schema, kinesis_client, metric, put_record_batch, put_records, read_shard,
+    read_stream, record_text, shard_ids, start_application, stream_arn, stream_input,
+    stream_output, Server, KDA_ROLE,
 };
 
 struct Env {
@@ -652,18 +653,7 @@ async fn discover_input_schema_infers_columns_from_stream_records() {
             .await
             .unwrap();
     }
-    let out =
-        e.a.discover_input_schema()
-            .resource_arn(stream_arn("in"))
-            .role_arn(KDA_ROLE)
-            .input_starting_position_configuration(
-                InputStartingPositionConfiguration::builder()
-                    .input_starting_position(InputStartingPosition::TrimHorizon)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+    let out = discover_input_schema(&e.a, &stream_arn("in")).await;
     let schema = out.input_schema.unwrap();
     let cols: Vec<(String, String, String)> = schema
         .record_columns
@@ -1592,7 +1582,7 @@ async fn put_firehose(f: &aws_sdk_firehose::Client, name: &str, records: &[Value
 
 #[tokio::test]
 async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart() {
-    use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationConfiguration};
+    use aws_sdk_firehose::types::ExtendedS3DestinationConfiguration;
     use kda::types::KinesisFirehoseInput;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -1606,12 +1596,7 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
             ExtendedS3DestinationConfiguration::builder()
                 .role_arn(KDA_ROLE)
                 .bucket_arn("arn:aws:s3:::landing")
-                .buffering_hints(
-                    BufferingHints::builder()
-                        .size_in_mbs(1)
-                        .interval_in_seconds(0)
-                        .build(),
-                )
+                .buffering_hints(buffering_hints(1, 0))
                 .build()
                 .unwrap(),
         )
@@ -1718,18 +1703,11 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
     wait_objects(&dir.path().join("s3"), 6).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // DiscoverInputSchema samples what the delivery stream holds for the application.
-    let found =
-        e.a.discover_input_schema()
-            .resource_arn("arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks")
-            .role_arn(KDA_ROLE)
-            .input_starting_position_configuration(
-                InputStartingPositionConfiguration::builder()
-                    .input_starting_position(InputStartingPosition::TrimHorizon)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+    let found = discover_input_schema(
+        &e.a,
+        "arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks",
+    )
+    .await;
     assert_eq!(found.raw_input_records().len(), 2);
     assert!(found.raw_input_records()[0].contains("IBM"));
     let names: Vec<&str> = found

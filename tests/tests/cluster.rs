@@ -9,15 +9,17 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition, StreamMode,
-    StreamModeDetails, SubscribeToShardEventStream,
+    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition,
+    SubscribeToShardEventStream,
 };
 use aws_sdk_kinesis::Client;
 use serde_json::Value;
 use tributary_tests::{
-    analytics_client, create_stream, firehose_client, free_port, http_request, json_schema,
-    kinesis_client, list_shards, open_shard_count, put_record_batch, put_records, read_shard,
-    read_shard_text, shard_ids, start_application, stream_input, stream_output, Server,
+    analytics_client, create_on_demand_stream, create_stream, firehose_client, free_port,
+    http_request, json_schema, kinesis_client, list_shards, middle_hash_key, open_shard_count,
+    put_record_batch, put_records, read_shard, read_shard_text, s3_config, shard_ids,
+    start_application, stream_input, stream_output, write_auth_file, write_load, Server,
+    FIREHOSE_ROLE,
 };
 
 const SECRET: &str = "cluster-test-secret";
@@ -159,11 +161,7 @@ async fn put(k: &Client, stream: &str, ids: std::ops::Range<u32>) -> Vec<(u32, S
 async fn one_stream_spread_over_three_pods() {
     // Requests must be signed: forwarded ones keep the client's signature.
     let keys = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        keys.path(),
-        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n",
-    )
-    .unwrap();
+    write_auth_file(keys.path(), &[]);
     let c = start_with(&["--auth-file", keys.path().to_str().unwrap()]).await;
     let [k0, k1, k2] = [&c.clients[0], &c.clients[1], &c.clients[2]];
 
@@ -796,21 +794,12 @@ async fn retention_drops_expired_closed_shards_on_every_pod() {
         .find(|(_, &o)| o != 0)
         .map(|(s, o)| (s.clone(), *o as usize))
         .unwrap();
-    let listed = k.list_shards().stream_name("logs").send().await.unwrap();
-    let range = listed
-        .shards()
-        .iter()
-        .find(|s| s.shard_id() == parent)
-        .unwrap()
-        .hash_key_range()
-        .unwrap()
-        .clone();
-    let start: u128 = range.starting_hash_key().parse().unwrap();
-    let end: u128 = range.ending_hash_key().parse().unwrap();
+    let listed = list_shards(k, "logs").await;
+    let parent_shard = listed.iter().find(|s| s.shard_id() == parent).unwrap();
     k.split_shard()
         .stream_name("logs")
         .shard_to_split(&parent)
-        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .new_starting_hash_key(middle_hash_key(parent_shard))
         .send()
         .await
         .unwrap();
@@ -958,25 +947,9 @@ spec:
         status,
         Some(aws_sdk_kinesisanalytics::types::ApplicationStatus::Running)
     );
-    let mut entries = Vec::new();
-    for i in 0..60u32 {
-        entries.push(
-            PutRecordsRequestEntry::builder()
-                .partition_key(format!("key-{i}"))
-                .data(Blob::new(format!(r#"{{"ID":{i}}}"#)))
-                .build()
-                .unwrap(),
-        );
-    }
-    let res = c.clients[2]
-        .put_records()
-        .stream_name("orders")
-        .set_records(Some(entries))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.failed_record_count(), Some(0));
-    let shards: BTreeSet<&str> = res.records().iter().filter_map(|r| r.shard_id()).collect();
+    let records = (0..60u32).map(|i| (format!("key-{i}"), format!(r#"{{"ID":{i}}}"#)));
+    let placed = put_records(&c.clients[2], "orders", records).await;
+    let shards: BTreeSet<&str> = placed.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(shards.len(), 6, "records reach every shard");
     let mut ids = BTreeSet::new();
     for _ in 0..200 {
@@ -1152,18 +1125,8 @@ async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
     let written = put(&k, "split", 0..60).await;
     let owner_of = owners(&c.data_dir(0), "split");
     let (shard, _) = owner_of.iter().find(|(_, &o)| o == 2).unwrap();
-    let listed = k.list_shards().stream_name("split").send().await.unwrap();
-    let range = listed
-        .shards()
-        .iter()
-        .find(|s| s.shard_id() == shard)
-        .unwrap()
-        .hash_key_range()
-        .unwrap()
-        .clone();
-    let start: u128 = range.starting_hash_key().parse().unwrap();
-    let end: u128 = range.ending_hash_key().parse().unwrap();
-    let middle = (start + (end - start) / 2).to_string();
+    let listed = list_shards(&k, "split").await;
+    let middle = middle_hash_key(listed.iter().find(|s| s.shard_id() == shard).unwrap());
 
     c.pods[2].kill9().await;
     wait_live(&c, 2).await;
@@ -1179,8 +1142,7 @@ async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
         err.into_service_error().meta().code(),
         Some("InternalFailure")
     );
-    let before = listed.shards().to_vec();
-    assert_eq!(list_shards(&k, "split").await, before, "nothing changed");
+    assert_eq!(list_shards(&k, "split").await, listed, "nothing changed");
 
     // Back, the owner takes the split; no record was lost on the way.
     c.pods[2].restart().await.unwrap();
@@ -1309,17 +1271,7 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     .await;
     assert_eq!(status, 409, "{body}");
     let k0 = &c.clients[0];
-    k0.create_stream()
-        .stream_name("od")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_on_demand_stream(k0, "od").await;
     let owner_of = owners(&c.data_dir(0), "od");
     assert_eq!(owner_of.len(), 4, "on-demand streams start with 4 shards");
     let (hot, _) = owner_of.iter().find(|(_, &o)| o == 1).unwrap();
@@ -1340,31 +1292,15 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let writers: Vec<_> = (0..2)
         .map(|w| {
-            let (k, key, stop) = (c.clients[2].clone(), key.clone(), stop_rx.clone());
-            tokio::spawn(async move {
-                let data = vec![7u8; 64 * 1024];
-                let mut i = 0u64;
-                while !*stop.borrow() {
-                    let entries = (0..16)
-                        .map(|n| {
-                            PutRecordsRequestEntry::builder()
-                                .partition_key(format!("w{w}-{i}-{n}"))
-                                .explicit_hash_key(&key)
-                                .data(Blob::new(data.clone()))
-                                .build()
-                                .unwrap()
-                        })
-                        .collect();
-                    let _ = k
-                        .put_records()
-                        .stream_name("od")
-                        .set_records(Some(entries))
-                        .send()
-                        .await;
-                    i += 1;
-                    tokio::time::sleep(Duration::from_millis(400)).await;
-                }
-            })
+            let stop = stop_rx.clone();
+            tokio::spawn(write_load(
+                c.clients[2].clone(),
+                "od".to_string(),
+                w,
+                Some(key.clone()),
+                Duration::from_millis(400),
+                move || *stop.borrow(),
+            ))
         })
         .collect();
     let closed = |s: &aws_sdk_kinesis::types::Shard| {
@@ -1454,38 +1390,6 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     }
 }
 
-/// An S3 destination (in the `file://` object store) writing one line per record.
-fn s3_lines(prefix: &str) -> aws_sdk_firehose::types::ExtendedS3DestinationConfiguration {
-    use aws_sdk_firehose::types::{
-        BufferingHints, ExtendedS3DestinationConfiguration, ProcessingConfiguration, Processor,
-        ProcessorType,
-    };
-    ExtendedS3DestinationConfiguration::builder()
-        .role_arn("arn:aws:iam::000000000000:role/firehose")
-        .bucket_arn("arn:aws:s3:::landing")
-        .prefix(prefix)
-        .error_output_prefix("errors/")
-        .buffering_hints(
-            BufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(1)
-                .build(),
-        )
-        .processing_configuration(
-            ProcessingConfiguration::builder()
-                .enabled(true)
-                .processors(
-                    Processor::builder()
-                        .r#type(ProcessorType::AppendDelimiterToRecord)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build()
-        .unwrap()
-}
-
 /// Lines of every object delivered under `root`, by object key.
 fn delivered(root: &Path) -> Vec<(String, Vec<String>)> {
     tributary_tests::files(root)
@@ -1510,11 +1414,7 @@ async fn wait_delivered(root: &Path, n: usize) -> Vec<(String, Vec<String>)> {
 async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards() {
     use aws_sdk_firehose::types::{DeliveryStreamType, KinesisStreamSourceConfiguration, Record};
     let keys = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        keys.path(),
-        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n",
-    )
-    .unwrap();
+    write_auth_file(keys.path(), &[]);
     let store = tempfile::tempdir().unwrap();
     let endpoint = format!("file://{}", store.path().display());
     let c = start_with(&[
@@ -1539,11 +1439,11 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
         .kinesis_stream_source_configuration(
             KinesisStreamSourceConfiguration::builder()
                 .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/clicks")
-                .role_arn("arn:aws:iam::000000000000:role/firehose")
+                .role_arn(FIREHOSE_ROLE)
                 .build()
                 .unwrap(),
         )
-        .extended_s3_destination_configuration(s3_lines("clicks/"))
+        .extended_s3_destination_configuration(s3_config("clicks/", 1, false))
         .send()
         .await
         .unwrap();
@@ -1612,7 +1512,7 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
     f[1].create_delivery_stream()
         .delivery_stream_name("direct")
         .delivery_stream_type(DeliveryStreamType::DirectPut)
-        .extended_s3_destination_configuration(s3_lines("direct/"))
+        .extended_s3_destination_configuration(s3_config("direct/", 1, false))
         .send()
         .await
         .unwrap();
@@ -1698,26 +1598,13 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
     }
 
     // 90 records spread over the three shards (one on each pod), a third of them TECH.
-    let mut entries = Vec::new();
-    for i in 0..90u32 {
+    let records = (0..90u32).map(|i| {
         let sector = if i % 3 == 0 { "TECH" } else { "ENERGY" };
-        entries.push(
-            PutRecordsRequestEntry::builder()
-                .partition_key(format!("key-{i}"))
-                .data(Blob::new(format!(r#"{{"ID":{i},"SECTOR":"{sector}"}}"#)))
-                .build()
-                .unwrap(),
-        );
-    }
-    let res = k2
-        .put_records()
-        .stream_name("ticks")
-        .set_records(Some(entries))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.failed_record_count(), Some(0));
-    let shards: BTreeSet<&str> = res.records().iter().filter_map(|r| r.shard_id()).collect();
+        let data = format!(r#"{{"ID":{i},"SECTOR":"{sector}"}}"#);
+        (format!("key-{i}"), data)
+    });
+    let placed = put_records(k2, "ticks", records).await;
+    let shards: BTreeSet<&str> = placed.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(shards.len(), 3, "records reach every shard");
 
     // The output stream, read through the coordinator, gets every TECH row from every pod,

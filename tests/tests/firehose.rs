@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
+    CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
     DeliveryStreamType, ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate,
     HttpEndpointBufferingHints, HttpEndpointCommonAttribute, HttpEndpointConfiguration,
     HttpEndpointDestinationConfiguration, HttpEndpointRequestConfiguration,
@@ -23,11 +23,9 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tributary_tests::{
-    create_stream, files, firehose_client as client, kinesis_client as kinesis, metric,
-    put_record_batch, wait_for, Server,
+    buffering_hints, create_stream, files, firehose_client as client, kinesis_client as kinesis,
+    metric, put_record_batch, s3_config, wait_for, Server, FIREHOSE_ROLE,
 };
-
-const ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
 
 /// A server whose S3 destinations write into `dir` (`file://` object store).
 async fn start(dir: &Path, extra: &[&str]) -> (Server, Client) {
@@ -48,42 +46,6 @@ async fn start(dir: &Path, extra: &[&str]) -> (Server, Client) {
     let server = Server::start(&args).await.unwrap();
     let c = client(&server.api);
     (server, c)
-}
-
-fn hints(size_mb: i32, interval_s: i32) -> BufferingHints {
-    BufferingHints::builder()
-        .size_in_mbs(size_mb)
-        .interval_in_seconds(interval_s)
-        .build()
-}
-
-fn newline_processing() -> ProcessingConfiguration {
-    ProcessingConfiguration::builder()
-        .enabled(true)
-        .processors(
-            Processor::builder()
-                .r#type(ProcessorType::AppendDelimiterToRecord)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
-fn s3_config(prefix: &str, interval_s: i32, gzip: bool) -> ExtendedS3DestinationConfiguration {
-    ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
-        .bucket_arn("arn:aws:s3:::landing")
-        .prefix(prefix)
-        .error_output_prefix("errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(1, interval_s))
-        .compression_format(if gzip {
-            CompressionFormat::Gzip
-        } else {
-            CompressionFormat::Uncompressed
-        })
-        .processing_configuration(newline_processing())
-        .build()
-        .unwrap()
 }
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
@@ -357,7 +319,7 @@ async fn records_and_batches_over_firehose_limits_are_refused() {
         .delivery_stream_name("bad-prefix")
         .extended_s3_destination_configuration(
             ExtendedS3DestinationConfiguration::builder()
-                .role_arn(ROLE)
+                .role_arn(FIREHOSE_ROLE)
                 .bucket_arn("arn:aws:s3:::landing")
                 .prefix("y=!{timestamp:yyyy}/")
                 .build()
@@ -526,7 +488,7 @@ fn http_config(url: &str, retry_s: i32) -> HttpEndpointDestinationConfiguration 
         )
         .s3_configuration(
             S3DestinationConfiguration::builder()
-                .role_arn(ROLE)
+                .role_arn(FIREHOSE_ROLE)
                 .bucket_arn("arn:aws:s3:::backup")
                 .error_output_prefix("failed/!{firehose:error-output-type}/")
                 .build()
@@ -717,7 +679,7 @@ async fn acknowledged_records_survive_kill_9_and_are_delivered_after_restart() {
         .destination_id("destinationId-000000000001")
         .extended_s3_destination_update(
             ExtendedS3DestinationUpdate::builder()
-                .buffering_hints(hints(1, 0))
+                .buffering_hints(buffering_hints(1, 0))
                 .build(),
         )
         .send()
@@ -750,7 +712,7 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
         .kinesis_stream_source_configuration(
             KinesisStreamSourceConfiguration::builder()
                 .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/events")
-                .role_arn(ROLE)
+                .role_arn(FIREHOSE_ROLE)
                 .build()
                 .unwrap(),
         )
@@ -948,7 +910,7 @@ async fn lambda_transformation_delivers_ok_records_fails_others_and_backs_up_the
     config.s3_backup_mode = Some(aws_sdk_firehose::types::S3BackupMode::Enabled);
     config.s3_backup_configuration = Some(
         S3DestinationConfiguration::builder()
-            .role_arn(ROLE)
+            .role_arn(FIREHOSE_ROLE)
             .bucket_arn("arn:aws:s3:::backup")
             .prefix("source/")
             .build()
@@ -1046,7 +1008,7 @@ async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
         .kinesis_stream_source_configuration(
             KinesisStreamSourceConfiguration::builder()
                 .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/kpl")
-                .role_arn(ROLE)
+                .role_arn(FIREHOSE_ROLE)
                 .build()
                 .unwrap(),
         )
@@ -1177,11 +1139,11 @@ async fn dynamic_partitioning_writes_one_object_per_jq_key_and_errors_unparsable
             .unwrap()
     };
     let config = ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
+        .role_arn(FIREHOSE_ROLE)
         .bucket_arn("arn:aws:s3:::landing")
         .prefix("by-customer/customer=!{partitionKeyFromQuery:customer}/")
         .error_output_prefix("dp-errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(1, 0))
+        .buffering_hints(buffering_hints(1, 0))
         .dynamic_partitioning_configuration(
             DynamicPartitioningConfiguration::builder()
                 .enabled(true)
@@ -1310,11 +1272,11 @@ fn s3_with(
     p: ProcessingConfiguration,
 ) -> ExtendedS3DestinationConfiguration {
     ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
+        .role_arn(FIREHOSE_ROLE)
         .bucket_arn("arn:aws:s3:::landing")
         .prefix(prefix)
         .error_output_prefix("errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(size_mb, 0))
+        .buffering_hints(buffering_hints(size_mb, 0))
         .processing_configuration(p)
         .build()
         .unwrap()
@@ -1652,7 +1614,7 @@ fn conversion(
         .enabled(true)
         .schema_configuration(
             SchemaConfiguration::builder()
-                .role_arn(ROLE)
+                .role_arn(FIREHOSE_ROLE)
                 .database_name("analytics")
                 .table_name(table)
                 .region("us-east-1")
@@ -1690,11 +1652,11 @@ fn converted_s3(
     compression: CompressionFormat,
 ) -> ExtendedS3DestinationConfiguration {
     ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
+        .role_arn(FIREHOSE_ROLE)
         .bucket_arn("arn:aws:s3:::landing")
         .prefix("trades/")
         .error_output_prefix("errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(size_mb, 0))
+        .buffering_hints(buffering_hints(size_mb, 0))
         .compression_format(compression)
         .data_format_conversion_configuration(conversion(
             table,

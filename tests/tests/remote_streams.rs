@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::Client;
 use serde_json::Value;
 use tributary_tests::{
-    analytics_client, create_stream, free_port, kinesis_client, metric_sum, metric_value,
-    put_records, read_stream_until, scrape_metrics, start_application, stream_arn, stream_input,
-    stream_output, ReadUntil, Server, KDA_ROLE,
+    analytics_client, create_stream, discover_input_schema, free_port, kinesis_client, metric_sum,
+    metric_value, put_records, read_stream_until, scrape_metrics, start_application, stream_arn,
+    stream_input, stream_output, write_auth_file, ReadUntil, Server,
 };
 
 /// `examples/remote/pipeline.yaml`: a DeliveryStream archiving `orders` and an AnalyticsApp
@@ -43,11 +43,7 @@ async fn start_with(auth: bool, owner_args: &[&str]) -> Env {
     let a_data = dir.path().join("a");
     let a_listen = format!("127.0.0.1:{}", free_port());
     let auth_file = dir.path().join("auth.yaml");
-    std::fs::write(
-        &auth_file,
-        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n  - accessKeyId: AKIDREADER\n    secretAccessKey: reader-secret\n",
-    )
-    .unwrap();
+    write_auth_file(&auth_file, &[("AKIDREADER", "reader-secret")]);
     let mut a_args = vec![
         "--data-dir",
         a_data.to_str().unwrap(),
@@ -399,25 +395,12 @@ async fn wait_counts(k: &Client, n: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn discover_samples_a_remote_stream_and_a_restarted_sliding_window_replays_it() {
-    use aws_sdk_kinesisanalytics::types::{
-        InputStartingPosition, InputStartingPositionConfiguration, RecordFormatType,
-    };
+    use aws_sdk_kinesisanalytics::types::{InputStartingPosition, RecordFormatType};
     let mut env = start().await;
     put_orders(&env.kinesis, 0..20, 2).await;
     // B samples `orders` through A's Kinesis API.
     let kda = analytics_client(&env.b.api);
-    let found = kda
-        .discover_input_schema()
-        .resource_arn(stream_arn("orders"))
-        .role_arn(KDA_ROLE)
-        .input_starting_position_configuration(
-            InputStartingPositionConfiguration::builder()
-                .input_starting_position(InputStartingPosition::TrimHorizon)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let found = discover_input_schema(&kda, &stream_arn("orders")).await;
     assert_eq!(found.raw_input_records().len(), 20);
     let schema = found.input_schema.unwrap();
     let columns: Vec<(String, String)> = schema

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ScalingType, Shard, StreamMode, StreamModeDetails};
+use aws_sdk_kinesis::types::{ScalingType, Shard};
 use aws_sdk_kinesis::Client;
 use tributary_tests::{
-    create_stream, kinesis_client as client, list_shards_paged, open_shard_count, read_shard,
-    record_text, Server,
+    create_on_demand_stream, create_stream, kinesis_client as client, list_shards_paged,
+    open_shard_count, read_shard, record_text, write_load, Server,
 };
 
 /// Every shard of `stream`, three a ListShards page so the listing follows `NextToken`.
@@ -129,17 +129,7 @@ async fn sustained_load_on_an_on_demand_stream_splits_its_shards() {
     .await
     .unwrap();
     let c = client(&server.api);
-    c.create_stream()
-        .stream_name("od")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_on_demand_stream(&c, "od").await;
     assert_eq!(
         open_shard_count(&c, "od").await,
         4,
@@ -150,29 +140,15 @@ async fn sustained_load_on_an_on_demand_stream_splits_its_shards() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let (c, stop) = (c.clone(), stop.clone());
-            tokio::spawn(async move {
-                let data = vec![7u8; 64 * 1024];
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let entries = (0..16)
-                        .map(|k| {
-                            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                                .partition_key(format!("w{w}-{i}-{k}"))
-                                .data(Blob::new(data.clone()))
-                                .build()
-                                .unwrap()
-                        })
-                        .collect();
-                    let _ = c
-                        .put_records()
-                        .stream_name("od")
-                        .set_records(Some(entries))
-                        .send()
-                        .await;
-                    i += 1;
-                }
-            })
+            let stop = stop.clone();
+            tokio::spawn(write_load(
+                c.clone(),
+                "od".to_string(),
+                w,
+                None,
+                Duration::ZERO,
+                move || stop.load(Ordering::Relaxed),
+            ))
         })
         .collect();
     let mut grown = 4;

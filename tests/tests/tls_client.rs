@@ -23,7 +23,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tributary_tests::{
     create_stream, files, firehose_client, kinesis_client, metric_sum, put_record_batch,
-    scrape_metrics, wait_for, Server,
+    put_records, scrape_metrics, wait_for, Server,
 };
 
 /// PEM files of a private CA and of a `localhost`/`127.0.0.1` server certificate it issued.
@@ -143,25 +143,8 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
     let (trusting, objects) = reader(dir.path(), "b", &url, Some(&pki.ca)).await;
     let (refusing, refused_objects) = reader(dir.path(), "c", &url, None).await;
 
-    let entries: Vec<_> = (0..100)
-        .map(|i| {
-            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                .partition_key(format!("k{}", i % 7))
-                .data(aws_sdk_kinesis::primitives::Blob::new(format!(
-                    "{{\"id\":{i}}}\n"
-                )))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let out = kinesis
-        .put_records()
-        .stream_name("orders")
-        .set_records(Some(entries))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_record_count(), Some(0));
+    let records = (0..100).map(|i| (format!("k{}", i % 7), format!("{{\"id\":{i}}}\n")));
+    put_records(&kinesis, "orders", records).await;
 
     // B trusts A's CA: every record reaches B's delivery stream through A's TLS listener.
     let ids = wait_for("records read over TLS", Duration::from_secs(60), || {
