@@ -3,8 +3,10 @@
 use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, ExtendedS3DestinationConfiguration, ProcessingConfiguration,
-    Processor, ProcessorType, Record,
+    BufferingHints, CompressionFormat, ExtendedS3DestinationConfiguration,
+    HttpEndpointBufferingHints, HttpEndpointConfiguration, HttpEndpointDestinationConfiguration,
+    HttpEndpointRetryOptions, ProcessingConfiguration, Processor, ProcessorType, Record,
+    S3DestinationConfiguration,
 };
 
 /// The IAM role the tests name wherever Firehose asks for one.
@@ -81,4 +83,42 @@ pub fn s3_config(prefix: &str, interval_s: i32, gzip: bool) -> ExtendedS3Destina
         .processing_configuration(newline_processing())
         .build()
         .unwrap()
+}
+
+/// An HTTP endpoint destination posting to `url` with access key `sekret-key`, each record at
+/// once (1 MiB or 0 s), retrying for `retry_s` seconds; what fails is backed up in bucket
+/// `backup` under `error_prefix`.
+pub fn http_endpoint_config(
+    url: &str,
+    retry_s: i32,
+    error_prefix: &str,
+) -> HttpEndpointDestinationConfiguration {
+    HttpEndpointDestinationConfiguration::builder()
+        .endpoint_configuration(
+            HttpEndpointConfiguration::builder()
+                .url(url)
+                .access_key("sekret-key")
+                .build()
+                .unwrap(),
+        )
+        .buffering_hints(
+            HttpEndpointBufferingHints::builder()
+                .size_in_mbs(1)
+                .interval_in_seconds(0)
+                .build(),
+        )
+        .retry_options(
+            HttpEndpointRetryOptions::builder()
+                .duration_in_seconds(retry_s)
+                .build(),
+        )
+        .s3_configuration(
+            S3DestinationConfiguration::builder()
+                .role_arn(FIREHOSE_ROLE)
+                .bucket_arn("arn:aws:s3:::backup")
+                .error_output_prefix(error_prefix)
+                .build()
+                .unwrap(),
+        )
+        .build()
 }

@@ -11,7 +11,10 @@ pub use analytics::{
     analytics_client, discover_input_schema, json_schema, start_application, stream_arn,
     stream_input, stream_output, KDA_ROLE,
 };
-pub use firehose::{buffering_hints, firehose_client, put_record_batch, s3_config, FIREHOSE_ROLE};
+pub use firehose::{
+    buffering_hints, firehose_client, http_endpoint_config, put_record_batch, s3_config,
+    FIREHOSE_ROLE,
+};
 pub use http::{
     free_port, http_request, metric, metric_sum, metric_value, scrape_metrics, write_auth_file,
 };

@@ -13,18 +13,18 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
     CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
     DeliveryStreamType, ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate,
-    HttpEndpointBufferingHints, HttpEndpointCommonAttribute, HttpEndpointConfiguration,
-    HttpEndpointDestinationConfiguration, HttpEndpointRequestConfiguration,
-    HttpEndpointRetryOptions, KeyType, KinesisStreamSourceConfiguration, ProcessingConfiguration,
-    Processor, ProcessorType, Record, S3DestinationConfiguration, Tag,
+    HttpEndpointCommonAttribute, HttpEndpointDestinationConfiguration,
+    HttpEndpointRequestConfiguration, KeyType, KinesisStreamSourceConfiguration,
+    ProcessingConfiguration, Processor, ProcessorType, Record, S3DestinationConfiguration, Tag,
 };
 use aws_sdk_firehose::Client;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tributary_tests::{
-    buffering_hints, create_stream, files, firehose_client as client, kinesis_client as kinesis,
-    metric, put_record_batch, s3_config, wait_for, Server, FIREHOSE_ROLE,
+    buffering_hints, create_stream, files, firehose_client as client, http_endpoint_config,
+    kinesis_client as kinesis, metric, put_record_batch, s3_config, wait_for, Server,
+    FIREHOSE_ROLE,
 };
 
 /// A server whose S3 destinations write into `dir` (`file://` object store).
@@ -453,48 +453,26 @@ async fn endpoint(listener: tokio::net::TcpListener, seen: Arc<Mutex<Seen>>) {
     }
 }
 
+/// [`http_endpoint_config`] as Firehose documents it: a named endpoint, gzipped requests with
+/// a common attribute, failures backed up by error type.
 fn http_config(url: &str, retry_s: i32) -> HttpEndpointDestinationConfiguration {
-    HttpEndpointDestinationConfiguration::builder()
-        .endpoint_configuration(
-            HttpEndpointConfiguration::builder()
-                .url(url)
-                .name("test endpoint")
-                .access_key("sekret-key")
-                .build()
-                .unwrap(),
-        )
-        .buffering_hints(
-            HttpEndpointBufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(0)
-                .build(),
-        )
-        .retry_options(
-            HttpEndpointRetryOptions::builder()
-                .duration_in_seconds(retry_s)
-                .build(),
-        )
-        .request_configuration(
-            HttpEndpointRequestConfiguration::builder()
-                .content_encoding(ContentEncoding::Gzip)
-                .common_attributes(
-                    HttpEndpointCommonAttribute::builder()
-                        .attribute_name("env")
-                        .attribute_value("test")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .s3_configuration(
-            S3DestinationConfiguration::builder()
-                .role_arn(FIREHOSE_ROLE)
-                .bucket_arn("arn:aws:s3:::backup")
-                .error_output_prefix("failed/!{firehose:error-output-type}/")
-                .build()
-                .unwrap(),
-        )
-        .build()
+    let mut config = http_endpoint_config(url, retry_s, "failed/!{firehose:error-output-type}/");
+    if let Some(endpoint) = config.endpoint_configuration.as_mut() {
+        endpoint.name = Some("test endpoint".to_string());
+    }
+    config.request_configuration = Some(
+        HttpEndpointRequestConfiguration::builder()
+            .content_encoding(ContentEncoding::Gzip)
+            .common_attributes(
+                HttpEndpointCommonAttribute::builder()
+                    .attribute_name("env")
+                    .attribute_value("test")
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+    );
+    config
 }
 
 fn decoded_records(seen: &Seen) -> Vec<String> {

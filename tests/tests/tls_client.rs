@@ -9,10 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_firehose::types::{
-    HttpEndpointBufferingHints, HttpEndpointConfiguration, HttpEndpointDestinationConfiguration,
-    HttpEndpointRetryOptions, S3DestinationConfiguration,
-};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -22,8 +18,8 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tributary_tests::{
-    create_stream, files, firehose_client, kinesis_client, metric_sum, put_record_batch,
-    put_records, scrape_metrics, wait_for, Server,
+    create_stream, files, firehose_client, http_endpoint_config, kinesis_client, metric_sum,
+    put_record_batch, put_records, scrape_metrics, wait_for, Server,
 };
 
 /// PEM files of a private CA and of a `localhost`/`127.0.0.1` server certificate it issued.
@@ -272,37 +268,6 @@ async fn https_endpoint(listener: tokio::net::TcpListener, pki: &Pki, seen: Seen
     });
 }
 
-fn http_config(url: &str, retry_s: i32) -> HttpEndpointDestinationConfiguration {
-    HttpEndpointDestinationConfiguration::builder()
-        .endpoint_configuration(
-            HttpEndpointConfiguration::builder()
-                .url(url)
-                .access_key("sekret-key")
-                .build()
-                .unwrap(),
-        )
-        .buffering_hints(
-            HttpEndpointBufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(0)
-                .build(),
-        )
-        .retry_options(
-            HttpEndpointRetryOptions::builder()
-                .duration_in_seconds(retry_s)
-                .build(),
-        )
-        .s3_configuration(
-            S3DestinationConfiguration::builder()
-                .role_arn("arn:aws:iam::000000000000:role/firehose")
-                .bucket_arn("arn:aws:s3:::backup")
-                .error_output_prefix("failed/")
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
 #[tokio::test]
 async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -336,7 +301,7 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
     https_endpoint(listener, &pki, seen.clone()).await;
     c.create_delivery_stream()
         .delivery_stream_name("to-https")
-        .http_endpoint_destination_configuration(http_config(&url, 60))
+        .http_endpoint_destination_configuration(http_endpoint_config(&url, 60, "failed/"))
         .send()
         .await
         .unwrap();
@@ -376,7 +341,7 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
     https_endpoint(listener, &stranger, refused.clone()).await;
     c.create_delivery_stream()
         .delivery_stream_name("to-stranger")
-        .http_endpoint_destination_configuration(http_config(&url, 1))
+        .http_endpoint_destination_configuration(http_endpoint_config(&url, 1, "failed/"))
         .send()
         .await
         .unwrap();
