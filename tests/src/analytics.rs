@@ -1,6 +1,7 @@
 //! Kinesis Data Analytics pieces the tests share, through `aws-sdk-kinesisanalytics`: the
 //! client, JSON source schemas, stream inputs and outputs, and StartApplication.
 
+use crate::stream_arn;
 use aws_sdk_kinesisanalytics as kda;
 use kda::operation::discover_input_schema::DiscoverInputSchemaOutput;
 use kda::types::{
@@ -16,11 +17,6 @@ pub const KDA_ROLE: &str = "arn:aws:iam::000000000000:role/kda";
 /// An `aws-sdk-kinesisanalytics` client for a local server (see [`crate::local_config!`]).
 pub fn analytics_client(endpoint: &str) -> kda::Client {
     kda::Client::from_conf(crate::local_config!(kda, endpoint).build())
-}
-
-/// The ARN of Kinesis stream `stream` in the test account and region.
-pub fn stream_arn(stream: &str) -> String {
-    format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
 }
 
 /// A JSON source schema (UTF-8, one row a record) mapping each `(name, SQL type)` column from

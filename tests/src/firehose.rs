@@ -5,8 +5,8 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
     BufferingHints, CompressionFormat, ExtendedS3DestinationConfiguration,
     HttpEndpointBufferingHints, HttpEndpointConfiguration, HttpEndpointDestinationConfiguration,
-    HttpEndpointRetryOptions, ProcessingConfiguration, Processor, ProcessorType, Record,
-    S3DestinationConfiguration,
+    HttpEndpointRetryOptions, KinesisStreamSourceConfiguration, ProcessingConfiguration, Processor,
+    ProcessorType, Record, S3DestinationConfiguration,
 };
 
 /// The IAM role the tests name wherever Firehose asks for one.
@@ -121,4 +121,13 @@ pub fn http_endpoint_config(
                 .unwrap(),
         )
         .build()
+}
+
+/// The source of a delivery stream reading Kinesis stream `stream`.
+pub fn stream_source(stream: &str) -> KinesisStreamSourceConfiguration {
+    KinesisStreamSourceConfiguration::builder()
+        .kinesis_stream_arn(crate::stream_arn(stream))
+        .role_arn(FIREHOSE_ROLE)
+        .build()
+        .unwrap()
 }

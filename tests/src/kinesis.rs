@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use aws_sdk_kinesis::operation::update_shard_count::UpdateShardCountOutput;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, Record, Shard, ShardIteratorType, StreamMode, StreamModeDetails,
-    StreamStatus,
+    PutRecordsRequestEntry, Record, ScalingType, Shard, ShardIteratorType, StreamMode,
+    StreamModeDetails, StreamStatus,
 };
 use aws_sdk_kinesis::Client;
 
@@ -96,6 +97,22 @@ pub async fn put_records<D: Into<Vec<u8>>>(
         }));
     }
     out
+}
+
+/// The ARN of Kinesis stream `stream` in the test account and region.
+pub fn stream_arn(stream: &str) -> String {
+    format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
+}
+
+/// UpdateShardCount of `stream` to `target` open shards (UNIFORM_SCALING).
+pub async fn update_shard_count(c: &Client, stream: &str, target: i32) -> UpdateShardCountOutput {
+    c.update_shard_count()
+        .stream_name(stream)
+        .target_shard_count(target)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect("UpdateShardCount")
 }
 
 /// Every shard of `stream`, following ListShards' `NextToken`.

@@ -18,7 +18,7 @@ use tributary_tests::{
     analytics_client, buffering_hints, create_stream, discover_input_schema, firehose_client,
     http_request, json_schema, kinesis_client, metric, put_record_batch, put_records, read_shard,
     read_stream, record_text, shard_ids, start_application, stream_arn, stream_input,
-    stream_output, Server, KDA_ROLE,
+    stream_output, update_shard_count, Server, KDA_ROLE,
 };
 
 struct Env {
@@ -850,13 +850,7 @@ async fn a_running_application_follows_its_input_through_a_shard_split() {
         .start(&e.a)
         .await;
     put_json(&e.k, "in", &[demo("AMZN", "TECHNOLOGY", 1.0, 2.0)]).await;
-    e.k.update_shard_count()
-        .stream_name("in")
-        .target_shard_count(2)
-        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
+    update_shard_count(&e.k, "in", 2).await;
     let records: Vec<Value> = (0..10)
         .map(|i| demo("MSFT", "TECHNOLOGY", i as f64, 1.0))
         .collect();

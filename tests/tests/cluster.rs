@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition,
-    SubscribeToShardEventStream,
+    PutRecordsRequestEntry, ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
 };
 use aws_sdk_kinesis::Client;
 use serde_json::Value;
@@ -18,8 +17,8 @@ use tributary_tests::{
     analytics_client, create_on_demand_stream, create_stream, firehose_client, free_port,
     http_request, json_schema, kinesis_client, list_shards, middle_hash_key, open_shard_count,
     put_record_batch, put_records, read_shard, read_shard_text, s3_config, shard_ids,
-    start_application, stream_input, stream_output, write_auth_file, write_load, Server,
-    FIREHOSE_ROLE,
+    start_application, stream_input, stream_output, stream_source, update_shard_count,
+    write_auth_file, write_load, Server,
 };
 
 const SECRET: &str = "cluster-test-secret";
@@ -267,13 +266,7 @@ async fn one_stream_spread_over_three_pods() {
         .push("single-record".into());
 
     // Resharding through member 1 merges shards held by different pods.
-    k1.update_shard_count()
-        .stream_name("orders")
-        .target_shard_count(3)
-        .scaling_type(ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
+    update_shard_count(k1, "orders", 3).await;
     let after = list_shards(k1, "orders").await;
     for k in [k0, k2] {
         assert_eq!(
@@ -1180,14 +1173,7 @@ async fn records_written_during_reshards_across_pods_are_all_kept() {
     let w2 = tokio::spawn(keep_writing(c.clients[2].clone(), "busy", 500_000, stop_rx));
     tokio::time::sleep(Duration::from_millis(200)).await;
     for target in [8, 4] {
-        c.clients[0]
-            .update_shard_count()
-            .stream_name("busy")
-            .target_shard_count(target)
-            .scaling_type(ScalingType::UniformScaling)
-            .send()
-            .await
-            .unwrap();
+        update_shard_count(&c.clients[0], "busy", target).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop_tx.send(true).unwrap();
@@ -1412,7 +1398,7 @@ async fn wait_delivered(root: &Path, n: usize) -> Vec<(String, Vec<String>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards() {
-    use aws_sdk_firehose::types::{DeliveryStreamType, KinesisStreamSourceConfiguration, Record};
+    use aws_sdk_firehose::types::{DeliveryStreamType, Record};
     let keys = tempfile::NamedTempFile::new().unwrap();
     write_auth_file(keys.path(), &[]);
     let store = tempfile::tempdir().unwrap();
@@ -1436,13 +1422,7 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
     f[2].create_delivery_stream()
         .delivery_stream_name("clicks-archive")
         .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(
-            KinesisStreamSourceConfiguration::builder()
-                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/clicks")
-                .role_arn(FIREHOSE_ROLE)
-                .build()
-                .unwrap(),
-        )
+        .kinesis_stream_source_configuration(stream_source("clicks"))
         .extended_s3_destination_configuration(s3_config("clicks/", 1, false))
         .send()
         .await
@@ -1481,13 +1461,7 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
     let written = put(k1, "clicks", 0..300).await;
     let shards: BTreeSet<&str> = written.iter().map(|(_, s, _)| s.as_str()).collect();
     assert_eq!(shards.len(), 6, "records reach every shard");
-    k0.update_shard_count()
-        .stream_name("clicks")
-        .target_shard_count(12)
-        .scaling_type(ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
+    update_shard_count(k0, "clicks", 12).await;
     put(k1, "clicks", 300..600).await;
     let owners_now: BTreeSet<u64> = owners(&c.data_dir(0), "clicks").into_values().collect();
     assert_eq!(owners_now, BTreeSet::from([0, 1, 2]));

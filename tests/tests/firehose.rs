@@ -14,8 +14,8 @@ use aws_sdk_firehose::types::{
     CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
     DeliveryStreamType, ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate,
     HttpEndpointCommonAttribute, HttpEndpointDestinationConfiguration,
-    HttpEndpointRequestConfiguration, KeyType, KinesisStreamSourceConfiguration,
-    ProcessingConfiguration, Processor, ProcessorType, Record, S3DestinationConfiguration, Tag,
+    HttpEndpointRequestConfiguration, KeyType, ProcessingConfiguration, Processor, ProcessorType,
+    Record, S3DestinationConfiguration, Tag,
 };
 use aws_sdk_firehose::Client;
 use base64::Engine;
@@ -23,8 +23,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tributary_tests::{
     buffering_hints, create_stream, files, firehose_client as client, http_endpoint_config,
-    kinesis_client as kinesis, metric, put_record_batch, s3_config, wait_for, Server,
-    FIREHOSE_ROLE,
+    kinesis_client as kinesis, metric, put_record_batch, s3_config, stream_source,
+    update_shard_count, wait_for, Server, FIREHOSE_ROLE,
 };
 
 /// A server whose S3 destinations write into `dir` (`file://` object store).
@@ -687,13 +687,7 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
     c.create_delivery_stream()
         .delivery_stream_name("events-to-s3")
         .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(
-            KinesisStreamSourceConfiguration::builder()
-                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/events")
-                .role_arn(FIREHOSE_ROLE)
-                .build()
-                .unwrap(),
-        )
+        .kinesis_stream_source_configuration(stream_source("events"))
         .extended_s3_destination_configuration(s3_config("events/", 1, true))
         .send()
         .await
@@ -713,13 +707,7 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
         }
     };
     put(0..150).await;
-    k.update_shard_count()
-        .stream_name("events")
-        .target_shard_count(4)
-        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
+    update_shard_count(&k, "events", 4).await;
     put(150..300).await;
     let root = dir.path().join("s3/landing");
     let lines = wait_for("pipeline delivery", Duration::from_secs(30), || {
@@ -983,13 +971,7 @@ async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
     c.create_delivery_stream()
         .delivery_stream_name("kpl-to-s3")
         .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(
-            KinesisStreamSourceConfiguration::builder()
-                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/kpl")
-                .role_arn(FIREHOSE_ROLE)
-                .build()
-                .unwrap(),
-        )
+        .kinesis_stream_source_configuration(stream_source("kpl"))
         .extended_s3_destination_configuration(s3_config("kpl/", 0, false))
         .send()
         .await

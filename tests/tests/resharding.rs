@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ScalingType, Shard};
+use aws_sdk_kinesis::types::Shard;
 use aws_sdk_kinesis::Client;
 use tributary_tests::{
     create_on_demand_stream, create_stream, kinesis_client as client, list_shards_paged,
-    open_shard_count, read_shard, record_text, write_load, Server,
+    open_shard_count, read_shard, record_text, update_shard_count, write_load, Server,
 };
 
 /// Every shard of `stream`, three a ListShards page so the listing follows `NextToken`.
@@ -77,13 +77,7 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
         .collect();
     for target in [2, 4, 2] {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        c.update_shard_count()
-            .stream_name("live")
-            .target_shard_count(target)
-            .scaling_type(ScalingType::UniformScaling)
-            .send()
-            .await
-            .unwrap();
+        update_shard_count(&c, "live", target).await;
         assert_eq!(open_shard_count(&c, "live").await, target);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ScalingType, ShardIteratorType};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use tributary_tests::{
     create_stream, kinesis_client as client, list_shards, open_shard_count, put_records,
-    read_shard, record_text, Server,
+    read_shard, record_text, update_shard_count, Server,
 };
 
 async fn start() -> (Server, Client) {
@@ -187,14 +187,7 @@ async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
         .unwrap();
     put(50, "c").await;
     for target in [2, 4, 2] {
-        let out = c
-            .update_shard_count()
-            .stream_name("r")
-            .target_shard_count(target)
-            .scaling_type(ScalingType::UniformScaling)
-            .send()
-            .await
-            .unwrap();
+        let out = update_shard_count(&c, "r", target).await;
         assert_eq!(out.target_shard_count(), Some(target));
         put(50, &format!("n{target}")).await;
     }
