@@ -3,7 +3,7 @@
 use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, ExtendedS3DestinationConfiguration,
+    BufferingHints, CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
     HttpEndpointBufferingHints, HttpEndpointConfiguration, HttpEndpointDestinationConfiguration,
     HttpEndpointRetryOptions, KinesisStreamSourceConfiguration, ProcessingConfiguration, Processor,
     ProcessorType, Record, S3DestinationConfiguration,
@@ -124,10 +124,28 @@ pub fn http_endpoint_config(
 }
 
 /// The source of a delivery stream reading Kinesis stream `stream`.
-pub fn stream_source(stream: &str) -> KinesisStreamSourceConfiguration {
+fn stream_source(stream: &str) -> KinesisStreamSourceConfiguration {
     KinesisStreamSourceConfiguration::builder()
         .kinesis_stream_arn(crate::stream_arn(stream))
         .role_arn(FIREHOSE_ROLE)
         .build()
         .unwrap()
+}
+
+/// Creates delivery stream `name` reading Kinesis stream `stream` (KinesisStreamAsSource)
+/// into the S3 destination `destination`.
+pub async fn create_stream_delivery(
+    f: &aws_sdk_firehose::Client,
+    name: &str,
+    stream: &str,
+    destination: ExtendedS3DestinationConfiguration,
+) {
+    f.create_delivery_stream()
+        .delivery_stream_name(name)
+        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
+        .kinesis_stream_source_configuration(stream_source(stream))
+        .extended_s3_destination_configuration(destination)
+        .send()
+        .await
+        .expect("CreateDeliveryStream");
 }

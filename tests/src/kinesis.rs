@@ -39,7 +39,7 @@ pub async fn create_on_demand_stream(c: &Client, name: &str) {
 }
 
 /// Waits (up to 30 s) until DescribeStreamSummary reports `name` ACTIVE.
-pub async fn wait_active(c: &Client, name: &str) {
+async fn wait_active(c: &Client, name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let status = c
@@ -181,7 +181,7 @@ pub enum ReadUntil {
 
 /// [`read_shard`], and the child shards a closed shard names at its end (none for an open
 /// one).
-pub async fn read_shard_and_children(
+async fn read_shard_and_children(
     c: &Client,
     stream: &str,
     shard: &str,
@@ -191,7 +191,7 @@ pub async fn read_shard_and_children(
 
 /// Every record of one shard from TRIM_HORIZON, following each page's `NextShardIterator`
 /// until `until`, and the child shards named on the way.
-pub async fn read_shard_until(
+async fn read_shard_until(
     c: &Client,
     stream: &str,
     shard: &str,

@@ -12,17 +12,16 @@ pub use analytics::{
     stream_output, KDA_ROLE,
 };
 pub use firehose::{
-    buffering_hints, firehose_client, http_endpoint_config, put_record_batch, s3_config,
-    stream_source, FIREHOSE_ROLE,
+    buffering_hints, create_stream_delivery, firehose_client, http_endpoint_config,
+    put_record_batch, s3_config, FIREHOSE_ROLE,
 };
 pub use http::{
     free_port, http_request, metric, metric_sum, metric_value, scrape_metrics, write_auth_file,
 };
 pub use kinesis::{
     create_on_demand_stream, create_stream, list_shards, list_shards_paged, middle_hash_key,
-    open_shard_count, put_records, read_shard, read_shard_and_children, read_shard_text,
-    read_shard_until, read_stream, read_stream_until, record_text, shard_ids, stream_arn,
-    update_shard_count, wait_active, write_load, ReadUntil,
+    open_shard_count, put_records, read_shard, read_shard_text, read_stream, read_stream_until,
+    record_text, shard_ids, stream_arn, update_shard_count, write_load, ReadUntil,
 };
 
 use std::path::{Path, PathBuf};

@@ -14,10 +14,10 @@ use aws_sdk_kinesis::types::{
 use aws_sdk_kinesis::Client;
 use serde_json::Value;
 use tributary_tests::{
-    analytics_client, create_on_demand_stream, create_stream, firehose_client, free_port,
-    http_request, json_schema, kinesis_client, list_shards, middle_hash_key, open_shard_count,
-    put_record_batch, put_records, read_shard, read_shard_text, s3_config, shard_ids,
-    start_application, stream_input, stream_output, stream_source, update_shard_count,
+    analytics_client, create_on_demand_stream, create_stream, create_stream_delivery,
+    firehose_client, free_port, http_request, json_schema, kinesis_client, list_shards,
+    middle_hash_key, open_shard_count, put_record_batch, put_records, read_shard, read_shard_text,
+    s3_config, shard_ids, start_application, stream_input, stream_output, update_shard_count,
     write_auth_file, write_load, Server,
 };
 
@@ -1419,14 +1419,13 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
 
     // Six shards, two on each pod; the delivery stream is created through member 2.
     create_stream(k1, "clicks", 6).await;
-    f[2].create_delivery_stream()
-        .delivery_stream_name("clicks-archive")
-        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(stream_source("clicks"))
-        .extended_s3_destination_configuration(s3_config("clicks/", 1, false))
-        .send()
-        .await
-        .unwrap();
+    create_stream_delivery(
+        &f[2],
+        "clicks-archive",
+        "clicks",
+        s3_config("clicks/", 1, false),
+    )
+    .await;
 
     // Every pod describes and lists the same delivery stream.
     let mut described = Vec::new();

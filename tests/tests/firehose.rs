@@ -12,18 +12,17 @@ use std::time::{Duration, Instant};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
     CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
-    DeliveryStreamType, ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate,
-    HttpEndpointCommonAttribute, HttpEndpointDestinationConfiguration,
-    HttpEndpointRequestConfiguration, KeyType, ProcessingConfiguration, Processor, ProcessorType,
-    Record, S3DestinationConfiguration, Tag,
+    ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, HttpEndpointCommonAttribute,
+    HttpEndpointDestinationConfiguration, HttpEndpointRequestConfiguration, KeyType,
+    ProcessingConfiguration, Processor, ProcessorType, Record, S3DestinationConfiguration, Tag,
 };
 use aws_sdk_firehose::Client;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tributary_tests::{
-    buffering_hints, create_stream, files, firehose_client as client, http_endpoint_config,
-    kinesis_client as kinesis, metric, put_record_batch, s3_config, stream_source,
+    buffering_hints, create_stream, create_stream_delivery, files, firehose_client as client,
+    http_endpoint_config, kinesis_client as kinesis, metric, put_record_batch, s3_config,
     update_shard_count, wait_for, Server, FIREHOSE_ROLE,
 };
 
@@ -684,14 +683,7 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
     let (server, c) = start(dir.path(), &[]).await;
     let k = kinesis(&server.api);
     create_stream(&k, "events", 2).await;
-    c.create_delivery_stream()
-        .delivery_stream_name("events-to-s3")
-        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(stream_source("events"))
-        .extended_s3_destination_configuration(s3_config("events/", 1, true))
-        .send()
-        .await
-        .unwrap();
+    create_stream_delivery(&c, "events-to-s3", "events", s3_config("events/", 1, true)).await;
     let put = |range: std::ops::Range<u32>| {
         let k = k.clone();
         async move {
@@ -968,14 +960,7 @@ async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
     let (server, c) = start(dir.path(), &[]).await;
     let k = kinesis(&server.api);
     create_stream(&k, "kpl", 1).await;
-    c.create_delivery_stream()
-        .delivery_stream_name("kpl-to-s3")
-        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(stream_source("kpl"))
-        .extended_s3_destination_configuration(s3_config("kpl/", 0, false))
-        .send()
-        .await
-        .unwrap();
+    create_stream_delivery(&c, "kpl-to-s3", "kpl", s3_config("kpl/", 0, false)).await;
     for data in [kpl_aggregate(&["a1", "a2", "a3"]), b"plain".to_vec()] {
         k.put_record()
             .stream_name("kpl")
