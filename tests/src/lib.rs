@@ -1,5 +1,28 @@
 //! Shared helpers for the black-box tests: start the real `tributary` binary on port 0, find
-//! its addresses, kill it, restart it on the same data directory.
+//! its addresses, kill it, restart it on the same data directory; build AWS SDK clients for it
+//! and make the calls many tests repeat (see the modules, re-exported here).
+
+mod analytics;
+mod firehose;
+mod http;
+mod kinesis;
+
+pub use analytics::{
+    analytics_client, discover_input_schema, json_schema, start_application, stream_input,
+    stream_output, KDA_ROLE,
+};
+pub use firehose::{
+    buffering_hints, create_stream_delivery, firehose_client, http_endpoint_config,
+    put_record_batch, s3_config, FIREHOSE_ROLE,
+};
+pub use http::{
+    free_port, http_request, metric, metric_sum, metric_value, scrape_metrics, write_auth_file,
+};
+pub use kinesis::{
+    create_on_demand_stream, create_stream, list_shards, list_shards_paged, middle_hash_key,
+    open_shard_count, put_records, read_shard, read_shard_text, read_stream, read_stream_until,
+    record_text, shard_ids, stream_arn, update_shard_count, write_load, ReadUntil,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -165,43 +188,6 @@ pub fn kinesis_client_with(
     configure: impl FnOnce(aws_sdk_kinesis::config::Builder) -> aws_sdk_kinesis::config::Builder,
 ) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::from_conf(configure(local_config!(aws_sdk_kinesis, endpoint)).build())
-}
-
-/// Every record of one shard, from TRIM_HORIZON to its end (a closed shard) or to the tip (an
-/// open one), following each page's `NextShardIterator`.
-pub async fn read_shard(
-    c: &aws_sdk_kinesis::Client,
-    stream: &str,
-    shard: &str,
-) -> Vec<aws_sdk_kinesis::types::Record> {
-    use aws_sdk_kinesis::types::ShardIteratorType;
-    let mut it = c
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .expect("GetShardIterator")
-        .shard_iterator;
-    let mut out = Vec::new();
-    while let Some(i) = it {
-        let page = c
-            .get_records()
-            .shard_iterator(i)
-            .send()
-            .await
-            .expect("GetRecords");
-        // An empty page of an open shard is its tip; a closed shard ends with ChildShards and
-        // no next iterator.
-        let at_tip = page.records().is_empty() && page.child_shards().is_empty();
-        it = page.next_shard_iterator;
-        out.extend(page.records);
-        if at_tip {
-            break;
-        }
-    }
-    out
 }
 
 /// Every file under `dir` (relative path, contents), sorted, hidden temporaries left out.

@@ -9,23 +9,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesisanalytics as kda;
 use kda::types::{
-    ApplicationStatus, DestinationSchema, Input, InputConfiguration, InputStartingPosition,
-    InputStartingPositionConfiguration, JsonMappingParameters, KinesisStreamsInput,
-    KinesisStreamsOutput, MappingParameters, Output, RecordColumn, RecordFormat, RecordFormatType,
-    SourceSchema, Tag,
+    ApplicationStatus, Input, InputConfiguration, InputStartingPosition,
+    InputStartingPositionConfiguration, MappingParameters, Output, RecordColumn, RecordFormat,
+    RecordFormatType, SourceSchema, Tag,
 };
 use serde_json::{json, Value};
-use tributary_tests::{read_shard, Server};
-
-const ROLE: &str = "arn:aws:iam::000000000000:role/kda";
-
-fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
-    tributary_tests::kinesis_client(endpoint)
-}
-
-fn analytics(endpoint: &str) -> kda::Client {
-    kda::Client::from_conf(tributary_tests::local_config!(kda, endpoint).build())
-}
+use tributary_tests::{
+    analytics_client, buffering_hints, create_stream, discover_input_schema, firehose_client,
+    http_request, json_schema, kinesis_client, metric, put_record_batch, put_records, read_shard,
+    read_stream, record_text, shard_ids, start_application, stream_arn, stream_input,
+    stream_output, update_shard_count, Server, KDA_ROLE,
+};
 
 struct Env {
     server: Server,
@@ -41,23 +35,10 @@ async fn start(extra: &[&str]) -> Env {
     }
     let server = Server::start(&args).await.unwrap();
     Env {
-        k: kinesis(&server.api),
-        a: analytics(&server.api),
+        k: kinesis_client(&server.api),
+        a: analytics_client(&server.api),
         server,
     }
-}
-
-fn arn(stream: &str) -> String {
-    format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
-}
-
-async fn create_stream(k: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
-    k.create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .unwrap();
 }
 
 /// The columns of AWS's demo stream (`{TICKER_SYMBOL, SECTOR, CHANGE, PRICE}`).
@@ -70,95 +51,71 @@ fn demo_schema() -> SourceSchema {
     ])
 }
 
-/// A JSON schema mapping each column from the top-level field of the same name.
-fn json_schema(columns: &[(&str, &str)]) -> SourceSchema {
-    let col = |name: &str, ty: &str| {
-        RecordColumn::builder()
-            .name(name)
-            .mapping(format!("$.{name}"))
-            .sql_type(ty)
-            .build()
-            .unwrap()
-    };
-    SourceSchema::builder()
-        .record_format(
-            RecordFormat::builder()
-                .record_format_type(RecordFormatType::Json)
-                .mapping_parameters(
-                    MappingParameters::builder()
-                        .json_mapping_parameters(
-                            JsonMappingParameters::builder()
-                                .record_row_path("$")
-                                .build()
-                                .unwrap(),
-                        )
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .record_encoding("UTF-8")
-        .set_record_columns(Some(columns.iter().map(|(n, t)| col(n, t)).collect()))
-        .build()
-        .unwrap()
+/// An application to create and start with [`App::start`]: unless told otherwise it reads
+/// stream `in` with the demo schema (as `SOURCE_SQL_STREAM_001`), writes its
+/// `DESTINATION_SQL_STREAM` to stream `out` as JSON, and starts at NOW.
+struct App<'a> {
+    name: &'a str,
+    code: &'a str,
+    input: Input,
+    outputs: Vec<Output>,
+    position: InputStartingPosition,
 }
 
-fn stream_input(stream: &str) -> Input {
-    stream_input_with(stream, demo_schema())
+fn app<'a>(name: &'a str, code: &'a str) -> App<'a> {
+    App {
+        name,
+        code,
+        input: stream_input("in", demo_schema()),
+        outputs: vec![stream_output(
+            "DESTINATION_SQL_STREAM",
+            "out",
+            RecordFormatType::Json,
+        )],
+        position: InputStartingPosition::Now,
+    }
 }
 
-fn stream_input_with(stream: &str, schema: SourceSchema) -> Input {
-    Input::builder()
-        .name_prefix("SOURCE_SQL_STREAM")
-        .kinesis_streams_input(
-            KinesisStreamsInput::builder()
-                .resource_arn(arn(stream))
-                .role_arn(ROLE)
-                .build()
-                .unwrap(),
-        )
-        .input_schema(schema)
-        .build()
-        .unwrap()
-}
+impl App<'_> {
+    /// Reads stream `in` with `schema`.
+    fn schema(mut self, schema: SourceSchema) -> Self {
+        self.input = stream_input("in", schema);
+        self
+    }
 
-fn stream_output(in_app: &str, stream: &str, format: RecordFormatType) -> Output {
-    Output::builder()
-        .name(in_app)
-        .kinesis_streams_output(
-            KinesisStreamsOutput::builder()
-                .resource_arn(arn(stream))
-                .role_arn(ROLE)
-                .build()
-                .unwrap(),
-        )
-        .destination_schema(
-            DestinationSchema::builder()
-                .record_format_type(format)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap()
-}
+    /// Reads `input` instead of stream `in`.
+    fn input(mut self, input: Input) -> Self {
+        self.input = input;
+        self
+    }
 
-async fn start_app(a: &kda::Client, name: &str, position: InputStartingPosition) {
-    a.start_application()
-        .application_name(name)
-        .input_configurations(
-            InputConfiguration::builder()
-                .id("1.1")
-                .input_starting_position_configuration(
-                    InputStartingPositionConfiguration::builder()
-                        .input_starting_position(position)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    /// Writes each `(in-application stream, stream, format)` instead of the default output.
+    fn outputs(mut self, outputs: &[(&str, &str, RecordFormatType)]) -> Self {
+        self.outputs = outputs
+            .iter()
+            .map(|(in_app, stream, format)| stream_output(in_app, stream, format.clone()))
+            .collect();
+        self
+    }
+
+    /// Starts reading at `position`.
+    fn starting_at(mut self, position: InputStartingPosition) -> Self {
+        self.position = position;
+        self
+    }
+
+    /// CreateApplication, then StartApplication.
+    async fn start(self, a: &kda::Client) {
+        a.create_application()
+            .application_name(self.name)
+            .application_code(self.code)
+            .inputs(self.input)
+            .set_outputs(Some(self.outputs))
+            .send()
+            .await
+            .unwrap();
+        start_application(a, self.name, self.position).await;
+    }
 }
 
 async fn put_json(k: &aws_sdk_kinesis::Client, stream: &str, records: &[Value]) {
@@ -175,21 +132,11 @@ async fn put_json(k: &aws_sdk_kinesis::Client, stream: &str, records: &[Value]) 
 
 /// Every record of every shard of `stream`, shard by shard, as text.
 async fn read_all(k: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
-    let shards = k
-        .list_shards()
-        .stream_name(stream)
-        .send()
+    read_stream(k, stream)
         .await
-        .unwrap()
-        .shards
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for s in shards {
-        for rec in read_shard(k, stream, s.shard_id()).await {
-            out.push(String::from_utf8(rec.data.into_inner()).unwrap());
-        }
-    }
-    out
+        .iter()
+        .map(record_text)
+        .collect()
 }
 
 /// Waits until `stream` holds at least `n` records, then returns them all.
@@ -211,35 +158,6 @@ fn parse_json(records: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// A plain HTTP/1.1 request to the metrics listener; returns the body.
-async fn admin(server: &Server, method: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.metrics.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
-}
-
-/// The value of one series on /metrics (0 when absent).
-async fn metric(server: &Server, series: &str) -> f64 {
-    admin(server, "GET", "/metrics")
-        .await
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .map(|v| v.trim().parse().unwrap_or(0.0))
-        })
-        .unwrap_or(0.0)
-}
-
 async fn wait_metric(server: &Server, series: &str, at_least: f64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while metric(server, series).await < at_least {
@@ -252,7 +170,8 @@ async fn wait_metric(server: &Server, series: &str, at_least: f64) {
 }
 
 async fn advance_clock(server: &Server, ms: i64) {
-    admin(server, "POST", &format!("/test/advance-clock?ms={ms}")).await;
+    let path = format!("/test/advance-clock?ms={ms}");
+    http_request(&server.metrics, "POST", &path, &[], "").await;
 }
 
 /// Moves the server clock to half a second past the next minute boundary, so the rows a test
@@ -288,20 +207,14 @@ async fn getting_started_pumps_write_filtered_rows_to_their_destination_streams(
     for s in ["in", "tech", "amzn"] {
         create_stream(&e.k, s, 1).await;
     }
-    e.a.create_application()
-        .application_name("getting-started")
-        .application_code(GETTING_STARTED)
-        .inputs(stream_input("in"))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "tech",
-            RecordFormatType::Json,
-        ))
-        .outputs(stream_output("AMZN_STREAM", "amzn", RecordFormatType::Csv))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "getting-started", InputStartingPosition::TrimHorizon).await;
+    app("getting-started", GETTING_STARTED)
+        .outputs(&[
+            ("DESTINATION_SQL_STREAM", "tech", RecordFormatType::Json),
+            ("AMZN_STREAM", "amzn", RecordFormatType::Csv),
+        ])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -355,19 +268,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
   FROM "SOURCE_SQL_STREAM_001"
   GROUP BY TICKER_SYMBOL, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND);
 "#;
-    e.a.create_application()
-        .application_name("tumbling")
-        .application_code(code)
-        .inputs(stream_input("in"))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "out",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "tumbling", InputStartingPosition::Now).await;
+    app("tumbling", code).start(&e.a).await;
     align_to_minute(&e.server).await;
     put_json(
         &e.k,
@@ -415,24 +316,14 @@ CREATE OR REPLACE PUMP "trigger_count_pump" AS INSERT INTO "TRIGGER_COUNT_STREAM
   FROM "SOURCE_SQL_STREAM_001"
   WHERE (ABS(Change / (Price - Change)) * 100) > 1;
 "#;
-    e.a.create_application()
-        .application_name("alerts")
-        .application_code(code)
-        .inputs(stream_input("in"))
-        .outputs(stream_output(
-            "TRIGGER_COUNT_STREAM",
-            "alerts",
-            RecordFormatType::Json,
-        ))
-        .outputs(stream_output(
-            "error_stream",
-            "errors",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "alerts", InputStartingPosition::TrimHorizon).await;
+    app("alerts", code)
+        .outputs(&[
+            ("TRIGGER_COUNT_STREAM", "alerts", RecordFormatType::Json),
+            ("error_stream", "errors", RecordFormatType::Json),
+        ])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -473,7 +364,7 @@ async fn malformed_sql_is_rejected_at_create_time_with_its_position() {
         .application_code(
             "CREATE OR REPLACE STREAM \"D\" (a INTEGER);\nCREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"D\" SELEC STREAM 1 FROM \"SOURCE_SQL_STREAM_001\";",
         )
-        .inputs(stream_input("in"))
+        .inputs(stream_input("in", demo_schema()))
         .send()
         .await
         .unwrap_err()
@@ -497,7 +388,7 @@ async fn unknown_column_is_rejected_at_create_time_with_its_position() {
         .application_code(
             "CREATE OR REPLACE STREAM \"D\" (p DOUBLE);\nCREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"D\"\n  SELECT STREAM cost FROM \"SOURCE_SQL_STREAM_001\";",
         )
-        .inputs(stream_input("in"))
+        .inputs(stream_input("in", demo_schema()))
         .send()
         .await
         .unwrap_err()
@@ -519,7 +410,7 @@ async fn application_lifecycle_follows_aws_states_and_version_ids() {
             .application_name("life")
             .application_description("lifecycle")
             .application_code(GETTING_STARTED)
-            .inputs(stream_input("in"))
+            .inputs(stream_input("in", demo_schema()))
             .tags(Tag::builder().key("team").value("data").build().unwrap())
             .send()
             .await
@@ -572,7 +463,7 @@ async fn application_lifecycle_follows_aws_states_and_version_ids() {
         .cloud_watch_logging_option(
             kda::types::CloudWatchLoggingOption::builder()
                 .log_stream_arn("arn:aws:logs:us-east-1:000000000000:log-group:g:log-stream:s")
-                .role_arn(ROLE)
+                .role_arn(KDA_ROLE)
                 .build()
                 .unwrap(),
         )
@@ -619,7 +510,7 @@ async fn application_lifecycle_follows_aws_states_and_version_ids() {
             .into_service_error();
     assert!(bad.is_code_validation_exception(), "{bad:?}");
 
-    start_app(&e.a, "life", InputStartingPosition::Now).await;
+    start_application(&e.a, "life", InputStartingPosition::Now).await;
     let again =
         e.a.start_application()
             .application_name("life")
@@ -737,7 +628,7 @@ async fn invalid_requests_get_aws_validation_messages() {
     let missing =
         e.a.create_application()
             .application_name("no-stream")
-            .inputs(stream_input("absent"))
+            .inputs(stream_input("absent", demo_schema()))
             .send()
             .await
             .unwrap_err()
@@ -762,18 +653,7 @@ async fn discover_input_schema_infers_columns_from_stream_records() {
             .await
             .unwrap();
     }
-    let out =
-        e.a.discover_input_schema()
-            .resource_arn(arn("in"))
-            .role_arn(ROLE)
-            .input_starting_position_configuration(
-                InputStartingPositionConfiguration::builder()
-                    .input_starting_position(InputStartingPosition::TrimHorizon)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+    let out = discover_input_schema(&e.a, &stream_arn("in")).await;
     let schema = out.input_schema.unwrap();
     let cols: Vec<(String, String, String)> = schema
         .record_columns
@@ -814,26 +694,18 @@ async fn a_restarted_server_resumes_a_running_application_after_its_checkpoint()
     create_stream(&e.k, "in", 1).await;
     create_stream(&e.k, "tech", 1).await;
     create_stream(&e.k, "amzn", 1).await;
-    e.a.create_application()
-        .application_name("durable")
-        .application_code(GETTING_STARTED)
-        .inputs(stream_input("in"))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "tech",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "durable", InputStartingPosition::TrimHorizon).await;
+    app("durable", GETTING_STARTED)
+        .outputs(&[("DESTINATION_SQL_STREAM", "tech", RecordFormatType::Json)])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_json(&e.k, "in", &[demo("AMZN", "TECHNOLOGY", 1.0, 2.0)]).await;
     assert_eq!(wait_for(&e.k, "tech", 1).await.len(), 1);
     // Let a checkpoint be written, then kill the process without warning.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     e.server.restart().await.unwrap();
-    e.k = kinesis(&e.server.api);
-    e.a = analytics(&e.server.api);
+    e.k = kinesis_client(&e.server.api);
+    e.a = analytics_client(&e.server.api);
     let d =
         e.a.describe_application()
             .application_name("durable")
@@ -877,24 +749,13 @@ async fn windows_across_restart(restart: bool) -> (Vec<Value>, Vec<Value>) {
     for s in ["in", "out", "slide"] {
         create_stream(&e.k, s, 1).await;
     }
-    e.a.create_application()
-        .application_name("windows")
-        .application_code(WINDOWS_ACROSS_RESTART)
-        .inputs(stream_input("in"))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "out",
-            RecordFormatType::Json,
-        ))
-        .outputs(stream_output(
-            "SLIDING_STREAM",
-            "slide",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "windows", InputStartingPosition::Now).await;
+    app("windows", WINDOWS_ACROSS_RESTART)
+        .outputs(&[
+            ("DESTINATION_SQL_STREAM", "out", RecordFormatType::Json),
+            ("SLIDING_STREAM", "slide", RecordFormatType::Json),
+        ])
+        .start(&e.a)
+        .await;
     // Half a second past a minute boundary of the test clock; a restarted server starts on the
     // wall clock, so the same offset is applied again after the restart.
     let now = SystemTime::now()
@@ -921,8 +782,8 @@ async fn windows_across_restart(restart: bool) -> (Vec<Value>, Vec<Value>) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     if restart {
         e.server.restart().await.unwrap();
-        e.k = kinesis(&e.server.api);
-        e.a = analytics(&e.server.api);
+        e.k = kinesis_client(&e.server.api);
+        e.a = analytics_client(&e.server.api);
         advance_clock(&e.server, offset).await;
         // The three records before the checkpoint were read again to refill the windows.
         wait_metric(
@@ -983,27 +844,13 @@ async fn a_running_application_follows_its_input_through_a_shard_split() {
     create_stream(&e.k, "in", 1).await;
     create_stream(&e.k, "tech", 1).await;
     create_stream(&e.k, "amzn", 1).await;
-    e.a.create_application()
-        .application_name("split")
-        .application_code(GETTING_STARTED)
-        .inputs(stream_input("in"))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "tech",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "split", InputStartingPosition::TrimHorizon).await;
+    app("split", GETTING_STARTED)
+        .outputs(&[("DESTINATION_SQL_STREAM", "tech", RecordFormatType::Json)])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_json(&e.k, "in", &[demo("AMZN", "TECHNOLOGY", 1.0, 2.0)]).await;
-    e.k.update_shard_count()
-        .stream_name("in")
-        .target_shard_count(2)
-        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
+    update_shard_count(&e.k, "in", 2).await;
     let records: Vec<Value> = (0..10)
         .map(|i| demo("MSFT", "TECHNOLOGY", i as f64, 1.0))
         .collect();
@@ -1026,19 +873,11 @@ CREATE OR REPLACE PUMP "myPump" AS INSERT INTO "DESTINATION_SQL_STREAM"
   FROM "SOURCE_SQL_STREAM_001"
   WINDOW last2rows AS (PARTITION BY ticker_symbol ROWS 2 PRECEDING);
 "#;
-    e.a.create_application()
-        .application_name("sliding")
-        .application_code(code)
-        .inputs(stream_input("in"))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "out",
-            RecordFormatType::Csv,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "sliding", InputStartingPosition::TrimHorizon).await;
+    app("sliding", code)
+        .outputs(&[("DESTINATION_SQL_STREAM", "out", RecordFormatType::Csv)])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -1081,19 +920,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
         ("TICKER", "VARCHAR(4)"),
         ("PRICE", "DOUBLE"),
     ]);
-    e.a.create_application()
-        .application_name("stagger")
-        .application_code(code)
-        .inputs(stream_input_with("in", schema))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "out",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "stagger", InputStartingPosition::Now).await;
+    app("stagger", code).schema(schema).start(&e.a).await;
     align_to_minute(&e.server).await;
     // The group starts 40 s into a minute, so a tumbling minute would split it.
     advance_clock(&e.server, 40_000).await;
@@ -1156,43 +983,10 @@ async fn manifests_create_and_start_an_analytics_app() {
 
 /// Puts records in batches of up to 500 with PutRecords, in order, into a one-shard stream.
 async fn put_json_batch(k: &aws_sdk_kinesis::Client, stream: &str, records: &[Value]) {
-    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-    for chunk in records.chunks(500) {
-        let entries = chunk
-            .iter()
-            .map(|r| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key("pk")
-                    .data(Blob::new(serde_json::to_vec(r).unwrap()))
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        let out = k
-            .put_records()
-            .stream_name(stream)
-            .set_records(Some(entries))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(out.failed_record_count, Some(0));
-    }
-}
-
-async fn create_and_start(e: &Env, name: &str, code: &str, schema: SourceSchema) {
-    e.a.create_application()
-        .application_name(name)
-        .application_code(code)
-        .inputs(stream_input_with("in", schema))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "out",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, name, InputStartingPosition::Now).await;
+    let records = records
+        .iter()
+        .map(|r| ("pk".to_string(), serde_json::to_vec(r).unwrap()));
+    put_records(k, stream, records).await;
 }
 
 #[tokio::test]
@@ -1221,7 +1015,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
         ("Ticker", "VARCHAR(4)"),
         ("Amount", "INTEGER"),
     ]);
-    create_and_start(&e, "joins", code, schema).await;
+    app("joins", code).schema(schema).start(&e.a).await;
     let series =
         "analytics_input_rows_total{application=\"joins\",stream=\"SOURCE_SQL_STREAM_001\"}";
     let rec = |kind: &str, oid: i64, amount: i64| json!({"RecordType": kind, "Oid": oid, "Ticker": "AMZN", "Amount": amount});
@@ -1258,7 +1052,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
     60               -- tumbling window size in seconds
   ));
 "#;
-    create_and_start(&e, "topk", code, demo_schema()).await;
+    app("topk", code).start(&e.a).await;
     align_to_minute(&e.server).await;
     let mut records = Vec::new();
     for (ticker, n) in [("AMZN", 5), ("XOM", 1), ("TGT", 3), ("MSFT", 4), ("WMT", 2)] {
@@ -1300,7 +1094,7 @@ CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
   ORDER BY FLOOR("TEMP_STREAM".ROWTIME TO SECOND), ANOMALY_SCORE DESC;
 "#;
     let schema = json_schema(&[("heartRate", "INTEGER"), ("rateType", "VARCHAR(20)")]);
-    create_and_start(&e, "rcf", code, schema).await;
+    app("rcf", code).schema(schema).start(&e.a).await;
     // 99 % normal (60-100), 1 % high (150-200), from a fixed sequence.
     let mut seed: u64 = 42;
     let mut unit = move || {
@@ -1354,7 +1148,10 @@ CREATE OR REPLACE PUMP "WEBLOG" AS INSERT INTO "DESTINATION_SQL_STREAM"
   SELECT STREAM l.r.COLUMN1, l.r.COLUMN3, l.r.COLUMN5, l.r.COLUMN6, l.r.COLUMN7
   FROM (SELECT STREAM W3C_LOG_PARSE("log", 'COMMON') FROM "SOURCE_SQL_STREAM_001") AS l(r);
 "#;
-    create_and_start(&e, "weblog", code, json_schema(&[("log", "VARCHAR(256)")])).await;
+    app("weblog", code)
+        .schema(json_schema(&[("log", "VARCHAR(256)")]))
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -1391,7 +1188,7 @@ async fn reference_data_is_loaded_from_the_object_store_and_joined() {
     create_stream(&e.k, "out", 1).await;
     e.a.create_application()
         .application_name("enrich")
-        .inputs(stream_input("in"))
+        .inputs(stream_input("in", demo_schema()))
         .outputs(stream_output(
             "DESTINATION_SQL_STREAM",
             "out",
@@ -1434,7 +1231,7 @@ async fn reference_data_is_loaded_from_the_object_store_and_joined() {
                     kda::types::S3ReferenceDataSource::builder()
                         .bucket_arn("arn:aws:s3:::ref-bucket")
                         .file_key("TickerReference.csv")
-                        .reference_role_arn(ROLE)
+                        .reference_role_arn(KDA_ROLE)
                         .build()
                         .unwrap(),
                 )
@@ -1471,7 +1268,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
         .send()
         .await
         .unwrap();
-    start_app(&e.a, "enrich", InputStartingPosition::TrimHorizon).await;
+    start_application(&e.a, "enrich", InputStartingPosition::TrimHorizon).await;
     put_json(
         &e.k,
         "in",
@@ -1536,7 +1333,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
     60                                                    -- tumbling window size in seconds
   ));
 "#;
-    create_and_start(&e, "distinct", code, demo_schema()).await;
+    app("distinct", code).start(&e.a).await;
     align_to_minute(&e.server).await;
     let records: Vec<Value> = ["AMZN", "TGT", "AMZN", "XOM", "TGT", "AMZN"]
         .iter()
@@ -1569,7 +1366,7 @@ CREATE OR REPLACE PUMP "OUTPUT_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
         ("Diastolic", "INTEGER"),
         ("BloodPressureLevel", "VARCHAR(20)"),
     ]);
-    create_and_start(&e, "bp", code, schema).await;
+    app("bp", code).schema(schema).start(&e.a).await;
     let mut records = Vec::new();
     for i in 0..400 {
         let (s, d, level) = if i >= 200 && i % 50 == 0 {
@@ -1621,7 +1418,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
   FROM TABLE(HOTSPOTS(CURSOR(SELECT STREAM "x", "y", "is_hot" FROM "SOURCE_SQL_STREAM_001"), 1000, 0.2, 17));
 "#;
     let schema = json_schema(&[("x", "DOUBLE"), ("y", "DOUBLE"), ("is_hot", "VARCHAR(4)")]);
-    create_and_start(&e, "hot", code, schema).await;
+    app("hot", code).schema(schema).start(&e.a).await;
     let mut records = Vec::new();
     for i in 0..600u64 {
         // A fixed scatter over [0, 10)² with every fifth point in the square [2, 2.4)².
@@ -1671,7 +1468,7 @@ CREATE OR REPLACE PUMP "SECOND_STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STRE
         ("Col_D", "VARCHAR(16)"),
         ("Col_E_Unstructured", "VARCHAR(64)"),
     ]);
-    create_and_start(&e, "varcol", code, schema).await;
+    app("varcol", code).schema(schema).start(&e.a).await;
     put_json(
         &e.k,
         "in",
@@ -1768,39 +1565,18 @@ spec:
     assert_eq!(d.reference_data_source_descriptions.unwrap().len(), 1);
 }
 
-fn firehose_client(endpoint: &str) -> aws_sdk_firehose::Client {
-    aws_sdk_firehose::Client::from_conf(
-        tributary_tests::local_config!(aws_sdk_firehose, endpoint).build(),
-    )
-}
-
 async fn put_firehose(f: &aws_sdk_firehose::Client, name: &str, records: &[Value]) {
-    use aws_sdk_firehose::types::Record;
-    let out = f
-        .put_record_batch()
-        .delivery_stream_name(name)
-        .set_records(Some(
-            records
-                .iter()
-                .map(|r| {
-                    Record::builder()
-                        .data(aws_sdk_firehose::primitives::Blob::new(
-                            serde_json::to_vec(r).unwrap(),
-                        ))
-                        .build()
-                        .unwrap()
-                })
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_put_count, 0);
+    put_record_batch(
+        f,
+        name,
+        records.iter().map(|r| serde_json::to_vec(r).unwrap()),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart() {
-    use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationConfiguration};
+    use aws_sdk_firehose::types::ExtendedS3DestinationConfiguration;
     use kda::types::KinesisFirehoseInput;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -1812,14 +1588,9 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
         .delivery_stream_name("ticks")
         .extended_s3_destination_configuration(
             ExtendedS3DestinationConfiguration::builder()
-                .role_arn(ROLE)
+                .role_arn(KDA_ROLE)
                 .bucket_arn("arn:aws:s3:::landing")
-                .buffering_hints(
-                    BufferingHints::builder()
-                        .size_in_mbs(1)
-                        .interval_in_seconds(0)
-                        .build(),
-                )
+                .buffering_hints(buffering_hints(1, 0))
                 .build()
                 .unwrap(),
         )
@@ -1833,7 +1604,7 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
             .kinesis_firehose_input(
                 KinesisFirehoseInput::builder()
                     .resource_arn(arn)
-                    .role_arn(ROLE)
+                    .role_arn(KDA_ROLE)
                     .build()
                     .unwrap(),
             )
@@ -1853,21 +1624,14 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
             .unwrap_err()
             .into_service_error();
     assert_eq!(missing.meta().code(), Some("InvalidArgumentException"));
-    e.a.create_application()
-        .application_name("from-firehose")
-        .application_code(GETTING_STARTED)
-        .inputs(firehose_input(
+    app("from-firehose", GETTING_STARTED)
+        .input(firehose_input(
             "arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks",
         ))
-        .outputs(stream_output(
-            "DESTINATION_SQL_STREAM",
-            "tech",
-            RecordFormatType::Json,
-        ))
-        .send()
-        .await
-        .unwrap();
-    start_app(&e.a, "from-firehose", InputStartingPosition::TrimHorizon).await;
+        .outputs(&[("DESTINATION_SQL_STREAM", "tech", RecordFormatType::Json)])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_firehose(
         &f,
         "ticks",
@@ -1899,7 +1663,7 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
     // Killed and restarted: the application continues after its checkpoint.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     e.server.restart().await.unwrap();
-    e.k = kinesis(&e.server.api);
+    e.k = kinesis_client(&e.server.api);
     f = firehose_client(&e.server.api);
     put_firehose(&f, "ticks", &[demo("AAPL", "TECHNOLOGY", 1.0, 5.0)]).await;
     let out = parse_json(&wait_for(&e.k, "tech", 3).await);
@@ -1914,7 +1678,7 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
     wait_objects(&dir.path().join("s3"), 4).await;
     // Records put while the application is stopped are delivered, and kept in the buffer for
     // the application: it reads them when started again from where it stopped.
-    e.a = analytics(&e.server.api);
+    e.a = analytics_client(&e.server.api);
     e.a.stop_application()
         .application_name("from-firehose")
         .send()
@@ -1933,18 +1697,11 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
     wait_objects(&dir.path().join("s3"), 6).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // DiscoverInputSchema samples what the delivery stream holds for the application.
-    let found =
-        e.a.discover_input_schema()
-            .resource_arn("arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks")
-            .role_arn(ROLE)
-            .input_starting_position_configuration(
-                InputStartingPositionConfiguration::builder()
-                    .input_starting_position(InputStartingPosition::TrimHorizon)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+    let found = discover_input_schema(
+        &e.a,
+        "arn:aws:firehose:us-east-1:000000000000:deliverystream/ticks",
+    )
+    .await;
     assert_eq!(found.raw_input_records().len(), 2);
     assert!(found.raw_input_records()[0].contains("IBM"));
     let names: Vec<&str> = found
@@ -1957,7 +1714,7 @@ async fn records_put_to_a_delivery_stream_feed_an_application_across_a_restart()
         .collect();
     // serde_json writes the test's keys sorted; discovery keeps document order.
     assert_eq!(names, ["CHANGE", "PRICE", "SECTOR", "TICKER_SYMBOL"]);
-    start_app(
+    start_application(
         &e.a,
         "from-firehose",
         InputStartingPosition::LastStoppedPoint,
@@ -2013,28 +1770,6 @@ async fn wait_objects(root: &std::path::Path, n: usize) {
 // AWS's remaining example applications, each with the SQL of sql/tests/examples.rs and the rows
 // that test expects.
 
-/// Creates `name` reading stream "in" with `schema` and writing each `(in-app stream, stream)`
-/// as JSON, then starts it at `position`.
-async fn create_with_outputs(
-    e: &Env,
-    name: &str,
-    code: &str,
-    schema: SourceSchema,
-    outputs: &[(&str, &str)],
-    position: InputStartingPosition,
-) {
-    let mut req =
-        e.a.create_application()
-            .application_name(name)
-            .application_code(code)
-            .inputs(stream_input_with("in", schema));
-    for (in_app, stream) in outputs {
-        req = req.outputs(stream_output(in_app, stream, RecordFormatType::Json));
-    }
-    req.send().await.unwrap();
-    start_app(&e.a, name, position).await;
-}
-
 fn input_rows(app: &str) -> String {
     format!("analytics_input_rows_total{{application=\"{app}\",stream=\"SOURCE_SQL_STREAM_001\"}}")
 }
@@ -2052,18 +1787,14 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
     FROM   "SOURCE_SQL_STREAM_001"
     WHERE  (ABS(Change / (Price - Change)) * 100) > 1;
 "#;
-    create_with_outputs(
-        &e,
-        "simple-alerts",
-        code,
-        demo_schema(),
-        &[
-            ("DESTINATION_SQL_STREAM", "out"),
-            ("error_stream", "errors"),
-        ],
-        InputStartingPosition::TrimHorizon,
-    )
-    .await;
+    app("simple-alerts", code)
+        .outputs(&[
+            ("DESTINATION_SQL_STREAM", "out", RecordFormatType::Json),
+            ("error_stream", "errors", RecordFormatType::Json),
+        ])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -2107,15 +1838,10 @@ FROM (
 )
 WHERE trigger_count >= 1;
 "#;
-    create_with_outputs(
-        &e,
-        "throttled",
-        code,
-        demo_schema(),
-        &[("TRIGGER_COUNT_STREAM", "out")],
-        InputStartingPosition::Now,
-    )
-    .await;
+    app("throttled", code)
+        .outputs(&[("TRIGGER_COUNT_STREAM", "out", RecordFormatType::Json)])
+        .start(&e.a)
+        .await;
     // Seconds after the first record, and the record put then.
     let records = [
         (0, demo("AMZN", "T", 2.0, 102.0)),
@@ -2159,15 +1885,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
     GROUP BY ticker_symbol, FLOOR(EVENT_TIME TO MINUTE), STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '1' MINUTE);
 "#;
     let schema = json_schema(&[("EVENT_TIME", "TIMESTAMP"), ("TICKER_SYMBOL", "VARCHAR(4)")]);
-    create_with_outputs(
-        &e,
-        "event-time",
-        code,
-        schema,
-        &[("DESTINATION_SQL_STREAM", "out")],
-        InputStartingPosition::Now,
-    )
-    .await;
+    app("event-time", code).schema(schema).start(&e.a).await;
     let ev =
         |t: &str| json!({"EVENT_TIME": format!("2017-05-01T{t}.000Z"), "TICKER_SYMBOL": "AMZN"});
     // The rows of AWS's stagger-window concept page: two events of 11:00 arrive in the first
@@ -2200,16 +1918,8 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS
 /// and the minute after it.
 async fn arrival_minutes(k: &aws_sdk_kinesis::Client, stream: &str) -> (String, String) {
     use aws_sdk_kinesis::primitives::{DateTime, DateTimeFormat};
-    let shard = k
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .unwrap()
-        .shards
-        .unwrap()
-        .remove(0);
-    let recs = read_shard(k, stream, shard.shard_id()).await;
+    let shard = shard_ids(k, stream).await.remove(0);
+    let recs = read_shard(k, stream, &shard).await;
     let secs = recs[0].approximate_arrival_timestamp.unwrap().secs();
     let sql = |s: i64| {
         // "2026-11-26T11:31:00Z" → "2026-11-26 11:31:00.000"
@@ -2244,15 +1954,7 @@ CREATE PUMP "AGGREGATED_SQL_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM" ("TICK
     WINDOW W1 AS (PARTITION BY "TRADETIME" RANGE INTERVAL '10' MINUTE PRECEDING);
 "#;
     let name = "partial";
-    create_with_outputs(
-        &e,
-        name,
-        code,
-        demo_schema(),
-        &[("DESTINATION_SQL_STREAM", "out")],
-        InputStartingPosition::Now,
-    )
-    .await;
+    app(name, code).start(&e.a).await;
     let amzn = demo("AMZN", "T", 0.0, 1.0);
     align_to_minute(&e.server).await;
     put_json(&e.k, "in", &[amzn.clone(), amzn.clone()]).await;
@@ -2267,7 +1969,7 @@ CREATE PUMP "AGGREGATED_SQL_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM" ("TICK
     wait_status(&e.a, name, ApplicationStatus::Ready).await;
     put_json(&e.k, "in", std::slice::from_ref(&amzn)).await;
     advance_clock(&e.server, 60_000).await;
-    start_app(&e.a, name, InputStartingPosition::LastStoppedPoint).await;
+    start_application(&e.a, name, InputStartingPosition::LastStoppedPoint).await;
     wait_metric(&e.server, &input_rows(name), 3.0).await;
     put_json(&e.k, "in", std::slice::from_ref(&amzn)).await;
     wait_metric(&e.server, &input_rows(name), 4.0).await;
@@ -2315,19 +2017,15 @@ CREATE OR REPLACE PUMP "Output_Pump" AS INSERT INTO "DESTINATION_SQL_STREAM"
         ("Tprice", "DOUBLE"),
         ("Tticker", "VARCHAR(4)"),
     ]);
-    create_with_outputs(
-        &e,
-        "split",
-        code,
-        schema,
-        &[
-            ("Order_Stream", "orders"),
-            ("Trade_Stream", "trades"),
-            ("DESTINATION_SQL_STREAM", "out"),
-        ],
-        InputStartingPosition::Now,
-    )
-    .await;
+    app("split", code)
+        .schema(schema)
+        .outputs(&[
+            ("Order_Stream", "orders", RecordFormatType::Json),
+            ("Trade_Stream", "trades", RecordFormatType::Json),
+            ("DESTINATION_SQL_STREAM", "out", RecordFormatType::Json),
+        ])
+        .start(&e.a)
+        .await;
     align_to_minute(&e.server).await;
     put_json(
         &e.k,
@@ -2376,13 +2074,10 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
         CHAR_LENGTH("referrer")
     FROM "SOURCE_SQL_STREAM_001";
 "#;
-    create_and_start(
-        &e,
-        "strings",
-        code,
-        json_schema(&[("referrer", "VARCHAR(32)")]),
-    )
-    .await;
+    app("strings", code)
+        .schema(json_schema(&[("referrer", "VARCHAR(32)")]))
+        .start(&e.a)
+        .await;
     put_json(&e.k, "in", &[json!({"referrer": "http://www.amazon.com"})]).await;
     assert_eq!(
         parse_json(&wait_for(&e.k, "out", 1).await),
@@ -2460,13 +2155,10 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
         ROWTIME AS rt
     FROM "SOURCE_SQL_STREAM_001";
 "#;
-    create_and_start(
-        &e,
-        "dates",
-        code,
-        json_schema(&[("event_text", "VARCHAR(32)")]),
-    )
-    .await;
+    app("dates", code)
+        .schema(json_schema(&[("event_text", "VARCHAR(32)")]))
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -2508,13 +2200,10 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
                  REGEX_LOG_PARSE(LOGENTRY, '.*([E].).*([R].*)') AS REC
           FROM SOURCE_SQL_STREAM_001) AS T;
 "#;
-    create_and_start(
-        &e,
-        "regex-log",
-        code,
-        json_schema(&[("LOGENTRY", "VARCHAR(24)")]),
-    )
-    .await;
+    app("regex-log", code)
+        .schema(json_schema(&[("LOGENTRY", "VARCHAR(24)")]))
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -2546,18 +2235,14 @@ CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (small TINYINT);
 CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
     SELECT STREAM CAST(price AS INTEGER) * 10 FROM "SOURCE_SQL_STREAM_001";
 "#;
-    create_with_outputs(
-        &e,
-        "overflow",
-        code,
-        demo_schema(),
-        &[
-            ("DESTINATION_SQL_STREAM", "out"),
-            ("error_stream", "errors"),
-        ],
-        InputStartingPosition::TrimHorizon,
-    )
-    .await;
+    app("overflow", code)
+        .outputs(&[
+            ("DESTINATION_SQL_STREAM", "out", RecordFormatType::Json),
+            ("error_stream", "errors", RecordFormatType::Json),
+        ])
+        .starting_at(InputStartingPosition::TrimHorizon)
+        .start(&e.a)
+        .await;
     put_json(
         &e.k,
         "in",
@@ -2586,7 +2271,7 @@ CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker_symbol VARCHAR(4), pri
 CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
     SELECT STREAM ticker_symbol, price FROM "SOURCE_SQL_STREAM_001";
 "#;
-    create_and_start(&e, "resume", code, demo_schema()).await;
+    app("resume", code).start(&e.a).await;
     put_json(&e.k, "in", &[demo("AMZN", "T", 0.0, 1.0)]).await;
     wait_metric(&e.server, &input_rows("resume"), 1.0).await;
     e.a.stop_application()
@@ -2595,7 +2280,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
         .await
         .unwrap();
     put_json(&e.k, "in", &[demo("TGT", "R", 0.0, 2.0)]).await;
-    start_app(&e.a, "resume", InputStartingPosition::LastStoppedPoint).await;
+    start_application(&e.a, "resume", InputStartingPosition::LastStoppedPoint).await;
     put_json(&e.k, "in", &[demo("XOM", "E", 0.0, 3.0)]).await;
     assert_eq!(
         parse_json(&wait_for(&e.k, "out", 3).await),

@@ -9,23 +9,19 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition, StreamMode,
-    StreamModeDetails, SubscribeToShardEventStream,
+    PutRecordsRequestEntry, ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
 };
 use aws_sdk_kinesis::Client;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tributary_tests::{kinesis_client, Server};
+use tributary_tests::{
+    analytics_client, create_on_demand_stream, create_stream, create_stream_delivery,
+    firehose_client, free_port, http_request, json_schema, kinesis_client, list_shards,
+    middle_hash_key, open_shard_count, put_record_batch, put_records, read_shard, read_shard_text,
+    s3_config, shard_ids, start_application, stream_input, stream_output, update_shard_count,
+    write_auth_file, write_load, Server,
+};
 
 const SECRET: &str = "cluster-test-secret";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -59,11 +55,19 @@ async fn start_with(extra: &[&str]) -> Cluster {
 
 async fn try_start(extra: &[&str]) -> Option<Cluster> {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let pods = start_pods(dir.path(), 3, extra).await?;
+    let clients = pods.iter().map(|p| kinesis_client(&p.api)).collect();
+    Some(Cluster { dir, pods, clients })
+}
+
+/// Starts `n` pods (ordinal 0 the coordinator) on free loopback ports, pod `i` on the data
+/// directory `dir/pod-i`, each with `extra` flags; `None` when one of them fails to start.
+async fn start_pods(dir: &Path, n: usize, extra: &[&str]) -> Option<Vec<Server>> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let coordinator = format!("http://127.0.0.1:{}", ports[0]);
     let mut pods = Vec::new();
     for (ordinal, port) in ports.iter().enumerate() {
-        let data = dir.path().join(format!("pod-{ordinal}"));
+        let data = dir.join(format!("pod-{ordinal}"));
         let listen = format!("127.0.0.1:{port}");
         let advertise = format!("http://127.0.0.1:{port}");
         let ordinal = ordinal.to_string();
@@ -86,8 +90,7 @@ async fn try_start(extra: &[&str]) -> Option<Cluster> {
             .ok()?;
         pods.push(pod);
     }
-    let clients = pods.iter().map(|p| kinesis_client(&p.api)).collect();
-    Some(Cluster { dir, pods, clients })
+    Some(pods)
 }
 
 /// Waits until the coordinator sees `n` live members.
@@ -106,44 +109,9 @@ async fn wait_live(c: &Cluster, n: usize) {
     panic!("the cluster never had {n} live members");
 }
 
-/// A plain HTTP/1.1 request; returns the status and body.
-async fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let addr = addr.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// `GET /cluster` on a pod's metrics listener.
 async fn cluster_view(pod: &Server) -> Value {
-    let (status, body) = http(&pod.metrics, "GET", "/cluster", &[], "").await;
+    let (status, body) = http_request(&pod.metrics, "GET", "/cluster", &[], "").await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
@@ -174,95 +142,30 @@ fn owners(data_dir: &Path, stream: &str) -> BTreeMap<String, u64> {
     panic!("no stream {stream} in {}", data_dir.display());
 }
 
-/// Writes `ids` through `k` (key `k{id % 40}`, data `r{id}`); returns each record's shard.
+/// Writes `ids` through `k` (key `k{id % 40}`, data `r{id}`); returns each record's (id,
+/// shard, sequence number).
 async fn put(k: &Client, stream: &str, ids: std::ops::Range<u32>) -> Vec<(u32, String, String)> {
-    let mut out = Vec::new();
     let ids: Vec<u32> = ids.collect();
-    for chunk in ids.chunks(250) {
-        let entries = chunk
-            .iter()
-            .map(|id| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key(format!("k{}", id % 40))
-                    .data(Blob::new(format!("r{id}")))
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        let res = k
-            .put_records()
-            .stream_name(stream)
-            .set_records(Some(entries))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.failed_record_count(), Some(0), "{res:?}");
-        for (id, r) in chunk.iter().zip(res.records()) {
-            out.push((
-                *id,
-                r.shard_id().unwrap().to_string(),
-                r.sequence_number().unwrap().to_string(),
-            ));
-        }
-    }
-    out
-}
-
-/// Every record of a shard from TRIM_HORIZON, and the child shards reported at its end (for a
-/// closed shard; an open one is read to its tip).
-async fn read(k: &Client, stream: &str, shard: &str) -> (Vec<String>, Vec<String>) {
-    let mut it = k
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator;
-    let mut records = Vec::new();
-    let mut children = Vec::new();
-    while let Some(i) = it {
-        let page = k.get_records().shard_iterator(i).send().await.unwrap();
-        for r in page.records() {
-            records.push(String::from_utf8(r.data().as_ref().to_vec()).unwrap());
-        }
-        for c in page.child_shards() {
-            children.push(c.shard_id().to_string());
-        }
-        if page.records().is_empty() && page.child_shards().is_empty() {
-            break;
-        }
-        it = page.next_shard_iterator;
-    }
-    (records, children)
-}
-
-/// Every shard of a stream as ListShards reports it: id, parents, hash range, sequence range.
-async fn shard_list(k: &Client, stream: &str) -> Vec<String> {
-    let out = k.list_shards().stream_name(stream).send().await.unwrap();
-    out.shards().iter().map(|s| format!("{s:?}")).collect()
+    let records = ids
+        .iter()
+        .map(|id| (format!("k{}", id % 40), format!("r{id}")));
+    let placed = put_records(k, stream, records).await;
+    ids.into_iter()
+        .zip(placed)
+        .map(|(id, (shard, seq))| (id, shard, seq))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_stream_spread_over_three_pods() {
     // Requests must be signed: forwarded ones keep the client's signature.
     let keys = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        keys.path(),
-        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n",
-    )
-    .unwrap();
+    write_auth_file(keys.path(), &[]);
     let c = start_with(&["--auth-file", keys.path().to_str().unwrap()]).await;
     let [k0, k1, k2] = [&c.clients[0], &c.clients[1], &c.clients[2]];
 
     // Created through member 2, the stream's six shards land two on each pod.
-    k2.create_stream()
-        .stream_name("orders")
-        .shard_count(6)
-        .send()
-        .await
-        .unwrap();
+    create_stream(k2, "orders", 6).await;
     let view = cluster_view(&c.pods[0]).await;
     assert_eq!(view["coordinator"], true);
     let members = view["members"].as_array().unwrap();
@@ -272,7 +175,12 @@ async fn one_stream_spread_over_three_pods() {
         assert_eq!(m["live"], true, "{view}");
     }
     for pod in &c.pods {
-        assert_eq!(http(&pod.metrics, "GET", "/readyz", &[], "").await.0, 200);
+        assert_eq!(
+            http_request(&pod.metrics, "GET", "/readyz", &[], "")
+                .await
+                .0,
+            200
+        );
     }
     let member_view = cluster_view(&c.pods[1]).await;
     assert_eq!(member_view["coordinator"], false);
@@ -281,7 +189,7 @@ async fn one_stream_spread_over_three_pods() {
         member_view["members"], view["members"],
         "members see the coordinator's view"
     );
-    let (_, metrics) = http(&c.pods[1].metrics, "GET", "/metrics", &[], "").await;
+    let (_, metrics) = http_request(&c.pods[1].metrics, "GET", "/metrics", &[], "").await;
     assert!(metrics.contains("tributary_cluster_members 3"), "{metrics}");
     assert!(
         metrics.contains(r#"tributary_cluster_owned_shards{state="open",stream="orders"} 2"#),
@@ -291,10 +199,10 @@ async fn one_stream_spread_over_three_pods() {
     assert_eq!(by_owner, BTreeSet::from([0, 1, 2]));
 
     // Every pod describes the stream identically (member 2 reads its own write at once).
-    let shards = shard_list(k2, "orders").await;
+    let shards = list_shards(k2, "orders").await;
     assert_eq!(shards.len(), 6);
     for k in [k0, k1] {
-        assert_eq!(shard_list(k, "orders").await, shards);
+        assert_eq!(list_shards(k, "orders").await, shards);
     }
     let names: Vec<Vec<String>> = {
         let mut v = Vec::new();
@@ -326,7 +234,7 @@ async fn one_stream_spread_over_three_pods() {
     }
     assert_eq!(expected.len(), 6, "records reach every shard");
     for (shard, want) in &expected {
-        let (got, children) = read(k2, "orders", shard).await;
+        let (got, children) = read_shard_text(k2, "orders", shard).await;
         assert_eq!(&got, want, "shard {shard}");
         assert!(children.is_empty());
     }
@@ -358,17 +266,11 @@ async fn one_stream_spread_over_three_pods() {
         .push("single-record".into());
 
     // Resharding through member 1 merges shards held by different pods.
-    k1.update_shard_count()
-        .stream_name("orders")
-        .target_shard_count(3)
-        .scaling_type(ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
-    let after = shard_list(k1, "orders").await;
+    update_shard_count(k1, "orders", 3).await;
+    let after = list_shards(k1, "orders").await;
     for k in [k0, k2] {
         assert_eq!(
-            shard_list(k, "orders").await,
+            list_shards(k, "orders").await,
             after,
             "every pod sees the reshard"
         );
@@ -398,7 +300,7 @@ async fn one_stream_spread_over_three_pods() {
     // ends with its children, wherever it was held.
     let mut seen = 0;
     for s in listed.shards() {
-        let (got, children) = read(k0, "orders", s.shard_id()).await;
+        let (got, children) = read_shard_text(k0, "orders", s.shard_id()).await;
         assert_eq!(
             Some(&got),
             expected.get(s.shard_id()).or(Some(&Vec::new())),
@@ -592,13 +494,7 @@ async fn keep_writing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     let mut c = start().await;
-    c.clients[0]
-        .create_stream()
-        .stream_name("events")
-        .shard_count(3)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c.clients[0], "events", 3).await;
     let written = put(&c.clients[2], "events", 0..300).await;
     let owner_of = owners(&c.data_dir(0), "events");
     assert!(owner_of.values().any(|&o| o == 1));
@@ -643,7 +539,7 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     }
     for (shard, want) in &acked {
         for k in [&c.clients[0], &c.clients[2]] {
-            let (got, _) = read(k, "events", shard).await;
+            let (got, _) = read_shard_text(k, "events", shard).await;
             let have: BTreeSet<String> = got.iter().cloned().collect();
             assert_eq!(have.len(), got.len(), "no record twice in {shard}");
             let lost: Vec<&String> = want.difference(&have).collect();
@@ -673,7 +569,7 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
         Some("ServiceUnavailable")
     );
     let member_shard = owner_of.iter().find(|(_, &o)| o == 2).unwrap().0.clone();
-    let (got, _) = read(&c.clients[1], "events", &member_shard).await;
+    let (got, _) = read_shard_text(&c.clients[1], "events", &member_shard).await;
     let have: BTreeSet<String> = got.into_iter().collect();
     let lost: Vec<&String> = acked[&member_shard].difference(&have).collect();
     assert!(lost.is_empty(), "lost {lost:?}");
@@ -681,35 +577,35 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
     // until it has the coordinator's metadata.
     c.pods[1].restart().await.unwrap();
     assert_eq!(
-        http(&c.pods[1].metrics, "GET", "/readyz", &[], "").await.0,
+        http_request(&c.pods[1].metrics, "GET", "/readyz", &[], "")
+            .await
+            .0,
         503
     );
-    let (got, _) = read(&c.clients[1], "events", &member_shard).await;
+    let (got, _) = read_shard_text(&c.clients[1], "events", &member_shard).await;
     assert!(!got.is_empty());
     c.pods[0].restart().await.unwrap();
     c.clients[0] = kinesis_client(&c.pods[0].api);
     wait_live(&c, 3).await;
     for _ in 0..50 {
-        if http(&c.pods[1].metrics, "GET", "/readyz", &[], "").await.0 == 200 {
+        if http_request(&c.pods[1].metrics, "GET", "/readyz", &[], "")
+            .await
+            .0
+            == 200
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        http(&c.pods[1].metrics, "GET", "/readyz", &[], "").await.0,
+        http_request(&c.pods[1].metrics, "GET", "/readyz", &[], "")
+            .await
+            .0,
         200
     );
-    let summary = c.clients[2]
-        .describe_stream_summary()
-        .stream_name("events")
-        .send()
-        .await
-        .unwrap()
-        .stream_description_summary
-        .unwrap();
-    assert_eq!(summary.open_shard_count(), 3);
+    assert_eq!(open_shard_count(&c.clients[2], "events").await, 3);
     for (shard, want) in &acked {
-        let (got, _) = read(&c.clients[0], "events", shard).await;
+        let (got, _) = read_shard_text(&c.clients[0], "events", shard).await;
         let have: BTreeSet<String> = got.into_iter().collect();
         let lost: Vec<&String> = want.difference(&have).collect();
         assert!(lost.is_empty(), "{shard} lost {lost:?}");
@@ -722,13 +618,7 @@ async fn a_member_killed_and_restarted_keeps_every_acknowledged_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_refuse_a_coordinator_that_lost_its_data() {
     let mut c = start().await;
-    c.clients[0]
-        .create_stream()
-        .stream_name("events")
-        .shard_count(3)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c.clients[0], "events", 3).await;
     let written = put(&c.clients[1], "events", 0..90).await;
     let owner_of = owners(&c.data_dir(0), "events");
     let member_shard = owner_of.iter().find(|(_, &o)| o == 1).unwrap().0.clone();
@@ -742,7 +632,7 @@ async fn members_refuse_a_coordinator_that_lost_its_data() {
     for pod in [1, 2] {
         let mut status = 0;
         for _ in 0..100 {
-            status = http(&c.pods[pod].metrics, "GET", "/readyz", &[], "")
+            status = http_request(&c.pods[pod].metrics, "GET", "/readyz", &[], "")
                 .await
                 .0;
             if status == 503 {
@@ -762,7 +652,7 @@ async fn members_refuse_a_coordinator_that_lost_its_data() {
         .map(|(id, _, _)| format!("r{id}"))
         .collect();
     assert!(!want.is_empty());
-    let (got, _) = read(&c.clients[1], "events", &member_shard).await;
+    let (got, _) = read_shard_text(&c.clients[1], "events", &member_shard).await;
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
     // The new coordinator has no such stream, and does not count the members in.
     let view = cluster_view(&c.pods[0]).await;
@@ -779,67 +669,57 @@ async fn members_refuse_a_coordinator_that_lost_its_data() {
 async fn internal_endpoints_need_the_cluster_token() {
     let c = start().await;
     let pod = &c.pods[1];
-    for headers in [vec![], vec![("x-tributary-cluster-token", "wrong")]] {
-        let (status, body) =
-            http(&pod.api, "POST", "/_tributary/cluster/seal", &headers, "{}").await;
-        assert_eq!(status, 403, "{body}");
-        assert!(body.contains("AccessDeniedException"), "{body}");
-        let (status, _) = http(
-            &c.pods[0].api,
+    // Every internal endpoint, on the pod that serves it: (pod, method, path, body).
+    let internal = [
+        (pod, "POST", "/_tributary/cluster/seal", "{}"),
+        (
+            &c.pods[0],
             "GET",
             "/_tributary/cluster/state?after=0&ordinal=1",
-            &headers,
             "",
-        )
-        .await;
-        assert_eq!(status, 403);
-        let (status, _) = http(
-            &c.pods[0].api,
+        ),
+        (
+            &c.pods[0],
             "POST",
             "/_tributary/cluster/join",
-            &headers,
             r#"{"ordinal":7,"url":"http://127.0.0.1:1"}"#,
-        )
-        .await;
-        assert_eq!(status, 403);
-        let (status, _) = http(
-            &pod.api,
+        ),
+        (
+            pod,
             "POST",
             "/_tributary/cluster/read",
-            &headers,
             r#"{"incarnation":1,"shard":0,"from":0,"limit":10,"maxBytes":1000}"#,
+        ),
+    ];
+    for headers in [vec![], vec![("x-tributary-cluster-token", "wrong")]] {
+        for (server, method, path, body) in internal {
+            let (status, answer) = http_request(&server.api, method, path, &headers, body).await;
+            assert_eq!(status, 403, "{method} {path}: {answer}");
+            assert!(
+                answer.contains("AccessDeniedException"),
+                "{method} {path}: {answer}"
+            );
+        }
+    }
+    // A Firehose or Kinesis request posing as a forwarded one with the wrong token is refused.
+    for target in [
+        "Firehose_20150804.ListDeliveryStreams",
+        "Kinesis_20131202.ListStreams",
+    ] {
+        let (status, body) = http_request(
+            &pod.api,
+            "POST",
+            "/",
+            &[
+                ("x-tributary-cluster-token", "wrong"),
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", target),
+            ],
+            "{}",
         )
         .await;
-        assert_eq!(status, 403);
+        assert_eq!(status, 403, "{target}: {body}");
     }
-    // A Firehose request posing as a forwarded one with the wrong token is refused.
-    let (status, body) = http(
-        &pod.api,
-        "POST",
-        "/",
-        &[
-            ("x-tributary-cluster-token", "wrong"),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", "Firehose_20150804.ListDeliveryStreams"),
-        ],
-        "{}",
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
-    // A Kinesis request posing as a forwarded one with the wrong token is refused too.
-    let (status, body) = http(
-        &pod.api,
-        "POST",
-        "/",
-        &[
-            ("x-tributary-cluster-token", "wrong"),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", "Kinesis_20131202.ListStreams"),
-        ],
-        "{}",
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
     // Only the coordinator runs control-plane and Firehose calls: one carrying the token that
     // reached a member (a misconfigured peer) is refused, not run on the member's replica
     // (where the next snapshot would silently drop what it created).
@@ -853,7 +733,7 @@ async fn internal_endpoints_need_the_cluster_token() {
             r#"{"DeliveryStreamName":"rogue"}"#,
         ),
     ] {
-        let (status, answer) = http(
+        let (status, answer) = http_request(
             &pod.api,
             "POST",
             "/",
@@ -873,7 +753,7 @@ async fn internal_endpoints_need_the_cluster_token() {
         assert!(!streams.stream_names().contains(&"rogue".to_string()));
     }
     // With the token, the metadata answers at once for an old version.
-    let (status, body) = http(
+    let (status, body) = http_request(
         &c.pods[0].api,
         "GET",
         "/_tributary/cluster/state?after=0",
@@ -898,12 +778,7 @@ async fn internal_endpoints_need_the_cluster_token() {
 async fn retention_drops_expired_closed_shards_on_every_pod() {
     let c = start_with(&["--test-hooks"]).await;
     let k = &c.clients[1];
-    k.create_stream()
-        .stream_name("logs")
-        .shard_count(3)
-        .send()
-        .await
-        .unwrap();
+    create_stream(k, "logs", 3).await;
     put(k, "logs", 0..90).await;
     // Split a shard held by a member, so its closed parent lives on that member's disk.
     let owner_of = owners(&c.data_dir(0), "logs");
@@ -912,21 +787,12 @@ async fn retention_drops_expired_closed_shards_on_every_pod() {
         .find(|(_, &o)| o != 0)
         .map(|(s, o)| (s.clone(), *o as usize))
         .unwrap();
-    let listed = k.list_shards().stream_name("logs").send().await.unwrap();
-    let range = listed
-        .shards()
-        .iter()
-        .find(|s| s.shard_id() == parent)
-        .unwrap()
-        .hash_key_range()
-        .unwrap()
-        .clone();
-    let start: u128 = range.starting_hash_key().parse().unwrap();
-    let end: u128 = range.ending_hash_key().parse().unwrap();
+    let listed = list_shards(k, "logs").await;
+    let parent_shard = listed.iter().find(|s| s.shard_id() == parent).unwrap();
     k.split_shard()
         .stream_name("logs")
         .shard_to_split(&parent)
-        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .new_starting_hash_key(middle_hash_key(parent_shard))
         .send()
         .await
         .unwrap();
@@ -951,12 +817,12 @@ async fn retention_drops_expired_closed_shards_on_every_pod() {
         "the parent's log is on its owner"
     );
     for k in &c.clients {
-        assert_eq!(shard_list(k, "logs").await.len(), 5);
+        assert_eq!(list_shards(k, "logs").await.len(), 5);
     }
 
     // A day and more later (every pod's clock), the closed parent is gone everywhere.
     for pod in c.pods.iter().rev() {
-        let (status, body) = http(
+        let (status, body) = http_request(
             &pod.metrics,
             "POST",
             "/test/advance-clock?ms=90000000",
@@ -969,7 +835,7 @@ async fn retention_drops_expired_closed_shards_on_every_pod() {
     for (i, k) in c.clients.iter().enumerate() {
         let mut n = 0;
         for _ in 0..50 {
-            n = shard_list(k, "logs").await.len();
+            n = list_shards(k, "logs").await.len();
             if n == 4 {
                 break;
             }
@@ -1074,32 +940,16 @@ spec:
         status,
         Some(aws_sdk_kinesisanalytics::types::ApplicationStatus::Running)
     );
-    let mut entries = Vec::new();
-    for i in 0..60u32 {
-        entries.push(
-            PutRecordsRequestEntry::builder()
-                .partition_key(format!("key-{i}"))
-                .data(Blob::new(format!(r#"{{"ID":{i}}}"#)))
-                .build()
-                .unwrap(),
-        );
-    }
-    let res = c.clients[2]
-        .put_records()
-        .stream_name("orders")
-        .set_records(Some(entries))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.failed_record_count(), Some(0));
-    let shards: BTreeSet<&str> = res.records().iter().filter_map(|r| r.shard_id()).collect();
+    let records = (0..60u32).map(|i| (format!("key-{i}"), format!(r#"{{"ID":{i}}}"#)));
+    let placed = put_records(&c.clients[2], "orders", records).await;
+    let shards: BTreeSet<&str> = placed.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(shards.len(), 6, "records reach every shard");
     let mut ids = BTreeSet::new();
     for _ in 0..200 {
         ids.clear();
         for shard in 0..3 {
             let id = format!("shardId-{shard:012}");
-            for r in tributary_tests::read_shard(&c.clients[1], "copies", &id).await {
+            for r in read_shard(&c.clients[1], "copies", &id).await {
                 let v: Value = serde_json::from_slice(r.data().as_ref()).unwrap();
                 ids.insert(v["ID"].as_u64().unwrap());
             }
@@ -1127,44 +977,14 @@ async fn a_single_server_becomes_the_coordinator_of_a_cluster() {
         .await
         .unwrap();
     let k = kinesis_client(&single.api);
-    k.create_stream()
-        .stream_name("legacy")
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&k, "legacy", 2).await;
     let before = put(&k, "legacy", 0..100).await;
     single.stop().await.unwrap();
 
     // ... is held by the coordinator once the same data directory starts ordinal 0.
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let coordinator = format!("http://127.0.0.1:{}", ports[0]);
-    let mut pods = Vec::new();
-    for (ordinal, port) in ports.iter().enumerate() {
-        let data = dir.path().join(format!("pod-{ordinal}"));
-        let listen = format!("127.0.0.1:{port}");
-        let ordinal = ordinal.to_string();
-        pods.push(
-            Server::start_with_env(
-                &[
-                    "--data-dir",
-                    data.to_str().unwrap(),
-                    "--listen",
-                    &listen,
-                    "--cluster-coordinator",
-                    &coordinator,
-                    "--cluster-advertise",
-                    &format!("http://{listen}"),
-                    "--cluster-ordinal",
-                    &ordinal,
-                    "--no-limits",
-                ],
-                &[("TRIBUTARY_CLUSTER_SECRET", SECRET)],
-            )
-            .await
-            .unwrap(),
-        );
-    }
+    let pods = start_pods(dir.path(), 2, &[])
+        .await
+        .expect("the coordinator and a member start");
     let member = kinesis_client(&pods[1].api);
     let mut listed = Vec::new();
     for _ in 0..100 {
@@ -1190,7 +1010,7 @@ async fn a_single_server_becomes_the_coordinator_of_a_cluster() {
             .push(format!("r{id}"));
     }
     for (shard, want) in &expected {
-        let (got, _) = read(&member, "legacy", shard).await;
+        let (got, _) = read_shard_text(&member, "legacy", shard).await;
         assert_eq!(&got, want, "{shard}");
     }
     let view = cluster_view(&pods[0]).await;
@@ -1294,27 +1114,12 @@ async fn h2c_and_cbor_calls_are_forwarded_too() {
 async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
     let mut c = start().await;
     let k = c.clients[0].clone();
-    k.create_stream()
-        .stream_name("split")
-        .shard_count(3)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&k, "split", 3).await;
     let written = put(&k, "split", 0..60).await;
     let owner_of = owners(&c.data_dir(0), "split");
     let (shard, _) = owner_of.iter().find(|(_, &o)| o == 2).unwrap();
-    let listed = k.list_shards().stream_name("split").send().await.unwrap();
-    let range = listed
-        .shards()
-        .iter()
-        .find(|s| s.shard_id() == shard)
-        .unwrap()
-        .hash_key_range()
-        .unwrap()
-        .clone();
-    let start: u128 = range.starting_hash_key().parse().unwrap();
-    let end: u128 = range.ending_hash_key().parse().unwrap();
-    let middle = (start + (end - start) / 2).to_string();
+    let listed = list_shards(&k, "split").await;
+    let middle = middle_hash_key(listed.iter().find(|s| s.shard_id() == shard).unwrap());
 
     c.pods[2].kill9().await;
     wait_live(&c, 2).await;
@@ -1330,8 +1135,7 @@ async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
         err.into_service_error().meta().code(),
         Some("InternalFailure")
     );
-    let before: Vec<String> = listed.shards().iter().map(|s| format!("{s:?}")).collect();
-    assert_eq!(shard_list(&k, "split").await, before, "nothing changed");
+    assert_eq!(list_shards(&k, "split").await, listed, "nothing changed");
 
     // Back, the owner takes the split; no record was lost on the way.
     c.pods[2].restart().await.unwrap();
@@ -1343,13 +1147,13 @@ async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
         .send()
         .await
         .unwrap();
-    assert_eq!(shard_list(&c.clients[1], "split").await.len(), 5);
+    assert_eq!(list_shards(&c.clients[1], "split").await.len(), 5);
     let want: Vec<String> = written
         .iter()
         .filter(|(_, s, _)| s == shard)
         .map(|(id, _, _)| format!("r{id}"))
         .collect();
-    let (got, children) = read(&c.clients[1], "split", shard).await;
+    let (got, children) = read_shard_text(&c.clients[1], "split", shard).await;
     assert_eq!(got, want);
     assert_eq!(children.len(), 2);
 }
@@ -1357,13 +1161,7 @@ async fn a_reshard_whose_owner_is_down_fails_without_changing_anything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_written_during_reshards_across_pods_are_all_kept() {
     let c = start().await;
-    c.clients[0]
-        .create_stream()
-        .stream_name("busy")
-        .shard_count(4)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c.clients[0], "busy", 4).await;
     // Two pods write while a third reshards 4 → 8 → 4, parents sealed on every pod.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let w1 = tokio::spawn(keep_writing(
@@ -1375,14 +1173,7 @@ async fn records_written_during_reshards_across_pods_are_all_kept() {
     let w2 = tokio::spawn(keep_writing(c.clients[2].clone(), "busy", 500_000, stop_rx));
     tokio::time::sleep(Duration::from_millis(200)).await;
     for target in [8, 4] {
-        c.clients[0]
-            .update_shard_count()
-            .stream_name("busy")
-            .target_shard_count(target)
-            .scaling_type(ScalingType::UniformScaling)
-            .send()
-            .await
-            .unwrap();
+        update_shard_count(&c.clients[0], "busy", target).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop_tx.send(true).unwrap();
@@ -1404,7 +1195,7 @@ async fn records_written_during_reshards_across_pods_are_all_kept() {
         .unwrap();
     let mut total = 0;
     for s in listed.shards() {
-        let (got, children) = read(&c.clients[2], "busy", s.shard_id()).await;
+        let (got, children) = read_shard_text(&c.clients[2], "busy", s.shard_id()).await;
         let closed = s
             .sequence_number_range()
             .unwrap()
@@ -1446,7 +1237,7 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     .await;
     // Load reports need the cluster token, and come from members that joined.
     let report = r#"{"ordinal":7,"intervalMs":500,"shards":[]}"#;
-    let (status, _) = http(
+    let (status, _) = http_request(
         &c.pods[0].api,
         "POST",
         "/_tributary/cluster/load",
@@ -1456,7 +1247,7 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     .await;
     assert_eq!(status, 403);
     let token = [("x-tributary-cluster-token", SECRET)];
-    let (status, body) = http(
+    let (status, body) = http_request(
         &c.pods[0].api,
         "POST",
         "/_tributary/cluster/load",
@@ -1466,17 +1257,7 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     .await;
     assert_eq!(status, 409, "{body}");
     let k0 = &c.clients[0];
-    k0.create_stream()
-        .stream_name("od")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_on_demand_stream(k0, "od").await;
     let owner_of = owners(&c.data_dir(0), "od");
     assert_eq!(owner_of.len(), 4, "on-demand streams start with 4 shards");
     let (hot, _) = owner_of.iter().find(|(_, &o)| o == 1).unwrap();
@@ -1497,31 +1278,15 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let writers: Vec<_> = (0..2)
         .map(|w| {
-            let (k, key, stop) = (c.clients[2].clone(), key.clone(), stop_rx.clone());
-            tokio::spawn(async move {
-                let data = vec![7u8; 64 * 1024];
-                let mut i = 0u64;
-                while !*stop.borrow() {
-                    let entries = (0..16)
-                        .map(|n| {
-                            PutRecordsRequestEntry::builder()
-                                .partition_key(format!("w{w}-{i}-{n}"))
-                                .explicit_hash_key(&key)
-                                .data(Blob::new(data.clone()))
-                                .build()
-                                .unwrap()
-                        })
-                        .collect();
-                    let _ = k
-                        .put_records()
-                        .stream_name("od")
-                        .set_records(Some(entries))
-                        .send()
-                        .await;
-                    i += 1;
-                    tokio::time::sleep(Duration::from_millis(400)).await;
-                }
-            })
+            let stop = stop_rx.clone();
+            tokio::spawn(write_load(
+                c.clients[2].clone(),
+                "od".to_string(),
+                w,
+                Some(key.clone()),
+                Duration::from_millis(400),
+                move || *stop.borrow(),
+            ))
         })
         .collect();
     let closed = |s: &aws_sdk_kinesis::types::Shard| {
@@ -1559,7 +1324,7 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
         split_parents,
         BTreeSet::from([hot.as_str()]),
         "of the first four shards only the hot one was split: {:?}",
-        shard_list(k0, "od").await
+        list_shards(k0, "od").await
     );
 
     // Idle now, and five shards: cold neighbours merge back to four, whichever pods hold them
@@ -1592,87 +1357,23 @@ async fn the_coordinator_scales_on_demand_shards_held_by_every_pod() {
     let mut open = 0;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        open = k0
-            .describe_stream_summary()
-            .stream_name("od")
-            .send()
-            .await
-            .unwrap()
-            .stream_description_summary()
-            .unwrap()
-            .open_shard_count();
+        open = open_shard_count(k0, "od").await;
         assert!(open >= 4, "{open} open shards");
         if open == 4 {
             break;
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let summary = k0
-        .describe_stream_summary()
-        .stream_name("od")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        (
-            open,
-            summary
-                .stream_description_summary()
-                .unwrap()
-                .open_shard_count()
-        ),
+        (open, open_shard_count(k0, "od").await),
         (4, 4),
         "merged back to four open shards, and no further"
     );
     // Every pod sees the same shards.
-    let want = shard_list(k0, "od").await;
+    let want = list_shards(k0, "od").await;
     for k in &c.clients[1..] {
-        assert_eq!(shard_list(k, "od").await, want);
+        assert_eq!(list_shards(k, "od").await, want);
     }
-}
-
-fn firehose_client(endpoint: &str) -> aws_sdk_firehose::Client {
-    aws_sdk_firehose::Client::from_conf(
-        tributary_tests::local_config!(aws_sdk_firehose, endpoint).build(),
-    )
-}
-
-fn analytics_client(endpoint: &str) -> aws_sdk_kinesisanalytics::Client {
-    aws_sdk_kinesisanalytics::Client::from_conf(
-        tributary_tests::local_config!(aws_sdk_kinesisanalytics, endpoint).build(),
-    )
-}
-
-/// An S3 destination (in the `file://` object store) writing one line per record.
-fn s3_lines(prefix: &str) -> aws_sdk_firehose::types::ExtendedS3DestinationConfiguration {
-    use aws_sdk_firehose::types::{
-        BufferingHints, ExtendedS3DestinationConfiguration, ProcessingConfiguration, Processor,
-        ProcessorType,
-    };
-    ExtendedS3DestinationConfiguration::builder()
-        .role_arn("arn:aws:iam::000000000000:role/firehose")
-        .bucket_arn("arn:aws:s3:::landing")
-        .prefix(prefix)
-        .error_output_prefix("errors/")
-        .buffering_hints(
-            BufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(1)
-                .build(),
-        )
-        .processing_configuration(
-            ProcessingConfiguration::builder()
-                .enabled(true)
-                .processors(
-                    Processor::builder()
-                        .r#type(ProcessorType::AppendDelimiterToRecord)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build()
-        .unwrap()
 }
 
 /// Lines of every object delivered under `root`, by object key.
@@ -1697,13 +1398,9 @@ async fn wait_delivered(root: &Path, n: usize) -> Vec<(String, Vec<String>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards() {
-    use aws_sdk_firehose::types::{DeliveryStreamType, KinesisStreamSourceConfiguration, Record};
+    use aws_sdk_firehose::types::{DeliveryStreamType, Record};
     let keys = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        keys.path(),
-        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n",
-    )
-    .unwrap();
+    write_auth_file(keys.path(), &[]);
     let store = tempfile::tempdir().unwrap();
     let endpoint = format!("file://{}", store.path().display());
     let c = start_with(&[
@@ -1721,26 +1418,14 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
     let f: Vec<aws_sdk_firehose::Client> = c.pods.iter().map(|p| firehose_client(&p.api)).collect();
 
     // Six shards, two on each pod; the delivery stream is created through member 2.
-    k1.create_stream()
-        .stream_name("clicks")
-        .shard_count(6)
-        .send()
-        .await
-        .unwrap();
-    f[2].create_delivery_stream()
-        .delivery_stream_name("clicks-archive")
-        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(
-            KinesisStreamSourceConfiguration::builder()
-                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/clicks")
-                .role_arn("arn:aws:iam::000000000000:role/firehose")
-                .build()
-                .unwrap(),
-        )
-        .extended_s3_destination_configuration(s3_lines("clicks/"))
-        .send()
-        .await
-        .unwrap();
+    create_stream(k1, "clicks", 6).await;
+    create_stream_delivery(
+        &f[2],
+        "clicks-archive",
+        "clicks",
+        s3_config("clicks/", 1, false),
+    )
+    .await;
 
     // Every pod describes and lists the same delivery stream.
     let mut described = Vec::new();
@@ -1775,13 +1460,7 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
     let written = put(k1, "clicks", 0..300).await;
     let shards: BTreeSet<&str> = written.iter().map(|(_, s, _)| s.as_str()).collect();
     assert_eq!(shards.len(), 6, "records reach every shard");
-    k0.update_shard_count()
-        .stream_name("clicks")
-        .target_shard_count(12)
-        .scaling_type(ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
+    update_shard_count(k0, "clicks", 12).await;
     put(k1, "clicks", 300..600).await;
     let owners_now: BTreeSet<u64> = owners(&c.data_dir(0), "clicks").into_values().collect();
     assert_eq!(owners_now, BTreeSet::from([0, 1, 2]));
@@ -1806,27 +1485,11 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
     f[1].create_delivery_stream()
         .delivery_stream_name("direct")
         .delivery_stream_type(DeliveryStreamType::DirectPut)
-        .extended_s3_destination_configuration(s3_lines("direct/"))
+        .extended_s3_destination_configuration(s3_config("direct/", 1, false))
         .send()
         .await
         .unwrap();
-    let out = f[2]
-        .put_record_batch()
-        .delivery_stream_name("direct")
-        .set_records(Some(
-            (0..50)
-                .map(|i| {
-                    Record::builder()
-                        .data(aws_sdk_firehose::primitives::Blob::new(format!("d{i}")))
-                        .build()
-                        .unwrap()
-                })
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_put_count(), 0);
+    put_record_batch(&f[2], "direct", (0..50).map(|i| format!("d{i}"))).await;
     f[0].put_record()
         .delivery_stream_name("direct")
         .record(
@@ -1863,56 +1526,17 @@ async fn delivery_streams_live_on_the_coordinator_and_deliver_every_pods_shards(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analytics_application_reads_every_pods_shards_and_writes_a_clustered_stream() {
     use aws_sdk_kinesisanalytics::types::{
-        ApplicationStatus, DestinationSchema, Input, InputConfiguration, InputStartingPosition,
-        InputStartingPositionConfiguration, JsonMappingParameters, KinesisStreamsInput,
-        KinesisStreamsOutput, MappingParameters, Output, RecordColumn, RecordFormat,
-        RecordFormatType, SourceSchema,
+        ApplicationStatus, InputStartingPosition, RecordFormatType,
     };
     let c = start().await;
     let [k0, k1, k2] = [&c.clients[0], &c.clients[1], &c.clients[2]];
     let a: Vec<aws_sdk_kinesisanalytics::Client> =
         c.pods.iter().map(|p| analytics_client(&p.api)).collect();
     for s in ["ticks", "tech"] {
-        k1.create_stream()
-            .stream_name(s)
-            .shard_count(3)
-            .send()
-            .await
-            .unwrap();
+        create_stream(k1, s, 3).await;
     }
     let by_owner: BTreeSet<u64> = owners(&c.data_dir(0), "ticks").into_values().collect();
     assert_eq!(by_owner, BTreeSet::from([0, 1, 2]));
-    let arn = |s: &str| format!("arn:aws:kinesis:us-east-1:000000000000:stream/{s}");
-    let column = |name: &str, ty: &str| {
-        RecordColumn::builder()
-            .name(name)
-            .mapping(format!("$.{name}"))
-            .sql_type(ty)
-            .build()
-            .unwrap()
-    };
-    let schema = SourceSchema::builder()
-        .record_format(
-            RecordFormat::builder()
-                .record_format_type(RecordFormatType::Json)
-                .mapping_parameters(
-                    MappingParameters::builder()
-                        .json_mapping_parameters(
-                            JsonMappingParameters::builder()
-                                .record_row_path("$")
-                                .build()
-                                .unwrap(),
-                        )
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .record_encoding("UTF-8")
-        .record_columns(column("ID", "INTEGER"))
-        .record_columns(column("SECTOR", "VARCHAR(16)"))
-        .build()
-        .unwrap();
     a[2].create_application()
         .application_name("tech-filter")
         .application_code(
@@ -1920,58 +1544,19 @@ async fn an_analytics_application_reads_every_pods_shards_and_writes_a_clustered
 CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
   SELECT STREAM id FROM "SOURCE_SQL_STREAM_001" WHERE sector = 'TECH';"#,
         )
-        .inputs(
-            Input::builder()
-                .name_prefix("SOURCE_SQL_STREAM")
-                .kinesis_streams_input(
-                    KinesisStreamsInput::builder()
-                        .resource_arn(arn("ticks"))
-                        .role_arn("arn:aws:iam::000000000000:role/kda")
-                        .build()
-                        .unwrap(),
-                )
-                .input_schema(schema)
-                .build()
-                .unwrap(),
-        )
-        .outputs(
-            Output::builder()
-                .name("DESTINATION_SQL_STREAM")
-                .kinesis_streams_output(
-                    KinesisStreamsOutput::builder()
-                        .resource_arn(arn("tech"))
-                        .role_arn("arn:aws:iam::000000000000:role/kda")
-                        .build()
-                        .unwrap(),
-                )
-                .destination_schema(
-                    DestinationSchema::builder()
-                        .record_format_type(RecordFormatType::Json)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .inputs(stream_input(
+            "ticks",
+            json_schema(&[("ID", "INTEGER"), ("SECTOR", "VARCHAR(16)")]),
+        ))
+        .outputs(stream_output(
+            "DESTINATION_SQL_STREAM",
+            "tech",
+            RecordFormatType::Json,
+        ))
         .send()
         .await
         .unwrap();
-    a[1].start_application()
-        .application_name("tech-filter")
-        .input_configurations(
-            InputConfiguration::builder()
-                .id("1.1")
-                .input_starting_position_configuration(
-                    InputStartingPositionConfiguration::builder()
-                        .input_starting_position(InputStartingPosition::TrimHorizon)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    start_application(&a[1], "tech-filter", InputStartingPosition::TrimHorizon).await;
     // Every pod describes the application as running.
     for ac in &a {
         let d = ac
@@ -1986,47 +1571,25 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
     }
 
     // 90 records spread over the three shards (one on each pod), a third of them TECH.
-    let mut entries = Vec::new();
-    for i in 0..90u32 {
+    let records = (0..90u32).map(|i| {
         let sector = if i % 3 == 0 { "TECH" } else { "ENERGY" };
-        entries.push(
-            PutRecordsRequestEntry::builder()
-                .partition_key(format!("key-{i}"))
-                .data(Blob::new(format!(r#"{{"ID":{i},"SECTOR":"{sector}"}}"#)))
-                .build()
-                .unwrap(),
-        );
-    }
-    let res = k2
-        .put_records()
-        .stream_name("ticks")
-        .set_records(Some(entries))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.failed_record_count(), Some(0));
-    let shards: BTreeSet<&str> = res.records().iter().filter_map(|r| r.shard_id()).collect();
+        let data = format!(r#"{{"ID":{i},"SECTOR":"{sector}"}}"#);
+        (format!("key-{i}"), data)
+    });
+    let placed = put_records(k2, "ticks", records).await;
+    let shards: BTreeSet<&str> = placed.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(shards.len(), 3, "records reach every shard");
 
     // The output stream, read through the coordinator, gets every TECH row from every pod,
     // written over its shards on every pod.
-    let tech_shards: Vec<String> = k0
-        .list_shards()
-        .stream_name("tech")
-        .send()
-        .await
-        .unwrap()
-        .shards()
-        .iter()
-        .map(|s| s.shard_id().to_string())
-        .collect();
+    let tech_shards = shard_ids(k0, "tech").await;
     let mut ids = BTreeSet::new();
     let mut per_shard = Vec::new();
     for _ in 0..200 {
         ids.clear();
         per_shard.clear();
         for s in &tech_shards {
-            let records = tributary_tests::read_shard(k0, "tech", s).await;
+            let records = read_shard(k0, "tech", s).await;
             per_shard.push(records.len());
             for r in records {
                 let v: Value = serde_json::from_slice(r.data().as_ref()).unwrap();

@@ -10,7 +10,7 @@ use aws_sdk_kinesis::config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
-use tributary_tests::{read_shard, Server};
+use tributary_tests::{create_stream, read_shard, shard_ids, Server};
 
 fn client(endpoint: &str) -> Client {
     tributary_tests::kinesis_client_with(endpoint, |b| {
@@ -107,17 +107,9 @@ async fn produce(
 }
 
 async fn read_all(c: &Client) -> BTreeMap<String, Vec<(u128, String)>> {
-    let shards = c
-        .list_shards()
-        .stream_name("crash")
-        .send()
-        .await
-        .unwrap()
-        .shards
-        .unwrap_or_default();
     let mut out = BTreeMap::new();
-    for s in shards {
-        let recs = read_shard(c, "crash", s.shard_id())
+    for shard in shard_ids(c, "crash").await {
+        let recs = read_shard(c, "crash", &shard)
             .await
             .into_iter()
             .map(|rec| {
@@ -126,7 +118,7 @@ async fn read_all(c: &Client) -> BTreeMap<String, Vec<(u128, String)>> {
                 (rec.sequence_number.parse::<u128>().unwrap(), data)
             })
             .collect();
-        out.insert(s.shard_id().to_string(), recs);
+        out.insert(shard, recs);
     }
     out
 }
@@ -145,13 +137,7 @@ async fn acknowledged_records_survive_kill_9_at_random_moments() {
     ])
     .await
     .unwrap();
-    client(&server.api)
-        .create_stream()
-        .stream_name("crash")
-        .shard_count(4)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&client(&server.api), "crash", 4).await;
 
     let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
     let attempted = Arc::new(Mutex::new(HashSet::new()));

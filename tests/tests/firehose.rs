@@ -11,28 +11,20 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
-    DeliveryStreamType, ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate,
-    HttpEndpointBufferingHints, HttpEndpointCommonAttribute, HttpEndpointConfiguration,
-    HttpEndpointDestinationConfiguration, HttpEndpointRequestConfiguration,
-    HttpEndpointRetryOptions, KeyType, KinesisStreamSourceConfiguration, ProcessingConfiguration,
-    Processor, ProcessorType, Record, S3DestinationConfiguration, Tag,
+    CompressionFormat, ContentEncoding, DeliveryStreamEncryptionConfigurationInput,
+    ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, HttpEndpointCommonAttribute,
+    HttpEndpointDestinationConfiguration, HttpEndpointRequestConfiguration, KeyType,
+    ProcessingConfiguration, Processor, ProcessorType, Record, S3DestinationConfiguration, Tag,
 };
 use aws_sdk_firehose::Client;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use tributary_tests::{files, wait_for, Server};
-
-const ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
-
-fn client(endpoint: &str) -> Client {
-    Client::from_conf(tributary_tests::local_config!(aws_sdk_firehose, endpoint).build())
-}
-
-fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
-    tributary_tests::kinesis_client(endpoint)
-}
+use tributary_tests::{
+    buffering_hints, create_stream, create_stream_delivery, files, firehose_client as client,
+    http_endpoint_config, kinesis_client as kinesis, metric, put_record_batch, s3_config,
+    update_shard_count, wait_for, Server, FIREHOSE_ROLE,
+};
 
 /// A server whose S3 destinations write into `dir` (`file://` object store).
 async fn start(dir: &Path, extra: &[&str]) -> (Server, Client) {
@@ -53,42 +45,6 @@ async fn start(dir: &Path, extra: &[&str]) -> (Server, Client) {
     let server = Server::start(&args).await.unwrap();
     let c = client(&server.api);
     (server, c)
-}
-
-fn hints(size_mb: i32, interval_s: i32) -> BufferingHints {
-    BufferingHints::builder()
-        .size_in_mbs(size_mb)
-        .interval_in_seconds(interval_s)
-        .build()
-}
-
-fn newline_processing() -> ProcessingConfiguration {
-    ProcessingConfiguration::builder()
-        .enabled(true)
-        .processors(
-            Processor::builder()
-                .r#type(ProcessorType::AppendDelimiterToRecord)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
-fn s3_config(prefix: &str, interval_s: i32, gzip: bool) -> ExtendedS3DestinationConfiguration {
-    ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
-        .bucket_arn("arn:aws:s3:::landing")
-        .prefix(prefix)
-        .error_output_prefix("errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(1, interval_s))
-        .compression_format(if gzip {
-            CompressionFormat::Gzip
-        } else {
-            CompressionFormat::Uncompressed
-        })
-        .processing_configuration(newline_processing())
-        .build()
-        .unwrap()
 }
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
@@ -113,25 +69,9 @@ fn delivered_lines(root: &Path) -> Vec<String> {
     lines
 }
 
+/// PutRecordBatch of `records`; every one is accepted and answered.
 async fn put_batch(c: &Client, name: &str, records: &[String]) {
-    let out = c
-        .put_record_batch()
-        .delivery_stream_name(name)
-        .set_records(Some(
-            records
-                .iter()
-                .map(|r| {
-                    Record::builder()
-                        .data(Blob::new(r.as_bytes()))
-                        .build()
-                        .unwrap()
-                })
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_put_count(), 0);
+    let out = put_record_batch(c, name, records.iter().map(String::as_bytes)).await;
     assert_eq!(out.request_responses().len(), records.len());
 }
 
@@ -378,7 +318,7 @@ async fn records_and_batches_over_firehose_limits_are_refused() {
         .delivery_stream_name("bad-prefix")
         .extended_s3_destination_configuration(
             ExtendedS3DestinationConfiguration::builder()
-                .role_arn(ROLE)
+                .role_arn(FIREHOSE_ROLE)
                 .bucket_arn("arn:aws:s3:::landing")
                 .prefix("y=!{timestamp:yyyy}/")
                 .build()
@@ -512,48 +452,26 @@ async fn endpoint(listener: tokio::net::TcpListener, seen: Arc<Mutex<Seen>>) {
     }
 }
 
+/// [`http_endpoint_config`] as Firehose documents it: a named endpoint, gzipped requests with
+/// a common attribute, failures backed up by error type.
 fn http_config(url: &str, retry_s: i32) -> HttpEndpointDestinationConfiguration {
-    HttpEndpointDestinationConfiguration::builder()
-        .endpoint_configuration(
-            HttpEndpointConfiguration::builder()
-                .url(url)
-                .name("test endpoint")
-                .access_key("sekret-key")
-                .build()
-                .unwrap(),
-        )
-        .buffering_hints(
-            HttpEndpointBufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(0)
-                .build(),
-        )
-        .retry_options(
-            HttpEndpointRetryOptions::builder()
-                .duration_in_seconds(retry_s)
-                .build(),
-        )
-        .request_configuration(
-            HttpEndpointRequestConfiguration::builder()
-                .content_encoding(ContentEncoding::Gzip)
-                .common_attributes(
-                    HttpEndpointCommonAttribute::builder()
-                        .attribute_name("env")
-                        .attribute_value("test")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .s3_configuration(
-            S3DestinationConfiguration::builder()
-                .role_arn(ROLE)
-                .bucket_arn("arn:aws:s3:::backup")
-                .error_output_prefix("failed/!{firehose:error-output-type}/")
-                .build()
-                .unwrap(),
-        )
-        .build()
+    let mut config = http_endpoint_config(url, retry_s, "failed/!{firehose:error-output-type}/");
+    if let Some(endpoint) = config.endpoint_configuration.as_mut() {
+        endpoint.name = Some("test endpoint".to_string());
+    }
+    config.request_configuration = Some(
+        HttpEndpointRequestConfiguration::builder()
+            .content_encoding(ContentEncoding::Gzip)
+            .common_attributes(
+                HttpEndpointCommonAttribute::builder()
+                    .attribute_name("env")
+                    .attribute_value("test")
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+    );
+    config
 }
 
 fn decoded_records(seen: &Seen) -> Vec<String> {
@@ -738,7 +656,7 @@ async fn acknowledged_records_survive_kill_9_and_are_delivered_after_restart() {
         .destination_id("destinationId-000000000001")
         .extended_s3_destination_update(
             ExtendedS3DestinationUpdate::builder()
-                .buffering_hints(hints(1, 0))
+                .buffering_hints(buffering_hints(1, 0))
                 .build(),
         )
         .send()
@@ -764,26 +682,8 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
     let dir = tempfile::tempdir().unwrap();
     let (server, c) = start(dir.path(), &[]).await;
     let k = kinesis(&server.api);
-    k.create_stream()
-        .stream_name("events")
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
-    c.create_delivery_stream()
-        .delivery_stream_name("events-to-s3")
-        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(
-            KinesisStreamSourceConfiguration::builder()
-                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/events")
-                .role_arn(ROLE)
-                .build()
-                .unwrap(),
-        )
-        .extended_s3_destination_configuration(s3_config("events/", 1, true))
-        .send()
-        .await
-        .unwrap();
+    create_stream(&k, "events", 2).await;
+    create_stream_delivery(&c, "events-to-s3", "events", s3_config("events/", 1, true)).await;
     let put = |range: std::ops::Range<u32>| {
         let k = k.clone();
         async move {
@@ -799,13 +699,7 @@ async fn a_stream_feeds_a_delivery_stream_through_a_reshard_and_every_record_lan
         }
     };
     put(0..150).await;
-    k.update_shard_count()
-        .stream_name("events")
-        .target_shard_count(4)
-        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
-        .send()
-        .await
-        .unwrap();
+    update_shard_count(&k, "events", 4).await;
     put(150..300).await;
     let root = dir.path().join("s3/landing");
     let lines = wait_for("pipeline delivery", Duration::from_secs(30), || {
@@ -974,7 +868,7 @@ async fn lambda_transformation_delivers_ok_records_fails_others_and_backs_up_the
     config.s3_backup_mode = Some(aws_sdk_firehose::types::S3BackupMode::Enabled);
     config.s3_backup_configuration = Some(
         S3DestinationConfiguration::builder()
-            .role_arn(ROLE)
+            .role_arn(FIREHOSE_ROLE)
             .bucket_arn("arn:aws:s3:::backup")
             .prefix("source/")
             .build()
@@ -1065,26 +959,8 @@ async fn kpl_aggregated_stream_records_are_delivered_as_their_sub_records() {
     let dir = tempfile::tempdir().unwrap();
     let (server, c) = start(dir.path(), &[]).await;
     let k = kinesis(&server.api);
-    k.create_stream()
-        .stream_name("kpl")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
-    c.create_delivery_stream()
-        .delivery_stream_name("kpl-to-s3")
-        .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
-        .kinesis_stream_source_configuration(
-            KinesisStreamSourceConfiguration::builder()
-                .kinesis_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/kpl")
-                .role_arn(ROLE)
-                .build()
-                .unwrap(),
-        )
-        .extended_s3_destination_configuration(s3_config("kpl/", 0, false))
-        .send()
-        .await
-        .unwrap();
+    create_stream(&k, "kpl", 1).await;
+    create_stream_delivery(&c, "kpl-to-s3", "kpl", s3_config("kpl/", 0, false)).await;
     for data in [kpl_aggregate(&["a1", "a2", "a3"]), b"plain".to_vec()] {
         k.put_record()
             .stream_name("kpl")
@@ -1208,11 +1084,11 @@ async fn dynamic_partitioning_writes_one_object_per_jq_key_and_errors_unparsable
             .unwrap()
     };
     let config = ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
+        .role_arn(FIREHOSE_ROLE)
         .bucket_arn("arn:aws:s3:::landing")
         .prefix("by-customer/customer=!{partitionKeyFromQuery:customer}/")
         .error_output_prefix("dp-errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(1, 0))
+        .buffering_hints(buffering_hints(1, 0))
         .dynamic_partitioning_configuration(
             DynamicPartitioningConfiguration::builder()
                 .enabled(true)
@@ -1341,11 +1217,11 @@ fn s3_with(
     p: ProcessingConfiguration,
 ) -> ExtendedS3DestinationConfiguration {
     ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
+        .role_arn(FIREHOSE_ROLE)
         .bucket_arn("arn:aws:s3:::landing")
         .prefix(prefix)
         .error_output_prefix("errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(size_mb, 0))
+        .buffering_hints(buffering_hints(size_mb, 0))
         .processing_configuration(p)
         .build()
         .unwrap()
@@ -1653,24 +1529,6 @@ async fn processor_parameters_are_checked_as_firehose_does() {
     );
 }
 
-/// The value of one series on the metrics listener (0 when absent).
-async fn metric(server: &Server, series: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.metrics.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .map(|v| v.trim().parse().unwrap_or(0.0))
-        })
-        .unwrap_or(0.0)
-}
-
 /// A Glue table as `aws glue get-table` prints it.
 fn glue_table(dir: &Path) {
     std::fs::create_dir_all(dir.join("analytics")).unwrap();
@@ -1701,7 +1559,7 @@ fn conversion(
         .enabled(true)
         .schema_configuration(
             SchemaConfiguration::builder()
-                .role_arn(ROLE)
+                .role_arn(FIREHOSE_ROLE)
                 .database_name("analytics")
                 .table_name(table)
                 .region("us-east-1")
@@ -1739,11 +1597,11 @@ fn converted_s3(
     compression: CompressionFormat,
 ) -> ExtendedS3DestinationConfiguration {
     ExtendedS3DestinationConfiguration::builder()
-        .role_arn(ROLE)
+        .role_arn(FIREHOSE_ROLE)
         .bucket_arn("arn:aws:s3:::landing")
         .prefix("trades/")
         .error_output_prefix("errors/!{firehose:error-output-type}/")
-        .buffering_hints(hints(size_mb, 0))
+        .buffering_hints(buffering_hints(size_mb, 0))
         .compression_format(compression)
         .data_format_conversion_configuration(conversion(
             table,

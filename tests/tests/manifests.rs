@@ -5,7 +5,9 @@ use std::path::Path;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::StreamMode;
-use tributary_tests::{kinesis_client as client, read_shard, Server};
+use tributary_tests::{
+    analytics_client, firehose_client as firehose, kinesis_client as client, read_shard, Server,
+};
 
 #[tokio::test]
 async fn the_repository_examples_create_their_streams_and_consumer_and_restart_idempotently() {
@@ -93,12 +95,6 @@ async fn an_invalid_manifest_stops_the_server_with_a_message() {
         .err()
         .expect("the server refuses to start");
     assert!(err.to_string().contains("exited"), "{err}");
-}
-
-fn firehose(endpoint: &str) -> aws_sdk_firehose::Client {
-    aws_sdk_firehose::Client::from_conf(
-        tributary_tests::local_config!(aws_sdk_firehose, endpoint).build(),
-    )
 }
 
 fn delivery_manifest(prefix: &str, team: &str) -> String {
@@ -245,9 +241,7 @@ async fn a_changed_analytics_app_code_is_applied_like_update_application() {
     ];
     let mut server = Server::start(&args).await.unwrap();
     let describe = |endpoint: String| async move {
-        let c = aws_sdk_kinesisanalytics::Client::from_conf(
-            tributary_tests::local_config!(aws_sdk_kinesisanalytics, &endpoint).build(),
-        );
+        let c = analytics_client(&endpoint);
         c.describe_application()
             .application_name("prices")
             .send()

@@ -8,25 +8,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use serde_json::Value;
-use tributary_tests::{kinesis_client, Server};
+use tributary_tests::{
+    analytics_client, create_stream, discover_input_schema, free_port, kinesis_client, metric_sum,
+    metric_value, put_records, read_stream_until, scrape_metrics, start_application, stream_arn,
+    stream_input, stream_output, write_auth_file, ReadUntil, Server,
+};
 
 /// `examples/remote/pipeline.yaml`: a DeliveryStream archiving `orders` and an AnalyticsApp
 /// copying it to `totals`, both naming streams B does not have.
 fn manifests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/remote")
-}
-
-/// A port free right now, so A can come back on the address B was given.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Env {
@@ -50,11 +43,7 @@ async fn start_with(auth: bool, owner_args: &[&str]) -> Env {
     let a_data = dir.path().join("a");
     let a_listen = format!("127.0.0.1:{}", free_port());
     let auth_file = dir.path().join("auth.yaml");
-    std::fs::write(
-        &auth_file,
-        "credentials:\n  - accessKeyId: AKIDTEST\n    secretAccessKey: secret\n  - accessKeyId: AKIDREADER\n    secretAccessKey: reader-secret\n",
-    )
-    .unwrap();
+    write_auth_file(&auth_file, &[("AKIDREADER", "reader-secret")]);
     let mut a_args = vec![
         "--data-dir",
         a_data.to_str().unwrap(),
@@ -68,13 +57,7 @@ async fn start_with(auth: bool, owner_args: &[&str]) -> Env {
     let a = Server::start(&a_args).await.unwrap();
     let kinesis = kinesis_client(&a.api);
     for (name, shards) in [("orders", 2), ("totals", 1)] {
-        kinesis
-            .create_stream()
-            .stream_name(name)
-            .shard_count(shards)
-            .send()
-            .await
-            .unwrap();
+        create_stream(&kinesis, name, shards).await;
     }
     let manifests = manifests();
     let b_data = dir.path().join("b");
@@ -122,27 +105,12 @@ async fn start_with(auth: bool, owner_args: &[&str]) -> Env {
 
 /// Writes orders `ids` (key `k{id % keys}`, `n` counting per key from `first_n`) to A.
 async fn put_orders(k: &Client, ids: std::ops::Range<u32>, keys: u32) {
-    let batch: Vec<_> = ids
-        .map(|id| {
-            let key = format!("k{}", id % keys);
-            let body = format!("{{\"id\":{id},\"key\":\"{key}\",\"n\":{}}}\n", id / keys);
-            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                .partition_key(key)
-                .data(Blob::new(body))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    for chunk in batch.chunks(500) {
-        let out = k
-            .put_records()
-            .stream_name("orders")
-            .set_records(Some(chunk.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(out.failed_record_count(), Some(0));
-    }
+    let records = ids.map(|id| {
+        let key = format!("k{}", id % keys);
+        let body = format!("{{\"id\":{id},\"key\":\"{key}\",\"n\":{}}}\n", id / keys);
+        (key, body)
+    });
+    put_records(k, "orders", records).await;
 }
 
 /// Every delivered record, objects in the order they were written (file modification time).
@@ -194,40 +162,21 @@ async fn wait_delivered(root: &Path, n: u32, within: Duration) -> Vec<Value> {
     }
 }
 
-/// Every record of `stream` on A, shard by shard (parents before children).
-async fn read_stream(k: &Client, stream: &str) -> Vec<Value> {
-    let shards = k.list_shards().stream_name(stream).send().await.unwrap();
-    let mut out = Vec::new();
-    for s in shards.shards() {
-        let mut it = k
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(s.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator
-            .unwrap();
-        loop {
-            let page = k.get_records().shard_iterator(&it).send().await.unwrap();
-            for r in page.records() {
-                out.push(serde_json::from_slice(r.data().as_ref()).unwrap());
-            }
-            match page.next_shard_iterator() {
-                Some(next) if page.millis_behind_latest() != Some(0) => it = next.to_string(),
-                _ => break,
-            }
-        }
-    }
-    out
+/// Every record of `stream` as JSON, shard by shard (parents before children), each shard
+/// read until it is caught up (these streams are polled under the read limits).
+async fn read_json(k: &Client, stream: &str) -> Vec<Value> {
+    read_stream_until(k, stream, ReadUntil::CaughtUp)
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice(r.data().as_ref()).unwrap())
+        .collect()
 }
 
 /// Waits until the application wrote a row for every id of `0..n` to `totals` on A.
 async fn wait_output(k: &Client, n: u32, within: Duration) -> Vec<Value> {
     let deadline = Instant::now() + within;
     loop {
-        let got = read_stream(k, "totals").await;
+        let got = read_json(k, "totals").await;
         let ids: BTreeSet<u64> = got.iter().map(|v| v["ID"].as_u64().unwrap()).collect();
         if ids.len() == n as usize {
             return got;
@@ -369,15 +318,11 @@ async fn the_reader_keeps_serving_while_the_owner_is_down_and_resumes_after() {
         "B is still running"
     );
     // ... and shows the outage on its metrics.
-    let unreachable: f64 = scrape(&env.b)
-        .await
-        .lines()
-        .filter(|l| {
-            l.starts_with("remote_kinesis_requests_total{")
-                && l.contains("outcome=\"unreachable\",stream=\"orders\"")
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum();
+    let unreachable = metric_sum(
+        &scrape_metrics(&env.b).await,
+        "remote_kinesis_requests_total",
+        &["outcome=\"unreachable\",stream=\"orders\""],
+    );
     assert!(unreachable > 0.0);
 
     env.a.restart().await.unwrap();
@@ -418,51 +363,28 @@ async fn throttled_remote_writes_are_retried_without_loss_or_duplicates() {
     assert!(ordered_per_key(&got, "key", "n"));
     let rows = wait_output(&env.kinesis, 3000, Duration::from_secs(90)).await;
     assert_eq!(rows.len(), 3000, "only refused entries are written again");
-    let metrics = scrape(&env.a).await;
-    let throttled = |series: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series))
-            .map(|v| v.trim().parse::<f64>().unwrap())
-            .unwrap_or(0.0)
-    };
+    let metrics = scrape_metrics(&env.a).await;
     assert!(
-        throttled("kinesis_write_provisioned_throughput_exceeded_total{stream=\"totals\"}") > 0.0,
+        metric_value(
+            &metrics,
+            "kinesis_write_provisioned_throughput_exceeded_total{stream=\"totals\"}"
+        ) > 0.0,
         "the application's writes were throttled"
     );
     // B shows the refusals it retried.
-    let b_metrics = scrape(&env.b).await;
-    let refused = b_metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("remote_kinesis_put_entries_refused_total{stream=\"totals\"}"))
-        .map(|v| v.trim().parse::<f64>().unwrap())
-        .unwrap_or(0.0);
+    let b_metrics = scrape_metrics(&env.b).await;
+    let refused = metric_value(
+        &b_metrics,
+        "remote_kinesis_put_entries_refused_total{stream=\"totals\"}",
+    );
     assert!(refused > 0.0, "{b_metrics}");
-}
-
-/// The Prometheus text of a server's metrics listener.
-async fn scrape(server: &Server) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.metrics.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-fn analytics_client(endpoint: &str) -> aws_sdk_kinesisanalytics::Client {
-    aws_sdk_kinesisanalytics::Client::from_conf(
-        tributary_tests::local_config!(aws_sdk_kinesisanalytics, endpoint).build(),
-    )
 }
 
 /// Every record of B's local stream `counts`.
 async fn wait_counts(k: &Client, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let got = read_stream(k, "counts").await;
+        let got = read_json(k, "counts").await;
         if got.len() >= n {
             return got;
         }
@@ -473,29 +395,12 @@ async fn wait_counts(k: &Client, n: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn discover_samples_a_remote_stream_and_a_restarted_sliding_window_replays_it() {
-    use aws_sdk_kinesisanalytics::types::{
-        DestinationSchema, Input, InputConfiguration, InputStartingPosition,
-        InputStartingPositionConfiguration, KinesisStreamsInput, KinesisStreamsOutput, Output,
-        RecordFormatType,
-    };
+    use aws_sdk_kinesisanalytics::types::{InputStartingPosition, RecordFormatType};
     let mut env = start().await;
     put_orders(&env.kinesis, 0..20, 2).await;
-    let orders_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
-    let role = "arn:aws:iam::000000000000:role/kda";
     // B samples `orders` through A's Kinesis API.
     let kda = analytics_client(&env.b.api);
-    let found = kda
-        .discover_input_schema()
-        .resource_arn(orders_arn)
-        .role_arn(role)
-        .input_starting_position_configuration(
-            InputStartingPositionConfiguration::builder()
-                .input_starting_position(InputStartingPosition::TrimHorizon)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let found = discover_input_schema(&kda, &stream_arn("orders")).await;
     assert_eq!(found.raw_input_records().len(), 20);
     let schema = found.input_schema.unwrap();
     let columns: Vec<(String, String)> = schema
@@ -519,12 +424,7 @@ async fn discover_samples_a_remote_stream_and_a_restarted_sliding_window_replays
 
     // A sliding count per key over the remote stream, written to B's own stream `counts`.
     let kb = kinesis_client(&env.b.api);
-    kb.create_stream()
-        .stream_name("counts")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&kb, "counts", 1).await;
     let code = r#"
 CREATE OR REPLACE STREAM "COUNTS" (K VARCHAR(8), N INTEGER, RECENT INTEGER);
 CREATE OR REPLACE PUMP "P" AS INSERT INTO "COUNTS"
@@ -544,58 +444,12 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "COUNTS"
     kda.create_application()
         .application_name("sliding")
         .application_code(code)
-        .inputs(
-            Input::builder()
-                .name_prefix("SOURCE_SQL_STREAM")
-                .kinesis_streams_input(
-                    KinesisStreamsInput::builder()
-                        .resource_arn(orders_arn)
-                        .role_arn(role)
-                        .build()
-                        .unwrap(),
-                )
-                .input_schema(schema)
-                .build()
-                .unwrap(),
-        )
-        .outputs(
-            Output::builder()
-                .name("COUNTS")
-                .kinesis_streams_output(
-                    KinesisStreamsOutput::builder()
-                        .resource_arn("arn:aws:kinesis:us-east-1:000000000000:stream/counts")
-                        .role_arn(role)
-                        .build()
-                        .unwrap(),
-                )
-                .destination_schema(
-                    DestinationSchema::builder()
-                        .record_format_type(RecordFormatType::Json)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .inputs(stream_input("orders", schema))
+        .outputs(stream_output("COUNTS", "counts", RecordFormatType::Json))
         .send()
         .await
         .unwrap();
-    kda.start_application()
-        .application_name("sliding")
-        .input_configurations(
-            InputConfiguration::builder()
-                .id("1.1")
-                .input_starting_position_configuration(
-                    InputStartingPositionConfiguration::builder()
-                        .input_starting_position(InputStartingPosition::TrimHorizon)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    start_application(&kda, "sliding", InputStartingPosition::TrimHorizon).await;
     assert_eq!(wait_counts(&kb, 20).await.len(), 20);
     // Let the checkpoint follow the output, then kill B mid-window.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -605,7 +459,7 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "COUNTS"
     let rows = wait_counts(&kb, 24).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        read_stream(&kb, "counts").await.len(),
+        read_json(&kb, "counts").await.len(),
         24,
         "no row written twice"
     );

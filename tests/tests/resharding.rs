@@ -6,26 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ScalingType, Shard, StreamMode, StreamModeDetails};
+use aws_sdk_kinesis::types::Shard;
 use aws_sdk_kinesis::Client;
-use tributary_tests::{kinesis_client as client, read_shard, Server};
+use tributary_tests::{
+    create_on_demand_stream, create_stream, kinesis_client as client, list_shards_paged,
+    open_shard_count, read_shard, record_text, update_shard_count, write_load, Server,
+};
 
+/// Every shard of `stream`, three a ListShards page so the listing follows `NextToken`.
 async fn all_shards(c: &Client, stream: &str) -> Vec<Shard> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut req = c.list_shards().max_results(3);
-        req = match &token {
-            Some(t) => req.next_token(t),
-            None => req.stream_name(stream),
-        };
-        let page = req.send().await.unwrap();
-        out.extend(page.shards().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return out;
-        }
-    }
+    list_shards_paged(c, stream, Some(3)).await
 }
 
 /// Shards ordered so every shard comes after its parents, as a KCL-style consumer reads them.
@@ -56,12 +46,7 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
         .await
         .unwrap();
     let c = client(&server.api);
-    c.create_stream()
-        .stream_name("live")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c, "live", 1).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<BTreeMap<String, Vec<u32>>>> = Arc::default();
@@ -92,23 +77,8 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
         .collect();
     for target in [2, 4, 2] {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        c.update_shard_count()
-            .stream_name("live")
-            .target_shard_count(target)
-            .scaling_type(ScalingType::UniformScaling)
-            .send()
-            .await
-            .unwrap();
-        let open = c
-            .describe_stream_summary()
-            .stream_name("live")
-            .send()
-            .await
-            .unwrap()
-            .stream_description_summary()
-            .unwrap()
-            .open_shard_count();
-        assert_eq!(open, target);
+        update_shard_count(&c, "live", target).await;
+        assert_eq!(open_shard_count(&c, "live").await, target);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -120,7 +90,7 @@ async fn writes_during_1_2_4_2_resharding_lose_nothing_and_keep_key_order() {
     let mut per_key: HashMap<String, Vec<u32>> = HashMap::new();
     for shard in lineage_order(&shards) {
         for rec in read_shard(&c, "live", &shard).await {
-            let rec = String::from_utf8(rec.data.into_inner()).unwrap();
+            let rec = record_text(&rec);
             let (key, n) = rec.split_once(':').unwrap();
             per_key
                 .entry(key.to_string())
@@ -153,29 +123,9 @@ async fn sustained_load_on_an_on_demand_stream_splits_its_shards() {
     .await
     .unwrap();
     let c = client(&server.api);
-    c.create_stream()
-        .stream_name("od")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let open = |c: Client| async move {
-        c.describe_stream_summary()
-            .stream_name("od")
-            .send()
-            .await
-            .unwrap()
-            .stream_description_summary()
-            .unwrap()
-            .open_shard_count()
-    };
+    create_on_demand_stream(&c, "od").await;
     assert_eq!(
-        open(c.clone()).await,
+        open_shard_count(&c, "od").await,
         4,
         "on-demand streams start with 4 shards"
     );
@@ -184,35 +134,21 @@ async fn sustained_load_on_an_on_demand_stream_splits_its_shards() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let (c, stop) = (c.clone(), stop.clone());
-            tokio::spawn(async move {
-                let data = vec![7u8; 64 * 1024];
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let entries = (0..16)
-                        .map(|k| {
-                            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                                .partition_key(format!("w{w}-{i}-{k}"))
-                                .data(Blob::new(data.clone()))
-                                .build()
-                                .unwrap()
-                        })
-                        .collect();
-                    let _ = c
-                        .put_records()
-                        .stream_name("od")
-                        .set_records(Some(entries))
-                        .send()
-                        .await;
-                    i += 1;
-                }
-            })
+            let stop = stop.clone();
+            tokio::spawn(write_load(
+                c.clone(),
+                "od".to_string(),
+                w,
+                None,
+                Duration::ZERO,
+                move || stop.load(Ordering::Relaxed),
+            ))
         })
         .collect();
     let mut grown = 4;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        grown = open(c.clone()).await;
+        grown = open_shard_count(&c, "od").await;
         if grown > 4 {
             break;
         }

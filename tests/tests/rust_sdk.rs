@@ -3,9 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, Shard, ShardIteratorType};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
-use tributary_tests::{kinesis_client as client, read_shard, Server};
+use tributary_tests::{
+    create_stream, kinesis_client as client, list_shards, open_shard_count, put_records,
+    read_shard, record_text, update_shard_count, Server,
+};
 
 async fn start() -> (Server, Client) {
     let server = Server::start(&["--in-memory", "--no-limits"])
@@ -72,26 +75,11 @@ fn md5_digest(input: &[u8]) -> [u8; 16] {
     out
 }
 
-async fn shards(c: &Client, stream: &str) -> Vec<Shard> {
-    c.list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .unwrap()
-        .shards
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn put_records_route_by_md5_and_read_back_intact_in_order() {
     let (_server, c) = start().await;
-    c.create_stream()
-        .stream_name("orders")
-        .shard_count(4)
-        .send()
-        .await
-        .unwrap();
-    let shard_list = shards(&c, "orders").await;
+    create_stream(&c, "orders", 4).await;
+    let shard_list = list_shards(&c, "orders").await;
     assert_eq!(shard_list.len(), 4);
     let ranges: HashMap<String, (u128, u128)> = shard_list
         .iter()
@@ -108,30 +96,19 @@ async fn put_records_route_by_md5_and_read_back_intact_in_order() {
         .collect();
     let mut sent = Vec::new();
     for batch in 0..3 {
-        let entries: Vec<PutRecordsRequestEntry> = (0..500)
+        let records: Vec<(String, Vec<u8>)> = (0..500)
             .map(|i| {
                 let pk = format!("key-{batch}-{i}-{}", rand::random::<u32>());
                 let data: Vec<u8> = (0..64).map(|j| ((i + j + batch) % 256) as u8).collect();
                 sent.push((pk.clone(), data.clone()));
-                PutRecordsRequestEntry::builder()
-                    .partition_key(pk)
-                    .data(Blob::new(data))
-                    .build()
-                    .unwrap()
+                (pk, data)
             })
             .collect();
-        let out = c
-            .put_records()
-            .stream_name("orders")
-            .set_records(Some(entries))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(out.failed_record_count(), Some(0));
+        let placed = put_records(&c, "orders", records).await;
         let start = batch * 500;
-        for (k, r) in out.records().iter().enumerate() {
+        for (k, (shard, _)) in placed.iter().enumerate() {
             let (pk, _) = &sent[start + k];
-            let (lo, hi) = ranges[r.shard_id().unwrap()];
+            let (lo, hi) = ranges[shard.as_str()];
             let h = md5_hash(pk);
             assert!(lo <= h && h <= hi, "record {pk} routed to the wrong shard");
         }
@@ -177,35 +154,19 @@ async fn missing_stream_is_resource_not_found() {
 #[tokio::test]
 async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
     let (_server, c) = start().await;
-    c.create_stream()
-        .stream_name("r")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c, "r", 1).await;
     let mut written = Vec::new();
     let mut put = |n: usize, tag: &str| {
-        let entries: Vec<_> = (0..n)
+        let records: Vec<(String, String)> = (0..n)
             .map(|i| {
                 let pk = format!("{tag}-{i}");
                 written.push(pk.clone());
-                PutRecordsRequestEntry::builder()
-                    .partition_key(pk.clone())
-                    .data(Blob::new(pk.into_bytes()))
-                    .build()
-                    .unwrap()
+                (pk.clone(), pk)
             })
-            .collect::<Vec<_>>();
+            .collect();
         let c = c.clone();
         async move {
-            let out = c
-                .put_records()
-                .stream_name("r")
-                .set_records(Some(entries))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(out.failed_record_count(), Some(0));
+            put_records(&c, "r", records).await;
         }
     };
     put(50, "a").await;
@@ -226,32 +187,13 @@ async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
         .unwrap();
     put(50, "c").await;
     for target in [2, 4, 2] {
-        let out = c
-            .update_shard_count()
-            .stream_name("r")
-            .target_shard_count(target)
-            .scaling_type(ScalingType::UniformScaling)
-            .send()
-            .await
-            .unwrap();
+        let out = update_shard_count(&c, "r", target).await;
         assert_eq!(out.target_shard_count(), Some(target));
         put(50, &format!("n{target}")).await;
     }
-    let summary = c
-        .describe_stream_summary()
-        .stream_name("r")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        summary
-            .stream_description_summary()
-            .unwrap()
-            .open_shard_count(),
-        2
-    );
+    assert_eq!(open_shard_count(&c, "r").await, 2);
 
-    let all = shards(&c, "r").await;
+    let all = list_shards(&c, "r").await;
     let parent = all
         .iter()
         .find(|s| s.shard_id() == "shardId-000000000001")
@@ -274,9 +216,12 @@ async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
     // Read every shard; closed shards end with ChildShards and no next iterator.
     let mut seen: Vec<String> = Vec::new();
     for s in &all {
-        for r in read_shard(&c, "r", s.shard_id()).await {
-            seen.push(String::from_utf8(r.data.into_inner()).unwrap());
-        }
+        seen.extend(
+            read_shard(&c, "r", s.shard_id())
+                .await
+                .iter()
+                .map(record_text),
+        );
     }
     seen.sort();
     let mut expected = written.clone();
@@ -287,12 +232,7 @@ async fn reshards_keep_every_record_readable_exactly_once_through_lineage() {
 #[tokio::test]
 async fn closed_shard_read_to_its_end_names_its_children() {
     let (_server, c) = start().await;
-    c.create_stream()
-        .stream_name("kids")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c, "kids", 1).await;
     c.put_record()
         .stream_name("kids")
         .partition_key("k")
@@ -332,12 +272,7 @@ async fn closed_shard_read_to_its_end_names_its_children() {
 async fn streams_list_with_pagination_and_summaries() {
     let (_server, c) = start().await;
     for i in 0..5 {
-        c.create_stream()
-            .stream_name(format!("s{i}"))
-            .shard_count(1)
-            .send()
-            .await
-            .unwrap();
+        create_stream(&c, &format!("s{i}"), 1).await;
     }
     let first = c.list_streams().limit(2).send().await.unwrap();
     assert_eq!(first.stream_names(), ["s0", "s1"]);
@@ -358,12 +293,7 @@ async fn streams_list_with_pagination_and_summaries() {
 #[tokio::test]
 async fn settings_round_trip_through_the_sdk() {
     let (_server, c) = start().await;
-    c.create_stream()
-        .stream_name("cfg")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&c, "cfg", 1).await;
     c.add_tags_to_stream()
         .stream_name("cfg")
         .tags("team", "data")

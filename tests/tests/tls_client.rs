@@ -9,11 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_firehose::primitives::Blob;
-use aws_sdk_firehose::types::{
-    HttpEndpointBufferingHints, HttpEndpointConfiguration, HttpEndpointDestinationConfiguration,
-    HttpEndpointRetryOptions, Record, S3DestinationConfiguration,
-};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -22,7 +17,10 @@ use rcgen::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tributary_tests::{files, kinesis_client, wait_for, Server};
+use tributary_tests::{
+    create_stream, files, firehose_client, http_endpoint_config, kinesis_client, metric_sum,
+    put_record_batch, put_records, scrape_metrics, wait_for, Server,
+};
 
 /// PEM files of a private CA and of a `localhost`/`127.0.0.1` server certificate it issued.
 struct Pki {
@@ -66,26 +64,6 @@ fn untrusted(dir: &Path) -> Pki {
     std::fs::write(&pki.cert, generated.cert.pem()).unwrap();
     std::fs::write(&pki.key, generated.signing_key.serialize_pem()).unwrap();
     pki
-}
-
-/// The Prometheus text of a server's metrics listener.
-async fn scrape(server: &Server) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = server.metrics.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await.unwrap();
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// The sum of the samples of `name` whose labels contain every one of `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x)))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
 }
 
 /// A delivery stream of B archiving the remote stream `orders` into B's `file://` store.
@@ -156,36 +134,13 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
     .unwrap();
     let url = format!("https://{}", a.tls.as_deref().expect("A listens for TLS"));
     let kinesis = kinesis_client(&a.api);
-    kinesis
-        .create_stream()
-        .stream_name("orders")
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
+    create_stream(&kinesis, "orders", 2).await;
 
     let (trusting, objects) = reader(dir.path(), "b", &url, Some(&pki.ca)).await;
     let (refusing, refused_objects) = reader(dir.path(), "c", &url, None).await;
 
-    let entries: Vec<_> = (0..100)
-        .map(|i| {
-            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
-                .partition_key(format!("k{}", i % 7))
-                .data(aws_sdk_kinesis::primitives::Blob::new(format!(
-                    "{{\"id\":{i}}}\n"
-                )))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let out = kinesis
-        .put_records()
-        .stream_name("orders")
-        .set_records(Some(entries))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_record_count(), Some(0));
+    let records = (0..100).map(|i| (format!("k{}", i % 7), format!("{{\"id\":{i}}}\n")));
+    put_records(&kinesis, "orders", records).await;
 
     // B trusts A's CA: every record reaches B's delivery stream through A's TLS listener.
     let ids = wait_for("records read over TLS", Duration::from_secs(60), || {
@@ -207,9 +162,9 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
     })
     .await;
     assert_eq!(ids, (0..100).collect());
-    let b_metrics = scrape(&trusting).await;
+    let b_metrics = scrape_metrics(&trusting).await;
     assert!(
-        metric(
+        metric_sum(
             &b_metrics,
             "remote_kinesis_requests_total",
             &[
@@ -220,7 +175,7 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
         ) > 0.0
     );
     assert_eq!(
-        metric(
+        metric_sum(
             &b_metrics,
             "remote_kinesis_requests_total",
             &["outcome=\"tls_error\""]
@@ -232,8 +187,8 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
     // is read.
     let deadline = Instant::now() + Duration::from_secs(30);
     let c_metrics = loop {
-        let text = scrape(&refusing).await;
-        let refusals = metric(
+        let text = scrape_metrics(&refusing).await;
+        let refusals = metric_sum(
             &text,
             "remote_kinesis_requests_total",
             &["outcome=\"tls_error\"", "stream=\"orders\""],
@@ -245,7 +200,7 @@ async fn a_remote_stream_over_https_is_read_when_its_ca_is_trusted_and_refused_o
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(
-        metric(
+        metric_sum(
             &c_metrics,
             "remote_kinesis_requests_total",
             &["outcome=\"success\"", "stream=\"orders\""]
@@ -313,58 +268,6 @@ async fn https_endpoint(listener: tokio::net::TcpListener, pki: &Pki, seen: Seen
     });
 }
 
-fn http_config(url: &str, retry_s: i32) -> HttpEndpointDestinationConfiguration {
-    HttpEndpointDestinationConfiguration::builder()
-        .endpoint_configuration(
-            HttpEndpointConfiguration::builder()
-                .url(url)
-                .access_key("sekret-key")
-                .build()
-                .unwrap(),
-        )
-        .buffering_hints(
-            HttpEndpointBufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(0)
-                .build(),
-        )
-        .retry_options(
-            HttpEndpointRetryOptions::builder()
-                .duration_in_seconds(retry_s)
-                .build(),
-        )
-        .s3_configuration(
-            S3DestinationConfiguration::builder()
-                .role_arn("arn:aws:iam::000000000000:role/firehose")
-                .bucket_arn("arn:aws:s3:::backup")
-                .error_output_prefix("failed/")
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
-async fn put_batch(c: &aws_sdk_firehose::Client, name: &str, records: &[String]) {
-    let out = c
-        .put_record_batch()
-        .delivery_stream_name(name)
-        .set_records(Some(
-            records
-                .iter()
-                .map(|r| {
-                    Record::builder()
-                        .data(Blob::new(r.as_bytes()))
-                        .build()
-                        .unwrap()
-                })
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_put_count(), 0);
-}
-
 #[tokio::test]
 async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -386,9 +289,7 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
     ])
     .await
     .unwrap();
-    let c = aws_sdk_firehose::Client::from_conf(
-        tributary_tests::local_config!(aws_sdk_firehose, &server.api).build(),
-    );
+    let c = firehose_client(&server.api);
 
     // An endpoint whose certificate the private CA issued.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -400,12 +301,12 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
     https_endpoint(listener, &pki, seen.clone()).await;
     c.create_delivery_stream()
         .delivery_stream_name("to-https")
-        .http_endpoint_destination_configuration(http_config(&url, 60))
+        .http_endpoint_destination_configuration(http_endpoint_config(&url, 60, "failed/"))
         .send()
         .await
         .unwrap();
     let records: Vec<String> = (0..20).map(|i| format!("event-{i}")).collect();
-    put_batch(&c, "to-https", &records).await;
+    put_record_batch(&c, "to-https", records.iter().map(String::as_bytes)).await;
     wait_for("HTTPS delivery", Duration::from_secs(30), || {
         let n: usize = seen
             .lock()
@@ -440,11 +341,11 @@ async fn an_https_http_endpoint_receives_deliveries_and_an_untrusted_one_is_repo
     https_endpoint(listener, &stranger, refused.clone()).await;
     c.create_delivery_stream()
         .delivery_stream_name("to-stranger")
-        .http_endpoint_destination_configuration(http_config(&url, 1))
+        .http_endpoint_destination_configuration(http_endpoint_config(&url, 1, "failed/"))
         .send()
         .await
         .unwrap();
-    put_batch(&c, "to-stranger", &["secret-1".to_string()]).await;
+    put_record_batch(&c, "to-stranger", ["secret-1"]).await;
     let root = dir.path().join("s3/backup");
     let objects = wait_for("error output", Duration::from_secs(30), || {
         let f = files(&root);
