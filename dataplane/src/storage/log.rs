@@ -414,6 +414,8 @@ const GROUP_BYTES: usize = 8 << 20;
 
 /// A written round on its way to the sync task.
 struct Round {
+    /// Already fsynced by the writer (direct I/O).
+    synced: bool,
     segment: Arc<Segment>,
     /// Segment length after the round.
     len: u64,
@@ -435,19 +437,22 @@ enum SyncMsg {
 
 /// The writer task: the only code that appends to a shard's segments.
 ///
-/// Writing and syncing are pipelined: while the sync task fsyncs round N, the writer already
-/// gathers and writes round N+1, so the disk is never idle waiting for the next round. Each
-/// round:
+/// Through the page cache, writing and syncing are pipelined: while the sync task fsyncs round
+/// N, the writer already gathers and writes round N+1. A direct write waits for the device
+/// itself, so the writer syncs it in the same blocking call and the sync task only publishes
+/// it: every append that arrived during the write and sync goes into the next round, covered
+/// by one fdatasync. Each round:
 /// 1. Wait for one message, then take every message already queued (up to `GROUP_BYTES`).
 /// 2. Give appends their offsets and one arrival time each (never earlier than the previous
 ///    batch's, so the timestamp index stays sorted) and encode them: headers, length prefixes
 ///    and partition keys into one buffer, while record data stays in the requests' buffers.
 /// 3. Seal the active segment first if the buffer would overflow it or it is too old (after a
 ///    barrier, so the sealed segment's index and length are final).
-/// 4. Write the round after the previous round's bytes with vectored writes (large rounds off
-///    a runtime thread), so record data is copied once, into the page cache, and hand the
-///    round to the sync task. On a write failure, cut the segment back and fail the round's
-///    appends: nothing was acknowledged.
+/// 4. Write the round after the previous round's bytes (large and direct rounds off a runtime
+///    thread): through the page cache with vectored writes, so record data is copied once,
+///    into the page cache; with direct I/O through the segment's staging buffer, then sync it.
+///    Hand the round to the sync task. On a write failure, cut the segment back and fail the
+///    round's appends: nothing was acknowledged. On a sync failure, stop accepting writes.
 /// 5. Close and shutdown requests travel behind the rounds queued before them.
 async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
     let cfg = inner.cfg.clone();
@@ -549,23 +554,45 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             let round_len = buf.len();
             let seg = active.clone();
             let pos = written_len;
+            // A direct write waits for the device, so the blocking call that makes it also
+            // syncs it: appends that arrive meanwhile all go into the next round, which one
+            // fdatasync then covers (pipelining the sync behind the next write, as for the
+            // page cache, splits concurrent producers into two cohorts with a sync each).
+            let sync_here = seg.is_direct() && cfg.fsync;
             // A small write through the page cache only copies into it (microseconds): doing it
-            // here saves a hand-off to the blocking pool per round. Large ones, and every
-            // direct write (which waits for the device), go to a blocking thread.
-            let write = if round_len <= INLINE_WRITE_BYTES && !seg.is_direct() {
-                seg.write_encoded_at(pos, &buf)
+            // here saves a hand-off to the blocking pool per round. Large ones and direct ones
+            // go to a blocking thread.
+            let (write, synced) = if round_len <= INLINE_WRITE_BYTES && !seg.is_direct() {
+                (seg.write_encoded_at(pos, &buf), Ok(()))
             } else {
-                tokio::task::spawn_blocking(move || seg.write_encoded_at(pos, &buf))
-                    .await
-                    .unwrap_or(Err(StorageError::Unavailable))
+                tokio::task::spawn_blocking(move || {
+                    let write = seg.write_encoded_at(pos, &buf);
+                    let synced = match (&write, sync_here) {
+                        (Ok(()), true) => seg.sync(),
+                        _ => Ok(()),
+                    };
+                    (write, synced)
+                })
+                .await
+                .unwrap_or((Err(StorageError::Unavailable), Ok(())))
             };
-            match write {
-                Ok(()) => {
+            match (write, synced) {
+                (Ok(()), Err(e)) => {
+                    tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
+                    inner
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    for (reply, _) in waiters {
+                        let _ = reply.send(Err(StorageError::Unavailable));
+                    }
+                }
+                (Ok(()), Ok(())) => {
                     for (h, p) in &headers {
                         active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
                     }
                     written_len += round_len as u64;
                     let round = Round {
+                        synced: sync_here,
                         segment: active.clone(),
                         len: written_len,
                         end_offset: next_offset,
@@ -580,7 +607,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                         }
                     }
                 }
-                Err(e) => {
+                (Err(e), _) => {
                     tracing::error!(error = %e, "Append failed; the round's writes are refused.");
                     let _ = active.truncate(written_len);
                     next_offset = headers
@@ -626,7 +653,7 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         for m in &msgs {
             if let SyncMsg::Round(r) = m {
-                if !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment)) {
+                if !r.synced && !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment)) {
                     segments.push(r.segment.clone());
                 }
             }
