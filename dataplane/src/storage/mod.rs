@@ -5,10 +5,10 @@
 //! which group-commits: every request queued while the previous fsync ran is written and
 //! fsynced together, and no request is acknowledged before its bytes are durable. Readers see
 //! only durable records. Retention drops whole sealed segments. Memory per shard is a sparse
-//! index (one entry per `index_interval_bytes` of log) plus a small amount per segment, and a
-//! staging buffer of at most 1 MiB per segment being written. Segment files use direct I/O
-//! (`O_DIRECT`) where the filesystem allows it: writes and reads bypass the page cache, whose
-//! upkeep costs more CPU per byte than everything else a write does (`docs/benchmarks.md`).
+//! index (one entry per `index_interval_bytes` of log) plus a small amount per segment; record
+//! data is never cached by the process, reads go to the page cache. With `direct_io`, segment
+//! files use `O_DIRECT` where the filesystem allows it: writes (through a staging buffer of at
+//! most 1 MiB per segment being written) and reads bypass the page cache.
 //!
 //! The on-disk format is documented in `docs/storage.md`.
 
@@ -38,7 +38,7 @@ pub struct StorageConfig {
     pub index_interval_bytes: u64,
     /// Writes waiting for the writer task before producers wait (back-pressure).
     pub queue_depth: usize,
-    /// Open segment files with `O_DIRECT` where the filesystem supports it.
+    /// Open segment files with `O_DIRECT` where the filesystem supports it (`--direct-io`).
     pub direct_io: bool,
 }
 
@@ -51,7 +51,7 @@ impl Default for StorageConfig {
             segment_max_age_ms: 60 * 60 * 1000,
             index_interval_bytes: 64 * 1024,
             queue_depth: 256,
-            direct_io: true,
+            direct_io: false,
         }
     }
 }
