@@ -450,14 +450,32 @@ impl Segment {
         Ok(())
     }
 
-    /// Reads the bytes from the block-aligned `start` up to `end` in one request (fewer at
-    /// the end of the file or the memory buffer). Reads of a direct-I/O file bypass the page
-    /// cache like its writes.
+    /// Reads the bytes from `start` up to `end` in one request (fewer at the end of the file or
+    /// the memory buffer). Reads of a direct-I/O file are block-aligned (`start` and `end` must
+    /// be) and bypass the page cache like its writes.
     fn read_window(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
         match &self.store {
-            Store::File { file, .. } => {
+            Store::File {
+                file, direct: true, ..
+            } => {
                 let buf = aligned::read_aligned(file, start, (end - start) as usize)?;
                 Ok(Bytes::from_owner(buf))
+            }
+            Store::File { file, .. } => {
+                // Read into the vector's spare capacity: no zeroing of what is overwritten.
+                let len = (end - start) as usize;
+                let mut buf = Vec::with_capacity(len);
+                while buf.len() < len {
+                    let at = start + buf.len() as u64;
+                    match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+                        Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                        Ok(_) => {}
+                        Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                buf.truncate(len);
+                Ok(Bytes::from(buf))
             }
             Store::Memory(data) => {
                 let data = data.read().unwrap_or_else(|e| e.into_inner());
@@ -545,8 +563,10 @@ impl Segment {
 /// larger ones gained nothing.
 const WINDOW: u64 = 2 << 20;
 
-/// Sequential reads of a segment through aligned windows: batches are handed out as slices of
-/// the window they were read in, without another copy.
+/// Sequential reads of a segment. A direct-I/O file is read through aligned windows of up to
+/// [`WINDOW`], and batches are handed out as slices of the window they were read in, without
+/// another copy; other segments are read exactly as asked (the page cache already makes small
+/// reads cheap, and a window would copy the bytes after its last whole batch twice).
 struct Windows<'a> {
     seg: &'a Segment,
     /// Readers never look at or past this.
@@ -571,9 +591,15 @@ impl<'a> Windows<'a> {
         let stop = pos + len as u64;
         let covered = pos >= self.start && stop <= self.start + self.data.len() as u64;
         if !covered {
-            let want = (len as u64).max(wanted.min(WINDOW));
-            let start = align_down(pos);
-            let window_end = align_up((pos + want).min(self.end).max(stop));
+            let (start, window_end) = if self.seg.is_direct() {
+                let want = (len as u64).max(wanted.min(WINDOW));
+                (
+                    align_down(pos),
+                    align_up((pos + want).min(self.end).max(stop)),
+                )
+            } else {
+                (pos, stop)
+            };
             self.data = self.seg.read_window(start, window_end)?;
             self.start = start;
             if stop > start + self.data.len() as u64 {
