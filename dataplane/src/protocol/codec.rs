@@ -45,7 +45,10 @@ pub fn decode<T: DeserializeOwned>(protocol: Protocol, body: &[u8]) -> Result<T,
         body
     };
     match protocol {
-        Protocol::Json => serde_json::from_slice(body).map_err(|e| json_error(&e)),
+        Protocol::Json => {
+            super::types::start_blob_chunks(body.len());
+            serde_json::from_slice(body).map_err(|e| json_error(&e))
+        }
         Protocol::Cbor => ciborium::from_reader(body).map_err(|e| {
             let text = e.to_string();
             blob_error(&text)

@@ -60,8 +60,18 @@ impl<'de> Deserialize<'de> for Blob {
 const BLOB_CHUNK: usize = 256 * 1024;
 
 thread_local! {
-    /// The rest of this thread's current blob chunk.
-    static BLOB_ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    /// The rest of this thread's current blob chunk, and the size of the next one.
+    static BLOB_ARENA: RefCell<(BytesMut, usize)> = RefCell::new((BytesMut::new(), BLOB_CHUNK));
+}
+
+/// Starts fresh blob chunks for a request body of `body_len` bytes (called before decoding
+/// it): the blobs of one request share chunks only with each other, so a request that waits
+/// (say, for a busy shard) holds no more memory than about its own body, and a small request
+/// gets a small chunk.
+pub fn start_blob_chunks(body_len: usize) {
+    BLOB_ARENA.with(|arena| {
+        *arena.borrow_mut() = (BytesMut::new(), (body_len / 4 * 3).clamp(64, BLOB_CHUNK));
+    });
 }
 
 /// Decodes strict base64. Blobs up to an eighth of [`BLOB_CHUNK`] are decoded into the
@@ -74,9 +84,10 @@ fn decode_base64(v: &str) -> Result<Bytes, base64_simd::Error> {
         return STANDARD.decode_to_vec(v).map(Bytes::from);
     }
     BLOB_ARENA.with(|arena| {
-        let mut arena = arena.borrow_mut();
+        let (arena, next) = &mut *arena.borrow_mut();
         if arena.capacity() < len {
-            *arena = BytesMut::with_capacity(BLOB_CHUNK);
+            *arena = BytesMut::with_capacity((*next).max(len));
+            *next = BLOB_CHUNK;
         }
         arena.resize(len, 0);
         match STANDARD.decode(v.as_bytes(), base64_simd::Out::from_slice(&mut arena[..])) {
@@ -242,6 +253,10 @@ mod tests {
             .collect();
         let mut blobs = Vec::new();
         for (i, p) in payloads.iter().enumerate() {
+            if i % 100 == 0 {
+                // A new request body: later blobs go into fresh chunks.
+                start_blob_chunks(100 * 1400);
+            }
             if i % 300 == 0 {
                 assert!(serde_json::from_value::<Blob>(serde_json::Value::from("a===")).is_err());
             }

@@ -65,12 +65,18 @@ impl AsRef<[u8]> for AlignedBuf {
 
 /// Reads `len` bytes (a multiple of [`ALIGN`]) at the aligned position `pos` into an aligned
 /// buffer, stopping early only at the end of the file. Returns the buffer cut to what was read.
+/// A read that ends off a block boundary ends at the end of the file as it was then: the next
+/// one would be unaligned (and refused by direct I/O), so it stops there.
 pub fn read_aligned(file: &File, pos: u64, len: usize) -> std::io::Result<AlignedBuf> {
     let mut buf = AlignedBuf::zeroed(len);
     let mut got = 0usize;
     while got < len {
         match file.read_at(&mut buf.as_mut_slice()[got..], pos + got as u64) {
             Ok(0) => break,
+            Ok(n) if !(got + n).is_multiple_of(ALIGN) => {
+                got += n;
+                break;
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -112,6 +118,16 @@ impl Stage {
     /// The file position an append through this stage continues from.
     pub fn end(&self) -> u64 {
         self.tail_start + self.tail_len as u64
+    }
+
+    /// Gives back the buffer beyond one block, keeping the tail (an idle or closed log's).
+    pub fn shrink(&mut self) {
+        if self.buf.len() > ALIGN {
+            let mut small = AlignedBuf::zeroed(ALIGN);
+            small.as_mut_slice()[..self.tail_len]
+                .copy_from_slice(&self.buf.as_ref()[..self.tail_len]);
+            self.buf = small;
+        }
     }
 
     /// Grows the buffer (up to [`STAGE_BYTES`]) so `incoming` more bytes fit in one write.
@@ -188,8 +204,8 @@ mod tests {
             .unwrap();
         let mut expected = Vec::new();
         let mut stage: Option<Stage> = None;
-        // Pieces around and over block and stage boundaries, and a stage reloaded from the
-        // file midway, as after a restart.
+        // Pieces around and over block and stage boundaries, a stage reloaded from the file
+        // midway, as after a restart, and one shrunk to its tail, as when a log goes idle.
         let sizes = [
             1usize,
             4095,
@@ -208,6 +224,10 @@ mod tests {
                 _ => Stage::load(&file, pos, 8192).unwrap(),
             };
             assert_eq!(s.end(), pos);
+            if i == 6 {
+                s.shrink();
+                assert_eq!(s.buf.len(), ALIGN);
+            }
             s.reserve(size);
             s.append(&file, [&piece[..size / 2], &piece[size / 2..]].into_iter())
                 .unwrap();

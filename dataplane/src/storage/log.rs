@@ -340,7 +340,15 @@ impl ShardLog {
     /// 2. Delete sealed segments that end at or below the horizon, oldest first.
     /// 3. If the active segment holds only expired records, ask the writer to seal it so a later
     ///    pass can delete it.
+    ///
+    /// It also gives back the staging memory of a direct-I/O log idle for a minute.
     pub fn trim(&self, cutoff_ms: i64) -> Result<(), StorageError> {
+        let active = self.view().segments.last().cloned();
+        if let Some(active) = active {
+            if self.inner.clock.now_ms() - active.last_arrival_ms() > IDLE_STAGE_MS {
+                active.shrink_stage();
+            }
+        }
         let horizon = self.offset_for_timestamp(cutoff_ms)?;
         self.trim_to_offset(horizon)
     }
@@ -406,6 +414,9 @@ fn remove_dir(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// A direct-I/O log idle this long keeps one block of staging memory, not up to 1 MiB.
+const IDLE_STAGE_MS: i64 = 60_000;
+
 /// Rounds up to this size are written from the writer task itself.
 const INLINE_WRITE_BYTES: usize = 256 * 1024;
 
@@ -416,6 +427,8 @@ const GROUP_BYTES: usize = 8 << 20;
 struct Round {
     /// Already fsynced by the writer (direct I/O).
     synced: bool,
+    /// The writer's fsync of this round failed: the log stops here.
+    sync_failed: bool,
     segment: Arc<Segment>,
     /// Segment length after the round.
     len: u64,
@@ -468,6 +481,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         )
     };
     let mut written_len = active.durable_len();
+    let mut sync_failed = false;
     let barrier = |sync_tx: mpsc::Sender<SyncMsg>| async move {
         let (tx, rx) = oneshot::channel();
         if sync_tx.send(SyncMsg::Barrier(tx)).await.is_ok() {
@@ -496,7 +510,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         let mut closers = Vec::new();
         let mut roll = false;
         let mut stop = None;
-        let failed = inner.failed.load(std::sync::atomic::Ordering::Acquire);
+        let failed = sync_failed || inner.failed.load(std::sync::atomic::Ordering::Acquire);
         for msg in group {
             match msg {
                 Msg::Append { reply, .. } if stop.is_some() || failed => {
@@ -578,12 +592,30 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             };
             match (write, synced) {
                 (Ok(()), Err(e)) => {
+                    // Rounds queued before this one are durable and still get published: the
+                    // failure travels in order, and the sync task stops the log when it gets
+                    // there. This writer takes no more appends.
                     tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
-                    inner
-                        .failed
-                        .store(true, std::sync::atomic::Ordering::Release);
-                    for (reply, _) in waiters {
-                        let _ = reply.send(Err(StorageError::Unavailable));
+                    sync_failed = true;
+                    next_offset = headers
+                        .first()
+                        .map(|(h, _)| h.base_offset)
+                        .unwrap_or(next_offset);
+                    let round = Round {
+                        synced: false,
+                        sync_failed: true,
+                        segment: active.clone(),
+                        len: written_len,
+                        end_offset: next_offset,
+                        last_arrival,
+                        waiters,
+                    };
+                    if let Err(mpsc::error::SendError(SyncMsg::Round(r))) =
+                        sync_tx.send(SyncMsg::Round(round)).await
+                    {
+                        for (reply, _) in r.waiters {
+                            let _ = reply.send(Err(StorageError::Unavailable));
+                        }
                     }
                 }
                 (Ok(()), Ok(())) => {
@@ -593,6 +625,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                     written_len += round_len as u64;
                     let round = Round {
                         synced: sync_here,
+                        sync_failed: false,
                         segment: active.clone(),
                         len: written_len,
                         end_offset: next_offset,
@@ -619,6 +652,9 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                     }
                 }
             }
+        }
+        if !closers.is_empty() {
+            active.shrink_stage();
         }
         for reply in closers {
             let _ = sync_tx.send(SyncMsg::Close(reply)).await;
@@ -653,7 +689,10 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         for m in &msgs {
             if let SyncMsg::Round(r) = m {
-                if !r.synced && !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment)) {
+                if !r.synced
+                    && !r.sync_failed
+                    && !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment))
+                {
                     segments.push(r.segment.clone());
                 }
             }
@@ -673,6 +712,15 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
         }
         for m in msgs {
             match m {
+                SyncMsg::Round(r) if r.sync_failed => {
+                    ok = false;
+                    inner
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    for (reply, _) in r.waiters {
+                        let _ = reply.send(Err(StorageError::Unavailable));
+                    }
+                }
                 SyncMsg::Round(r) if ok => {
                     r.segment.publish(r.len, r.end_offset);
                     {

@@ -39,10 +39,10 @@ enum Store {
     Memory(RwLock<Vec<u8>>),
 }
 
-/// Opens a segment file, with `O_DIRECT` when asked for and the filesystem allows it (tmpfs,
-/// for one, does not); otherwise through the page cache.
+/// Opens a segment file, with `O_DIRECT` when asked for and the filesystem allows it;
+/// otherwise (tmpfs before Linux 6.6, for one) through the page cache.
 fn open_file(path: &Path, create: bool, direct: bool) -> std::io::Result<(File, bool)> {
-    let open = |flags: i32| {
+    let open = |flags: i32| -> std::io::Result<File> {
         let mut o = OpenOptions::new();
         o.read(true).write(true).custom_flags(flags);
         if create {
@@ -51,15 +51,35 @@ fn open_file(path: &Path, create: bool, direct: bool) -> std::io::Result<(File, 
         o.open(path)
     };
     if direct {
+        let refused = |e: &std::io::Error| e.raw_os_error() == Some(libc::EINVAL);
         match open(libc::O_DIRECT) {
-            Ok(f) => return Ok((f, true)),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // A filesystem may accept the flag yet want a coarser alignment than `ALIGN`: one
+            // aligned block written to the new file (and cut off again), or read from the
+            // existing one, tells before any record depends on it.
+            Ok(f) => match probe_direct(&f, create) {
+                Ok(()) => return Ok((f, true)),
+                Err(e) if refused(&e) => {
+                    tracing::debug!(path = %path.display(), "O_DIRECT I/O refused; using the page cache.");
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) if refused(&e) => {
                 tracing::debug!(path = %path.display(), "O_DIRECT refused; using the page cache.");
             }
             Err(e) => return Err(e),
         }
     }
     open(0).map(|f| (f, false))
+}
+
+fn probe_direct(file: &File, new: bool) -> std::io::Result<()> {
+    if new {
+        let block = aligned::AlignedBuf::zeroed(ALIGN);
+        std::os::unix::fs::FileExt::write_all_at(file, block.as_ref(), 0)?;
+        file.set_len(0)
+    } else {
+        aligned::read_aligned(file, 0, ALIGN).map(|_| ())
+    }
 }
 
 /// A segment of a shard log.
@@ -232,19 +252,23 @@ impl Segment {
         let mut pos = 0u64;
         let mut expected = self.base_offset;
         let mut reader = Windows::new(self, len);
+        // Only bytes that were read and fail the checks are a torn tail; a failed read is an
+        // error of its own and must not cut acknowledged batches off.
         while pos + BATCH_HEADER_LEN as u64 <= len {
-            let Ok(header) = reader.get(pos, BATCH_HEADER_LEN, u64::MAX) else {
-                break;
-            };
+            let header = reader
+                .get(pos, BATCH_HEADER_LEN, u64::MAX)
+                .map_err(|e| self.io_err(e))?;
             let Some(h) = BatchHeader::parse(&header) else {
                 break;
             };
             if h.base_offset != expected || pos + u64::from(h.len) > len {
                 break;
             }
-            match reader.get(pos, h.len as usize, u64::MAX) {
-                Ok(batch) if format::verify(&h, &batch) => {}
-                _ => break,
+            let batch = reader
+                .get(pos, h.len as usize, u64::MAX)
+                .map_err(|e| self.io_err(e))?;
+            if !format::verify(&h, &batch) {
+                break;
             }
             self.note_batch(&h, pos, index_interval);
             pos += u64::from(h.len);
@@ -374,6 +398,19 @@ impl Segment {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Shrinks the direct writer's staging buffer to the one block it must keep, so a segment
+    /// that is no longer being written (an idle or closed log's) holds 4 KiB, not up to 1 MiB.
+    pub fn shrink_stage(&self) {
+        if let Some(stage) = self
+            .stage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            stage.shrink();
         }
     }
 
