@@ -558,8 +558,16 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                     active = seg;
                     written_len = 0;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "Could not seal a segment; continuing in it.")
+                Err(RollError::Seal(e)) => {
+                    // Sealing fsyncs the segment: after a failed fsync nothing more is taken.
+                    tracing::error!(error = %e, "Could not seal a segment; the log stops accepting writes.");
+                    sync_failed = true;
+                    inner
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+                Err(RollError::Create(e)) => {
+                    tracing::error!(error = %e, "Could not start a new segment; continuing in the old one.")
                 }
             }
         }
@@ -754,21 +762,27 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
     }
 }
 
+/// Why a segment roll failed: sealing (which fsyncs) or creating the next segment.
+enum RollError {
+    Seal(StorageError),
+    Create(StorageError),
+}
+
 /// Seals `active` and starts a new segment after it.
 async fn roll_segment(
     inner: &Arc<Inner>,
     active: &Arc<Segment>,
-) -> Result<Arc<Segment>, StorageError> {
+) -> Result<Arc<Segment>, RollError> {
     let sealed = active.clone();
     let dir = inner.dir.clone();
     let base = active.end_offset();
     let direct = inner.cfg.direct_io;
     let seg = tokio::task::spawn_blocking(move || {
-        sealed.seal()?;
-        Segment::create(dir.as_deref(), base, direct)
+        sealed.seal().map_err(RollError::Seal)?;
+        Segment::create(dir.as_deref(), base, direct).map_err(RollError::Create)
     })
     .await
-    .map_err(|_| StorageError::Unavailable)??;
+    .map_err(|_| RollError::Seal(StorageError::Unavailable))??;
     let seg = Arc::new(seg);
     inner
         .view

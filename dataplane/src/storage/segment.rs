@@ -446,8 +446,8 @@ impl Segment {
         Ok(())
     }
 
-    /// Seals the segment: fsync its data, then write and fsync its index so recovery need not
-    /// rescan it.
+    /// Seals the segment: fsync its data (an error here is returned: the data may not be
+    /// durable), then write and fsync its index so recovery need not rescan it.
     pub fn seal(&self) -> Result<(), StorageError> {
         self.sealed.store(true, Ordering::Release);
         *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -460,6 +460,15 @@ impl Segment {
                 .map_err(|e| StorageError::io(path, e))?;
         }
         file.sync_all().map_err(|e| StorageError::io(path, e))?;
+        // The index only spares recovery a rescan (a missing or mismatched one is ignored),
+        // so failing to write it does not fail the seal.
+        if let Err(e) = self.write_index(path) {
+            tracing::warn!(error = %e, "Could not write a sealed segment's index; recovery will rescan it.");
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, path: &Path) -> Result<(), StorageError> {
         let ipath = path.with_extension("idx");
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         let mut raw = BytesMut::with_capacity(32 + meta.index.len() * INDEX_ENTRY_LEN);
