@@ -599,41 +599,27 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 .unwrap_or((Err(StorageError::Unavailable), Ok(())))
             };
             match (write, synced) {
-                (Ok(()), Err(e)) => {
-                    // Rounds queued before this one are durable and still get published: the
-                    // failure travels in order, and the sync task stops the log when it gets
-                    // there. This writer takes no more appends.
-                    tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
-                    sync_failed = true;
-                    next_offset = headers
-                        .first()
-                        .map(|(h, _)| h.base_offset)
-                        .unwrap_or(next_offset);
-                    let round = Round {
-                        synced: false,
-                        sync_failed: true,
-                        segment: active.clone(),
-                        len: written_len,
-                        end_offset: next_offset,
-                        last_arrival,
-                        waiters,
-                    };
-                    if let Err(mpsc::error::SendError(SyncMsg::Round(r))) =
-                        sync_tx.send(SyncMsg::Round(round)).await
-                    {
-                        for (reply, _) in r.waiters {
-                            let _ = reply.send(Err(StorageError::Unavailable));
+                (Ok(()), synced) => {
+                    let failed_here = synced.is_err();
+                    if let Err(e) = synced {
+                        // Rounds queued before this one are durable and still get published:
+                        // the failure travels in order, and the sync task stops the log when
+                        // it gets there. This writer takes no more appends.
+                        tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
+                        sync_failed = true;
+                        next_offset = headers
+                            .first()
+                            .map(|(h, _)| h.base_offset)
+                            .unwrap_or(next_offset);
+                    } else {
+                        for (h, p) in &headers {
+                            active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
                         }
+                        written_len += round_len as u64;
                     }
-                }
-                (Ok(()), Ok(())) => {
-                    for (h, p) in &headers {
-                        active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
-                    }
-                    written_len += round_len as u64;
                     let round = Round {
-                        synced: sync_here,
-                        sync_failed: false,
+                        synced: sync_here && !failed_here,
+                        sync_failed: failed_here,
                         segment: active.clone(),
                         len: written_len,
                         end_offset: next_offset,
