@@ -268,7 +268,12 @@ impl ShardLog {
             let seg = &segments[idx];
             let mut position = seg.position_for_offset(from.max(seg.base_offset));
             loop {
-                let batches = seg.read_batches(position, max_bytes.saturating_sub(bytes))?;
+                let batches = seg.read_batches(
+                    position,
+                    max_bytes.saturating_sub(bytes),
+                    from,
+                    max_records.saturating_sub(out.records.len()),
+                )?;
                 if batches.is_empty() {
                     break;
                 }
@@ -318,7 +323,7 @@ impl ShardLog {
             }
             let (mut position, _) = seg.position_for_timestamp(ts);
             loop {
-                let batches = seg.read_batches(position, 1 << 20)?;
+                let batches = seg.read_batches(position, 1 << 20, 0, usize::MAX)?;
                 if batches.is_empty() {
                     break;
                 }
@@ -1043,6 +1048,40 @@ mod tests {
             }
             assert_eq!(seen, next);
         }
+    }
+
+    #[tokio::test]
+    async fn reads_fetch_only_the_batches_their_record_limit_needs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = StorageConfig {
+            dir: Some(tmp.path().join("shard")),
+            ..StorageConfig::default()
+        };
+        let log = ShardLog::open(c, Clock::default(), 0, false).unwrap();
+        for _ in 0..100 {
+            log.append(recs(10, 100), 0).await.unwrap();
+        }
+        let seg = log.view().segments.last().unwrap().clone();
+        // 15 records from offset 0 need two batches; from offset 5, the first batch holds
+        // only 5 of them, so three.
+        let counts = |from, n| {
+            seg.read_batches(0, 10 << 20, from, n)
+                .unwrap()
+                .iter()
+                .map(|(h, _)| h.count)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(0, 15), vec![10, 10]);
+        assert_eq!(counts(5, 15), vec![10, 10]);
+        assert_eq!(counts(5, 16), vec![10, 10, 10]);
+        assert_eq!(counts(0, usize::MAX).len(), 100);
+        // The log's reads still return exactly what was asked for.
+        let b = log.read(3, 1, 10 << 20).unwrap();
+        assert_eq!(b.records.len(), 1);
+        assert_eq!(b.records[0].offset, 3);
+        let b = log.read(3, 250, 10 << 20).unwrap();
+        assert_eq!(b.records.len(), 250);
+        assert_eq!(b.next_offset, 253);
     }
 
     #[tokio::test]

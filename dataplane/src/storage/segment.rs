@@ -556,18 +556,24 @@ impl Segment {
         }
     }
 
-    /// Reads whole batches starting at `position`, up to about `max_bytes` (at least one batch),
-    /// never past the durable length. Returns the verified batches with their positions.
+    /// Reads whole batches starting at `position`, up to about `max_bytes` (at least one batch)
+    /// and no further than needed for `max_records` records at or after offset `from`, never
+    /// past the durable length. Returns the verified batches with their positions.
     pub fn read_batches(
         &self,
         mut position: u64,
         max_bytes: usize,
+        from: u64,
+        max_records: usize,
     ) -> Result<Vec<(BatchHeader, Bytes)>, StorageError> {
         let end = self.durable_len();
         let mut out = Vec::new();
         let mut total = 0usize;
+        let mut records = 0usize;
         let mut reader = Windows::new(self, end);
-        while position + BATCH_HEADER_LEN as u64 <= end && (out.is_empty() || total < max_bytes) {
+        while position + BATCH_HEADER_LEN as u64 <= end
+            && (out.is_empty() || (total < max_bytes && records < max_records))
+        {
             let wanted = max_bytes.saturating_sub(total) as u64;
             let header = reader
                 .get(position, BATCH_HEADER_LEN, wanted)
@@ -583,6 +589,7 @@ impl Segment {
                 return Err(self.corrupt(position));
             }
             total += batch.len();
+            records += h.next_offset().saturating_sub(from.max(h.base_offset)) as usize;
             position += u64::from(h.len);
             out.push((h, batch));
         }
