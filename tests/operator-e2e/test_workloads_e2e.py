@@ -43,12 +43,23 @@ def conditions(obj):
     return {c["type"]: c for c in (obj or {}).get("status", {}).get("conditions", [])}
 
 
+class NotYet(str):
+    """What a wait saw instead of the state it waits for: false, and quoted in the timeout message."""
+
+    def __bool__(self):
+        return False
+
+
 def ready(kube, kind, name, reason):
     obj = kube.get(V1A1, kind, name)
     c = conditions(obj).get("Ready")
     if c and (c["status"], c["reason"]) == ("True", reason) and obj["status"]["observedGeneration"] == obj["metadata"]["generation"]:
         return obj
-    return None
+    if obj is None:
+        return NotYet(f"{kind} {name} not found")
+    seen = {t: (c.get("status"), c.get("reason"), c.get("message")) for t, c in conditions(obj).items()}
+    return NotYet(f"{kind} {name}: generation {obj['metadata'].get('generation')}, "
+                  f"observed {obj.get('status', {}).get('observedGeneration')}, conditions {seen}")
 
 
 def stream(name, shards=1):
