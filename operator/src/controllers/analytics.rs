@@ -159,6 +159,7 @@ async fn cleanup(app: Arc<AnalyticsApp>, ctx: &Context) -> Result<Action> {
     let ns = namespace(app.as_ref())?;
     ctx.metrics
         .set_ready(KIND, format!("{ns}/{}", app.name_any()), None);
+    ctx.forget(app.as_ref());
     if app.spec.deletion_policy == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

@@ -9,7 +9,7 @@ use kube::{
     Api, ResourceExt,
 };
 use serde_json::json;
-use tracing::{info, instrument};
+use tracing::instrument;
 use tributary_api::{DeletionPolicy, Stream, StreamConsumer, API_GROUP, API_VERSION};
 
 use super::{is_paused, now, Context, FIELD_MANAGER};
@@ -191,15 +191,12 @@ async fn write_status(
         .status
         .as_ref()
         .and_then(|s| ready_reason(&s.conditions));
-    if old_reason != Some(verdict.reason) {
-        let type_ = match verdict.health {
-            Health::Stalled => EventType::Warning,
-            _ => EventType::Normal,
-        };
-        info!(reason = verdict.reason, message = %verdict.message, "StreamConsumer changed state.");
-        ctx.publish(consumer, type_, verdict.reason, verdict.message)
-            .await;
-    }
+    let type_ = match verdict.health {
+        Health::Stalled => EventType::Warning,
+        _ => EventType::Normal,
+    };
+    ctx.announce(consumer, old_reason, type_, verdict.reason, verdict.message)
+        .await;
     Ok(())
 }
 
@@ -212,6 +209,7 @@ async fn cleanup(consumer: Arc<StreamConsumer>, ctx: &Context) -> Result<Action>
         consumer.name_any()
     );
     ctx.metrics.set_ready(KIND, key, None);
+    ctx.forget(consumer.as_ref());
     if consumer.spec.deletion_policy == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

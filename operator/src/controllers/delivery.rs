@@ -161,6 +161,7 @@ async fn cleanup(ds: Arc<DeliveryStream>, ctx: &Context) -> Result<Action> {
     let ns = namespace(ds.as_ref())?;
     ctx.metrics
         .set_ready(KIND, format!("{ns}/{}", ds.name_any()), None);
+    ctx.forget(ds.as_ref());
     let (name, ep) = target(&ds, &ns, ctx);
     if ds.spec.deletion_policy == DeletionPolicy::Retain {
         ctx.publish(

@@ -7,7 +7,11 @@ pub mod delivery;
 pub mod stream;
 pub mod workload;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures::{future::BoxFuture, FutureExt, StreamExt};
 use k8s_openapi::jiff::Timestamp;
@@ -43,6 +47,11 @@ pub struct Context {
     pub settings: Settings,
     /// Operator metrics.
     pub metrics: Arc<Metrics>,
+    /// The `Ready` reason this process last announced with an event, per object UID. A
+    /// reconcile can run on a cached object older than the status the previous reconcile
+    /// wrote; remembering what was announced keeps such a reconcile from skipping (or
+    /// repeating) the event of a transition.
+    announced: Mutex<HashMap<String, &'static str>>,
 }
 
 impl Context {
@@ -59,6 +68,39 @@ impl Context {
             client,
             settings,
             metrics,
+            announced: Mutex::default(),
+        }
+    }
+
+    /// Publishes an event for a change of `obj`'s `Ready` reason to `reason`: only when it
+    /// differs from the reason last announced for `obj`, or, before this process announced
+    /// any, from `cached` (the reason in the status the reconcile started from).
+    pub async fn announce<K>(
+        &self,
+        obj: &K,
+        cached: Option<&str>,
+        type_: EventType,
+        reason: &'static str,
+        note: String,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let previous = {
+            let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+            announced.insert(obj.uid().unwrap_or_default(), reason)
+        };
+        if previous.or(cached) == Some(reason) {
+            return;
+        }
+        info!(kind = K::kind(&()).as_ref(), reason, message = %note, "Changed state.");
+        self.publish(obj, type_, reason, note).await;
+    }
+
+    /// Forgets what was announced for `obj` (it is being deleted).
+    pub fn forget<K: Resource>(&self, obj: &K) {
+        if let Some(uid) = obj.uid() {
+            let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+            announced.remove(&uid);
         }
     }
 
@@ -312,5 +354,52 @@ pub async fn run(ctx: Arc<Context>, shutdown: BoxFuture<'static, ()>) {
     }
     for t in tasks {
         let _ = t.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{echo, stream, ApiServer};
+
+    fn events(server: &ApiServer) -> Vec<String> {
+        server
+            .requests()
+            .iter()
+            .filter(|s| s.uri.contains("/events"))
+            .map(|s| s.body["reason"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_transition_is_announced_once_even_when_the_cached_status_is_stale() {
+        let (client, server) = ApiServer::start(echo(vec![]));
+        let ctx = Context::new(client, Settings::test(), Arc::new(Metrics::new()));
+        let s = stream("orders", 2);
+        let note = || "n".to_string();
+        // Nothing announced yet: the cached status decides.
+        ctx.announce(&s, Some("Active"), EventType::Normal, "Active", note())
+            .await;
+        assert!(events(&server).is_empty());
+        ctx.announce(&s, Some("Active"), EventType::Normal, "Resharding", note())
+            .await;
+        // The next reconcile still sees the cached status from before the reshard began: the
+        // return to Active is a transition all the same.
+        ctx.announce(&s, Some("Active"), EventType::Normal, "Active", note())
+            .await;
+        // A reconcile on a cache that lags the other way does not repeat it.
+        ctx.announce(&s, Some("Resharding"), EventType::Normal, "Active", note())
+            .await;
+        assert_eq!(events(&server), ["Resharding", "Active"]);
+        // Another object has its own memory.
+        let other = stream("payments", 1);
+        ctx.announce(&other, None, EventType::Normal, "Active", note())
+            .await;
+        assert_eq!(events(&server), ["Resharding", "Active", "Active"]);
+        // Once forgotten (deleted), the cached status decides again.
+        ctx.forget(&s);
+        ctx.announce(&s, Some("Active"), EventType::Normal, "Active", note())
+            .await;
+        assert_eq!(events(&server).len(), 3);
     }
 }

@@ -449,16 +449,13 @@ async fn write_status(
         .status
         .as_ref()
         .and_then(|s| ready_reason(&s.conditions));
-    if old_reason != Some(verdict.reason) {
-        let type_ = match verdict.health {
-            Health::Stalled => EventType::Warning,
-            _ if matches!(phase, StreamPhase::Retrying { .. }) => EventType::Warning,
-            _ => EventType::Normal,
-        };
-        info!(reason = verdict.reason, message = %verdict.message, "Stream changed state.");
-        ctx.publish(stream, type_, verdict.reason, verdict.message)
-            .await;
-    }
+    let type_ = match verdict.health {
+        Health::Stalled => EventType::Warning,
+        _ if matches!(phase, StreamPhase::Retrying { .. }) => EventType::Warning,
+        _ => EventType::Normal,
+    };
+    ctx.announce(stream, old_reason, type_, verdict.reason, verdict.message)
+        .await;
     Ok(())
 }
 
@@ -474,6 +471,7 @@ async fn cleanup(stream: Arc<Stream>, ctx: &Context) -> Result<Action> {
         stream.name_any()
     );
     ctx.metrics.set_ready(KIND, key, None);
+    ctx.forget(stream.as_ref());
     let (name, ep) = target(&stream, ctx)?;
     if stream.spec.deletion_policy == DeletionPolicy::Retain {
         ctx.publish(

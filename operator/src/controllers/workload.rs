@@ -15,7 +15,6 @@ use kube::{
 };
 use serde::Serialize;
 use serde_json::json;
-use tracing::info;
 use tributary_api::{status::Condition, Stream, API_GROUP, API_VERSION};
 
 use super::{Context, FIELD_MANAGER};
@@ -147,16 +146,19 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    if ready_reason(old_conditions) != Some(verdict.reason) {
-        let type_ = if warning || verdict.health == Health::Stalled {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        info!(kind, reason = verdict.reason, message = %verdict.message, "Changed state.");
-        ctx.publish(obj, type_, verdict.reason, verdict.message.clone())
-            .await;
-    }
+    let type_ = if warning || verdict.health == Health::Stalled {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    ctx.announce(
+        obj,
+        ready_reason(old_conditions),
+        type_,
+        verdict.reason,
+        verdict.message.clone(),
+    )
+    .await;
     Ok(())
 }
 
