@@ -308,6 +308,28 @@ impl ShardLog {
         if let Some(last) = out.records.last() {
             out.next_offset = last.offset + 1;
         }
+        if out.next_offset < end && bytes > 0 {
+            // A reader that filled its call is likely to come back for what follows: start
+            // reading about as much as this call returned, into the next segment if need be
+            // (direct I/O only).
+            let next = out.next_offset;
+            let first = segments
+                .partition_point(|s| s.base_offset <= next)
+                .saturating_sub(1);
+            let mut want = (bytes + bytes / 4 + (1 << 20)) as u64;
+            for (i, seg) in segments.iter().enumerate().skip(first) {
+                let at = if i == first {
+                    seg.position_for_offset(next)
+                } else {
+                    0
+                };
+                let covered = seg.read_ahead(at, want as usize);
+                if covered == 0 || covered >= want {
+                    break;
+                }
+                want -= covered;
+            }
+        }
         Ok(out)
     }
 
@@ -348,7 +370,9 @@ impl ShardLog {
     ///
     /// It also gives back the staging memory of a direct-I/O log idle for a minute.
     pub fn trim(&self, cutoff_ms: i64) -> Result<(), StorageError> {
-        let active = self.view().segments.last().cloned();
+        let segments = self.view().segments.clone();
+        segments.iter().for_each(|s| s.drop_stale_ahead());
+        let active = segments.last().cloned();
         if let Some(active) = active {
             if self.inner.clock.now_ms() - active.last_arrival_ms() > IDLE_STAGE_MS {
                 active.shrink_stage();
@@ -1048,6 +1072,81 @@ mod tests {
             }
             assert_eq!(seen, next);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_sequential_reads_are_served_by_read_ahead_and_never_see_past_the_durable_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        if !supports_direct(tmp.path()) {
+            return;
+        }
+        let c = StorageConfig {
+            dir: Some(tmp.path().join("shard")),
+            segment_bytes: 1 << 20,
+            index_interval_bytes: 4096,
+            direct_io: true,
+            ..StorageConfig::default()
+        };
+        let log = Arc::new(ShardLog::open(c, Clock::default(), 0, false).unwrap());
+        let record = |n: usize| RecordIn {
+            partition_key: Bytes::from(format!("k{n}")),
+            data: Bytes::from((0..1000).map(|i| (i * 7 + n) as u8).collect::<Vec<u8>>()),
+        };
+        let mut next = 0usize;
+        let mut append = |n: usize| {
+            let batch: Vec<RecordIn> = (next..next + n).map(record).collect();
+            next += n;
+            let log = log.clone();
+            async move { log.append(batch, 0).await.unwrap() }
+        };
+        for _ in 0..80 {
+            append(50).await;
+        }
+        // Reads run on the blocking pool, as the API's do.
+        let read = |from: u64| {
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || log.read(from, 10_000, 150_000).unwrap())
+        };
+        let check = |b: &ReadBatch, from: u64| {
+            for (i, r) in b.records.iter().enumerate() {
+                let want = record(from as usize + i);
+                assert_eq!(r.offset, from + i as u64);
+                assert_eq!(r.data, want.data, "record {}", r.offset);
+            }
+        };
+        let mut from = 0u64;
+        let mut calls = 0;
+        while from < 4000 {
+            let b = read(from).await.unwrap();
+            check(&b, from);
+            from = b.next_offset;
+            calls += 1;
+        }
+        let hits =
+            |log: &ShardLog| -> u64 { log.view().segments.iter().map(|s| s.ahead_hits()).sum() };
+        assert!(log.view().segments.len() > 3, "segments rolled");
+        assert!(
+            hits(&log) >= calls as u64 / 2,
+            "{} of {calls} calls used read-ahead",
+            hits(&log)
+        );
+        // A read-ahead started at the durable end covers nothing; records appended after it
+        // are read from the file, whole.
+        for _ in 0..3 {
+            append(7).await;
+            let b = read(from).await.unwrap();
+            assert_eq!(b.records.len(), 7);
+            check(&b, from);
+            from = b.next_offset;
+        }
+        // A read-ahead window ends where the durable data ended when it started.
+        append(50).await;
+        let b = read(from).await.unwrap();
+        check(&b, from);
+        append(50).await;
+        let b2 = read(b.next_offset).await.unwrap();
+        check(&b2, b.next_offset);
+        assert_eq!(b2.next_offset as usize, next);
     }
 
     #[tokio::test]

@@ -8,8 +8,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -95,7 +96,104 @@ pub struct Segment {
     /// The direct writer's staging buffer (writer task only); dropped when the segment is
     /// sealed.
     stage: Mutex<Option<Stage>>,
+    /// The window a direct-I/O segment reads ahead for the next sequential read.
+    ahead: Mutex<Option<Ahead>>,
+    /// Reads served from `ahead`.
+    ahead_hits: AtomicU64,
 }
+
+/// Bytes that read-ahead windows may hold at once, over every segment of the process.
+const AHEAD_BUDGET: usize = 64 << 20;
+/// Most bytes one read-ahead window covers.
+const AHEAD_MAX: usize = 16 << 20;
+/// A read-ahead window nobody took within this long is dropped by [`Segment::drop_stale_ahead`].
+const AHEAD_STALE: Duration = Duration::from_secs(10);
+
+static AHEAD_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes reserved from [`AHEAD_BUDGET`], given back on drop.
+struct AheadBudget(usize);
+
+impl AheadBudget {
+    fn reserve(n: usize) -> Option<AheadBudget> {
+        AHEAD_IN_USE
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + n <= AHEAD_BUDGET).then_some(used + n)
+            })
+            .ok()
+            .map(|_| AheadBudget(n))
+    }
+}
+
+impl Drop for AheadBudget {
+    fn drop(&mut self) {
+        AHEAD_IN_USE.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
+
+/// Reads started in the background (on the blocking pool) for the reader expected next: the
+/// chunks `[start, end)` are read one after the other, and a reader waits only for the chunk
+/// it needs. Chunks start and end at batch boundaries (index entries, or the durable length
+/// when the read-ahead started), so every batch lies whole in one chunk and every byte of a
+/// chunk is final.
+struct Ahead {
+    chunks: Vec<(u64, u64)>,
+    since: Instant,
+    done: Arc<AheadDone>,
+    _budget: AheadBudget,
+}
+
+/// The chunks read so far, in order.
+#[derive(Default)]
+struct AheadDone {
+    read: Mutex<Vec<std::io::Result<Bytes>>>,
+    cvar: Condvar,
+}
+
+impl AheadDone {
+    /// Chunk `i` (read from `start`, the chunk's start rounded down to a block) cut to `len`
+    /// bytes, once read; `None` if its read failed: the reader then reads for itself and meets
+    /// the error there.
+    fn wait(&self, i: usize, len: usize) -> Option<Bytes> {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        while read.len() <= i {
+            read = self.cvar.wait(read).unwrap_or_else(|e| e.into_inner());
+        }
+        let data = read[i].as_ref().ok()?;
+        Some(data.slice(..len.min(data.len())))
+    }
+}
+
+/// The read-ahead task's hold on [`AheadDone`]: when dropped, chunks it never read count as
+/// failed, so that no reader waits for them.
+struct AheadGuard {
+    done: Arc<AheadDone>,
+    chunks: usize,
+}
+
+impl AheadGuard {
+    fn push(&self, read: std::io::Result<Bytes>) {
+        self.done
+            .read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(read);
+        self.done.cvar.notify_all();
+    }
+}
+
+impl Drop for AheadGuard {
+    fn drop(&mut self) {
+        let mut read = self.done.read.lock().unwrap_or_else(|e| e.into_inner());
+        while read.len() < self.chunks {
+            read.push(Err(std::io::ErrorKind::Interrupted.into()));
+        }
+        self.done.cvar.notify_all();
+    }
+}
+
+/// Bytes a read-ahead chunk aims for (it ends at the first batch boundary past this).
+const AHEAD_CHUNK: u64 = 2 << 20;
 
 #[derive(Debug, Default)]
 struct SegmentMeta {
@@ -141,6 +239,8 @@ impl Segment {
             sealed: AtomicBool::new(false),
             meta: Mutex::new(SegmentMeta::default()),
             stage: Mutex::new(None),
+            ahead: Mutex::new(None),
+            ahead_hits: AtomicU64::new(0),
         }
     }
 
@@ -532,6 +632,123 @@ impl Segment {
         }
     }
 
+    /// Starts reading about `len` bytes at `position` (a batch boundary) in the background, for
+    /// a sequential reader expected to ask for them next (direct I/O only: the page cache does
+    /// its own read-ahead). Returns how many bytes from `position` it covers: 0 when it was
+    /// skipped because there is nothing durable there yet, no runtime is at hand, or read-ahead
+    /// already holds [`AHEAD_BUDGET`] bytes.
+    pub fn read_ahead(self: &Arc<Self>, position: u64, len: usize) -> u64 {
+        if !self.is_direct() {
+            return 0;
+        }
+        let durable = self.durable_len();
+        let want_end = durable.min(position + len.min(AHEAD_MAX) as u64);
+        if want_end <= position {
+            return 0;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return 0;
+        };
+        let mut slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = slot.as_ref() {
+            let (first, last) = (a.chunks[0].0, a.chunks[a.chunks.len() - 1].1);
+            if first <= position && last >= want_end {
+                return last - position;
+            }
+        }
+        // The window being replaced gives its budget back first.
+        *slot = None;
+        let chunks = self.ahead_chunks(position, want_end, durable);
+        let end = chunks.last().map_or(position, |c| c.1);
+        let Some(budget) = AheadBudget::reserve((end - align_down(position)) as usize) else {
+            return 0;
+        };
+        let done = Arc::new(AheadDone::default());
+        *slot = Some(Ahead {
+            chunks: chunks.clone(),
+            since: Instant::now(),
+            done: done.clone(),
+            _budget: budget,
+        });
+        drop(slot);
+        let seg = self.clone();
+        // Should the task be dropped unrun (the runtime shutting down), the guard still ends
+        // every wait.
+        let guard = AheadGuard {
+            done,
+            chunks: chunks.len(),
+        };
+        runtime.spawn_blocking(move || {
+            for (start, end) in chunks {
+                let read = seg.read_window(align_down(start), align_up(end));
+                guard.push(read);
+            }
+        });
+        end - position
+    }
+
+    /// Cuts `[position, want_end)` into chunks of about [`AHEAD_CHUNK`] at index entries
+    /// (batch starts). The last chunk ends at the last index entry before `want_end`, or at
+    /// `durable` when that comes first, so that no batch is cut.
+    fn ahead_chunks(&self, position: u64, want_end: u64, durable: u64) -> Vec<(u64, u64)> {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut chunks = Vec::new();
+        let mut start = position;
+        let from = meta.index.partition_point(|e| e.position <= position);
+        for e in &meta.index[from..] {
+            if e.position > want_end {
+                break;
+            }
+            if e.position - start >= AHEAD_CHUNK || e.position == want_end {
+                chunks.push((start, e.position));
+                start = e.position;
+            }
+        }
+        if want_end == durable && start < durable {
+            chunks.push((start, durable));
+        } else if chunks.is_empty() {
+            // No batch boundary known before `want_end`: up to the durable end, within the cap.
+            let end = durable.min(position + AHEAD_MAX as u64);
+            if end > position {
+                chunks.push((position, end));
+            }
+        }
+        chunks
+    }
+
+    /// The read-ahead chunk holding `[pos, stop)` with the block-aligned position it starts
+    /// at, once its read finished. The window stays until the next read-ahead replaces it: one
+    /// call may read the segment in several passes.
+    fn take_ahead(&self, pos: u64, stop: u64) -> Option<(u64, Bytes)> {
+        let (i, start, end, done) = {
+            let slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+            let a = slot.as_ref()?;
+            let i = a.chunks.iter().position(|&(s, e)| s <= pos && stop <= e)?;
+            let (s, e) = a.chunks[i];
+            (i, align_down(s), e, a.done.clone())
+        };
+        let data = done.wait(i, (end - start) as usize)?;
+        self.ahead_hits.fetch_add(1, Ordering::Relaxed);
+        Some((start, data))
+    }
+
+    /// How many reads the read-ahead served.
+    #[cfg(test)]
+    pub fn ahead_hits(&self) -> u64 {
+        self.ahead_hits.load(Ordering::Relaxed)
+    }
+
+    /// Drops a read-ahead window nobody took for [`AHEAD_STALE`] (its reader went away).
+    pub fn drop_stale_ahead(&self) {
+        let mut slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|a| a.since.elapsed() > AHEAD_STALE)
+        {
+            *slot = None;
+        }
+    }
+
     /// The position to start reading from to find `offset`: the last index entry at or before it.
     pub fn position_for_offset(&self, offset: u64) -> u64 {
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
@@ -644,6 +861,12 @@ impl<'a> Windows<'a> {
         let stop = pos + len as u64;
         let covered = pos >= self.start && stop <= self.start + self.data.len() as u64;
         if !covered {
+            if let Some((start, data)) = self.seg.take_ahead(pos, stop) {
+                self.start = start;
+                self.data = data;
+                let from = (pos - start) as usize;
+                return Ok(self.data.slice(from..from + len));
+            }
             let (start, window_end) = if self.seg.is_direct() {
                 let want = (len as u64).max(wanted.min(WINDOW));
                 (
