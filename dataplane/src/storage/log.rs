@@ -613,11 +613,13 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             // A small write through the page cache only copies into it (microseconds): doing it
             // here saves a hand-off to the blocking pool per round. Large ones and direct ones
             // go to a blocking thread.
+            // Zeros ahead only pay off when each round is synced.
+            let zero_ahead = cfg.fsync;
             let (write, synced) = if round_len <= INLINE_WRITE_BYTES && !seg.is_direct() {
-                (seg.write_encoded_at(pos, &buf), Ok(()))
+                (seg.write_encoded_at(pos, &buf, zero_ahead), Ok(()))
             } else {
                 tokio::task::spawn_blocking(move || {
-                    let write = seg.write_encoded_at(pos, &buf);
+                    let write = seg.write_encoded_at(pos, &buf, zero_ahead);
                     let synced = match (&write, sync_here) {
                         (Ok(()), true) => seg.sync(),
                         _ => Ok(()),
@@ -1147,6 +1149,82 @@ mod tests {
         let b2 = read(b.next_offset).await.unwrap();
         check(&b2, b.next_offset);
         assert_eq!(b2.next_offset as usize, next);
+    }
+
+    #[tokio::test]
+    async fn small_synced_rounds_write_zeros_ahead_that_sealing_and_recovery_cut_off() {
+        let disk = tempfile::tempdir().unwrap();
+        let mut cases = vec![(disk.path().join("buffered"), false, true)];
+        if supports_direct(disk.path()) {
+            cases.push((disk.path().join("direct"), true, true));
+        }
+        cases.push((disk.path().join("unsynced"), false, false));
+        for (dir, direct_io, fsync) in cases {
+            let c = StorageConfig {
+                dir: Some(dir.clone()),
+                segment_bytes: 1 << 20,
+                index_interval_bytes: 4096,
+                direct_io,
+                fsync,
+                ..StorageConfig::default()
+            };
+            let file_len = |log: &ShardLog| {
+                let active = log.view().segments.last().unwrap().clone();
+                let (_, path) = Segment::list(&dir).unwrap().pop().unwrap();
+                (std::fs::read(path).unwrap(), active.durable_len())
+            };
+            let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
+            for _ in 0..20 {
+                log.append(recs(3, 100), 0).await.unwrap();
+            }
+            let (bytes, durable) = file_len(&log);
+            if fsync {
+                // The zeros reach past the last block written by up to `ZERO_AHEAD`.
+                let ahead = bytes.len() as u64 - durable;
+                assert!(
+                    ahead > 4096 && ahead <= crate::storage::segment::ZERO_AHEAD + 4096,
+                    "{}: {} bytes in the file, {durable} durable",
+                    dir.display(),
+                    bytes.len()
+                );
+                assert!(bytes[durable as usize..].iter().all(|&b| b == 0));
+            } else {
+                assert_eq!(bytes.len() as u64, durable, "no zeros without fsync");
+            }
+            // A restart (here without sealing, as after a crash) drops the zeros and keeps
+            // every record; appends go on from there.
+            drop(log);
+            let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
+            assert_eq!(log.end_offset(), 60);
+            let (bytes, durable) = file_len(&log);
+            assert_eq!(bytes.len() as u64, durable, "{}", dir.display());
+            for _ in 0..10 {
+                log.append(recs(3, 100), 0).await.unwrap();
+            }
+            // A large round zeroes nothing; a roll seals the segment without its zeros.
+            log.append(recs(100, 1000), 0).await.unwrap();
+            let sealed = log.view().segments.last().unwrap().clone();
+            log.append(recs(1, 10), 0).await.unwrap();
+            for _ in 0..1100 {
+                log.append(recs(1, 1000), 0).await.unwrap();
+                if !Arc::ptr_eq(log.view().segments.last().unwrap(), &sealed) {
+                    break;
+                }
+            }
+            assert!(
+                !Arc::ptr_eq(log.view().segments.last().unwrap(), &sealed),
+                "rolled"
+            );
+            let (_, path) = Segment::list(&dir).unwrap().remove(0);
+            assert_eq!(std::fs::metadata(path).unwrap().len(), sealed.durable_len());
+            let end = log.end_offset();
+            log.shutdown().await;
+            let log = ShardLog::open(c, Clock::default(), 0, false).unwrap();
+            assert_eq!(log.end_offset(), end);
+            let b = log.read(0, 10_000, 64 << 20).unwrap();
+            assert_eq!(b.records.len() as u64, end);
+            assert_eq!(b.records[150].data, Bytes::from(vec![60u8; 1000]));
+        }
     }
 
     #[tokio::test]

@@ -100,6 +100,29 @@ pub struct Segment {
     ahead: Mutex<Option<Ahead>>,
     /// Reads served from `ahead`.
     ahead_hits: AtomicU64,
+    /// End of the zeros written ahead of the data (see [`ZERO_AHEAD`]); writer task only.
+    zeroed_to: AtomicU64,
+}
+
+/// Bytes of zeros written past a small round's end. An append that grows a file allocates
+/// blocks and changes its size, so the `fdatasync` that follows must also write the inode (a
+/// third wait for the device, after the data and before the cache flush); appends into blocks
+/// already written skip it. So a round of up to [`ZERO_AHEAD_ROUND_MAX`] bytes that ends past
+/// the zeros writes this many more after itself, and the next rounds overwrite them. (PostgreSQL
+/// zero-fills its WAL files for the same reason.) Sealing cuts the zeros off; recovery drops
+/// them with any torn tail.
+pub const ZERO_AHEAD: u64 = 256 << 10;
+/// Largest round that zeroes ahead: a larger round's inode write is a small part of its sync,
+/// and zeroing ahead of it would add as much device traffic as it saves.
+pub const ZERO_AHEAD_ROUND_MAX: usize = 64 << 10;
+
+/// Zero bytes for [`Segment::write_zeros`] (up to a block more than [`ZERO_AHEAD`]),
+/// block-aligned for direct writes.
+fn zeros() -> &'static [u8] {
+    static ZEROS: std::sync::OnceLock<aligned::AlignedBuf> = std::sync::OnceLock::new();
+    ZEROS
+        .get_or_init(|| aligned::AlignedBuf::zeroed(ZERO_AHEAD as usize + ALIGN))
+        .as_ref()
 }
 
 /// Bytes that read-ahead windows may hold at once, over every segment of the process.
@@ -241,6 +264,7 @@ impl Segment {
             stage: Mutex::new(None),
             ahead: Mutex::new(None),
             ahead_hits: AtomicU64::new(0),
+            zeroed_to: AtomicU64::new(0),
         }
     }
 
@@ -375,8 +399,9 @@ impl Segment {
             expected = h.next_offset();
         }
         if pos < len {
-            // A direct writer pads its last block with zeros; that padding is not damage.
-            let padding = len - pos < ALIGN as u64
+            // A direct writer pads its last block with zeros, and small rounds write zeros
+            // ahead of themselves (`ZERO_AHEAD`); those zeros are not damage.
+            let padding = len - pos < ALIGN as u64 + ZERO_AHEAD
                 && reader
                     .get(pos, (len - pos) as usize, 0)
                     .is_ok_and(|rest| rest.iter().all(|&b| b == 0));
@@ -461,7 +486,16 @@ impl Segment {
     /// A direct-I/O file gets the round through the segment's staging buffer instead: one copy
     /// in memory that is reused round after round, then block-aligned writes that bypass the
     /// page cache.
-    pub fn write_encoded_at(&self, pos: u64, enc: &Encoded) -> Result<(), StorageError> {
+    pub fn write_encoded_at(
+        &self,
+        pos: u64,
+        enc: &Encoded,
+        zero_ahead: bool,
+    ) -> Result<(), StorageError> {
+        let end = pos + enc.len() as u64;
+        let zero_ahead = zero_ahead
+            && enc.len() <= ZERO_AHEAD_ROUND_MAX
+            && end > self.zeroed_to.load(Ordering::Acquire);
         match &self.store {
             Store::File {
                 path,
@@ -479,15 +513,23 @@ impl Segment {
                     Ok(stage)
                 })();
                 match written {
-                    Ok(stage) => {
-                        *slot = Some(stage);
-                        Ok(())
-                    }
-                    Err(e) => Err(StorageError::io(path, e)),
+                    Ok(stage) => *slot = Some(stage),
+                    Err(e) => return Err(StorageError::io(path, e)),
                 }
+                if zero_ahead {
+                    // The staged write ended at a block boundary; the zeros follow it.
+                    self.write_zeros(file, align_up(end))
+                        .map_err(|e| StorageError::io(path, e))?;
+                }
+                Ok(())
             }
             Store::File { path, file, .. } => {
-                write_vectored_all_at(file, pos, enc).map_err(|e| StorageError::io(path, e))
+                write_vectored_all_at(file, pos, enc).map_err(|e| StorageError::io(path, e))?;
+                if zero_ahead {
+                    self.write_zeros(file, end)
+                        .map_err(|e| StorageError::io(path, e))?;
+                }
+                Ok(())
             }
             Store::Memory(buf) => {
                 let mut buf = buf.write().unwrap_or_else(|e| e.into_inner());
@@ -503,6 +545,14 @@ impl Segment {
 
     /// Shrinks the direct writer's staging buffer to the one block it must keep, so a segment
     /// that is no longer being written (an idle or closed log's) holds 4 KiB, not up to 1 MiB.
+    /// Writes zeros from `from` up to [`ZERO_AHEAD`] past the block boundary at or after it.
+    fn write_zeros(&self, file: &File, from: u64) -> std::io::Result<()> {
+        let to = align_up(from) + ZERO_AHEAD;
+        std::os::unix::fs::FileExt::write_all_at(file, &zeros()[..(to - from) as usize], from)?;
+        self.zeroed_to.store(to, Ordering::Release);
+        Ok(())
+    }
+
     pub fn shrink_stage(&self) {
         if let Some(stage) = self
             .stage
@@ -537,6 +587,7 @@ impl Segment {
             Store::File { path, file, .. } => {
                 file.set_len(len).map_err(|e| StorageError::io(path, e))?;
                 file.sync_all().map_err(|e| StorageError::io(path, e))?;
+                self.zeroed_to.store(len, Ordering::Release);
             }
             Store::Memory(buf) => buf
                 .write()
@@ -554,8 +605,9 @@ impl Segment {
         let Store::File { path, file, direct } = &self.store else {
             return Ok(());
         };
-        if *direct {
-            // Cut the zero padding after the last block, so the length is the log's.
+        if *direct || self.zeroed_to.load(Ordering::Acquire) > self.durable_len() {
+            // Cut the zeros after the last batch (a direct writer's padding, zeros written
+            // ahead), so the length is the log's.
             file.set_len(self.durable_len())
                 .map_err(|e| StorageError::io(path, e))?;
         }
