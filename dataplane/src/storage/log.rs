@@ -316,7 +316,7 @@ impl ShardLog {
             let first = segments
                 .partition_point(|s| s.base_offset <= next)
                 .saturating_sub(1);
-            let mut want = (bytes + bytes / 4 + (1 << 20)) as u64;
+            let mut want = (bytes + bytes / 16 + (128 << 10)) as u64;
             for (i, seg) in segments.iter().enumerate().skip(first) {
                 let at = if i == first {
                     seg.position_for_offset(next)
