@@ -370,9 +370,7 @@ impl ShardLog {
     ///
     /// It also gives back the staging memory of a direct-I/O log idle for a minute.
     pub fn trim(&self, cutoff_ms: i64) -> Result<(), StorageError> {
-        let segments = self.view().segments.clone();
-        segments.iter().for_each(|s| s.drop_stale_ahead());
-        let active = segments.last().cloned();
+        let active = self.view().segments.last().cloned();
         if let Some(active) = active {
             if self.inner.clock.now_ms() - active.last_arrival_ms() > IDLE_STAGE_MS {
                 active.shrink_stage();
@@ -385,7 +383,10 @@ impl ShardLog {
     /// Makes records below `horizon` unreadable and deletes sealed segments holding only such
     /// records (a consumer that keeps its own checkpoint, such as a delivery stream's buffer,
     /// releases what it has delivered). Steps 1-3 of [`ShardLog::trim`] with a given horizon.
+    /// Also drops read-ahead windows nobody used for a while.
     pub fn trim_to_offset(&self, horizon: u64) -> Result<(), StorageError> {
+        let segments = self.view().segments.clone();
+        segments.iter().for_each(|s| s.drop_stale_ahead());
         let mut doomed = Vec::new();
         let roll = {
             let mut v = self.inner.view.write().unwrap_or_else(|e| e.into_inner());
