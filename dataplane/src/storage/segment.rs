@@ -543,8 +543,6 @@ impl Segment {
         }
     }
 
-    /// Shrinks the direct writer's staging buffer to the one block it must keep, so a segment
-    /// that is no longer being written (an idle or closed log's) holds 4 KiB, not up to 1 MiB.
     /// Writes zeros from `from` up to [`ZERO_AHEAD`] past the block boundary at or after it.
     fn write_zeros(&self, file: &File, from: u64) -> std::io::Result<()> {
         let to = align_up(from) + ZERO_AHEAD;
@@ -553,6 +551,8 @@ impl Segment {
         Ok(())
     }
 
+    /// Shrinks the direct writer's staging buffer to the one block it must keep, so a segment
+    /// that is no longer being written (an idle or closed log's) holds 4 KiB, not up to 1 MiB.
     pub fn shrink_stage(&self) {
         if let Some(stage) = self
             .stage
@@ -711,7 +711,9 @@ impl Segment {
         // The window being replaced gives its budget back first.
         *slot = None;
         let chunks = self.ahead_chunks(position, want_end, durable);
-        let end = chunks.last().map_or(position, |c| c.1);
+        let Some(&(_, end)) = chunks.last() else {
+            return 0;
+        };
         let Some(budget) = AheadBudget::reserve((end - align_down(position)) as usize) else {
             return 0;
         };
@@ -740,24 +742,28 @@ impl Segment {
     }
 
     /// Cuts `[position, want_end)` into chunks of about [`AHEAD_CHUNK`] at index entries
-    /// (batch starts). The last chunk ends at the last index entry before `want_end`, or at
-    /// `durable` when that comes first, so that no batch is cut.
+    /// (batch starts). The last chunk ends at the last index entry at or before `want_end`, or
+    /// at `durable` when that is `want_end`, so that no batch is cut.
     fn ahead_chunks(&self, position: u64, want_end: u64, durable: u64) -> Vec<(u64, u64)> {
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         let mut chunks = Vec::new();
         let mut start = position;
+        let mut last = position;
         let from = meta.index.partition_point(|e| e.position <= position);
         for e in &meta.index[from..] {
             if e.position > want_end {
                 break;
             }
-            if e.position - start >= AHEAD_CHUNK || e.position == want_end {
+            last = e.position;
+            if e.position - start >= AHEAD_CHUNK {
                 chunks.push((start, e.position));
                 start = e.position;
             }
         }
         if want_end == durable && start < durable {
             chunks.push((start, durable));
+        } else if last > start {
+            chunks.push((start, last));
         } else if chunks.is_empty() {
             // No batch boundary known before `want_end`: up to the durable end, within the cap.
             let end = durable.min(position + AHEAD_MAX as u64);
