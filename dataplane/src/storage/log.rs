@@ -318,6 +318,9 @@ impl ShardLog {
                 .saturating_sub(1);
             let mut want = (bytes + bytes / 16 + (128 << 10)) as u64;
             for (i, seg) in segments.iter().enumerate().skip(first) {
+                if !seg.is_direct() {
+                    break;
+                }
                 let at = if i == first {
                     seg.position_for_offset(next)
                 } else {
@@ -611,11 +614,11 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             // fdatasync then covers (pipelining the sync behind the next write, as for the
             // page cache, splits concurrent producers into two cohorts with a sync each).
             let sync_here = seg.is_direct() && cfg.fsync;
+            // Zeros ahead only pay off when each round is synced.
+            let zero_ahead = cfg.fsync;
             // A small write through the page cache only copies into it (microseconds): doing it
             // here saves a hand-off to the blocking pool per round. Large ones and direct ones
             // go to a blocking thread.
-            // Zeros ahead only pay off when each round is synced.
-            let zero_ahead = cfg.fsync;
             let (write, synced) = if round_len <= INLINE_WRITE_BYTES && !seg.is_direct() {
                 (seg.write_encoded_at(pos, &buf, zero_ahead), Ok(()))
             } else {

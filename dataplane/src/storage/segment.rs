@@ -919,25 +919,26 @@ impl<'a> Windows<'a> {
         let stop = pos + len as u64;
         let covered = pos >= self.start && stop <= self.start + self.data.len() as u64;
         if !covered {
-            if let Some((start, data)) = self.seg.take_ahead(pos, stop) {
+            // Only direct-I/O segments read ahead.
+            let ahead = self.seg.is_direct().then(|| self.seg.take_ahead(pos, stop));
+            if let Some((start, data)) = ahead.flatten() {
                 self.start = start;
                 self.data = data;
-                let from = (pos - start) as usize;
-                return Ok(self.data.slice(from..from + len));
-            }
-            let (start, window_end) = if self.seg.is_direct() {
-                let want = (len as u64).max(wanted.min(WINDOW));
-                (
-                    align_down(pos),
-                    align_up((pos + want).min(self.end).max(stop)),
-                )
             } else {
-                (pos, stop)
-            };
-            self.data = self.seg.read_window(start, window_end)?;
-            self.start = start;
-            if stop > start + self.data.len() as u64 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                let (start, window_end) = if self.seg.is_direct() {
+                    let want = (len as u64).max(wanted.min(WINDOW));
+                    (
+                        align_down(pos),
+                        align_up((pos + want).min(self.end).max(stop)),
+                    )
+                } else {
+                    (pos, stop)
+                };
+                self.data = self.seg.read_window(start, window_end)?;
+                self.start = start;
+                if stop > start + self.data.len() as u64 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
             }
         }
         let from = (pos - self.start) as usize;
