@@ -268,38 +268,48 @@ impl ShardLog {
             let seg = &segments[idx];
             let mut position = seg.position_for_offset(from.max(seg.base_offset));
             loop {
-                let batches = seg.read_batches(
+                // Each batch is decoded as soon as it is read and verified, while it is still
+                // in the CPU's cache (decoding touches every record's header).
+                let mut stop = false;
+                let mut visited = false;
+                position = seg.visit_batches(
                     position,
                     max_bytes.saturating_sub(bytes),
                     from,
                     max_records.saturating_sub(out.records.len()),
-                )?;
-                if batches.is_empty() {
-                    break;
-                }
-                for (h, batch) in &batches {
-                    position += u64::from(h.len);
-                    if h.next_offset() <= from || h.base_offset >= end {
-                        continue;
-                    }
-                    let before = out.records.len();
-                    format::decode_records(h, batch, from, &mut out.records, max_records)
-                        .ok_or_else(|| StorageError::Corrupt {
-                            path: seg.describe(),
-                            position,
-                        })?;
-                    for i in before..out.records.len() {
-                        let r = &out.records[i];
-                        let size = r.data.len() + r.partition_key.len();
-                        if bytes + size > max_bytes && i > 0 {
-                            out.records.truncate(i);
-                            break 'segments;
+                    |h, batch, at| {
+                        visited = true;
+                        if h.next_offset() <= from || h.base_offset >= end {
+                            return Ok(true);
                         }
-                        bytes += size;
-                    }
-                    if out.records.len() >= max_records || bytes >= max_bytes {
-                        break 'segments;
-                    }
+                        let before = out.records.len();
+                        format::decode_records(h, batch, from, &mut out.records, max_records)
+                            .ok_or_else(|| StorageError::Corrupt {
+                                path: seg.describe(),
+                                position: at + u64::from(h.len),
+                            })?;
+                        for i in before..out.records.len() {
+                            let r = &out.records[i];
+                            let size = r.data.len() + r.partition_key.len();
+                            if bytes + size > max_bytes && i > 0 {
+                                out.records.truncate(i);
+                                stop = true;
+                                return Ok(false);
+                            }
+                            bytes += size;
+                        }
+                        if out.records.len() >= max_records || bytes >= max_bytes {
+                            stop = true;
+                            return Ok(false);
+                        }
+                        Ok(true)
+                    },
+                )?;
+                if stop {
+                    break 'segments;
+                }
+                if !visited {
+                    break;
                 }
             }
             idx += 1;
@@ -1135,6 +1145,20 @@ mod tests {
             hits(&log) >= calls as u64 / 2,
             "{} of {calls} calls used read-ahead",
             hits(&log)
+        );
+        // Each call's read-ahead overlaps the next one's; what was read ahead is kept, not
+        // read again (beyond rounding each chunk out to whole blocks).
+        let (chunks, ahead_bytes) = log
+            .view()
+            .segments
+            .iter()
+            .map(|s| s.ahead_read())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let logged: u64 = log.view().segments.iter().map(|s| s.durable_len()).sum();
+        assert!(chunks > 0);
+        assert!(
+            ahead_bytes <= logged + chunks * 2 * crate::storage::aligned::ALIGN as u64,
+            "read {ahead_bytes} bytes ahead in {chunks} chunks of a {logged}-byte log"
         );
         // A read-ahead started at the durable end covers nothing; records appended after it
         // are read from the file, whole.

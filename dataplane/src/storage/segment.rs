@@ -4,6 +4,7 @@
 //! Only the writer task appends, and only at the durable end, so readers can read any byte
 //! below `durable_len` without locks on the data itself.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -100,6 +101,8 @@ pub struct Segment {
     ahead: Mutex<Option<Ahead>>,
     /// Reads served from `ahead`.
     ahead_hits: AtomicU64,
+    /// Chunks and bytes read ahead.
+    ahead_read: [AtomicU64; 2],
     /// End of the zeros written ahead of the data (see [`ZERO_AHEAD`]); writer task only.
     zeroed_to: AtomicU64,
 }
@@ -154,64 +157,83 @@ impl Drop for AheadBudget {
     }
 }
 
-/// Reads started in the background (on the blocking pool) for the reader expected next: the
-/// chunks `[start, end)` are read one after the other, and a reader waits only for the chunk
-/// it needs. Chunks start and end at batch boundaries (index entries, or the durable length
-/// when the read-ahead started), so every batch lies whole in one chunk and every byte of a
-/// chunk is final.
+/// Reads started in the background (on the blocking pool) for the reader expected next: a
+/// sliding window of chunks, each read once. A reader waits only for the chunk it needs; the
+/// next read-ahead drops the chunks before its position, keeps the rest (read or still being
+/// read) and adds chunks after them. Chunks start and end at batch boundaries (index entries,
+/// or the durable length when they were added), so every batch lies whole in one chunk and
+/// every byte of a chunk is final.
 struct Ahead {
-    chunks: Vec<(u64, u64)>,
+    chunks: VecDeque<AheadChunk>,
+    /// When the window was last extended or read from.
     since: Instant,
-    done: Arc<AheadDone>,
+}
+
+/// One chunk of a read-ahead window: `[start, end)`, read from `start` rounded down to a block.
+struct AheadChunk {
+    start: u64,
+    end: u64,
+    slot: Arc<ChunkSlot>,
     _budget: AheadBudget,
 }
 
-/// The chunks read so far, in order.
+/// A chunk's data once its read finished.
 #[derive(Default)]
-struct AheadDone {
-    read: Mutex<Vec<std::io::Result<Bytes>>>,
+struct ChunkSlot {
+    read: Mutex<Option<std::io::Result<Bytes>>>,
     cvar: Condvar,
 }
 
-impl AheadDone {
-    /// Chunk `i` (read from `start`, the chunk's start rounded down to a block) cut to `len`
-    /// bytes, once read; `None` if its read failed: the reader then reads for itself and meets
-    /// the error there.
-    fn wait(&self, i: usize, len: usize) -> Option<Bytes> {
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        while read.len() <= i {
-            read = self.cvar.wait(read).unwrap_or_else(|e| e.into_inner());
+impl ChunkSlot {
+    fn fill(&self, read: std::io::Result<Bytes>) {
+        let mut slot = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(read);
         }
-        let data = read[i].as_ref().ok()?;
-        Some(data.slice(..len.min(data.len())))
+        self.cvar.notify_all();
+    }
+
+    /// The chunk cut to `len` bytes, once read; `None` if its read failed: the reader then
+    /// reads for itself and meets the error there.
+    fn wait(&self, len: usize) -> Option<Bytes> {
+        let mut slot = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match slot.as_ref() {
+                Some(Ok(data)) => return Some(data.slice(..len.min(data.len()))),
+                Some(Err(_)) => return None,
+                None => slot = self.cvar.wait(slot).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
     }
 }
 
-/// The read-ahead task's hold on [`AheadDone`]: when dropped, chunks it never read count as
-/// failed, so that no reader waits for them.
-struct AheadGuard {
-    done: Arc<AheadDone>,
-    chunks: usize,
-}
+/// The chunks one read-ahead task reads, in order. When dropped (the task done, or dropped
+/// unrun as the runtime shuts down), chunks it never read count as failed, so that no reader
+/// waits for them.
+struct AheadTask(VecDeque<(u64, u64, Arc<ChunkSlot>)>);
 
-impl AheadGuard {
-    fn push(&self, read: std::io::Result<Bytes>) {
-        self.done
-            .read
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(read);
-        self.done.cvar.notify_all();
+impl AheadTask {
+    fn run(mut self, seg: &Segment) {
+        while let Some((start, end, slot)) = self.0.pop_front() {
+            // Nobody else holds the slot: the window moved past this chunk before its turn.
+            if Arc::strong_count(&slot) == 1 {
+                continue;
+            }
+            let read = seg.read_window(align_down(start), align_up(end));
+            if let Ok(data) = &read {
+                seg.ahead_read[0].fetch_add(1, Ordering::Relaxed);
+                seg.ahead_read[1].fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+            slot.fill(read);
+        }
     }
 }
 
-impl Drop for AheadGuard {
+impl Drop for AheadTask {
     fn drop(&mut self) {
-        let mut read = self.done.read.lock().unwrap_or_else(|e| e.into_inner());
-        while read.len() < self.chunks {
-            read.push(Err(std::io::ErrorKind::Interrupted.into()));
+        for (_, _, slot) in self.0.drain(..) {
+            slot.fill(Err(std::io::ErrorKind::Interrupted.into()));
         }
-        self.done.cvar.notify_all();
     }
 }
 
@@ -264,6 +286,7 @@ impl Segment {
             stage: Mutex::new(None),
             ahead: Mutex::new(None),
             ahead_hits: AtomicU64::new(0),
+            ahead_read: [AtomicU64::new(0), AtomicU64::new(0)],
             zeroed_to: AtomicU64::new(0),
         }
     }
@@ -684,11 +707,13 @@ impl Segment {
         }
     }
 
-    /// Starts reading about `len` bytes at `position` (a batch boundary) in the background, for
-    /// a sequential reader expected to ask for them next (direct I/O only: the page cache does
-    /// its own read-ahead). Returns how many bytes from `position` it covers: 0 when it was
-    /// skipped because there is nothing durable there yet, no runtime is at hand, or read-ahead
-    /// already holds [`AHEAD_BUDGET`] bytes.
+    /// Makes the read-ahead window cover about `len` bytes from `position` (a batch boundary),
+    /// for a sequential reader expected to ask for them next (direct I/O only: the page cache
+    /// does its own read-ahead): chunks before `position` are dropped, and chunks up to
+    /// `position + len` are added after the ones kept and read in the background. Returns how
+    /// many bytes from `position` the window covers: 0 when there is nothing durable there
+    /// yet or no runtime is at hand; less than asked when read-ahead already holds
+    /// [`AHEAD_BUDGET`] bytes.
     pub fn read_ahead(self: &Arc<Self>, position: u64, len: usize) -> u64 {
         if !self.is_direct() {
             return 0;
@@ -702,43 +727,47 @@ impl Segment {
             return 0;
         };
         let mut slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(a) = slot.as_ref() {
-            let (first, last) = (a.chunks[0].0, a.chunks[a.chunks.len() - 1].1);
-            if first <= position && last >= want_end {
-                return last - position;
+        let window = slot.get_or_insert_with(|| Ahead {
+            chunks: VecDeque::new(),
+            since: Instant::now(),
+        });
+        window.since = Instant::now();
+        while window.chunks.front().is_some_and(|c| c.end <= position) {
+            window.chunks.pop_front();
+        }
+        // The reader moved back: start over from its position.
+        if window.chunks.front().is_some_and(|c| c.start > position) {
+            window.chunks.clear();
+        }
+        let from = window.chunks.back().map_or(position, |c| c.end);
+        let mut task = AheadTask(VecDeque::new());
+        if from < want_end {
+            for (start, end) in self.ahead_chunks(from, want_end, durable) {
+                let Some(budget) =
+                    AheadBudget::reserve((align_up(end) - align_down(start)) as usize)
+                else {
+                    break;
+                };
+                let chunk = Arc::new(ChunkSlot::default());
+                window.chunks.push_back(AheadChunk {
+                    start,
+                    end,
+                    slot: chunk.clone(),
+                    _budget: budget,
+                });
+                task.0.push_back((start, end, chunk));
             }
         }
-        // The window being replaced gives its budget back first.
-        *slot = None;
-        let chunks = self.ahead_chunks(position, want_end, durable);
-        let Some(&(_, end)) = chunks.last() else {
-            return 0;
-        };
-        let Some(budget) = AheadBudget::reserve((end - align_down(position)) as usize) else {
-            return 0;
-        };
-        let done = Arc::new(AheadDone::default());
-        *slot = Some(Ahead {
-            chunks: chunks.clone(),
-            since: Instant::now(),
-            done: done.clone(),
-            _budget: budget,
-        });
+        let covered = window
+            .chunks
+            .back()
+            .map_or(0, |c| c.end.saturating_sub(position));
         drop(slot);
-        let seg = self.clone();
-        // Should the task be dropped unrun (the runtime shutting down), the guard still ends
-        // every wait.
-        let guard = AheadGuard {
-            done,
-            chunks: chunks.len(),
-        };
-        runtime.spawn_blocking(move || {
-            for (start, end) in chunks {
-                let read = seg.read_window(align_down(start), align_up(end));
-                guard.push(read);
-            }
-        });
-        end - position
+        if !task.0.is_empty() {
+            let seg = self.clone();
+            runtime.spawn_blocking(move || task.run(&seg));
+        }
+        covered
     }
 
     /// Cuts `[position, want_end)` into chunks of about [`AHEAD_CHUNK`] at index entries
@@ -775,17 +804,19 @@ impl Segment {
     }
 
     /// The read-ahead chunk holding `[pos, stop)` with the block-aligned position it starts
-    /// at, once its read finished. The window stays until the next read-ahead replaces it: one
-    /// call may read the segment in several passes.
+    /// at, once its read finished. The chunk stays in the window until a read-ahead starts
+    /// past it: one call may read the segment in several passes.
     fn take_ahead(&self, pos: u64, stop: u64) -> Option<(u64, Bytes)> {
-        let (i, start, end, done) = {
+        let (start, end, chunk) = {
             let slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-            let a = slot.as_ref()?;
-            let i = a.chunks.iter().position(|&(s, e)| s <= pos && stop <= e)?;
-            let (s, e) = a.chunks[i];
-            (i, align_down(s), e, a.done.clone())
+            let c = slot
+                .as_ref()?
+                .chunks
+                .iter()
+                .find(|c| c.start <= pos && stop <= c.end)?;
+            (align_down(c.start), c.end, c.slot.clone())
         };
-        let data = done.wait(i, (end - start) as usize)?;
+        let data = chunk.wait((end - start) as usize)?;
         self.ahead_hits.fetch_add(1, Ordering::Relaxed);
         Some((start, data))
     }
@@ -794,6 +825,15 @@ impl Segment {
     #[cfg(test)]
     pub fn ahead_hits(&self) -> u64 {
         self.ahead_hits.load(Ordering::Relaxed)
+    }
+
+    /// How many chunks, and bytes, were read ahead.
+    #[cfg(test)]
+    pub fn ahead_read(&self) -> (u64, u64) {
+        (
+            self.ahead_read[0].load(Ordering::Relaxed),
+            self.ahead_read[1].load(Ordering::Relaxed),
+        )
     }
 
     /// Drops a read-ahead window nobody took for [`AHEAD_STALE`] (its reader went away).
@@ -836,19 +876,39 @@ impl Segment {
     /// past the durable length. Returns the verified batches with their positions.
     pub fn read_batches(
         &self,
-        mut position: u64,
+        position: u64,
         max_bytes: usize,
         from: u64,
         max_records: usize,
     ) -> Result<Vec<(BatchHeader, Bytes)>, StorageError> {
-        let end = self.durable_len();
         let mut out = Vec::new();
+        self.visit_batches(position, max_bytes, from, max_records, |h, batch, _| {
+            out.push((*h, batch.clone()));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Segment::read_batches`], but hands each batch to `visit` (with its position) as
+    /// soon as it is verified, while its bytes are still in the CPU's cache; `visit` returns
+    /// `false` to stop. Returns the position after the last batch visited.
+    pub fn visit_batches(
+        &self,
+        mut position: u64,
+        max_bytes: usize,
+        from: u64,
+        max_records: usize,
+        mut visit: impl FnMut(&BatchHeader, &Bytes, u64) -> Result<bool, StorageError>,
+    ) -> Result<u64, StorageError> {
+        let end = self.durable_len();
         let mut total = 0usize;
         let mut records = 0usize;
+        let mut first = true;
         let mut reader = Windows::new(self, end);
         while position + BATCH_HEADER_LEN as u64 <= end
-            && (out.is_empty() || (total < max_bytes && records < max_records))
+            && (first || (total < max_bytes && records < max_records))
         {
+            first = false;
             let wanted = max_bytes.saturating_sub(total) as u64;
             let header = reader
                 .get(position, BATCH_HEADER_LEN, wanted)
@@ -865,10 +925,13 @@ impl Segment {
             }
             total += batch.len();
             records += h.next_offset().saturating_sub(from.max(h.base_offset)) as usize;
+            let at = position;
             position += u64::from(h.len);
-            out.push((h, batch));
+            if !visit(&h, &batch, at)? {
+                break;
+            }
         }
-        Ok(out)
+        Ok(position)
     }
 
     fn io_err(&self, e: std::io::Error) -> StorageError {
