@@ -15,6 +15,7 @@
 //! ```
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes_utils::Str;
 
 pub const MAGIC: u32 = 0x5452_4231;
 pub const BATCH_HEADER_LEN: usize = 36;
@@ -33,7 +34,8 @@ pub struct RecordIn {
 pub struct StoredRecord {
     pub offset: u64,
     pub arrival_ms: i64,
-    pub partition_key: String,
+    /// Shares the batch's buffer, like `data`.
+    pub partition_key: Str,
     pub data: Bytes,
     pub encrypted: bool,
 }
@@ -235,7 +237,8 @@ pub fn decode_records(
         }
         let pk_len = u16::from_be_bytes(batch.get(pos..pos + 2)?.try_into().ok()?) as usize;
         pos += 2;
-        let pk = batch.get(pos..pos + pk_len)?;
+        let pk_at = pos..pos + pk_len;
+        batch.get(pk_at.clone())?;
         pos += pk_len;
         let data_len = u32::from_be_bytes(batch.get(pos..pos + 4)?.try_into().ok()?) as usize;
         pos += 4;
@@ -247,7 +250,11 @@ pub fn decode_records(
             out.push(StoredRecord {
                 offset,
                 arrival_ms: header.arrival_ms,
-                partition_key: String::from_utf8_lossy(pk).into_owned(),
+                // Keys are UTF-8 when they are written; anything else is shown as the API
+                // would show it, with replacement characters.
+                partition_key: Str::try_from(batch.slice(pk_at)).unwrap_or_else(|e| {
+                    Str::from(String::from_utf8_lossy(&e.into_inner()).into_owned())
+                }),
                 data: batch.slice(pos..pos + data_len),
                 encrypted: header.flags & FLAG_ENCRYPTED != 0,
             });

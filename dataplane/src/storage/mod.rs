@@ -17,6 +17,7 @@ mod format;
 mod log;
 mod segment;
 
+pub use bytes_utils::Str;
 pub use format::{RecordIn, StoredRecord, BATCH_HEADER_LEN, FLAG_ENCRYPTED};
 pub use log::{AppendOutcome, ReadBatch, ShardLog};
 

@@ -51,7 +51,7 @@ fn encode_page(page: &ShardPage) -> Vec<u8> {
             Cbor::Array(vec![
                 int(r.offset),
                 Cbor::Integer(r.arrival_ms.into()),
-                Cbor::Text(r.partition_key.clone()),
+                Cbor::Text(r.partition_key.to_string()),
                 Cbor::Bytes(r.data.to_vec()),
                 Cbor::Bool(r.encrypted),
             ])
@@ -90,7 +90,7 @@ fn decode_page(raw: &[u8]) -> Option<ShardPage> {
             Some(StoredRecord {
                 offset: u(offset)?,
                 arrival_ms: i(arrival)?,
-                partition_key: key.clone(),
+                partition_key: key.clone().into(),
                 data: Bytes::copy_from_slice(data),
                 encrypted: *encrypted,
             })

@@ -539,7 +539,7 @@ fn records_out(records: &[(u128, StoredRecord)]) -> Vec<RecordOut> {
             sequence_number: sequence.to_string(),
             approximate_arrival_timestamp: Timestamp(r.arrival_ms),
             data: Blob(r.data.clone()),
-            partition_key: r.partition_key.clone(),
+            partition_key: r.partition_key.to_string(),
             encryption_type: Some(if r.encrypted { "KMS" } else { "NONE" }),
         })
         .collect()
@@ -657,7 +657,7 @@ fn get_records_json(
         out.resize(start + b64.encoded_length(r.data.len()), 0);
         let _ = b64.encode(&r.data, base64_simd::Out::from_slice(&mut out[start..]));
         out.extend_from_slice(b"\",\"PartitionKey\":");
-        let _ = serde_json::to_writer(&mut out, &r.partition_key);
+        let _ = serde_json::to_writer(&mut out, &*r.partition_key);
         out.extend_from_slice(if r.encrypted {
             b",\"EncryptionType\":\"KMS\"}"
         } else {
@@ -772,7 +772,7 @@ mod tests {
         let rec = |offset: u64, ms: i64| StoredRecord {
             offset,
             arrival_ms: ms,
-            partition_key: format!("k{offset}"),
+            partition_key: format!("k{offset}").into(),
             data: Bytes::from(vec![offset as u8; offset as usize % 7]),
             encrypted: false,
         };

@@ -301,7 +301,7 @@ impl Subscription {
                                 .to_string(),
                             approximate_arrival_timestamp: Timestamp(r.arrival_ms),
                             data: Blob(r.data),
-                            partition_key: r.partition_key,
+                            partition_key: r.partition_key.to_string(),
                             encryption_type: Some(if r.encrypted { "KMS" } else { "NONE" }),
                         })
                         .collect(),
