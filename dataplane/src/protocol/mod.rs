@@ -10,7 +10,7 @@ pub mod types;
 
 pub use codec::Protocol;
 pub use error::AwsError;
-pub use types::{Blob, Timestamp};
+pub use types::{Blob, SharedStr, Timestamp};
 
 /// The AWS services served on the API port, by their `X-Amz-Target` prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

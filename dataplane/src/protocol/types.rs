@@ -8,6 +8,7 @@ use std::fmt;
 
 use base64_simd::STANDARD;
 use bytes::{Bytes, BytesMut};
+use bytes_utils::Str;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -83,6 +84,15 @@ fn decode_base64(v: &str) -> Result<Bytes, base64_simd::Error> {
     if len > BLOB_CHUNK / 8 {
         return STANDARD.decode_to_vec(v).map(Bytes::from);
     }
+    carve(len, |out| {
+        STANDARD
+            .decode(v.as_bytes(), base64_simd::Out::from_slice(out))
+            .map(|_| ())
+    })
+}
+
+/// `len` bytes of the thread's current blob chunk, filled by `fill`, as a shared slice.
+fn carve<E>(len: usize, fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<Bytes, E> {
     BLOB_ARENA.with(|arena| {
         let (arena, next) = &mut *arena.borrow_mut();
         if arena.capacity() < len {
@@ -90,14 +100,63 @@ fn decode_base64(v: &str) -> Result<Bytes, base64_simd::Error> {
             *next = BLOB_CHUNK;
         }
         arena.resize(len, 0);
-        match STANDARD.decode(v.as_bytes(), base64_simd::Out::from_slice(&mut arena[..])) {
-            Ok(_) => Ok(arena.split().freeze()),
+        match fill(&mut arena[..]) {
+            Ok(()) => Ok(arena.split().freeze()),
             Err(e) => {
                 arena.clear();
                 Err(e)
             }
         }
     })
+}
+
+/// A string member kept after the request (`PartitionKey`): copied into the thread's blob
+/// chunk like a small blob, so it costs no allocation of its own.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SharedStr(pub Str);
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> SharedStr {
+        SharedStr(Str::from(s))
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SharedStr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SharedStr, E> {
+                if v.len() > BLOB_CHUNK / 8 {
+                    return Ok(SharedStr(Str::from(v)));
+                }
+                let bytes = carve(v.len(), |out| {
+                    out.copy_from_slice(v.as_bytes());
+                    Ok::<(), E>(())
+                })?;
+                Str::try_from(bytes)
+                    .map(SharedStr)
+                    .map_err(|e| E::custom(e.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Marks the SerializationException message of bad base64; `codec` strips it and keeps the rest.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Blob, Timestamp};
+use crate::protocol::{Blob, SharedStr, Timestamp};
 
 /// Output of operations whose response is empty.
 pub struct Void;
@@ -228,7 +228,7 @@ pub struct PutRecordOutput {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutRecordsEntry {
-    pub partition_key: Option<String>,
+    pub partition_key: Option<SharedStr>,
     pub explicit_hash_key: Option<String>,
     pub data: Option<Blob>,
 }

@@ -257,7 +257,7 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsRe
         total += size;
         let hash = route_key(r.explicit_hash_key.as_deref(), &pk)?;
         entries.push(PutEntry {
-            partition_key: Bytes::from(pk.into_bytes()),
+            partition_key: Bytes::from(pk.0),
             data,
             hash,
         });
