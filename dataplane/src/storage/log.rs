@@ -319,14 +319,19 @@ impl ShardLog {
             out.next_offset = last.offset + 1;
         }
         if out.next_offset < end && bytes > 0 {
-            // A reader that filled its call is likely to come back for what follows: start
-            // reading about as much as this call returned, into the next segment if need be
-            // (direct I/O only).
+            // A reader that filled its call is likely to come back for what follows: keep
+            // about its next [`AHEAD_CALLS`] calls read ahead, into the next segments if need
+            // be (direct I/O only).
             let next = out.next_offset;
             let first = segments
                 .partition_point(|s| s.base_offset <= next)
                 .saturating_sub(1);
-            let mut want = (bytes + bytes / 16 + (128 << 10)) as u64;
+            // Windows of the segments the reader has left would hold their share of the
+            // read-ahead budget until they went stale.
+            for seg in segments[..first].iter().filter(|s| s.is_direct()) {
+                seg.drop_ahead();
+            }
+            let mut want = (AHEAD_CALLS * bytes + (128 << 10)) as u64;
             for (i, seg) in segments.iter().enumerate().skip(first) {
                 if !seg.is_direct() {
                     break;
@@ -462,6 +467,12 @@ const IDLE_STAGE_MS: i64 = 60_000;
 
 /// Rounds up to this size are written from the writer task itself.
 const INLINE_WRITE_BYTES: usize = 256 * 1024;
+
+/// How many calls of the size of the last one a sequential reader's read-ahead covers. With
+/// one, a reader of the benchmark's read-back still waited for the device on every call (the
+/// device reads about as fast as a reader consumes, so the read for the next call could not
+/// finish while this one was answered); with two, it almost never waits.
+const AHEAD_CALLS: usize = 2;
 
 /// Most bytes one group commit gathers before writing.
 const GROUP_BYTES: usize = 8 << 20;
@@ -1141,6 +1152,10 @@ mod tests {
         let hits =
             |log: &ShardLog| -> u64 { log.view().segments.iter().map(|s| s.ahead_hits()).sum() };
         assert!(log.view().segments.len() > 3, "segments rolled");
+        // The segments the reader left hold no read-ahead (nor its budget).
+        let segs = log.view().segments.clone();
+        assert!(segs[..segs.len() - 2].iter().all(|s| !s.has_ahead()));
+        assert!(segs.iter().any(|s| s.has_ahead()));
         assert!(
             hits(&log) >= calls as u64 / 2,
             "{} of {calls} calls used read-ahead",

@@ -131,7 +131,7 @@ fn zeros() -> &'static [u8] {
 /// Bytes that read-ahead windows may hold at once, over every segment of the process.
 const AHEAD_BUDGET: usize = 64 << 20;
 /// Most bytes one read-ahead window covers.
-const AHEAD_MAX: usize = 16 << 20;
+const AHEAD_MAX: usize = 24 << 20;
 /// A read-ahead window nobody took within this long is dropped by [`Segment::drop_stale_ahead`].
 const AHEAD_STALE: Duration = Duration::from_secs(10);
 
@@ -834,6 +834,21 @@ impl Segment {
             self.ahead_read[0].load(Ordering::Relaxed),
             self.ahead_read[1].load(Ordering::Relaxed),
         )
+    }
+
+    /// Whether a read-ahead window is held.
+    #[cfg(test)]
+    pub fn has_ahead(&self) -> bool {
+        self.ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|a| !a.chunks.is_empty())
+    }
+
+    /// Drops the read-ahead window (its reader moved on to a later segment).
+    pub fn drop_ahead(&self) {
+        *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Drops a read-ahead window nobody took for [`AHEAD_STALE`] (its reader went away).
