@@ -110,9 +110,17 @@ pub struct ServeConfig {
     pub no_fsync: bool,
 
     /// Read and write shard logs with direct I/O (`O_DIRECT`, where the filesystem supports
-    /// it) instead of through the kernel's page cache: less CPU per byte written and no page
-    /// cache charged to the pod's memory, but every read goes to the disk.
-    #[arg(long, env = "TRIBUTARY_DIRECT_IO")]
+    /// it; elsewhere, and with `--direct-io=false`, through the kernel's page cache): less CPU
+    /// per byte written and no page cache charged to the pod's memory; sequential readers are
+    /// served by Tributary's own read-ahead.
+    #[arg(
+        long,
+        env = "TRIBUTARY_DIRECT_IO",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub direct_io: bool,
 
     /// Size at which a shard's segment file is sealed and a new one started.
@@ -441,11 +449,25 @@ mod tests {
         assert!(!c.no_limits && !c.in_memory);
         c.validate().unwrap();
         let s = c.streams_config();
-        assert!(s.limits && s.storage.fsync);
+        assert!(s.limits && s.storage.fsync && s.storage.direct_io);
         let d = c.delivery_config();
         assert!(d.store.endpoint.starts_with("file:///"));
         assert!(d.store.endpoint.ends_with("tributary-data/s3"));
         assert_eq!((d.initial_backoff_ms, d.max_backoff_ms), (1000, 120_000));
+    }
+
+    #[test]
+    fn direct_io_is_on_unless_turned_off() {
+        let direct = |args: &[&str]| {
+            let mut argv = vec!["tributary"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap().serve.direct_io
+        };
+        assert!(direct(&[]));
+        assert!(direct(&["--direct-io"]));
+        assert!(direct(&["--direct-io=true"]));
+        assert!(!direct(&["--direct-io=false"]));
+        assert!(Cli::try_parse_from(["tributary", "--direct-io=maybe"]).is_err());
     }
 
     #[test]
