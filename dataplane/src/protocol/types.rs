@@ -128,12 +128,6 @@ impl std::ops::Deref for SharedStr {
     }
 }
 
-impl From<&str> for SharedStr {
-    fn from(s: &str) -> SharedStr {
-        SharedStr(Str::from(s))
-    }
-}
-
 impl<'de> Deserialize<'de> for SharedStr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

@@ -263,6 +263,7 @@ impl ShardLog {
         let mut idx = segments
             .partition_point(|s| s.base_offset <= from)
             .saturating_sub(1);
+        let first_read = idx;
         let mut bytes = 0usize;
         'segments: while idx < segments.len() {
             let seg = &segments[idx];
@@ -271,14 +272,12 @@ impl ShardLog {
                 // Each batch is decoded as soon as it is read and verified, while it is still
                 // in the CPU's cache (decoding touches every record's header).
                 let mut stop = false;
-                let mut visited = false;
-                position = seg.visit_batches(
+                let after = seg.visit_batches(
                     position,
                     max_bytes.saturating_sub(bytes),
                     from,
                     max_records.saturating_sub(out.records.len()),
                     |h, batch, at| {
-                        visited = true;
                         if h.next_offset() <= from || h.base_offset >= end {
                             return Ok(true);
                         }
@@ -308,9 +307,11 @@ impl ShardLog {
                 if stop {
                     break 'segments;
                 }
-                if !visited {
+                // No batch left in this segment.
+                if after == position {
                     break;
                 }
+                position = after;
             }
             idx += 1;
         }
@@ -326,9 +327,12 @@ impl ShardLog {
             let first = segments
                 .partition_point(|s| s.base_offset <= next)
                 .saturating_sub(1);
-            // Windows of the segments the reader has left would hold their share of the
+            // Windows of the segments this call read and left would hold their share of the
             // read-ahead budget until they went stale.
-            for seg in segments[..first].iter().filter(|s| s.is_direct()) {
+            for seg in segments[first_read.min(first)..first]
+                .iter()
+                .filter(|s| s.is_direct())
+            {
                 seg.drop_ahead();
             }
             let mut want = (AHEAD_CALLS * bytes + (128 << 10)) as u64;

@@ -918,12 +918,12 @@ impl Segment {
         let end = self.durable_len();
         let mut total = 0usize;
         let mut records = 0usize;
-        let mut first = true;
         let mut reader = Windows::new(self, end);
+        // `total` is 0 only before the first batch (a batch is never empty): at least one
+        // batch is read whatever the limits.
         while position + BATCH_HEADER_LEN as u64 <= end
-            && (first || (total < max_bytes && records < max_records))
+            && (total == 0 || (total < max_bytes && records < max_records))
         {
-            first = false;
             let wanted = max_bytes.saturating_sub(total) as u64;
             let header = reader
                 .get(position, BATCH_HEADER_LEN, wanted)
