@@ -6,7 +6,7 @@
 //!
 //! Appends are not block-sized, so the writer keeps the file's last partial block in memory
 //! ([`Stage`]) and rewrites it, followed by the new bytes and zero padding up to a block
-//! boundary. The padding is past the segment's durable length, so readers never see it; it is
+//! boundary, from an aligned copy of the round. The padding is past the segment's durable length, so readers never see it; it is
 //! cut off when the segment is sealed, and recovery drops it with any torn tail.
 
 use std::fs::File;
@@ -14,10 +14,6 @@ use std::os::unix::fs::FileExt;
 
 /// Alignment of direct I/O offsets, lengths and memory.
 pub const ALIGN: usize = 4096;
-
-/// Most bytes a direct write stages before writing them out; a larger round is written in
-/// pieces of this size, so staging memory stays bounded per active segment.
-pub const STAGE_BYTES: usize = 1 << 20;
 
 pub fn align_down(n: u64) -> u64 {
     n - n % ALIGN as u64
@@ -43,10 +39,6 @@ impl AlignedBuf {
         AlignedBuf { raw, start, len }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     /// Shortens the visible bytes to `len` (never lengthens).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
@@ -54,6 +46,16 @@ impl AlignedBuf {
 
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.raw[self.start..self.start + self.len]
+    }
+
+    /// Makes the buffer `len` bytes long, reallocating only when it has room for fewer. Bytes
+    /// kept from earlier use are not cleared.
+    pub fn set_len(&mut self, len: usize) {
+        if self.raw.len() - self.start < len {
+            // Room to grow a little, so rounds of varying size settle on one buffer.
+            *self = AlignedBuf::zeroed(len + len / 4);
+        }
+        self.len = len;
     }
 }
 
@@ -86,30 +88,30 @@ pub fn read_aligned(file: &File, pos: u64, len: usize) -> std::io::Result<Aligne
     Ok(buf)
 }
 
-/// The staging buffer of a segment's direct writes: its first `tail_len` bytes are the file's
-/// last partial block, which starts at `tail_start`.
+/// The file's last partial block, kept by a direct writer: its first `tail_len` bytes start at
+/// `tail_start`. Each round is copied after it into an aligned buffer ([`Stage::prepare`]).
 pub struct Stage {
-    buf: AlignedBuf,
+    tail: AlignedBuf,
     tail_start: u64,
     tail_len: usize,
 }
 
 impl Stage {
     /// The stage for appending at `pos`, with the partial block before it read from `file`.
-    pub fn load(file: &File, pos: u64, capacity: usize) -> std::io::Result<Stage> {
+    pub fn load(file: &File, pos: u64) -> std::io::Result<Stage> {
         let tail_start = align_down(pos);
         let tail_len = (pos - tail_start) as usize;
-        let mut buf = AlignedBuf::zeroed(align_up(capacity.max(ALIGN) as u64) as usize);
+        let mut tail = AlignedBuf::zeroed(ALIGN);
         if tail_len > 0 {
             let block = read_aligned(file, tail_start, ALIGN)?;
-            let tail = block
+            let bytes = block
                 .as_ref()
                 .get(..tail_len)
                 .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-            buf.as_mut_slice()[..tail_len].copy_from_slice(tail);
+            tail.as_mut_slice()[..tail_len].copy_from_slice(bytes);
         }
         Ok(Stage {
-            buf,
+            tail,
             tail_start,
             tail_len,
         })
@@ -120,61 +122,34 @@ impl Stage {
         self.tail_start + self.tail_len as u64
     }
 
-    /// Gives back the buffer beyond one block, keeping the tail (an idle or closed log's).
-    pub fn shrink(&mut self) {
-        if self.buf.len() > ALIGN {
-            let mut small = AlignedBuf::zeroed(ALIGN);
-            small.as_mut_slice()[..self.tail_len]
-                .copy_from_slice(&self.buf.as_ref()[..self.tail_len]);
-            self.buf = small;
-        }
-    }
-
-    /// Grows the buffer (up to [`STAGE_BYTES`]) so `incoming` more bytes fit in one write.
-    pub fn reserve(&mut self, incoming: usize) {
-        let want = (align_up((self.tail_len + incoming) as u64) as usize).min(STAGE_BYTES);
-        if want > self.buf.len() {
-            let mut bigger = AlignedBuf::zeroed(want);
-            bigger.as_mut_slice()[..self.tail_len]
-                .copy_from_slice(&self.buf.as_ref()[..self.tail_len]);
-            self.buf = bigger;
-        }
-    }
-
-    /// Appends `pieces` after the tail with direct writes of whole blocks, the last one padded
-    /// with zeros, and keeps the new last partial block for the next append.
-    pub fn append<'a>(
+    /// Copies the tail and then `pieces` (`total` bytes) into `out`, pads them with zeros to a
+    /// block boundary and keeps the new last partial block. Returns the aligned file position
+    /// `out` is to be written at; rounds prepared one after another must be written in that
+    /// order, as each rewrites the block the previous one ended in.
+    pub fn prepare<'a>(
         &mut self,
-        file: &File,
         pieces: impl Iterator<Item = &'a [u8]>,
-    ) -> std::io::Result<()> {
-        let cap = self.buf.len();
-        let mut fill = self.tail_len;
-        let mut at = self.tail_start;
-        for mut piece in pieces {
-            while !piece.is_empty() {
-                if fill == cap {
-                    file.write_all_at(self.buf.as_ref(), at)?;
-                    at += cap as u64;
-                    fill = 0;
-                }
-                let n = piece.len().min(cap - fill);
-                self.buf.as_mut_slice()[fill..fill + n].copy_from_slice(&piece[..n]);
-                fill += n;
-                piece = &piece[n..];
-            }
-        }
+        total: usize,
+        out: &mut AlignedBuf,
+    ) -> u64 {
+        let fill = self.tail_len + total;
         let padded = align_up(fill as u64) as usize;
-        let buf = self.buf.as_mut_slice();
-        buf[fill..padded].fill(0);
-        if padded > 0 {
-            file.write_all_at(&buf[..padded], at)?;
+        out.set_len(padded);
+        let o = out.as_mut_slice();
+        o[..self.tail_len].copy_from_slice(&self.tail.as_ref()[..self.tail_len]);
+        let mut at = self.tail_len;
+        for piece in pieces {
+            o[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
         }
+        assert_eq!(at, fill, "pieces add up to the round's length");
+        o[fill..padded].fill(0);
+        let start = self.tail_start;
         let last_block = align_down(fill as u64) as usize;
-        buf.copy_within(last_block..fill, 0);
-        self.tail_start = at + last_block as u64;
         self.tail_len = fill - last_block;
-        Ok(())
+        self.tail.as_mut_slice()[..self.tail_len].copy_from_slice(&o[last_block..fill]);
+        self.tail_start = start + last_block as u64;
+        start
     }
 }
 
@@ -204,33 +179,26 @@ mod tests {
             .unwrap();
         let mut expected = Vec::new();
         let mut stage: Option<Stage> = None;
-        // Pieces around and over block and stage boundaries, a stage reloaded from the file
-        // midway, as after a restart, and one shrunk to its tail, as when a log goes idle.
-        let sizes = [
-            1usize,
-            4095,
-            1,
-            4096,
-            10_000,
-            STAGE_BYTES + 3,
-            7,
-            2 * STAGE_BYTES,
-        ];
+        // One output buffer reused for rounds that grow and shrink, pieces around and over
+        // block boundaries, and a stage reloaded from the file midway, as after a restart.
+        let mut out = AlignedBuf::zeroed(0);
+        let sizes = [1usize, 4095, 1, 4096, 10_000, (1 << 20) + 3, 7, 2 << 20, 5];
         for (i, size) in sizes.into_iter().enumerate() {
             let piece: Vec<u8> = (0..size).map(|b| (b * 7 + i) as u8).collect();
             let pos = expected.len() as u64;
             let mut s = match stage.take() {
                 Some(s) if i != 4 => s,
-                _ => Stage::load(&file, pos, 8192).unwrap(),
+                _ => Stage::load(&file, pos).unwrap(),
             };
             assert_eq!(s.end(), pos);
-            if i == 6 {
-                s.shrink();
-                assert_eq!(s.buf.len(), ALIGN);
-            }
-            s.reserve(size);
-            s.append(&file, [&piece[..size / 2], &piece[size / 2..]].into_iter())
-                .unwrap();
+            let at = s.prepare(
+                [&piece[..size / 2], &piece[size / 2..]].into_iter(),
+                size,
+                &mut out,
+            );
+            assert_eq!(at % ALIGN as u64, 0);
+            assert_eq!(out.as_ref().as_ptr() as usize % ALIGN, 0);
+            file.write_all_at(out.as_ref(), at).unwrap();
             expected.extend_from_slice(&piece);
             let on_disk = std::fs::read(&path).unwrap();
             assert_eq!(on_disk.len() as u64, align_up(expected.len() as u64));

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::aligned::AlignedBuf;
 use super::format::{self, BatchHeader, Encoded, RecordIn, StoredRecord};
 use super::segment::{sync_dir, Segment};
 use super::{StorageConfig, StorageError};
@@ -86,6 +87,33 @@ struct Inner {
     clock: Clock,
     view: RwLock<View>,
     tip: watch::Sender<u64>,
+    /// Aligned buffers of direct rounds, kept for the next rounds (at most [`LANE_DEPTH`]).
+    spares: Mutex<Vec<AlignedBuf>>,
+}
+
+impl Inner {
+    fn take_spare(&self) -> AlignedBuf {
+        self.spares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| AlignedBuf::zeroed(0))
+    }
+
+    fn give_spare(&self, buf: AlignedBuf) {
+        let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+        if spares.len() < LANE_DEPTH as usize {
+            spares.push(buf);
+        }
+    }
+
+    /// Gives back the memory of the spare buffers (an idle or closed log's).
+    fn release_spares(&self) {
+        self.spares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
 }
 
 /// Handle to a shard log. Cheap to clone.
@@ -165,6 +193,7 @@ impl ShardLog {
                 closed,
             }),
             tip,
+            spares: Mutex::new(Vec::new()),
         });
         let (tx, rx) = mpsc::channel(cfg.queue_depth.max(1));
         let handle = tokio::spawn(writer(inner.clone(), rx));
@@ -390,12 +419,12 @@ impl ShardLog {
     /// 3. If the active segment holds only expired records, ask the writer to seal it so a later
     ///    pass can delete it.
     ///
-    /// It also gives back the staging memory of a direct-I/O log idle for a minute.
+    /// It also gives back the write buffers of a direct-I/O log idle for a minute.
     pub fn trim(&self, cutoff_ms: i64) -> Result<(), StorageError> {
         let active = self.view().segments.last().cloned();
         if let Some(active) = active {
             if self.inner.clock.now_ms() - active.last_arrival_ms() > IDLE_STAGE_MS {
-                active.shrink_stage();
+                self.inner.release_spares();
             }
         }
         let horizon = self.offset_for_timestamp(cutoff_ms)?;
@@ -466,7 +495,7 @@ fn remove_dir(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// A direct-I/O log idle this long keeps one block of staging memory, not up to 1 MiB.
+/// A direct-I/O log idle this long gives back the buffers its rounds were copied into.
 const IDLE_STAGE_MS: i64 = 60_000;
 
 /// Rounds up to this size are written from the writer task itself.
@@ -506,6 +535,160 @@ enum SyncMsg {
     Close(oneshot::Sender<u64>),
 }
 
+/// A direct round copied into an aligned buffer, waiting for the lane to write it.
+struct Job {
+    segment: Arc<Segment>,
+    buf: AlignedBuf,
+    /// Aligned file position of `buf`.
+    at: u64,
+    /// The round's start and length in the segment.
+    pos: u64,
+    round_len: usize,
+    /// fsync before acknowledging (and zero ahead of small rounds).
+    sync: bool,
+    index_interval: u64,
+    /// Each batch's header and position in the segment.
+    headers: Vec<(BatchHeader, u64)>,
+    round: Round,
+    /// The round's request buffers, freed on the lane's thread.
+    encoded: Encoded,
+    /// Returned to the writer once the round is on its way to the sync task.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Direct rounds a log's writer may have handed to its lane and not yet seen written and
+/// synced: one being written and the next one ready, so the device does not wait for the
+/// writer between rounds.
+const LANE_DEPTH: u32 = 2;
+
+struct LaneState {
+    jobs: std::collections::VecDeque<Job>,
+    /// A blocking thread is working through `jobs`.
+    running: bool,
+    /// A write failed: the lane refuses every round queued behind it until the writer has
+    /// started again from the durable end.
+    broken: bool,
+}
+
+/// Writes and syncs a direct log's rounds in order, on a blocking thread that keeps going while
+/// rounds are queued, and hands them to the sync task to publish. The writer copies round N+1
+/// into its aligned buffer while the lane writes round N.
+struct Lane {
+    state: Mutex<LaneState>,
+    permits: Arc<tokio::sync::Semaphore>,
+    sync_tx: mpsc::Sender<SyncMsg>,
+    inner: Arc<Inner>,
+}
+
+impl Lane {
+    fn new(inner: Arc<Inner>, sync_tx: mpsc::Sender<SyncMsg>) -> Arc<Lane> {
+        Arc::new(Lane {
+            state: Mutex::new(LaneState {
+                jobs: Default::default(),
+                running: false,
+                broken: false,
+            }),
+            permits: Arc::new(tokio::sync::Semaphore::new(LANE_DEPTH as usize)),
+            sync_tx,
+            inner,
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A permit to hand the lane one more round.
+    async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.permits.clone().acquire_owned().await.ok()
+    }
+
+    fn push(self: &Arc<Self>, job: Job) {
+        let mut st = self.state();
+        st.jobs.push_back(job);
+        if !st.running {
+            st.running = true;
+            let lane = self.clone();
+            tokio::task::spawn_blocking(move || lane.run());
+        }
+    }
+
+    fn run(&self) {
+        loop {
+            let (job, refuse) = {
+                let mut st = self.state();
+                let Some(job) = st.jobs.pop_front() else {
+                    st.running = false;
+                    return;
+                };
+                let failed = self.inner.failed.load(std::sync::atomic::Ordering::Acquire);
+                (job, st.broken || failed)
+            };
+            let Job {
+                segment,
+                buf,
+                at,
+                pos,
+                round_len,
+                sync,
+                index_interval,
+                headers,
+                mut round,
+                encoded,
+                _permit,
+            } = job;
+            drop(encoded);
+            let written = if refuse {
+                Err(StorageError::Unavailable)
+            } else {
+                segment.write_prepared(at, &buf, pos + round_len as u64, round_len, sync)
+            };
+            self.inner.give_spare(buf);
+            if let Err(e) = written {
+                if !refuse {
+                    tracing::error!(error = %e, "Append failed; the round's writes are refused.");
+                    self.state().broken = true;
+                }
+                for (reply, _) in round.waiters {
+                    let _ = reply.send(Err(StorageError::Unavailable));
+                }
+                continue;
+            }
+            if sync {
+                if let Err(e) = segment.sync() {
+                    // Rounds before this one are durable and still get published: the failure
+                    // travels in order, and the sync task stops the log when it gets there.
+                    tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
+                    round.sync_failed = true;
+                    self.inner
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+            }
+            if !round.sync_failed {
+                for (h, p) in &headers {
+                    segment.note_batch(h, *p, index_interval);
+                }
+                round.synced = sync;
+            }
+            if let Err(mpsc::error::SendError(SyncMsg::Round(r))) =
+                self.sync_tx.blocking_send(SyncMsg::Round(round))
+            {
+                for (reply, _) in r.waiters {
+                    let _ = reply.send(Err(StorageError::Unavailable));
+                }
+            }
+        }
+    }
+
+    /// Waits until every round handed to the lane is written and on its way to the sync task.
+    async fn drain(&self) {
+        if let Ok(all) = self.permits.acquire_many(LANE_DEPTH).await {
+            drop(all);
+        }
+    }
+}
+
 /// The writer task: the only code that appends to a shard's segments.
 ///
 /// Through the page cache, writing and syncing are pipelined: while the sync task fsyncs round
@@ -540,6 +723,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
     };
     let mut written_len = active.durable_len();
     let mut sync_failed = false;
+    let lane = Lane::new(inner.clone(), sync_tx.clone());
     let barrier = |sync_tx: mpsc::Sender<SyncMsg>| async move {
         let (tx, rx) = oneshot::channel();
         if sync_tx.send(SyncMsg::Barrier(tx)).await.is_ok() {
@@ -547,6 +731,27 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         }
     };
     while let Some(first) = rx.recv().await {
+        if lane.state().broken {
+            // A direct write failed, and the lane refused every round after it. Once it has
+            // finished and every round written before is published, go on from the end of
+            // what is durable.
+            lane.drain().await;
+            barrier(sync_tx.clone()).await;
+            written_len = active.durable_len();
+            let _ = active.truncate(written_len);
+            next_offset = inner
+                .view
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .end_offset;
+            lane.state().broken = false;
+        }
+        // A direct log waits for the lane to have room before gathering, so that appends
+        // arriving meanwhile join this round.
+        let mut permit = None;
+        if active.is_direct() && matches!(first, Msg::Append { .. }) {
+            permit = lane.permit().await;
+        }
         let mut group = vec![first];
         let mut bytes = 0usize;
         while bytes < GROUP_BYTES {
@@ -610,6 +815,8 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             .first_arrival_ms()
             .is_some_and(|t| now - t > cfg.segment_max_age_ms);
         if written_len > 0 && (roll || ((too_big || too_old) && !buf.is_empty())) {
+            permit = None;
+            lane.drain().await;
             barrier(sync_tx.clone()).await;
             match roll_segment(&inner, &active).await {
                 Ok(seg) => {
@@ -630,56 +837,84 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             }
         }
 
-        if !buf.is_empty() {
+        if !buf.is_empty() && active.is_direct() {
+            // Direct rounds: copy into an aligned buffer here and let the lane write and sync
+            // it, while this task goes on with the next round.
+            let permit = match permit.take() {
+                Some(p) => p,
+                None => lane
+                    .permit()
+                    .await
+                    .expect("the lane's semaphore is never closed"),
+            };
+            let round_len = buf.len();
+            let pos = written_len;
+            let mut out = inner.take_spare();
+            match active.prepare_direct(pos, &buf, &mut out) {
+                Ok(at) => {
+                    written_len += round_len as u64;
+                    let round = Round {
+                        synced: false,
+                        sync_failed: false,
+                        segment: active.clone(),
+                        len: written_len,
+                        end_offset: next_offset,
+                        last_arrival,
+                        waiters,
+                    };
+                    lane.push(Job {
+                        segment: active.clone(),
+                        buf: out,
+                        at,
+                        pos,
+                        round_len,
+                        sync: cfg.fsync,
+                        index_interval: cfg.index_interval_bytes,
+                        headers: headers.iter().map(|(h, p)| (*h, pos + *p as u64)).collect(),
+                        round,
+                        encoded: buf,
+                        _permit: permit,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Append failed; the round's writes are refused.");
+                    inner.give_spare(out);
+                    next_offset = headers
+                        .first()
+                        .map(|(h, _)| h.base_offset)
+                        .unwrap_or(next_offset);
+                    for (reply, _) in waiters {
+                        let _ = reply.send(Err(StorageError::Unavailable));
+                    }
+                }
+            }
+        } else if !buf.is_empty() {
+            // Through the page cache (or in memory): the sync task syncs the round, behind the
+            // next write.
             let round_len = buf.len();
             let seg = active.clone();
             let pos = written_len;
-            // A direct write waits for the device, so the blocking call that makes it also
-            // syncs it: appends that arrive meanwhile all go into the next round, which one
-            // fdatasync then covers (pipelining the sync behind the next write, as for the
-            // page cache, splits concurrent producers into two cohorts with a sync each).
-            let sync_here = seg.is_direct() && cfg.fsync;
             // Zeros ahead only pay off when each round is synced.
             let zero_ahead = cfg.fsync;
             // A small write through the page cache only copies into it (microseconds): doing it
-            // here saves a hand-off to the blocking pool per round. Large ones and direct ones
-            // go to a blocking thread.
-            let (write, synced) = if round_len <= INLINE_WRITE_BYTES && !seg.is_direct() {
-                (seg.write_encoded_at(pos, &buf, zero_ahead), Ok(()))
+            // here saves a hand-off to the blocking pool per round. Large ones go to a blocking
+            // thread.
+            let write = if round_len <= INLINE_WRITE_BYTES {
+                seg.write_encoded_at(pos, &buf, zero_ahead)
             } else {
-                tokio::task::spawn_blocking(move || {
-                    let write = seg.write_encoded_at(pos, &buf, zero_ahead);
-                    let synced = match (&write, sync_here) {
-                        (Ok(()), true) => seg.sync(),
-                        _ => Ok(()),
-                    };
-                    (write, synced)
-                })
-                .await
-                .unwrap_or((Err(StorageError::Unavailable), Ok(())))
+                tokio::task::spawn_blocking(move || seg.write_encoded_at(pos, &buf, zero_ahead))
+                    .await
+                    .unwrap_or(Err(StorageError::Unavailable))
             };
-            match (write, synced) {
-                (Ok(()), synced) => {
-                    let failed_here = synced.is_err();
-                    if let Err(e) = synced {
-                        // Rounds queued before this one are durable and still get published:
-                        // the failure travels in order, and the sync task stops the log when
-                        // it gets there. This writer takes no more appends.
-                        tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
-                        sync_failed = true;
-                        next_offset = headers
-                            .first()
-                            .map(|(h, _)| h.base_offset)
-                            .unwrap_or(next_offset);
-                    } else {
-                        for (h, p) in &headers {
-                            active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
-                        }
-                        written_len += round_len as u64;
+            match write {
+                Ok(()) => {
+                    for (h, p) in &headers {
+                        active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
                     }
+                    written_len += round_len as u64;
                     let round = Round {
-                        synced: sync_here && !failed_here,
-                        sync_failed: failed_here,
+                        synced: false,
+                        sync_failed: false,
                         segment: active.clone(),
                         len: written_len,
                         end_offset: next_offset,
@@ -694,7 +929,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                         }
                     }
                 }
-                (Err(e), _) => {
+                Err(e) => {
                     tracing::error!(error = %e, "Append failed; the round's writes are refused.");
                     let _ = active.truncate(written_len);
                     next_offset = headers
@@ -707,8 +942,12 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 }
             }
         }
+        if !closers.is_empty() || stop.is_some() {
+            drop(permit);
+            lane.drain().await;
+        }
         if !closers.is_empty() {
-            active.shrink_stage();
+            inner.release_spares();
         }
         for reply in closers {
             let _ = sync_tx.send(SyncMsg::Close(reply)).await;
@@ -717,7 +956,9 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             barrier(sync_tx.clone()).await;
             let seg = active.clone();
             let _ = tokio::task::spawn_blocking(move || seg.sync()).await;
+            // The sync task ends once every sender is gone, the lane's too.
             drop(sync_tx);
+            drop(lane);
             let _ = syncer.await;
             let _ = reply.send(());
             return;
@@ -1017,6 +1258,83 @@ mod tests {
             .custom_flags(libc::O_DIRECT)
             .open(dir.join("probe"))
             .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_failed_direct_write_refuses_the_rounds_behind_it_and_the_log_goes_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        if !supports_direct(tmp.path()) {
+            return;
+        }
+        let c = StorageConfig {
+            direct_io: true,
+            segment_bytes: 1 << 20,
+            ..cfg(Some(tmp.path()))
+        };
+        let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
+        let data = |from: usize, n: usize| -> Vec<RecordIn> {
+            (from..from + n)
+                .map(|i| RecordIn {
+                    partition_key: Bytes::from(format!("k{i}")),
+                    data: Bytes::from(vec![i as u8; 700 + i % 300]),
+                })
+                .collect()
+        };
+        assert_eq!(log.append(data(0, 3), 0).await.unwrap().first_offset, 0);
+        let active = log.view().segments.last().unwrap().clone();
+        assert!(active.is_direct());
+
+        // The next write fails. Appends sent together land in the failed round or in rounds
+        // queued behind it: none is acknowledged, whatever the lane got to.
+        active.fail_next[0].store(1, std::sync::atomic::Ordering::Release);
+        let failed =
+            futures_util::future::join_all((0..6).map(|i| log.append(data(100 + i * 10, 5), 0)))
+                .await;
+        assert!(
+            failed.iter().any(|r| r.is_err()),
+            "the injected failure refused an append: {failed:?}"
+        );
+        // The acknowledged ones (sent after the writer started again) follow on without a
+        // gap over the refused ones.
+        let mut acked: Vec<u64> = failed
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|o| o.first_offset))
+            .collect();
+        acked.sort_unstable();
+        assert_eq!(
+            acked,
+            (0..acked.len() as u64)
+                .map(|i| 3 + 5 * i)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(log.end_offset(), 3 + 5 * acked.len() as u64);
+
+        // The log goes on from its durable end, without a gap.
+        let end = log.end_offset();
+        assert_eq!(log.append(data(200, 4), 0).await.unwrap().first_offset, end);
+        let read = log.read(0, 1000, 1 << 20).unwrap();
+        assert_eq!(read.records.len() as u64, end + 4);
+        assert_eq!(read.records.last().unwrap().partition_key[..], *"k203");
+        log.shutdown().await;
+
+        // And so does a restart: nothing refused was kept on disk.
+        let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
+        assert_eq!(log.end_offset(), end + 4);
+        let again = log.read(0, 1000, 1 << 20).unwrap();
+        assert_eq!(again.records, read.records);
+
+        // A failed fsync stops the log: the round is not acknowledged, nor anything after it,
+        // and what was acknowledged before survives a restart.
+        let active = log.view().segments.last().unwrap().clone();
+        active.fail_next[1].store(1, std::sync::atomic::Ordering::Release);
+        assert!(log.append(data(300, 2), 0).await.is_err());
+        assert!(log.append(data(400, 2), 0).await.is_err());
+        assert_eq!(log.end_offset(), end + 4);
+        log.shutdown().await;
+        let log = ShardLog::open(c, Clock::default(), 0, false).unwrap();
+        let after = log.read(0, 1000, 1 << 20).unwrap();
+        assert_eq!(&after.records[..read.records.len()], &read.records[..]);
+        log.shutdown().await;
     }
 
     #[tokio::test]

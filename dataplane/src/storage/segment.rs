@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::aligned::{self, align_down, align_up, Stage, ALIGN, STAGE_BYTES};
+use super::aligned::{self, align_down, align_up, Stage, ALIGN};
 use super::format::{self, BatchHeader, Encoded, BATCH_HEADER_LEN};
 use super::StorageError;
 
@@ -94,7 +94,7 @@ pub struct Segment {
     end_offset: AtomicU64,
     sealed: AtomicBool,
     meta: Mutex<SegmentMeta>,
-    /// The direct writer's staging buffer (writer task only); dropped when the segment is
+    /// The direct writer's last partial block (writer task only); dropped when the segment is
     /// sealed.
     stage: Mutex<Option<Stage>>,
     /// The window a direct-I/O segment reads ahead for the next sequential read.
@@ -105,6 +105,21 @@ pub struct Segment {
     ahead_read: [AtomicU64; 2],
     /// End of the zeros written ahead of the data (see [`ZERO_AHEAD`]); writer task only.
     zeroed_to: AtomicU64,
+    /// Tests: how many of the next direct writes, and of the next syncs, fail.
+    #[cfg(test)]
+    pub fail_next: [AtomicU64; 2],
+}
+
+/// Tests: takes one failure from `counter` if it has any.
+#[cfg(test)]
+fn injected(counter: &AtomicU64, path: &Path) -> Result<(), StorageError> {
+    match counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
+        Ok(_) => Err(StorageError::io(
+            path,
+            std::io::Error::other("injected failure"),
+        )),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Bytes of zeros written past a small round's end. An append that grows a file allocates
@@ -288,6 +303,8 @@ impl Segment {
             ahead_hits: AtomicU64::new(0),
             ahead_read: [AtomicU64::new(0), AtomicU64::new(0)],
             zeroed_to: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next: Default::default(),
         }
     }
 
@@ -506,9 +523,9 @@ impl Segment {
     /// buffers (writer task only; `pos` is the end of what it wrote so far). The bytes become
     /// durable with `sync` and visible to readers only through `publish`.
     ///
-    /// A direct-I/O file gets the round through the segment's staging buffer instead: one copy
-    /// in memory that is reused round after round, then block-aligned writes that bypass the
-    /// page cache.
+    /// A direct-I/O file gets the round as one aligned copy, written with one block-aligned
+    /// write that bypasses the page cache ([`Segment::prepare_direct`]; the log's writer
+    /// prepares and writes direct rounds in two steps itself, so they overlap).
     pub fn write_encoded_at(
         &self,
         pos: u64,
@@ -520,31 +537,10 @@ impl Segment {
             && enc.len() <= ZERO_AHEAD_ROUND_MAX
             && end > self.zeroed_to.load(Ordering::Acquire);
         match &self.store {
-            Store::File {
-                path,
-                file,
-                direct: true,
-            } => {
-                let mut slot = self.stage.lock().unwrap_or_else(|e| e.into_inner());
-                let written = (|| {
-                    let mut stage = match slot.take() {
-                        Some(s) if s.end() == pos => s,
-                        _ => Stage::load(file, pos, enc.len().min(STAGE_BYTES))?,
-                    };
-                    stage.reserve(enc.len());
-                    stage.append(file, enc.slices())?;
-                    Ok(stage)
-                })();
-                match written {
-                    Ok(stage) => *slot = Some(stage),
-                    Err(e) => return Err(StorageError::io(path, e)),
-                }
-                if zero_ahead {
-                    // The staged write ended at a block boundary; the zeros follow it.
-                    self.write_zeros(file, align_up(end))
-                        .map_err(|e| StorageError::io(path, e))?;
-                }
-                Ok(())
+            Store::File { direct: true, .. } => {
+                let mut out = aligned::AlignedBuf::zeroed(0);
+                let at = self.prepare_direct(pos, enc, &mut out)?;
+                self.write_prepared(at, &out, end, enc.len(), zero_ahead)
             }
             Store::File { path, file, .. } => {
                 write_vectored_all_at(file, pos, enc).map_err(|e| StorageError::io(path, e))?;
@@ -566,6 +562,56 @@ impl Segment {
         }
     }
 
+    /// Copies an encoded round for appending at `pos` into `out` for a direct write (see
+    /// [`Stage::prepare`]); returns the aligned position `out` is to be written at with
+    /// [`Segment::write_prepared`]. Prepared rounds must be written in the order prepared.
+    pub fn prepare_direct(
+        &self,
+        pos: u64,
+        enc: &Encoded,
+        out: &mut aligned::AlignedBuf,
+    ) -> Result<u64, StorageError> {
+        let Store::File { path, file, .. } = &self.store else {
+            return Err(StorageError::Unavailable);
+        };
+        let mut slot = self.stage.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stage = match slot.take() {
+            Some(s) if s.end() == pos => s,
+            _ => Stage::load(file, pos).map_err(|e| StorageError::io(path, e))?,
+        };
+        let at = stage.prepare(enc.slices(), enc.len(), out);
+        *slot = Some(stage);
+        Ok(at)
+    }
+
+    /// Writes a round prepared by [`Segment::prepare_direct`] at `at`; `end` is the round's
+    /// end in the segment, `round_len` its length. Writes zeros ahead of a small round as
+    /// [`Segment::write_encoded_at`] does.
+    pub fn write_prepared(
+        &self,
+        at: u64,
+        buf: &aligned::AlignedBuf,
+        end: u64,
+        round_len: usize,
+        zero_ahead: bool,
+    ) -> Result<(), StorageError> {
+        let Store::File { path, file, .. } = &self.store else {
+            return Err(StorageError::Unavailable);
+        };
+        #[cfg(test)]
+        injected(&self.fail_next[0], path)?;
+        std::os::unix::fs::FileExt::write_all_at(file, buf.as_ref(), at)
+            .map_err(|e| StorageError::io(path, e))?;
+        if zero_ahead
+            && round_len <= ZERO_AHEAD_ROUND_MAX
+            && end > self.zeroed_to.load(Ordering::Acquire)
+        {
+            self.write_zeros(file, align_up(end))
+                .map_err(|e| StorageError::io(path, e))?;
+        }
+        Ok(())
+    }
+
     /// Writes zeros from `from` up to [`ZERO_AHEAD`] past the block boundary at or after it.
     fn write_zeros(&self, file: &File, from: u64) -> std::io::Result<()> {
         let to = align_up(from) + ZERO_AHEAD;
@@ -574,23 +620,12 @@ impl Segment {
         Ok(())
     }
 
-    /// Shrinks the direct writer's staging buffer to the one block it must keep, so a segment
-    /// that is no longer being written (an idle or closed log's) holds 4 KiB, not up to 1 MiB.
-    pub fn shrink_stage(&self) {
-        if let Some(stage) = self
-            .stage
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            stage.shrink();
-        }
-    }
-
     /// fdatasync: every byte written before this call is durable when it returns.
     pub fn sync(&self) -> Result<(), StorageError> {
         match &self.store {
             Store::File { path, file, .. } => {
+                #[cfg(test)]
+                injected(&self.fail_next[1], path)?;
                 file.sync_data().map_err(|e| StorageError::io(path, e))
             }
             Store::Memory(_) => Ok(()),
