@@ -80,6 +80,12 @@ struct RunArgs {
     /// Also write the markdown report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Measure each scenario (except `retention`) this many times, the targets taking turns
+    /// within each round, and report every target's median run: by records/s, or by p50
+    /// latency in the `e2e-latency` scenarios. A virtual machine's disk and memory change speed
+    /// from minute to minute; the median of alternated runs is less at their mercy than one run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15))]
+    repeat: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -156,34 +162,58 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
     let mut ok = true;
     for &scenario in &scenarios {
         eprintln!("== {}: {}", scenario.name(), scenario.describe(&o));
+        let repeat = if matches!(scenario, Scenario::Retention) {
+            1
+        } else {
+            a.repeat
+        };
+        let mut runs: Vec<Vec<anyhow::Result<scenarios::Measurement>>> =
+            targets.iter().map(|_| Vec::new()).collect();
+        for round in 1..=repeat {
+            for (i, &kind) in targets.iter().enumerate() {
+                if scenario.skip_reason(kind).is_some()
+                    || runs[i].last().is_some_and(|r| r.is_err())
+                {
+                    continue;
+                }
+                let run = measure(scenario, kind, &programs, &o).await;
+                let tag = if repeat > 1 {
+                    format!("{kind} #{round}")
+                } else {
+                    kind.to_string()
+                };
+                match &run {
+                    Ok(m) => eprintln!(
+                        "   {tag:<16} {:>10.0} records/s {:>8.1} MB/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:>6.2} s  rss {:>6.0} MiB  load-gen cpu {:.2} s  {}",
+                        m.records_per_s(),
+                        m.mb_per_s(),
+                        m.latency.p50,
+                        m.latency.p99,
+                        m.server_cpu_s,
+                        m.peak_rss_kib as f64 / 1024.0,
+                        m.loadgen_cpu_s,
+                        m.note
+                    ),
+                    Err(e) => eprintln!("   {tag:<16} FAILED: {e:#}"),
+                }
+                runs[i].push(run);
+            }
+        }
         let mut results = Vec::new();
-        for &kind in &targets {
-            let outcome = match scenario.skip_reason(kind) {
-                Some(why) => Outcome::Skipped(why.into()),
-                None => match measure(scenario, kind, &programs, &o).await {
-                    Ok(m) => {
-                        eprintln!(
-                            "   {kind:<13} {:>10.0} records/s {:>8.1} MB/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:>6.2} s  rss {:>6.0} MiB  load-gen cpu {:.2} s  {}",
-                            m.records_per_s(),
-                            m.mb_per_s(),
-                            m.latency.p50,
-                            m.latency.p99,
-                            m.server_cpu_s,
-                            m.peak_rss_kib as f64 / 1024.0,
-                            m.loadgen_cpu_s,
-                            m.note
-                        );
-                        Outcome::Done(m)
-                    }
+        for (&kind, runs) in targets.iter().zip(runs) {
+            let outcome = if let Some(why) = scenario.skip_reason(kind) {
+                Outcome::Skipped(why.into())
+            } else {
+                match median(scenario, runs) {
+                    Ok(m) => Outcome::Done(m),
                     Err(e) => {
-                        eprintln!("   {kind:<13} FAILED: {e:#}");
                         // A peer that cannot run here is reported; our own servers must work.
                         if !kind.is_peer() {
                             ok = false;
                         }
                         Outcome::Failed(format!("{e:#}"))
                     }
-                },
+                }
             };
             results.push((kind, outcome));
         }
@@ -223,6 +253,56 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+/// The median of a target's runs of `scenario` (the lower middle one of an even number), with
+/// every run's figure added to its notes; the first failure if any run failed.
+fn median(
+    scenario: Scenario,
+    runs: Vec<anyhow::Result<scenarios::Measurement>>,
+) -> anyhow::Result<scenarios::Measurement> {
+    let mut done = Vec::new();
+    for run in runs {
+        done.push(run?);
+    }
+    let key = |m: &scenarios::Measurement| {
+        if scenario.is_throughput() {
+            m.records_per_s()
+        } else {
+            m.latency.p50
+        }
+    };
+    done.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let n = done.len();
+    let figures = done
+        .iter()
+        .map(|m| {
+            if scenario.is_throughput() {
+                format!("{:.0}", m.records_per_s())
+            } else {
+                format!("{:.2} ms", m.latency.p50)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut m = done
+        .into_iter()
+        .nth(n.saturating_sub(1) / 2)
+        .context("no run")?;
+    if n > 1 {
+        let what = if scenario.is_throughput() {
+            "records/s"
+        } else {
+            "p50"
+        };
+        let runs = format!("median of {n} runs ({what}: {figures})");
+        m.note = if m.note.is_empty() {
+            runs
+        } else {
+            format!("{}; {runs}", m.note)
+        };
+    }
+    Ok(m)
+}
+
 async fn measure(
     scenario: Scenario,
     kind: Kind,
@@ -233,4 +313,42 @@ async fn measure(
     let result = scenarios::run(scenario, &server, o).await;
     server.stop().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(records: u64, p50: f64) -> anyhow::Result<scenarios::Measurement> {
+        Ok(scenarios::Measurement {
+            records,
+            secs: 1.0,
+            latency: scenarios::Latency {
+                p50,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn the_median_run_is_reported_with_every_runs_figure() {
+        let put = Scenario::parse("put-records-c4-s1").unwrap()[0];
+        let m = median(put, vec![run(700, 1.0), run(500, 3.0), run(900, 2.0)]).unwrap();
+        assert_eq!(m.records, 700);
+        assert_eq!(m.note, "median of 3 runs (records/s: 500, 700, 900)");
+        // Of an even number, the lower middle one.
+        let m = median(put, vec![run(800, 0.0), run(600, 0.0)]).unwrap();
+        assert_eq!(m.records, 600);
+        // Latency scenarios go by p50.
+        let e2e = Scenario::parse("e2e-latency").unwrap()[0];
+        let m = median(e2e, vec![run(10, 4.0), run(30, 2.0), run(20, 3.0)]).unwrap();
+        assert_eq!((m.records, m.latency.p50), (20, 3.0));
+        assert_eq!(m.note, "median of 3 runs (p50: 2.00 ms, 3.00 ms, 4.00 ms)");
+        // One run: as it was.
+        let m = median(put, vec![run(5, 0.0)]).unwrap();
+        assert!(m.note.is_empty());
+        // A failed run fails the target.
+        assert!(median(put, vec![run(5, 0.0), Err(anyhow::anyhow!("down"))]).is_err());
+    }
 }
