@@ -510,6 +510,18 @@ const AHEAD_CALLS: usize = 2;
 /// Most bytes one group commit gathers before writing.
 const GROUP_BYTES: usize = 8 << 20;
 
+type Waiters = Vec<(
+    oneshot::Sender<Result<AppendOutcome, StorageError>>,
+    AppendOutcome,
+)>;
+
+/// Fails appends: none of them is acknowledged.
+fn refuse(waiters: Waiters) {
+    for (reply, _) in waiters {
+        let _ = reply.send(Err(StorageError::Unavailable));
+    }
+}
+
 /// A written round on its way to the sync task.
 struct Round {
     /// Already fsynced by the writer (direct I/O).
@@ -521,10 +533,27 @@ struct Round {
     len: u64,
     end_offset: u64,
     last_arrival: i64,
-    waiters: Vec<(
-        oneshot::Sender<Result<AppendOutcome, StorageError>>,
-        AppendOutcome,
-    )>,
+    waiters: Waiters,
+}
+
+impl Round {
+    fn new(
+        segment: Arc<Segment>,
+        len: u64,
+        end_offset: u64,
+        last_arrival: i64,
+        waiters: Waiters,
+    ) -> Round {
+        Round {
+            synced: false,
+            sync_failed: false,
+            segment,
+            len,
+            end_offset,
+            last_arrival,
+            waiters,
+        }
+    }
 }
 
 enum SyncMsg {
@@ -615,7 +644,7 @@ impl Lane {
 
     fn run(&self) {
         loop {
-            let (job, refuse) = {
+            let (job, refused) = {
                 let mut st = self.state();
                 let Some(job) = st.jobs.pop_front() else {
                     st.running = false;
@@ -638,20 +667,18 @@ impl Lane {
                 _permit,
             } = job;
             drop(encoded);
-            let written = if refuse {
+            let written = if refused {
                 Err(StorageError::Unavailable)
             } else {
                 segment.write_prepared(at, &buf, pos + round_len as u64, round_len, sync)
             };
             self.inner.give_spare(buf);
             if let Err(e) = written {
-                if !refuse {
+                if !refused {
                     tracing::error!(error = %e, "Append failed; the round's writes are refused.");
                     self.state().broken = true;
                 }
-                for (reply, _) in round.waiters {
-                    let _ = reply.send(Err(StorageError::Unavailable));
-                }
+                refuse(round.waiters);
                 continue;
             }
             if sync {
@@ -674,9 +701,7 @@ impl Lane {
             if let Err(mpsc::error::SendError(SyncMsg::Round(r))) =
                 self.sync_tx.blocking_send(SyncMsg::Round(round))
             {
-                for (reply, _) in r.waiters {
-                    let _ = reply.send(Err(StorageError::Unavailable));
-                }
+                refuse(r.waiters);
             }
         }
     }
@@ -853,15 +878,13 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             match active.prepare_direct(pos, &buf, &mut out) {
                 Ok(at) => {
                     written_len += round_len as u64;
-                    let round = Round {
-                        synced: false,
-                        sync_failed: false,
-                        segment: active.clone(),
-                        len: written_len,
-                        end_offset: next_offset,
+                    let round = Round::new(
+                        active.clone(),
+                        written_len,
+                        next_offset,
                         last_arrival,
                         waiters,
-                    };
+                    );
                     lane.push(Job {
                         segment: active.clone(),
                         buf: out,
@@ -883,9 +906,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                         .first()
                         .map(|(h, _)| h.base_offset)
                         .unwrap_or(next_offset);
-                    for (reply, _) in waiters {
-                        let _ = reply.send(Err(StorageError::Unavailable));
-                    }
+                    refuse(waiters);
                 }
             }
         } else if !buf.is_empty() {
@@ -912,21 +933,17 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                         active.note_batch(h, written_len + *p as u64, cfg.index_interval_bytes);
                     }
                     written_len += round_len as u64;
-                    let round = Round {
-                        synced: false,
-                        sync_failed: false,
-                        segment: active.clone(),
-                        len: written_len,
-                        end_offset: next_offset,
+                    let round = Round::new(
+                        active.clone(),
+                        written_len,
+                        next_offset,
                         last_arrival,
                         waiters,
-                    };
+                    );
                     if let Err(mpsc::error::SendError(SyncMsg::Round(r))) =
                         sync_tx.send(SyncMsg::Round(round)).await
                     {
-                        for (reply, _) in r.waiters {
-                            let _ = reply.send(Err(StorageError::Unavailable));
-                        }
+                        refuse(r.waiters);
                     }
                 }
                 Err(e) => {
@@ -936,9 +953,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                         .first()
                         .map(|(h, _)| h.base_offset)
                         .unwrap_or(next_offset);
-                    for (reply, _) in waiters {
-                        let _ = reply.send(Err(StorageError::Unavailable));
-                    }
+                    refuse(waiters);
                 }
             }
         }
@@ -1012,9 +1027,7 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
                     inner
                         .failed
                         .store(true, std::sync::atomic::Ordering::Release);
-                    for (reply, _) in r.waiters {
-                        let _ = reply.send(Err(StorageError::Unavailable));
-                    }
+                    refuse(r.waiters);
                 }
                 SyncMsg::Round(r) if ok => {
                     r.segment.publish(r.len, r.end_offset);
@@ -1029,9 +1042,7 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
                     }
                 }
                 SyncMsg::Round(r) => {
-                    for (reply, _) in r.waiters {
-                        let _ = reply.send(Err(StorageError::Unavailable));
-                    }
+                    refuse(r.waiters);
                 }
                 SyncMsg::Barrier(reply) => {
                     let _ = reply.send(());
