@@ -1604,6 +1604,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rounds_of_tens_of_kilobytes_zero_ahead_through_the_page_cache_only() {
+        let disk = tempfile::tempdir().unwrap();
+        let mut cases = vec![(disk.path().join("buffered"), false)];
+        if supports_direct(disk.path()) {
+            cases.push((disk.path().join("direct"), true));
+        }
+        for (dir, direct_io) in cases {
+            let c = StorageConfig {
+                dir: Some(dir.clone()),
+                segment_bytes: 1 << 20,
+                direct_io,
+                ..StorageConfig::default()
+            };
+            let log = ShardLog::open(c, Clock::default(), 0, false).unwrap();
+            for _ in 0..4 {
+                // About 31 KB a round: between the direct and the page cache thresholds.
+                log.append(recs(30, 1000), 0).await.unwrap();
+            }
+            let durable = log.view().segments.last().unwrap().durable_len();
+            let (_, path) = Segment::list(&dir).unwrap().pop().unwrap();
+            let ahead = std::fs::metadata(path).unwrap().len() - durable;
+            if direct_io {
+                assert!(ahead < 4096, "only the last block's padding: {ahead}");
+            } else {
+                assert!(ahead > 4096, "zeros ahead: {ahead}");
+            }
+            log.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
     async fn reads_fetch_only_the_batches_their_record_limit_needs() {
         let tmp = tempfile::tempdir().unwrap();
         let c = StorageConfig {
