@@ -136,7 +136,7 @@ pub const ZERO_AHEAD_ROUND_MAX: usize = 64 << 10;
 /// Largest direct round that zeroes ahead. A direct log's lane writes the zeros right after the
 /// round, before the next one, while through the page cache they are only copied there: past
 /// 16 KiB the extra write costs more than the inode write it saves (`put-records-c4-s8`, whose
-/// rounds are about 66 KB, wrote 7 % more records in 7 of 8 alternated pairs).
+/// rounds are about 66 KB, wrote more records in 9 of 11 alternated pairs).
 pub const ZERO_AHEAD_DIRECT_ROUND_MAX: usize = 16 << 10;
 
 /// Zero bytes for [`Segment::write_zeros`] (up to a block more than [`ZERO_AHEAD`]),
