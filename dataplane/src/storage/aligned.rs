@@ -6,8 +6,9 @@
 //!
 //! Appends are not block-sized, so the writer keeps the file's last partial block in memory
 //! ([`Stage`]) and rewrites it, followed by the new bytes and zero padding up to a block
-//! boundary, from an aligned copy of the round. The padding is past the segment's durable length, so readers never see it; it is
-//! cut off when the segment is sealed, and recovery drops it with any torn tail.
+//! boundary, from an aligned copy of the round. The padding is past the segment's durable
+//! length, so readers never see it; it is cut off when the segment is sealed, and recovery
+//! drops it with any torn tail.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

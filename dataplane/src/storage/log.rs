@@ -566,7 +566,6 @@ enum SyncMsg {
 
 /// A direct round copied into an aligned buffer, waiting for the lane to write it.
 struct Job {
-    segment: Arc<Segment>,
     buf: AlignedBuf,
     /// Aligned file position of `buf`.
     at: u64,
@@ -654,7 +653,6 @@ impl Lane {
                 (job, st.broken || failed)
             };
             let Job {
-                segment,
                 buf,
                 at,
                 pos,
@@ -670,7 +668,9 @@ impl Lane {
             let written = if refused {
                 Err(StorageError::Unavailable)
             } else {
-                segment.write_prepared(at, &buf, pos + round_len as u64, round_len, sync)
+                round
+                    .segment
+                    .write_prepared(at, &buf, pos + round_len as u64, round_len, sync)
             };
             self.inner.give_spare(buf);
             if let Err(e) = written {
@@ -682,7 +682,7 @@ impl Lane {
                 continue;
             }
             if sync {
-                if let Err(e) = segment.sync() {
+                if let Err(e) = round.segment.sync() {
                     // Rounds before this one are durable and still get published: the failure
                     // travels in order, and the sync task stops the log when it gets there.
                     tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
@@ -694,7 +694,7 @@ impl Lane {
             }
             if !round.sync_failed {
                 for (h, p) in &headers {
-                    segment.note_batch(h, *p, index_interval);
+                    round.segment.note_batch(h, *p, index_interval);
                 }
                 round.synced = sync;
             }
@@ -886,7 +886,6 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                         waiters,
                     );
                     lane.push(Job {
-                        segment: active.clone(),
                         buf: out,
                         at,
                         pos,

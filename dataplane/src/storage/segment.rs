@@ -528,9 +528,9 @@ impl Segment {
     /// buffers (writer task only; `pos` is the end of what it wrote so far). The bytes become
     /// durable with `sync` and visible to readers only through `publish`.
     ///
-    /// A direct-I/O file gets the round as one aligned copy, written with one block-aligned
-    /// write that bypasses the page cache ([`Segment::prepare_direct`]; the log's writer
-    /// prepares and writes direct rounds in two steps itself, so they overlap).
+    /// Not for direct-I/O files, whose writes must be block-aligned: the log's writer copies
+    /// their rounds with [`Segment::prepare_direct`] and its lane writes them with
+    /// [`Segment::write_prepared`].
     pub fn write_encoded_at(
         &self,
         pos: u64,
@@ -538,11 +538,6 @@ impl Segment {
         zero_ahead: bool,
     ) -> Result<(), StorageError> {
         let end = pos + enc.len() as u64;
-        if let Store::File { direct: true, .. } = &self.store {
-            let mut out = aligned::AlignedBuf::zeroed(0);
-            let at = self.prepare_direct(pos, enc, &mut out)?;
-            return self.write_prepared(at, &out, end, enc.len(), zero_ahead);
-        }
         let zero_ahead = zero_ahead
             && enc.len() <= ZERO_AHEAD_ROUND_MAX
             && end > self.zeroed_to.load(Ordering::Acquire);
