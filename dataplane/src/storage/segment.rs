@@ -538,9 +538,7 @@ impl Segment {
         zero_ahead: bool,
     ) -> Result<(), StorageError> {
         let end = pos + enc.len() as u64;
-        let zero_ahead = zero_ahead
-            && enc.len() <= ZERO_AHEAD_ROUND_MAX
-            && end > self.zeroed_to.load(Ordering::Acquire);
+        let zero_ahead = zero_ahead && self.zeros_due(end, enc.len(), ZERO_AHEAD_ROUND_MAX);
         match &self.store {
             Store::File { path, file, .. } => {
                 write_vectored_all_at(file, pos, enc).map_err(|e| StorageError::io(path, e))?;
@@ -602,14 +600,17 @@ impl Segment {
         injected(&self.fail_next[0], path)?;
         std::os::unix::fs::FileExt::write_all_at(file, buf.as_ref(), at)
             .map_err(|e| StorageError::io(path, e))?;
-        if zero_ahead
-            && round_len <= ZERO_AHEAD_DIRECT_ROUND_MAX
-            && end > self.zeroed_to.load(Ordering::Acquire)
-        {
+        if zero_ahead && self.zeros_due(end, round_len, ZERO_AHEAD_DIRECT_ROUND_MAX) {
             self.write_zeros(file, align_up(end))
                 .map_err(|e| StorageError::io(path, e))?;
         }
         Ok(())
+    }
+
+    /// Whether a round of `round_len` bytes ending at `end` writes zeros ahead of itself: it is
+    /// small (up to `max`) and ends past the zeros already written.
+    fn zeros_due(&self, end: u64, round_len: usize, max: usize) -> bool {
+        round_len <= max && end > self.zeroed_to.load(Ordering::Acquire)
     }
 
     /// Writes zeros from `from` up to [`ZERO_AHEAD`] past the block boundary at or after it.
