@@ -9,7 +9,7 @@
 //! 20     4    record count (> 0)
 //! 24     8    arrival time, epoch milliseconds, shared by every record of the batch
 //! 32     1    flags (bit 0: written while server-side encryption was on)
-//! 33     3    reserved, zero
+//! 33     3    shard tag: 0 in a shard's own log; in a stream log, the shard index + 1
 //! 36     …    records: partition key length u16, partition key (UTF-8),
 //!                      data length u32, data
 //! ```
@@ -20,6 +20,8 @@ use bytes_utils::Str;
 pub const MAGIC: u32 = 0x5452_4231;
 pub const BATCH_HEADER_LEN: usize = 36;
 pub const FLAG_ENCRYPTED: u8 = 1;
+/// Largest shard tag a batch header holds (24 bits).
+pub const MAX_TAG: u32 = 0xFF_FFFF;
 
 /// A record as a producer hands it to the log. The partition key is UTF-8 bytes held as
 /// `Bytes` so routing a record to a shard never copies it.
@@ -49,6 +51,8 @@ pub struct BatchHeader {
     pub count: u32,
     pub arrival_ms: i64,
     pub flags: u8,
+    /// The shard a stream log's batch belongs to (0 in a shard's own log).
+    pub tag: u32,
 }
 
 impl BatchHeader {
@@ -63,6 +67,7 @@ impl BatchHeader {
         let count = b.get_u32();
         let arrival_ms = b.get_i64();
         let flags = b.get_u8();
+        let tag = (u32::from(b.get_u8()) << 16) | u32::from(b.get_u16());
         if (len as usize) < BATCH_HEADER_LEN || count == 0 {
             return None;
         }
@@ -73,6 +78,7 @@ impl BatchHeader {
             count,
             arrival_ms,
             flags,
+            tag,
         })
     }
 
@@ -121,8 +127,10 @@ impl Encoded {
         base_offset: u64,
         arrival_ms: i64,
         flags: u8,
+        tag: u32,
         records: Vec<RecordIn>,
     ) -> BatchHeader {
+        debug_assert!(tag <= MAX_TAG);
         let len = BATCH_HEADER_LEN + records.iter().map(record_len).sum::<usize>();
         let count = records.len() as u32;
         let start = self.frame.len();
@@ -140,7 +148,8 @@ impl Encoded {
         self.frame.put_u32(count);
         self.frame.put_i64(arrival_ms);
         self.frame.put_u8(flags);
-        self.frame.put_bytes(0, 3);
+        self.frame.put_u8((tag >> 16) as u8);
+        self.frame.put_u16(tag as u16);
         let mut crc = crc32fast::Hasher::new();
         let mut hashed = start + 12;
         let mut piece_start = start;
@@ -174,6 +183,7 @@ impl Encoded {
             count,
             arrival_ms,
             flags,
+            tag,
         }
     }
 
@@ -193,6 +203,7 @@ pub fn encode_batch(
     base_offset: u64,
     arrival_ms: i64,
     flags: u8,
+    tag: u32,
     records: &[RecordIn],
 ) {
     let start = out.len();
@@ -205,7 +216,8 @@ pub fn encode_batch(
     out.put_u32(records.len() as u32);
     out.put_i64(arrival_ms);
     out.put_u8(flags);
-    out.put_bytes(0, 3);
+    out.put_u8((tag >> 16) as u8);
+    out.put_u16(tag as u16);
     for r in records {
         out.put_u16(r.partition_key.len() as u16);
         out.put_slice(&r.partition_key);
@@ -283,11 +295,15 @@ mod tests {
             7,
             1234,
             FLAG_ENCRYPTED,
+            0x12_3456,
             &[rec("a", b"one"), rec("bb", b"")],
         );
         let bytes = buf.freeze();
         let h = BatchHeader::parse(&bytes).unwrap();
-        assert_eq!((h.base_offset, h.count, h.arrival_ms), (7, 2, 1234));
+        assert_eq!(
+            (h.base_offset, h.count, h.arrival_ms, h.tag),
+            (7, 2, 1234, 0x12_3456)
+        );
         assert!(verify(&h, &bytes));
         let mut out = Vec::new();
         decode_records(&h, &bytes, 8, &mut out, 10).unwrap();
@@ -314,12 +330,20 @@ mod tests {
         let mut offset = 10;
         for (i, b) in batches.iter().enumerate() {
             let pos = enc.len();
-            let h = enc.push_batch(offset, 99 + i as i64, i as u8 & FLAG_ENCRYPTED, b.clone());
+            let tag = [0, 1, MAX_TAG][i];
+            let h = enc.push_batch(
+                offset,
+                99 + i as i64,
+                i as u8 & FLAG_ENCRYPTED,
+                tag,
+                b.clone(),
+            );
             encode_batch(
                 &mut reference,
                 offset,
                 99 + i as i64,
                 i as u8 & FLAG_ENCRYPTED,
+                tag,
                 b,
             );
             assert_eq!(Some(h), BatchHeader::parse(&reference[pos..]));

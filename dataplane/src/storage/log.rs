@@ -1,4 +1,9 @@
 //! A shard's log: segments, the writer task that group-commits appends, and readers.
+//!
+//! A log is either a shard's own (every batch untagged, tag 0) or a stream's: one engine (one
+//! writer, lane, sync task and set of segments) for every shard of a stream on this node, each
+//! batch tagged with its shard, so that one write and one sync carry the appends of every
+//! shard (see `docs/stream-log.md`). A [`ShardLog`] is a handle on one tag of an engine.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -56,13 +61,14 @@ impl ReadBatch {
 
 enum Msg {
     Append {
+        tag: u32,
         records: Vec<RecordIn>,
         flags: u8,
         reply: oneshot::Sender<Result<AppendOutcome, StorageError>>,
     },
     /// Close the shard after every append queued before this message is durable; replies with
     /// the end offset (offset after the last record).
-    Close(oneshot::Sender<u64>),
+    Close(u32, oneshot::Sender<u64>),
     /// Seal the active segment so retention can drop it.
     Roll,
     /// Finish the queued appends, fsync, and stop.
@@ -71,12 +77,37 @@ enum Msg {
 
 struct View {
     segments: Vec<Arc<Segment>>,
+    /// Each shard's (tag's) state: one, tag 0, in a shard's own log.
+    tags: std::collections::HashMap<u32, TagView>,
+}
+
+impl View {
+    fn tag(&self, tag: u32) -> Option<&TagView> {
+        self.tags.get(&tag)
+    }
+}
+
+struct TagView {
     /// Trim horizon: the oldest readable offset.
     start_offset: u64,
     /// Offset after the newest durable record.
     end_offset: u64,
     last_arrival_ms: i64,
     closed: bool,
+    /// Moves with `end_offset`, for push consumers.
+    tip: watch::Sender<u64>,
+}
+
+impl TagView {
+    fn new(start_offset: u64, end_offset: u64, last_arrival_ms: i64, closed: bool) -> TagView {
+        TagView {
+            start_offset,
+            end_offset,
+            last_arrival_ms,
+            closed,
+            tip: watch::channel(end_offset).0,
+        }
+    }
 }
 
 struct Inner {
@@ -86,7 +117,8 @@ struct Inner {
     dir: Option<PathBuf>,
     clock: Clock,
     view: RwLock<View>,
-    tip: watch::Sender<u64>,
+    /// A stream's log (tagged batches, segments named by a counter).
+    stream: bool,
     /// Aligned buffers of direct rounds, kept for the next rounds (at most [`LANE_DEPTH`]).
     spares: Mutex<Vec<AlignedBuf>>,
 }
@@ -116,12 +148,104 @@ impl Inner {
     }
 }
 
-/// Handle to a shard log. Cheap to clone.
+/// Handle to a shard log, or to one shard of a stream's log. Cheap to clone.
 #[derive(Clone)]
 pub struct ShardLog {
     inner: Arc<Inner>,
     tx: mpsc::Sender<Msg>,
     writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    tag: u32,
+}
+
+/// A stream's log on this node: one engine for all its shards here, handed out per shard by
+/// [`StreamLog::shard`].
+#[derive(Clone)]
+pub struct StreamLog {
+    engine: ShardLog,
+}
+
+impl StreamLog {
+    /// Opens (recovering) or creates the stream log stored in `cfg.dir`, or an in-memory one.
+    ///
+    /// 1. Create the directory if needed and fsync its parent.
+    /// 2. Open and scan every segment oldest first (a stream log's sealed segments keep no
+    ///    index); each one's torn tail, if any, is truncated.
+    /// 3. Each tag's offsets run from its first batch in the oldest segment to its last batch.
+    /// 4. Start the writer task.
+    pub fn open(cfg: StorageConfig, clock: Clock) -> Result<StreamLog, StorageError> {
+        let mut segments = Vec::new();
+        if let Some(dir) = &cfg.dir {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+                if let Some(parent) = dir.parent() {
+                    sync_dir(parent)?;
+                }
+            }
+            for (base, path) in Segment::list(dir)? {
+                let seg = Segment::open(
+                    &path,
+                    base,
+                    cfg.index_interval_bytes,
+                    false,
+                    cfg.direct_io,
+                )?;
+                segments.push(Arc::new(seg));
+            }
+        }
+        if segments.is_empty() {
+            segments.push(Arc::new(Segment::create(
+                cfg.dir.as_deref(),
+                0,
+                cfg.direct_io,
+            )?));
+        }
+        let mut tags: std::collections::HashMap<u32, TagView> = Default::default();
+        for seg in &segments {
+            for (tag, first, end) in seg.tag_ranges() {
+                let last = seg.tag_last_arrival_ms(tag).unwrap_or(0);
+                let t = tags
+                    .entry(tag)
+                    .or_insert_with(|| TagView::new(first, end, last, false));
+                t.end_offset = end;
+                t.last_arrival_ms = last;
+            }
+        }
+        for t in tags.values_mut() {
+            t.tip.send_replace(t.end_offset);
+        }
+        Ok(StreamLog {
+            engine: ShardLog::start(cfg, clock, segments, tags, true, 0),
+        })
+    }
+
+    /// The log of shard `tag` (1 or more): its records from `start_offset` on (its trim
+    /// horizon, as for [`ShardLog::open`]); a `closed` shard takes no more appends.
+    pub fn shard(&self, tag: u32, start_offset: u64, closed: bool) -> ShardLog {
+        debug_assert!((1..=format::MAX_TAG).contains(&tag));
+        {
+            let mut v = self
+                .engine
+                .inner
+                .view
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let t = v
+                .tags
+                .entry(tag)
+                .or_insert_with(|| TagView::new(start_offset, start_offset, 0, closed));
+            t.start_offset = t.start_offset.max(start_offset).min(t.end_offset);
+            t.closed |= closed;
+        }
+        ShardLog {
+            tag,
+            ..self.engine.clone()
+        }
+    }
+
+    /// Stops the writer after it has made every queued append durable.
+    pub async fn shutdown(&self) {
+        self.engine.shutdown().await;
+    }
 }
 
 impl ShardLog {
@@ -179,29 +303,35 @@ impl ShardLog {
             .find(|s| !s.is_empty())
             .map(|s| s.last_arrival_ms())
             .unwrap_or(0);
-        let (tip, _) = watch::channel(end_offset);
+        let tags = [(0, TagView::new(start, end_offset, last_arrival_ms, closed))];
+        Ok(ShardLog::start(cfg, clock, segments, tags.into(), false, 0))
+    }
+
+    fn start(
+        cfg: StorageConfig,
+        clock: Clock,
+        segments: Vec<Arc<Segment>>,
+        tags: std::collections::HashMap<u32, TagView>,
+        stream: bool,
+        tag: u32,
+    ) -> ShardLog {
         let inner = Arc::new(Inner {
             failed: std::sync::atomic::AtomicBool::new(false),
             dir: cfg.dir.clone(),
             cfg: cfg.clone(),
             clock,
-            view: RwLock::new(View {
-                segments,
-                start_offset: start,
-                end_offset,
-                last_arrival_ms,
-                closed,
-            }),
-            tip,
+            view: RwLock::new(View { segments, tags }),
+            stream,
             spares: Mutex::new(Vec::new()),
         });
         let (tx, rx) = mpsc::channel(cfg.queue_depth.max(1));
         let handle = tokio::spawn(writer(inner.clone(), rx));
-        Ok(ShardLog {
+        ShardLog {
             inner,
             tx,
             writer: Arc::new(Mutex::new(Some(handle))),
-        })
+            tag,
+        }
     }
 
     /// Appends `records` as one batch; returns once they are durable.
@@ -213,6 +343,7 @@ impl ShardLog {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Append {
+                tag: self.tag,
                 records,
                 flags,
                 reply,
@@ -226,7 +357,7 @@ impl ShardLog {
     pub async fn close(&self) -> Result<u64, StorageError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Close(reply))
+            .send(Msg::Close(self.tag, reply))
             .await
             .map_err(|_| StorageError::Unavailable)?;
         rx.await.map_err(|_| StorageError::Unavailable)
@@ -236,30 +367,52 @@ impl ShardLog {
         self.inner.view.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// This shard's start, end, last arrival and closed flag (a dropped shard of a stream log
+    /// reads as empty and closed).
+    fn state(&self) -> (u64, u64, i64, bool) {
+        self.view()
+            .tag(self.tag)
+            .map_or((0, 0, 0, true), |t| {
+                (t.start_offset, t.end_offset, t.last_arrival_ms, t.closed)
+            })
+    }
+
     pub fn start_offset(&self) -> u64 {
-        self.view().start_offset
+        self.state().0
     }
 
     pub fn end_offset(&self) -> u64 {
-        self.view().end_offset
+        self.state().1
     }
 
     pub fn is_closed(&self) -> bool {
-        self.view().closed
+        self.state().3
     }
 
     pub fn last_arrival_ms(&self) -> i64 {
-        self.view().last_arrival_ms
+        self.state().2
     }
 
-    /// Bytes held by the log's segments.
+    /// Bytes held by the log's segments (for a stream log's shard: its batches).
     pub fn size_bytes(&self) -> u64 {
-        self.view().segments.iter().map(|s| s.durable_len()).sum()
+        let v = self.view();
+        if self.inner.stream {
+            v.segments
+                .iter()
+                .filter_map(|s| s.tag_range(self.tag))
+                .map(|(_, _, bytes)| bytes)
+                .sum()
+        } else {
+            v.segments.iter().map(|s| s.durable_len()).sum()
+        }
     }
 
     /// A receiver that changes whenever the tip moves (for push consumers).
     pub fn watch_tip(&self) -> watch::Receiver<u64> {
-        self.inner.tip.subscribe()
+        match self.view().tag(self.tag) {
+            Some(t) => t.tip.subscribe(),
+            None => watch::channel(0).1,
+        }
     }
 
     /// Reads up to `max_records` records and about `max_bytes` of data (partition keys and
@@ -270,15 +423,11 @@ impl ShardLog {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<ReadBatch, StorageError> {
-        let (segments, start, end, last_arrival_ms) = {
-            let v = self.view();
-            (
-                v.segments.clone(),
-                v.start_offset,
-                v.end_offset,
-                v.last_arrival_ms,
-            )
-        };
+        if self.inner.stream {
+            return self.read_tagged(from, max_records, max_bytes);
+        }
+        let segments = self.view().segments.clone();
+        let (start, end, last_arrival_ms, _) = self.state();
         let from = from.max(start);
         let mut out = ReadBatch {
             records: Vec::new(),
@@ -384,12 +533,102 @@ impl ShardLog {
         Ok(out)
     }
 
+    /// [`ShardLog::read`] for a shard of a stream log: only this tag's batches are read.
+    fn read_tagged(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch, StorageError> {
+        let segments = self.view().segments.clone();
+        let (start, end, last_arrival_ms, _) = self.state();
+        let tag = self.tag;
+        let from = from.max(start);
+        let mut out = ReadBatch {
+            records: Vec::new(),
+            next_offset: from,
+            end_offset: end,
+            last_arrival_ms,
+        };
+        if from >= end || max_records == 0 {
+            return Ok(out);
+        }
+        let mut bytes = 0usize;
+        let mut last_read: Option<(usize, u64)> = None;
+        'segments: for (i, seg) in segments.iter().enumerate() {
+            match seg.tag_range(tag) {
+                Some((_, tag_end, _)) if tag_end > from => {}
+                _ => continue,
+            }
+            let mut stop = false;
+            let after = seg.visit_tag_batches(
+                tag,
+                from,
+                max_bytes.saturating_sub(bytes),
+                max_records.saturating_sub(out.records.len()),
+                |h, batch, at| {
+                    if h.next_offset() <= from || h.base_offset >= end {
+                        return Ok(true);
+                    }
+                    let before = out.records.len();
+                    format::decode_records(h, batch, from, &mut out.records, max_records)
+                        .ok_or_else(|| StorageError::Corrupt {
+                            path: seg.describe(),
+                            position: at + u64::from(h.len),
+                        })?;
+                    for i in before..out.records.len() {
+                        let r = &out.records[i];
+                        let size = r.data.len() + r.partition_key.len();
+                        if bytes + size > max_bytes && i > 0 {
+                            out.records.truncate(i);
+                            stop = true;
+                            return Ok(false);
+                        }
+                        bytes += size;
+                    }
+                    if out.records.len() >= max_records || bytes >= max_bytes {
+                        stop = true;
+                        return Ok(false);
+                    }
+                    Ok(true)
+                },
+            )?;
+            if let Some(after) = after {
+                last_read = Some((i, after));
+            }
+            if stop {
+                break 'segments;
+            }
+        }
+        out.records.retain(|r| r.offset < end);
+        if let Some(last) = out.records.last() {
+            out.next_offset = last.offset + 1;
+        }
+        if let Some((i, after)) = last_read.filter(|_| out.next_offset < end && bytes > 0) {
+            // Read ahead from the next batch of this shard (direct I/O only). The window
+            // covers the file, other shards' batches included.
+            let seg = &segments[i];
+            let at = seg.tag_position(tag, out.next_offset).unwrap_or(after);
+            seg.read_ahead(at, AHEAD_CALLS * bytes + (128 << 10));
+        }
+        Ok(out)
+    }
+
     /// The offset of the first record that arrived at or after `ts` (the tip if none).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<u64, StorageError> {
-        let (segments, start, end) = {
-            let v = self.view();
-            (v.segments.clone(), v.start_offset, v.end_offset)
-        };
+        let segments = self.view().segments.clone();
+        let (start, end, _, _) = self.state();
+        if self.inner.stream {
+            for seg in &segments {
+                if seg.is_empty() || seg.last_arrival_ms() < ts {
+                    continue;
+                }
+                if let Some(offset) = seg.tag_offset_for_timestamp(self.tag, ts) {
+                    return Ok(offset.max(start).min(end));
+                }
+            }
+            return Ok(end);
+        }
         for seg in &segments {
             if seg.is_empty() || seg.last_arrival_ms() < ts {
                 continue;
@@ -441,15 +680,27 @@ impl ShardLog {
         let mut doomed = Vec::new();
         let roll = {
             let mut v = self.inner.view.write().unwrap_or_else(|e| e.into_inner());
-            let horizon = horizon.min(v.end_offset);
-            if horizon > v.start_offset {
-                v.start_offset = horizon;
+            if let Some(t) = v.tags.get_mut(&self.tag) {
+                let horizon = horizon.min(t.end_offset);
+                if horizon > t.start_offset {
+                    t.start_offset = horizon;
+                }
             }
-            while v.segments.len() > 1 && v.segments[0].end_offset() <= v.start_offset {
+            // A segment goes once every shard's records in it are below that shard's horizon
+            // (a shard dropped from a stream log holds nothing back).
+            let expired = |v: &View, seg: &Segment| {
+                if !self.inner.stream {
+                    return v.tag(0).is_some_and(|t| seg.end_offset() <= t.start_offset);
+                }
+                seg.tag_ranges()
+                    .iter()
+                    .all(|(tag, _, end)| v.tag(*tag).is_none_or(|t| *end <= t.start_offset))
+            };
+            while v.segments.len() > 1 && expired(&v, &v.segments[0]) {
                 doomed.push(v.segments.remove(0));
             }
             let active = v.segments.last().expect("active segment");
-            !active.is_empty() && active.end_offset() <= v.start_offset
+            !active.is_empty() && expired(&v, active)
         };
         for seg in doomed {
             seg.remove()?;
@@ -473,8 +724,18 @@ impl ShardLog {
         }
     }
 
-    /// Shuts the log down and deletes its files.
+    /// Shuts the log down and deletes its files. A shard of a stream log is dropped from it
+    /// instead: its records go with the segments they share, and the other shards go on.
     pub async fn destroy(&self) -> Result<(), StorageError> {
+        if self.inner.stream {
+            self.inner
+                .view
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .tags
+                .remove(&self.tag);
+            return Ok(());
+        }
         self.shutdown().await;
         if let Some(dir) = &self.inner.dir {
             remove_dir(dir)?;
@@ -522,6 +783,14 @@ fn refuse(waiters: Waiters) {
     }
 }
 
+/// A round failed before any of it was acknowledged: each tag in it starts again from its
+/// first offset in the round.
+fn rewind(next: &mut std::collections::HashMap<u32, u64>, headers: &[(BatchHeader, usize)]) {
+    for (h, _) in headers.iter().rev() {
+        next.insert(h.tag, h.base_offset);
+    }
+}
+
 /// A written round on its way to the sync task.
 struct Round {
     /// Already fsynced by the writer (direct I/O).
@@ -531,7 +800,8 @@ struct Round {
     segment: Arc<Segment>,
     /// Segment length after the round.
     len: u64,
-    end_offset: u64,
+    /// Each tag's end offset after the round.
+    ends: Vec<(u32, u64)>,
     last_arrival: i64,
     waiters: Waiters,
 }
@@ -540,7 +810,7 @@ impl Round {
     fn new(
         segment: Arc<Segment>,
         len: u64,
-        end_offset: u64,
+        ends: Vec<(u32, u64)>,
         last_arrival: i64,
         waiters: Waiters,
     ) -> Round {
@@ -549,7 +819,7 @@ impl Round {
             sync_failed: false,
             segment,
             len,
-            end_offset,
+            ends,
             last_arrival,
             waiters,
         }
@@ -560,8 +830,8 @@ enum SyncMsg {
     Round(Round),
     /// Answered once every earlier round is published (or failed).
     Barrier(oneshot::Sender<()>),
-    /// Marks the log closed once every earlier round is published; answers its end offset.
-    Close(oneshot::Sender<u64>),
+    /// Marks a tag closed once every earlier round is published; answers its end offset.
+    Close(u32, oneshot::Sender<u64>),
 }
 
 /// A direct round copied into an aligned buffer, waiting for the lane to write it.
@@ -737,12 +1007,14 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
     let cfg = inner.cfg.clone();
     let (sync_tx, sync_rx) = mpsc::channel::<SyncMsg>(64);
     let syncer = tokio::spawn(sync_task(inner.clone(), sync_rx));
-    let (mut next_offset, mut last_arrival, mut closed, mut active) = {
+    // Each tag's next offset, taken from the view when the tag is first written (and again
+    // after a failed write); tags closed for writes.
+    let mut next: std::collections::HashMap<u32, u64> = Default::default();
+    let mut closed: std::collections::HashSet<u32> = Default::default();
+    let (mut last_arrival, mut active) = {
         let v = inner.view.read().unwrap_or_else(|e| e.into_inner());
         (
-            v.end_offset,
-            v.last_arrival_ms,
-            v.closed,
+            v.tags.values().map(|t| t.last_arrival_ms).max().unwrap_or(0),
             v.segments.last().expect("active segment").clone(),
         )
     };
@@ -764,11 +1036,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             barrier(sync_tx.clone()).await;
             written_len = active.durable_len();
             let _ = active.truncate(written_len);
-            next_offset = inner
-                .view
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .end_offset;
+            next.clear();
             lane.state().broken = false;
         }
         // A direct log waits for the lane to have room before gathering, so that appends
@@ -796,6 +1064,8 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         let mut headers: Vec<(BatchHeader, usize)> = Vec::new();
         let mut waiters = Vec::new();
         let mut closers = Vec::new();
+        // Each tag's end offset after this round.
+        let mut ends: Vec<(u32, u64)> = Vec::new();
         let mut roll = false;
         let mut stop = None;
         let failed = sync_failed || inner.failed.load(std::sync::atomic::Ordering::Acquire);
@@ -804,31 +1074,52 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 Msg::Append { reply, .. } if stop.is_some() || failed => {
                     let _ = reply.send(Err(StorageError::Unavailable));
                 }
-                Msg::Append { reply, .. } if closed => {
+                Msg::Append { tag, reply, .. } if closed.contains(&tag) => {
                     let _ = reply.send(Err(StorageError::Closed));
                 }
                 Msg::Append {
+                    tag,
                     records,
                     flags,
                     reply,
                 } => {
+                    let first = match next.get(&tag) {
+                        Some(n) => *n,
+                        None => {
+                            let v = inner.view.read().unwrap_or_else(|e| e.into_inner());
+                            match v.tag(tag) {
+                                Some(t) if !t.closed => t.end_offset,
+                                // Closed, or not a shard of this log (any more).
+                                _ => {
+                                    drop(v);
+                                    closed.insert(tag);
+                                    let _ = reply.send(Err(StorageError::Closed));
+                                    continue;
+                                }
+                            }
+                        }
+                    };
                     let pos = buf.len();
                     let n = records.len() as u64;
-                    let h = buf.push_batch(next_offset, now, flags, records);
+                    let h = buf.push_batch(first, now, flags, tag, records);
                     headers.push((h, pos));
                     waiters.push((
                         reply,
                         AppendOutcome {
-                            first_offset: next_offset,
+                            first_offset: first,
                             arrival_ms: now,
                         },
                     ));
-                    next_offset += n;
+                    next.insert(tag, first + n);
+                    match ends.iter_mut().find(|(t, _)| *t == tag) {
+                        Some((_, end)) => *end = first + n,
+                        None => ends.push((tag, first + n)),
+                    }
                     last_arrival = now;
                 }
-                Msg::Close(reply) => {
-                    closed = true;
-                    closers.push(reply);
+                Msg::Close(tag, reply) => {
+                    closed.insert(tag);
+                    closers.push((tag, reply));
                 }
                 Msg::Roll => roll = true,
                 Msg::Shutdown(reply) => stop = Some(reply),
@@ -881,7 +1172,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                     let round = Round::new(
                         active.clone(),
                         written_len,
-                        next_offset,
+                        std::mem::take(&mut ends),
                         last_arrival,
                         waiters,
                     );
@@ -901,10 +1192,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 Err(e) => {
                     tracing::error!(error = %e, "Append failed; the round's writes are refused.");
                     inner.give_spare(out);
-                    next_offset = headers
-                        .first()
-                        .map(|(h, _)| h.base_offset)
-                        .unwrap_or(next_offset);
+                    rewind(&mut next, &headers);
                     refuse(waiters);
                 }
             }
@@ -935,7 +1223,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                     let round = Round::new(
                         active.clone(),
                         written_len,
-                        next_offset,
+                        std::mem::take(&mut ends),
                         last_arrival,
                         waiters,
                     );
@@ -948,10 +1236,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 Err(e) => {
                     tracing::error!(error = %e, "Append failed; the round's writes are refused.");
                     let _ = active.truncate(written_len);
-                    next_offset = headers
-                        .first()
-                        .map(|(h, _)| h.base_offset)
-                        .unwrap_or(next_offset);
+                    rewind(&mut next, &headers);
                     refuse(waiters);
                 }
             }
@@ -963,8 +1248,8 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         if !closers.is_empty() {
             inner.release_spares();
         }
-        for reply in closers {
-            let _ = sync_tx.send(SyncMsg::Close(reply)).await;
+        for (tag, reply) in closers {
+            let _ = sync_tx.send(SyncMsg::Close(tag, reply)).await;
         }
         if let Some(reply) = stop {
             barrier(sync_tx.clone()).await;
@@ -1029,13 +1314,23 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
                     refuse(r.waiters);
                 }
                 SyncMsg::Round(r) if ok => {
-                    r.segment.publish(r.len, r.end_offset);
+                    // A shard log's segment ends at its tag's end; a stream log's segments
+                    // keep their offsets per tag.
+                    let seg_end = match r.ends.iter().find(|(tag, _)| *tag == 0) {
+                        Some((_, end)) => *end,
+                        None => r.segment.end_offset(),
+                    };
+                    r.segment.publish(r.len, seg_end);
                     {
                         let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
-                        v.end_offset = r.end_offset;
-                        v.last_arrival_ms = r.last_arrival;
+                        for (tag, end) in &r.ends {
+                            if let Some(t) = v.tags.get_mut(tag) {
+                                t.end_offset = *end;
+                                t.last_arrival_ms = r.last_arrival;
+                                t.tip.send_replace(*end);
+                            }
+                        }
                     }
-                    inner.tip.send_replace(r.end_offset);
                     for (reply, outcome) in r.waiters {
                         let _ = reply.send(Ok(outcome));
                     }
@@ -1046,11 +1341,13 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
                 SyncMsg::Barrier(reply) => {
                     let _ = reply.send(());
                 }
-                SyncMsg::Close(reply) => {
+                SyncMsg::Close(tag, reply) => {
                     let end = {
                         let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
-                        v.closed = true;
-                        v.end_offset
+                        v.tags.get_mut(&tag).map_or(0, |t| {
+                            t.closed = true;
+                            t.end_offset
+                        })
                     };
                     let _ = reply.send(end);
                 }
@@ -1072,7 +1369,12 @@ async fn roll_segment(
 ) -> Result<Arc<Segment>, RollError> {
     let sealed = active.clone();
     let dir = inner.dir.clone();
-    let base = active.end_offset();
+    // A shard log's segments are named by their first offset, a stream log's by a counter.
+    let base = if inner.stream {
+        active.base_offset + 1
+    } else {
+        active.end_offset()
+    };
     let direct = inner.cfg.direct_io;
     let seg = tokio::task::spawn_blocking(move || {
         sealed.seal().map_err(RollError::Seal)?;
@@ -1146,6 +1448,85 @@ mod tests {
             assert_eq!(seen, 150);
             let mid = log.read(77, 1, 1 << 20).unwrap();
             assert_eq!(mid.records[0].offset, 77);
+        }
+    }
+
+    /// Reads every record of `log` from its start.
+    fn read_all(log: &ShardLog) -> Vec<StoredRecord> {
+        let mut out = Vec::new();
+        let mut from = log.start_offset();
+        loop {
+            let b = log.read(from, 7, 1 << 20).unwrap();
+            if b.records.is_empty() {
+                return out;
+            }
+            from = b.next_offset;
+            out.extend(b.records);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_log_keeps_each_shards_offsets_reads_and_close_apart() {
+        for direct in [true, false] {
+            for tmp in [Some(tempfile::tempdir().unwrap()), None] {
+                let c = StorageConfig {
+                    direct_io: direct,
+                    ..cfg(tmp.as_ref().map(|t| t.path()))
+                };
+                let stream = StreamLog::open(c.clone(), Clock::default()).unwrap();
+                let shards: Vec<ShardLog> = (1..=3).map(|t| stream.shard(t, 0, false)).collect();
+                // Appends of the three shards, concurrently, so that rounds carry several.
+                for round in 0..20u64 {
+                    let outs = futures_util::future::join_all(
+                        shards.iter().enumerate().map(|(i, s)| s.append(recs(i + 1, 100), 0)),
+                    )
+                    .await;
+                    for (i, out) in outs.into_iter().enumerate() {
+                        assert_eq!(out.unwrap().first_offset, round * (i as u64 + 1));
+                    }
+                }
+                assert!(stream.engine.view().segments.len() > 1, "segments rolled");
+                for (i, s) in shards.iter().enumerate() {
+                    let n = 20 * (i as u64 + 1);
+                    assert_eq!((s.start_offset(), s.end_offset()), (0, n));
+                    let all = read_all(s);
+                    assert_eq!(all.len() as u64, n);
+                    for (k, r) in all.iter().enumerate() {
+                        assert_eq!(r.offset, k as u64);
+                        assert_eq!(r.partition_key, format!("pk{}", k % (i + 1)));
+                        assert_eq!(r.data.len(), 100);
+                    }
+                    // A read from the middle starts at the record asked for.
+                    let mid = s.read(n / 2, 1, 1 << 20).unwrap();
+                    assert_eq!(mid.records[0].offset, n / 2);
+                }
+                // Closing one shard leaves the others writable.
+                assert_eq!(shards[0].close().await.unwrap(), 20);
+                assert!(matches!(
+                    shards[0].append(recs(1, 1), 0).await,
+                    Err(StorageError::Closed)
+                ));
+                assert_eq!(shards[1].append(recs(1, 1), 0).await.unwrap().first_offset, 40);
+                let size: u64 = shards.iter().map(|s| s.size_bytes()).sum();
+                let total: u64 = stream.engine.view().segments.iter().map(|s| s.durable_len()).sum();
+                assert_eq!(size, total);
+                stream.shutdown().await;
+                let Some(tmp) = tmp else { continue };
+                // Reopened: every shard's records and ends are back, and the closed shard stays
+                // closed when its owner says so.
+                let stream = StreamLog::open(c, Clock::default()).unwrap();
+                let again: Vec<ShardLog> =
+                    (1..=3).map(|t| stream.shard(t, 0, t == 1)).collect();
+                assert_eq!(
+                    again.iter().map(|s| s.end_offset()).collect::<Vec<_>>(),
+                    vec![20, 41, 60]
+                );
+                assert_eq!(read_all(&again[1]).len(), 41);
+                assert!(again[0].is_closed());
+                assert_eq!(again[2].append(recs(1, 1), 0).await.unwrap().first_offset, 60);
+                stream.shutdown().await;
+                drop(tmp);
+            }
         }
     }
 

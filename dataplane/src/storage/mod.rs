@@ -19,7 +19,7 @@ mod segment;
 
 pub use bytes_utils::Str;
 pub use format::{RecordIn, StoredRecord, BATCH_HEADER_LEN, FLAG_ENCRYPTED};
-pub use log::{AppendOutcome, ReadBatch, ShardLog};
+pub use log::{AppendOutcome, ReadBatch, ShardLog, StreamLog};
 
 use std::path::PathBuf;
 

@@ -260,9 +260,33 @@ impl Drop for AheadTask {
 /// Bytes a read-ahead chunk aims for (it ends at the first batch boundary past this).
 const AHEAD_CHUNK: u64 = 2 << 20;
 
+/// One batch of a stream log's shard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TagBatch {
+    pub offset: u64,
+    pub position: u64,
+    pub arrival_ms: i64,
+    pub len: u32,
+}
+
+/// A stream log's shard (tag) in one segment.
+#[derive(Debug, Default, Clone)]
+pub struct TagMeta {
+    /// Every batch of the tag here, in order.
+    pub batches: Vec<TagBatch>,
+    /// Offset after the tag's last batch here.
+    pub end: u64,
+    /// Bytes of the tag's batches.
+    pub bytes: u64,
+}
+
 #[derive(Debug, Default)]
 struct SegmentMeta {
+    /// Sparse index of batch starts (a shard log's offsets; in a stream log only the
+    /// positions count: read-ahead cuts its chunks there).
     index: Vec<IndexEntry>,
+    /// A stream log's batches, by tag.
+    tags: std::collections::BTreeMap<u32, TagMeta>,
     /// Position of the last index entry, to space entries `index_interval` apart.
     last_indexed_position: Option<u64>,
     first_arrival_ms: Option<i64>,
@@ -420,6 +444,7 @@ impl Segment {
     fn scan_and_truncate(&self, len: u64, index_interval: u64) -> Result<(), StorageError> {
         let mut pos = 0u64;
         let mut expected = self.base_offset;
+        let mut tag_ends: std::collections::HashMap<u32, u64> = Default::default();
         let mut reader = Windows::new(self, len);
         // Only bytes that were read and fail the checks are a torn tail; a failed read is an
         // error of its own and must not cut acknowledged batches off.
@@ -430,7 +455,13 @@ impl Segment {
             let Some(h) = BatchHeader::parse(&header) else {
                 break;
             };
-            if h.base_offset != expected || pos + u64::from(h.len) > len {
+            // A shard log's offsets follow each other; a stream log's follow each other per
+            // tag, from wherever the tag's batches before this segment ended.
+            let continues = match h.tag {
+                0 => h.base_offset == expected,
+                tag => tag_ends.get(&tag).is_none_or(|&end| h.base_offset == end),
+            };
+            if !continues || pos + u64::from(h.len) > len {
                 break;
             }
             let batch = reader
@@ -441,7 +472,12 @@ impl Segment {
             }
             self.note_batch(&h, pos, index_interval);
             pos += u64::from(h.len);
-            expected = h.next_offset();
+            match h.tag {
+                0 => expected = h.next_offset(),
+                tag => {
+                    tag_ends.insert(tag, h.next_offset());
+                }
+            }
         }
         if pos < len {
             // A direct writer pads its last block with zeros, and small rounds write zeros
@@ -484,6 +520,119 @@ impl Segment {
             meta.first_arrival_ms = Some(h.arrival_ms);
         }
         meta.last_arrival_ms = meta.last_arrival_ms.max(h.arrival_ms);
+        if h.tag != 0 {
+            let t = meta.tags.entry(h.tag).or_default();
+            t.batches.push(TagBatch {
+                offset: h.base_offset,
+                position,
+                arrival_ms: h.arrival_ms,
+                len: h.len,
+            });
+            t.end = h.next_offset();
+            t.bytes += u64::from(h.len);
+        }
+    }
+
+    /// The tags of a stream log's segment with their first and end offsets here.
+    pub fn tag_ranges(&self) -> Vec<(u32, u64, u64)> {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.tags
+            .iter()
+            .filter_map(|(tag, t)| Some((*tag, t.batches.first()?.offset, t.end)))
+            .collect()
+    }
+
+    /// When `tag`'s last batch here arrived.
+    pub fn tag_last_arrival_ms(&self, tag: u32) -> Option<i64> {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.tags.get(&tag)?.batches.last().map(|b| b.arrival_ms)
+    }
+
+    /// `tag`'s first and end offsets and bytes in this segment, if it has batches here.
+    pub fn tag_range(&self, tag: u32) -> Option<(u64, u64, u64)> {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let t = meta.tags.get(&tag)?;
+        Some((t.batches.first()?.offset, t.end, t.bytes))
+    }
+
+    /// The first offset of `tag` here that arrived at or after `ts`.
+    pub fn tag_offset_for_timestamp(&self, tag: u32, ts: i64) -> Option<u64> {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let t = meta.tags.get(&tag)?;
+        let i = t.batches.partition_point(|e| e.arrival_ms < ts);
+        t.batches.get(i).map(|e| e.offset)
+    }
+
+    /// The position of `tag`'s batch holding `offset` (or the first one after it).
+    pub fn tag_position(&self, tag: u32, offset: u64) -> Option<u64> {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let t = meta.tags.get(&tag)?;
+        let i = t.batches.partition_point(|e| e.offset <= offset).saturating_sub(1);
+        t.batches.get(i).map(|e| e.position)
+    }
+
+    /// Like [`Segment::visit_batches`] for one tag of a stream log: visits only `tag`'s batches,
+    /// from the one holding offset `from`, reading no other tag's batch (they may share a read
+    /// window). Returns the position after the last batch visited, if any was.
+    pub fn visit_tag_batches(
+        &self,
+        tag: u32,
+        from: u64,
+        max_bytes: usize,
+        max_records: usize,
+        mut visit: impl FnMut(&BatchHeader, &Bytes, u64) -> Result<bool, StorageError>,
+    ) -> Result<Option<u64>, StorageError> {
+        let end = self.durable_len();
+        let entries: Vec<TagBatch> = {
+            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(t) = meta.tags.get(&tag) else {
+                return Ok(None);
+            };
+            let i = t.batches.partition_point(|e| e.offset <= from).saturating_sub(1);
+            t.batches[i..]
+                .iter()
+                .take_while(|e| e.position + u64::from(e.len) <= end)
+                .copied()
+                .collect()
+        };
+        // Bytes of this tag's batches before each one, to size read windows.
+        let mut before = Vec::with_capacity(entries.len() + 1);
+        before.push(0u64);
+        for e in &entries {
+            before.push(before.last().copied().unwrap_or(0) + u64::from(e.len));
+        }
+        let mut total = 0usize;
+        let mut records = 0usize;
+        let mut after = None;
+        let mut reader = Windows::new(self, end);
+        for (i, e) in entries.iter().enumerate() {
+            if total > 0 && (total >= max_bytes || records >= max_records) {
+                break;
+            }
+            // A new window covers the file up to the last of this tag's batches the caller may
+            // still read (other tags' batches in between come with it).
+            let budget = before[i] + max_bytes.saturating_sub(total) as u64;
+            let last = before.partition_point(|&b| b < budget).clamp(i + 1, entries.len()) - 1;
+            let wanted = entries[last].position + u64::from(entries[last].len) - e.position;
+            let batch = reader
+                .get(e.position, e.len as usize, wanted)
+                .map_err(|err| self.io_err(err))?;
+            let h = BatchHeader::parse(&batch).ok_or_else(|| self.corrupt(e.position))?;
+            if h.tag != tag
+                || h.base_offset != e.offset
+                || h.len != e.len
+                || !format::verify(&h, &batch)
+            {
+                return Err(self.corrupt(e.position));
+            }
+            total += batch.len();
+            records += h.next_offset().saturating_sub(from.max(h.base_offset)) as usize;
+            after = Some(e.position + u64::from(h.len));
+            if !visit(&h, &batch, e.position)? {
+                break;
+            }
+        }
+        Ok(after)
     }
 
     pub fn describe(&self) -> String {
@@ -506,8 +655,9 @@ impl Segment {
         self.end_offset.load(Ordering::Acquire)
     }
 
+    /// No batch here is durable.
     pub fn is_empty(&self) -> bool {
-        self.end_offset() == self.base_offset
+        self.durable_len() == 0
     }
 
     pub fn first_arrival_ms(&self) -> Option<i64> {
@@ -672,7 +822,17 @@ impl Segment {
         }
         file.sync_all().map_err(|e| StorageError::io(path, e))?;
         // The index only spares recovery a rescan (a missing or mismatched one is ignored),
-        // so failing to write it does not fail the seal.
+        // so failing to write it does not fail the seal. A stream log's segments are rescanned
+        // (their index does not hold the tags' batch lists).
+        let tagged = !self
+            .meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tags
+            .is_empty();
+        if tagged {
+            return Ok(());
+        }
         if let Err(e) = self.write_index(path) {
             tracing::warn!(error = %e, "Could not write a sealed segment's index; recovery will rescan it.");
         }
