@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::clock::Clock;
 use crate::protocol::AwsError;
 use crate::storage::{
-    RecordIn, ShardLog, StorageConfig, StorageError, StoredRecord, FLAG_ENCRYPTED,
+    RecordIn, ShardLog, StorageConfig, StorageError, StoredRecord, StreamLog, FLAG_ENCRYPTED,
 };
 use iterator::{IteratorKey, IteratorToken, ITERATOR_TTL_MS};
 use limits::TokenBucket;
@@ -310,6 +310,7 @@ impl Streams {
             state: Mutex::new(meta.state.clone()),
             shards: RwLock::new(ShardSet::default()),
             control: tokio::sync::Mutex::new(()),
+            log: std::sync::OnceLock::new(),
         };
         let mut set = ShardSet::default();
         for sm in &meta.shards {
@@ -333,8 +334,20 @@ impl Streams {
         closed: bool,
     ) -> Result<ShardLog, StorageError> {
         let mut cfg = self.cfg.storage.clone();
-        cfg.dir = stream.shard_dir(index);
-        ShardLog::open(cfg, self.clock.clone(), 0, closed)
+        // A shard with a log of its own (written before stream logs) keeps it.
+        if let Some(dir) = stream.shard_dir(index).filter(|d| d.exists()) {
+            cfg.dir = Some(dir);
+            return ShardLog::open(cfg, self.clock.clone(), 0, closed);
+        }
+        let log = match stream.log.get() {
+            Some(log) => log.clone(),
+            None => {
+                cfg.dir = stream.log_dir();
+                let log = StreamLog::open(cfg, self.clock.clone())?;
+                stream.log.get_or_init(|| log).clone()
+            }
+        };
+        Ok(log.shard(index + 1, 0, closed))
     }
 
     fn insert(&self, stream: Arc<Stream>) {
@@ -633,6 +646,9 @@ impl Streams {
             if let Err(e) = log.destroy().await {
                 tracing::error!(error = %e, stream = %stream.name, "Could not delete shard data.");
             }
+        }
+        if let Some(log) = stream.log.get() {
+            log.shutdown().await;
         }
         if let Some(dir) = &stream.dir {
             let _ = std::fs::remove_dir_all(dir);
@@ -1241,6 +1257,9 @@ impl Streams {
                 if let Some(log) = &shard.log {
                     log.shutdown().await;
                 }
+            }
+            if let Some(log) = stream.log.get() {
+                log.shutdown().await;
             }
         }
     }

@@ -277,6 +277,9 @@ pub struct Stream {
     pub shards: RwLock<ShardSet>,
     /// Serialises control-plane changes of this stream (reshards, settings) with persistence.
     pub control: tokio::sync::Mutex<()>,
+    /// The log of the shards this node holds, opened with the first of them (shards whose
+    /// own log directory exists, from before the stream log, keep using it).
+    pub log: std::sync::OnceLock<crate::storage::StreamLog>,
 }
 
 impl Stream {
@@ -358,6 +361,11 @@ impl Stream {
             &dir.join("stream.json"),
             &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
         )
+    }
+
+    /// Where the stream log of the shards held here lives.
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join("log"))
     }
 
     pub fn shard_dir(&self, index: u32) -> Option<PathBuf> {
