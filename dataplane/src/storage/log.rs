@@ -182,13 +182,8 @@ impl StreamLog {
                 }
             }
             for (base, path) in Segment::list(dir)? {
-                let seg = Segment::open(
-                    &path,
-                    base,
-                    cfg.index_interval_bytes,
-                    false,
-                    cfg.direct_io,
-                )?;
+                let seg =
+                    Segment::open(&path, base, cfg.index_interval_bytes, false, cfg.direct_io)?;
                 segments.push(Arc::new(seg));
             }
         }
@@ -370,11 +365,9 @@ impl ShardLog {
     /// This shard's start, end, last arrival and closed flag (a dropped shard of a stream log
     /// reads as empty and closed).
     fn state(&self) -> (u64, u64, i64, bool) {
-        self.view()
-            .tag(self.tag)
-            .map_or((0, 0, 0, true), |t| {
-                (t.start_offset, t.end_offset, t.last_arrival_ms, t.closed)
-            })
+        self.view().tag(self.tag).map_or((0, 0, 0, true), |t| {
+            (t.start_offset, t.end_offset, t.last_arrival_ms, t.closed)
+        })
     }
 
     pub fn start_offset(&self) -> u64 {
@@ -556,48 +549,59 @@ impl ShardLog {
         let mut bytes = 0usize;
         let mut last_read: Option<(usize, u64)> = None;
         'segments: for (i, seg) in segments.iter().enumerate() {
-            match seg.tag_range(tag) {
-                Some((_, tag_end, _)) if tag_end > from => {}
+            let tag_end = match seg.tag_range(tag) {
+                Some((_, tag_end, _)) if tag_end > from => tag_end,
                 _ => continue,
-            }
-            let mut stop = false;
-            let after = seg.visit_tag_batches(
-                tag,
-                from,
-                max_bytes.saturating_sub(bytes),
-                max_records.saturating_sub(out.records.len()),
-                |h, batch, at| {
-                    if h.next_offset() <= from || h.base_offset >= end {
-                        return Ok(true);
-                    }
-                    let before = out.records.len();
-                    format::decode_records(h, batch, from, &mut out.records, max_records)
-                        .ok_or_else(|| StorageError::Corrupt {
-                            path: seg.describe(),
-                            position: at + u64::from(h.len),
-                        })?;
-                    for i in before..out.records.len() {
-                        let r = &out.records[i];
-                        let size = r.data.len() + r.partition_key.len();
-                        if bytes + size > max_bytes && i > 0 {
-                            out.records.truncate(i);
+            };
+            // One visit stops at its own byte and record limits, which count whole batches:
+            // go on in this segment from where it stopped until the read is full.
+            let mut seg_from = from;
+            loop {
+                let mut stop = false;
+                let mut visited_to = None;
+                let after = seg.visit_tag_batches(
+                    tag,
+                    seg_from,
+                    max_bytes.saturating_sub(bytes),
+                    max_records.saturating_sub(out.records.len()),
+                    |h, batch, at| {
+                        visited_to = Some(h.next_offset());
+                        if h.next_offset() <= from || h.base_offset >= end {
+                            return Ok(true);
+                        }
+                        let before = out.records.len();
+                        format::decode_records(h, batch, from, &mut out.records, max_records)
+                            .ok_or_else(|| StorageError::Corrupt {
+                                path: seg.describe(),
+                                position: at + u64::from(h.len),
+                            })?;
+                        for i in before..out.records.len() {
+                            let r = &out.records[i];
+                            let size = r.data.len() + r.partition_key.len();
+                            if bytes + size > max_bytes && i > 0 {
+                                out.records.truncate(i);
+                                stop = true;
+                                return Ok(false);
+                            }
+                            bytes += size;
+                        }
+                        if out.records.len() >= max_records || bytes >= max_bytes {
                             stop = true;
                             return Ok(false);
                         }
-                        bytes += size;
-                    }
-                    if out.records.len() >= max_records || bytes >= max_bytes {
-                        stop = true;
-                        return Ok(false);
-                    }
-                    Ok(true)
-                },
-            )?;
-            if let Some(after) = after {
-                last_read = Some((i, after));
-            }
-            if stop {
-                break 'segments;
+                        Ok(true)
+                    },
+                )?;
+                if let Some(after) = after {
+                    last_read = Some((i, after));
+                }
+                if stop {
+                    break 'segments;
+                }
+                match visited_to {
+                    Some(next) if next < tag_end && next > seg_from => seg_from = next,
+                    _ => break,
+                }
             }
         }
         out.records.retain(|r| r.offset < end);
@@ -1014,7 +1018,11 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
     let (mut last_arrival, mut active) = {
         let v = inner.view.read().unwrap_or_else(|e| e.into_inner());
         (
-            v.tags.values().map(|t| t.last_arrival_ms).max().unwrap_or(0),
+            v.tags
+                .values()
+                .map(|t| t.last_arrival_ms)
+                .max()
+                .unwrap_or(0),
             v.segments.last().expect("active segment").clone(),
         )
     };
@@ -1478,7 +1486,10 @@ mod tests {
                 // Appends of the three shards, concurrently, so that rounds carry several.
                 for round in 0..20u64 {
                     let outs = futures_util::future::join_all(
-                        shards.iter().enumerate().map(|(i, s)| s.append(recs(i + 1, 100), 0)),
+                        shards
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| s.append(recs(i + 1, 100), 0)),
                     )
                     .await;
                     for (i, out) in outs.into_iter().enumerate() {
@@ -1506,28 +1517,99 @@ mod tests {
                     shards[0].append(recs(1, 1), 0).await,
                     Err(StorageError::Closed)
                 ));
-                assert_eq!(shards[1].append(recs(1, 1), 0).await.unwrap().first_offset, 40);
+                assert_eq!(
+                    shards[1].append(recs(1, 1), 0).await.unwrap().first_offset,
+                    40
+                );
                 let size: u64 = shards.iter().map(|s| s.size_bytes()).sum();
-                let total: u64 = stream.engine.view().segments.iter().map(|s| s.durable_len()).sum();
+                let total: u64 = stream
+                    .engine
+                    .view()
+                    .segments
+                    .iter()
+                    .map(|s| s.durable_len())
+                    .sum();
                 assert_eq!(size, total);
                 stream.shutdown().await;
                 let Some(tmp) = tmp else { continue };
                 // Reopened: every shard's records and ends are back, and the closed shard stays
                 // closed when its owner says so.
                 let stream = StreamLog::open(c, Clock::default()).unwrap();
-                let again: Vec<ShardLog> =
-                    (1..=3).map(|t| stream.shard(t, 0, t == 1)).collect();
+                let again: Vec<ShardLog> = (1..=3).map(|t| stream.shard(t, 0, t == 1)).collect();
                 assert_eq!(
                     again.iter().map(|s| s.end_offset()).collect::<Vec<_>>(),
                     vec![20, 41, 60]
                 );
                 assert_eq!(read_all(&again[1]).len(), 41);
                 assert!(again[0].is_closed());
-                assert_eq!(again[2].append(recs(1, 1), 0).await.unwrap().first_offset, 60);
+                assert_eq!(
+                    again[2].append(recs(1, 1), 0).await.unwrap().first_offset,
+                    60
+                );
                 stream.shutdown().await;
                 drop(tmp);
             }
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_log_read_limited_by_batch_bytes_goes_on_in_the_same_segment() {
+        // A read's byte limit counts record data and keys, while each visit of a segment also
+        // counts batch headers and length prefixes, so a visit can stop first: the read must
+        // go on in the same segment, not skip to the next one.
+        let tmp = tempfile::tempdir().unwrap();
+        let c = StorageConfig {
+            direct_io: true,
+            segment_bytes: 256 << 10,
+            index_interval_bytes: 4 << 10,
+            ..cfg(Some(tmp.path()))
+        };
+        let stream = StreamLog::open(c, Clock::default()).unwrap();
+        let shards: Vec<ShardLog> = (1..=2).map(|t| stream.shard(t, 0, false)).collect();
+        let keyed = |n: usize| -> Vec<RecordIn> {
+            (0..n)
+                .map(|i| RecordIn {
+                    partition_key: Bytes::from(format!("{i:016x}")),
+                    data: Bytes::from(vec![i as u8; 100]),
+                })
+                .collect()
+        };
+        let mut writers = Vec::new();
+        for _ in 0..4 {
+            let shards = shards.clone();
+            writers.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    let outs = futures_util::future::join_all(
+                        shards.iter().map(|s| s.append(keyed(250), 0)),
+                    )
+                    .await;
+                    outs.into_iter().for_each(|o| {
+                        o.unwrap();
+                    });
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert!(stream.engine.view().segments.len() > 4, "segments rolled");
+        for s in &shards {
+            let mut from = 0;
+            let mut n = 0;
+            loop {
+                let b = s.read(from, 10_000, 64 << 10).unwrap();
+                if b.records.is_empty() {
+                    break;
+                }
+                for r in &b.records {
+                    assert_eq!(r.offset, n, "records follow each other");
+                    n += 1;
+                }
+                from = b.next_offset;
+            }
+            assert_eq!(n, 10_000);
+        }
+        stream.shutdown().await;
     }
 
     #[tokio::test]

@@ -567,7 +567,10 @@ impl Segment {
     pub fn tag_position(&self, tag: u32, offset: u64) -> Option<u64> {
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         let t = meta.tags.get(&tag)?;
-        let i = t.batches.partition_point(|e| e.offset <= offset).saturating_sub(1);
+        let i = t
+            .batches
+            .partition_point(|e| e.offset <= offset)
+            .saturating_sub(1);
         t.batches.get(i).map(|e| e.position)
     }
 
@@ -588,7 +591,10 @@ impl Segment {
             let Some(t) = meta.tags.get(&tag) else {
                 return Ok(None);
             };
-            let i = t.batches.partition_point(|e| e.offset <= from).saturating_sub(1);
+            let i = t
+                .batches
+                .partition_point(|e| e.offset <= from)
+                .saturating_sub(1);
             t.batches[i..]
                 .iter()
                 .take_while(|e| e.position + u64::from(e.len) <= end)
@@ -612,7 +618,10 @@ impl Segment {
             // A new window covers the file up to the last of this tag's batches the caller may
             // still read (other tags' batches in between come with it).
             let budget = before[i] + max_bytes.saturating_sub(total) as u64;
-            let last = before.partition_point(|&b| b < budget).clamp(i + 1, entries.len()) - 1;
+            let last = before
+                .partition_point(|&b| b < budget)
+                .clamp(i + 1, entries.len())
+                - 1;
             let wanted = entries[last].position + u64::from(entries[last].len) - e.position;
             let batch = reader
                 .get(e.position, e.len as usize, wanted)
