@@ -601,28 +601,18 @@ impl Segment {
                 .copied()
                 .collect()
         };
-        // Bytes of this tag's batches before each one, to size read windows.
-        let mut before = Vec::with_capacity(entries.len() + 1);
-        before.push(0u64);
-        for e in &entries {
-            before.push(before.last().copied().unwrap_or(0) + u64::from(e.len));
-        }
         let mut total = 0usize;
         let mut records = 0usize;
         let mut after = None;
         let mut reader = Windows::new(self, end);
-        for (i, e) in entries.iter().enumerate() {
+        for e in &entries {
             if total > 0 && (total >= max_bytes || records >= max_records) {
                 break;
             }
-            // A new window covers the file up to the last of this tag's batches the caller may
-            // still read (other tags' batches in between come with it).
-            let budget = before[i] + max_bytes.saturating_sub(total) as u64;
-            let last = before
-                .partition_point(|&b| b < budget)
-                .clamp(i + 1, entries.len())
-                - 1;
-            let wanted = entries[last].position + u64::from(entries[last].len) - e.position;
+            // A new window covers this batch only: a window over the next ones would read the
+            // other tags' batches in between too (measured: `get-records` with two shards
+            // read 360k–390k records/s that way, 500k–530k batch by batch).
+            let wanted = u64::from(e.len);
             let batch = reader
                 .get(e.position, e.len as usize, wanted)
                 .map_err(|err| self.io_err(err))?;
