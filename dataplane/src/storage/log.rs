@@ -608,12 +608,24 @@ impl ShardLog {
         if let Some(last) = out.records.last() {
             out.next_offset = last.offset + 1;
         }
-        if let Some((i, after)) = last_read.filter(|_| out.next_offset < end && bytes > 0) {
-            // Read ahead from the next batch of this shard (direct I/O only). The window
-            // covers the file, other shards' batches included.
-            let seg = &segments[i];
-            let at = seg.tag_position(tag, out.next_offset).unwrap_or(after);
-            seg.read_ahead(at, AHEAD_CALLS * bytes + (128 << 10));
+        if let Some((i, _)) = last_read.filter(|_| out.next_offset < end && bytes > 0) {
+            // Read this shard's next batches ahead (direct I/O only), into the next segments
+            // if need be; windows of segments left behind are dropped.
+            for seg in &segments[..i] {
+                seg.drop_tag_ahead(tag);
+            }
+            let want = AHEAD_CALLS * bytes + (128 << 10);
+            let mut next = out.next_offset;
+            for seg in &segments[i..] {
+                match seg.tag_range(tag) {
+                    Some((_, tag_end, _)) if tag_end > next => {
+                        seg.read_ahead_tag(tag, next, want);
+                        break;
+                    }
+                    Some((_, tag_end, _)) => next = next.max(tag_end),
+                    None => {}
+                }
+            }
         }
         Ok(out)
     }

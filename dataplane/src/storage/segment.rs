@@ -99,6 +99,8 @@ pub struct Segment {
     stage: Mutex<Option<Stage>>,
     /// The window a direct-I/O segment reads ahead for the next sequential read.
     ahead: Mutex<Option<Ahead>>,
+    /// A stream log's read-ahead windows, one per tag: each holds only its tag's batches.
+    tag_ahead: Mutex<std::collections::HashMap<u32, Ahead>>,
     /// Reads served from `ahead`.
     ahead_hits: AtomicU64,
     /// Chunks and bytes read ahead.
@@ -329,6 +331,7 @@ impl Segment {
             meta: Mutex::new(SegmentMeta::default()),
             stage: Mutex::new(None),
             ahead: Mutex::new(None),
+            tag_ahead: Mutex::new(Default::default()),
             ahead_hits: AtomicU64::new(0),
             ahead_read: [AtomicU64::new(0), AtomicU64::new(0)],
             zeroed_to: AtomicU64::new(0),
@@ -563,17 +566,6 @@ impl Segment {
         t.batches.get(i).map(|e| e.offset)
     }
 
-    /// The position of `tag`'s batch holding `offset` (or the first one after it).
-    pub fn tag_position(&self, tag: u32, offset: u64) -> Option<u64> {
-        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        let t = meta.tags.get(&tag)?;
-        let i = t
-            .batches
-            .partition_point(|e| e.offset <= offset)
-            .saturating_sub(1);
-        t.batches.get(i).map(|e| e.position)
-    }
-
     /// Like [`Segment::visit_batches`] for one tag of a stream log: visits only `tag`'s batches,
     /// from the one holding offset `from`, reading no other tag's batch (they may share a read
     /// window). Returns the position after the last batch visited, if any was.
@@ -604,7 +596,10 @@ impl Segment {
         let mut total = 0usize;
         let mut records = 0usize;
         let mut after = None;
-        let mut reader = Windows::new(self, end);
+        let mut reader = Windows {
+            tag,
+            ..Windows::new(self, end)
+        };
         for e in &entries {
             if total > 0 && (total >= max_bytes || records >= max_records) {
                 break;
@@ -1001,15 +996,27 @@ impl Segment {
     /// The read-ahead chunk holding `[pos, stop)` with the block-aligned position it starts
     /// at, once its read finished. The chunk stays in the window until a read-ahead starts
     /// past it: one call may read the segment in several passes.
-    fn take_ahead(&self, pos: u64, stop: u64) -> Option<(u64, Bytes)> {
-        let (start, end, chunk) = {
-            let slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-            let c = slot
-                .as_ref()?
-                .chunks
+    fn take_ahead(&self, tag: u32, pos: u64, stop: u64) -> Option<(u64, Bytes)> {
+        let find = |a: &Ahead| {
+            a.chunks
                 .iter()
-                .find(|c| c.start <= pos && stop <= c.end)?;
-            (align_down(c.start), c.end, c.slot.clone())
+                .find(|c| c.start <= pos && stop <= c.end)
+                .map(|c| (align_down(c.start), c.end, c.slot.clone()))
+        };
+        let (start, end, chunk) = if tag == 0 {
+            find(
+                self.ahead
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()?,
+            )?
+        } else {
+            find(
+                self.tag_ahead
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&tag)?,
+            )?
         };
         let data = chunk.wait((end - start) as usize)?;
         self.ahead_hits.fetch_add(1, Ordering::Relaxed);
@@ -1054,6 +1061,89 @@ impl Segment {
             .is_some_and(|a| a.since.elapsed() > AHEAD_STALE)
         {
             *slot = None;
+        }
+        drop(slot);
+        self.tag_ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, a| a.since.elapsed() <= AHEAD_STALE);
+    }
+
+    /// Drops `tag`'s read-ahead window (its reader moved on to a later segment).
+    pub fn drop_tag_ahead(&self, tag: u32) {
+        self.tag_ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tag);
+    }
+
+    /// [`Segment::read_ahead`] for a stream log's tag: the window holds `tag`'s batches from
+    /// the one holding `offset` on, about `len` bytes of them, each batch a chunk of its own
+    /// (they are not contiguous in the file).
+    pub fn read_ahead_tag(self: &Arc<Self>, tag: u32, offset: u64, len: usize) {
+        if !self.is_direct() {
+            return;
+        }
+        let durable = self.durable_len();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let batches: Vec<TagBatch> = {
+            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(t) = meta.tags.get(&tag) else {
+                return;
+            };
+            let i = t
+                .batches
+                .partition_point(|b| b.offset <= offset)
+                .saturating_sub(1);
+            let mut sum = 0usize;
+            t.batches[i..]
+                .iter()
+                .take_while(|b| {
+                    let take = sum < len.min(AHEAD_MAX) && b.position + u64::from(b.len) <= durable;
+                    sum += b.len as usize;
+                    take
+                })
+                .copied()
+                .collect()
+        };
+        let Some(first) = batches.first().map(|b| b.position) else {
+            return;
+        };
+        let mut slots = self.tag_ahead.lock().unwrap_or_else(|e| e.into_inner());
+        let window = slots.entry(tag).or_insert_with(|| Ahead {
+            chunks: VecDeque::new(),
+            since: Instant::now(),
+        });
+        window.since = Instant::now();
+        while window.chunks.front().is_some_and(|c| c.end <= first) {
+            window.chunks.pop_front();
+        }
+        if window.chunks.front().is_some_and(|c| c.start > first) {
+            window.chunks.clear();
+        }
+        let have = window.chunks.back().map_or(0, |c| c.end);
+        let mut task = AheadTask(VecDeque::new());
+        for b in batches.iter().filter(|b| b.position >= have) {
+            let (start, end) = (b.position, b.position + u64::from(b.len));
+            let Some(budget) = AheadBudget::reserve((align_up(end) - align_down(start)) as usize)
+            else {
+                break;
+            };
+            let chunk = Arc::new(ChunkSlot::default());
+            window.chunks.push_back(AheadChunk {
+                start,
+                end,
+                slot: chunk.clone(),
+                _budget: budget,
+            });
+            task.0.push_back((start, end, chunk));
+        }
+        drop(slots);
+        if !task.0.is_empty() {
+            let seg = self.clone();
+            runtime.spawn_blocking(move || task.run(&seg));
         }
     }
 
@@ -1170,6 +1260,8 @@ const WINDOW: u64 = 2 << 20;
 /// reads cheap, and a window would copy the bytes after its last whole batch twice).
 struct Windows<'a> {
     seg: &'a Segment,
+    /// The stream log tag whose read-ahead window serves this reader (0: the segment's own).
+    tag: u32,
     /// Readers never look at or past this.
     end: u64,
     start: u64,
@@ -1180,6 +1272,7 @@ impl<'a> Windows<'a> {
     fn new(seg: &'a Segment, end: u64) -> Self {
         Windows {
             seg,
+            tag: 0,
             end,
             start: 0,
             data: Bytes::new(),
@@ -1193,7 +1286,10 @@ impl<'a> Windows<'a> {
         let covered = pos >= self.start && stop <= self.start + self.data.len() as u64;
         if !covered {
             // Only direct-I/O segments read ahead.
-            let ahead = self.seg.is_direct().then(|| self.seg.take_ahead(pos, stop));
+            let ahead = self
+                .seg
+                .is_direct()
+                .then(|| self.seg.take_ahead(self.tag, pos, stop));
             if let Some((start, data)) = ahead.flatten() {
                 self.start = start;
                 self.data = data;
