@@ -1078,6 +1078,15 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
                 Err(_) => break,
             }
         }
+        // In a stream log, each shard's batches of a round go next to each other (in the
+        // order they came), so that its readers read them in one piece. Only a round of
+        // appends alone is reordered: a close must stay behind the appends before it.
+        if inner.stream && group.iter().all(|m| matches!(m, Msg::Append { .. })) {
+            group.sort_by_key(|m| match m {
+                Msg::Append { tag, .. } => *tag,
+                _ => 0,
+            });
+        }
 
         let now = inner.clock.now_ms().max(last_arrival);
         let mut buf = Encoded::default();
