@@ -435,47 +435,21 @@ impl ShardLog {
             .partition_point(|s| s.base_offset <= from)
             .saturating_sub(1);
         let first_read = idx;
-        let mut bytes = 0usize;
+        let mut c = Collect::new(from, end, max_records, max_bytes);
         'segments: while idx < segments.len() {
             let seg = &segments[idx];
             let mut position = seg.position_for_offset(from.max(seg.base_offset));
             loop {
                 // Each batch is decoded as soon as it is read and verified, while it is still
                 // in the CPU's cache (decoding touches every record's header).
-                let mut stop = false;
                 let after = seg.visit_batches(
                     position,
-                    max_bytes.saturating_sub(bytes),
+                    c.bytes_left(),
                     from,
-                    max_records.saturating_sub(out.records.len()),
-                    |h, batch, at| {
-                        if h.next_offset() <= from || h.base_offset >= end {
-                            return Ok(true);
-                        }
-                        let before = out.records.len();
-                        format::decode_records(h, batch, from, &mut out.records, max_records)
-                            .ok_or_else(|| StorageError::Corrupt {
-                                path: seg.describe(),
-                                position: at + u64::from(h.len),
-                            })?;
-                        for i in before..out.records.len() {
-                            let r = &out.records[i];
-                            let size = r.data.len() + r.partition_key.len();
-                            if bytes + size > max_bytes && i > 0 {
-                                out.records.truncate(i);
-                                stop = true;
-                                return Ok(false);
-                            }
-                            bytes += size;
-                        }
-                        if out.records.len() >= max_records || bytes >= max_bytes {
-                            stop = true;
-                            return Ok(false);
-                        }
-                        Ok(true)
-                    },
+                    c.records_left(),
+                    |h, batch, at| c.take(seg, h, batch, at),
                 )?;
-                if stop {
+                if c.stop {
                     break 'segments;
                 }
                 // No batch left in this segment.
@@ -486,6 +460,8 @@ impl ShardLog {
             }
             idx += 1;
         }
+        let bytes = c.bytes;
+        out.records = c.records;
         out.records.retain(|r| r.offset < end);
         if let Some(last) = out.records.last() {
             out.next_offset = last.offset + 1;
@@ -546,7 +522,7 @@ impl ShardLog {
         if from >= end || max_records == 0 {
             return Ok(out);
         }
-        let mut bytes = 0usize;
+        let mut c = Collect::new(from, end, max_records, max_bytes);
         let mut last_read: Option<(usize, u64)> = None;
         'segments: for (i, seg) in segments.iter().enumerate() {
             let tag_end = match seg.tag_range(tag) {
@@ -557,45 +533,21 @@ impl ShardLog {
             // go on in this segment from where it stopped until the read is full.
             let mut seg_from = from;
             loop {
-                let mut stop = false;
                 let mut visited_to = None;
                 let after = seg.visit_tag_batches(
                     tag,
                     seg_from,
-                    max_bytes.saturating_sub(bytes),
-                    max_records.saturating_sub(out.records.len()),
+                    c.bytes_left(),
+                    c.records_left(),
                     |h, batch, at| {
                         visited_to = Some(h.next_offset());
-                        if h.next_offset() <= from || h.base_offset >= end {
-                            return Ok(true);
-                        }
-                        let before = out.records.len();
-                        format::decode_records(h, batch, from, &mut out.records, max_records)
-                            .ok_or_else(|| StorageError::Corrupt {
-                                path: seg.describe(),
-                                position: at + u64::from(h.len),
-                            })?;
-                        for i in before..out.records.len() {
-                            let r = &out.records[i];
-                            let size = r.data.len() + r.partition_key.len();
-                            if bytes + size > max_bytes && i > 0 {
-                                out.records.truncate(i);
-                                stop = true;
-                                return Ok(false);
-                            }
-                            bytes += size;
-                        }
-                        if out.records.len() >= max_records || bytes >= max_bytes {
-                            stop = true;
-                            return Ok(false);
-                        }
-                        Ok(true)
+                        c.take(seg, h, batch, at)
                     },
                 )?;
                 if let Some(after) = after {
                     last_read = Some((i, after));
                 }
-                if stop {
+                if c.stop {
                     break 'segments;
                 }
                 match visited_to {
@@ -604,6 +556,8 @@ impl ShardLog {
                 }
             }
         }
+        let bytes = c.bytes;
+        out.records = c.records;
         out.records.retain(|r| r.offset < end);
         if let Some(last) = out.records.last() {
             out.next_offset = last.offset + 1;
@@ -757,6 +711,76 @@ impl ShardLog {
             remove_dir(dir)?;
         }
         Ok(())
+    }
+}
+
+/// A read's records, taken from the batches it visits until its limits are reached.
+struct Collect {
+    records: Vec<StoredRecord>,
+    from: u64,
+    end: u64,
+    max_records: usize,
+    max_bytes: usize,
+    /// Partition key and data bytes taken so far.
+    bytes: usize,
+    /// The read is full.
+    stop: bool,
+}
+
+impl Collect {
+    fn new(from: u64, end: u64, max_records: usize, max_bytes: usize) -> Collect {
+        Collect {
+            records: Vec::new(),
+            from,
+            end,
+            max_records,
+            max_bytes,
+            bytes: 0,
+            stop: false,
+        }
+    }
+
+    fn bytes_left(&self) -> usize {
+        self.max_bytes.saturating_sub(self.bytes)
+    }
+
+    fn records_left(&self) -> usize {
+        self.max_records.saturating_sub(self.records.len())
+    }
+
+    /// Takes the records of a verified batch at `at` of `seg` that are at or after `from` and
+    /// below `end`, within the limits (at least one record); `Ok(false)` once the read is full.
+    fn take(
+        &mut self,
+        seg: &Segment,
+        h: &BatchHeader,
+        batch: &bytes::Bytes,
+        at: u64,
+    ) -> Result<bool, StorageError> {
+        if h.next_offset() <= self.from || h.base_offset >= self.end {
+            return Ok(true);
+        }
+        let before = self.records.len();
+        format::decode_records(h, batch, self.from, &mut self.records, self.max_records)
+            .ok_or_else(|| StorageError::Corrupt {
+                path: seg.describe(),
+                position: at + u64::from(h.len),
+            })?;
+        for i in before..self.records.len() {
+            let r = &self.records[i];
+            let size = r.data.len() + r.partition_key.len();
+            if self.bytes + size > self.max_bytes && i > 0 {
+                self.records.truncate(i);
+                self.stop = true;
+                return Ok(false);
+            }
+            self.bytes += size;
+        }
+        if self.records.len() >= self.max_records || self.bytes >= self.max_bytes {
+            self.stop = true;
+            return Ok(false);
+        }
+        Ok(true)
     }
 }
 

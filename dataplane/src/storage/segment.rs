@@ -191,6 +191,29 @@ struct Ahead {
     since: Instant,
 }
 
+impl Ahead {
+    /// Adds chunks `[start, end)` after the window's, while the read-ahead budget lasts;
+    /// returns the task that reads them.
+    fn add(&mut self, chunks: impl IntoIterator<Item = (u64, u64)>) -> AheadTask {
+        let mut task = AheadTask(VecDeque::new());
+        for (start, end) in chunks {
+            let Some(budget) = AheadBudget::reserve((align_up(end) - align_down(start)) as usize)
+            else {
+                break;
+            };
+            let chunk = Arc::new(ChunkSlot::default());
+            self.chunks.push_back(AheadChunk {
+                start,
+                end,
+                slot: chunk.clone(),
+                _budget: budget,
+            });
+            task.0.push_back((start, end, chunk));
+        }
+        task
+    }
+}
+
 /// One chunk of a read-ahead window: `[start, end)`, read from `start` rounded down to a block.
 struct AheadChunk {
     start: u64,
@@ -941,24 +964,11 @@ impl Segment {
             window.chunks.clear();
         }
         let from = window.chunks.back().map_or(position, |c| c.end);
-        let mut task = AheadTask(VecDeque::new());
-        if from < want_end {
-            for (start, end) in self.ahead_chunks(from, want_end, durable) {
-                let Some(budget) =
-                    AheadBudget::reserve((align_up(end) - align_down(start)) as usize)
-                else {
-                    break;
-                };
-                let chunk = Arc::new(ChunkSlot::default());
-                window.chunks.push_back(AheadChunk {
-                    start,
-                    end,
-                    slot: chunk.clone(),
-                    _budget: budget,
-                });
-                task.0.push_back((start, end, chunk));
-            }
-        }
+        let task = if from < want_end {
+            window.add(self.ahead_chunks(from, want_end, durable))
+        } else {
+            AheadTask(VecDeque::new())
+        };
         let covered = window
             .chunks
             .back()
@@ -1144,21 +1154,7 @@ impl Segment {
                 _ => runs.push((b.position, end)),
             }
         }
-        let mut task = AheadTask(VecDeque::new());
-        for (start, end) in runs {
-            let Some(budget) = AheadBudget::reserve((align_up(end) - align_down(start)) as usize)
-            else {
-                break;
-            };
-            let chunk = Arc::new(ChunkSlot::default());
-            window.chunks.push_back(AheadChunk {
-                start,
-                end,
-                slot: chunk.clone(),
-                _budget: budget,
-            });
-            task.0.push_back((start, end, chunk));
-        }
+        let task = window.add(runs);
         drop(slots);
         if !task.0.is_empty() {
             let seg = self.clone();
