@@ -568,13 +568,17 @@ impl ShardLog {
             for seg in &segments[..i] {
                 seg.drop_tag_ahead(tag);
             }
-            let want = AHEAD_CALLS * bytes + (128 << 10);
+            let mut want = (AHEAD_CALLS * bytes + (128 << 10)) as u64;
             let mut next = out.next_offset;
             for seg in &segments[i..] {
                 match seg.tag_range(tag) {
                     Some((_, tag_end, _)) if tag_end > next => {
-                        seg.read_ahead_tag(tag, next, want);
-                        break;
+                        let covered = seg.read_ahead_tag(tag, next, want as usize);
+                        if covered == 0 || covered >= want {
+                            break;
+                        }
+                        want -= covered;
+                        next = tag_end;
                     }
                     Some((_, tag_end, _)) => next = next.max(tag_end),
                     None => {}

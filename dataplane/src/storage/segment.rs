@@ -1100,19 +1100,20 @@ impl Segment {
 
     /// [`Segment::read_ahead`] for a stream log's tag: the window holds `tag`'s batches from
     /// the one holding `offset` on, about `len` bytes of them, each batch a chunk of its own
-    /// (they are not contiguous in the file).
-    pub fn read_ahead_tag(self: &Arc<Self>, tag: u32, offset: u64, len: usize) {
+    /// (they are not contiguous in the file). Returns the bytes of `tag`'s batches the window
+    /// covers from there, so that a caller can read ahead into the next segment for the rest.
+    pub fn read_ahead_tag(self: &Arc<Self>, tag: u32, offset: u64, len: usize) -> u64 {
         if !self.is_direct() {
-            return;
+            return 0;
         }
         let durable = self.durable_len();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+            return 0;
         };
         let batches: Vec<TagBatch> = {
             let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
             let Some(t) = meta.tags.get(&tag) else {
-                return;
+                return 0;
             };
             let i = t
                 .batches
@@ -1130,7 +1131,7 @@ impl Segment {
                 .collect()
         };
         let Some(first) = batches.first().map(|b| b.position) else {
-            return;
+            return 0;
         };
         let mut slots = self.tag_ahead.lock().unwrap_or_else(|e| e.into_inner());
         let window = slots.entry(tag).or_insert_with(|| Ahead {
@@ -1155,11 +1156,17 @@ impl Segment {
             }
         }
         let task = window.add(runs);
+        let covered_to = window.chunks.back().map_or(0, |c| c.end);
         drop(slots);
         if !task.0.is_empty() {
             let seg = self.clone();
             runtime.spawn_blocking(move || task.run(&seg));
         }
+        batches
+            .iter()
+            .take_while(|b| b.position + u64::from(b.len) <= covered_to)
+            .map(|b| u64::from(b.len))
+            .sum()
     }
 
     /// The position to start reading from to find `offset`: the last index entry at or before it.
