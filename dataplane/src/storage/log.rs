@@ -168,8 +168,9 @@ impl StreamLog {
     /// Opens (recovering) or creates the stream log stored in `cfg.dir`, or an in-memory one.
     ///
     /// 1. Create the directory if needed and fsync its parent.
-    /// 2. Open and scan every segment oldest first (a stream log's sealed segments keep no
-    ///    index); each one's torn tail, if any, is truncated.
+    /// 2. Open every segment oldest first. Sealed segments load their index (each tag's
+    ///    summary; the batch lists stay on disk until read); the newest one, and any whose
+    ///    index is missing or damaged, is scanned and its torn tail, if any, truncated.
     /// 3. Each tag's offsets run from its first batch in the oldest segment to its last batch.
     /// 4. Start the writer task.
     pub fn open(cfg: StorageConfig, clock: Clock) -> Result<StreamLog, StorageError> {
@@ -181,9 +182,17 @@ impl StreamLog {
                     sync_dir(parent)?;
                 }
             }
-            for (base, path) in Segment::list(dir)? {
-                let seg =
-                    Segment::open(&path, base, cfg.index_interval_bytes, false, cfg.direct_io)?;
+            // Sealed segments load their index; the newest one is scanned.
+            let files = Segment::list(dir)?;
+            let last = files.len().saturating_sub(1);
+            for (i, (base, path)) in files.iter().enumerate() {
+                let seg = Segment::open(
+                    path,
+                    *base,
+                    cfg.index_interval_bytes,
+                    i < last,
+                    cfg.direct_io,
+                )?;
                 segments.push(Arc::new(seg));
             }
         }
@@ -597,7 +606,7 @@ impl ShardLog {
                 if seg.is_empty() || seg.last_arrival_ms() < ts {
                     continue;
                 }
-                if let Some(offset) = seg.tag_offset_for_timestamp(self.tag, ts) {
+                if let Some(offset) = seg.tag_offset_for_timestamp(self.tag, ts)? {
                     return Ok(offset.max(start).min(end));
                 }
             }
@@ -1452,6 +1461,7 @@ async fn roll_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::tags;
     use bytes::Bytes;
 
     fn recs(n: usize, size: usize) -> Vec<RecordIn> {
@@ -1519,6 +1529,70 @@ mod tests {
             }
             from = b.next_offset;
             out.extend(b.records);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_logs_sealed_segments_keep_their_batch_lists_on_disk_and_recovery_trusts_them()
+    {
+        for direct in [true, false] {
+            let tmp = tempfile::tempdir().unwrap();
+            let c = StorageConfig {
+                direct_io: direct,
+                ..cfg(Some(tmp.path()))
+            };
+            let stream = StreamLog::open(c.clone(), Clock::default()).unwrap();
+            let shards: Vec<ShardLog> = (1..=2).map(|t| stream.shard(t, 0, false)).collect();
+            // Single-record appends, one batch each, as PutRecord writes them.
+            for _ in 0..120 {
+                for s in &shards {
+                    s.append(recs(1, 60), 0).await.unwrap();
+                }
+            }
+            let check = |shards: &[ShardLog]| {
+                for s in shards {
+                    let all = read_all(s);
+                    assert_eq!(all.len(), 120);
+                    assert!(all.iter().enumerate().all(|(k, r)| r.offset == k as u64));
+                    // A timestamp lookup goes through the lists too.
+                    let at = s.offset_for_timestamp(all[7].arrival_ms).unwrap();
+                    assert!(at <= 7 && all[at as usize].arrival_ms == all[7].arrival_ms);
+                }
+            };
+            let segments = stream.engine.view().segments.clone();
+            assert!(segments.len() > 4, "segments rolled");
+            let (active, sealed) = segments.split_last().unwrap();
+            assert!(sealed.iter().all(|s| s.tags_spilled()));
+            assert!(!active.tags_spilled());
+            check(&shards);
+            assert!(tags::cached_bytes() <= tags::CACHE_BYTES);
+            stream.shutdown().await;
+
+            // Reopened: the sealed segments take their summaries from their index and keep
+            // the lists on disk; reads and ends are as before.
+            let stream = StreamLog::open(c.clone(), Clock::default()).unwrap();
+            let again: Vec<ShardLog> = (1..=2).map(|t| stream.shard(t, 0, false)).collect();
+            let segments = stream.engine.view().segments.clone();
+            let (_, sealed) = segments.split_last().unwrap();
+            assert!(sealed.iter().all(|s| s.tags_spilled()));
+            assert!(again.iter().all(|s| s.end_offset() == 120));
+            check(&again);
+            stream.shutdown().await;
+
+            // A damaged index is not trusted: that segment is scanned again.
+            let idx = Segment::list(c.dir.as_ref().unwrap()).unwrap()[1]
+                .1
+                .with_extension("idx");
+            let mut raw = std::fs::read(&idx).unwrap();
+            raw[20] ^= 0xff;
+            std::fs::write(&idx, raw).unwrap();
+            let stream = StreamLog::open(c, Clock::default()).unwrap();
+            let again: Vec<ShardLog> = (1..=2).map(|t| stream.shard(t, 0, false)).collect();
+            let segments = stream.engine.view().segments.clone();
+            assert!(!segments[1].tags_spilled());
+            assert!(segments[2].tags_spilled());
+            check(&again);
+            stream.shutdown().await;
         }
     }
 

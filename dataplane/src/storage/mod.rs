@@ -16,6 +16,7 @@ mod aligned;
 mod format;
 mod log;
 mod segment;
+mod tags;
 
 pub use bytes_utils::Str;
 pub use format::{RecordIn, StoredRecord, BATCH_HEADER_LEN, FLAG_ENCRYPTED};

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::aligned::{self, align_down, align_up, Stage, ALIGN};
 use super::format::{self, BatchHeader, Encoded, BATCH_HEADER_LEN};
+use super::tags::{self, TagBatch, TagLists, TagMeta};
 use super::StorageError;
 
 /// One entry of the sparse index: the first offset of a batch, where the batch starts in the
@@ -87,6 +88,8 @@ fn probe_direct(file: &File, new: bool) -> std::io::Result<()> {
 /// A segment of a shard log.
 pub struct Segment {
     pub base_offset: u64,
+    /// Unique in the process: keys the segment's lists in the [`tags`] cache.
+    id: u64,
     store: Store,
     /// Bytes that are written and durable; readers never look past this.
     durable_len: AtomicU64,
@@ -285,26 +288,6 @@ impl Drop for AheadTask {
 /// Bytes a read-ahead chunk aims for (it ends at the first batch boundary past this).
 const AHEAD_CHUNK: u64 = 2 << 20;
 
-/// One batch of a stream log's shard.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TagBatch {
-    pub offset: u64,
-    pub position: u64,
-    pub arrival_ms: i64,
-    pub len: u32,
-}
-
-/// A stream log's shard (tag) in one segment.
-#[derive(Debug, Default, Clone)]
-pub struct TagMeta {
-    /// Every batch of the tag here, in order.
-    pub batches: Vec<TagBatch>,
-    /// Offset after the tag's last batch here.
-    pub end: u64,
-    /// Bytes of the tag's batches.
-    pub bytes: u64,
-}
-
 #[derive(Debug, Default)]
 struct SegmentMeta {
     /// Sparse index of batch starts (a shard log's offsets; in a stream log only the
@@ -312,6 +295,8 @@ struct SegmentMeta {
     index: Vec<IndexEntry>,
     /// A stream log's batches, by tag.
     tags: std::collections::BTreeMap<u32, TagMeta>,
+    /// The tags' batch lists are in the `.idx` file and out of memory (see [`tags`]).
+    spilled: bool,
     /// Position of the last index entry, to space entries `index_interval` apart.
     last_indexed_position: Option<u64>,
     first_arrival_ms: Option<i64>,
@@ -345,8 +330,10 @@ impl Segment {
     }
 
     fn new(base_offset: u64, store: Store, len: u64) -> Segment {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Segment {
             base_offset,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             store,
             durable_len: AtomicU64::new(len),
             end_offset: AtomicU64::new(base_offset),
@@ -437,6 +424,9 @@ impl Segment {
                 .map_err(|e| StorageError::io(&ipath, e))?,
             Err(_) => return Ok(false),
         };
+        if raw.starts_with(tags::MAGIC) {
+            return Ok(self.load_tag_index(&raw, len));
+        }
         // Trailer: end offset u64, file length u64, first/last arrival i64 — then entries.
         if raw.len() < 32 || (raw.len() - 32) % INDEX_ENTRY_LEN != 0 {
             return Ok(false);
@@ -530,10 +520,12 @@ impl Segment {
     /// Records a batch written at `position` in the in-memory index and bounds.
     pub fn note_batch(&self, h: &BatchHeader, position: u64, index_interval: u64) {
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        let due = match meta.last_indexed_position {
-            None => true,
-            Some(p) => position >= p + index_interval,
-        };
+        // A stream log finds batches through its tags' lists.
+        let due = h.tag == 0
+            && match meta.last_indexed_position {
+                None => true,
+                Some(p) => position >= p + index_interval,
+            };
         if due {
             meta.index.push(IndexEntry {
                 offset: h.base_offset,
@@ -547,16 +539,52 @@ impl Segment {
         }
         meta.last_arrival_ms = meta.last_arrival_ms.max(h.arrival_ms);
         if h.tag != 0 {
-            let t = meta.tags.entry(h.tag).or_default();
-            t.batches.push(TagBatch {
+            let batch = TagBatch {
                 offset: h.base_offset,
                 position,
                 arrival_ms: h.arrival_ms,
                 len: h.len,
-            });
-            t.end = h.next_offset();
-            t.bytes += u64::from(h.len);
+            };
+            meta.tags
+                .entry(h.tag)
+                .or_default()
+                .push(batch, h.next_offset());
         }
+    }
+
+    /// Calls `f` with `tag`'s batches here (none if the tag has none), loading the segment's
+    /// lists from its `.idx` file if they were spilled (see [`tags`]).
+    fn with_tag_batches<R>(
+        &self,
+        tag: u32,
+        f: impl FnOnce(&[TagBatch]) -> R,
+    ) -> Result<R, StorageError> {
+        {
+            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            if !meta.spilled {
+                return Ok(f(meta.tags.get(&tag).map_or(&[], |t| &t.batches[..])));
+            }
+        }
+        let lists = match tags::cached(self.id) {
+            Some(lists) => lists,
+            None => {
+                let Some(ipath) = self.index_path() else {
+                    return Err(StorageError::Unavailable);
+                };
+                let raw = std::fs::read(&ipath).map_err(|e| StorageError::io(&ipath, e))?;
+                let (_, metas) = tags::decode(&raw).ok_or_else(|| {
+                    StorageError::io(
+                        &ipath,
+                        std::io::Error::other("the segment's tag index is damaged"),
+                    )
+                })?;
+                let lists: TagLists = metas.into_iter().map(|(t, m)| (t, m.batches)).collect();
+                let lists = Arc::new(lists);
+                tags::insert(self.id, lists.clone());
+                lists
+            }
+        };
+        Ok(f(lists.get(&tag).map_or(&[], |l| &l[..])))
     }
 
     /// The tags of a stream log's segment with their first and end offsets here.
@@ -564,29 +592,29 @@ impl Segment {
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         meta.tags
             .iter()
-            .filter_map(|(tag, t)| Some((*tag, t.batches.first()?.offset, t.end)))
+            .map(|(tag, t)| (*tag, t.first, t.end))
             .collect()
     }
 
     /// When `tag`'s last batch here arrived.
     pub fn tag_last_arrival_ms(&self, tag: u32) -> Option<i64> {
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        meta.tags.get(&tag)?.batches.last().map(|b| b.arrival_ms)
+        meta.tags.get(&tag).map(|t| t.last_arrival_ms)
     }
 
     /// `tag`'s first and end offsets and bytes in this segment, if it has batches here.
     pub fn tag_range(&self, tag: u32) -> Option<(u64, u64, u64)> {
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         let t = meta.tags.get(&tag)?;
-        Some((t.batches.first()?.offset, t.end, t.bytes))
+        Some((t.first, t.end, t.bytes))
     }
 
     /// The first offset of `tag` here that arrived at or after `ts`.
-    pub fn tag_offset_for_timestamp(&self, tag: u32, ts: i64) -> Option<u64> {
-        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        let t = meta.tags.get(&tag)?;
-        let i = t.batches.partition_point(|e| e.arrival_ms < ts);
-        t.batches.get(i).map(|e| e.offset)
+    pub fn tag_offset_for_timestamp(&self, tag: u32, ts: i64) -> Result<Option<u64>, StorageError> {
+        self.with_tag_batches(tag, |batches| {
+            let i = batches.partition_point(|e| e.arrival_ms < ts);
+            batches.get(i).map(|e| e.offset)
+        })
     }
 
     /// Like [`Segment::visit_batches`] for one tag of a stream log: visits only `tag`'s batches,
@@ -601,21 +629,19 @@ impl Segment {
         mut visit: impl FnMut(&BatchHeader, &Bytes, u64) -> Result<bool, StorageError>,
     ) -> Result<Option<u64>, StorageError> {
         let end = self.durable_len();
-        let entries: Vec<TagBatch> = {
-            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(t) = meta.tags.get(&tag) else {
-                return Ok(None);
-            };
-            let i = t
-                .batches
+        let entries: Vec<TagBatch> = self.with_tag_batches(tag, |batches| {
+            let i = batches
                 .partition_point(|e| e.offset <= from)
                 .saturating_sub(1);
-            t.batches[i..]
+            batches[i..]
                 .iter()
                 .take_while(|e| e.position + u64::from(e.len) <= end)
                 .copied()
                 .collect()
-        };
+        })?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
         let mut total = 0usize;
         let mut records = 0usize;
         let mut after = None;
@@ -681,6 +707,13 @@ impl Segment {
 
     pub fn end_offset(&self) -> u64 {
         self.end_offset.load(Ordering::Acquire)
+    }
+
+    /// The tags' batch lists are out of memory, in the `.idx` file.
+    #[cfg(test)]
+    pub fn tags_spilled(&self) -> bool {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.spilled && meta.tags.values().all(|t| t.batches.is_empty())
     }
 
     /// No batch here is durable.
@@ -850,8 +883,8 @@ impl Segment {
         }
         file.sync_all().map_err(|e| StorageError::io(path, e))?;
         // The index only spares recovery a rescan (a missing or mismatched one is ignored),
-        // so failing to write it does not fail the seal. A stream log's segments are rescanned
-        // (their index does not hold the tags' batch lists).
+        // so failing to write it does not fail the seal. A stream log's index holds its tags'
+        // batch lists, which then leave memory.
         let tagged = !self
             .meta
             .lock()
@@ -859,12 +892,62 @@ impl Segment {
             .tags
             .is_empty();
         if tagged {
+            if let Err(e) = self.write_tag_index(path) {
+                tracing::warn!(error = %e, "Could not write a sealed segment's index; its batch lists stay in memory and recovery will rescan it.");
+            }
             return Ok(());
         }
         if let Err(e) = self.write_index(path) {
             tracing::warn!(error = %e, "Could not write a sealed segment's index; recovery will rescan it.");
         }
         Ok(())
+    }
+
+    /// Writes a stream log segment's `.idx` (see [`tags`]) and drops its batch lists from
+    /// memory.
+    /// Takes a stream log segment's bounds and tags' summaries from its `.idx` (see [`tags`])
+    /// if it is whole and agrees with the file's length `len`; the lists stay on disk.
+    fn load_tag_index(&self, raw: &[u8], len: u64) -> bool {
+        let Some((bounds, mut metas)) = tags::decode(raw) else {
+            return false;
+        };
+        if bounds.file_len != len || metas.is_empty() {
+            return false;
+        }
+        for t in metas.values_mut() {
+            t.batches = Vec::new();
+        }
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.tags = metas;
+        meta.spilled = true;
+        meta.first_arrival_ms = Some(bounds.first_arrival_ms);
+        meta.last_arrival_ms = bounds.last_arrival_ms;
+        self.end_offset.store(bounds.end_offset, Ordering::Release);
+        true
+    }
+
+    fn write_tag_index(&self, path: &Path) -> Result<(), StorageError> {
+        let ipath = path.with_extension("idx");
+        let raw = {
+            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            tags::encode(self.bounds(&meta), &meta.tags)
+        };
+        write_synced(&ipath, &raw)?;
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        for t in meta.tags.values_mut() {
+            t.batches = Vec::new();
+        }
+        meta.spilled = true;
+        Ok(())
+    }
+
+    fn bounds(&self, meta: &SegmentMeta) -> tags::Bounds {
+        tags::Bounds {
+            end_offset: self.end_offset(),
+            file_len: self.durable_len(),
+            first_arrival_ms: meta.first_arrival_ms.unwrap_or(0),
+            last_arrival_ms: meta.last_arrival_ms,
+        }
     }
 
     fn write_index(&self, path: &Path) -> Result<(), StorageError> {
@@ -880,14 +963,12 @@ impl Segment {
             raw.extend_from_slice(&e.position.to_be_bytes());
             raw.extend_from_slice(&e.arrival_ms.to_be_bytes());
         }
-        let mut f = File::create(&ipath).map_err(|e| StorageError::io(&ipath, e))?;
-        f.write_all(&raw).map_err(|e| StorageError::io(&ipath, e))?;
-        f.sync_all().map_err(|e| StorageError::io(&ipath, e))?;
-        Ok(())
+        write_synced(&ipath, &raw)
     }
 
     /// Deletes the segment's files (retention, stream deletion).
     pub fn remove(&self) -> Result<(), StorageError> {
+        tags::evict(self.id);
         if let Store::File { path, .. } = &self.store {
             std::fs::remove_file(path).map_err(|e| StorageError::io(path, e))?;
             let _ = std::fs::remove_file(path.with_extension("idx"));
@@ -1110,17 +1191,13 @@ impl Segment {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return 0;
         };
-        let batches: Vec<TagBatch> = {
-            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(t) = meta.tags.get(&tag) else {
-                return 0;
-            };
-            let i = t
-                .batches
+        // Read-ahead is a guess: a list that cannot be loaded leaves the read to find out.
+        let Ok(batches) = self.with_tag_batches(tag, |batches| {
+            let i = batches
                 .partition_point(|b| b.offset <= offset)
                 .saturating_sub(1);
             let mut sum = 0usize;
-            t.batches[i..]
+            batches[i..]
                 .iter()
                 .take_while(|b| {
                     let take = sum < len.min(AHEAD_MAX) && b.position + u64::from(b.len) <= durable;
@@ -1128,7 +1205,9 @@ impl Segment {
                     take
                 })
                 .copied()
-                .collect()
+                .collect::<Vec<_>>()
+        }) else {
+            return 0;
         };
         let Some(first) = batches.first().map(|b| b.position) else {
             return 0;
@@ -1335,6 +1414,13 @@ impl<'a> Windows<'a> {
         let from = (pos - self.start) as usize;
         Ok(self.data.slice(from..from + len))
     }
+}
+
+/// Creates (or replaces) the file at `path` with `raw` and fsyncs it.
+fn write_synced(path: &Path, raw: &[u8]) -> Result<(), StorageError> {
+    let mut f = File::create(path).map_err(|e| StorageError::io(path, e))?;
+    f.write_all(raw).map_err(|e| StorageError::io(path, e))?;
+    f.sync_all().map_err(|e| StorageError::io(path, e))
 }
 
 /// fsyncs a directory so that entries created or removed in it are durable.
