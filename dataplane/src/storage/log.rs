@@ -425,9 +425,6 @@ impl ShardLog {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<ReadBatch, StorageError> {
-        if self.inner.stream {
-            return self.read_tagged(from, max_records, max_bytes);
-        }
         let segments = self.view().segments.clone();
         let (start, end, last_arrival_ms, _) = self.state();
         let from = from.max(start);
@@ -440,35 +437,12 @@ impl ShardLog {
         if from >= end || max_records == 0 {
             return Ok(out);
         }
-        let mut idx = segments
-            .partition_point(|s| s.base_offset <= from)
-            .saturating_sub(1);
-        let first_read = idx;
         let mut c = Collect::new(from, end, max_records, max_bytes);
-        'segments: while idx < segments.len() {
-            let seg = &segments[idx];
-            let mut position = seg.position_for_offset(from.max(seg.base_offset));
-            loop {
-                // Each batch is decoded as soon as it is read and verified, while it is still
-                // in the CPU's cache (decoding touches every record's header).
-                let after = seg.visit_batches(
-                    position,
-                    c.bytes_left(),
-                    from,
-                    c.records_left(),
-                    |h, batch, at| c.take(seg, h, batch, at),
-                )?;
-                if c.stop {
-                    break 'segments;
-                }
-                // No batch left in this segment.
-                if after == position {
-                    break;
-                }
-                position = after;
-            }
-            idx += 1;
-        }
+        let first_read = if self.inner.stream {
+            self.collect_tagged(&segments, from, &mut c)?
+        } else {
+            collect(&segments, from, &mut c)?
+        };
         let bytes = c.bytes;
         out.records = c.records;
         out.records.retain(|r| r.offset < end);
@@ -478,72 +452,42 @@ impl ShardLog {
         if out.next_offset < end && bytes > 0 {
             // A reader that filled its call is likely to come back for what follows: keep
             // about its next [`AHEAD_CALLS`] calls read ahead, into the next segments if need
-            // be (direct I/O only).
-            let next = out.next_offset;
-            let first = segments
-                .partition_point(|s| s.base_offset <= next)
-                .saturating_sub(1);
-            // Windows of the segments this call read and left would hold their share of the
-            // read-ahead budget until they went stale.
-            for seg in segments[first_read.min(first)..first]
-                .iter()
-                .filter(|s| s.is_direct())
-            {
-                seg.drop_ahead();
-            }
-            let mut want = (AHEAD_CALLS * bytes + (128 << 10)) as u64;
-            for (i, seg) in segments.iter().enumerate().skip(first) {
-                if !seg.is_direct() {
-                    break;
-                }
-                let at = if i == first {
-                    seg.position_for_offset(next)
-                } else {
-                    0
-                };
-                let covered = seg.read_ahead(at, want as usize);
-                if covered == 0 || covered >= want {
-                    break;
-                }
-                want -= covered;
+            // be (direct I/O only). Windows of the segments this call read and left are
+            // dropped: they would hold their share of the read-ahead budget until they went
+            // stale.
+            let want = (AHEAD_CALLS * bytes + (128 << 10)) as u64;
+            let segments = &segments[first_read..];
+            if self.inner.stream {
+                self.read_ahead_tagged(segments, out.next_offset, want);
+            } else {
+                read_ahead(segments, out.next_offset, want);
             }
         }
         Ok(out)
     }
 
-    /// [`ShardLog::read`] for a shard of a stream log: only this tag's batches are read.
-    fn read_tagged(
+    /// Collects a stream log's shard's records from `from` on: only this tag's batches are
+    /// read. Returns the index of the segment the read started in.
+    fn collect_tagged(
         &self,
+        segments: &[Arc<Segment>],
         from: u64,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<ReadBatch, StorageError> {
-        let segments = self.view().segments.clone();
-        let (start, end, last_arrival_ms, _) = self.state();
+        c: &mut Collect,
+    ) -> Result<usize, StorageError> {
         let tag = self.tag;
-        let from = from.max(start);
-        let mut out = ReadBatch {
-            records: Vec::new(),
-            next_offset: from,
-            end_offset: end,
-            last_arrival_ms,
-        };
-        if from >= end || max_records == 0 {
-            return Ok(out);
-        }
-        let mut c = Collect::new(from, end, max_records, max_bytes);
-        let mut last_read: Option<(usize, u64)> = None;
+        let mut first_read = None;
         'segments: for (i, seg) in segments.iter().enumerate() {
             let tag_end = match seg.tag_range(tag) {
                 Some((_, tag_end, _)) if tag_end > from => tag_end,
                 _ => continue,
             };
+            first_read.get_or_insert(i);
             // One visit stops at its own byte and record limits, which count whole batches:
             // go on in this segment from where it stopped until the read is full.
             let mut seg_from = from;
             loop {
                 let mut visited_to = None;
-                let after = seg.visit_tag_batches(
+                seg.visit_tag_batches(
                     tag,
                     seg_from,
                     c.bytes_left(),
@@ -553,9 +497,6 @@ impl ShardLog {
                         c.take(seg, h, batch, at)
                     },
                 )?;
-                if let Some(after) = after {
-                    last_read = Some((i, after));
-                }
                 if c.stop {
                     break 'segments;
                 }
@@ -565,36 +506,25 @@ impl ShardLog {
                 }
             }
         }
-        let bytes = c.bytes;
-        out.records = c.records;
-        out.records.retain(|r| r.offset < end);
-        if let Some(last) = out.records.last() {
-            out.next_offset = last.offset + 1;
-        }
-        if let Some((i, _)) = last_read.filter(|_| out.next_offset < end && bytes > 0) {
-            // Read this shard's next batches ahead (direct I/O only), into the next segments
-            // if need be; windows of segments left behind are dropped.
-            for seg in &segments[..i] {
-                seg.drop_tag_ahead(tag);
-            }
-            let mut want = (AHEAD_CALLS * bytes + (128 << 10)) as u64;
-            let mut next = out.next_offset;
-            for seg in &segments[i..] {
-                match seg.tag_range(tag) {
-                    Some((_, tag_end, _)) if tag_end > next => {
-                        let covered = seg.read_ahead_tag(tag, next, want as usize);
-                        if covered == 0 || covered >= want {
-                            break;
-                        }
-                        want -= covered;
-                        next = tag_end;
+        Ok(first_read.unwrap_or(segments.len()))
+    }
+
+    /// [`read_ahead`] for a stream log's shard: its batches only, from offset `next` on.
+    fn read_ahead_tagged(&self, segments: &[Arc<Segment>], mut next: u64, mut want: u64) {
+        let tag = self.tag;
+        for seg in segments {
+            match seg.tag_range(tag) {
+                Some((_, tag_end, _)) if tag_end > next => {
+                    let covered = seg.read_ahead_tag(tag, next, want as usize);
+                    if covered == 0 || covered >= want {
+                        break;
                     }
-                    Some((_, tag_end, _)) => next = next.max(tag_end),
-                    None => {}
+                    want -= covered;
+                    next = tag_end;
                 }
+                _ => seg.drop_tag_ahead(tag),
             }
         }
-        Ok(out)
     }
 
     /// The offset of the first record that arrived at or after `ts` (the tip if none).
@@ -724,6 +654,63 @@ impl ShardLog {
             remove_dir(dir)?;
         }
         Ok(())
+    }
+}
+
+/// Collects a shard log's records from `from` on. Returns the index of the segment the read
+/// started in.
+fn collect(segments: &[Arc<Segment>], from: u64, c: &mut Collect) -> Result<usize, StorageError> {
+    let first_read = segments
+        .partition_point(|s| s.base_offset <= from)
+        .saturating_sub(1);
+    for seg in &segments[first_read..] {
+        let mut position = seg.position_for_offset(from.max(seg.base_offset));
+        loop {
+            // Each batch is decoded as soon as it is read and verified, while it is still in
+            // the CPU's cache (decoding touches every record's header).
+            let after = seg.visit_batches(
+                position,
+                c.bytes_left(),
+                from,
+                c.records_left(),
+                |h, batch, at| c.take(seg, h, batch, at),
+            )?;
+            if c.stop {
+                return Ok(first_read);
+            }
+            // No batch left in this segment.
+            if after == position {
+                break;
+            }
+            position = after;
+        }
+    }
+    Ok(first_read)
+}
+
+/// Reads about `want` bytes of a shard log ahead from offset `next` on, through `segments`
+/// (from the first one the last read touched); windows of segments before `next`'s are dropped.
+fn read_ahead(segments: &[Arc<Segment>], next: u64, mut want: u64) {
+    let first = segments
+        .partition_point(|s| s.base_offset <= next)
+        .saturating_sub(1);
+    for seg in segments[..first].iter().filter(|s| s.is_direct()) {
+        seg.drop_ahead();
+    }
+    for (i, seg) in segments.iter().enumerate().skip(first) {
+        if !seg.is_direct() {
+            break;
+        }
+        let at = if i == first {
+            seg.position_for_offset(next)
+        } else {
+            0
+        };
+        let covered = seg.read_ahead(at, want as usize);
+        if covered == 0 || covered >= want {
+            break;
+        }
+        want -= covered;
     }
 }
 

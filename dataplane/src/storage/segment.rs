@@ -195,6 +195,18 @@ struct Ahead {
 }
 
 impl Ahead {
+    /// Moves the window to a reader now at `position`: drops the chunks before it, or all of
+    /// them if the reader moved back.
+    fn advance(&mut self, position: u64) {
+        self.since = Instant::now();
+        while self.chunks.front().is_some_and(|c| c.end <= position) {
+            self.chunks.pop_front();
+        }
+        if self.chunks.front().is_some_and(|c| c.start > position) {
+            self.chunks.clear();
+        }
+    }
+
     /// Adds chunks `[start, end)` after the window's, while the read-ahead budget lasts;
     /// returns the task that reads them.
     fn add(&mut self, chunks: impl IntoIterator<Item = (u64, u64)>) -> AheadTask {
@@ -619,7 +631,7 @@ impl Segment {
 
     /// Like [`Segment::visit_batches`] for one tag of a stream log: visits only `tag`'s batches,
     /// from the one holding offset `from`, reading no other tag's batch (they may share a read
-    /// window). Returns the position after the last batch visited, if any was.
+    /// window).
     pub fn visit_tag_batches(
         &self,
         tag: u32,
@@ -627,24 +639,27 @@ impl Segment {
         max_bytes: usize,
         max_records: usize,
         mut visit: impl FnMut(&BatchHeader, &Bytes, u64) -> Result<bool, StorageError>,
-    ) -> Result<Option<u64>, StorageError> {
+    ) -> Result<(), StorageError> {
         let end = self.durable_len();
         let entries: Vec<TagBatch> = self.with_tag_batches(tag, |batches| {
             let i = batches
                 .partition_point(|e| e.offset <= from)
                 .saturating_sub(1);
+            // Only what the limits may take: every batch holds a record at least.
+            let mut bytes = 0usize;
             batches[i..]
                 .iter()
-                .take_while(|e| e.position + u64::from(e.len) <= end)
+                .take(max_records.max(1))
+                .take_while(|e| {
+                    let take = bytes <= max_bytes && e.position + u64::from(e.len) <= end;
+                    bytes += e.len as usize;
+                    take
+                })
                 .copied()
                 .collect()
         })?;
-        if entries.is_empty() {
-            return Ok(None);
-        }
         let mut total = 0usize;
         let mut records = 0usize;
-        let mut after = None;
         let mut reader = Windows {
             tag,
             ..Windows::new(self, end)
@@ -681,12 +696,11 @@ impl Segment {
             }
             total += batch.len();
             records += h.next_offset().saturating_sub(from.max(h.base_offset)) as usize;
-            after = Some(e.position + u64::from(h.len));
             if !visit(&h, &batch, e.position)? {
                 break;
             }
         }
-        Ok(after)
+        Ok(())
     }
 
     pub fn describe(&self) -> String {
@@ -1036,14 +1050,7 @@ impl Segment {
             chunks: VecDeque::new(),
             since: Instant::now(),
         });
-        window.since = Instant::now();
-        while window.chunks.front().is_some_and(|c| c.end <= position) {
-            window.chunks.pop_front();
-        }
-        // The reader moved back: start over from its position.
-        if window.chunks.front().is_some_and(|c| c.start > position) {
-            window.chunks.clear();
-        }
+        window.advance(position);
         let from = window.chunks.back().map_or(position, |c| c.end);
         let task = if from < want_end {
             window.add(self.ahead_chunks(from, want_end, durable))
@@ -1217,13 +1224,7 @@ impl Segment {
             chunks: VecDeque::new(),
             since: Instant::now(),
         });
-        window.since = Instant::now();
-        while window.chunks.front().is_some_and(|c| c.end <= first) {
-            window.chunks.pop_front();
-        }
-        if window.chunks.front().is_some_and(|c| c.start > first) {
-            window.chunks.clear();
-        }
+        window.advance(first);
         let have = window.chunks.back().map_or(0, |c| c.end);
         // Batches that follow each other in the file share a chunk, up to `AHEAD_CHUNK`.
         let mut runs: Vec<(u64, u64)> = Vec::new();
