@@ -310,7 +310,7 @@ impl Streams {
             state: Mutex::new(meta.state.clone()),
             shards: RwLock::new(ShardSet::default()),
             control: tokio::sync::Mutex::new(()),
-            log: std::sync::OnceLock::new(),
+            log: Mutex::new(None),
         };
         let mut set = ShardSet::default();
         for sm in &meta.shards {
@@ -339,12 +339,13 @@ impl Streams {
             cfg.dir = Some(dir);
             return ShardLog::open(cfg, self.clock.clone(), 0, closed);
         }
-        let log = match stream.log.get() {
+        let mut slot = stream.log.lock().unwrap_or_else(|e| e.into_inner());
+        let log = match &*slot {
             Some(log) => log.clone(),
             None => {
                 cfg.dir = stream.log_dir();
-                let log = StreamLog::open(cfg, self.clock.clone())?;
-                stream.log.get_or_init(|| log).clone()
+                slot.insert(StreamLog::open(cfg, self.clock.clone())?)
+                    .clone()
             }
         };
         Ok(log.shard(index + 1, 0, closed))
@@ -647,7 +648,7 @@ impl Streams {
                 tracing::error!(error = %e, stream = %stream.name, "Could not delete shard data.");
             }
         }
-        if let Some(log) = stream.log.get() {
+        if let Some(log) = stream.opened_log() {
             log.shutdown().await;
         }
         if let Some(dir) = &stream.dir {
@@ -1258,7 +1259,7 @@ impl Streams {
                     log.shutdown().await;
                 }
             }
-            if let Some(log) = stream.log.get() {
+            if let Some(log) = stream.opened_log() {
                 log.shutdown().await;
             }
         }

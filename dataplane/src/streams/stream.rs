@@ -279,7 +279,8 @@ pub struct Stream {
     pub control: tokio::sync::Mutex<()>,
     /// The log of the shards this node holds, opened with the first of them (shards whose
     /// own log directory exists, from before the stream log, keep using it).
-    pub log: std::sync::OnceLock<crate::storage::StreamLog>,
+    /// Opened under the lock, so that two callers never open the directory twice.
+    pub log: Mutex<Option<crate::storage::StreamLog>>,
 }
 
 impl Stream {
@@ -361,6 +362,11 @@ impl Stream {
             &dir.join("stream.json"),
             &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
         )
+    }
+
+    /// The stream log, if it was opened.
+    pub fn opened_log(&self) -> Option<crate::storage::StreamLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Where the stream log of the shards held here lives.
