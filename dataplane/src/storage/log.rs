@@ -174,35 +174,7 @@ impl StreamLog {
     /// 3. Each tag's offsets run from its first batch in the oldest segment to its last batch.
     /// 4. Start the writer task.
     pub fn open(cfg: StorageConfig, clock: Clock) -> Result<StreamLog, StorageError> {
-        let mut segments = Vec::new();
-        if let Some(dir) = &cfg.dir {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-                if let Some(parent) = dir.parent() {
-                    sync_dir(parent)?;
-                }
-            }
-            // Sealed segments load their index; the newest one is scanned.
-            let files = Segment::list(dir)?;
-            let last = files.len().saturating_sub(1);
-            for (i, (base, path)) in files.iter().enumerate() {
-                let seg = Segment::open(
-                    path,
-                    *base,
-                    cfg.index_interval_bytes,
-                    i < last,
-                    cfg.direct_io,
-                )?;
-                segments.push(Arc::new(seg));
-            }
-        }
-        if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(
-                cfg.dir.as_deref(),
-                0,
-                cfg.direct_io,
-            )?));
-        }
+        let segments = open_segments(&cfg, 0)?;
         let mut tags: std::collections::HashMap<u32, TagView> = Default::default();
         for seg in &segments {
             for (tag, first, end) in seg.tag_ranges() {
@@ -267,36 +239,7 @@ impl ShardLog {
         start_offset: u64,
         closed: bool,
     ) -> Result<ShardLog, StorageError> {
-        let mut segments = Vec::new();
-        if let Some(dir) = &cfg.dir {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-                if let Some(parent) = dir.parent() {
-                    sync_dir(parent)?;
-                }
-            }
-            let files = Segment::list(dir)?;
-            let last = files.len().saturating_sub(1);
-            for (i, (base, path)) in files.iter().enumerate() {
-                let seg = Segment::open(
-                    path,
-                    *base,
-                    cfg.index_interval_bytes,
-                    i < last,
-                    cfg.direct_io,
-                )?;
-                segments.push(Arc::new(seg));
-            }
-        }
-        // An empty newest segment stays the active one; otherwise start fresh after it so the
-        // active segment is always one this process created or scanned.
-        if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(
-                cfg.dir.as_deref(),
-                start_offset,
-                cfg.direct_io,
-            )?));
-        }
+        let segments = open_segments(&cfg, start_offset)?;
         let last = segments.last().expect("at least one segment");
         let end_offset = last.end_offset();
         let first = segments.first().expect("at least one segment");
@@ -655,6 +598,41 @@ impl ShardLog {
         }
         Ok(())
     }
+}
+
+/// Opens (recovering) the segments of the log in `cfg.dir`, creating the directory if need be
+/// (and fsyncing its parent): sealed segments load their index, the newest one is scanned. A
+/// log with none gets a first segment at `first_base`.
+fn open_segments(cfg: &StorageConfig, first_base: u64) -> Result<Vec<Arc<Segment>>, StorageError> {
+    let mut segments = Vec::new();
+    if let Some(dir) = &cfg.dir {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let files = Segment::list(dir)?;
+        let last = files.len().saturating_sub(1);
+        for (i, (base, path)) in files.iter().enumerate() {
+            let seg = Segment::open(
+                path,
+                *base,
+                cfg.index_interval_bytes,
+                i < last,
+                cfg.direct_io,
+            )?;
+            segments.push(Arc::new(seg));
+        }
+    }
+    if segments.is_empty() {
+        segments.push(Arc::new(Segment::create(
+            cfg.dir.as_deref(),
+            first_base,
+            cfg.direct_io,
+        )?));
+    }
+    Ok(segments)
 }
 
 /// Collects a shard log's records from `from` on. Returns the index of the segment the read

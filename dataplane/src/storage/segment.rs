@@ -629,6 +629,35 @@ impl Segment {
         })
     }
 
+    /// `tag`'s batches from the one holding `offset` on that end by `end`: at most
+    /// `max_batches`, and while the ones before come to less than `max_bytes` (the first always).
+    fn tag_batches_from(
+        &self,
+        tag: u32,
+        offset: u64,
+        max_batches: usize,
+        max_bytes: usize,
+        end: u64,
+    ) -> Result<Vec<TagBatch>, StorageError> {
+        self.with_tag_batches(tag, |batches| {
+            let i = batches
+                .partition_point(|b| b.offset <= offset)
+                .saturating_sub(1);
+            let mut sum = 0usize;
+            batches[i..]
+                .iter()
+                .take(max_batches.max(1))
+                .take_while(|b| {
+                    let take =
+                        (sum == 0 || sum < max_bytes) && b.position + u64::from(b.len) <= end;
+                    sum += b.len as usize;
+                    take
+                })
+                .copied()
+                .collect()
+        })
+    }
+
     /// Like [`Segment::visit_batches`] for one tag of a stream log: visits only `tag`'s batches,
     /// from the one holding offset `from`, reading no other tag's batch (they may share a read
     /// window).
@@ -641,23 +670,8 @@ impl Segment {
         mut visit: impl FnMut(&BatchHeader, &Bytes, u64) -> Result<bool, StorageError>,
     ) -> Result<(), StorageError> {
         let end = self.durable_len();
-        let entries: Vec<TagBatch> = self.with_tag_batches(tag, |batches| {
-            let i = batches
-                .partition_point(|e| e.offset <= from)
-                .saturating_sub(1);
-            // Only what the limits may take: every batch holds a record at least.
-            let mut bytes = 0usize;
-            batches[i..]
-                .iter()
-                .take(max_records.max(1))
-                .take_while(|e| {
-                    let take = bytes <= max_bytes && e.position + u64::from(e.len) <= end;
-                    bytes += e.len as usize;
-                    take
-                })
-                .copied()
-                .collect()
-        })?;
+        // Only what the limits may take: every batch holds a record at least.
+        let entries = self.tag_batches_from(tag, from, max_records, max_bytes, end)?;
         let mut total = 0usize;
         let mut records = 0usize;
         let mut reader = Windows {
@@ -1199,21 +1213,9 @@ impl Segment {
             return 0;
         };
         // Read-ahead is a guess: a list that cannot be loaded leaves the read to find out.
-        let Ok(batches) = self.with_tag_batches(tag, |batches| {
-            let i = batches
-                .partition_point(|b| b.offset <= offset)
-                .saturating_sub(1);
-            let mut sum = 0usize;
-            batches[i..]
-                .iter()
-                .take_while(|b| {
-                    let take = sum < len.min(AHEAD_MAX) && b.position + u64::from(b.len) <= durable;
-                    sum += b.len as usize;
-                    take
-                })
-                .copied()
-                .collect::<Vec<_>>()
-        }) else {
+        let Ok(batches) =
+            self.tag_batches_from(tag, offset, usize::MAX, len.min(AHEAD_MAX), durable)
+        else {
             return 0;
         };
         let Some(first) = batches.first().map(|b| b.position) else {
