@@ -410,4 +410,80 @@ mod tests {
         assert_eq!(parse_shard_id("shardId-"), None);
         assert_eq!(shard_id(3), "shardId-000000000003");
     }
+
+    /// Streams written before the stream log have a log per shard: they keep it, and their
+    /// records stay readable and writable; new streams write one log.
+    #[tokio::test]
+    async fn a_shard_with_a_log_of_its_own_keeps_it_and_new_streams_write_one_log() {
+        use crate::clock::Clock;
+        use crate::storage::{RecordIn, StorageConfig};
+        use crate::streams::{CreateStream, PutEntry, PutOutcome, Streams, StreamsConfig};
+        use bytes::Bytes;
+
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StreamsConfig {
+            data_dir: Some(dir.path().to_path_buf()),
+            iterator_key: Some([7; 32]),
+            ..StreamsConfig::default()
+        };
+        let create = |name: &str| CreateStream {
+            name: name.into(),
+            shard_count: Some(1),
+            mode: StreamMode::Provisioned,
+            tags: Default::default(),
+            max_record_kib: None,
+            retention_hours: None,
+        };
+        let put = |engine: Arc<Streams>, name: &'static str, data: &'static str| async move {
+            let stream = engine.get(name).unwrap();
+            let entry = PutEntry {
+                partition_key: Bytes::from_static(b"k"),
+                data: Bytes::from_static(data.as_bytes()),
+                hash: 1,
+            };
+            let out = engine.put(&stream, &[entry]).await;
+            assert!(matches!(out[0], PutOutcome::Ok { .. }), "{out:?}");
+        };
+        let data = |engine: &Streams, name: &str| -> Vec<Bytes> {
+            let stream = engine.get(name).unwrap();
+            let shard = stream.shard(0).unwrap();
+            let log = shard.local_log().unwrap();
+            let batch = log.read(0, 100, 1 << 20).unwrap();
+            batch.records.into_iter().map(|r| r.data).collect()
+        };
+
+        let engine = Streams::open(cfg.clone(), Clock::default()).await.unwrap();
+        engine.create_stream(create("legacy")).await.unwrap();
+        engine.create_stream(create("current")).await.unwrap();
+        let legacy = engine.get("legacy").unwrap().dir.clone().unwrap();
+        let current = engine.get("current").unwrap().dir.clone().unwrap();
+        put(engine.clone(), "current", "c0").await;
+        engine.shutdown().await;
+        drop(engine);
+
+        // "legacy" as an older version left it: shard 0's records in a log of its own.
+        std::fs::remove_dir_all(legacy.join("log")).unwrap();
+        let storage = StorageConfig {
+            dir: Some(legacy.join("shards/000000")),
+            ..StorageConfig::default()
+        };
+        let own = crate::storage::ShardLog::open(storage, Clock::default(), 0, false).unwrap();
+        let rec = |d: &'static str| RecordIn {
+            partition_key: Bytes::from_static(b"k"),
+            data: Bytes::from_static(d.as_bytes()),
+        };
+        own.append(vec![rec("l0"), rec("l1")], 0).await.unwrap();
+        own.shutdown().await;
+        drop(own);
+
+        let engine = Streams::open(cfg, Clock::default()).await.unwrap();
+        put(engine.clone(), "legacy", "l2").await;
+        put(engine.clone(), "current", "c1").await;
+        assert_eq!(data(&engine, "legacy"), ["l0", "l1", "l2"]);
+        assert_eq!(data(&engine, "current"), ["c0", "c1"]);
+        // Each stream kept its layout.
+        assert!(!legacy.join("log").exists());
+        assert!(current.join("log").exists() && !current.join("shards/000000").exists());
+        engine.shutdown().await;
+    }
 }
