@@ -1561,6 +1561,65 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_log_shard_reads_ahead_its_own_batches_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        if !supports_direct(tmp.path()) {
+            return;
+        }
+        let c = StorageConfig {
+            dir: Some(tmp.path().join("log")),
+            segment_bytes: 1 << 20,
+            direct_io: true,
+            ..StorageConfig::default()
+        };
+        let stream = StreamLog::open(c, Clock::default()).unwrap();
+        let shards: Vec<Arc<ShardLog>> = (1..=2)
+            .map(|t| Arc::new(stream.shard(t, 0, false)))
+            .collect();
+        // The two shards' batches of 32 KiB alternate in the file.
+        for _ in 0..100 {
+            for s in &shards {
+                s.append(recs(32, 1000), 0).await.unwrap();
+            }
+        }
+        let reader = shards[0].clone();
+        let mut from = 0u64;
+        let mut got = 0usize;
+        while from < reader.end_offset() {
+            let log = reader.clone();
+            let b = tokio::task::spawn_blocking(move || log.read(from, 10_000, 100_000).unwrap())
+                .await
+                .unwrap();
+            assert!(b
+                .records
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.offset == from + i as u64));
+            got += b.records.len();
+            from = b.next_offset;
+        }
+        assert_eq!(got, 3200);
+        let segments = stream.engine.view().segments.clone();
+        assert!(segments.len() > 3, "segments rolled");
+        let hits: u64 = segments.iter().map(|s| s.ahead_hits()).sum();
+        let (chunks, ahead_bytes) = segments
+            .iter()
+            .map(|s| s.ahead_read())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let own = reader.size_bytes();
+        let logged: u64 = segments.iter().map(|s| s.durable_len()).sum();
+        assert!(hits > 0 && chunks > 0, "read-ahead served the reader");
+        // What was read ahead is this shard's batches (each chunk rounded out to whole
+        // blocks), not the other half of the file.
+        assert!(logged > 2 * own - 4096);
+        assert!(
+            ahead_bytes <= own + chunks * 2 * crate::storage::aligned::ALIGN as u64,
+            "read {ahead_bytes} bytes ahead in {chunks} chunks for a shard of {own} bytes"
+        );
+        stream.shutdown().await;
+    }
+
     #[tokio::test]
     async fn a_stream_log_keeps_each_shards_offsets_reads_and_close_apart() {
         for direct in [true, false] {
