@@ -123,27 +123,22 @@ impl Stage {
         self.tail_start + self.tail_len as u64
     }
 
-    /// Copies the tail and then `pieces` (`total` bytes) into `out`, pads them with zeros to a
-    /// block boundary and keeps the new last partial block. Returns the aligned file position
-    /// `out` is to be written at; rounds prepared one after another must be written in that
-    /// order, as each rewrites the block the previous one ended in.
-    pub fn prepare<'a>(
+    /// Copies the tail into `out`, lets `write` fill the `total` bytes after it, pads them with
+    /// zeros to a block boundary and keeps the new last partial block. Returns the aligned file
+    /// position `out` is to be written at; rounds prepared one after another must be written in
+    /// that order, as each rewrites the block the previous one ended in.
+    pub fn prepare(
         &mut self,
-        pieces: impl Iterator<Item = &'a [u8]>,
         total: usize,
         out: &mut AlignedBuf,
+        write: impl FnOnce(&mut [u8]),
     ) -> u64 {
         let fill = self.tail_len + total;
         let padded = align_up(fill as u64) as usize;
         out.set_len(padded);
         let o = out.as_mut_slice();
         o[..self.tail_len].copy_from_slice(&self.tail.as_ref()[..self.tail_len]);
-        let mut at = self.tail_len;
-        for piece in pieces {
-            o[at..at + piece.len()].copy_from_slice(piece);
-            at += piece.len();
-        }
-        assert_eq!(at, fill, "pieces add up to the round's length");
+        write(&mut o[self.tail_len..fill]);
         o[fill..padded].fill(0);
         let start = self.tail_start;
         let last_block = align_down(fill as u64) as usize;
@@ -192,11 +187,10 @@ mod tests {
                 _ => Stage::load(&file, pos).unwrap(),
             };
             assert_eq!(s.end(), pos);
-            let at = s.prepare(
-                [&piece[..size / 2], &piece[size / 2..]].into_iter(),
-                size,
-                &mut out,
-            );
+            let at = s.prepare(size, &mut out, |o| {
+                o[..size / 2].copy_from_slice(&piece[..size / 2]);
+                o[size / 2..].copy_from_slice(&piece[size / 2..]);
+            });
             assert_eq!(at % ALIGN as u64, 0);
             assert_eq!(out.as_ref().as_ptr() as usize % ALIGN, 0);
             file.write_all_at(out.as_ref(), at).unwrap();

@@ -102,6 +102,10 @@ pub struct Encoded {
     frame: BytesMut,
     pieces: Vec<Piece>,
     len: usize,
+    /// Batches are encoded without their CRC (see [`Encoded::defer_crcs`]).
+    defer_crcs: bool,
+    /// Batches whose CRC is still to be computed: position in the round, length, first piece.
+    pending_crcs: Vec<(usize, usize, usize)>,
 }
 
 /// A piece of an [`Encoded`] round: a range of its frame, or a record's data.
@@ -120,8 +124,16 @@ impl Encoded {
         self.len == 0
     }
 
+    /// Leaves the CRC of the batches pushed from now on to [`Encoded::copy_to`], which computes
+    /// it over the copy while the bytes are in the CPU's cache, or to
+    /// [`Encoded::finish_crcs`]. A direct round is copied into an aligned buffer anyway, and
+    /// reading every record's data once more from memory for its CRC cost as much as the copy.
+    pub fn defer_crcs(&mut self) {
+        self.defer_crcs = true;
+    }
+
     /// Encodes one batch after the ones already here and returns its header; the records'
-    /// data is held by reference.
+    /// data is held by reference. With [`Encoded::defer_crcs`] the header's `crc` is 0 here.
     pub fn push_batch(
         &mut self,
         base_offset: u64,
@@ -150,6 +162,11 @@ impl Encoded {
         self.frame.put_u8(flags);
         self.frame.put_u8((tag >> 16) as u8);
         self.frame.put_u16(tag as u16);
+        let defer = self.defer_crcs;
+        if defer {
+            self.pending_crcs.push((self.len, len, self.pieces.len()));
+        }
+        self.pieces.reserve(2 * records.len() + 1);
         let mut crc = crc32fast::Hasher::new();
         let mut hashed = start + 12;
         let mut piece_start = start;
@@ -161,19 +178,25 @@ impl Encoded {
                 continue;
             }
             let end = self.frame.len();
-            crc.update(&self.frame[hashed..end]);
-            crc.update(&r.data);
+            if !defer {
+                crc.update(&self.frame[hashed..end]);
+                crc.update(&r.data);
+            }
             hashed = end;
             self.pieces.push(Piece::Frame(piece_start, end));
             self.pieces.push(Piece::Data(r.data));
             piece_start = end;
         }
         let end = self.frame.len();
-        crc.update(&self.frame[hashed..end]);
         if piece_start < end {
             self.pieces.push(Piece::Frame(piece_start, end));
         }
-        let crc = crc.finalize();
+        let crc = if defer {
+            0
+        } else {
+            crc.update(&self.frame[hashed..end]);
+            crc.finalize()
+        };
         self.frame[start + 8..start + 12].copy_from_slice(&crc.to_be_bytes());
         self.len += len;
         BatchHeader {
@@ -187,12 +210,62 @@ impl Encoded {
         }
     }
 
-    /// The encoded bytes as slices, in order.
-    pub fn slices(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.pieces.iter().map(|p| match p {
+    fn piece<'a>(&'a self, p: &'a Piece) -> &'a [u8] {
+        match p {
             Piece::Frame(a, b) => &self.frame[*a..*b],
             Piece::Data(d) => &d[..],
-        })
+        }
+    }
+
+    /// The encoded bytes as slices, in order. Batches whose CRC was deferred need
+    /// [`Encoded::finish_crcs`] first.
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.pieces.iter().map(|p| self.piece(p))
+    }
+
+    /// Computes and writes the CRC of every batch whose CRC was deferred.
+    pub fn finish_crcs(&mut self) {
+        for (_, len, first) in std::mem::take(&mut self.pending_crcs) {
+            let Piece::Frame(start, _) = self.pieces[first] else {
+                unreachable!("a batch starts with its header");
+            };
+            // The CRC covers the batch from byte 12 on; its first piece holds the whole header.
+            let mut crc = crc32fast::Hasher::new();
+            let mut left = len - 12;
+            for (i, p) in self.pieces[first..].iter().enumerate() {
+                let b = &self.piece(p)[if i == 0 { 12 } else { 0 }..];
+                let take = b.len().min(left);
+                crc.update(&b[..take]);
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+            let crc = crc.finalize();
+            self.frame[start + 8..start + 12].copy_from_slice(&crc.to_be_bytes());
+        }
+        self.defer_crcs = false;
+    }
+
+    /// Copies the encoded bytes into `out` (exactly [`Encoded::len`] bytes), computing each
+    /// deferred CRC over a batch's copy right after it is made and writing it there.
+    pub fn copy_to(&self, out: &mut [u8]) {
+        let mut pending = self.pending_crcs.iter().peekable();
+        let mut at = 0;
+        for p in &self.pieces {
+            let b = self.piece(p);
+            out[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+            while let Some(&&(pos, len, _)) = pending.peek() {
+                if pos + len > at {
+                    break;
+                }
+                let crc = crc32fast::hash(&out[pos + 12..pos + len]);
+                out[pos + 8..pos + 12].copy_from_slice(&crc.to_be_bytes());
+                pending.next();
+            }
+        }
+        assert_eq!(at, self.len, "pieces add up to the round's length");
     }
 }
 
@@ -352,6 +425,26 @@ mod tests {
         assert_eq!(enc.len(), reference.len());
         let joined: Vec<u8> = enc.slices().flat_map(|s| s.iter().copied()).collect();
         assert_eq!(joined, &reference[..]);
+        // With deferred CRCs, the copy and the finished pieces are the same bytes.
+        let mut deferred = Encoded::default();
+        deferred.defer_crcs();
+        let mut offset = 10;
+        for (i, b) in batches.iter().enumerate() {
+            deferred.push_batch(
+                offset,
+                99 + i as i64,
+                i as u8 & FLAG_ENCRYPTED,
+                [0, 1, MAX_TAG][i],
+                b.clone(),
+            );
+            offset += b.len() as u64;
+        }
+        let mut copy = vec![0xAAu8; deferred.len()];
+        deferred.copy_to(&mut copy);
+        assert_eq!(copy, &reference[..]);
+        deferred.finish_crcs();
+        let finished: Vec<u8> = deferred.slices().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(finished, &reference[..]);
         let bytes = Bytes::from(joined);
         let h = BatchHeader::parse(&bytes).unwrap();
         assert!(verify(&h, &bytes[..h.len as usize]));

@@ -1092,6 +1092,9 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
 
         let now = inner.clock.now_ms().max(last_arrival);
         let mut buf = Encoded::default();
+        if active.is_direct() {
+            buf.defer_crcs();
+        }
         let mut headers: Vec<(BatchHeader, usize)> = Vec::new();
         let mut waiters = Vec::new();
         let mut closers = Vec::new();
@@ -1229,7 +1232,8 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
             }
         } else if !buf.is_empty() {
             // Through the page cache (or in memory): the sync task syncs the round, behind the
-            // next write.
+            // next write. (A roll may have left a direct round's CRCs to compute.)
+            buf.finish_crcs();
             let round_len = buf.len();
             let seg = active.clone();
             let pos = written_len;

@@ -816,7 +816,7 @@ impl Segment {
             Some(s) if s.end() == pos => s,
             _ => Stage::load(file, pos).map_err(|e| StorageError::io(path, e))?,
         };
-        let at = stage.prepare(enc.slices(), enc.len(), out);
+        let at = stage.prepare(enc.len(), out, |o| enc.copy_to(o));
         *slot = Some(stage);
         Ok(at)
     }
