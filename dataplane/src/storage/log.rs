@@ -177,8 +177,7 @@ impl StreamLog {
         let segments = open_segments(&cfg, 0)?;
         let mut tags: std::collections::HashMap<u32, TagView> = Default::default();
         for seg in &segments {
-            for (tag, first, end) in seg.tag_ranges() {
-                let last = seg.tag_last_arrival_ms(tag).unwrap_or(0);
+            for (tag, first, end, last) in seg.tag_ranges() {
                 let t = tags
                     .entry(tag)
                     .or_insert_with(|| TagView::new(first, end, last, false));
@@ -550,7 +549,7 @@ impl ShardLog {
                 }
                 seg.tag_ranges()
                     .iter()
-                    .all(|(tag, _, end)| v.tag(*tag).is_none_or(|t| *end <= t.start_offset))
+                    .all(|(tag, _, end, _)| v.tag(*tag).is_none_or(|t| *end <= t.start_offset))
             };
             while v.segments.len() > 1 && expired(&v, &v.segments[0]) {
                 doomed.push(v.segments.remove(0));

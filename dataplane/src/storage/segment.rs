@@ -599,19 +599,14 @@ impl Segment {
         Ok(f(lists.get(&tag).map_or(&[], |l| &l[..])))
     }
 
-    /// The tags of a stream log's segment with their first and end offsets here.
-    pub fn tag_ranges(&self) -> Vec<(u32, u64, u64)> {
+    /// The tags of a stream log's segment with their first and end offsets here and when
+    /// their last batch here arrived.
+    pub fn tag_ranges(&self) -> Vec<(u32, u64, u64, i64)> {
         let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         meta.tags
             .iter()
-            .map(|(tag, t)| (*tag, t.first, t.end))
+            .map(|(tag, t)| (*tag, t.first, t.end, t.last_arrival_ms))
             .collect()
-    }
-
-    /// When `tag`'s last batch here arrived.
-    pub fn tag_last_arrival_ms(&self, tag: u32) -> Option<i64> {
-        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        meta.tags.get(&tag).map(|t| t.last_arrival_ms)
     }
 
     /// `tag`'s first and end offsets and bytes in this segment, if it has batches here.
