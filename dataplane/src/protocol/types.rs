@@ -34,17 +34,36 @@ impl Serialize for Blob {
 
 impl<'de> Deserialize<'de> for Blob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
+        /// A blob in a text format (JSON): its base64 text, taken as bytes. The decoder
+        /// checks the alphabet, so the text is not validated as UTF-8 first.
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
             type Value = Blob;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a base64 string or a byte string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
+                self.visit_bytes(v.as_bytes())
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
                 // AWS decodes strictly: canonical padding, standard alphabet.
-                decode_base64(v)
-                    .map(Blob)
-                    .map_err(|_| E::custom(format!("{BASE64_ERROR}{}", base64_problem(v))))
+                decode_base64(v).map(Blob).map_err(|_| {
+                    E::custom(format!(
+                        "{BASE64_ERROR}{}",
+                        base64_problem(&String::from_utf8_lossy(v))
+                    ))
+                })
+            }
+        }
+        /// A blob in a binary format (CBOR): a byte string, or base64 text.
+        struct Binary;
+        impl<'de> Visitor<'de> for Binary {
+            type Value = Blob;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a base64 string or a byte string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
+                Text.visit_bytes(v.as_bytes())
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
                 Ok(Blob(Bytes::copy_from_slice(v)))
@@ -53,7 +72,11 @@ impl<'de> Deserialize<'de> for Blob {
                 Ok(Blob(Bytes::from(v)))
             }
         }
-        d.deserialize_any(V)
+        if d.is_human_readable() {
+            d.deserialize_bytes(Text)
+        } else {
+            d.deserialize_any(Binary)
+        }
     }
 }
 
@@ -79,14 +102,14 @@ pub fn start_blob_chunks(body_len: usize) {
 /// thread's current chunk and handed out as shared slices of it, so the 500 records of a
 /// PutRecords request cost a few allocations instead of one each; a chunk is freed when the
 /// last blob in it is dropped. Larger blobs get an allocation of their own.
-fn decode_base64(v: &str) -> Result<Bytes, base64_simd::Error> {
-    let len = STANDARD.decoded_length(v.as_bytes())?;
+fn decode_base64(v: &[u8]) -> Result<Bytes, base64_simd::Error> {
+    let len = STANDARD.decoded_length(v)?;
     if len > BLOB_CHUNK / 8 {
         return STANDARD.decode_to_vec(v).map(Bytes::from);
     }
     carve(len, |out| {
         STANDARD
-            .decode(v.as_bytes(), base64_simd::Out::from_slice(out))
+            .decode(v, base64_simd::Out::from_slice(out))
             .map(|_| ())
     })
 }
@@ -285,6 +308,48 @@ mod tests {
                 .ok()
                 .map(|b| b.0.to_vec());
             assert_eq!(ours, strict.decode(v).ok(), "{v:?}");
+            // The same from a request body, which reads the text as bytes.
+            let body = serde_json::to_vec(&v).unwrap();
+            let ours = serde_json::from_slice::<Blob>(&body)
+                .ok()
+                .map(|b| b.0.to_vec());
+            assert_eq!(ours, strict.decode(v).ok(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn json_blobs_read_as_bytes_keep_escapes_errors_and_messages() {
+        // Escaped characters are unescaped before decoding.
+        let b: Blob = serde_json::from_str(r#""\u0061Gk\u003d""#).unwrap();
+        assert_eq!(&b.0[..], b"hi");
+        // Non-ASCII text is bad base64, reported with the text as AWS shows it.
+        let e = serde_json::from_str::<Blob>(r#""aé=""#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'aé=' can not be converted to a Blob: Invalid Base64 character: 'é'"),
+            "{e}"
+        );
+        // Invalid UTF-8 inside the string is bad base64 too, not a crash.
+        let e = serde_json::from_slice::<Blob>(b"\"aG\xff=\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(BASE64_ERROR), "{e}");
+        // Other JSON types are type errors, as before.
+        for (json, got) in [
+            ("5", "integer `5`"),
+            ("true", "boolean `true`"),
+            ("null", "null"),
+            ("[1]", "sequence"),
+            ("{}", "map"),
+        ] {
+            let e = serde_json::from_str::<Blob>(json).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "invalid type: {got}, expected a base64 string or a byte string"
+                )),
+                "{json}: {e}"
+            );
         }
     }
 
