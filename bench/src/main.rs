@@ -5,6 +5,7 @@
 
 mod ceiling;
 mod client;
+mod disk;
 mod report;
 mod scenarios;
 mod subscribe;
@@ -158,6 +159,28 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         scratch: a.scratch.unwrap_or_else(std::env::temp_dir),
     };
 
+    // What the disk allows a durable log, for reading the PutRecords ratios (the ceiling
+    // never writes).
+    let disk = if targets.contains(&Kind::Tributary)
+        && scenarios
+            .iter()
+            .any(|s| matches!(s, Scenario::PutRecords { .. }))
+    {
+        let (rounds, total) = if a.smoke {
+            (1, 8 << 20)
+        } else {
+            (3, 256 << 20)
+        };
+        let dir = programs.scratch.clone();
+        let disk = tokio::task::spawn_blocking(move || disk::measure(&dir, rounds, total))
+            .await?
+            .context("measuring the disk")?;
+        eprintln!("== disk: {}", disk.describe());
+        Some(disk)
+    } else {
+        None
+    };
+
     let mut rows = Vec::new();
     let mut ok = true;
     for &scenario in &scenarios {
@@ -234,7 +257,7 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
             ""
         }
     );
-    let md = report::markdown(&rows, &targets, &o, header.trim_end());
+    let md = report::markdown(&rows, &targets, &o, header.trim_end(), disk.as_ref());
     println!("{md}");
     if let Some(out) = a.out {
         std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;

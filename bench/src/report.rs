@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::disk::Disk;
 use crate::scenarios::{Measurement, Options, Scenario};
 use crate::targets::Kind;
 
@@ -43,7 +44,7 @@ fn fmt_ratio(r: Option<f64>) -> String {
     }
 }
 
-fn fmt_count(v: f64) -> String {
+pub fn fmt_count(v: f64) -> String {
     if v >= 100.0 {
         let s = format!("{v:.0}");
         // Thousands separators, for reading at a glance.
@@ -90,11 +91,17 @@ pub fn machine() -> String {
 }
 
 /// The whole report.
-pub fn markdown(rows: &[Row], targets: &[Kind], o: &Options, header: &str) -> String {
+pub fn markdown(
+    rows: &[Row],
+    targets: &[Kind],
+    o: &Options,
+    header: &str,
+    disk: Option<&Disk>,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{header}");
-    summary(&mut s, rows, targets);
-    goals(&mut s, rows);
+    summary(&mut s, rows, targets, disk);
+    goals(&mut s, rows, disk);
     let _ = writeln!(s, "\n### Per scenario\n");
     let _ = writeln!(
         s,
@@ -110,7 +117,7 @@ pub fn markdown(rows: &[Row], targets: &[Kind], o: &Options, header: &str) -> St
     s
 }
 
-fn summary(s: &mut String, rows: &[Row], targets: &[Kind]) {
+fn summary(s: &mut String, rows: &[Row], targets: &[Kind], disk: Option<&Disk>) {
     let peers: Vec<Kind> = targets
         .iter()
         .copied()
@@ -160,6 +167,33 @@ fn summary(s: &mut String, rows: &[Row], targets: &[Kind]) {
         }
         let _ = writeln!(s, "{line}");
     }
+    if let Some(disk) = disk {
+        let _ = writeln!(s, "\nDisk: {}.", disk.describe());
+        let bound: Vec<String> = rows
+            .iter()
+            .filter(|r| matches!(r.scenario, Scenario::PutRecords { .. }))
+            .filter_map(|r| {
+                let t = r.get(Kind::Tributary)?.records_per_s();
+                let c = r.get(Kind::Ceiling).map(Measurement::records_per_s);
+                let mut cell = format!(
+                    "`{}` {} of the disk's rate",
+                    r.scenario.name(),
+                    fmt_ratio(Some(t / disk.records_per_s()))
+                );
+                if let Some(c) = c {
+                    let _ = write!(
+                        cell,
+                        " (that rate is {} of the ceiling)",
+                        fmt_ratio(Some(disk.records_per_s() / c))
+                    );
+                }
+                Some(cell)
+            })
+            .collect();
+        if !bound.is_empty() {
+            let _ = writeln!(s, "PutRecords against that rate: {}.", bound.join("; "));
+        }
+    }
 }
 
 /// Worst ratio Tributary/`peer` of `metric` over the rows matching `pick`.
@@ -180,7 +214,7 @@ where
         .min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-fn goals(s: &mut String, rows: &[Row]) {
+fn goals(s: &mut String, rows: &[Row], disk: Option<&Disk>) {
     let _ = writeln!(
         s,
         "\n### Issue 7 targets\n\n| target | measured | verdict |\n| --- | --- | --- |"
@@ -208,9 +242,28 @@ fn goals(s: &mut String, rows: &[Row]) {
         "PutRecords throughput ≥ 25× kinesalite",
         at_least(worst(rows, puts, Kind::Kinesalite, rate), 25.0),
     );
+    // Where the disk cannot take 0.6× the ceiling's records durably, say so: no log that
+    // syncs before acknowledging can meet the target on that machine.
+    let disk_short = |w: Option<(String, bool)>| {
+        let (m, ok) = w?;
+        let bound = disk.and_then(|d| {
+            let lowest = rows
+                .iter()
+                .filter(|r| puts(&r.scenario))
+                .filter_map(|r| ratio(Some(d.records_per_s()), r.get(Kind::Ceiling).map(rate)))
+                .min_by(f64::total_cmp)?;
+            (lowest < 0.6).then(|| {
+                format!(
+                    "; at the disk's synced rate a durable log gets about {} of the ceiling here",
+                    fmt_ratio(Some(lowest))
+                )
+            })
+        });
+        Some((m + &bound.unwrap_or_default(), ok))
+    };
     line(
         "PutRecords throughput ≥ 0.6× the ceiling",
-        at_least(worst(rows, puts, Kind::Ceiling, rate), 0.6),
+        disk_short(at_least(worst(rows, puts, Kind::Ceiling, rate), 0.6)),
     );
     line(
         "PutRecord throughput ≥ 5× kinesalite at concurrency 16",
