@@ -212,7 +212,9 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsRe
             let pk_ok = r
                 .partition_key
                 .as_deref()
-                .is_some_and(|pk| (1..=256).contains(&pk.chars().count()));
+                // A key of at most 256 bytes has at most 256 characters: only longer ones
+                // are counted.
+                .is_some_and(|pk| !pk.is_empty() && (pk.len() <= 256 || pk.chars().count() <= 256));
             let ehk_ok = r.explicit_hash_key.as_deref().is_none_or(is_hash_key);
             let data_ok = r
                 .data
