@@ -1542,6 +1542,20 @@ mod tests {
             assert!(!active.tags_spilled());
             check(&shards);
             assert!(tags::cached_bytes() <= tags::CACHE_BYTES);
+            // Readers that miss the cache for the same segment at once read its index once.
+            let first = &sealed[0];
+            first.evict_lists();
+            let loads = first.index_loads();
+            let start = std::sync::Barrier::new(4);
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| {
+                        start.wait();
+                        assert!(!shards[0].read(0, 10, 1 << 20).unwrap().records.is_empty());
+                    });
+                }
+            });
+            assert_eq!(first.index_loads(), loads + 1);
             stream.shutdown().await;
 
             // Reopened: the sealed segments take their summaries from their index and keep

@@ -97,6 +97,11 @@ pub struct Segment {
     end_offset: AtomicU64,
     sealed: AtomicBool,
     meta: Mutex<SegmentMeta>,
+    /// Held while the spilled lists are read back from the `.idx` file, so that readers
+    /// missing the cache at once read it once.
+    loading: Mutex<()>,
+    /// Times the spilled lists were read back from the `.idx` file.
+    index_loads: AtomicU64,
     /// The direct writer's last partial block (writer task only); dropped when the segment is
     /// sealed.
     stage: Mutex<Option<Stage>>,
@@ -351,6 +356,8 @@ impl Segment {
             end_offset: AtomicU64::new(base_offset),
             sealed: AtomicBool::new(false),
             meta: Mutex::new(SegmentMeta::default()),
+            loading: Mutex::new(()),
+            index_loads: AtomicU64::new(0),
             stage: Mutex::new(None),
             ahead: Mutex::new(None),
             tag_ahead: Mutex::new(Default::default()),
@@ -580,10 +587,16 @@ impl Segment {
         let lists = match tags::cached(self.id) {
             Some(lists) => lists,
             None => {
+                // Another reader may be loading them: wait for it, then look again.
+                let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(lists) = tags::cached(self.id) {
+                    return Ok(f(lists.get(&tag).map_or(&[], |l| &l[..])));
+                }
                 let Some(ipath) = self.index_path() else {
                     return Err(StorageError::Unavailable);
                 };
                 let raw = std::fs::read(&ipath).map_err(|e| StorageError::io(&ipath, e))?;
+                self.index_loads.fetch_add(1, Ordering::Relaxed);
                 let (_, metas) = tags::decode(&raw).ok_or_else(|| {
                     StorageError::io(
                         &ipath,
@@ -597,6 +610,17 @@ impl Segment {
             }
         };
         Ok(f(lists.get(&tag).map_or(&[], |l| &l[..])))
+    }
+
+    /// Times the spilled lists were read back from the `.idx` file.
+    pub fn index_loads(&self) -> u64 {
+        self.index_loads.load(Ordering::Relaxed)
+    }
+
+    /// Tests: drops the segment's spilled lists from the cache.
+    #[cfg(test)]
+    pub fn evict_lists(&self) {
+        tags::evict(self.id);
     }
 
     /// The tags of a stream log's segment with their first and end offsets here and when
