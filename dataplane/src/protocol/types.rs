@@ -34,18 +34,24 @@ impl Serialize for Blob {
 
 impl<'de> Deserialize<'de> for Blob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// A blob in a text format (JSON): its base64 text, taken as bytes. The decoder
-        /// checks the alphabet, so the text is not validated as UTF-8 first.
-        struct Text;
-        impl<'de> Visitor<'de> for Text {
+        /// In a text format (JSON) a blob is base64 text, taken as bytes: the decoder checks
+        /// the alphabet, so the text is not validated as UTF-8 first. In a binary format
+        /// (CBOR) it is a byte string, or base64 text.
+        struct V {
+            text: bool,
+        }
+        impl<'de> Visitor<'de> for V {
             type Value = Blob;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a base64 string or a byte string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
-                self.visit_bytes(v.as_bytes())
+                V { text: true }.visit_bytes(v.as_bytes())
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                if !self.text {
+                    return Ok(Blob(Bytes::copy_from_slice(v)));
+                }
                 // AWS decodes strictly: canonical padding, standard alphabet.
                 decode_base64(v).map(Blob).map_err(|_| {
                     E::custom(format!(
@@ -54,28 +60,17 @@ impl<'de> Deserialize<'de> for Blob {
                     ))
                 })
             }
-        }
-        /// A blob in a binary format (CBOR): a byte string, or base64 text.
-        struct Binary;
-        impl<'de> Visitor<'de> for Binary {
-            type Value = Blob;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a base64 string or a byte string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
-                Text.visit_bytes(v.as_bytes())
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(Bytes::copy_from_slice(v)))
-            }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                if self.text {
+                    return self.visit_bytes(&v);
+                }
                 Ok(Blob(Bytes::from(v)))
             }
         }
         if d.is_human_readable() {
-            d.deserialize_bytes(Text)
+            d.deserialize_bytes(V { text: true })
         } else {
-            d.deserialize_any(Binary)
+            d.deserialize_any(V { text: false })
         }
     }
 }

@@ -612,7 +612,8 @@ impl Segment {
         Ok(f(lists.get(&tag).map_or(&[], |l| &l[..])))
     }
 
-    /// Times the spilled lists were read back from the `.idx` file.
+    /// Tests: times the spilled lists were read back from the `.idx` file.
+    #[cfg(test)]
     pub fn index_loads(&self) -> u64 {
         self.index_loads.load(Ordering::Relaxed)
     }
