@@ -810,10 +810,6 @@ fn rewind(next: &mut std::collections::HashMap<u32, u64>, headers: &[(BatchHeade
 
 /// A written round on its way to being published (by the lane or the sync task).
 struct Round {
-    /// Already fsynced by the writer (direct I/O).
-    synced: bool,
-    /// The writer's fsync of this round failed: the log stops here.
-    sync_failed: bool,
     segment: Arc<Segment>,
     /// Segment length after the round.
     len: u64,
@@ -832,8 +828,6 @@ impl Round {
         waiters: Waiters,
     ) -> Round {
         Round {
-            synced: false,
-            sync_failed: false,
             segment,
             len,
             ends,
@@ -951,7 +945,7 @@ impl Lane {
                 sync,
                 index_interval,
                 headers,
-                mut round,
+                round,
                 encoded,
                 _permit,
             } = job;
@@ -977,23 +971,17 @@ impl Lane {
                     // Rounds before this one are durable and were published; this one and every
                     // one after it are refused.
                     tracing::error!(error = %e, "fsync failed; the log stops accepting writes.");
-                    round.sync_failed = true;
                     self.inner
                         .failed
                         .store(true, std::sync::atomic::Ordering::Release);
+                    refuse(round.waiters);
+                    continue;
                 }
             }
-            if !round.sync_failed {
-                for (h, p) in &headers {
-                    round.segment.note_batch(h, *p, index_interval);
-                }
-                round.synced = sync;
+            for (h, p) in &headers {
+                round.segment.note_batch(h, *p, index_interval);
             }
-            if round.sync_failed {
-                refuse(round.waiters);
-            } else {
-                publish(&self.inner, round);
-            }
+            publish(&self.inner, round);
         }
     }
 
@@ -1322,10 +1310,7 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         for m in &msgs {
             if let SyncMsg::Round(r) = m {
-                if !r.synced
-                    && !r.sync_failed
-                    && !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment))
-                {
+                if !segments.iter().any(|s| Arc::ptr_eq(s, &r.segment)) {
                     segments.push(r.segment.clone());
                 }
             }
@@ -1345,13 +1330,6 @@ async fn sync_task(inner: Arc<Inner>, mut rx: mpsc::Receiver<SyncMsg>) {
         }
         for m in msgs {
             match m {
-                SyncMsg::Round(r) if r.sync_failed => {
-                    ok = false;
-                    inner
-                        .failed
-                        .store(true, std::sync::atomic::Ordering::Release);
-                    refuse(r.waiters);
-                }
                 SyncMsg::Round(r) if ok => publish(&inner, r),
                 SyncMsg::Round(r) => {
                     refuse(r.waiters);
