@@ -242,6 +242,127 @@ async fn oversized_bodies_are_refused_and_the_server_keeps_serving() {
     assert_eq!(&body[..], br#"{"__type":"SerializationException"}"#);
 }
 
+/// Sends one HTTP/1.1 request over a fresh connection, its body written in `pieces` with a
+/// pause after each, so the server reads it in several parts; returns the status and body
+/// (status 0 when the server closed without answering). With `hang_up`, the client closes its
+/// side after the last piece.
+async fn send_in_pieces(
+    server: &Server,
+    op: &str,
+    framing: &str,
+    pieces: Vec<Vec<u8>>,
+    hang_up: bool,
+) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.api.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: Kinesis_20131202.{op}\r\n\
+         content-type: {JSON}\r\nconnection: close\r\n{framing}\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    for piece in pieces {
+        sock.write_all(&piece).await.unwrap();
+        sock.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    if hang_up {
+        sock.shutdown().await.unwrap();
+    }
+    let mut resp = Vec::new();
+    let _ = sock.read_to_end(&mut resp).await;
+    if resp.len() < 12 {
+        return (0, resp);
+    }
+    let status = std::str::from_utf8(&resp[9..12]).unwrap().parse().unwrap();
+    let start = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (status, resp[start..].to_vec())
+}
+
+#[tokio::test]
+async fn bodies_read_in_pieces_with_a_length_or_chunked_come_through_whole() {
+    let server = Server::start(&["--in-memory", "--no-limits"])
+        .await
+        .unwrap();
+    let c = Api::h1(&server);
+    let (s, _, _) = c
+        .json(
+            "CreateStream",
+            json!({"StreamName": "pieces", "ShardCount": 1}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // Two PutRecords of 300 records of 1,000 bytes each: about 400 KB of JSON apiece, several
+    // times what a connection reads at once.
+    let data = |batch: usize, i: usize| -> Vec<u8> {
+        (0..1000).map(|j| (batch * 7 + i * 13 + j) as u8).collect()
+    };
+    let body = |batch: usize| {
+        let records: Vec<_> = (0..300)
+            .map(|i| json!({"Data": b64.encode(data(batch, i)), "PartitionKey": format!("k{i}")}))
+            .collect();
+        serde_json::to_vec(&json!({"StreamName": "pieces", "Records": records})).unwrap()
+    };
+    // With a declared length, in pieces of 7,000 bytes.
+    let first = body(0);
+    let framing = format!("content-length: {}\r\n", first.len());
+    let pieces = first.chunks(7000).map(<[u8]>::to_vec).collect();
+    let (s, resp) = send_in_pieces(&server, "PutRecords", &framing, pieces, false).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&resp));
+    let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(v["FailedRecordCount"], 0);
+    // Chunked, with no length, in chunks of 5,000 bytes.
+    let second = body(1);
+    let mut pieces: Vec<Vec<u8>> = second
+        .chunks(5000)
+        .map(|c| [format!("{:x}\r\n", c.len()).as_bytes(), c, b"\r\n"].concat())
+        .collect();
+    pieces.push(b"0\r\n\r\n".to_vec());
+    let (s, resp) = send_in_pieces(
+        &server,
+        "PutRecords",
+        "transfer-encoding: chunked\r\n",
+        pieces,
+        false,
+    )
+    .await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&resp));
+    let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(v["FailedRecordCount"], 0);
+    // A body cut short of its declared length stores nothing, and the server goes on.
+    let (s, _) = send_in_pieces(
+        &server,
+        "PutRecords",
+        "content-length: 100000\r\n",
+        vec![first[..5000].to_vec()],
+        true,
+    )
+    .await;
+    assert_ne!(s, 200);
+    // Every record reads back intact, in order.
+    let (_, _, it) = c
+        .json(
+            "GetShardIterator",
+            json!({"StreamName": "pieces", "ShardId": "shardId-000000000000",
+                   "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await;
+    let it: serde_json::Value = serde_json::from_slice(&it).unwrap();
+    let (s, _, out) = c
+        .json("GetRecords", json!({"ShardIterator": it["ShardIterator"]}))
+        .await;
+    assert_eq!(s, 200);
+    let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let records = out["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 600);
+    for (n, r) in records.iter().enumerate() {
+        let got = b64.decode(r["Data"].as_str().unwrap()).unwrap();
+        assert_eq!(got, data(n / 300, n % 300), "record {n}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_flushes_unsynced_writes_before_exit() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,6 +24,18 @@ pub type CallResult = Result<Reply, AwsError>;
 /// Decodes a request, runs the operation, encodes the output.
 #[macro_export]
 macro_rules! run_op {
+    // The body is given up: it is freed once decoded, before the operation runs (a write
+    // holds only its records while it waits to be durable, not the body they came in).
+    ($proto:expr, owned $body:expr, $handler:expr) => {{
+        let input = {
+            let body: bytes::Bytes = $body;
+            $crate::protocol::codec::decode($proto, &body)?
+        };
+        let output = $handler(input).await?;
+        Ok($crate::services::Reply::Body(
+            $crate::services::Encode::encode(&output, $proto),
+        ))
+    }};
     ($proto:expr, $body:expr, $handler:expr) => {{
         let input = $crate::protocol::codec::decode($proto, $body)?;
         let output = $handler(input).await?;

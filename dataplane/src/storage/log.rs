@@ -786,7 +786,7 @@ const INLINE_WRITE_BYTES: usize = 256 * 1024;
 const AHEAD_CALLS: usize = 2;
 
 /// Most bytes one group commit gathers before writing.
-const GROUP_BYTES: usize = 8 << 20;
+const GROUP_BYTES: usize = 4 << 20;
 
 type Waiters = Vec<(
     oneshot::Sender<Result<AppendOutcome, StorageError>>,

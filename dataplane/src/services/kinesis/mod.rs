@@ -14,6 +14,7 @@ pub mod streams;
 pub mod subscribe;
 pub mod tags;
 
+use bytes::Bytes;
 use std::sync::Arc;
 
 use crate::protocol::error::codes;
@@ -76,9 +77,16 @@ impl Kinesis {
         Kinesis { engine }
     }
 
-    /// Calls `operation` with a request body in `protocol`.
-    pub async fn call(&self, operation: &str, protocol: Protocol, body: &[u8]) -> CallResult {
+    /// Calls `operation` with a request body in `protocol`. The writes free the body once it
+    /// is decoded.
+    pub async fn call(&self, operation: &str, protocol: Protocol, body: Bytes) -> CallResult {
         let k = self;
+        match operation {
+            "PutRecord" => return run_op!(protocol, owned body, |i| records::put_record(k, i)),
+            "PutRecords" => return run_op!(protocol, owned body, |i| records::put_records(k, i)),
+            _ => {}
+        }
+        let body: &[u8] = &body;
         match operation {
             "CreateStream" => run_op!(protocol, body, |i| streams::create_stream(k, i)),
             "DeleteStream" => run_op!(protocol, body, |i| streams::delete_stream(k, i)),
@@ -92,8 +100,6 @@ impl Kinesis {
             "MergeShards" => run_op!(protocol, body, |i| shards::merge_shards(k, i)),
             "UpdateShardCount" => run_op!(protocol, body, |i| shards::update_shard_count(k, i)),
             "UpdateStreamMode" => run_op!(protocol, body, |i| shards::update_stream_mode(k, i)),
-            "PutRecord" => run_op!(protocol, body, |i| records::put_record(k, i)),
-            "PutRecords" => run_op!(protocol, body, |i| records::put_records(k, i)),
             "GetShardIterator" => run_op!(protocol, body, |i| records::get_shard_iterator(k, i)),
             "GetRecords" => run_op!(protocol, body, |i| records::get_records(k, i)),
             "IncreaseStreamRetentionPeriod" => {
