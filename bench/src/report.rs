@@ -174,17 +174,16 @@ fn summary(s: &mut String, rows: &[Row], targets: &[Kind], disk: Option<&Disk>) 
             .filter(|r| matches!(r.scenario, Scenario::PutRecords { .. }))
             .filter_map(|r| {
                 let t = r.get(Kind::Tributary)?.records_per_s();
-                let c = r.get(Kind::Ceiling).map(Measurement::records_per_s);
                 let mut cell = format!(
                     "`{}` {} of the disk's rate",
                     r.scenario.name(),
                     fmt_ratio(Some(t / disk.records_per_s()))
                 );
-                if let Some(c) = c {
+                if let Some(share) = disk_share_of_ceiling(disk, r) {
                     let _ = write!(
                         cell,
                         " (that rate is {} of the ceiling)",
-                        fmt_ratio(Some(disk.records_per_s() / c))
+                        fmt_ratio(Some(share))
                     );
                 }
                 Some(cell)
@@ -194,6 +193,15 @@ fn summary(s: &mut String, rows: &[Row], targets: &[Kind], disk: Option<&Disk>) 
             let _ = writeln!(s, "PutRecords against that rate: {}.", bound.join("; "));
         }
     }
+}
+
+/// The disk's synced rate in records/s as a share of the ceiling's rate in `row`: the most a
+/// log that syncs before acknowledging can get of the ceiling there.
+fn disk_share_of_ceiling(disk: &Disk, row: &Row) -> Option<f64> {
+    ratio(
+        Some(disk.records_per_s()),
+        row.get(Kind::Ceiling).map(Measurement::records_per_s),
+    )
 }
 
 /// Worst ratio Tributary/`peer` of `metric` over the rows matching `pick`.
@@ -250,7 +258,7 @@ fn goals(s: &mut String, rows: &[Row], disk: Option<&Disk>) {
             let lowest = rows
                 .iter()
                 .filter(|r| puts(&r.scenario))
-                .filter_map(|r| ratio(Some(d.records_per_s()), r.get(Kind::Ceiling).map(rate)))
+                .filter_map(|r| disk_share_of_ceiling(d, r))
                 .min_by(f64::total_cmp)?;
             (lowest < 0.6).then(|| {
                 format!(
