@@ -14,8 +14,9 @@ pub mod streams;
 pub mod subscribe;
 pub mod tags;
 
-use bytes::Bytes;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::protocol::error::codes;
 use crate::protocol::{AwsError, Protocol};
