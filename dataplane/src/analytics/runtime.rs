@@ -46,7 +46,7 @@ use crate::remote::client::{IteratorStart, PutRecord};
 use crate::remote::reader::shard_number;
 use crate::remote::{Position, ShardReader};
 use crate::streams::shard_read::ShardRead;
-use crate::streams::{hash, PutEntry, PutOutcome, Shard, Streams};
+use crate::streams::{PutEntry, PutOutcome, Shard, Streams};
 
 /// How often the clock advances when no records arrive.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -443,7 +443,7 @@ impl Runner {
                 // Spread records over the destination's shards, as KDA does.
                 let pk = format!("{:016x}", rand::random::<u64>());
                 self.pending[k].push(PutEntry {
-                    hash: hash::hash_key(&pk),
+                    hash: None,
                     partition_key: Bytes::from(pk),
                     data: Bytes::from(serialize(&out.columns, row, out.format)),
                 });

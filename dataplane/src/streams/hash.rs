@@ -5,8 +5,12 @@ use md5::{Digest, Md5};
 /// MD5 of the partition key's UTF-8 bytes, read as an unsigned big-endian 128-bit integer:
 /// the hash key Kinesis routes a record by.
 pub fn hash_key(partition_key: &str) -> u128 {
-    let digest = Md5::digest(partition_key.as_bytes());
-    u128::from_be_bytes(digest.into())
+    hash_key_bytes(partition_key.as_bytes())
+}
+
+/// [`hash_key`] of a partition key held as its UTF-8 bytes.
+pub fn hash_key_bytes(partition_key: &[u8]) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key).into())
 }
 
 /// Splits the whole key space into `n` ranges as Kinesis does: shard `i` starts at

@@ -103,7 +103,17 @@ pub struct CreateStream {
 pub struct PutEntry {
     pub partition_key: Bytes,
     pub data: Bytes,
-    pub hash: u128,
+    /// The hash key to route by: an ExplicitHashKey, or `None` for the MD5 of the partition
+    /// key, which is only worked out when the stream has more than one open shard.
+    pub hash: Option<u128>,
+}
+
+impl PutEntry {
+    /// The hash key the record routes by.
+    pub fn hash_key(&self) -> u128 {
+        self.hash
+            .unwrap_or_else(|| hash::hash_key_bytes(&self.partition_key))
+    }
 }
 
 /// The outcome of one record of a put.
@@ -689,8 +699,11 @@ impl Streams {
             let mut again = Vec::new();
             {
                 let set = stream.shard_set();
+                // With one open shard over the whole key space, every record goes to it,
+                // whatever its hash key.
+                let only = set.only_open();
                 for &i in &pending {
-                    let Some(shard) = set.route(entries[i].hash) else {
+                    let Some(shard) = only.or_else(|| set.route(entries[i].hash_key())) else {
                         // Between a seal and the metadata naming the children.
                         if clustered {
                             again.push(i);

@@ -609,7 +609,7 @@ mod tests {
                 &[crate::streams::PutEntry {
                     partition_key: Bytes::from_static(b"k"),
                     data: Bytes::from_static(b"x"),
-                    hash: 1,
+                    hash: Some(1),
                 }],
             )
             .await;

@@ -253,6 +253,14 @@ impl ShardSet {
         self.open = open;
     }
 
+    /// The one open shard, when there is one and it covers the whole key space.
+    pub fn only_open(&self) -> Option<&Arc<Shard>> {
+        match &self.open[..] {
+            [s] if s.start_hash == 0 && s.end_hash == u128::MAX => Some(s),
+            _ => None,
+        }
+    }
+
     /// The open shard whose hash range contains `hash`.
     pub fn route(&self, hash: u128) -> Option<&Arc<Shard>> {
         let i = self.open.partition_point(|s| s.start_hash <= hash);
@@ -411,6 +419,94 @@ mod tests {
         assert_eq!(shard_id(3), "shardId-000000000003");
     }
 
+    /// A stream with one open shard sends every record to it without hashing its partition
+    /// key; once it has more, records route by the MD5 of their key or by their explicit hash
+    /// key, as in Kinesis.
+    #[tokio::test]
+    async fn one_open_shard_takes_every_record_and_more_route_by_hash_key() {
+        use crate::clock::Clock;
+        use crate::streams::{hash, CreateStream, PutEntry, PutOutcome, Streams, StreamsConfig};
+        use bytes::Bytes;
+
+        let engine = Streams::open(StreamsConfig::default(), Clock::default())
+            .await
+            .unwrap();
+        engine
+            .create_stream(CreateStream {
+                name: "r".into(),
+                shard_count: Some(1),
+                mode: StreamMode::Provisioned,
+                tags: Default::default(),
+                max_record_kib: None,
+                retention_hours: None,
+            })
+            .await
+            .unwrap();
+        let stream = engine.get("r").unwrap();
+        // Keys on either side of the middle of the key space.
+        let low = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| hash::hash_key(k) < 1 << 127)
+            .unwrap();
+        let high = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| hash::hash_key(k) >= 1 << 127)
+            .unwrap();
+        let entry = |key: &str, hash: Option<u128>| PutEntry {
+            partition_key: Bytes::from(key.to_string()),
+            data: Bytes::from_static(b"x"),
+            hash,
+        };
+        let shards = |out: Vec<PutOutcome>| -> Vec<String> {
+            out.into_iter()
+                .map(|o| match o {
+                    PutOutcome::Ok { shard_id, .. } => shard_id.to_string(),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert!(stream.shard_set().only_open().is_some());
+        let out = engine
+            .put(&stream, &[entry(&low, None), entry(&high, None)])
+            .await;
+        assert_eq!(shards(out), ["shardId-000000000000"; 2]);
+
+        let wait = std::time::Instant::now();
+        while engine
+            .split_shard(&stream, "shardId-000000000000", 1 << 127)
+            .await
+            .is_err()
+        {
+            assert!(
+                wait.elapsed().as_secs() < 10,
+                "the stream never became active"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(stream.shard_set().only_open().is_none());
+        let out = engine
+            .put(
+                &stream,
+                &[
+                    entry(&low, None),
+                    entry(&high, None),
+                    entry(&low, Some(u128::MAX)),
+                    entry(&high, Some(0)),
+                ],
+            )
+            .await;
+        assert_eq!(
+            shards(out),
+            [
+                "shardId-000000000001",
+                "shardId-000000000002",
+                "shardId-000000000002",
+                "shardId-000000000001"
+            ]
+        );
+        assert_eq!(entry(&low, None).hash_key(), hash::hash_key(&low));
+    }
+
     /// Streams written before the stream log have a log per shard: they keep it, and their
     /// records stay readable and writable; new streams write one log.
     #[tokio::test]
@@ -439,7 +535,7 @@ mod tests {
             let entry = PutEntry {
                 partition_key: Bytes::from_static(b"k"),
                 data: Bytes::from_static(data.as_bytes()),
-                hash: 1,
+                hash: Some(1),
             };
             let out = engine.put(&stream, &[entry]).await;
             assert!(matches!(out[0], PutOutcome::Ok { .. }), "{out:?}");

@@ -9,7 +9,7 @@ use crate::protocol::{AwsError, Blob, Timestamp};
 use crate::services::validate::{self, Validator, HASH_KEY_PATTERN, SEQUENCE_PATTERN};
 use crate::storage::StoredRecord;
 use crate::streams::{
-    errors, hash, parse_shard_id, seq, ChildShard, PutEntry, PutOutcome, StartPosition, Stream,
+    errors, parse_shard_id, seq, ChildShard, PutEntry, PutOutcome, StartPosition, Stream,
 };
 
 /// PutRecords takes at most 500 records and 5 MiB (data and partition keys) per call.
@@ -24,16 +24,18 @@ fn is_sequence(s: &str) -> bool {
     validate::is_decimal(s, 129)
 }
 
-/// The hash key a record routes by: its ExplicitHashKey, else MD5 of the partition key.
-fn route_key(explicit: Option<&str>, partition_key: &str) -> Result<u128, AwsError> {
-    match explicit {
-        Some(e) => e.parse::<u128>().map_err(|_| {
-            errors::invalid_argument(format!(
-                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
-            ))
-        }),
-        None => Ok(hash::hash_key(partition_key)),
-    }
+/// The hash key a record routes by: its ExplicitHashKey, or `None` for the MD5 of the
+/// partition key, worked out when it is needed to route ([`PutEntry::hash_key`]).
+fn route_key(explicit: Option<&str>) -> Result<Option<u128>, AwsError> {
+    explicit
+        .map(|e| {
+            e.parse::<u128>().map_err(|_| {
+                errors::invalid_argument(format!(
+                    "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 fn encryption_type(stream: &Stream) -> &'static str {
@@ -136,7 +138,7 @@ pub async fn put_record(k: &Kinesis, i: PutRecordInput) -> Result<PutRecordOutpu
     if let Some(s) = &i.sequence_number_for_ordering {
         check_ordering_sequence(k, &stream, s, "PutRecord")?;
     }
-    let hash = route_key(i.explicit_hash_key.as_deref(), &pk)?;
+    let hash = route_key(i.explicit_hash_key.as_deref())?;
     let entries = vec![PutEntry {
         partition_key: Bytes::from(pk.into_bytes()),
         data,
@@ -257,7 +259,7 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsRe
             return Err(record_too_large(&stream, size, max));
         }
         total += size;
-        let hash = route_key(r.explicit_hash_key.as_deref(), &pk)?;
+        let hash = route_key(r.explicit_hash_key.as_deref())?;
         entries.push(PutEntry {
             partition_key: Bytes::from(pk.0),
             data,
