@@ -24,6 +24,13 @@ pub type CallResult = Result<Reply, AwsError>;
 /// Decodes a request, runs the operation, encodes the output.
 #[macro_export]
 macro_rules! run_op {
+    // Runs the operation on a decoded input and encodes its output.
+    (@run $proto:expr, $input:expr, $handler:expr) => {{
+        let output = $handler($input).await?;
+        Ok($crate::services::Reply::Body(
+            $crate::services::Encode::encode(&output, $proto),
+        ))
+    }};
     // The body is given up: it is freed once decoded, before the operation runs (a write
     // holds only its records while it waits to be durable, not the body they came in).
     ($proto:expr, owned $body:expr, $handler:expr) => {{
@@ -31,17 +38,11 @@ macro_rules! run_op {
             let body: bytes::Bytes = $body;
             $crate::protocol::codec::decode($proto, &body)?
         };
-        let output = $handler(input).await?;
-        Ok($crate::services::Reply::Body(
-            $crate::services::Encode::encode(&output, $proto),
-        ))
+        $crate::run_op!(@run $proto, input, $handler)
     }};
     ($proto:expr, $body:expr, $handler:expr) => {{
         let input = $crate::protocol::codec::decode($proto, $body)?;
-        let output = $handler(input).await?;
-        Ok($crate::services::Reply::Body(
-            $crate::services::Encode::encode(&output, $proto),
-        ))
+        $crate::run_op!(@run $proto, input, $handler)
     }};
 }
 
