@@ -75,6 +75,12 @@ enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
+impl Msg {
+    fn is_append(&self) -> bool {
+        matches!(self, Msg::Append { .. })
+    }
+}
+
 struct View {
     segments: Vec<Arc<Segment>>,
     /// Each shard's (tag's) state: one, tag 0, in a shard's own log.
@@ -788,6 +794,10 @@ const AHEAD_CALLS: usize = 2;
 /// Most bytes one group commit gathers before writing.
 const GROUP_BYTES: usize = 4 << 20;
 
+/// Direct rounds of at least this many bytes are handed to the lane while it writes the round
+/// before them; smaller ones wait until it has finished (see [`writer`]).
+const OVERLAP_BYTES: usize = 128 << 10;
+
 type Waiters = Vec<(
     oneshot::Sender<Result<AppendOutcome, StorageError>>,
     AppendOutcome,
@@ -880,8 +890,9 @@ struct LaneState {
 }
 
 /// Writes and syncs a direct log's rounds in order, on a blocking thread that keeps going while
-/// rounds are queued, and publishes each one as soon as it is durable. The writer copies round
-/// N+1 into its aligned buffer while the lane writes round N.
+/// rounds are queued, and publishes each one as soon as it is durable. The writer copies a
+/// large round N+1 into its aligned buffer while the lane writes round N; a small one waits
+/// for round N to be published, gathering the appends that arrive meanwhile (see [`writer`]).
 ///
 /// The lane publishes its rounds itself rather than handing them to the sync task: that saves
 /// a task wake-up per round, which is most of what a round of single-record appends costs
@@ -985,10 +996,40 @@ impl Lane {
         }
     }
 
+    /// Waits, holding one permit, until every round handed to the lane is written and
+    /// published (or refused).
+    async fn idle(&self) {
+        if let Ok(rest) = self.permits.acquire_many(LANE_DEPTH - 1).await {
+            drop(rest);
+        }
+    }
+
     /// Waits until every round handed to the lane is written and published (or refused).
     async fn drain(&self) {
         if let Ok(all) = self.permits.acquire_many(LANE_DEPTH).await {
             drop(all);
+        }
+    }
+}
+
+/// Record bytes of an append (none for other messages).
+fn append_bytes(m: &Msg) -> usize {
+    match m {
+        Msg::Append { records, .. } => records.iter().map(format::record_len).sum(),
+        _ => 0,
+    }
+}
+
+/// Takes every message already queued into `group`, until the appends in it reach
+/// [`GROUP_BYTES`].
+fn gather(rx: &mut mpsc::Receiver<Msg>, group: &mut Vec<Msg>, bytes: &mut usize) {
+    while *bytes < GROUP_BYTES {
+        match rx.try_recv() {
+            Ok(m) => {
+                *bytes += append_bytes(&m);
+                group.push(m);
+            }
+            Err(_) => break,
         }
     }
 }
@@ -1000,7 +1041,9 @@ impl Lane {
 /// itself, so the lane syncs it in the same blocking call and publishes it: every append that
 /// arrived during the write and sync goes into the next round, covered by one fdatasync. Each
 /// round:
-/// 1. Wait for one message, then take every message already queued (up to `GROUP_BYTES`).
+/// 1. Wait for one message, then take every message already queued (up to `GROUP_BYTES`). A
+///    direct round of appends smaller than `OVERLAP_BYTES` then waits until the lane has
+///    published the round before it and takes in every append queued meanwhile.
 /// 2. Give appends their offsets and one arrival time each (never earlier than the previous
 ///    batch's, so the timestamp index stays sorted) and encode them: headers, length prefixes
 ///    and partition keys into one buffer, while record data stays in the requests' buffers.
@@ -1056,26 +1099,25 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Msg>) {
         // A direct log waits for the lane to have room before gathering, so that appends
         // arriving meanwhile join this round.
         let mut permit = None;
-        if active.is_direct() && matches!(first, Msg::Append { .. }) {
+        if active.is_direct() && first.is_append() {
             permit = lane.permit().await;
         }
+        let mut bytes = append_bytes(&first);
         let mut group = vec![first];
-        let mut bytes = 0usize;
-        while bytes < GROUP_BYTES {
-            match rx.try_recv() {
-                Ok(m) => {
-                    if let Msg::Append { records, .. } = &m {
-                        bytes += records.iter().map(format::record_len).sum::<usize>();
-                    }
-                    group.push(m);
-                }
-                Err(_) => break,
-            }
+        gather(&mut rx, &mut group, &mut bytes);
+        // A small direct round handed to the lane now would only wait behind the round being
+        // written, and the appends arriving during that write would wait behind both. So it
+        // waits for the lane to be empty and takes in what arrived meanwhile: one write and
+        // one sync for all of them. A large round is copied while the lane writes the one
+        // before it, so the device does not wait for the copy.
+        if permit.is_some() && bytes < OVERLAP_BYTES && group.iter().all(Msg::is_append) {
+            lane.idle().await;
+            gather(&mut rx, &mut group, &mut bytes);
         }
         // In a stream log, each shard's batches of a round go next to each other (in the
         // order they came), so that its readers read them in one piece. Only a round of
         // appends alone is reordered: a close must stay behind the appends before it.
-        if inner.stream && group.iter().all(|m| matches!(m, Msg::Append { .. })) {
+        if inner.stream && group.iter().all(Msg::is_append) {
             group.sort_by_key(|m| match m {
                 Msg::Append { tag, .. } => *tag,
                 _ => 0,
@@ -1872,6 +1914,102 @@ mod tests {
     }
 
     /// Whether files in `dir` can be opened with `O_DIRECT` (not on tmpfs, for one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_and_large_appends_racing_into_a_direct_log_each_land_once_in_order() {
+        // Small appends wait for the lane to be empty and large ones are handed to it while it
+        // writes; many tasks mixing both, across segment rolls, must each get their own
+        // offsets, in the order each task sent them, and every byte must survive a reopen.
+        let tmp = tempfile::tempdir().unwrap();
+        let c = StorageConfig {
+            dir: Some(tmp.path().join("shard")),
+            segment_bytes: 1 << 20,
+            direct_io: true,
+            ..StorageConfig::default()
+        };
+        let record = |task: usize, seq: usize, i: usize| RecordIn {
+            partition_key: Bytes::from(format!("{task}/{seq}/{i}")),
+            data: Bytes::from(
+                (0..(task * 131 + seq * 17 + i) % 900)
+                    .map(|b| (b ^ task ^ seq) as u8)
+                    .collect::<Vec<u8>>(),
+            ),
+        };
+        // Every fifth append of a task is about 200 KB, the rest one or two small records.
+        let size = |task: usize, seq: usize| {
+            if (task + seq).is_multiple_of(5) {
+                250
+            } else {
+                1 + seq % 2
+            }
+        };
+        let (tasks, per_task) = (16, 24);
+        let total: usize = (0..tasks)
+            .flat_map(|t| (0..per_task).map(move |s| size(t, s)))
+            .sum();
+        {
+            let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
+            assert_eq!(
+                log.view().segments[0].is_direct(),
+                supports_direct(tmp.path())
+            );
+            let mut handles = Vec::new();
+            for task in 0..tasks {
+                let log = log.clone();
+                handles.push(tokio::spawn(async move {
+                    let mut firsts = Vec::new();
+                    for seq in 0..per_task {
+                        let recs = (0..size(task, seq)).map(|i| record(task, seq, i)).collect();
+                        firsts.push(log.append(recs, 0).await.unwrap().first_offset);
+                    }
+                    firsts
+                }));
+            }
+            let mut spans = Vec::new();
+            for (task, h) in handles.into_iter().enumerate() {
+                let firsts = h.await.unwrap();
+                assert!(
+                    firsts.windows(2).all(|w| w[0] < w[1]),
+                    "task {task} in order"
+                );
+                spans.extend(
+                    firsts
+                        .iter()
+                        .enumerate()
+                        .map(|(seq, f)| (*f, size(task, seq))),
+                );
+            }
+            spans.sort_unstable();
+            let mut next = 0u64;
+            for (first, n) in spans {
+                assert_eq!(first, next, "offsets neither overlap nor leave gaps");
+                next += n as u64;
+            }
+            assert_eq!(next, total as u64);
+            assert!(
+                log.view().segments.len() > 1,
+                "the appends crossed segment rolls"
+            );
+            log.shutdown().await;
+        }
+        let log = ShardLog::open(c, Clock::default(), 0, false).unwrap();
+        assert_eq!(log.end_offset(), total as u64);
+        let mut got = Vec::new();
+        while got.len() < total {
+            let b = log.read(got.len() as u64, 10_000, 8 << 20).unwrap();
+            assert!(!b.records.is_empty());
+            got.extend(b.records);
+        }
+        for r in &got {
+            let key: Vec<usize> = r
+                .partition_key
+                .split('/')
+                .map(|p| p.parse().unwrap())
+                .collect();
+            let want = record(key[0], key[1], key[2]);
+            assert_eq!(r.data, want.data, "record {}", r.partition_key);
+        }
+    }
+
     fn supports_direct(dir: &Path) -> bool {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
