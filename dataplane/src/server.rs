@@ -106,28 +106,44 @@ impl Body for ChannelBody {
     }
 }
 
-fn request_id() -> String {
+/// Response headers every answer carries, as AWS sends them (HTTP/1.1 writes header names in
+/// lower case).
+static REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-amzn-requestid");
+static ID_2: header::HeaderName = header::HeaderName::from_static("x-amz-id-2");
+
+/// A request id in AWS's form: a random UUID in lower-case hex.
+fn request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b: [u8; 16] = rand::random();
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_be_bytes([b[4], b[5]]),
-        u16::from_be_bytes([b[6], b[7]]),
-        u16::from_be_bytes([b[8], b[9]]),
-        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
-    )
+    let mut out = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[at] = b'-';
+            at += 1;
+        }
+        out[at] = HEX[(byte >> 4) as usize];
+        out[at + 1] = HEX[(byte & 15) as usize];
+        at += 2;
+    }
+    HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value")
+}
+
+/// An `x-amz-id-2` value: 72 random bytes in base64, as AWS sends.
+fn id_2() -> HeaderValue {
+    let mut raw = [0u8; 72];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut raw[..]);
+    let mut out = [0u8; 96];
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(raw, &mut out)
+        .expect("72 bytes are 96 base64 characters");
+    HeaderValue::from_bytes(&out[..n]).expect("base64 is a valid header value")
 }
 
 fn with_ids(mut resp: Response<RespBody>) -> Response<RespBody> {
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
-        h.insert("x-amzn-RequestId", v);
-    }
-    let mut id2 = [0u8; 72];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut id2[..]);
-    if let Ok(v) = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(id2)) {
-        h.insert("x-amz-id-2", v);
-    }
+    h.insert(REQUEST_ID.clone(), request_id());
+    h.insert(ID_2.clone(), id_2());
     resp
 }
 
@@ -767,6 +783,29 @@ pub struct Bound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every answer carries a fresh request id in AWS's UUID form and a 72-byte `x-amz-id-2`.
+    #[test]
+    fn answers_carry_a_uuid_request_id_and_an_id_2() {
+        let a = respond(200, None, Bytes::new());
+        let b = respond(400, None, Bytes::new());
+        let id = a.headers()["x-amzn-RequestId"].to_str().unwrap();
+        assert_eq!(id.len(), 36, "{id}");
+        for (i, c) in id.chars().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                assert_eq!(c, '-', "{id}");
+            } else {
+                assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{id}");
+            }
+        }
+        assert_ne!(id, b.headers()["x-amzn-requestid"].to_str().unwrap());
+        let id2 = a.headers()["x-amz-id-2"].to_str().unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(id2)
+            .unwrap();
+        assert_eq!(raw.len(), 72);
+        assert_ne!(id2, b.headers()["x-amz-id-2"].to_str().unwrap());
+    }
 
     /// A member vanished without closing its connection is found out within seconds.
     #[tokio::test]
