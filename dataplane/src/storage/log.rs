@@ -1946,7 +1946,7 @@ mod tests {
         let total: usize = (0..tasks)
             .flat_map(|t| (0..per_task).map(move |s| size(t, s)))
             .sum();
-        {
+        let spans = {
             let log = ShardLog::open(c.clone(), Clock::default(), 0, false).unwrap();
             assert_eq!(
                 log.view().segments[0].is_direct(),
@@ -1975,12 +1975,12 @@ mod tests {
                     firsts
                         .iter()
                         .enumerate()
-                        .map(|(seq, f)| (*f, size(task, seq))),
+                        .map(|(seq, f)| (*f, size(task, seq), task, seq)),
                 );
             }
             spans.sort_unstable();
             let mut next = 0u64;
-            for (first, n) in spans {
+            for &(first, n, ..) in &spans {
                 assert_eq!(first, next, "offsets neither overlap nor leave gaps");
                 next += n as u64;
             }
@@ -1990,7 +1990,8 @@ mod tests {
                 "the appends crossed segment rolls"
             );
             log.shutdown().await;
-        }
+            spans
+        };
         let log = ShardLog::open(c, Clock::default(), 0, false).unwrap();
         assert_eq!(log.end_offset(), total as u64);
         let mut got = Vec::new();
@@ -1999,14 +2000,14 @@ mod tests {
             assert!(!b.records.is_empty());
             got.extend(b.records);
         }
-        for r in &got {
-            let key: Vec<usize> = r
-                .partition_key
-                .split('/')
-                .map(|p| p.parse().unwrap())
-                .collect();
-            let want = record(key[0], key[1], key[2]);
-            assert_eq!(r.data, want.data, "record {}", r.partition_key);
+        // Each append's records sit at the offsets it was acknowledged with.
+        for (first, n, task, seq) in spans {
+            for i in 0..n {
+                let r = &got[first as usize + i];
+                let want = record(task, seq, i);
+                assert_eq!(r.partition_key.as_bytes(), &want.partition_key[..]);
+                assert_eq!(r.data, want.data, "record {}", r.partition_key);
+            }
         }
     }
 
