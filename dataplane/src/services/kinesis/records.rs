@@ -656,10 +656,8 @@ fn get_records_json(
         }
         out.extend_from_slice(&time_text);
         out.extend_from_slice(b",\"Data\":\"");
-        let start = out.len();
-        let b64 = base64_simd::STANDARD;
-        out.resize(start + b64.encoded_length(r.data.len()), 0);
-        let _ = b64.encode(&r.data, base64_simd::Out::from_slice(&mut out[start..]));
+        // Encoded straight into the spare capacity: no zeroing of what it overwrites.
+        base64_simd::STANDARD.encode_append(&r.data, &mut out);
         out.extend_from_slice(b"\",\"PartitionKey\":");
         let _ = serde_json::to_writer(&mut out, &*r.partition_key);
         out.extend_from_slice(if r.encrypted {
