@@ -113,20 +113,8 @@ static ID_2: header::HeaderName = header::HeaderName::from_static("x-amz-id-2");
 
 /// A request id in AWS's form: a random UUID in lower-case hex.
 fn request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let b: [u8; 16] = rand::random();
-    let mut out = [0u8; 36];
-    let mut at = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[at] = b'-';
-            at += 1;
-        }
-        out[at] = HEX[(byte >> 4) as usize];
-        out[at + 1] = HEX[(byte & 15) as usize];
-        at += 2;
-    }
-    HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value")
+    let text = crate::protocol::types::uuid_text(&rand::random());
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header value")
 }
 
 /// An `x-amz-id-2` value: 72 random bytes in base64, as AWS sends.

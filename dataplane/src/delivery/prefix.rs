@@ -198,16 +198,8 @@ pub fn uuid_from(seed: u128) -> String {
     let v = (seed & !(0xf000u128 << 64) & !(0xc000u128 << 48))
         | (0x4000u128 << 64)
         | (0x8000u128 << 48);
-    let b = v.to_be_bytes();
-    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h(0..4),
-        h(4..6),
-        h(6..8),
-        h(8..10),
-        h(10..16)
-    )
+    let text = crate::protocol::types::uuid_text(&v.to_be_bytes());
+    String::from_utf8(text.to_vec()).expect("hex digits and dashes are UTF-8")
 }
 
 /// 11 characters from `[a-zA-Z0-9]`, derived from `seed`.
@@ -324,6 +316,11 @@ mod tests {
         assert!(name.starts_with("ds-1-2018-08-27-10-30-00-"), "{name}");
         assert!(name.ends_with(".gz"));
         assert_eq!(uuid_from(7).len(), 36);
+        assert_eq!(uuid_from(7), "00000000-0000-4000-8000-000000000007");
+        assert_eq!(
+            uuid_from(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+            "01234567-89ab-4def-bedc-ba9876543210"
+        );
     }
 
     #[test]

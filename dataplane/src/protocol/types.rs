@@ -87,6 +87,23 @@ thread_local! {
 /// it): the blobs of one request share chunks only with each other, so a request that waits
 /// (say, for a busy shard) holds no more memory than about its own body, and a small request
 /// gets a small chunk.
+/// 16 bytes in a UUID's text form: lower-case hex in groups of 8, 4, 4, 4 and 12 digits.
+pub fn uuid_text(b: &[u8; 16]) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[at] = b'-';
+            at += 1;
+        }
+        out[at] = HEX[(byte >> 4) as usize];
+        out[at + 1] = HEX[(byte & 15) as usize];
+        at += 2;
+    }
+    out
+}
+
 pub fn start_blob_chunks(body_len: usize) {
     BLOB_ARENA.with(|arena| {
         *arena.borrow_mut() = (BytesMut::new(), (body_len / 4 * 3).clamp(64, BLOB_CHUNK));
