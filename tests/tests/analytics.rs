@@ -140,6 +140,44 @@ async fn read_all(k: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
 }
 
 /// Waits until `stream` holds at least `n` records, then returns them all.
+/// Waits until an application under `dir` has a `checkpoint.json` with some input shard read
+/// up to at least `offset` (checkpoints are written at most once a second, and later on a
+/// busy machine).
+async fn wait_for_checkpoint_past(dir: &std::path::Path, offset: u64) {
+    fn reached(dir: &std::path::Path, offset: u64) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                return reached(&path, offset);
+            }
+            if path.file_name().is_none_or(|n| n != "checkpoint.json") {
+                return false;
+            }
+            let Ok(cp) = serde_json::from_slice::<Value>(&std::fs::read(&path).unwrap_or_default())
+            else {
+                return false;
+            };
+            cp["inputs"].as_object().is_some_and(|inputs| {
+                inputs.values().any(|input| {
+                    input["offsets"]
+                        .as_object()
+                        .is_some_and(|o| o.values().any(|v| v.as_u64() >= Some(offset)))
+                })
+            })
+        })
+    }
+    for _ in 0..300 {
+        if reached(dir, offset) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no checkpoint past offset {offset} under {}", dir.display());
+}
+
 async fn wait_for(k: &aws_sdk_kinesis::Client, stream: &str, n: usize) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -701,8 +739,9 @@ async fn a_restarted_server_resumes_a_running_application_after_its_checkpoint()
         .await;
     put_json(&e.k, "in", &[demo("AMZN", "TECHNOLOGY", 1.0, 2.0)]).await;
     assert_eq!(wait_for(&e.k, "tech", 1).await.len(), 1);
-    // Let a checkpoint be written, then kill the process without warning.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Let a checkpoint past the first record be written, then kill the process without
+    // warning.
+    wait_for_checkpoint_past(dir.path(), 1).await;
     e.server.restart().await.unwrap();
     e.k = kinesis_client(&e.server.api);
     e.a = analytics_client(&e.server.api);
