@@ -33,6 +33,9 @@ pub struct Disk {
     pub runs: Vec<f64>,
     /// The probe bypassed the page cache (`O_DIRECT`), as Tributary does by default.
     pub direct: bool,
+    /// The mount under the scratch folder: its source and filesystem type, from
+    /// `/proc/self/mounts`.
+    pub mount: Option<(String, String)>,
 }
 
 impl Disk {
@@ -51,8 +54,12 @@ impl Disk {
     /// One line for the report.
     pub fn describe(&self) -> String {
         let runs: Vec<String> = self.runs.iter().map(|r| format!("{r:.0}")).collect();
+        let device = match &self.mount {
+            Some((source, fstype)) => format!(" (`{source}`, {fstype})"),
+            None => String::new(),
+        };
         format!(
-            "the disk under the scratch folder took {:.0} MB/s of {} MiB writes of random bytes{}, each followed by `fdatasync` (median of {}: {} MB/s); at {:.0} bytes stored per record, that is about {} records/s for a log that syncs what it writes",
+            "the disk under the scratch folder{device} took {:.0} MB/s of {} MiB writes of random bytes{}, each followed by `fdatasync` (median of {}: {} MB/s); at {:.0} bytes stored per record, that is about {} records/s for a log that syncs what it writes",
             self.median(),
             CHUNK >> 20,
             if self.direct { " with `O_DIRECT`" } else { "" },
@@ -107,7 +114,36 @@ pub fn measure(dir: &Path, rounds: usize, total: usize) -> anyhow::Result<Disk> 
         drop(file);
         std::fs::remove_file(&path)?;
     }
-    Ok(Disk { runs, direct })
+    let mount = std::fs::read_to_string("/proc/self/mounts")
+        .ok()
+        .and_then(|table| mount_of(&table, &dir.canonicalize().ok()?));
+    Ok(Disk {
+        runs,
+        direct,
+        mount,
+    })
+}
+
+/// The source and filesystem type of the mount holding `path` (absolute, without symlinks)
+/// in a mount table of `/proc/self/mounts`' format: the last of the longest mount points
+/// that contain it, as the kernel resolves stacked mounts.
+fn mount_of(table: &str, path: &Path) -> Option<(String, String)> {
+    let mut best: Option<(usize, &str, &str)> = None;
+    for line in table.lines() {
+        let mut fields = line.split(' ');
+        let (Some(source), Some(target), Some(fstype)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        // Spaces in mount points are written as `\040`; such mount points are rare enough
+        // to take literally.
+        let depth = Path::new(target).components().count();
+        if path.starts_with(target) && best.is_none_or(|(d, _, _)| depth >= d) {
+            best = Some((depth, source, fstype));
+        }
+    }
+    best.map(|(_, source, fstype)| (source.to_owned(), fstype.to_owned()))
 }
 
 #[cfg(test)]
@@ -124,5 +160,29 @@ mod tests {
         assert!(disk.records_per_s() > 0.0);
         assert!(disk.describe().contains("fdatasync"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        if cfg!(target_os = "linux") {
+            let (source, fstype) = disk
+                .mount
+                .clone()
+                .expect("a mount under the temporary folder");
+            assert!(!source.is_empty() && !fstype.is_empty());
+            assert!(disk.describe().contains(&format!("(`{source}`, {fstype})")));
+        }
+    }
+
+    #[test]
+    fn the_mount_of_a_path_is_its_deepest_mount_point_and_the_last_one_stacked_there() {
+        let table = "/dev/vda / ext4 rw 0 0\n\
+                     proc /proc proc rw 0 0\n\
+                     tmpfs /mnt/fast tmpfs rw 0 0\n\
+                     /dev/loop0 /mnt/fast ext4 rw 0 0\n\
+                     /dev/loop1 /mnt/fastest ext4 rw 0 0\n";
+        let of = |p: &str| mount_of(table, Path::new(p)).map(|(s, t)| format!("{s} {t}"));
+        assert_eq!(of("/work/scratch").as_deref(), Some("/dev/vda ext4"));
+        assert_eq!(of("/mnt/fast/run-1").as_deref(), Some("/dev/loop0 ext4"));
+        assert_eq!(of("/mnt/fast").as_deref(), Some("/dev/loop0 ext4"));
+        // A path component, not a string prefix.
+        assert_eq!(of("/mnt/faster").as_deref(), Some("/dev/vda ext4"));
+        assert_eq!(mount_of("", Path::new("/x")), None);
     }
 }
