@@ -2,85 +2,62 @@
 //!
 //! Same HTTP stack and settings as Tributary's front door (hyper 1 with hyper-util's auto
 //! builder: HTTP/1.1 keep-alive and h2c on one port, `TCP_NODELAY`, multi-threaded tokio),
-//! the same request work (read the whole body, parse the JSON, base64-decode every `Data`)
-//! and a response of the same shape, but no routing, no storage and no fsync. No server on
-//! this stack can answer these requests faster, so Tributary/ceiling is the share of the
-//! machine's HTTP-and-codec throughput that Tributary keeps while storing durably.
+//! and the same request work with Tributary's own code: the body read whole, then decoded by
+//! `tributary::protocol::codec` into the service's input types (JSON, every `Data` base64
+//! decoded into shared chunks), and answered by the service's own encoders (PutRecords'
+//! hand-written JSON writer), but with no validation, no routing, no storage and no fsync. So
+//! Tributary/ceiling is the share of the machine's HTTP-and-codec throughput that Tributary
+//! keeps while storing durably.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use base64_simd::STANDARD;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordsIn<'a> {
-    #[serde(borrow)]
-    records: Vec<EntryIn<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct EntryIn<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
-    #[serde(borrow)]
-    partition_key: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordsOut {
-    failed_record_count: u32,
-    records: Vec<EntryOut>,
-    encryption_type: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct EntryOut {
-    sequence_number: String,
-    shard_id: &'static str,
-}
+use tributary::protocol::{codec, Protocol};
+use tributary::services::kinesis::model::{PutRecordInput, PutRecordOutput, PutRecordsInput};
+use tributary::services::kinesis::records::PutRecordsReply;
+use tributary::services::Encode;
+use tributary::streams::{seq, PutOutcome};
 
 struct State {
-    sequence: AtomicU64,
+    /// Records answered so far: the next record's offset in the one shard.
+    offset: AtomicU64,
+    /// Requests answered so far, for their ids.
+    requests: AtomicU64,
+    shard_id: Arc<str>,
 }
 
 impl State {
-    /// A 56-digit sequence number, as long as a real one.
-    fn next_sequence(&self) -> String {
-        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        format!("4968{n:052}")
+    /// Sequence numbers for `n` records, as Tributary makes them.
+    fn sequences(&self, n: usize) -> impl Iterator<Item = u128> {
+        let first = self.offset.fetch_add(n as u64, Ordering::Relaxed);
+        (first..first + n as u64).map(|offset| seq::encode(0x5eed, 0, offset))
     }
 }
 
-fn reply(status: u16, body: Vec<u8>, request: u64) -> Response<Full<Bytes>> {
+fn reply(status: u16, body: Bytes, request: u64) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
         .header("x-amzn-RequestId", format!("ceiling-{request:016x}"))
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 fn bad_request(message: &str, request: u64) -> Response<Full<Bytes>> {
     let body = serde_json::json!({"__type": "SerializationException", "message": message});
-    reply(400, body.to_string().into_bytes(), request)
+    reply(400, Bytes::from(body.to_string()), request)
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let request = state.sequence.load(Ordering::Relaxed);
+    let request = state.requests.fetch_add(1, Ordering::Relaxed);
     let op = req
         .headers()
         .get("x-amz-target")
@@ -94,59 +71,51 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     };
     match op.as_str() {
         "PutRecords" => {
-            let input: PutRecordsIn = match serde_json::from_slice(&body) {
+            let input: PutRecordsInput = match codec::decode(Protocol::Json, &body) {
                 Ok(i) => i,
-                Err(e) => return bad_request(&e.to_string(), request),
+                Err(e) => return bad_request(&e.message, request),
             };
-            let mut records = Vec::with_capacity(input.records.len());
-            for r in &input.records {
-                let data = match STANDARD.decode_to_vec(r.data.as_bytes()) {
-                    Ok(d) => d,
-                    Err(_) => return bad_request("base64 value invalid", request),
-                };
-                std::hint::black_box((data, &r.partition_key));
-                records.push(EntryOut {
-                    sequence_number: state.next_sequence(),
-                    shard_id: "shardId-000000000000",
-                });
-            }
-            let out = PutRecordsOut {
-                failed_record_count: 0,
-                records,
-                encryption_type: "NONE",
-            };
-            reply(200, serde_json::to_vec(&out).unwrap_or_default(), request)
+            let records = input.records.unwrap_or_default();
+            let outcomes = state
+                .sequences(records.len())
+                .map(|sequence| PutOutcome::Ok {
+                    shard_id: state.shard_id.clone(),
+                    sequence,
+                })
+                .collect();
+            // The decoded records are dropped here, as Tributary drops them once written.
+            drop(std::hint::black_box(records));
+            let out = PutRecordsReply::new(outcomes, "NONE").encode(Protocol::Json);
+            reply(200, out, request)
         }
         "PutRecord" => {
-            let input: EntryIn = match serde_json::from_slice(&body) {
+            let input: PutRecordInput = match codec::decode(Protocol::Json, &body) {
                 Ok(i) => i,
-                Err(e) => return bad_request(&e.to_string(), request),
+                Err(e) => return bad_request(&e.message, request),
             };
-            match STANDARD.decode_to_vec(input.data.as_bytes()) {
-                Ok(d) => std::hint::black_box((d, &input.partition_key)),
-                Err(_) => return bad_request("base64 value invalid", request),
+            drop(std::hint::black_box(input));
+            let sequence = state.sequences(1).next().unwrap_or_default();
+            let out = PutRecordOutput {
+                shard_id: state.shard_id.to_string(),
+                sequence_number: sequence.to_string(),
+                encryption_type: "NONE",
             };
-            let out = serde_json::json!({
-                "SequenceNumber": state.next_sequence(),
-                "ShardId": "shardId-000000000000",
-                "EncryptionType": "NONE",
-            });
-            reply(200, out.to_string().into_bytes(), request)
+            reply(200, out.encode(Protocol::Json), request)
         }
-        "CreateStream" => reply(200, Vec::new(), request),
+        "CreateStream" => reply(200, Bytes::new(), request),
         "ListStreams" => reply(
             200,
-            br#"{"StreamNames":[],"HasMoreStreams":false}"#.to_vec(),
+            Bytes::from_static(br#"{"StreamNames":[],"HasMoreStreams":false}"#),
             request,
         ),
         "DescribeStreamSummary" => reply(
             200,
-            br#"{"StreamDescriptionSummary":{"StreamStatus":"ACTIVE"}}"#.to_vec(),
+            Bytes::from_static(br#"{"StreamDescriptionSummary":{"StreamStatus":"ACTIVE"}}"#),
             request,
         ),
         _ => {
             let body = serde_json::json!({"__type": "UnknownOperationException"});
-            reply(400, body.to_string().into_bytes(), request)
+            reply(400, Bytes::from(body.to_string()), request)
         }
     }
 }
@@ -156,7 +125,9 @@ pub async fn serve(listen: &str) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     println!("listening api={}", listener.local_addr()?);
     let state = Arc::new(State {
-        sequence: AtomicU64::new(0),
+        offset: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
+        shard_id: Arc::from("shardId-000000000000"),
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -87,6 +87,12 @@ thread_local! {
 /// it): the blobs of one request share chunks only with each other, so a request that waits
 /// (say, for a busy shard) holds no more memory than about its own body, and a small request
 /// gets a small chunk.
+pub fn start_blob_chunks(body_len: usize) {
+    BLOB_ARENA.with(|arena| {
+        *arena.borrow_mut() = (BytesMut::new(), (body_len / 4 * 3).clamp(64, BLOB_CHUNK));
+    });
+}
+
 /// 16 bytes in a UUID's text form: lower-case hex in groups of 8, 4, 4, 4 and 12 digits.
 pub fn uuid_text(b: &[u8; 16]) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -102,12 +108,6 @@ pub fn uuid_text(b: &[u8; 16]) -> [u8; 36] {
         at += 2;
     }
     out
-}
-
-pub fn start_blob_chunks(body_len: usize) {
-    BLOB_ARENA.with(|arena| {
-        *arena.borrow_mut() = (BytesMut::new(), (body_len / 4 * 3).clamp(64, BLOB_CHUNK));
-    });
 }
 
 /// Decodes strict base64. Blobs up to an eighth of [`BLOB_CHUNK`] are decoded into the

@@ -291,6 +291,15 @@ pub struct PutRecordsReply {
 }
 
 impl PutRecordsReply {
+    /// The reply for `outcomes`, one per record in the request's order. Public so that the
+    /// benchmark's ceiling answers with the same encoder.
+    pub fn new(outcomes: Vec<PutOutcome>, encryption_type: &'static str) -> PutRecordsReply {
+        PutRecordsReply {
+            outcomes,
+            encryption_type,
+        }
+    }
+
     fn failed(&self) -> usize {
         self.outcomes
             .iter()
