@@ -24,9 +24,34 @@ pub fn align_up(n: u64) -> u64 {
     n.div_ceil(ALIGN as u64) * ALIGN as u64
 }
 
+/// Buffers from this size on are mapped on their own and backed by transparent huge pages
+/// where the kernel has them.
+const HUGE: usize = 2 << 20;
+
+enum Raw {
+    Heap(Vec<u8>),
+    Map(memmap2::MmapMut),
+}
+
+impl Raw {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Raw::Heap(v) => v,
+            Raw::Map(m) => m,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Raw::Heap(v) => v,
+            Raw::Map(m) => m,
+        }
+    }
+}
+
 /// A zeroed byte buffer whose first byte sits at an [`ALIGN`]-aligned address.
 pub struct AlignedBuf {
-    raw: Vec<u8>,
+    raw: Raw,
     start: usize,
     len: usize,
 }
@@ -37,7 +62,31 @@ impl AlignedBuf {
         // For byte pointers `align_offset` always finds the offset, which is below `ALIGN`.
         let start = raw.as_ptr().align_offset(ALIGN);
         assert!(start < ALIGN, "an aligned start within the buffer");
-        AlignedBuf { raw, start, len }
+        AlignedBuf {
+            raw: Raw::Heap(raw),
+            start,
+            len,
+        }
+    }
+
+    /// A zeroed buffer for the writer's rounds: from [`HUGE`] bytes on, an anonymous mapping
+    /// (page-aligned) advised to use huge pages, so that copying a round into it and pinning
+    /// it for direct I/O touch a few large pages instead of hundreds of small ones.
+    fn zeroed_for_rounds(len: usize) -> AlignedBuf {
+        if len < HUGE {
+            return AlignedBuf::zeroed(len);
+        }
+        match memmap2::MmapMut::map_anon(len) {
+            Ok(map) => {
+                let _ = map.advise(memmap2::Advice::HugePage);
+                AlignedBuf {
+                    raw: Raw::Map(map),
+                    start: 0,
+                    len,
+                }
+            }
+            Err(_) => AlignedBuf::zeroed(len),
+        }
     }
 
     /// Shortens the visible bytes to `len` (never lengthens).
@@ -46,15 +95,16 @@ impl AlignedBuf {
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.len]
+        let (start, len) = (self.start, self.len);
+        &mut self.raw.bytes_mut()[start..start + len]
     }
 
     /// Makes the buffer `len` bytes long, reallocating only when it has room for fewer. Bytes
     /// kept from earlier use are not cleared.
     pub fn set_len(&mut self, len: usize) {
-        if self.raw.len() - self.start < len {
+        if self.raw.bytes().len() - self.start < len {
             // Room to grow a little, so rounds of varying size settle on one buffer.
-            *self = AlignedBuf::zeroed(len + len / 4);
+            *self = AlignedBuf::zeroed_for_rounds(len + len / 4);
         }
         self.len = len;
     }
@@ -62,7 +112,7 @@ impl AlignedBuf {
 
 impl AsRef<[u8]> for AlignedBuf {
     fn as_ref(&self) -> &[u8] {
-        &self.raw[self.start..self.start + self.len]
+        &self.raw.bytes()[self.start..self.start + self.len]
     }
 }
 
@@ -160,6 +210,25 @@ mod tests {
             assert_eq!(b.as_mut_slice().as_ptr() as usize % ALIGN, 0);
             assert_eq!(b.as_ref().len(), len);
         }
+    }
+
+    #[test]
+    fn buffers_for_rounds_grow_aligned_and_zeroed_and_keep_their_bytes() {
+        let mut b = AlignedBuf::zeroed(0);
+        for len in [100, HUGE + 5, 3 * HUGE, HUGE / 2] {
+            b.set_len(len);
+            assert_eq!(b.as_ref().len(), len);
+            assert_eq!(b.as_ref().as_ptr() as usize % ALIGN, 0);
+        }
+        // A fresh large buffer is zeroed, and bytes written stay when it is cut and regrown
+        // within its room.
+        let mut b = AlignedBuf::zeroed(0);
+        b.set_len(3 * HUGE);
+        assert!(b.as_ref().iter().all(|&x| x == 0));
+        b.as_mut_slice()[HUGE] = 7;
+        b.set_len(HUGE + 1);
+        b.set_len(3 * HUGE);
+        assert_eq!(b.as_ref()[HUGE], 7);
     }
 
     #[test]
