@@ -276,10 +276,7 @@ pub async fn put_records(k: &Kinesis, i: PutRecordsInput) -> Result<PutRecordsRe
     }
     let outcomes = k.engine.put(&stream, &entries).await;
     record_metrics(&stream, &outcomes, &entries, true);
-    Ok(PutRecordsReply {
-        outcomes,
-        encryption_type: encryption_type(&stream),
-    })
+    Ok(PutRecordsReply::new(outcomes, encryption_type(&stream)))
 }
 
 /// PutRecords' output. In JSON it is written straight from the outcomes: the records of one
@@ -292,7 +289,7 @@ pub struct PutRecordsReply {
 
 impl PutRecordsReply {
     /// The reply for `outcomes`, one per record in the request's order. Public so that the
-    /// benchmark's ceiling answers with the same encoder.
+    /// benchmark's ceiling answers with the same encoder as `put_records`.
     pub fn new(outcomes: Vec<PutOutcome>, encryption_type: &'static str) -> PutRecordsReply {
         PutRecordsReply {
             outcomes,
